@@ -1,0 +1,67 @@
+"""The FastAPI application: routers under /api/v1, JSON errors, OpenAPI."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from snoozeql import __version__
+from snoozeql.api.routers import accounts, actions, apikeys, health, instances
+from snoozeql.domain.errors import SnoozeError
+from snoozeql.services.context import Context
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 422: "invalid_input", 502: "provider_error",
+}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    code = _CODES.get(status, "error")
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def create_app(ctx: Context) -> FastAPI:
+    app = FastAPI(
+        title="SnoozeQL",
+        version=__version__,
+        description="One control plane for every database a team runs.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+
+    @app.exception_handler(SnoozeError)
+    async def _snooze_error(_: Request, exc: SnoozeError) -> JSONResponse:
+        return _error(exc.http_status, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+        return _error(422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return _error(500, "internal error; see the server log")
+
+    app.include_router(health.router)
+    for r in (accounts.router, instances.router, actions.router, apikeys.router):
+        app.include_router(r, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from snoozeql.api.deps import CtxDep, Operator, Viewer
+from snoozeql.api.schemas import ActionResultOut, InstanceDetail, InstanceOut, InstancePage
+from snoozeql.domain.types import InstanceKind
+from snoozeql.services.inventory import InventoryService
+from snoozeql.services.lifecycle import LifecycleService
+
+router = APIRouter(prefix="/instances", tags=["instances"])
+
+
+@router.get("", response_model=InstancePage)
+def list_instances(
+    ctx: CtxDep,
+    _: Viewer,
+    provider: str | None = None,
+    account: str | None = Query(None, description="account id or name"),
+    region: str | None = None,
+    engine: str | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+    tag: Annotated[list[str] | None, Query(description="key=value; repeatable (AND)")] = None,
+    q: str | None = Query(None, description="free text over name, ARN, engine, endpoint"),
+    missing: bool | None = None,
+    sort: str = Query("name", description="name, engine, region, status, ...; '-' = desc"),
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = None,
+) -> InstancePage:
+    svc = InventoryService(ctx)
+    f = svc.build_filter(
+        provider=provider, account=account, region=region, engine=engine, status=status,
+        kind=kind, tags=tag, text=q, missing=missing,
+    )
+    page = svc.list(f, sort=sort, limit=limit, cursor=cursor)
+    return InstancePage(items=[InstanceOut.of(i) for i in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{instance}", response_model=InstanceDetail)
+def get_instance(instance: str, ctx: CtxDep, _: Viewer) -> InstanceDetail:
+    svc = InventoryService(ctx)
+    found = svc.get(instance)
+    members = svc.members(found) if found.kind == InstanceKind.CLUSTER else []
+    return InstanceDetail(
+        **InstanceOut.of(found).model_dump(), members=[InstanceOut.of(m) for m in members]
+    )
+
+
+def _act(ctx: CtxDep, instance: str, action: str, actor: str) -> ActionResultOut:
+    r = LifecycleService(ctx).act(instance, action, actor=actor, reason="manual")
+    return ActionResultOut(
+        action_id=r.action_id, action=r.action.value, result=r.result.value, message=r.message,
+        instance=InstanceOut.of(r.instance),
+    )
+
+
+@router.post("/{instance}/start", response_model=ActionResultOut)
+def start_instance(instance: str, ctx: CtxDep, key: Operator) -> ActionResultOut:
+    return _act(ctx, instance, "start", key.name)
+
+
+@router.post("/{instance}/stop", response_model=ActionResultOut)
+def stop_instance(instance: str, ctx: CtxDep, key: Operator) -> ActionResultOut:
+    return _act(ctx, instance, "stop", key.name)
+
+
+@router.post("/{instance}/restart", response_model=ActionResultOut)
+def restart_instance(instance: str, ctx: CtxDep, key: Operator) -> ActionResultOut:
+    return _act(ctx, instance, "restart", key.name)

@@ -1,0 +1,104 @@
+"""The `snoozeql` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from snoozeql import __version__
+from snoozeql.cli import accounts, actions, apikeys, instances, state
+from snoozeql.cli.output import console, handle_errors
+
+app = typer.Typer(
+    name="snoozeql",
+    help="SnoozeQL: find every database, see when it is used, put it to sleep when it is not.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(instances.app, name="instances")
+app.add_typer(actions.app, name="actions")
+app.add_typer(apikeys.app, name="apikeys")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"snoozeql {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print version")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug output")] = False,
+) -> None:
+    from snoozeql.config import get_settings
+
+    s = get_settings()
+    state.configure_logging("DEBUG" if verbose else "WARNING", s.log_json)
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="default 127.0.0.1 (SNOOZEQL_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="default 8080 (SNOOZEQL_PORT)")] = None,
+    jobs: Annotated[bool, typer.Option("--jobs/--no-jobs", help="run periodic jobs")] = True,
+) -> None:
+    """Run the API (and the periodic jobs) on the configured store; migrates it first."""
+    import uvicorn
+
+    from snoozeql.api.app import create_app
+    from snoozeql.config import get_settings
+    from snoozeql.jobs.runner import JobRunner
+
+    s = get_settings()
+    state.configure_logging(s.log_level, s.log_json)
+    ctx = state.ctx()
+    runner = JobRunner(ctx) if (jobs and s.jobs_enabled) else None
+    if runner:
+        runner.start()
+    url = ctx.engine.url.render_as_string(hide_password=True)
+    console.print(f"SnoozeQL {__version__}: store {url}", highlight=False)
+    console.print(
+        f"API on http://{host or s.host}:{port or s.port}/api/v1 "
+        f"(docs at /api/v1/docs); jobs {'on' if runner else 'off'}",
+        highlight=False,
+    )
+    try:
+        uvicorn.run(
+            create_app(ctx), host=host or s.host, port=port or s.port,
+            log_level=s.log_level.lower(), log_config=None,
+        )
+    finally:
+        if runner:
+            runner.stop()
+
+
+@app.command()
+@handle_errors
+def migrate(
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="downgrade to REVISION")] = False,
+) -> None:
+    """Apply (or roll back) the store's schema migrations."""
+    from snoozeql.config import get_settings
+    from snoozeql.store import db
+
+    s = get_settings()
+    engine = db.create_engine(s.effective_database_url)
+    before = db.current_revision(engine)
+    if down:
+        db.downgrade(engine, revision)
+    else:
+        db.upgrade(engine, revision)
+    after = db.current_revision(engine)
+    console.print(f"store {engine.url.render_as_string(hide_password=True)}: "
+                  f"{before or 'empty'} -> {after or 'empty'}", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

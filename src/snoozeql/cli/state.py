@@ -1,0 +1,26 @@
+"""The CLI's lazily built service context (one per process)."""
+
+from __future__ import annotations
+
+import logging
+
+from snoozeql.config import get_settings
+from snoozeql.services.context import Context, build_context
+
+_ctx: Context | None = None
+
+ACTOR = "cli"
+
+
+def ctx() -> Context:
+    global _ctx
+    if _ctx is None:
+        _ctx = build_context(get_settings())
+    return _ctx
+
+
+def configure_logging(level: str, as_json: bool = False) -> None:
+    from snoozeql.logging import setup
+
+    setup(level, as_json)
+    logging.getLogger("botocore").setLevel(logging.WARNING)

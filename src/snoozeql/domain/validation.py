@@ -1,0 +1,71 @@
+"""Input rules shared by several services: names, regions, URLs."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+from snoozeql.domain.errors import ValidationError
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_GCP_PROJECT = re.compile(r"^(?:[a-z][a-z0-9.:-]{4,61}[a-z0-9])$")
+
+
+def suggest_dns_label(value: str) -> str:
+    s = re.sub(r"[^a-z0-9-]+", "-", value.strip().lower()).strip("-")
+    s = re.sub(r"-{2,}", "-", s)[:63].strip("-")
+    return s or "db1"
+
+
+def dns_label(value: str, what: str = "name") -> str:
+    """A DNS label: lower-case letters, digits and hyphens, 1-63, no leading/trailing '-'."""
+    if not _DNS_LABEL.match(value or ""):
+        hint = suggest_dns_label(value or "")
+        raise ValidationError(
+            f"{what} {value!r} is not valid: use 1-63 lower-case letters, digits and "
+            f"hyphens, starting and ending with a letter or digit (for example {hint!r})"
+        )
+    return value
+
+
+def aws_region(value: str) -> str:
+    if not _AWS_REGION.match(value):
+        raise ValidationError(f"{value!r} is not an AWS region name (for example us-east-1)")
+    return value
+
+
+def role_arn(value: str) -> str:
+    if not _ROLE_ARN.match(value):
+        raise ValidationError(
+            f"{value!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+        )
+    return value
+
+
+def gcp_project(value: str) -> str:
+    if not _GCP_PROJECT.match(value):
+        raise ValidationError(f"{value!r} is not a GCP project id")
+    return value
+
+
+def http_url(value: str, what: str) -> str:
+    u = urlparse(value)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise ValidationError(f"{what} {value!r} must be an http:// or https:// URL")
+    if u.username or u.password:
+        raise ValidationError(f"{what} must not contain credentials")
+    return value.rstrip("/")
+
+
+def split_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    out: list[str] = []
+    for item in items:
+        item = item.strip()
+        if item and item not in out:
+            out.append(item)
+    return out

@@ -1,0 +1,30 @@
+"""The periodic jobs `snoozeql serve` runs, and how often."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from snoozeql.services.context import Context
+from snoozeql.services.discovery import DiscoveryService
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval: timedelta
+    run: Callable[[Context], object]
+    # A run that takes longer than this is presumed dead and may be claimed again.
+    lease: timedelta = timedelta(minutes=30)
+
+
+def _sync_accounts(ctx: Context) -> object:
+    return DiscoveryService(ctx).sync_all()
+
+
+def catalogue(ctx: Context) -> list[Job]:
+    s = ctx.settings
+    return [
+        Job("sync-accounts", timedelta(seconds=s.sync_interval_seconds), _sync_accounts),
+    ]

@@ -1,0 +1,76 @@
+"""Runs the job catalogue in a background thread of `snoozeql serve`.
+
+Several replicas may run against one PostgreSQL: each job run is claimed through
+:mod:`snoozeql.store.jobs` first, so exactly one replica runs it per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+
+from snoozeql.jobs.catalogue import Job, catalogue
+from snoozeql.services.context import Context
+from snoozeql.store import jobs as store
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    def __init__(self, ctx: Context, jobs: list[Job] | None = None) -> None:
+        self.ctx = ctx
+        self.jobs = jobs if jobs is not None else catalogue(ctx)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def register(self) -> None:
+        now = self.ctx.now()
+        with self.ctx.engine.begin() as conn:
+            for job in self.jobs:
+                store.ensure(conn, job.name, now)
+
+    def run_due(self) -> list[str]:
+        """Run every job that is due and that this replica wins; returns their names."""
+        ran = []
+        for job in self.jobs:
+            if self._stop.is_set():
+                break
+            now = self.ctx.now()
+            with self.ctx.engine.begin() as conn:
+                won = store.claim(conn, job.name, self.owner, now, job.lease)
+            if not won:
+                continue
+            error = None
+            try:
+                log.info("job %s started", job.name)
+                job.run(self.ctx)
+            except Exception as exc:  # noqa: BLE001 - a failing job must not kill the runner
+                log.exception("job %s failed", job.name)
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+            finished = self.ctx.now()
+            with self.ctx.engine.begin() as conn:
+                store.finish(conn, job.name, self.owner, finished, now + job.interval, error)
+            ran.append(job.name)
+        return ran
+
+    def start(self) -> None:
+        self.register()
+        self._thread = threading.Thread(target=self._loop, name="snoozeql-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_due()
+            except Exception:  # noqa: BLE001 - e.g. the database is briefly unreachable
+                log.exception("job runner cycle failed")
+            self._stop.wait(self.ctx.settings.job_poll_seconds)

@@ -1,0 +1,37 @@
+"""The one interface every provider implements.
+
+A provider translates an outside system (AWS, GCP, native processes, Docker) into
+domain types. Nothing above this layer sees a boto3 dict or a container object.
+Providers raise only :mod:`snoozeql.domain.errors` types:
+
+* :class:`~snoozeql.domain.errors.ProviderError` when the outside system fails or
+  cannot be reached (bad credentials, connection refused, retries exhausted);
+* :class:`~snoozeql.domain.errors.ActionRefused` when the system (or a rule the
+  provider knows, such as "stop the Aurora cluster, not its member") will not do it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from snoozeql.domain.types import Account, ActionOutcome, DiscoveredInstance, Instance
+
+
+class Provider(Protocol):
+    """Discovery and lifecycle for one kind of outside system."""
+
+    kind: str
+
+    def discover(self, account: Account) -> list[DiscoveredInstance]:
+        """Every database the account holds, complete, or raise ProviderError.
+
+        Must not return a partial list: a sync that cannot see everything fails, so
+        that no stored instance is wrongly marked missing.
+        """
+        ...
+
+    def start(self, account: Account | None, instance: Instance) -> ActionOutcome: ...
+
+    def stop(self, account: Account | None, instance: Instance) -> ActionOutcome: ...
+
+    def restart(self, account: Account | None, instance: Instance) -> ActionOutcome: ...

@@ -1,0 +1,113 @@
+"""Reading the inventory. Always from the store, never live from a cloud."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
+from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
+from snoozeql.services.accounts import AccountService
+from snoozeql.services.context import Context
+from snoozeql.store import instances as store
+from snoozeql.store.instances import InstanceFilter
+
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Instance]
+    next_cursor: str | None
+
+
+def parse_tags(pairs: list[str] | None) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValidationError(f"tag filter {pair!r} must look like key=value")
+        tags[key] = value
+    return tags
+
+
+class InventoryService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def build_filter(
+        self,
+        *,
+        provider: str | None = None,
+        account: str | None = None,
+        region: str | None = None,
+        engine: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        tags: list[str] | dict[str, str] | None = None,
+        text: str | None = None,
+        missing: bool | None = None,
+    ) -> InstanceFilter:
+        if provider and provider not in {p.value for p in ProviderKind}:
+            raise ValidationError(
+                f"unknown provider {provider!r}; use one of: "
+                + ", ".join(p.value for p in ProviderKind)
+            )
+        if status and status not in {s.value for s in InstanceStatus}:
+            raise ValidationError(
+                f"unknown status {status!r}; use one of: "
+                + ", ".join(s.value for s in InstanceStatus)
+            )
+        if kind and kind not in {k.value for k in InstanceKind}:
+            raise ValidationError(f"unknown kind {kind!r}; use instance or cluster")
+        account_id = AccountService(self.ctx).get(account).id if account else None
+        return InstanceFilter(
+            provider=provider, account_id=account_id, region=region, engine=engine,
+            status=status, kind=kind,
+            tags=tags if isinstance(tags, dict) else parse_tags(tags),
+            text=text or None, missing=missing,
+        )
+
+    def list(
+        self, f: InstanceFilter, *, sort: str = "name", limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}")
+        with self.ctx.engine.connect() as conn:
+            items, nxt = store.list_page(conn, f, sort=sort, limit=limit, cursor=cursor)
+        return Page(items, nxt)
+
+    def list_all(self, f: InstanceFilter, sort: str = "name") -> list[Instance]:
+        out: list[Instance] = []
+        cursor = None
+        while True:
+            page = self.list(f, sort=sort, limit=MAX_LIMIT, cursor=cursor)
+            out.extend(page.items)
+            if page.next_cursor is None:
+                return out
+            cursor = page.next_cursor
+
+    def get(self, ref: str | UUID) -> Instance:
+        """Find by UUID, by provider id (ARN), or by name (which must be unambiguous)."""
+        ref = str(ref)
+        with self.ctx.engine.connect() as conn:
+            try:
+                found = store.get(conn, UUID(ref))
+                if found:
+                    return found
+            except ValueError:
+                pass
+            matches = store.find(conn, provider_id=ref) or store.find(conn, name=ref)
+        if not matches:
+            raise NotFoundError(f"no instance {ref!r}")
+        if len(matches) > 1:
+            choices = ", ".join(f"{m.id} ({m.provider.value} {m.region or ''})" for m in matches)
+            raise ConflictError(
+                f"{len(matches)} instances are named {ref!r}; use an id instead: {choices}"
+            )
+        return matches[0]
+
+    def members(self, cluster: Instance) -> list[Instance]:
+        with self.ctx.engine.connect() as conn:
+            return store.cluster_members(conn, cluster.provider_id)

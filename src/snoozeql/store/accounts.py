@@ -1,0 +1,68 @@
+"""Queries on the accounts table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from snoozeql.domain.types import Account, AccountStatus, ProviderKind
+from snoozeql.store.tables import accounts
+
+
+def _row(r: Any) -> Account:
+    return Account(
+        id=r.id,
+        name=r.name,
+        provider=ProviderKind(r.provider),
+        config=dict(r.config or {}),
+        status=AccountStatus(r.status),
+        last_sync_at=r.last_sync_at,
+        last_error=r.last_error,
+        created_at=r.created_at,
+    )
+
+
+def insert(conn: sa.Connection, account: Account, now: datetime) -> None:
+    conn.execute(
+        accounts.insert().values(
+            id=account.id,
+            name=account.name,
+            provider=account.provider.value,
+            config=account.config,
+            status=account.status.value,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def get(conn: sa.Connection, account_id: UUID) -> Account | None:
+    r = conn.execute(sa.select(accounts).where(accounts.c.id == account_id)).first()
+    return _row(r) if r else None
+
+
+def get_by_name(conn: sa.Connection, name: str) -> Account | None:
+    r = conn.execute(sa.select(accounts).where(accounts.c.name == name)).first()
+    return _row(r) if r else None
+
+
+def list_all(conn: sa.Connection, provider: str | None = None) -> list[Account]:
+    q = sa.select(accounts).order_by(accounts.c.name)
+    if provider:
+        q = q.where(accounts.c.provider == provider)
+    return [_row(r) for r in conn.execute(q)]
+
+
+def update(conn: sa.Connection, account_id: UUID, now: datetime, **values: Any) -> None:
+    if "status" in values and isinstance(values["status"], AccountStatus):
+        values["status"] = values["status"].value
+    conn.execute(
+        accounts.update().where(accounts.c.id == account_id).values(updated_at=now, **values)
+    )
+
+
+def delete(conn: sa.Connection, account_id: UUID) -> int:
+    return conn.execute(accounts.delete().where(accounts.c.id == account_id)).rowcount

@@ -1,0 +1,106 @@
+"""The append-only action log: insert and read, nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import sqlalchemy as sa
+
+from snoozeql.store.tables import actions
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    id: UUID
+    at: datetime
+    finished_at: datetime | None
+    actor: str
+    action: str
+    instance_id: UUID | None
+    instance_name: str | None
+    provider: str | None
+    reason: str
+    result: str
+    error: str | None
+    details: dict[str, Any]
+
+
+def append(
+    conn: sa.Connection,
+    *,
+    at: datetime,
+    finished_at: datetime | None,
+    actor: str,
+    action: str,
+    reason: str,
+    result: str,
+    instance_id: UUID | None = None,
+    instance_name: str | None = None,
+    provider: str | None = None,
+    error: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> UUID:
+    action_id = uuid4()
+    conn.execute(
+        actions.insert().values(
+            id=action_id,
+            at=at,
+            finished_at=finished_at,
+            actor=actor,
+            action=action,
+            instance_id=instance_id,
+            instance_name=instance_name,
+            provider=provider,
+            reason=reason,
+            result=result,
+            error=error,
+            details=details or {},
+        )
+    )
+    return action_id
+
+
+def list_recent(
+    conn: sa.Connection,
+    *,
+    instance_id: UUID | None = None,
+    action: str | None = None,
+    result: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[ActionRecord]:
+    q = sa.select(actions).order_by(actions.c.at.desc(), actions.c.id.desc()).limit(limit)
+    if instance_id:
+        q = q.where(actions.c.instance_id == instance_id)
+    if action:
+        q = q.where(actions.c.action == action)
+    if result:
+        q = q.where(actions.c.result == result)
+    if actor:
+        q = q.where(actions.c.actor == actor)
+    if since:
+        q = q.where(actions.c.at >= since)
+    if until:
+        q = q.where(actions.c.at < until)
+    return [
+        ActionRecord(
+            id=r.id,
+            at=r.at,
+            finished_at=r.finished_at,
+            actor=r.actor,
+            action=r.action,
+            instance_id=r.instance_id,
+            instance_name=r.instance_name,
+            provider=r.provider,
+            reason=r.reason,
+            result=r.result,
+            error=r.error,
+            details=dict(r.details or {}),
+        )
+        for r in conn.execute(q)
+    ]

@@ -1,0 +1,55 @@
+"""Claims on periodic jobs.
+
+A replica runs a job only after :func:`claim` succeeds: a single conditional UPDATE
+that is atomic on SQLite and PostgreSQL alike, so two replicas never both win.
+A claim is a lease: if its holder dies, the job becomes claimable after ``lease``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from snoozeql.store.tables import jobs as t
+
+
+def ensure(conn: sa.Connection, name: str, first_run_at: datetime) -> None:
+    exists = conn.execute(sa.select(t.c.name).where(t.c.name == name)).first()
+    if not exists:
+        try:
+            with conn.begin_nested():
+                conn.execute(t.insert().values(name=name, next_run_at=first_run_at))
+        except sa.exc.IntegrityError:
+            pass  # another replica registered it first
+
+
+def claim(conn: sa.Connection, name: str, owner: str, now: datetime, lease: timedelta) -> bool:
+    res = conn.execute(
+        t.update()
+        .where(
+            t.c.name == name,
+            t.c.next_run_at <= now,
+            sa.or_(t.c.locked_until.is_(None), t.c.locked_until < now),
+        )
+        .values(locked_by=owner, locked_until=now + lease, last_started_at=now)
+    )
+    return res.rowcount == 1
+
+
+def finish(
+    conn: sa.Connection, name: str, owner: str, now: datetime, next_run_at: datetime,
+    error: str | None,
+) -> None:
+    conn.execute(
+        t.update()
+        .where(t.c.name == name, t.c.locked_by == owner)
+        .values(
+            locked_by=None, locked_until=None, last_finished_at=now, next_run_at=next_run_at,
+            last_error=error,
+        )
+    )
+
+
+def request_now(conn: sa.Connection, name: str, now: datetime) -> None:
+    conn.execute(t.update().where(t.c.name == name).values(next_run_at=now))

@@ -1,0 +1,137 @@
+"""SQLAlchemy Core tables: the one description of the schema.
+
+Migrations in ``store/migrations`` create exactly these tables; a test checks that
+the migrated schema and this metadata agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from snoozeql.store.types import JSONType, UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("provider", sa.String(16), nullable=False),
+    # Provider settings (regions, profile, role ARN, endpoint, projects, key file
+    # path). Never a secret: credentials come from the provider's own chain.
+    sa.Column("config", JSONType, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="unknown"),
+    sa.Column("last_sync_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.id", ondelete="CASCADE")),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("provider_id", sa.String(512), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("engine", sa.String(64), nullable=False),
+    sa.Column("engine_version", sa.String(64)),
+    sa.Column("instance_class", sa.String(64)),
+    sa.Column("region", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("raw_status", sa.String(64)),
+    sa.Column("tags", JSONType, nullable=False),
+    sa.Column("endpoint_host", sa.String(255)),
+    sa.Column("endpoint_port", sa.Integer),
+    sa.Column("multi_az", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("node_count", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("cluster_provider_id", sa.String(512)),
+    sa.Column("hourly_cost_cents", sa.Numeric(14, 4)),
+    sa.Column("extra", JSONType, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("missing_since", UTCDateTime),
+    sa.UniqueConstraint("provider", "provider_id"),
+    sa.Index("ix_instances_name_id", "name", "id"),
+    sa.Index("ix_instances_account_id", "account_id"),
+    sa.Index("ix_instances_region", "region"),
+    sa.Index("ix_instances_engine", "engine"),
+    sa.Index("ix_instances_status", "status"),
+    sa.Index("ix_instances_cluster_provider_id", "cluster_provider_id"),
+)
+
+# Append-only: rows are inserted once, never updated or deleted (database triggers
+# enforce it). One row per action attempt, with its outcome.
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("instance_id", sa.Uuid),
+    sa.Column("instance_name", sa.String(255)),
+    sa.Column("provider", sa.String(16)),
+    sa.Column("reason", sa.String(255), nullable=False),
+    sa.Column("result", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("details", JSONType, nullable=False),
+    sa.Index("ix_actions_at", "at"),
+    sa.Index("ix_actions_instance_id", "instance_id"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    # SHA-256 of the whole key; the key itself is shown once and never stored.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+)
+
+# Prices learnt from a provider's price API, so each lookup costs one call per
+# (provider, class, engine, region, deployment) and survives restarts.
+price_cache = sa.Table(
+    "price_cache",
+    metadata,
+    sa.Column("provider", sa.String(16), primary_key=True),
+    sa.Column("instance_class", sa.String(64), primary_key=True),
+    sa.Column("engine", sa.String(64), primary_key=True),
+    sa.Column("region", sa.String(64), primary_key=True),
+    sa.Column("deployment", sa.String(16), primary_key=True),
+    # NULL means "asked, and the price list has no such product".
+    sa.Column("usd_per_hour", sa.Numeric(14, 6)),
+    sa.Column("fetched_at", UTCDateTime, nullable=False),
+)
+
+# Periodic jobs: one row per job; a replica runs a job only after claiming its row
+# with a conditional UPDATE, so several replicas never run the same job twice.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("next_run_at", UTCDateTime, nullable=False),
+    sa.Column("locked_by", sa.String(128)),
+    sa.Column("locked_until", UTCDateTime),
+    sa.Column("last_started_at", UTCDateTime),
+    sa.Column("last_finished_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+)

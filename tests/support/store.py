@@ -1,0 +1,106 @@
+"""Store fixtures: every store test runs on SQLite and on the real local PostgreSQL.
+
+Fixtures:
+- ``pg_url``: URL of a PostgreSQL database created for this test session (unique
+  name, dropped at the end), migrated to head. The server comes from
+  ``SNOOZEQL_TEST_PG_URL`` (the test command points it at 127.0.0.1:5432).
+- ``store_url`` (parametrised ``sqlite`` / ``postgres``): a migrated, empty store.
+- ``settings``: Settings whose data_dir is a temporary directory and whose store is
+  ``store_url``.
+- ``ctx``: a service Context on that store, with a controllable clock
+  (``ctx.clock = lambda: ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from snoozeql.config import Settings
+from snoozeql.providers.registry import ProviderRegistry
+from snoozeql.services.context import Context
+from snoozeql.store import db
+from snoozeql.store.tables import metadata
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def admin_pg_url() -> str:
+    return os.environ.get("SNOOZEQL_TEST_PG_URL", DEFAULT_PG)
+
+
+def create_pg_database(prefix: str = "snoozeql_test") -> str:
+    admin = sa.engine.make_url(admin_pg_url())
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem
+        pytest.fail(
+            f"PostgreSQL is not reachable at {admin.render_as_string(hide_password=True)}: "
+            f"{exc.orig}. Run the tests through ./test, which starts it."
+        )
+    finally:
+        engine.dispose()
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    name = sa.engine.make_url(url).database
+    engine = sa.create_engine(sa.engine.make_url(admin_pg_url()), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    url = create_pg_database()
+    engine = db.create_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    yield url
+    drop_pg_database(url)
+
+
+def _truncate_pg(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+        conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        engine = db.create_engine(url)
+        db.upgrade(engine)
+        engine.dispose()
+        return url
+    url = request.getfixturevalue("pg_url")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+def settings(store_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data", database_url=store_url, aws_price_list=False,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[Context]:
+    engine = db.create_engine(settings.effective_database_url)
+    c = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
+    yield c
+    engine.dispose()
