@@ -42,6 +42,7 @@ ensure_debian_packages() {
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
   if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
   fi

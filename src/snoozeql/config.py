@@ -6,6 +6,7 @@ SQLite file in the user's data directory, the API listens on 127.0.0.1:8080.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def default_data_dir() -> Path:
+    """The user's data directory; /var/lib/snoozeql for root.
+
+    Native database servers never run as root, and the system users they run as
+    cannot enter /root, so a root install keeps its data where a service would.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/snoozeql")
     return Path(platformdirs.user_data_dir("snoozeql", appauthor=False))
 
 
@@ -44,13 +52,49 @@ class Settings(BaseSettings):
     aws_price_list: bool = Field(
         default=True, description="Ask the AWS Price List API for prices not in the table."
     )
+    aws_price_list_endpoint_url: str | None = Field(
+        default=None,
+        description="Price List API endpoint; default the account's endpoint_url or AWS's",
+    )
     discovery_workers: int = Field(default=8, ge=1)
+
+    # GCP (Cloud SQL Admin API).
+    gcp_operation_poll_seconds: float = Field(default=2.0, gt=0)
+    gcp_operation_timeout_seconds: float = Field(default=900.0, gt=0)
+    gcp_num_retries: int = Field(default=5, ge=0)
+    gcp_http_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # Local databases and stacks.
+    docker_host: str | None = Field(
+        default=None, description="Docker engine URL; default DOCKER_HOST or the local socket."
+    )
+    local_ready_timeout: float = Field(default=60.0, gt=0)
+    stack_prefix: str = Field(
+        default="snoozeql", description="container names are <prefix>-<stack>-<instance>"
+    )
 
     # Pricing: a JSON or TOML file that extends/overrides the built-in price table.
     price_table: Path | None = None
 
     # Secrets at rest (local database passwords): Fernet key, or a key file in data_dir.
     secret_key: str | None = None
+
+    # Schedules: the reconciler job, warnings before a stop, overrides.
+    reconcile_interval_seconds: int = Field(default=60, ge=5)
+    reconcile_dry_run: bool = Field(
+        default=False, description="record what every schedule would do, act on nothing"
+    )
+    stop_warning_minutes: int = Field(default=10, ge=0, description="0 disables warnings")
+    webhook_urls: list[str] = Field(
+        default_factory=list, description="generic JSON webhooks for stop warnings"
+    )
+    slack_webhook_urls: list[str] = Field(
+        default_factory=list, description="Slack-compatible webhooks ({'text': ...})"
+    )
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    default_timezone: str = Field(
+        default="UTC", description="zone for override times like '22:00' without a schedule"
+    )
 
     @field_validator("data_dir", mode="after")
     @classmethod

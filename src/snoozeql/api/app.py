@@ -11,6 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from snoozeql import __version__
 from snoozeql.api.routers import accounts, actions, apikeys, health, instances
+from snoozeql.api.routers import stacks as stacks_router
+from snoozeql.api.routers import templates as templates_router
 from snoozeql.domain.errors import SnoozeError
 from snoozeql.services.context import Context
 
@@ -63,5 +65,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     app.include_router(health.router)
     for r in (accounts.router, instances.router, actions.router, apikeys.router):
+        app.include_router(r, prefix=API_PREFIX)
+    for r in (templates_router.router, stacks_router.router):
         app.include_router(r, prefix=API_PREFIX)
     return app

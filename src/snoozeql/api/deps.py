@@ -48,7 +48,9 @@ def current_key(
 def require(role: Role) -> Callable[[ApiKeyRecord], ApiKeyRecord]:
     def check(key: Annotated[ApiKeyRecord, Depends(current_key)]) -> ApiKeyRecord:
         if not key.role.allows(role):
-            raise PermissionDenied(f"this needs the {role.value} role; key {key.name!r} is {key.role}")
+            raise PermissionDenied(
+                f"this needs the {role.value} role; key {key.name!r} is {key.role}"
+            )
         return key
 
     return check

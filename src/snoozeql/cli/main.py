@@ -8,6 +8,8 @@ import typer
 
 from snoozeql import __version__
 from snoozeql.cli import accounts, actions, apikeys, instances, state
+from snoozeql.cli import stacks as stacks_cli
+from snoozeql.cli import templates as templates_cli
 from snoozeql.cli.output import console, handle_errors
 
 app = typer.Typer(
@@ -20,6 +22,8 @@ app.add_typer(accounts.app, name="accounts")
 app.add_typer(instances.app, name="instances")
 app.add_typer(actions.app, name="actions")
 app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(templates_cli.app, name="templates")
+app.add_typer(stacks_cli.app, name="stacks")
 
 
 def _version(value: bool) -> None:
@@ -76,6 +80,18 @@ def serve(
     finally:
         if runner:
             runner.stop()
+
+
+def _refresh_local_databases(ctx: state.Context) -> None:
+    """After a restart (of SnoozeQL or the machine) local statuses are recomputed."""
+    import logging
+
+    from snoozeql.services.local_databases import LocalDatabaseService
+
+    try:
+        LocalDatabaseService(ctx).refresh_all()
+    except Exception:  # noqa: BLE001 - serving must not depend on it
+        logging.getLogger(__name__).exception("could not refresh local database statuses")
 
 
 @app.command()

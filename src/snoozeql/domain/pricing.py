@@ -49,8 +49,12 @@ class PriceTable:
         return sum(len(v) for v in self._index.values())
 
     def lookup(
-        self, provider: str, instance_class: str | None, engine: str | None,
-        region: str | None, multi_az: bool = False,
+        self,
+        provider: str,
+        instance_class: str | None,
+        engine: str | None,
+        region: str | None,
+        multi_az: bool = False,
     ) -> Decimal | None:
         if not instance_class:
             return None
@@ -75,7 +79,12 @@ def parse_entries(data: Any, source: str) -> list[PriceEntry]:
         if not isinstance(item, dict):
             raise ValidationError(f"{where}: expected a table/object")
         unknown = set(item) - {
-            "provider", "instance_class", "engine", "region", "deployment", "usd_per_hour"
+            "provider",
+            "instance_class",
+            "engine",
+            "region",
+            "deployment",
+            "usd_per_hour",
         }
         if unknown:
             raise ValidationError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")

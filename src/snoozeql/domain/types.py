@@ -99,7 +99,7 @@ class DiscoveredInstance:
 
     ``provider_id`` is the provider's stable identity (an ARN, ``project:instance``,
     a local instance name); together with ``provider`` it is the upsert key.
-    ``hourly_cost_usd`` is left ``None`` by providers: pricing fills it in.
+    Providers leave cost out: services/pricing.py prices what they report.
     """
 
     provider: ProviderKind

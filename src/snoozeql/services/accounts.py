@@ -61,7 +61,8 @@ def _no_unknown(raw: dict[str, Any], allowed: set[str]) -> None:
     unknown = set(raw) - allowed
     if unknown:
         raise ValidationError(
-            f"unknown setting(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
+            f"unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(allowed))}"
         )
 
 

@@ -66,13 +66,9 @@ class DiscoveryService:
             found = provider.discover(account)
             say(f"found {len(found)} databases; pricing them")
             costs = self.prices.costs_cents(account, found)
-            rows = [
-                instance_store.discovered_row(d, account.id, seen_at, costs.get(d.provider_id))
-                for d in found
-            ]
-            say(f"saving {len(rows)} databases")
+            say(f"saving {len(found)} databases")
             with self.ctx.engine.begin() as conn:
-                instance_store.upsert_batch(conn, rows)
+                instance_store.upsert_discovered(conn, found, account.id, seen_at, costs)
                 missing = instance_store.mark_missing(conn, account.id, seen_at)
                 new = conn.execute(
                     sa.select(sa.func.count()).select_from(instances_t).where(
@@ -101,10 +97,10 @@ class DiscoveryService:
             )
         log.info(
             "synced account %s: %d databases (%d new, %d missing)",
-            account.name, len(rows), new, missing,
+            account.name, len(found), new, missing,
         )
         return SyncReport(
-            account.id, account.name, AccountStatus.CONNECTED, found=len(rows), new=new,
+            account.id, account.name, AccountStatus.CONNECTED, found=len(found), new=new,
             missing=missing, seconds=time.monotonic() - started,
         )
 

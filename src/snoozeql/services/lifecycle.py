@@ -45,7 +45,9 @@ class LifecycleService:
         try:
             act = LifecycleAction(action)
         except ValueError:
-            raise ValidationError(f"unknown action {action!r}; use start, stop or restart") from None
+            raise ValidationError(
+                f"unknown action {action!r}; use start, stop or restart"
+            ) from None
         if act not in ACTIONS:
             raise ValidationError(f"{act.value} is not a start/stop/restart action")
         instance = self.inventory.get(ref)

@@ -42,12 +42,22 @@ def load_price_table(path: Path | None) -> PriceTable:
 
 
 def _aws_fetcher(ctx: Context) -> PriceFetcher:
-    def fetch(account: Account, key: PriceKey) -> Decimal | None:
-        from snoozeql.providers.aws_pricing import AwsPriceList
+    """The AWS Price List, with the account's credentials (and endpoint, if it has one)."""
+    from snoozeql.providers.aws_pricing import AwsPriceList
 
+    clients: dict[object, AwsPriceList] = {}
+
+    def fetch(account: Account, key: PriceKey) -> Decimal | None:
         _, instance_class, engine, region, deployment = key
-        prices = AwsPriceList(ctx.settings, account)
-        return prices.hourly_usd(region, instance_class, engine, deployment == "multi-az")
+        if account.id not in clients:
+            endpoint = ctx.settings.aws_price_list_endpoint_url or account.config.get(
+                "endpoint_url"
+            )
+            clients[account.id] = AwsPriceList(ctx.settings, account=account,
+                                               endpoint_url=endpoint)
+        return clients[account.id].hourly_usd(
+            region, instance_class, engine, deployment == "multi-az"
+        )
 
     return fetch
 
@@ -59,6 +69,7 @@ class PriceResolver:
         if fetchers is None:
             fetchers = {"aws": _aws_fetcher(ctx)} if ctx.settings.aws_price_list else {}
         self.fetchers = fetchers
+        self._failed_accounts: set[object] = set()
 
     def costs_cents(
         self, account: Account | None, items: Iterable[DiscoveredInstance]
@@ -105,6 +116,8 @@ class PriceResolver:
         )
         if key in api_cache:
             return api_cache[key]
+        if account.id in self._failed_accounts:
+            return None
         now = self.ctx.now()
         with self.ctx.engine.connect() as conn:
             hit = cache.get(conn, key)
@@ -116,8 +129,10 @@ class PriceResolver:
         try:
             price = fetch(account, key)
         except SnoozeError as exc:
+            # One failure per account and run is enough: the price API is down or not
+            # allowed, and asking again for each class would only slow the sync down.
             log.warning("price lookup failed for %s: %s", key, exc.message)
-            api_cache[key] = None
+            self._failed_accounts.add(account.id)
             return None
         with self.ctx.engine.begin() as conn:
             cache.put(conn, key, price, now)

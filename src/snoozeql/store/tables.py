@@ -66,9 +66,6 @@ instances = sa.Table(
     sa.UniqueConstraint("provider", "provider_id"),
     sa.Index("ix_instances_name_id", "name", "id"),
     sa.Index("ix_instances_account_id", "account_id"),
-    sa.Index("ix_instances_region", "region"),
-    sa.Index("ix_instances_engine", "engine"),
-    sa.Index("ix_instances_status", "status"),
     sa.Index("ix_instances_cluster_provider_id", "cluster_provider_id"),
 )
 
@@ -135,3 +132,19 @@ jobs = sa.Table(
     sa.Column("last_finished_at", UTCDateTime),
     sa.Column("last_error", sa.Text),
 )
+
+# Encrypted secrets (local database passwords, secret env values of stack instances).
+# ``ciphertext`` is Fernet output (services/secrets.py); plaintext never reaches the store.
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("owner_id", sa.Uuid, nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("ciphertext", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("scope", "owner_id", "name"),
+)
+from snoozeql.store import stack_tables as _stack_tables  # noqa: E402,F401

@@ -271,8 +271,16 @@ def to_compose(
     files_out: list[ExportedFile] = []
     services = {
         name: _service(
-            stack_name, name, svc, prefix, secrets, config_style,
-            env_out, volumes_out, configs_out, files_out,
+            stack_name,
+            name,
+            svc,
+            prefix,
+            secrets,
+            config_style,
+            env_out,
+            volumes_out,
+            configs_out,
+            files_out,
         )
         for name, svc in instances
     }

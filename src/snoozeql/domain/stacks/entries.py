@@ -102,9 +102,7 @@ class PortMapping:
         if self.host_port is not None:
             _port_number(self.host_port, "host port")
         if self.protocol not in PROTOCOLS:
-            raise ValidationError(
-                f"port protocol must be tcp or udp, got {self.protocol!r}"
-            )
+            raise ValidationError(f"port protocol must be tcp or udp, got {self.protocol!r}")
         if self.host_ip:
             try:
                 ipaddress.ip_address(self.host_ip)
@@ -494,12 +492,10 @@ class Healthcheck:
             val = getattr(self, name)
             if val is not None and (not isinstance(val, str) or not _DURATION.match(val)):
                 raise ValidationError(
-                    f"healthcheck {name} must be a duration such as '10s' or '1m30s', "
-                    f"got {val!r}"
+                    f"healthcheck {name} must be a duration such as '10s' or '1m30s', got {val!r}"
                 )
         if self.retries is not None and (
-            isinstance(self.retries, bool) or not isinstance(self.retries, int)
-            or self.retries < 0
+            isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0
         ):
             raise ValidationError(
                 f"healthcheck retries must be a whole number >= 0, got {self.retries!r}"

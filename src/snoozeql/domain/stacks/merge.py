@@ -84,9 +84,7 @@ class EffectiveService:
     healthcheck: Healthcheck | None = None
     config_files: tuple[ConfigFile, ...] = ()
     provenance: Mapping[OverrideKind, Provenance] = field(default_factory=dict)
-    entry_provenance: Mapping[OverrideKind, Mapping[str, Provenance]] = field(
-        default_factory=dict
-    )
+    entry_provenance: Mapping[OverrideKind, Mapping[str, Provenance]] = field(default_factory=dict)
     override_count: int = 0
 
     def env(self) -> dict[str, str | None]:
@@ -112,9 +110,7 @@ class EffectiveService:
             "healthcheck": self.healthcheck.to_dict() if self.healthcheck else None,
             "config_files": [c.to_dict() for c in self.config_files],
             "provenance": {k.value: v for k, v in self.provenance.items()},
-            "entry_provenance": {
-                k.value: dict(v) for k, v in self.entry_provenance.items()
-            },
+            "entry_provenance": {k.value: dict(v) for k, v in self.entry_provenance.items()},
             "override_count": self.override_count,
         }
 

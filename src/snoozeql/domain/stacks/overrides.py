@@ -132,8 +132,7 @@ def parse_override(kind: Any, data: Mapping[str, Any] | None) -> Override:
     extra = sorted(set(data) - {"kind", "mode", "entries"})
     if extra:
         raise ValidationError(
-            f"{k.value} override: unknown field(s) {', '.join(extra)}; "
-            "allowed: kind, mode, entries"
+            f"{k.value} override: unknown field(s) {', '.join(extra)}; allowed: kind, mode, entries"
         )
     if data.get("kind") is not None and OverrideKind.parse(data["kind"]) is not k:
         raise ValidationError(f"override kind {data['kind']!r} does not match {k.value!r}")

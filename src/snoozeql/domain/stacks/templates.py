@@ -219,9 +219,7 @@ def parse_template_yaml(text: str, *, name: str | None = None) -> Template:
     if isinstance(data, dict) and "services" in data:
         services = data["services"]
         if not isinstance(services, dict) or len(services) != 1:
-            raise ValidationError(
-                "a template file with 'services' must hold exactly one service"
-            )
+            raise ValidationError("a template file with 'services' must hold exactly one service")
         ((sname, body),) = services.items()
         if not isinstance(body, dict):
             raise ValidationError(f"service {sname!r} must be a mapping")

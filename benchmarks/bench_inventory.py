@@ -1,0 +1,209 @@
+"""Inventory benchmark: discovery writes and listing latency (issue 3).
+
+1. Syncs 10,000 instances of synthetic provider output into SQLite and PostgreSQL
+   with the batched upsert discovery uses, and with a one-upsert-per-row loop (the
+   naive approach) in the same run, and reports instances per second.
+2. Stores 100,000 instances and reports p50/p99 of
+   ``GET /api/v1/instances?limit=100&engine=postgres`` over real HTTP (uvicorn).
+
+Run: ``.venv/bin/python -m benchmarks.bench_inventory`` (PostgreSQL from
+``SNOOZEQL_TEST_PG_URL``, default the local server). Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+import uvicorn
+
+from snoozeql.api.app import create_app
+from snoozeql.config import Settings
+from snoozeql.domain.types import (
+    Account,
+    DiscoveredInstance,
+    InstanceKind,
+    InstanceStatus,
+    ProviderKind,
+)
+from snoozeql.providers.registry import ProviderRegistry
+from snoozeql.services.apikeys import ApiKeyService
+from snoozeql.services.context import Context
+from snoozeql.store import accounts, db
+from snoozeql.store import instances as inst
+
+PG_ADMIN = os.environ.get(
+    "SNOOZEQL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+ENGINES = ("postgres", "mysql", "mariadb", "aurora-postgresql", "aurora-mysql")
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2")
+
+
+def synthetic(n: int, offset: int = 0) -> list[DiscoveredInstance]:
+    out = []
+    for i in range(offset, offset + n):
+        region = REGIONS[i % len(REGIONS)]
+        out.append(
+            DiscoveredInstance(
+                provider=ProviderKind.AWS,
+                provider_id=f"arn:aws:rds:{region}:123456789012:db:bench-{i:07d}",
+                name=f"bench-{i:07d}",
+                kind=InstanceKind.INSTANCE,
+                engine=ENGINES[i % 5],
+                engine_version="15.4",
+                instance_class="db.t3.medium",
+                region=region,
+                status=InstanceStatus.RUNNING if i % 4 else InstanceStatus.STOPPED,
+                raw_status="available" if i % 4 else "stopped",
+                tags={
+                    "env": ("dev", "staging", "prod")[i % 3],
+                    "team": f"team-{i % 40}",
+                    "cost-center": f"cc-{i % 7}",
+                },
+                endpoint_host=f"bench-{i:07d}.abc.{region}.rds.amazonaws.com",
+                endpoint_port=5432,
+            )
+        )
+    return out
+
+
+def pg_database() -> tuple[str, str]:
+    admin = sa.engine.make_url(PG_ADMIN)
+    name = f"snoozeql_bench_{uuid.uuid4().hex[:8]}"
+    e = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with e.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    e.dispose()
+    return admin.set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_pg(name: str) -> None:
+    e = sa.create_engine(sa.engine.make_url(PG_ADMIN), isolation_level="AUTOCOMMIT")
+    with e.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    e.dispose()
+
+
+def fresh_engine(url: str) -> tuple[sa.Engine, uuid.UUID]:
+    engine = db.create_engine(url)
+    db.upgrade(engine)
+    account_id = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM instances")
+        conn.exec_driver_sql("DELETE FROM accounts")
+        accounts.insert(
+            conn,
+            Account(
+                id=account_id,
+                name=f"b{account_id.hex[:6]}",
+                provider=ProviderKind.AWS,
+                config={"regions": []},
+            ),
+            datetime.now(UTC),
+        )
+    return engine, account_id
+
+
+def time_sync(
+    engine: sa.Engine, account_id: uuid.UUID, items: list[DiscoveredInstance], naive: bool
+) -> float:
+    seen = datetime.now(UTC)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        if naive:
+            for d in items:
+                inst.upsert_one_naive(conn, inst.discovered_row(d, account_id, seen, None))
+        else:
+            inst.upsert_discovered(conn, items, account_id, seen, {})
+        inst.mark_missing(conn, account_id, seen)
+    return len(items) / (time.perf_counter() - started)
+
+
+def bench_sync(url: str, label: str, n: int = 10_000) -> list[str]:
+    items = synthetic(n)
+    lines = []
+    for naive in (False, True):
+        # First sync inserts; second sync (same ids) updates, as a periodic sync does.
+        engine, account_id = fresh_engine(url)
+        insert_rate = time_sync(engine, account_id, items, naive)
+        update_rate = time_sync(engine, account_id, items, naive)
+        engine.dispose()
+        how = "per-row loop (naive)" if naive else "batched upsert"
+        lines.append(f"| {label} | {how} | {insert_rate:,.0f} | {update_rate:,.0f} |")
+    return lines
+
+
+def bench_list(url: str, label: str, n: int = 100_000, requests: int = 300) -> str:
+    engine, account_id = fresh_engine(url)
+    seen = datetime.now(UTC) - timedelta(minutes=1)
+    for start in range(0, n, 10_000):
+        with engine.begin() as conn:
+            inst.upsert_discovered(conn, synthetic(10_000, start), account_id, seen, {})
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE instances")
+    settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
+    ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
+    _, key = ApiKeyService(ctx).create(f"bench-{uuid.uuid4().hex[:6]}", "viewer")
+    port = 18000 + os.getpid() % 1000
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    latencies = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}) as c:
+        cursor = None
+        for i in range(requests + 20):
+            params = {"limit": "100", "engine": "postgres"}
+            if cursor and i % 10:
+                params["cursor"] = cursor  # walk pages too, not only the first one
+            t = time.perf_counter()
+            r = c.get("/api/v1/instances", params=params)
+            dt = time.perf_counter() - t
+            r.raise_for_status()
+            cursor = r.json()["next_cursor"]
+            if i >= 20:  # warm-up
+                latencies.append(dt * 1000)
+    server.should_exit = True
+    thread.join(10)
+    engine.dispose()
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    return f"| {label} | {n:,} | {requests} | {p50:.1f} | {p99:.1f} |"
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="snoozeql-bench-"))
+    pg_url, pg_name = pg_database()
+    try:
+        sqlite_url = f"sqlite:///{tmp / 'bench.db'}"
+        print("Discovery write rate, 10,000 instances (instances/s):\n")
+        print("| store | method | first sync (insert) | re-sync (update) |")
+        print("| --- | --- | ---: | ---: |")
+        for line in bench_sync(sqlite_url, "SQLite") + bench_sync(pg_url, "PostgreSQL 15"):
+            print(line)
+        sys.stdout.flush()
+        print("\n`GET /api/v1/instances?limit=100&engine=postgres` over HTTP (ms):\n")
+        print("| store | stored instances | requests | p50 | p99 |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        print(bench_list(f"sqlite:///{tmp / 'list.db'}", "SQLite"))
+        print(bench_list(pg_url, "PostgreSQL 15"))
+    finally:
+        drop_pg(pg_name)
+
+
+if __name__ == "__main__":
+    main()

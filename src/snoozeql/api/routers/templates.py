@@ -1,0 +1,43 @@
+"""Templates: the built-in catalogue and the user's own (Compose-style definitions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Response
+
+from snoozeql.api.deps import CtxDep, Operator, Viewer
+from snoozeql.services.templates import TemplateService
+
+router = APIRouter(prefix="/templates", tags=["templates"])
+
+
+@router.get("")
+def list_templates(ctx: CtxDep, _: Viewer) -> list[dict[str, Any]]:
+    return [t.to_dict() for t in TemplateService(ctx).list()]
+
+
+@router.get("/{name}")
+def get_template(name: str, ctx: CtxDep, _: Viewer) -> dict[str, Any]:
+    return TemplateService(ctx).get(name).to_dict()
+
+
+@router.post("", status_code=201)
+def create_template(
+    ctx: CtxDep,
+    _: Operator,
+    definition: dict[str, Any] = Body(
+        ...,
+        examples=[{"name": "api", "image": "example/api:1", "ports": ["127.0.0.1:8000:8000"],
+                   "environment": {"LOG_LEVEL": "info"}}],
+        description="One Compose-style service (with a name), or a Compose file with "
+        "exactly one service under 'services'",
+    ),
+) -> dict[str, Any]:
+    return TemplateService(ctx).add(definition).to_dict()
+
+
+@router.delete("/{name}", status_code=204)
+def delete_template(name: str, ctx: CtxDep, _: Operator) -> Response:
+    TemplateService(ctx).remove(name)
+    return Response(status_code=204)

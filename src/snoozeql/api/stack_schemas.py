@@ -1,0 +1,61 @@
+"""Request bodies of the templates and stacks API.
+
+Responses are the services' ``to_dict`` views: secret env values appear as ``***``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StackCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(examples=["shop"])
+    description: str = ""
+
+
+class StackUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str
+
+
+class InstanceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(examples=["db"])
+    template: str = Field(examples=["postgres"])
+    description: str = ""
+    enabled: bool = True
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Optional overrides by kind: {kind: {mode, entries}}",
+        examples=[{"ports": {"mode": "replace", "entries": ["127.0.0.1:15432:5432"]}}],
+    )
+
+
+class InstanceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str | None = None
+    enabled: bool | None = None
+
+
+class InstanceDuplicate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, description="default: <name>-copy")
+    enabled: bool | None = Field(None, description="default: the source's")
+
+
+class InstanceRename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+class OverrideBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["merge", "replace"] = "merge"
+    entries: Any = Field(
+        default=None,
+        description="A list of entries (ports, volumes, env vars, labels, domains, config "
+        "files) or a mapping of healthcheck fields; env vars and labels also as a mapping",
+    )

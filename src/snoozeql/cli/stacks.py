@@ -1,0 +1,421 @@
+"""`snoozeql stacks ...` and `snoozeql stacks instances ...`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from snoozeql.cli import state
+from snoozeql.cli.output import (
+    console,
+    err_console,
+    handle_errors,
+    print_fields,
+    print_json,
+    print_table,
+)
+from snoozeql.domain.errors import ValidationError
+from snoozeql.domain.stacks import ComposeExport
+from snoozeql.services.stacks import InstanceView, StackService, StackView, StepResult
+
+app = typer.Typer(help="Stacks of service instances made from templates.", no_args_is_help=True)
+instances_app = typer.Typer(help="Service instances in a stack.", no_args_is_help=True)
+app.add_typer(instances_app, name="instances")
+
+JsonOpt = Annotated[bool, typer.Option("--json")]
+
+
+def _svc() -> StackService:
+    return StackService(state.ctx())
+
+
+def _print_stack(s: StackView) -> None:
+    print_fields([
+        ("name", s.name), ("description", s.description or None),
+        ("instances", s.instance_count), ("created", s.created_at),
+        ("deleted", s.deleted_at),
+    ])
+
+
+# ----------------------------------------------------------------------------- stacks
+
+
+@app.command("create")
+@handle_errors
+def create(
+    name: str,
+    description: Annotated[str, typer.Option("--description", "-d")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an empty stack."""
+    s = _svc().create_stack(name, description)
+    if as_json:
+        print_json(s.to_dict())
+    else:
+        console.print(f"created stack [bold]{s.name}[/bold]")
+
+
+@app.command("list")
+@handle_errors
+def list_(
+    deleted: Annotated[bool, typer.Option("--deleted", help="include deleted stacks")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stacks with their number of instances."""
+    items = _svc().list_stacks(include_deleted=deleted)
+    if as_json:
+        print_json([s.to_dict() for s in items])
+        return
+    print_table(None, ["NAME", "INSTANCES", "DESCRIPTION", "CREATED (UTC)", "DELETED"],
+                [(s.name, s.instance_count, s.description, s.created_at, s.deleted_at)
+                 for s in items])
+
+
+@app.command("show")
+@handle_errors
+def show(name: str, as_json: JsonOpt = False) -> None:
+    """A stack and its instances."""
+    svc = _svc()
+    s = svc.get_stack(name)
+    items = svc.list_instances(name)
+    if as_json:
+        print_json({**s.to_dict(), "instances": [i.to_dict(False) for i in items]})
+        return
+    _print_stack(s)
+    _instances_table(items)
+
+
+@app.command("update")
+@handle_errors
+def update(
+    name: str,
+    description: Annotated[str, typer.Option("--description", "-d")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a stack's description."""
+    s = _svc().update_stack(name, description)
+    if as_json:
+        print_json(s.to_dict())
+    else:
+        console.print(f"updated stack {s.name}")
+
+
+@app.command("delete")
+@handle_errors
+def delete(name: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = False) -> None:
+    """Soft-delete a stack (restore it with `snoozeql stacks restore`)."""
+    if not yes:
+        typer.confirm(f"delete stack {name}?", abort=True)
+    _svc().delete_stack(name)
+    console.print(f"deleted stack {name} (restore with: snoozeql stacks restore {name})")
+
+
+@app.command("restore")
+@handle_errors
+def restore(name: str, as_json: JsonOpt = False) -> None:
+    """Restore the most recently deleted stack of that name."""
+    s = _svc().restore_stack(name)
+    if as_json:
+        print_json(s.to_dict())
+    else:
+        console.print(f"restored stack {s.name} with {s.instance_count} instance(s)")
+
+
+def write_export(export: ComposeExport, folder: Path) -> list[Path]:
+    """compose.yaml, the config files with their modes and, if any secret, a 0600 .env."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "compose.yaml"]
+    written[0].write_text(export.yaml(), encoding="utf-8")
+    for f in export.files:
+        path = folder / f.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f.content, encoding="utf-8")
+        path.chmod(int(f.mode, 8))
+        written.append(path)
+    if export.env:
+        env_file = folder / ".env"
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(export.env_file())
+        env_file.chmod(0o600)
+        written.append(env_file)
+    return written
+
+
+@app.command("export")
+@handle_errors
+def export(
+    name: str,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o",
+        help="directory to write compose.yaml, config files and .env (secrets, 0600) to; "
+        "without it the Compose file is printed",
+    )] = None,
+    reveal_secrets: Annotated[bool, typer.Option(
+        "--reveal-secrets", help="write secret values into the Compose file itself")] = False,
+    config_style: Annotated[str, typer.Option(
+        help="bind (files beside compose.yaml) or content (inline, Compose v2.23+)")] = "bind",
+) -> None:
+    """The stack as a Compose file (enabled instances). Secrets are never printed unless
+    --reveal-secrets: they become ${VARIABLES} whose values go to the .env file."""
+    if config_style not in ("bind", "content"):
+        raise ValidationError("--config-style must be bind or content")
+    if output is None:
+        ex = _svc().compose(name, secrets="reveal" if reveal_secrets else "interpolate",
+                            config_style="content" if config_style == "content" else "bind")
+        sys.stdout.write(ex.yaml())
+        if ex.env:
+            err_console.print(
+                f"secret values are referenced as variables ({', '.join(sorted(ex.env))}); "
+                "use --output DIR to write them to a .env file", highlight=False)
+        if ex.files:
+            err_console.print(
+                f"{len(ex.files)} config file(s) are bind-mounted from ./configs; use --output "
+                "DIR to write them", highlight=False)
+        return
+    ex = _svc().compose(name, secrets="reveal" if reveal_secrets else "interpolate",
+                        config_style="content" if config_style == "content" else "bind")
+    written = write_export(ex, output)
+    for p in written:
+        console.print(f"wrote {p}", highlight=False)
+    console.print(f"run it with: docker compose -p {ex.project} -f {written[0]} up -d",
+                  highlight=False)
+
+
+def _steps(steps: list[StepResult], as_json: bool, stack: str) -> None:
+    ok = all(s.ok for s in steps)
+    if as_json:
+        print_json({"stack": stack, "ok": ok, "steps": [s.to_dict() for s in steps]})
+    elif not steps:
+        console.print("nothing to do")
+    else:
+        print_table(None, ["ACTION", "INSTANCE", "RUNTIME NAME", "OK", "STATUS", "DETAIL"],
+                    [(s.action, s.instance, s.runtime_name, s.ok, s.status, s.detail)
+                     for s in steps])
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("plan")
+@handle_errors
+def plan(name: str, as_json: JsonOpt = False) -> None:
+    """What `apply` would change, compared with what it last applied."""
+    p = _svc().plan(name)
+    if as_json:
+        print_json(p.to_dict())
+        return
+    print_table(f"plan for {p.stack}: {p.changes} change(s)",
+                ["ACTION", "INSTANCE", "RUNTIME NAME", "RUNTIME", "REASON", "CHANGES"],
+                [(i.action, i.instance, i.runtime_name, i.runtime, i.reason,
+                  json.dumps(i.changes) if i.changes else None) for i in p.items])
+
+
+@app.command("apply")
+@handle_errors
+def apply(name: str, as_json: JsonOpt = False) -> None:
+    """Bring every enabled instance up through the local runtimes."""
+    _steps(_svc().apply(name), as_json, name)
+
+
+@app.command("down")
+@handle_errors
+def down(name: str, as_json: JsonOpt = False) -> None:
+    """Stop what apply brought up (kept; the next apply starts it again)."""
+    _steps(_svc().down(name), as_json, name)
+
+
+# -------------------------------------------------------------------------- instances
+
+
+def _instances_table(items: list[InstanceView]) -> None:
+    print_table(None, ["NAME", "TEMPLATE", "ENABLED", "OVERRIDES", "CONTAINER", "DESCRIPTION"],
+                [(i.name, i.template, i.enabled, i.override_count, i.container_name,
+                  i.description) for i in items])
+
+
+def _print_instance(i: InstanceView, as_json: bool) -> None:
+    if as_json:
+        print_json(i.to_dict())
+        return
+    print_fields([
+        ("stack", i.stack), ("name", i.name), ("template", i.template),
+        ("enabled", i.enabled), ("container", i.container_name),
+        ("description", i.description or None), ("override count", i.override_count),
+    ])
+    for o in i.overrides:
+        console.print(f"[bold]{o['kind']}[/bold] ({o['mode']}): "
+                      f"{json.dumps(o['entries'])}", highlight=False)
+
+
+def _load_entries(value: str) -> Any:
+    """Entries from JSON/YAML text, a file (@path) or '-' (stdin)."""
+    if value == "-":
+        text = sys.stdin.read()
+    elif value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValidationError(f"cannot read {value[1:]}: {exc.strerror}") from None
+    else:
+        text = value
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ValidationError("entries must be JSON or YAML") from None
+
+
+@instances_app.command("add")
+@handle_errors
+def instance_add(
+    stack: str,
+    name: str,
+    template: Annotated[str, typer.Option("--template", "-t")],
+    description: Annotated[str, typer.Option("--description", "-d")] = "",
+    disabled: Annotated[bool, typer.Option("--disabled")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an instance from a template."""
+    i = _svc().create_instance(stack, name, template, description=description,
+                               enabled=not disabled)
+    if as_json:
+        print_json(i.to_dict())
+    else:
+        console.print(f"created {i.stack}/{i.name} from {i.template} ({i.container_name})")
+
+
+@instances_app.command("list")
+@handle_errors
+def instance_list(
+    stack: str,
+    search: Annotated[str | None, typer.Option(help="in name, template, description")] = None,
+    enabled: Annotated[bool | None, typer.Option("--enabled/--disabled",
+                                                 help="only enabled / disabled")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Live instances in creation order."""
+    items = _svc().list_instances(stack, search=search, enabled=enabled)
+    if as_json:
+        print_json([i.to_dict(False) for i in items])
+    else:
+        _instances_table(items)
+
+
+@instances_app.command("show")
+@handle_errors
+def instance_show(stack: str, name: str, as_json: JsonOpt = False) -> None:
+    """An instance with every override (secrets as ***)."""
+    _print_instance(_svc().get_instance(stack, name), as_json)
+
+
+@instances_app.command("update")
+@handle_errors
+def instance_update(
+    stack: str,
+    name: str,
+    description: Annotated[str | None, typer.Option("--description", "-d")] = None,
+    enabled: Annotated[bool | None, typer.Option("--enable/--disable")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change description or enabled."""
+    _print_instance(
+        _svc().update_instance(stack, name, description=description, enabled=enabled), as_json
+    )
+
+
+@instances_app.command("delete")
+@handle_errors
+def instance_delete(stack: str, name: str,
+                    yes: Annotated[bool, typer.Option("--yes", "-y")] = False) -> None:
+    """Soft-delete an instance; its name is free again at once."""
+    svc = _svc()
+    if not yes:
+        preview = svc.delete_preview(stack, name)
+        typer.confirm(
+            f"delete {stack}/{name} with {preview['override_count']} override entries?",
+            abort=True,
+        )
+    svc.delete_instance(stack, name)
+    console.print(f"deleted {stack}/{name}")
+
+
+@instances_app.command("delete-preview")
+@handle_errors
+def instance_delete_preview(stack: str, name: str, as_json: JsonOpt = False) -> None:
+    """What deleting the instance would remove."""
+    p = _svc().delete_preview(stack, name)
+    if as_json:
+        print_json(p)
+        return
+    print_fields([(k, json.dumps(v) if isinstance(v, list | dict) else v)
+                  for k, v in p.items()])
+
+
+@instances_app.command("duplicate")
+@handle_errors
+def instance_duplicate(
+    stack: str,
+    name: str,
+    new_name: Annotated[str | None, typer.Option("--name", help="default <name>-copy")] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="create the copy disabled")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy an instance with all its overrides."""
+    i = _svc().duplicate_instance(stack, name, new_name, enabled=False if disabled else None)
+    if as_json:
+        print_json(i.to_dict())
+    else:
+        console.print(f"created {i.stack}/{i.name} as a copy of {name}")
+
+
+@instances_app.command("rename")
+@handle_errors
+def instance_rename(stack: str, name: str, new_name: str, as_json: JsonOpt = False) -> None:
+    """Rename an instance (its container name follows)."""
+    i = _svc().rename_instance(stack, name, new_name)
+    if as_json:
+        print_json(i.to_dict())
+    else:
+        console.print(f"renamed {stack}/{name} to {i.name} ({i.container_name})")
+
+
+@instances_app.command("override")
+@handle_errors
+def instance_override(
+    stack: str,
+    name: str,
+    kind: Annotated[str, typer.Argument(help="ports, volumes, env_vars, labels, domains, "
+                                             "healthcheck or config_files")],
+    entries: Annotated[str, typer.Argument(help="JSON/YAML entries, @FILE or - for stdin")],
+    mode: Annotated[str, typer.Option(help="merge or replace")] = "merge",
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace one kind of override, e.g. ports '["127.0.0.1:15432:5432"]' --mode replace."""
+    i = _svc().put_override(stack, name, kind, {"mode": mode, "entries": _load_entries(entries)})
+    _print_instance(i, as_json)
+
+
+@instances_app.command("effective")
+@handle_errors
+def instance_effective(stack: str, name: str, as_json: JsonOpt = False) -> None:
+    """The template merged with the overrides, with where each value came from."""
+    view, svc = _svc().effective(stack, name)
+    data = {"stack": view.stack, "instance": view.name, "container_name": view.container_name,
+            **svc.redacted()}
+    if as_json:
+        print_json(data)
+        return
+    rows = []
+    for kind, prov in data["provenance"].items():
+        for entry, p in data["entry_provenance"].get(kind, {}).items():
+            rows.append((kind, entry, p))
+        if not data["entry_provenance"].get(kind):
+            rows.append((kind, "-", prov))
+    print_fields([("image", svc.image), ("container", view.container_name),
+                  ("override count", svc.override_count)])
+    print_table(None, ["KIND", "ENTRY", "FROM"], rows)

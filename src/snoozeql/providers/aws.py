@@ -1,0 +1,596 @@
+"""AWS provider: RDS DB instances and Aurora / Multi-AZ DB clusters.
+
+This module is the only place that knows boto3's shapes. It turns DescribeDBInstances
+and DescribeDBClusters pages into :class:`DiscoveredInstance` values and carries out
+start, stop and restart, turning AWS refusals into :class:`ActionRefused` and every
+other failure into :class:`ProviderError`.
+
+Why it looks the way it does:
+
+* Regions are scanned in parallel threads. boto3 sessions are not thread-safe, so the
+  credentials are resolved once (profile, default chain, or an STS role) and every
+  thread builds its own session and client from them.
+* Discovery is all-or-nothing: one failing region fails the whole sync, because a
+  partial list would wrongly mark the unseen databases as missing.
+* Throttling is retried by botocore's ``standard`` retry mode (exponential backoff
+  with jitter), bounded by ``Settings.aws_max_attempts``.
+* Error messages name the region and the AWS error code and message, and are scrubbed
+  of anything that looks like an access key or matches the credentials in use.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.credentials import ReadOnlyCredentials
+from botocore.exceptions import BotoCoreError, ClientError
+
+from snoozeql.config import Settings
+from snoozeql.domain.errors import ActionRefused, ProviderError
+from snoozeql.domain.types import (
+    Account,
+    ActionOutcome,
+    DiscoveredInstance,
+    Instance,
+    InstanceKind,
+    InstanceStatus,
+    ProviderKind,
+)
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+"""Records per DescribeDBInstances / DescribeDBClusters page (the API's maximum)."""
+
+_T = TypeVar("_T")
+
+# --------------------------------------------------------------------------- statuses
+
+_RUNNING = InstanceStatus.RUNNING
+_STATUS_WORDS: dict[str, InstanceStatus] = {
+    "available": _RUNNING,
+    "stopped": InstanceStatus.STOPPED,
+    "starting": InstanceStatus.STARTING,
+    "started": InstanceStatus.STARTING,  # what StartDBCluster answers while it starts
+    "rebooting": InstanceStatus.STARTING,
+    "stopping": InstanceStatus.STOPPING,
+    "deleting": InstanceStatus.STOPPING,
+    "delete-precheck": InstanceStatus.STOPPING,
+    "creating": InstanceStatus.PENDING,
+    "migrating": InstanceStatus.PENDING,
+    "preparing-data-migration": InstanceStatus.PENDING,
+    "promoting": InstanceStatus.PENDING,
+    "failed": InstanceStatus.FAILED,
+    "storage-full": InstanceStatus.FAILED,
+    "restore-error": InstanceStatus.FAILED,
+    "insufficient-capacity": InstanceStatus.FAILED,
+    "cloning-failed": InstanceStatus.FAILED,
+    "migration-failed": InstanceStatus.FAILED,
+    "inaccessible-encryption-credentials": InstanceStatus.FAILED,
+    "inaccessible-encryption-credentials-recoverable": InstanceStatus.FAILED,
+}
+# States in which the database keeps serving: it is up while AWS works on it.
+_SERVING_WORDS = {
+    "backing-up", "backtracking", "configuring-activity-stream",
+    "configuring-enhanced-monitoring", "configuring-iam-database-auth",
+    "configuring-log-exports", "converting-to-vpc", "failing-over", "maintenance",
+    "modifying", "moving-to-vpc", "renaming", "resetting-master-credentials",
+    "storage-config-upgrade", "storage-initialization", "storage-optimization",
+    "update-iam-db-auth", "upgrading",
+}
+
+
+def normalize_status(raw: str | None) -> InstanceStatus:
+    """Map an RDS instance or cluster status word to our normalized status."""
+    if not raw:
+        return InstanceStatus.UNKNOWN
+    word = raw.strip().lower()
+    if word in _STATUS_WORDS:
+        return _STATUS_WORDS[word]
+    if word in _SERVING_WORDS:
+        return _RUNNING
+    if word.startswith("incompatible-"):
+        return InstanceStatus.FAILED
+    return InstanceStatus.UNKNOWN
+
+
+# ------------------------------------------------------------------ account settings
+
+
+@dataclass(frozen=True)
+class AwsAccountConfig:
+    """The AWS part of ``Account.config``; holds no secret."""
+
+    regions: tuple[str, ...]
+    profile: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_account(cls, account: Account) -> AwsAccountConfig:
+        cfg = account.config or {}
+        regions = cfg.get("regions") or []
+        if isinstance(regions, str):
+            regions = [r for r in regions.split(",")]
+        regions = [str(r).strip() for r in regions if str(r).strip()]
+        if not regions:
+            raise ProviderError(f"AWS account {account.name!r} has no regions configured")
+
+        def opt(key: str) -> str | None:
+            value = cfg.get(key)
+            return str(value) if value not in (None, "") else None
+
+        return cls(
+            regions=tuple(dict.fromkeys(regions)),
+            profile=opt("profile"),
+            role_arn=opt("role_arn"),
+            external_id=opt("external_id"),
+            endpoint_url=opt("endpoint_url"),
+        )
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    """Resolved credentials; ``repr`` never shows them."""
+
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    token: str | None = field(default=None, repr=False)
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.access_key, self.secret_key, self.token) if s]
+
+    def session(self, region: str) -> boto3.session.Session:
+        """A new session (one per thread: sessions are not thread-safe)."""
+        return boto3.session.Session(
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            aws_session_token=self.token,
+            region_name=region,
+        )
+
+
+_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}(?![A-Z0-9])")
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove credentials (given ones, and anything shaped like an access key id)."""
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "<redacted>")
+    text = _KEY_ID.sub("<redacted>", text)
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """A short readable description: ``Code: message`` for AWS errors."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code") or "Error"
+        message = err.get("Message") or str(exc)
+        text = f"{code}: {message}"
+        retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts")
+        if retries:
+            text += f" (after {retries} retries)"
+    elif isinstance(exc, BotoCoreError):
+        text = f"{type(exc).__name__}: {exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return scrub(text, secrets)
+
+
+def error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def resolve_credentials(cfg: AwsAccountConfig, settings: Settings) -> AwsCredentials:
+    """Credentials from the named profile or the default chain, then the role if any.
+
+    Raises ProviderError with a readable message (never the credentials themselves).
+    """
+    try:
+        base = boto3.session.Session(profile_name=cfg.profile)
+        found = base.get_credentials()
+        if found is None:
+            where = f"profile {cfg.profile!r}" if cfg.profile else "the default AWS chain"
+            raise ProviderError(f"AWS: no credentials found in {where}")
+        frozen: ReadOnlyCredentials = found.get_frozen_credentials()
+    except ProviderError:
+        raise
+    except (BotoCoreError, ClientError) as exc:
+        raise ProviderError(f"AWS credentials: {describe_error(exc)}") from None
+    creds = AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+    if not cfg.role_arn:
+        return creds
+    region = cfg.regions[0] if cfg.regions else "us-east-1"
+    try:
+        sts = creds.session(region).client(
+            "sts", endpoint_url=cfg.endpoint_url, config=client_config(settings)
+        )
+        kwargs: dict[str, Any] = {"RoleArn": cfg.role_arn, "RoleSessionName": "snoozeql"}
+        if cfg.external_id:
+            kwargs["ExternalId"] = cfg.external_id
+        got = sts.assume_role(**kwargs)["Credentials"]
+    except (BotoCoreError, ClientError) as exc:
+        msg = describe_error(exc, creds.secrets())
+        raise ProviderError(f"AWS {region}: cannot assume role {cfg.role_arn}: {msg}") from None
+    return AwsCredentials(got["AccessKeyId"], got["SecretAccessKey"], got.get("SessionToken"))
+
+
+def client_config(settings: Settings) -> Config:
+    """Timeouts and the standard retry mode (backoff on throttling) from settings."""
+    return Config(
+        connect_timeout=settings.aws_connect_timeout,
+        read_timeout=settings.aws_read_timeout,
+        # total_max_attempts counts the first try (botocore's max_attempts would not).
+        retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
+        user_agent_extra="snoozeql",
+    )
+
+
+# ------------------------------------------------------------------------- mapping
+
+
+def _tags(tag_list: list[dict[str, Any]] | None) -> dict[str, str]:
+    return {str(t["Key"]): str(t.get("Value") or "") for t in tag_list or [] if "Key" in t}
+
+
+def _cluster_arn_from_instance(instance_arn: str, cluster_id: str) -> str:
+    """The cluster's ARN built from a member's ARN (same partition, region, account)."""
+    parts = instance_arn.split(":")
+    if len(parts) >= 7 and parts[5] == "db":
+        return ":".join(parts[:5] + ["cluster", cluster_id])
+    return cluster_id
+
+
+def map_instance(
+    db: dict[str, Any], region: str, tags: dict[str, str], cluster_arns: dict[str, str]
+) -> DiscoveredInstance:
+    """One DescribeDBInstances record as a DiscoveredInstance."""
+    arn = str(db["DBInstanceArn"])
+    raw = db.get("DBInstanceStatus")
+    endpoint = db.get("Endpoint") or {}
+    cluster_id = db.get("DBClusterIdentifier")
+    cluster_arn = None
+    if cluster_id:
+        cluster_arn = cluster_arns.get(cluster_id) or _cluster_arn_from_instance(arn, cluster_id)
+    extra: dict[str, Any] = {}
+    if db.get("ReadReplicaSourceDBInstanceIdentifier"):
+        extra["read_replica_source"] = db["ReadReplicaSourceDBInstanceIdentifier"]
+    if db.get("ReadReplicaDBInstanceIdentifiers"):
+        extra["read_replicas"] = list(db["ReadReplicaDBInstanceIdentifiers"])
+    if cluster_id:
+        extra["cluster_identifier"] = cluster_id
+    if db.get("AvailabilityZone"):
+        extra["availability_zone"] = db["AvailabilityZone"]
+    if db.get("AllocatedStorage"):
+        extra["allocated_storage_gb"] = db["AllocatedStorage"]
+    if db.get("StorageType"):
+        extra["storage_type"] = db["StorageType"]
+    return DiscoveredInstance(
+        provider=ProviderKind.AWS,
+        provider_id=arn,
+        name=str(db["DBInstanceIdentifier"]),
+        kind=InstanceKind.INSTANCE,
+        engine=str(db.get("Engine") or "unknown"),
+        engine_version=db.get("EngineVersion"),
+        instance_class=db.get("DBInstanceClass"),
+        region=region,
+        status=normalize_status(raw),
+        raw_status=raw,
+        tags=tags,
+        endpoint_host=endpoint.get("Address"),
+        endpoint_port=endpoint.get("Port"),
+        multi_az=bool(db.get("MultiAZ")),
+        node_count=1,
+        cluster_provider_id=cluster_arn,
+        extra=extra,
+    )
+
+
+def map_cluster(
+    c: dict[str, Any], region: str, tags: dict[str, str], member_classes: dict[str, str | None]
+) -> DiscoveredInstance:
+    """One DescribeDBClusters record as a DiscoveredInstance (kind cluster).
+
+    ``member_classes`` maps member instance identifiers to their instance class, so a
+    cluster whose members share one class reports it.
+    """
+    raw = c.get("Status")
+    members = c.get("DBClusterMembers") or []
+    names = [str(m["DBInstanceIdentifier"]) for m in members if "DBInstanceIdentifier" in m]
+    writer = next((str(m["DBInstanceIdentifier"]) for m in members if m.get("IsClusterWriter")),
+                  None)
+    instance_class = c.get("DBClusterInstanceClass")
+    if not instance_class:
+        classes = {member_classes.get(n) for n in names}
+        if len(classes) == 1:
+            instance_class = classes.pop()
+    extra: dict[str, Any] = {"cluster_members": names}
+    if writer:
+        extra["writer"] = writer
+    if c.get("ReaderEndpoint"):
+        extra["reader_endpoint"] = c["ReaderEndpoint"]
+    if c.get("EngineMode"):
+        extra["engine_mode"] = c["EngineMode"]
+    port = c.get("Port")
+    return DiscoveredInstance(
+        provider=ProviderKind.AWS,
+        provider_id=str(c["DBClusterArn"]),
+        name=str(c["DBClusterIdentifier"]),
+        kind=InstanceKind.CLUSTER,
+        engine=str(c.get("Engine") or "unknown"),
+        engine_version=c.get("EngineVersion"),
+        instance_class=instance_class,
+        region=region,
+        status=normalize_status(raw),
+        raw_status=raw,
+        tags=tags,
+        endpoint_host=c.get("Endpoint"),
+        endpoint_port=int(port) if port is not None else None,
+        multi_az=bool(c.get("MultiAZ")),
+        node_count=len(names),
+        cluster_provider_id=None,
+        extra=extra,
+    )
+
+
+# ------------------------------------------------------------------------ provider
+
+_REFUSAL_CODES = {
+    "InvalidDBInstanceState",
+    "InvalidDBInstanceStateFault",
+    "InvalidDBClusterStateFault",
+    "InvalidDBClusterState",
+    "InvalidParameterCombination",
+    "InvalidParameterValue",
+    "UnsupportedOperation",
+    "DBInstanceNotFound",
+    "DBInstanceNotFoundFault",
+    "DBClusterNotFoundFault",
+}
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a stored record lives in AWS: region and identifier (parsed from its ARN)."""
+
+    region: str
+    identifier: str
+
+
+def _target(instance: Instance) -> _Target:
+    parts = instance.provider_id.split(":")
+    if len(parts) >= 7 and parts[0] == "arn" and parts[2] == "rds":
+        return _Target(region=parts[3], identifier=parts[6])
+    if not instance.region:
+        raise ProviderError(f"{instance.name}: stored record has no AWS region")
+    return _Target(region=instance.region, identifier=instance.name)
+
+
+class AwsProvider:
+    """Discovery and lifecycle for RDS and Aurora through boto3."""
+
+    kind = "aws"
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or Settings()
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _client(self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str) -> Any:
+        try:
+            return creds.session(region).client(
+                "rds", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
+            )
+        except (BotoCoreError, ValueError) as exc:  # bad region name, bad endpoint URL
+            raise ProviderError(f"AWS {region}: {describe_error(exc, creds.secrets())}") from None
+
+    def _call(
+        self, what: str, region: str, creds: AwsCredentials, fn: Callable[[], _T],
+        refusable: bool = False,
+    ) -> _T:
+        """Run one AWS call, translating its failure into a domain error."""
+        try:
+            return fn()
+        except ClientError as exc:
+            msg = describe_error(exc, creds.secrets())
+            if refusable and error_code(exc) in _REFUSAL_CODES:
+                raise ActionRefused(f"AWS refused to {what} in {region}: {msg}") from None
+            raise ProviderError(f"AWS {region}: {what} failed: {msg}") from None
+        except BotoCoreError as exc:
+            msg = describe_error(exc, creds.secrets())
+            raise ProviderError(f"AWS {region}: {what} failed: {msg}") from None
+
+    # --------------------------------------------------------------- discovery
+
+    def discover(self, account: Account) -> list[DiscoveredInstance]:
+        """Every DB instance and DB cluster in the account's regions, or ProviderError."""
+        cfg = AwsAccountConfig.from_account(account)
+        creds = resolve_credentials(cfg, self._settings)
+        workers = max(1, min(self._settings.discovery_workers, len(cfg.regions)))
+        results: dict[str, list[DiscoveredInstance]] = {}
+        errors: dict[str, str] = {}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aws-discover") as pool:
+            futures = {r: pool.submit(self._discover_region, creds, cfg, r) for r in cfg.regions}
+            for region, fut in futures.items():
+                try:
+                    results[region] = fut.result()
+                except ProviderError as exc:
+                    errors[region] = exc.message
+                except Exception as exc:  # a bug or an unexpected shape: still all-or-nothing
+                    log.exception("AWS discovery in %s failed unexpectedly", region)
+                    errors[region] = f"AWS {region}: {describe_error(exc, creds.secrets())}"
+        if errors:
+            raise ProviderError("; ".join(errors[r] for r in cfg.regions if r in errors))
+        return [item for r in cfg.regions for item in results[r]]
+
+    def _discover_region(
+        self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str
+    ) -> list[DiscoveredInstance]:
+        rds = self._client(creds, cfg, region)
+
+        def pages(operation: str, key: str) -> list[dict[str, Any]]:
+            paginator = rds.get_paginator(operation)
+            out: list[dict[str, Any]] = []
+            for page in paginator.paginate(PaginationConfig={"PageSize": PAGE_SIZE}):
+                out.extend(page.get(key) or [])
+            return out
+
+        clusters = self._call(
+            "DescribeDBClusters", region, creds, lambda: pages("describe_db_clusters", "DBClusters")
+        )
+        instances = self._call(
+            "DescribeDBInstances", region, creds,
+            lambda: pages("describe_db_instances", "DBInstances"),
+        )
+
+        def tags_of(item: dict[str, Any], arn: str) -> dict[str, str]:
+            if "TagList" in item:
+                return _tags(item["TagList"])
+            got = self._call(
+                "ListTagsForResource", region, creds,
+                lambda: rds.list_tags_for_resource(ResourceName=arn),
+            )
+            return _tags(got.get("TagList"))
+
+        cluster_arns = {str(c["DBClusterIdentifier"]): str(c["DBClusterArn"]) for c in clusters}
+        member_classes = {
+            str(d["DBInstanceIdentifier"]): d.get("DBInstanceClass") for d in instances
+        }
+        writers = {
+            str(m["DBInstanceIdentifier"]): bool(m.get("IsClusterWriter"))
+            for c in clusters for m in c.get("DBClusterMembers") or []
+            if "DBInstanceIdentifier" in m
+        }
+        found: list[DiscoveredInstance] = []
+        for c in clusters:
+            found.append(
+                map_cluster(c, region, tags_of(c, str(c["DBClusterArn"])), member_classes)
+            )
+        for d in instances:
+            item = map_instance(d, region, tags_of(d, str(d["DBInstanceArn"])), cluster_arns)
+            name = item.name
+            if name in writers:
+                item.extra["is_cluster_writer"] = writers[name]
+            found.append(item)
+        return found
+
+    # --------------------------------------------------------------- lifecycle
+
+    def _prepare(self, account: Account | None, instance: Instance) -> tuple[
+        AwsCredentials, AwsAccountConfig, _Target, Any
+    ]:
+        if account is None:
+            raise ProviderError(f"{instance.name}: an AWS action needs the instance's account")
+        cfg = AwsAccountConfig.from_account(account)
+        creds = resolve_credentials(cfg, self._settings)
+        target = _target(instance)
+        return creds, cfg, target, self._client(creds, cfg, target.region)
+
+    def start(self, account: Account | None, instance: Instance) -> ActionOutcome:
+        return self._start_stop(account, instance, "start")
+
+    def stop(self, account: Account | None, instance: Instance) -> ActionOutcome:
+        return self._start_stop(account, instance, "stop")
+
+    def _start_stop(self, account: Account | None, instance: Instance, verb: str) -> ActionOutcome:
+        creds, _cfg, t, rds = self._prepare(account, instance)
+        if instance.kind == InstanceKind.CLUSTER:
+            op = rds.start_db_cluster if verb == "start" else rds.stop_db_cluster
+            api = "StartDBCluster" if verb == "start" else "StopDBCluster"
+            self._call(f"{verb} cluster {t.identifier} ({api})", t.region, creds,
+                       lambda: op(DBClusterIdentifier=t.identifier), refusable=True)
+            # Report the state AWS shows now (StopDBCluster's own answer may still be
+            # the state before the call).
+            after = self._describe_cluster(rds, creds, t)
+            raw = after.get("Status")
+            return ActionOutcome(normalize_status(raw), raw, f"{api} accepted for {t.identifier}")
+
+        # A member of a cluster is started and stopped through its cluster: refuse,
+        # using the stored link and what AWS says now (the record may be stale).
+        cluster = _cluster_name(instance.cluster_provider_id)
+        if cluster is None:
+            live = self._describe_instance(rds, creds, t)
+            cluster = live.get("DBClusterIdentifier")
+        if cluster:
+            family = "Aurora cluster" if instance.engine.startswith("aurora") else "DB cluster"
+            raise ActionRefused(
+                f"{t.identifier} is a member of {family} {cluster}; "
+                f"{verb} the cluster instead"
+            )
+        op = rds.start_db_instance if verb == "start" else rds.stop_db_instance
+        api = "StartDBInstance" if verb == "start" else "StopDBInstance"
+        got = self._call(f"{verb} {t.identifier} ({api})", t.region, creds,
+                         lambda: op(DBInstanceIdentifier=t.identifier), refusable=True)
+        raw = got.get("DBInstance", {}).get("DBInstanceStatus")
+        return ActionOutcome(normalize_status(raw), raw, f"{api} accepted for {t.identifier}")
+
+    def restart(self, account: Account | None, instance: Instance) -> ActionOutcome:
+        """Reboot an instance; for a cluster, reboot each of its member instances."""
+        creds, _cfg, t, rds = self._prepare(account, instance)
+        if instance.kind != InstanceKind.CLUSTER:
+            got = self._call(
+                f"restart {t.identifier} (RebootDBInstance)", t.region, creds,
+                lambda: rds.reboot_db_instance(DBInstanceIdentifier=t.identifier),
+                refusable=True,
+            )
+            raw = got.get("DBInstance", {}).get("DBInstanceStatus")
+            return ActionOutcome(normalize_status(raw), raw, f"rebooting {t.identifier}")
+        cluster = self._describe_cluster(rds, creds, t)
+        members = [str(m["DBInstanceIdentifier"]) for m in cluster.get("DBClusterMembers") or []]
+        if not members:
+            raise ActionRefused(f"cluster {t.identifier} has no member instances to reboot")
+        raws: list[str | None] = []
+        for member in members:
+            got = self._call(
+                f"restart {member} of cluster {t.identifier} (RebootDBInstance)", t.region,
+                creds, partial(rds.reboot_db_instance, DBInstanceIdentifier=member),
+                refusable=True,
+            )
+            raws.append(got.get("DBInstance", {}).get("DBInstanceStatus"))
+        raw = "rebooting" if "rebooting" in raws else cluster.get("Status")
+        return ActionOutcome(
+            normalize_status(raw), raw,
+            f"rebooted {len(members)} member(s) of {t.identifier}: {', '.join(members)}",
+        )
+
+    def _describe_cluster(self, rds: Any, creds: AwsCredentials, t: _Target) -> dict[str, Any]:
+        got = self._call(
+            f"describe cluster {t.identifier}", t.region, creds,
+            lambda: rds.describe_db_clusters(DBClusterIdentifier=t.identifier), refusable=True,
+        )
+        clusters = got.get("DBClusters") or []
+        if not clusters:
+            raise ActionRefused(f"cluster {t.identifier} no longer exists in {t.region}")
+        return dict(clusters[0])
+
+    def _describe_instance(self, rds: Any, creds: AwsCredentials, t: _Target) -> dict[str, Any]:
+        got = self._call(
+            f"describe {t.identifier}", t.region, creds,
+            lambda: rds.describe_db_instances(DBInstanceIdentifier=t.identifier),
+            refusable=True,
+        )
+        items = got.get("DBInstances") or []
+        if not items:
+            raise ActionRefused(f"{t.identifier} no longer exists in {t.region}")
+        return dict(items[0])
+
+
+def _cluster_name(cluster_provider_id: str | None) -> str | None:
+    """``c-1`` from ``arn:aws:rds:...:cluster:c-1`` (or the value itself if not an ARN)."""
+    if not cluster_provider_id:
+        return None
+    return cluster_provider_id.rsplit(":", 1)[-1]

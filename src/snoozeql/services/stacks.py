@@ -1,0 +1,949 @@
+"""Stacks and service instances: create, change, merge, export, plan, apply.
+
+The store keeps each instance as a reference to its template plus one override per kind
+(entries one row each); this service turns those rows into domain values, calls the pure
+merge and export code, and checks the cross-instance rules inside the same transaction
+as the write: names unique among live rows, no host port published twice by enabled
+instances of one stack, and the container name ``<prefix>-<stack>-<instance>`` short
+enough. Secret env values go to the encrypted secrets table and come back as ``***``.
+
+``plan`` compares the desired state (the stack's enabled instances) with what ``apply``
+last recorded; ``apply`` and ``down`` carry the plan out through a :class:`StackRuntime`
+(by default :class:`LocalRuntimes`, the engine catalogue's native or Docker runtime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from snoozeql.domain.errors import (
+    ActionRefused,
+    ConflictError,
+    NotFoundError,
+    SnoozeError,
+    ValidationError,
+)
+from snoozeql.domain.stacks import (
+    DEFAULT_PREFIX,
+    ComposeExport,
+    EffectiveService,
+    MergeMode,
+    Override,
+    OverrideKind,
+    Template,
+    container_name,
+    effective,
+    parse_override,
+    raise_on_clashes,
+    to_compose,
+    validate_instance_name,
+    validate_stack_name,
+)
+from snoozeql.domain.stacks.compose import ConfigStyle, SecretMode
+from snoozeql.domain.stacks.entries import EnvVar
+from snoozeql.domain.stacks.names import suggest_name
+from snoozeql.services.context import Context
+from snoozeql.services.secrets import SecretBox, generate_password
+from snoozeql.services.templates import TemplateService
+from snoozeql.store import secrets as secret_store
+from snoozeql.store import stacks as store
+from snoozeql.store.stacks import AppliedRecord, InstanceRecord, OverrideRow, StackRecord
+
+SECRET_SCOPE = "stack_instance"
+_ENV_PREFIX = "env:"
+RUNTIME_PASSWORD = "runtime:password"
+
+
+def container_prefix(ctx: Context) -> str:
+    """The container-name prefix: setting ``stack_prefix`` when present, else ``snoozeql``."""
+    return str(getattr(ctx.settings, "stack_prefix", None) or DEFAULT_PREFIX)
+
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class StackView:
+    id: UUID
+    name: str
+    description: str
+    instance_count: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id), "name": self.name, "description": self.description,
+            "instance_count": self.instance_count, "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """An instance as shown: overrides redacted, derived container name."""
+
+    id: UUID
+    stack: str
+    name: str
+    template: str
+    description: str
+    enabled: bool
+    container_name: str
+    override_count: int
+    overrides: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self, with_overrides: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": str(self.id), "stack": self.stack, "name": self.name,
+            "template": self.template, "description": self.description,
+            "enabled": self.enabled, "container_name": self.container_name,
+            "override_count": self.override_count,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+        if with_overrides:
+            out["overrides"] = self.overrides
+        return out
+
+
+PlanAction = Literal["create", "start", "update", "remove", "unchanged", "refused"]
+
+
+@dataclass(frozen=True)
+class DesiredUnit:
+    """One enabled instance as a runtime object: what ``apply`` would bring up."""
+
+    instance_id: UUID
+    instance: str
+    runtime_name: str
+    service: EffectiveService
+    engine: str | None
+    runtime: str | None
+    port: int | None
+    image: str | None
+    tag: str | None
+    problem: str | None = None
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine, "runtime": self.runtime, "port": self.port,
+            "image": self.image, "tag": self.tag, "template": self.service.template,
+        }
+
+    @property
+    def digest(self) -> str:
+        raw = json.dumps(self.summary, sort_keys=True).encode()
+        return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    action: PlanAction
+    instance: str
+    runtime_name: str
+    runtime: str | None
+    reason: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action, "instance": self.instance,
+            "runtime_name": self.runtime_name, "runtime": self.runtime,
+            "reason": self.reason, "changes": self.changes,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    items: list[PlanItem]
+
+    @property
+    def changes(self) -> int:
+        return sum(1 for i in self.items if i.action in ("create", "start", "update", "remove"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack, "changes": self.changes,
+            "items": [i.to_dict() for i in self.items],
+        }
+
+
+@dataclass(frozen=True)
+class StepResult:
+    action: str
+    instance: str
+    runtime_name: str
+    ok: bool
+    status: str | None
+    detail: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# ------------------------------------------------------------------------ runtimes
+
+
+class StackRuntime(Protocol):
+    """What apply and down need from the runtimes; one object per runtime name."""
+
+    def choose(self, engine: str | None) -> str | None:
+        """The runtime that would run it ("native", "docker") or None if none can."""
+
+    def up(self, unit: DesiredUnit, password: str) -> str:
+        """Create and start; returns the measured status."""
+
+    def start(self, runtime: str, name: str, password: str) -> str: ...
+
+    def stop(self, runtime: str, name: str) -> str: ...
+
+    def remove(self, runtime: str, name: str) -> str:
+        """Delete the runtime object, keeping its data; returns where it was kept."""
+
+
+class LocalRuntimes:
+    """Database instances through the engine catalogue: natively when the engine's
+    server binaries are installed, else as a Docker container of the official image.
+
+    Plain images (templates without an ``engine``) would need a generic container
+    runtime, which SnoozeQL does not have yet, so they are refused with that reason.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        try:
+            from snoozeql.providers import docker as docker_provider
+            from snoozeql.providers import local as local_provider
+        except ImportError as exc:  # pragma: no cover - depends on the build
+            raise ActionRefused(
+                f"apply needs the local runtimes, which cannot be loaded here ({exc.name}); "
+                "export the stack and run it with Compose instead (snoozeql stacks export)"
+            ) from None
+        self._local = local_provider
+        self._native = local_provider.NativeRuntime(ctx.settings)
+        self._docker_cls = docker_provider.DockerRuntime
+        self._docker: Any = None
+        self._settings = ctx.settings
+
+    def _rt(self, runtime: str) -> Any:
+        if runtime == "native":
+            return self._native
+        if self._docker is None:
+            self._docker = self._docker_cls(self._settings)
+        return self._docker
+
+    def choose(self, engine: str | None) -> str | None:
+        if engine is None:
+            return None
+        from snoozeql.domain.engines import parse_engine
+
+        eng = parse_engine(engine)
+        return "native" if self._local.installed_versions(eng) else "docker"
+
+    def up(self, unit: DesiredUnit, password: str) -> str:
+        from snoozeql.domain.engines import LocalDatabaseSpec
+
+        assert unit.engine and unit.runtime and unit.port
+        spec = LocalDatabaseSpec.build(
+            name=unit.runtime_name, engine=unit.engine, port=unit.port, runtime=unit.runtime,
+            image=unit.image if unit.runtime == "docker" else None,
+            tag=unit.tag if unit.runtime == "docker" else None,
+        )
+        state = self._rt(unit.runtime).create(spec, password)
+        return str(state.status.value)
+
+    def start(self, runtime: str, name: str, password: str) -> str:
+        return str(self._rt(runtime).start(name, password).status.value)
+
+    def stop(self, runtime: str, name: str) -> str:
+        return str(self._rt(runtime).stop(name).status.value)
+
+    def remove(self, runtime: str, name: str) -> str:
+        kept = self._rt(runtime).delete(name, keep_data=True)
+        return f"removed; data kept in {kept}" if kept else "removed"
+
+
+# ------------------------------------------------------------------------- service
+
+
+def _entry_rows(o: Override) -> list[dict[str, Any]]:
+    """The rows one override is stored as (secret values are blanked by the caller)."""
+    data = o.to_dict(reveal_secrets=True)["entries"]
+    if o.kind is OverrideKind.HEALTHCHECK:
+        return [{"field": k, "value": v} for k, v in data.items()]
+    if o.kind is OverrideKind.DOMAINS:
+        return [{"domain": d} for d in data]
+    return list(data)
+
+
+class StackService:
+    def __init__(
+        self, ctx: Context, runtime: StackRuntime | None = None, box: SecretBox | None = None
+    ) -> None:
+        self.ctx = ctx
+        self._runtime = runtime
+        self._box = box
+        self.prefix = container_prefix(ctx)
+        self.templates = TemplateService(ctx)
+
+    @property
+    def box(self) -> SecretBox:
+        if self._box is None:
+            self._box = SecretBox(self.ctx.settings)
+            self.templates._box = self._box
+        return self._box
+
+    @property
+    def runtime(self) -> StackRuntime:
+        if self._runtime is None:
+            self._runtime = LocalRuntimes(self.ctx)
+        return self._runtime
+
+    # ------------------------------------------------------------------ stacks
+
+    def _stack(self, conn: sa.Connection, name: str) -> StackRecord:
+        found = store.stack_by_name(conn, name)
+        if found is None:
+            deleted = store.stack_latest_deleted(conn, name)
+            if deleted is not None:
+                raise NotFoundError(
+                    f"stack {name!r} was deleted; restore it first "
+                    f"(snoozeql stacks restore {name})"
+                )
+            raise NotFoundError(f"no stack {name!r}; see `snoozeql stacks list`")
+        return found
+
+    def _stack_view(self, conn: sa.Connection, s: StackRecord) -> StackView:
+        count = store.instance_counts(conn, [s.id]).get(s.id, 0)
+        return StackView(s.id, s.name, s.description, count, s.created_at, s.updated_at,
+                         s.deleted_at)
+
+    def create_stack(self, name: str, description: str = "") -> StackView:
+        validate_stack_name(name, self.prefix)
+        try:
+            with self.ctx.engine.begin() as conn:
+                if store.stack_by_name(conn, name):
+                    raise ConflictError(self._stack_taken(name))
+                sid = store.stack_insert(conn, name, description or "", self.ctx.now())
+                return self._stack_view(conn, store.stack_get(conn, sid))  # type: ignore[arg-type]
+        except IntegrityError:
+            raise ConflictError(self._stack_taken(name)) from None
+
+    @staticmethod
+    def _stack_taken(name: str) -> str:
+        return (
+            f"a stack named {name!r} already exists; pick another name or delete it first "
+            f"(snoozeql stacks delete {name})"
+        )
+
+    def list_stacks(self, include_deleted: bool = False) -> list[StackView]:
+        with self.ctx.engine.connect() as conn:
+            rows = store.stack_list(conn, include_deleted)
+            counts = store.instance_counts(conn, [s.id for s in rows])
+        return [
+            StackView(s.id, s.name, s.description, counts.get(s.id, 0), s.created_at,
+                      s.updated_at, s.deleted_at)
+            for s in rows
+        ]
+
+    def get_stack(self, name: str) -> StackView:
+        with self.ctx.engine.connect() as conn:
+            return self._stack_view(conn, self._stack(conn, name))
+
+    def update_stack(self, name: str, description: str) -> StackView:
+        with self.ctx.engine.begin() as conn:
+            s = self._stack(conn, name)
+            store.stack_update(conn, s.id, self.ctx.now(), description=description or "")
+            return self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
+
+    def delete_stack(self, name: str) -> StackView:
+        """Soft delete: the stack and its instances disappear from every view; restorable."""
+        with self.ctx.engine.begin() as conn:
+            s = self._stack(conn, name)
+            store.stack_update(conn, s.id, self.ctx.now(), deleted_at=self.ctx.now())
+            return self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
+
+    def restore_stack(self, name: str) -> StackView:
+        """Bring back the most recently deleted stack of that name, with its instances."""
+        try:
+            with self.ctx.engine.begin() as conn:
+                if store.stack_by_name(conn, name):
+                    raise ConflictError(
+                        f"a live stack named {name!r} exists; delete or rename its "
+                        "instances elsewhere before restoring the deleted one"
+                    )
+                s = store.stack_latest_deleted(conn, name)
+                if s is None:
+                    raise NotFoundError(f"no deleted stack {name!r} to restore")
+                store.stack_update(conn, s.id, self.ctx.now(), deleted_at=None)
+                return self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
+        except IntegrityError:
+            raise ConflictError(f"a live stack named {name!r} exists") from None
+
+    # --------------------------------------------------------------- overrides io
+
+    def _load_overrides(
+        self, conn: sa.Connection, instance_ids: list[UUID]
+    ) -> dict[UUID, dict[OverrideKind, Override]]:
+        rows = store.overrides_for(conn, instance_ids)
+        out: dict[UUID, dict[OverrideKind, Override]] = {}
+        for iid, overrides in rows.items():
+            secrets: dict[str, str] | None = None
+            parsed: dict[OverrideKind, Override] = {}
+            for row in overrides:
+                if row.kind == OverrideKind.ENV_VARS.value and any(
+                    e.get("stored") for e in row.entries
+                ):
+                    if secrets is None:
+                        secrets = secret_store.get_all(conn, SECRET_SCOPE, iid)
+                parsed[OverrideKind(row.kind)] = self._row_to_override(row, secrets or {})
+            out[iid] = parsed
+        return out
+
+    def _row_to_override(self, row: OverrideRow, secrets: Mapping[str, str]) -> Override:
+        entries: Any
+        if row.kind == OverrideKind.HEALTHCHECK.value:
+            entries = {e["field"]: e["value"] for e in row.entries}
+        elif row.kind == OverrideKind.DOMAINS.value:
+            entries = [e["domain"] for e in row.entries]
+        elif row.kind == OverrideKind.ENV_VARS.value:
+            entries = []
+            for e in row.entries:
+                e = dict(e)
+                if e.pop("stored", False):
+                    token = secrets.get(_ENV_PREFIX + e["key"])
+                    e["value"] = self.box.decrypt(token) if token is not None else None
+                entries.append(e)
+        else:
+            entries = row.entries
+        return parse_override(row.kind, {"mode": row.mode, "entries": entries})
+
+    def _write_override(self, conn: sa.Connection, iid: UUID, o: Override) -> None:
+        now = self.ctx.now()
+        rows = _entry_rows(o)
+        if o.kind is OverrideKind.ENV_VARS:
+            for name in secret_store.get_all(conn, SECRET_SCOPE, iid):
+                if name.startswith(_ENV_PREFIX):
+                    secret_store.delete(conn, SECRET_SCOPE, iid, name)
+            assert isinstance(o.entries, tuple)
+            for row, entry in zip(rows, o.entries, strict=True):
+                if entry.secret and entry.value is not None:
+                    secret_store.put(conn, SECRET_SCOPE, iid, _ENV_PREFIX + entry.key,
+                                     self.box.encrypt(entry.value), now)
+                    row["value"] = None
+                    row["stored"] = True
+        store.override_put(conn, iid, o.kind.value, o.mode.value, rows, now)
+
+    # --------------------------------------------------------------- instances
+
+    def _template(self, conn: sa.Connection, name: str) -> Template:
+        t = self.templates.find(conn, name)
+        if t is None:
+            raise NotFoundError(
+                f"template {name!r} no longer exists; add it again (snoozeql templates add)"
+            )
+        return t
+
+    def _instance(self, conn: sa.Connection, stack: StackRecord, name: str) -> InstanceRecord:
+        found = store.instance_by_name(conn, stack.id, name)
+        if found is None:
+            raise NotFoundError(f"stack {stack.name!r} has no instance {name!r}")
+        return found
+
+    def _view(
+        self, stack: StackRecord, r: InstanceRecord, overrides: Mapping[OverrideKind, Override]
+    ) -> InstanceView:
+        ordered = [overrides[k] for k in OverrideKind if k in overrides]
+        return InstanceView(
+            id=r.id, stack=stack.name, name=r.name, template=r.template,
+            description=r.description, enabled=r.enabled,
+            container_name=f"{self.prefix}-{stack.name}-{r.name}",
+            override_count=sum(o.entry_count for o in ordered),
+            overrides=[o.redacted() for o in ordered], created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
+
+    def _taken(self, stack: str, name: str) -> str:
+        return (
+            f"stack {stack!r} already has an instance named {name!r}; choose another name "
+            f"(for example {suggest_name(name + '-2')!r}), rename the existing one "
+            f"(snoozeql stacks instances rename {stack} {name} NEW) or delete it first"
+        )
+
+    def _check_clashes(
+        self,
+        conn: sa.Connection,
+        stack: StackRecord,
+        candidate: tuple[UUID | None, str, EffectiveService] | None,
+    ) -> None:
+        """409 if the stack's enabled instances (with ``candidate`` in place of its own
+        stored state, or added) would publish one host port twice."""
+        records = store.instance_list(conn, stack.id, enabled=True)
+        cand_id = candidate[0] if candidate else None
+        others = [r for r in records if r.id != cand_id]
+        overrides = self._load_overrides(conn, [r.id for r in others])
+        pairs = []
+        for r in others:
+            svc = effective(self._template(conn, r.template), overrides[r.id])
+            pairs.append((r.name, svc.ports))
+        if candidate is not None:
+            pairs.append((candidate[1], candidate[2].ports))
+        raise_on_clashes(pairs)
+
+    def create_instance(
+        self,
+        stack_name: str,
+        name: str,
+        template: str,
+        *,
+        description: str = "",
+        enabled: bool = True,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> InstanceView:
+        """Create an instance from a template, optionally with overrides.
+
+        Secret env vars the template leaves without a value (a database password) get a
+        generated value, stored encrypted as an env_vars override.
+        """
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            validate_instance_name(name, stack.name, self.prefix)
+            tmpl = self.templates.find(conn, template)
+        if tmpl is None:
+            known = ", ".join(t.name for t in self.templates.list())
+            raise ValidationError(f"unknown template {template!r}; templates: {known}")
+        parsed = {OverrideKind.parse(k): parse_override(k, v)
+                  for k, v in (overrides or {}).items()}
+        parsed = self._with_generated_secrets(tmpl, parsed)
+        svc = effective(tmpl, parsed.values())
+        try:
+            with self.ctx.engine.begin() as conn:
+                stack = self._stack(conn, stack_name)
+                if store.instance_by_name(conn, stack.id, name):
+                    raise ConflictError(self._taken(stack.name, name))
+                if enabled:
+                    self._check_clashes(conn, stack, (None, name, svc))
+                iid = store.instance_insert(
+                    conn, stack.id, name, tmpl.name, description or "", enabled, self.ctx.now()
+                )
+                for o in parsed.values():
+                    self._write_override(conn, iid, o)
+                return self._view(stack, store.instance_get(conn, iid), parsed)  # type: ignore[arg-type]
+        except IntegrityError:
+            raise ConflictError(self._taken(stack_name, name)) from None
+
+    @staticmethod
+    def _with_generated_secrets(
+        tmpl: Template, parsed: dict[OverrideKind, Override]
+    ) -> dict[OverrideKind, Override]:
+        missing = [e.key for e in tmpl.environment if e.secret and e.value is None]
+        if not missing:
+            return parsed
+        current = parsed.get(OverrideKind.ENV_VARS)
+        if current is not None and current.mode is MergeMode.REPLACE:
+            return parsed
+        entries = list(current.entries) if current is not None else []  # type: ignore[arg-type]
+        given = {e.key for e in entries}
+        entries += [EnvVar(k, generate_password(), secret=True) for k in missing if k not in given]
+        out = dict(parsed)
+        out[OverrideKind.ENV_VARS] = Override(OverrideKind.ENV_VARS, tuple(entries))
+        return out
+
+    def list_instances(
+        self, stack_name: str, *, search: str | None = None, enabled: bool | None = None
+    ) -> list[InstanceView]:
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            records = store.instance_list(conn, stack.id, search=search, enabled=enabled)
+            overrides = self._load_overrides(conn, [r.id for r in records])
+        return [self._view(stack, r, overrides[r.id]) for r in records]
+
+    def get_instance(self, stack_name: str, name: str) -> InstanceView:
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            r = self._instance(conn, stack, name)
+            return self._view(stack, r, self._load_overrides(conn, [r.id])[r.id])
+
+    def update_instance(
+        self,
+        stack_name: str,
+        name: str,
+        *,
+        description: str | None = None,
+        enabled: bool | None = None,
+    ) -> InstanceView:
+        with self.ctx.engine.begin() as conn:
+            stack = self._stack(conn, stack_name)
+            r = self._instance(conn, stack, name)
+            overrides = self._load_overrides(conn, [r.id])[r.id]
+            values: dict[str, Any] = {}
+            if description is not None:
+                values["description"] = description
+            if enabled is not None:
+                if enabled and not r.enabled:
+                    svc = effective(self._template(conn, r.template), overrides)
+                    self._check_clashes(conn, stack, (r.id, r.name, svc))
+                values["enabled"] = enabled
+            if values:
+                store.instance_update(conn, r.id, self.ctx.now(), **values)
+            return self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
+
+    def delete_instance(self, stack_name: str, name: str) -> None:
+        """Soft delete; the name is free again at once (uniqueness ignores deleted rows)."""
+        with self.ctx.engine.begin() as conn:
+            stack = self._stack(conn, stack_name)
+            r = self._instance(conn, stack, name)
+            store.instance_update(conn, r.id, self.ctx.now(), deleted_at=self.ctx.now())
+
+    def delete_preview(self, stack_name: str, name: str) -> dict[str, Any]:
+        """What a delete would remove: the instance, its overrides and secrets, and what
+        the next apply would take down."""
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            r = self._instance(conn, stack, name)
+            overrides = self._load_overrides(conn, [r.id])[r.id]
+            svc = effective(self._template(conn, r.template), overrides)
+            secret_names = [
+                n.removeprefix(_ENV_PREFIX)
+                for n in secret_store.get_all(conn, SECRET_SCOPE, r.id)
+                if n.startswith(_ENV_PREFIX)
+            ]
+            applied = [a for a in store.applied_list(conn, stack.id) if a.instance_id == r.id]
+        view = self._view(stack, r, overrides)
+        return {
+            "stack": stack.name,
+            "instance": r.name,
+            "container_name": view.container_name,
+            "enabled": r.enabled,
+            "overrides": {o["kind"]: o_count for o, o_count in zip(
+                view.overrides,
+                [overrides[k].entry_count for k in OverrideKind if k in overrides],
+                strict=True,
+            )},
+            "override_count": view.override_count,
+            "secret_env_vars": sorted(secret_names),
+            "volumes": [f"{r.name}_{v.source}" for v in svc.volumes
+                        if v.type == "volume" and v.source],
+            "applied": [
+                {"runtime_name": a.runtime_name, "runtime": a.runtime, "state": a.state}
+                for a in applied
+            ],
+            "note": "the delete is soft: the name can be reused at once; the next "
+                    "`stacks apply` removes what is listed under applied (keeping its data)",
+        }
+
+    def duplicate_instance(
+        self,
+        stack_name: str,
+        name: str,
+        new_name: str | None = None,
+        *,
+        enabled: bool | None = None,
+    ) -> InstanceView:
+        """Copy the instance and every override (secrets included) in one transaction."""
+        target = new_name or f"{name}-copy"
+        try:
+            with self.ctx.engine.begin() as conn:
+                stack = self._stack(conn, stack_name)
+                src = self._instance(conn, stack, name)
+                validate_instance_name(target, stack.name, self.prefix)
+                if store.instance_by_name(conn, stack.id, target):
+                    raise ConflictError(self._taken(stack.name, target))
+                overrides = self._load_overrides(conn, [src.id])[src.id]
+                on = src.enabled if enabled is None else enabled
+                if on:
+                    svc = effective(self._template(conn, src.template), overrides)
+                    try:
+                        self._check_clashes(conn, stack, (None, target, svc))
+                    except ConflictError as exc:
+                        raise ConflictError(
+                            f"{exc.message}; or duplicate it disabled (enabled=false, "
+                            "--disabled) and then change its ports"
+                        ) from None
+                iid = store.instance_insert(
+                    conn, stack.id, target, src.template, src.description, on, self.ctx.now()
+                )
+                for o in overrides.values():
+                    self._write_override(conn, iid, o)
+                return self._view(stack, store.instance_get(conn, iid), overrides)  # type: ignore[arg-type]
+        except IntegrityError:
+            raise ConflictError(self._taken(stack_name, target)) from None
+
+    def rename_instance(self, stack_name: str, name: str, new_name: str) -> InstanceView:
+        try:
+            with self.ctx.engine.begin() as conn:
+                stack = self._stack(conn, stack_name)
+                r = self._instance(conn, stack, name)
+                validate_instance_name(new_name, stack.name, self.prefix)
+                if new_name != name:
+                    if store.instance_by_name(conn, stack.id, new_name):
+                        raise ConflictError(self._taken(stack.name, new_name))
+                    store.instance_update(conn, r.id, self.ctx.now(), name=new_name)
+                overrides = self._load_overrides(conn, [r.id])[r.id]
+                return self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
+        except IntegrityError:
+            raise ConflictError(self._taken(stack_name, new_name)) from None
+
+    def put_override(
+        self, stack_name: str, name: str, kind: str, body: Mapping[str, Any]
+    ) -> InstanceView:
+        """Replace the instance's override of one kind (``mode`` merge or replace)."""
+        o = parse_override(kind, body)
+        with self.ctx.engine.begin() as conn:
+            stack = self._stack(conn, stack_name)
+            r = self._instance(conn, stack, name)
+            overrides = self._load_overrides(conn, [r.id])[r.id]
+            overrides[o.kind] = o
+            svc = effective(self._template(conn, r.template), overrides)
+            if r.enabled and o.kind is OverrideKind.PORTS:
+                self._check_clashes(conn, stack, (r.id, r.name, svc))
+            self._write_override(conn, r.id, o)
+            store.instance_update(conn, r.id, self.ctx.now())
+            return self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
+
+    def delete_override(self, stack_name: str, name: str, kind: str) -> InstanceView:
+        k = OverrideKind.parse(kind)
+        with self.ctx.engine.begin() as conn:
+            stack = self._stack(conn, stack_name)
+            r = self._instance(conn, stack, name)
+            overrides = self._load_overrides(conn, [r.id])[r.id]
+            overrides.pop(k, None)
+            svc = effective(self._template(conn, r.template), overrides)
+            if r.enabled and k is OverrideKind.PORTS:
+                self._check_clashes(conn, stack, (r.id, r.name, svc))
+            store.override_delete(conn, r.id, k.value)
+            if k is OverrideKind.ENV_VARS:
+                for n in secret_store.get_all(conn, SECRET_SCOPE, r.id):
+                    if n.startswith(_ENV_PREFIX):
+                        secret_store.delete(conn, SECRET_SCOPE, r.id, n)
+            return self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
+
+    def effective(self, stack_name: str, name: str) -> tuple[InstanceView, EffectiveService]:
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            r = self._instance(conn, stack, name)
+            overrides = self._load_overrides(conn, [r.id])[r.id]
+            svc = effective(self._template(conn, r.template), overrides)
+        return self._view(stack, r, overrides), svc
+
+    # ----------------------------------------------------------------- export
+
+    def _enabled_services(
+        self, conn: sa.Connection, stack: StackRecord
+    ) -> list[tuple[InstanceRecord, EffectiveService]]:
+        records = store.instance_list(conn, stack.id, enabled=True)
+        overrides = self._load_overrides(conn, [r.id for r in records])
+        return [(r, effective(self._template(conn, r.template), overrides[r.id]))
+                for r in records]
+
+    def compose(
+        self,
+        stack_name: str,
+        *,
+        secrets: SecretMode = "interpolate",
+        config_style: ConfigStyle = "bind",
+    ) -> ComposeExport:
+        """The Compose export of the stack's enabled instances."""
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            services = self._enabled_services(conn, stack)
+        return to_compose(
+            stack.name, [(r.name, svc) for r, svc in services], self.prefix,
+            secrets=secrets, config_style=config_style,
+        )
+
+    # ------------------------------------------------------------ plan / apply
+
+    def _desired(self, conn: sa.Connection, stack: StackRecord) -> list[DesiredUnit]:
+        units = []
+        for r, svc in self._enabled_services(conn, stack):
+            runtime_name = container_name(self.prefix, stack.name, r.name)
+            units.append(self._unit(r, runtime_name, svc))
+        return units
+
+    def _unit(self, r: InstanceRecord, runtime_name: str, svc: EffectiveService) -> DesiredUnit:
+        image, _, tag = svc.image.partition(":")
+        base = dict(instance_id=r.id, instance=r.name, runtime_name=runtime_name, service=svc,
+                    engine=svc.engine, image=image, tag=tag or None)
+        if svc.engine is None:
+            return DesiredUnit(
+                **base, runtime=None, port=None,  # type: ignore[arg-type]
+                problem="plain images need a generic container runtime, which SnoozeQL "
+                "does not have yet; run this stack with `snoozeql stacks export` and Compose",
+            )
+        from snoozeql.domain.engines import engine_info
+
+        try:
+            info = engine_info(svc.engine)
+            runtime = self.runtime.choose(svc.engine)
+        except SnoozeError as exc:
+            return DesiredUnit(**base, runtime=None, port=None, problem=exc.message)  # type: ignore[arg-type]
+        published = [p for p in svc.ports if p.host_port is not None]
+        match = [p for p in published if p.container_port == info.default_port] or published
+        if not match:
+            return DesiredUnit(
+                **base, runtime=runtime, port=None,  # type: ignore[arg-type]
+                problem=f"publish a host port for container port {info.default_port} "
+                "(a ports override) so the database can be reached",
+            )
+        port = match[0].host_port
+        problem = None
+        if port is not None and port < 1024:
+            problem = f"host port {port} is privileged; use a port from 1024 to 65535"
+        return DesiredUnit(**base, runtime=runtime, port=port, problem=problem)  # type: ignore[arg-type]
+
+    def plan(self, stack_name: str) -> Plan:
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            return self._plan(conn, stack)[0]
+
+    def _plan(
+        self, conn: sa.Connection, stack: StackRecord
+    ) -> tuple[Plan, dict[str, DesiredUnit], dict[str, AppliedRecord]]:
+        desired = {u.runtime_name: u for u in self._desired(conn, stack)}
+        applied = {a.runtime_name: a for a in store.applied_list(conn, stack.id)}
+        items: list[PlanItem] = []
+        for name, u in desired.items():
+            a = applied.get(name)
+            if u.problem:
+                items.append(PlanItem("refused", u.instance, name, u.runtime, u.problem))
+            elif a is None:
+                items.append(PlanItem("create", u.instance, name, u.runtime,
+                                      "enabled instance not applied yet", u.summary))
+            elif a.digest != u.digest:
+                changes = {k: {"applied": a.summary.get(k), "desired": v}
+                           for k, v in u.summary.items() if a.summary.get(k) != v}
+                items.append(PlanItem(
+                    "update", u.instance, name, u.runtime,
+                    "changed since the last apply; a database is recreated by deleting the "
+                    "instance (its data is kept) and creating it again", changes,
+                ))
+            elif a.state != "running":
+                items.append(PlanItem("start", u.instance, name, a.runtime, f"is {a.state}"))
+            else:
+                items.append(PlanItem("unchanged", u.instance, name, a.runtime, "up to date"))
+        for name, a in applied.items():
+            if name not in desired:
+                items.append(PlanItem(
+                    "remove", a.instance_name, name, a.runtime,
+                    "instance deleted, disabled or renamed since the last apply",
+                ))
+        return Plan(stack.name, items), desired, applied
+
+    def _password(self, conn: sa.Connection, unit: DesiredUnit) -> str:
+        """The database password: the template's password variable when it has one,
+        else a generated one kept encrypted for this instance."""
+        from snoozeql.domain.engines import engine_info
+
+        env = unit.service.env()
+        for var in engine_info(unit.engine or "").docker_password_env:
+            if env.get(var):
+                return str(env[var])
+        token = secret_store.get(conn, SECRET_SCOPE, unit.instance_id, RUNTIME_PASSWORD)
+        if token is not None:
+            return self.box.decrypt(token)
+        password = generate_password()
+        secret_store.put(conn, SECRET_SCOPE, unit.instance_id, RUNTIME_PASSWORD,
+                         self.box.encrypt(password), self.ctx.now())
+        return password
+
+    def apply(self, stack_name: str) -> list[StepResult]:
+        """Carry the plan out, one runtime object at a time, recording each success.
+
+        A failed step is reported and the others still run; ``refused`` items are
+        reported without touching anything.
+        """
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            plan, desired, applied = self._plan(conn, stack)
+        results = []
+        for item in plan.items:
+            if item.action == "unchanged":
+                continue
+            if item.action == "refused":
+                results.append(StepResult("refused", item.instance, item.runtime_name, False,
+                                          None, item.reason))
+                continue
+            results.append(self._step(stack, item, desired.get(item.runtime_name),
+                                      applied.get(item.runtime_name)))
+        return results
+
+    def _step(
+        self,
+        stack: StackRecord,
+        item: PlanItem,
+        unit: DesiredUnit | None,
+        applied: AppliedRecord | None,
+    ) -> StepResult:
+        rt = self.runtime
+        now = self.ctx.now
+        try:
+            if item.action == "remove":
+                assert applied is not None
+                detail = rt.remove(applied.runtime, applied.runtime_name)
+                with self.ctx.engine.begin() as conn:
+                    store.applied_delete(conn, stack.id, applied.runtime_name)
+                return StepResult("remove", item.instance, item.runtime_name, True, None, detail)
+            assert unit is not None and unit.runtime is not None
+            with self.ctx.engine.begin() as conn:
+                password = self._password(conn, unit)
+            if item.action == "start":
+                assert applied is not None
+                status = rt.start(applied.runtime, unit.runtime_name, password)
+                with self.ctx.engine.begin() as conn:
+                    store.applied_set_state(conn, stack.id, unit.runtime_name, "running", now())
+                return StepResult("start", item.instance, item.runtime_name, True, status, None)
+            if item.action == "update" and applied is not None:
+                rt.remove(applied.runtime, applied.runtime_name)
+                with self.ctx.engine.begin() as conn:
+                    store.applied_delete(conn, stack.id, applied.runtime_name)
+            status = rt.up(unit, password)
+            with self.ctx.engine.begin() as conn:
+                store.applied_put(
+                    conn, stack_id=stack.id, instance_id=unit.instance_id,
+                    instance_name=unit.instance, runtime_name=unit.runtime_name,
+                    runtime=unit.runtime, digest=unit.digest, state="running",
+                    summary=unit.summary, now=now(),
+                )
+            return StepResult(item.action, item.instance, item.runtime_name, True, status, None)
+        except SnoozeError as exc:
+            return StepResult(item.action, item.instance, item.runtime_name, False, None,
+                              exc.message)
+
+    def down(self, stack_name: str) -> list[StepResult]:
+        """Stop every runtime object the stack has applied; they stay recorded, so the
+        next apply starts them again."""
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            applied = store.applied_list(conn, stack.id)
+        results = []
+        for a in applied:
+            if a.state != "running":
+                continue
+            try:
+                status = self.runtime.stop(a.runtime, a.runtime_name)
+                with self.ctx.engine.begin() as conn:
+                    store.applied_set_state(conn, stack.id, a.runtime_name, "stopped",
+                                            self.ctx.now())
+                results.append(StepResult("stop", a.instance_name, a.runtime_name, True,
+                                          status, None))
+            except SnoozeError as exc:
+                results.append(StepResult("stop", a.instance_name, a.runtime_name, False,
+                                          None, exc.message))
+        return results
+
