@@ -139,3 +139,14 @@ def test_serve_starts_on_a_fresh_data_dir_and_answers(tmp_path, aws_env) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_migrate_up_down_and_bad_revision(cli, tmp_path) -> None:  # noqa: ANN001
+    r = cli("migrate")
+    assert r.exit_code == 0 and "-> 0" in r.output
+    r = cli("migrate", "--down", "base")
+    assert r.exit_code == 0 and r.output.strip().endswith("-> empty")
+    r = cli("migrate", "no-such-revision")
+    assert r.exit_code == 2 and "cannot migrate" in r.stderr
+    r = cli("migrate")
+    assert r.exit_code == 0

@@ -102,18 +102,11 @@ def migrate(
 ) -> None:
     """Apply (or roll back) the store's schema migrations."""
     from snoozeql.config import get_settings
-    from snoozeql.store import db
+    from snoozeql.services.maintenance import migrate as run_migrations
 
-    s = get_settings()
-    engine = db.create_engine(s.effective_database_url)
-    before = db.current_revision(engine)
-    if down:
-        db.downgrade(engine, revision)
-    else:
-        db.upgrade(engine, revision)
-    after = db.current_revision(engine)
-    console.print(f"store {engine.url.render_as_string(hide_password=True)}: "
-                  f"{before or 'empty'} -> {after or 'empty'}", highlight=False)
+    r = run_migrations(get_settings(), revision, down)
+    console.print(f"store {r.store}: {r.before or 'empty'} -> {r.after or 'empty'}",
+                  highlight=False)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -78,8 +79,8 @@ class InventoryService:
             items, nxt = store.list_page(conn, f, sort=sort, limit=limit, cursor=cursor)
         return Page(items, nxt)
 
-    def list_all(self, f: InstanceFilter, sort: str = "name") -> list[Instance]:
-        out: list[Instance] = []
+    def list_all(self, f: InstanceFilter, sort: str = "name") -> builtins.list[Instance]:
+        out: builtins.list[Instance] = []
         cursor = None
         while True:
             page = self.list(f, sort=sort, limit=MAX_LIMIT, cursor=cursor)
@@ -108,6 +109,6 @@ class InventoryService:
             )
         return matches[0]
 
-    def members(self, cluster: Instance) -> list[Instance]:
+    def members(self, cluster: Instance) -> builtins.list[Instance]:
         with self.ctx.engine.connect() as conn:
             return store.cluster_members(conn, cluster.provider_id)
