@@ -8,6 +8,7 @@ import typer
 
 from snoozeql import __version__
 from snoozeql.cli import accounts, actions, apikeys, instances, state
+from snoozeql.cli import db as db_cli
 from snoozeql.cli import stacks as stacks_cli
 from snoozeql.cli import templates as templates_cli
 from snoozeql.cli.output import console, handle_errors
@@ -24,6 +25,7 @@ app.add_typer(actions.app, name="actions")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(templates_cli.app, name="templates")
 app.add_typer(stacks_cli.app, name="stacks")
+app.add_typer(db_cli.app, name="db")
 
 
 def _version(value: bool) -> None:
@@ -62,6 +64,7 @@ def serve(
     s = get_settings()
     state.configure_logging(s.log_level, s.log_json)
     ctx = state.ctx()
+    _refresh_local_databases(ctx)
     runner = JobRunner(ctx) if (jobs and s.jobs_enabled) else None
     if runner:
         runner.start()

@@ -23,8 +23,17 @@ def _sync_accounts(ctx: Context) -> object:
     return DiscoveryService(ctx).sync_all()
 
 
+def _refresh_local_databases(ctx: Context) -> object:
+    from snoozeql.services.local_databases import LocalDatabaseService
+
+    return LocalDatabaseService(ctx).refresh_all()
+
+
 def catalogue(ctx: Context) -> list[Job]:
     s = ctx.settings
     return [
         Job("sync-accounts", timedelta(seconds=s.sync_interval_seconds), _sync_accounts),
+        # Local databases: a crash or a reboot shows up within a minute.
+        Job("refresh-local-databases", timedelta(seconds=60), _refresh_local_databases,
+            lease=timedelta(minutes=5)),
     ]

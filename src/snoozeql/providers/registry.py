@@ -17,6 +17,8 @@ from snoozeql.providers.base import Provider
 _IMPLEMENTATIONS: dict[ProviderKind, str] = {
     ProviderKind.AWS: "snoozeql.providers.aws:AwsProvider",
     ProviderKind.GCP: "snoozeql.providers.gcp:GcpProvider",
+    ProviderKind.LOCAL: "snoozeql.providers.local_provider:LocalProvider",
+    ProviderKind.DOCKER: "snoozeql.providers.local_provider:DockerProvider",
 }
 
 

@@ -14,6 +14,7 @@ from snoozeql.domain.errors import ActionRefused, ProviderError, SnoozeError, Va
 from snoozeql.domain.types import ActionResult, Instance, LifecycleAction
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
+from snoozeql.services.local_databases import bind_password_lookup
 from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
@@ -36,6 +37,7 @@ class LifecycleService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.inventory = InventoryService(ctx)
+        bind_password_lookup(ctx)  # local/docker providers need the decrypted password
 
     def act(
         self, ref: str | UUID, action: str | LifecycleAction, *, actor: str,

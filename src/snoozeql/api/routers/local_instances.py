@@ -1,0 +1,70 @@
+"""Local databases over the API: create, delete, live status, logs and URL.
+
+Start, stop and restart are the generic ``/instances/{id}/start|stop|restart`` routes
+(:mod:`snoozeql.api.routers.instances`): a local database is an instance like any other.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+
+from snoozeql.api.deps import CtxDep, Operator, Viewer
+from snoozeql.api.local_schemas import (
+    LocalInstanceCreate,
+    LocalInstanceCreated,
+    LocalLogsOut,
+    LocalStatusOut,
+    LocalUrlOut,
+)
+from snoozeql.api.schemas import InstanceOut
+from snoozeql.services.local_databases import LocalDatabaseService
+
+router = APIRouter(prefix="/instances", tags=["local databases"])
+
+
+@router.post("", status_code=201, response_model=LocalInstanceCreated)
+def create_local_instance(
+    body: LocalInstanceCreate, ctx: CtxDep, key: Operator
+) -> LocalInstanceCreated:
+    """Create a local database and wait until it answers with its password."""
+    created = LocalDatabaseService(ctx).create(
+        name=body.name, engine=body.engine, version=body.version, image=body.image,
+        tag=body.tag, port=body.port, password=body.password, runtime=body.runtime,
+        actor=key.name,
+    )
+    return LocalInstanceCreated(
+        **InstanceOut.of(created.instance).model_dump(),
+        status_detail=created.state.detail,
+        password=created.generated_password,
+    )
+
+
+@router.delete("/{instance}", status_code=204, response_class=Response)
+def delete_local_instance(
+    instance: str,
+    ctx: CtxDep,
+    key: Operator,
+    keep_data: bool = Query(False, description="keep the data directory or volume"),
+) -> Response:
+    LocalDatabaseService(ctx).delete(instance, keep_data=keep_data, actor=key.name)
+    return Response(status_code=204)
+
+
+@router.get("/{instance}/status", response_model=LocalStatusOut)
+def local_instance_status(instance: str, ctx: CtxDep, _: Viewer) -> LocalStatusOut:
+    """Measured now: process or container alive, port open, login with the password."""
+    measured = LocalDatabaseService(ctx).status(instance)
+    return LocalStatusOut.of(InstanceOut.of(measured.instance), measured.state)
+
+
+@router.get("/{instance}/logs", response_model=LocalLogsOut)
+def local_instance_logs(
+    instance: str, ctx: CtxDep, _: Viewer, n: int = Query(50, ge=0, le=10_000)
+) -> LocalLogsOut:
+    return LocalLogsOut(lines=LocalDatabaseService(ctx).logs(instance, n))
+
+
+@router.get("/{instance}/url", response_model=LocalUrlOut)
+def local_instance_url(instance: str, ctx: CtxDep, _: Operator) -> LocalUrlOut:
+    """A connection URL; it holds the password, hence the operator role."""
+    return LocalUrlOut(url=LocalDatabaseService(ctx).url(instance))

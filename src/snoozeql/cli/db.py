@@ -1,0 +1,240 @@
+"""`snoozeql db ...`: create and run local databases (native processes or containers).
+
+Thin: every rule lives in :mod:`snoozeql.services.local_databases`; start, stop and
+restart go through the lifecycle service like any instance, so they land in the action
+log. A generated password is printed once, at create; ``db url`` shows it again on
+request. Listings and ``--json`` never carry a password.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from snoozeql.cli import state
+from snoozeql.cli.output import (
+    console,
+    err_console,
+    handle_errors,
+    print_fields,
+    print_json,
+    print_table,
+)
+from snoozeql.domain.engines import RuntimeState, engine_names
+from snoozeql.domain.types import Instance
+from snoozeql.services.lifecycle import LifecycleService
+from snoozeql.services.local_databases import LocalDatabaseService
+
+app = typer.Typer(
+    help="Local databases: PostgreSQL, MySQL, MariaDB, Redis, MongoDB on this machine.",
+    no_args_is_help=True,
+)
+
+_STATUS_COLORS = {"running": "green", "stopped": "dim", "failed": "red", "starting": "yellow"}
+
+
+def _colored(status: str) -> str:
+    c = _STATUS_COLORS.get(status, "yellow")
+    return f"[{c}]{status}[/{c}]"
+
+
+def _runtime(i: Instance) -> str:
+    return "docker" if i.provider.value == "docker" else "native"
+
+
+def db_json(i: Instance) -> dict[str, Any]:
+    """What scripts see of a local database: never the password."""
+    return {
+        "id": str(i.id), "name": i.name, "engine": i.engine, "version": i.engine_version,
+        "runtime": _runtime(i), "provider": i.provider.value, "host": i.endpoint_host,
+        "port": i.endpoint_port, "status": i.status.value, "raw_status": i.raw_status,
+        "image": i.extra.get("image"), "data_path": i.extra.get("data_path"),
+        "last_error": i.last_error, "created_at": i.first_seen_at.isoformat(),
+    }
+
+
+def state_json(s: RuntimeState) -> dict[str, Any]:
+    return {
+        "status": s.status.value, "detail": s.detail, "process_alive": s.process_alive,
+        "port_open": s.port_open, "probe_ok": s.probe_ok, "pid": s.pid,
+        "container_id": s.container_id, "location": s.location, "log_tail": list(s.log_tail),
+    }
+
+
+@app.command("create")
+@handle_errors
+def create(
+    name: Annotated[str, typer.Argument(help="a DNS label: lower-case letters, digits, '-'")],
+    engine: Annotated[str, typer.Option(help=", ".join(engine_names()))],
+    version: Annotated[str | None, typer.Option(help="natively: an installed version")] = None,
+    image: Annotated[str | None, typer.Option(help="docker: image (default: official)")] = None,
+    tag: Annotated[str | None, typer.Option(help="docker: image tag")] = None,
+    port: Annotated[int | None, typer.Option(help="default: a free port")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="SNOOZEQL_DB_PASSWORD", show_envvar=True,
+                     help="default: generated and printed once"),
+    ] = None,
+    runtime: Annotated[str, typer.Option(help="native or docker")] = "native",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a database, start it and wait until it answers with its password."""
+    svc = LocalDatabaseService(state.ctx())
+    with err_console.status(f"creating {name}: waiting until it answers..."):
+        created = svc.create(
+            name=name, engine=engine, version=version, image=image, tag=tag, port=port,
+            password=password, runtime=runtime, actor=state.ACTOR,
+        )
+    i = created.instance
+    if as_json:
+        out = {**db_json(i), **{"detail": created.state.detail}}
+        if created.generated_password:
+            out["password"] = created.generated_password
+        print_json(out)
+        return
+    console.print(
+        f"created {i.name}: {i.engine} {i.engine_version or ''} ({_runtime(i)}) on "
+        f"{i.endpoint_host}:{i.endpoint_port}, {_colored(i.status.value)}",
+        highlight=False,
+    )
+    if created.generated_password:
+        console.print(f"password: {created.generated_password}", highlight=False, markup=False)
+        console.print(
+            f"(shown once; 'snoozeql db url {i.name}' gives a connection URL)", style="dim",
+            highlight=False, markup=False,
+        )
+
+
+def _act(action: str, name: str, as_json: bool) -> None:
+    ctx = state.ctx()
+    instance = LocalDatabaseService(ctx).get(name)
+    with err_console.status(f"{action} {instance.name}..."):
+        report = LifecycleService(ctx).act(
+            instance.id, action, actor=state.ACTOR, reason="manual"
+        )
+    if as_json:
+        print_json({
+            "action_id": str(report.action_id), "action": report.action.value,
+            "result": report.result.value, "message": report.message,
+            "instance": db_json(report.instance),
+        })
+        return
+    console.print(
+        f"{action} {report.instance.name}: [green]ok[/green], now "
+        f"{_colored(report.instance.status.value)}"
+        + (f" ({report.message})" if report.message else ""),
+        highlight=False,
+    )
+
+
+@app.command("start")
+@handle_errors
+def start(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Start a stopped (or failed) database and wait until it answers."""
+    _act("start", name, as_json)
+
+
+@app.command("stop")
+@handle_errors
+def stop(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Stop gracefully (forced after 10 s)."""
+    _act("stop", name, as_json)
+
+
+@app.command("restart")
+@handle_errors
+def restart(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Stop, then start and wait until it answers."""
+    _act("restart", name, as_json)
+
+
+@app.command("delete")
+@handle_errors
+def delete(
+    name: str,
+    keep_data: Annotated[bool, typer.Option("--keep-data", help="keep the data")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+) -> None:
+    """Stop and delete a database; its data too, unless --keep-data."""
+    svc = LocalDatabaseService(state.ctx())
+    instance = svc.get(name)
+    if not yes:
+        what = "the database (data kept)" if keep_data else "the database AND ITS DATA"
+        if not typer.confirm(f"delete {instance.name}: {what}?", default=False):
+            err_console.print("not deleted")
+            raise typer.Exit(1)
+    with err_console.status(f"deleting {instance.name}..."):
+        deleted = svc.delete(instance.id, keep_data=keep_data, actor=state.ACTOR)
+    msg = f"deleted {instance.name}"
+    if deleted.kept_at:
+        msg += f"; data kept at {deleted.kept_at}"
+    console.print(msg, highlight=False)
+
+
+@app.command("list")
+@handle_errors
+def list_(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    measure: Annotated[
+        bool, typer.Option("--measure/--cached", help="measure every status now (default)")
+    ] = True,
+) -> None:
+    """Every local database, stopped ones included."""
+    svc = LocalDatabaseService(state.ctx())
+    items = [m.instance for m in svc.refresh_all()] if measure else svc.list_all()
+    if as_json:
+        print_json([db_json(i) for i in items])
+        return
+    print_table(
+        None,
+        ["NAME", "ENGINE", "VERSION", "RUNTIME", "ENDPOINT", "STATUS", "DETAIL"],
+        [
+            (i.name, i.engine, i.engine_version, _runtime(i),
+             f"{i.endpoint_host}:{i.endpoint_port}", _colored(i.status.value),
+             i.last_error or i.raw_status)
+            for i in items
+        ],
+    )
+    console.print(f"{len(items)} database(s)", style="dim")
+
+
+@app.command("status")
+@handle_errors
+def status(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The status measured now: process or container, port, and a login with the password."""
+    measured = LocalDatabaseService(state.ctx()).status(name)
+    i, s = measured.instance, measured.state
+    if as_json:
+        print_json({**db_json(i), **state_json(s)})
+        return
+    print_fields([
+        ("name", i.name), ("engine", f"{i.engine} {i.engine_version or ''}"),
+        ("runtime", _runtime(i)), ("endpoint", f"{i.endpoint_host}:{i.endpoint_port}"),
+        ("status", _colored(s.status.value)), ("detail", s.detail),
+        ("process alive", s.process_alive), ("port open", s.port_open),
+        ("login works", s.probe_ok), ("pid", s.pid),
+        ("container", s.container_id[:12] if s.container_id else None),
+        ("data", s.location),
+    ])
+    if s.log_tail:
+        console.print("last log lines:", style="bold")
+        for line in s.log_tail:
+            console.print(line, highlight=False, markup=False)
+
+
+@app.command("logs")
+@handle_errors
+def logs(
+    name: str, n: Annotated[int, typer.Option("-n", "--lines", help="last N lines")] = 50
+) -> None:
+    """The last lines of the server's log (the password masked)."""
+    for line in LocalDatabaseService(state.ctx()).logs(name, n):
+        typer.echo(line)
+
+
+@app.command("url")
+@handle_errors
+def url(name: str) -> None:
+    """A connection URL, with the password in it."""
+    typer.echo(LocalDatabaseService(state.ctx()).url(name))
