@@ -96,6 +96,27 @@ class Settings(BaseSettings):
         default="UTC", description="zone for override times like '22:00' without a schedule"
     )
 
+    # Metrics collection and activity analysis (docs/analysis.md).
+    metrics_enabled: bool = True
+    metrics_interval_seconds: int = Field(default=900, ge=60)
+    metrics_retention_days: int = Field(default=14, ge=1)
+    metrics_workers: int = Field(default=4, ge=1)
+    analysis_lookback_days: int = Field(default=14, ge=7, le=366)
+    analysis_min_hours: int = Field(default=24, ge=1)
+    analysis_min_weeks: int = Field(default=2, ge=1)
+    analysis_required_idle_share: float = Field(default=1.0, gt=0, le=1)
+    analysis_idle_connections: float = Field(default=0.0, ge=0)
+    analysis_connections_statistic: str = "max"
+    analysis_idle_cpu_percent: float = Field(default=10.0, gt=0)
+    analysis_idle_read_iops: float = Field(default=20.0, gt=0)
+    analysis_idle_write_iops: float = Field(default=20.0, gt=0)
+    analysis_min_window_hours: float = Field(default=2.0, gt=0)
+    analysis_margin_minutes: int = Field(default=30, ge=0, lt=60)
+    analysis_timezone: str = Field(
+        default="UTC", description="zone of recommended windows unless the instance has a "
+        "'timezone' (or 'snoozeql:timezone') tag"
+    )
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:

@@ -11,6 +11,7 @@ from snoozeql.cli.output import console, handle_errors, print_fields, print_json
 from snoozeql.domain.types import Instance, InstanceKind
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.lifecycle import LifecycleService
+from snoozeql.services.schedules import OverrideService
 
 app = typer.Typer(help="Databases in the inventory (cloud and local).", no_args_is_help=True)
 
@@ -157,3 +158,40 @@ def stop(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> 
 def restart(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Restart (reboot) an instance, or every member of a cluster."""
     _act("restart", ref, as_json)
+
+
+def _override(ref: str, state_: str, until: str, tz: str | None, reason: str | None,
+              as_json: bool) -> None:
+    instance, rec = OverrideService(state.ctx()).set(
+        ref, state_, until, actor=state.ACTOR, reason=reason, timezone=tz
+    )
+    if as_json:
+        print_json({"instance_id": str(rec.instance_id), "instance": instance.name,
+                    "state": rec.state, "until": rec.until.isoformat(), "reason": rec.reason,
+                    "created_by": rec.created_by, "created_at": rec.created_at.isoformat()})
+        return
+    word = "kept awake" if state_ == "running" else "asleep"
+    console.print(f"{instance.name} stays {word} until {rec.until.isoformat()} "
+                  "(the reconciler applies it at its next run)", highlight=False)
+
+
+UntilOpt = Annotated[str, typer.Option(
+    "--until", help="22:00, 'tomorrow 08:00', 2h, or an ISO time with offset")]
+TzOpt = Annotated[str | None, typer.Option("--tz", help="zone of HH:MM; default the schedule's")]
+ReasonOpt = Annotated[str | None, typer.Option("--reason")]
+
+
+@app.command("keep-awake")
+@handle_errors
+def keep_awake(ref: str, until: UntilOpt, tz: TzOpt = None, reason: ReasonOpt = None,
+               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Keep an instance running until a time, whatever its schedule says."""
+    _override(ref, "running", until, tz, reason, as_json)
+
+
+@app.command("sleep")
+@handle_errors
+def sleep(ref: str, until: UntilOpt, tz: TzOpt = None, reason: ReasonOpt = None,
+          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Keep an instance stopped until a time, whatever its schedule says."""
+    _override(ref, "stopped", until, tz, reason, as_json)

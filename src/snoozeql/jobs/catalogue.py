@@ -29,6 +29,12 @@ def _refresh_local_databases(ctx: Context) -> object:
     return LocalDatabaseService(ctx).refresh_all()
 
 
+def _reconcile_schedules(ctx: Context) -> object:
+    from snoozeql.services.reconciler import Reconciler
+
+    return Reconciler(ctx).run()
+
+
 def catalogue(ctx: Context) -> list[Job]:
     s = ctx.settings
     return [
@@ -36,4 +42,7 @@ def catalogue(ctx: Context) -> list[Job]:
         # Local databases: a crash or a reboot shows up within a minute.
         Job("refresh-local-databases", timedelta(seconds=60), _refresh_local_databases,
             lease=timedelta(minutes=5)),
+        # Schedules: stop and start at transitions, warn before stops.
+        Job("reconcile-schedules", timedelta(seconds=s.reconcile_interval_seconds),
+            _reconcile_schedules, lease=timedelta(minutes=10)),
     ]

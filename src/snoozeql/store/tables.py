@@ -147,4 +147,5 @@ secrets = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("scope", "owner_id", "name"),
 )
+from snoozeql.store import schedule_tables as _schedule_tables  # noqa: E402,F401
 from snoozeql.store import stack_tables as _stack_tables  # noqa: E402,F401

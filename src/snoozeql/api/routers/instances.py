@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
+from snoozeql.api.schedule_schemas import OverrideIn, OverrideOut
 from snoozeql.api.schemas import ActionResultOut, InstanceDetail, InstanceOut, InstancePage
 from snoozeql.domain.types import InstanceKind
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.lifecycle import LifecycleService
+from snoozeql.services.schedules import OverrideService
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 
@@ -70,3 +72,21 @@ def stop_instance(instance: str, ctx: CtxDep, key: Operator) -> ActionResultOut:
 @router.post("/{instance}/restart", response_model=ActionResultOut)
 def restart_instance(instance: str, ctx: CtxDep, key: Operator) -> ActionResultOut:
     return _act(ctx, instance, "restart", key.name)
+
+
+@router.post("/{instance}/override", response_model=OverrideOut)
+def set_override(instance: str, body: OverrideIn, ctx: CtxDep, key: Operator) -> OverrideOut:
+    """Keep an instance awake (state running) or asleep (stopped) until a time; wins over
+    its schedule until then. The reconciler acts on it at its next run."""
+    found, rec = OverrideService(ctx).set(
+        instance, body.state, body.until, actor=key.name, reason=body.reason,
+        timezone=body.timezone,
+    )
+    return OverrideOut.of(found.name, rec)
+
+
+@router.delete("/{instance}/override", status_code=204)
+def clear_override(instance: str, ctx: CtxDep, _: Operator) -> Response:
+    """End the override now; the schedule applies again at the reconciler's next run."""
+    OverrideService(ctx).clear(instance)
+    return Response(status_code=204)

@@ -1,0 +1,137 @@
+"""Request and response bodies of the schedules, overrides and savings endpoints.
+
+A schedule travels as its dict form (``Schedule.to_dict()``), validated by the domain
+model so the API and the CLI refuse exactly the same things with the same messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from snoozeql.domain.schedules import Segment
+from snoozeql.services.schedules import Assignment, ScheduleView
+from snoozeql.store.schedules import OverrideRecord
+
+
+class ScheduleOut(BaseModel):
+    id: UUID
+    name: str
+    timezone: str
+    description: str | None
+    periods: list[dict[str, Any]]
+    override_status: str | None
+    enforced: bool
+    dry_run: bool
+    exceptions: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, v: ScheduleView) -> ScheduleOut:
+        return cls(id=v.id, created_at=v.created_at, updated_at=v.updated_at,
+                   **v.schedule.to_dict())
+
+
+class ImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    custodian: str | None = Field(None, examples=["off=(M-F,19);on=(M-F,7);tz=pt"],
+                                  description="a Cloud Custodian offhours tag value")
+    name: str | None = Field(None, description="name of the schedule made from `custodian`")
+    default_tz: str = Field("et", description="Custodian's default zone when the tag has none")
+    instance_scheduler: Any = Field(
+        None, description="Instance Scheduler configuration (periods and schedules) as JSON"
+    )
+    default_timezone: str = Field("UTC", description="zone of Instance Scheduler schedules "
+                                  "that name none")
+
+
+class ImportOut(BaseModel):
+    schedules: list[ScheduleOut]
+    warnings: list[str]
+
+
+class EvaluateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: str | None = Field(None, examples=["2026-11-23T19:30:00+01:00"],
+                           description="an instant with a UTC offset; default now")
+
+
+class TransitionOut(BaseModel):
+    at: datetime
+    state: str
+    previous: str
+    reason: str
+
+
+class EvaluationOut(BaseModel):
+    at: datetime
+    state: str
+    reason: str
+    source: str
+    next_transition: TransitionOut | None
+    next_stop: TransitionOut | None
+
+
+class SegmentOut(BaseModel):
+    start: datetime
+    end: datetime
+    state: str
+    reason: str
+
+    @classmethod
+    def of(cls, s: Segment) -> SegmentOut:
+        return cls(start=s.start, end=s.end, state=str(s.state), reason=s.reason)
+
+
+class PreviewOut(BaseModel):
+    schedule: str
+    timezone: str
+    segments: list[SegmentOut]
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instance: str | None = Field(None, description="instance id, ARN or name")
+    tag: str | None = Field(None, examples=["env=dev"], description="key=value selector")
+    account: str | None = Field(None, description="account id or name")
+
+
+class AssignmentOut(BaseModel):
+    id: UUID
+    schedule_id: UUID
+    schedule: str
+    kind: str
+    target: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, a: Assignment) -> AssignmentOut:
+        return cls(id=a.id, schedule_id=a.schedule_id, schedule=a.schedule_name, kind=a.kind,
+                   target=a.target, created_at=a.created_at)
+
+
+class OverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: str = Field(examples=["running"], description="running (keep awake) or stopped")
+    until: str = Field(examples=["22:00", "tomorrow 08:00", "2h", "2026-11-23T22:00:00+01:00"])
+    timezone: str | None = Field(None, description="zone of HH:MM; default the schedule's")
+    reason: str | None = None
+
+
+class OverrideOut(BaseModel):
+    instance_id: UUID
+    instance: str
+    state: str
+    until: datetime
+    reason: str
+    created_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, name: str, o: OverrideRecord) -> OverrideOut:
+        return cls(instance_id=o.instance_id, instance=name, state=o.state, until=o.until,
+                   reason=o.reason, created_by=o.created_by, created_at=o.created_at)

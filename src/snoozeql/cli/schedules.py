@@ -1,0 +1,333 @@
+"""`snoozeql schedules ...`: define, import, check, preview and assign sleep schedules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from snoozeql.cli import state
+from snoozeql.cli.output import console, handle_errors, print_fields, print_json, print_table
+from snoozeql.domain.errors import ValidationError
+from snoozeql.services.schedules import Evaluation, ScheduleService, ScheduleView
+
+app = typer.Typer(help="Sleep schedules: when databases should run.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+_PERIOD_KEYS = ("begintime", "endtime", "weekdays", "monthdays", "months", "name",
+                "description")
+
+
+def _read(path: Path) -> Any:
+    """A JSON or YAML file ('-' reads standard input)."""
+    try:
+        text = typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text()
+    except OSError as exc:
+        raise ValidationError(f"{path}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValidationError(f"{path}: neither JSON nor YAML ({exc})") from None
+
+
+def parse_period(text: str) -> dict[str, str]:
+    """``"begintime=08:00 endtime=19:00 weekdays=mon-fri"`` -> a period dict."""
+    out: dict[str, str] = {}
+    for part in text.split():
+        key, sep, value = part.partition("=")
+        if not sep or key not in _PERIOD_KEYS:
+            raise ValidationError(
+                f"--period {text!r}: {part!r} must be key=value with key one of "
+                f"{', '.join(_PERIOD_KEYS)}"
+            )
+        out[key] = value
+    if not out:
+        raise ValidationError("--period: empty")
+    return out
+
+
+def parse_exception(text: str) -> dict[str, str] | str:
+    """``2026-12-25`` (stopped all day) or ``2026-12-31=running``."""
+    day, sep, st = text.partition("=")
+    return {"date": day, "state": st} if sep else day
+
+
+def _fields(
+    name: str | None, timezone: str | None, period: list[str] | None,
+    description: str | None, enforced: bool | None, dry_run: bool | None,
+    override_status: str | None, exception: list[str] | None,
+) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if name is not None:
+        d["name"] = name
+    if timezone is not None:
+        d["timezone"] = timezone
+    if period:
+        d["periods"] = [parse_period(p) for p in period]
+    if description is not None:
+        d["description"] = description
+    if enforced is not None:
+        d["enforced"] = enforced
+    if dry_run is not None:
+        d["dry_run"] = dry_run
+    if override_status is not None:
+        d["override_status"] = None if override_status in ("", "none") else override_status
+    if exception:
+        d["exceptions"] = [parse_exception(e) for e in exception]
+    return d
+
+
+def _show(view: ScheduleView, as_json: bool) -> None:
+    if as_json:
+        print_json(view.to_json())
+        return
+    s = view.schedule
+    print_fields([
+        ("id", view.id), ("name", s.name), ("timezone", s.timezone),
+        ("description", s.description), ("override", s.override_status),
+        ("enforced", s.enforced), ("dry run", s.dry_run),
+        ("exceptions", ", ".join(f"{e.date.isoformat()} {e.state}" for e in s.exceptions)
+         or None),
+    ])
+    print_table("periods", ["#", "NAME", "PERIOD"],
+                [(i, p.name, p.describe()) for i, p in enumerate(s.periods)])
+
+
+Name = Annotated[str | None, typer.Option("--name", help="schedule name")]
+Zone = Annotated[str | None, typer.Option("--timezone", "--tz", help="IANA zone")]
+PeriodOpt = Annotated[list[str] | None, typer.Option(
+    "--period", help="'begintime=08:00 endtime=19:00 weekdays=mon-fri' (repeatable)")]
+Desc = Annotated[str | None, typer.Option("--description")]
+Enf = Annotated[bool | None, typer.Option("--enforced/--not-enforced",
+                                          help="converge on every run")]
+Dry = Annotated[bool | None, typer.Option("--dry-run/--no-dry-run",
+                                          help="record, do not act")]
+Ovr = Annotated[str | None, typer.Option("--override-status", help="running, stopped, none")]
+Exc = Annotated[list[str] | None, typer.Option(
+    "--exception", help="2026-12-25 (stopped) or 2026-12-31=running (repeatable)")]
+
+
+@app.command("add")
+@handle_errors
+def add(
+    file: Annotated[Path | None, typer.Argument(help="JSON/YAML schedule ('-' = stdin)")] = None,
+    name: Name = None, timezone: Zone = None, period: PeriodOpt = None,
+    description: Desc = None, enforced: Enf = None, dry_run: Dry = None,
+    override_status: Ovr = None, exception: Exc = None, as_json: JsonOpt = False,
+) -> None:
+    """Create a schedule from a file or from options (options override the file)."""
+    base = _read(file) if file else {}
+    if not isinstance(base, dict):
+        raise ValidationError(f"{file}: expected one schedule object")
+    base.update(_fields(name, timezone, period, description, enforced, dry_run,
+                        override_status, exception))
+    view = ScheduleService(state.ctx()).create(base)
+    if as_json:
+        print_json(view.to_json())
+        return
+    console.print(f"created schedule [bold]{view.name}[/bold] ({view.id})")
+
+
+@app.command("list")
+@handle_errors
+def list_(as_json: JsonOpt = False) -> None:
+    """Every schedule."""
+    views = ScheduleService(state.ctx()).list()
+    if as_json:
+        print_json([v.to_json() for v in views])
+        return
+    print_table(None, ["NAME", "TIMEZONE", "PERIODS", "ENFORCED", "DRY RUN", "ID"], [
+        (v.name, v.schedule.timezone, "; ".join(p.describe() for p in v.schedule.periods)
+         or f"always {v.schedule.override_status}", v.schedule.enforced, v.schedule.dry_run,
+         str(v.id)[:8])
+        for v in views
+    ])
+
+
+@app.command("show")
+@handle_errors
+def show(ref: Annotated[str, typer.Argument(help="name or id")], as_json: JsonOpt = False
+         ) -> None:
+    """One schedule in detail."""
+    _show(ScheduleService(state.ctx()).get(ref), as_json)
+
+
+@app.command("update")
+@handle_errors
+def update(
+    ref: Annotated[str, typer.Argument(help="name or id")],
+    file: Annotated[Path | None, typer.Argument(help="whole new definition (JSON/YAML)")] = None,
+    name: Name = None, timezone: Zone = None, period: PeriodOpt = None,
+    description: Desc = None, enforced: Enf = None, dry_run: Dry = None,
+    override_status: Ovr = None, exception: Exc = None, as_json: JsonOpt = False,
+) -> None:
+    """Replace a schedule with FILE, or change only the fields given as options."""
+    changes = _fields(name, timezone, period, description, enforced, dry_run,
+                      override_status, exception)
+    svc = ScheduleService(state.ctx())
+    if file:
+        data = _read(file)
+        if not isinstance(data, dict):
+            raise ValidationError(f"{file}: expected one schedule object")
+        view = svc.update(ref, {**data, **changes}, replace=True)
+    elif changes:
+        view = svc.update(ref, changes)
+    else:
+        raise ValidationError("nothing to change: give a FILE or options")
+    _show(view, as_json)
+
+
+@app.command("delete")
+@handle_errors
+def delete(ref: Annotated[str, typer.Argument(help="name or id")]) -> None:
+    """Delete a schedule and its assignments."""
+    view = ScheduleService(state.ctx()).delete(ref)
+    console.print(f"deleted schedule {view.name}")
+
+
+@app.command("import")
+@handle_errors
+def import_(
+    custodian: Annotated[str | None, typer.Option(
+        "--custodian", help="a Cloud Custodian offhours tag value")] = None,
+    instance_scheduler: Annotated[Path | None, typer.Option(
+        "--instance-scheduler", help="Instance Scheduler configuration (JSON/YAML file)")] = None,
+    name: Annotated[str | None, typer.Option(help="name for the Custodian schedule")] = None,
+    default_tz: Annotated[str, typer.Option(help="Custodian default zone")] = "et",
+    default_timezone: Annotated[str, typer.Option(
+        help="zone of Instance Scheduler schedules that name none")] = "UTC",
+    as_json: JsonOpt = False,
+) -> None:
+    """Import schedules people already have."""
+    svc = ScheduleService(state.ctx())
+    if (custodian is None) == (instance_scheduler is None):
+        raise ValidationError("give exactly one of --custodian or --instance-scheduler")
+    warnings: list[str] = []
+    if custodian is not None:
+        if not name:
+            raise ValidationError("--name: a schedule imported from a Custodian tag needs one")
+        views = [svc.import_custodian(custodian, name=name, default_tz=default_tz)]
+    else:
+        assert instance_scheduler is not None
+        views, warnings = svc.import_instance_scheduler(
+            _read(instance_scheduler), default_timezone=default_timezone
+        )
+    if as_json:
+        print_json({"schedules": [v.to_json() for v in views], "warnings": warnings})
+        return
+    for v in views:
+        console.print(f"imported schedule [bold]{v.name}[/bold] ({v.schedule.timezone})")
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+
+
+def _eval_json(e: Evaluation) -> dict[str, Any]:
+    return e.to_json()
+
+
+@app.command("check")
+@handle_errors
+def check(
+    ref: Annotated[str, typer.Argument(help="name or id")],
+    at: Annotated[str | None, typer.Option(
+        "--at", help="instant with offset, e.g. 2026-11-23T19:30:00+01:00; default now")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The desired state at an instant and the next transition."""
+    ev = ScheduleService(state.ctx()).evaluate(ref, at)
+    if as_json:
+        print_json(_eval_json(ev))
+        return
+    console.print(f"at {ev.at.isoformat()}: [bold]{ev.decision.state}[/bold] "
+                  f"({ev.decision.reason})", highlight=False)
+    if ev.next:
+        console.print(f"next: {ev.next.state} at {ev.next.at.isoformat()} ({ev.next.reason})",
+                      highlight=False)
+    else:
+        console.print("next: no change within 400 days")
+
+
+@app.command("preview")
+@handle_errors
+def preview_(
+    ref: Annotated[str, typer.Argument(help="name or id")],
+    days: Annotated[int, typer.Option(help="how many days")] = 7,
+    start: Annotated[str | None, typer.Option(help="ISO instant with offset; default now")]
+    = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The desired state over the coming days, in the schedule's time zone."""
+    view, segments = ScheduleService(state.ctx()).preview(ref, start=start, days=days)
+    if as_json:
+        print_json({"schedule": view.name, "timezone": view.schedule.timezone, "segments": [
+            {"start": s.start.isoformat(), "end": s.end.isoformat(), "state": str(s.state),
+             "reason": s.reason} for s in segments]})
+        return
+    print_table(f"{view.name} ({view.schedule.timezone})", ["FROM", "TO", "STATE", "WHY"], [
+        (s.start.strftime("%a %Y-%m-%d %H:%M %z"), s.end.strftime("%a %Y-%m-%d %H:%M %z"),
+         str(s.state), s.reason)
+        for s in segments
+    ])
+
+
+Target = Annotated[str | None, typer.Option("--instance", help="instance id, ARN or name")]
+TagT = Annotated[str | None, typer.Option("--tag", help="key=value")]
+AcctT = Annotated[str | None, typer.Option("--account", help="account name or id")]
+
+
+@app.command("assign")
+@handle_errors
+def assign(ref: str, instance: Target = None, tag: TagT = None, account: AcctT = None,
+           as_json: JsonOpt = False) -> None:
+    """Assign a schedule to an instance, a tag selector or an account."""
+    a = ScheduleService(state.ctx()).assign(ref, instance=instance, tag=tag, account=account)
+    if as_json:
+        print_json(a.to_json())
+        return
+    console.print(f"schedule {a.schedule_name} assigned to {a.target}", highlight=False)
+
+
+@app.command("unassign")
+@handle_errors
+def unassign(ref: str, instance: Target = None, tag: TagT = None, account: AcctT = None
+             ) -> None:
+    """Remove one assignment."""
+    ScheduleService(state.ctx()).unassign(ref, instance=instance, tag=tag, account=account)
+    console.print("assignment removed")
+
+
+@app.command("assignments")
+@handle_errors
+def assignments(ref: Annotated[str | None, typer.Argument(help="name or id; default all")]
+                = None, as_json: JsonOpt = False) -> None:
+    """Where schedules are assigned (the instance tag snoozeql-schedule=NAME also works)."""
+    items = ScheduleService(state.ctx()).assignments(ref)
+    if as_json:
+        print_json([a.to_json() for a in items])
+        return
+    print_table(None, ["SCHEDULE", "KIND", "TARGET", "SINCE"],
+                [(a.schedule_name, a.kind, a.target, a.created_at) for a in items])
+
+
+@app.command("reconcile")
+@handle_errors
+def reconcile(as_json: JsonOpt = False) -> None:
+    """Run the reconciler once now (what `serve` does every minute)."""
+    from snoozeql.services.reconciler import Reconciler
+
+    report = Reconciler(state.ctx()).run()
+    if as_json:
+        print_json(report.to_json())
+        return
+    print_table(None, ["INSTANCE", "ACTION", "RESULT", "REASON", "ERROR"], [
+        (i.instance_name, i.action, i.result, i.reason, i.error) for i in report.items
+    ])
+    console.print(f"{report.considered} scheduled instance(s), {len(report.items)} action(s)",
+                  style="dim")

@@ -1,0 +1,369 @@
+"""The reconciler: brings every scheduled instance to its desired state, safely.
+
+One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
+
+1. Resolve which schedule governs each instance (``services.schedules.resolve``) and
+   read the overrides. Protected instances (``snoozeql-protect=true``) and members of a
+   cluster in the inventory (the cluster is acted on as a unit) are left out.
+2. For each instance, decide the *key* of the current situation:
+
+   - an active override: (``override``, the instant it was set);
+   - otherwise the schedule's desired state, keyed on (``transition``, the latest of:
+     the start of the current desired-state stretch, the moment this schedule began to
+     govern the instance, the end of an override). "any" does nothing.
+
+3. Act once per key: the key is claimed in ``reconcile_claims`` (unique per instance,
+   kind and instant) *before* acting, so two replicas never both act, and a finished
+   claim is remembered, so a database a person started by hand inside a stop window
+   is left alone until the next transition. A claim left ``claimed`` by a crashed run
+   is taken over when its lease runs out; a ``failed`` one (provider error) is retried
+   on the next run; what was done stays done.
+4. ``enforced`` schedules also converge on every run (key: the run's minute), which
+   re-stops an RDS database that AWS started again after seven days.
+5. Warnings: ``stop_warning_minutes`` before a scheduled stop, each configured webhook
+   gets one notification per (instance, stop), claimed the same way.
+
+Every action or would-be action (dry run) goes to the action log with its reason;
+stops and starts done here open and close ``stop_intervals`` for realized savings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from snoozeql.domain.errors import ActionRefused, SnoozeError
+from snoozeql.domain.schedules import DesiredState, desired_state, next_transition, preview
+from snoozeql.domain.types import ActionResult, Instance, InstanceKind, InstanceStatus
+from snoozeql.services.context import Context
+from snoozeql.services.lifecycle import LifecycleService
+from snoozeql.services.notify import Notifier, StopWarning
+from snoozeql.services.schedules import Governing, is_protected, resolve
+from snoozeql.store import actions as action_log
+from snoozeql.store import instances as instance_store
+from snoozeql.store import schedules as store
+from snoozeql.store.schedules import OverrideRecord
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ACTOR", "CLAIM_LEASE", "ReconcileItem", "ReconcileReport", "Reconciler"]
+
+ACTOR = "reconciler"
+#: How long a claim protects an action in flight; after that a crashed holder's claim
+#: is taken over by the next run.
+CLAIM_LEASE = timedelta(minutes=10)
+#: How far back a run looks for the start of the current desired-state stretch.
+LOOKBACK = timedelta(days=8)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Finished enforcement and warning claims older than this are deleted.
+PRUNE_AFTER = timedelta(days=30)
+
+_RUNNING_LIKE = {InstanceStatus.RUNNING, InstanceStatus.STARTING}
+_STOPPED_LIKE = {InstanceStatus.STOPPED, InstanceStatus.STOPPING}
+_SETTLED = {InstanceStatus.RUNNING, InstanceStatus.STOPPED}
+
+
+@dataclass(frozen=True)
+class ReconcileItem:
+    instance_id: UUID
+    instance_name: str
+    action: str  # stop | start | warn | skip
+    result: str  # ok | failed | refused | dry_run | noop | skipped
+    reason: str
+    error: str | None = None
+
+
+@dataclass
+class ReconcileReport:
+    started_at: datetime
+    considered: int = 0
+    items: list[ReconcileItem] = field(default_factory=list)
+
+    def count(self, action: str, result: str | None = None) -> int:
+        return sum(1 for i in self.items
+                   if i.action == action and (result is None or i.result == result))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "started_at": self.started_at.isoformat(), "considered": self.considered,
+            "items": [i.__dict__ | {"instance_id": str(i.instance_id)} for i in self.items],
+        }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    instance: Instance
+    desired: DesiredState
+    kind: str
+    at: datetime
+    reason: str
+    dry_run: bool
+    schedule_id: UUID | None = None
+    schedule_name: str | None = None
+    enforced: bool = False
+
+
+def _matches(status: InstanceStatus, desired: DesiredState) -> bool:
+    return status in (_STOPPED_LIKE if desired is DesiredState.STOPPED else _RUNNING_LIKE)
+
+
+def _short(text: str, n: int = 255) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class Reconciler:
+    def __init__(self, ctx: Context, *, owner: str | None = None,
+                 notifier: Notifier | None = None) -> None:
+        self.ctx = ctx
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.notifier = notifier or Notifier(ctx.settings)
+        self.lifecycle = LifecycleService(ctx)
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> ReconcileReport:
+        now = self.ctx.now()
+        report = ReconcileReport(started_at=now)
+        with self.ctx.engine.connect() as conn:
+            instances = list(instance_store.iter_all(
+                conn, instance_store.InstanceFilter(missing=False)
+            ))
+            records = store.list_schedules(conn)
+            assignments = store.list_assignments(conn)
+            overrides = store.all_overrides(conn)
+            open_ids = store.open_interval_ids(conn)
+        governing = resolve(instances, records, assignments)
+        self._close_started(instances, open_ids, now)
+
+        clusters = {i.provider_id for i in instances if i.kind == InstanceKind.CLUSTER}
+        plans: list[_Plan] = []
+        enforce_candidates: list[_Plan] = []
+        starts: dict[UUID, datetime | None] = {}
+        for inst in instances:
+            gov = governing.get(inst.id)
+            ov = overrides.get(inst.id)
+            if gov is None and ov is None:
+                continue
+            if is_protected(inst) or (
+                inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters
+            ):
+                continue
+            report.considered += 1
+            try:
+                plan = self._plan(inst, gov, ov, now, starts)
+            except Exception as exc:  # noqa: BLE001 - one bad instance must not stop the run
+                log.exception("planning %s failed", inst.name)
+                report.items.append(ReconcileItem(inst.id, inst.name, "skip", "failed",
+                                                  "could not evaluate", str(exc)))
+                continue
+            if plan is not None:
+                plans.append(plan)
+
+        with self.ctx.engine.connect() as conn:
+            done = store.finished_claims(conn, "transition", {p.at for p in plans
+                                                              if p.kind == "transition"})
+            done |= store.finished_claims(conn, "override", {p.at for p in plans
+                                                             if p.kind == "override"})
+        todo: list[_Plan] = []
+        for p in plans:
+            claimed = done.get((p.instance.id, p.at))
+            if claimed is None:
+                todo.append(p)
+            elif (p.enforced and claimed.result not in (ActionResult.REFUSED,
+                                                         ActionResult.DRY_RUN)
+                  and p.instance.status in _SETTLED and not _matches(p.instance.status, p.desired)):
+                enforce_candidates.append(p)
+
+        jobs = [(p, p.kind, p.at, p.reason) for p in todo]
+        minute = now.replace(second=0, microsecond=0)
+        for p in enforce_candidates:
+            jobs.append((p, "enforce", minute, f"enforced: {p.reason}"))
+        workers = max(1, min(self.ctx.settings.discovery_workers, len(jobs)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
+            for item in pool.map(lambda j: self._carry_out(*j, now=now), jobs):
+                if item is not None:
+                    report.items.append(item)
+
+        self._warn(instances, governing, overrides, clusters, now, report)
+        with self.ctx.engine.begin() as conn:  # warnings and enforcements never recur
+            store.prune_claims(conn, now - PRUNE_AFTER)
+        return report
+
+    # ------------------------------------------------------------------ planning
+
+    def _stretch_start(self, gov: Governing, now: datetime,
+                       cache: dict[UUID, datetime | None]) -> datetime | None:
+        """When the current desired state began (None: not within LOOKBACK)."""
+        if gov.schedule_id not in cache:
+            segments = preview(gov.schedule, now - LOOKBACK, now + timedelta(microseconds=1))
+            first = segments[-1].start.astimezone(UTC)
+            cache[gov.schedule_id] = None if len(segments) == 1 else first
+        return cache[gov.schedule_id]
+
+    def _plan(self, inst: Instance, gov: Governing | None, ov: OverrideRecord | None,
+              now: datetime, cache: dict[UUID, datetime | None]) -> _Plan | None:
+        global_dry = self.ctx.settings.reconcile_dry_run
+        if ov is not None and ov.until > now:
+            return _Plan(
+                inst, DesiredState(ov.state), "override", ov.created_at,
+                _short(f"override by {ov.created_by}: {ov.reason}"), global_dry,
+                gov.schedule_id if gov else None, gov.schedule.name if gov else None,
+            )
+        if gov is None:
+            if ov is not None and ov.state == DesiredState.STOPPED:
+                # "sleep until T" on an instance no schedule governs: wake it at T.
+                return _Plan(inst, DesiredState.RUNNING, "override", ov.until,
+                             _short(f"override ended ({ov.reason})"), global_dry)
+            return None
+        schedule = gov.schedule
+        decision = desired_state(schedule, now)
+        if decision.state is DesiredState.ANY:
+            return None
+        at = max(self._stretch_start(gov, now, cache) or _EPOCH, gov.since)
+        reason = f"schedule {schedule.name}: {decision.reason}"
+        if ov is not None and ov.until > at:
+            at = ov.until
+            reason = f"schedule {schedule.name} (override ended): {decision.reason}"
+        return _Plan(
+            inst, decision.state, "transition", at, _short(reason),
+            schedule.dry_run or global_dry, gov.schedule_id, schedule.name, schedule.enforced,
+        )
+
+    # ------------------------------------------------------------------ acting
+
+    def _carry_out(self, p: _Plan, kind: str, at: datetime, reason: str, *, now: datetime
+                   ) -> ReconcileItem | None:
+        inst = p.instance
+        try:
+            with self.ctx.engine.begin() as conn:
+                won = store.claim(conn, inst.id, kind, at, owner=self.owner, now=now,
+                                  lease=CLAIM_LEASE, schedule_id=p.schedule_id)
+            if not won:
+                return None
+            status, result, item = self._act(p, reason, now)
+        except Exception as exc:  # noqa: BLE001 - errors on one instance never stop the run
+            log.exception("reconciling %s failed", inst.name)
+            status, result = "failed", ActionResult.FAILED.value
+            item = ReconcileItem(inst.id, inst.name, "skip", result, reason, str(exc))
+        with self.ctx.engine.begin() as conn:
+            store.finish_claim(conn, inst.id, kind, at, owner=self.owner, status=status,
+                               result=result, now=self.ctx.now())
+        return item
+
+    def _act(self, p: _Plan, reason: str, now: datetime) -> tuple[str, str, ReconcileItem | None]:
+        """Carry out one plan; (claim status, claim result, report item)."""
+        inst = p.instance
+        if _matches(inst.status, p.desired):
+            return "done", "noop", None
+        action = "stop" if p.desired is DesiredState.STOPPED else "start"
+        if p.dry_run:
+            self._log(inst, action, f"{reason} (dry run: would {action})", ActionResult.DRY_RUN,
+                      now, details={"would": action, "schedule": p.schedule_name,
+                                    "transition_at": p.at.isoformat()})
+            return "done", ActionResult.DRY_RUN.value, ReconcileItem(
+                inst.id, inst.name, action, ActionResult.DRY_RUN.value, reason)
+        if action == "stop" and inst.extra.get("read_replica_source"):
+            why = (f"{inst.name} is a read replica of {inst.extra['read_replica_source']}; "
+                   "a read replica cannot be stopped")
+            self._log(inst, action, reason, ActionResult.REFUSED, now, error=why)
+            return "done", ActionResult.REFUSED.value, ReconcileItem(
+                inst.id, inst.name, action, ActionResult.REFUSED.value, reason, why)
+        try:
+            self.lifecycle.act(inst.id, action, actor=ACTOR, reason=reason)
+        except ActionRefused as exc:  # logged by the lifecycle service; not retried
+            return "done", ActionResult.REFUSED.value, ReconcileItem(
+                inst.id, inst.name, action, ActionResult.REFUSED.value, reason, exc.message)
+        except SnoozeError as exc:  # logged, and on the instance; retried next run
+            return "failed", ActionResult.FAILED.value, ReconcileItem(
+                inst.id, inst.name, action, ActionResult.FAILED.value, reason, exc.message)
+        done_at = self.ctx.now()
+        with self.ctx.engine.begin() as conn:
+            if action == "stop":
+                store.open_interval(
+                    conn, instance_id=inst.id, instance_name=inst.name,
+                    account_id=inst.account_id, schedule_id=p.schedule_id,
+                    schedule_name=p.schedule_name, stopped_at=done_at,
+                    hourly_cost_cents=inst.hourly_cost_cents, node_count=inst.node_count,
+                )
+            else:
+                store.close_intervals(conn, [inst.id], done_at)
+        return "done", ActionResult.OK.value, ReconcileItem(
+            inst.id, inst.name, action, ActionResult.OK.value, reason)
+
+    def _log(self, inst: Instance, action: str, reason: str, result: ActionResult,
+             at: datetime, *, error: str | None = None, details: dict | None = None) -> None:  # noqa: ANN401
+        with self.ctx.engine.begin() as conn:
+            action_log.append(
+                conn, at=at, finished_at=self.ctx.now(), actor=ACTOR, action=action,
+                reason=_short(reason), result=result.value, instance_id=inst.id,
+                instance_name=inst.name, provider=inst.provider.value, error=error,
+                details=details,
+            )
+
+    def _close_started(self, instances: list[Instance], open_ids: set[UUID],
+                       now: datetime) -> None:
+        """An instance we stopped that is running again (started by hand or by AWS)
+        stops saving now."""
+        running = [i.id for i in instances if i.id in open_ids and i.status in _RUNNING_LIKE]
+        if running:
+            with self.ctx.engine.begin() as conn:
+                store.close_intervals(conn, running, now)
+
+    # ------------------------------------------------------------------ warnings
+
+    def _warn(self, instances: list[Instance], governing: dict[UUID, Governing],
+              overrides: dict[UUID, OverrideRecord], clusters: set[str], now: datetime,
+              report: ReconcileReport) -> None:
+        lead = timedelta(minutes=self.ctx.settings.stop_warning_minutes)
+        if lead <= timedelta(0) or not self.notifier.enabled:
+            return
+        next_stops: dict[UUID, datetime | None] = {}
+        for inst in instances:
+            gov = governing.get(inst.id)
+            if gov is None or gov.schedule.dry_run or self.ctx.settings.reconcile_dry_run:
+                continue
+            if inst.status not in _RUNNING_LIKE or (
+                inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters
+            ):
+                continue
+            if gov.schedule_id not in next_stops:
+                t = next_transition(gov.schedule, now, lead, into={"stopped"})
+                next_stops[gov.schedule_id] = t.at if t else None
+            stop_at = next_stops[gov.schedule_id]
+            if stop_at is None:
+                continue
+            ov = overrides.get(inst.id)
+            if ov is not None and ov.until > now and (
+                ov.state == DesiredState.STOPPED or ov.until > stop_at
+            ):
+                continue  # an override decides at that time, not the schedule
+            warning = StopWarning(inst, gov.schedule.name, stop_at, now)
+            for kind, url, body in self.notifier.targets(warning):
+                at = stop_at.astimezone(UTC)
+                try:
+                    with self.ctx.engine.begin() as conn:
+                        won = store.claim(conn, inst.id, kind, at, owner=self.owner, now=now,
+                                          lease=CLAIM_LEASE, schedule_id=gov.schedule_id)
+                    if not won:
+                        continue
+                    error = self.notifier.post(url, body)
+                except Exception as exc:  # noqa: BLE001
+                    log.exception("stop warning for %s failed", inst.name)
+                    error = f"internal error ({type(exc).__name__})"
+                result = ActionResult.FAILED if error else ActionResult.OK
+                reason = (f"schedule {gov.schedule.name} stops it at "
+                          f"{stop_at:%Y-%m-%d %H:%M %z}: warning sent")
+                with self.ctx.engine.begin() as conn:
+                    store.finish_claim(conn, inst.id, kind, at, owner=self.owner,
+                                       status="failed" if error else "done",
+                                       result=result.value, now=self.ctx.now())
+                self._log(inst, "warn", reason, result, now, error=error,
+                          details={"webhook": kind, "stop_at": stop_at.isoformat()})
+                report.items.append(ReconcileItem(inst.id, inst.name, "warn", result.value,
+                                                  reason, error))

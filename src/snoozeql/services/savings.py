@@ -1,0 +1,195 @@
+"""Savings: what stopping databases saved (realized) and will save (projected).
+
+Realized savings come only from ``stop_intervals``, the stretches in which SnoozeQL's
+reconciler had stopped an instance (opened when it stops one, closed when it starts it
+or sees it running again): hours stopped within the asked window x the hourly cost
+known at the stop x the node count. An instance whose cost is unknown counts its
+hours but no money, and says so (``unpriced_hours``); nothing is invented.
+
+Projected savings are per schedule: the hours per week the schedule wants stopped
+(from the evaluator, over the coming week) x the hourly cost of every instance it
+currently governs, scaled to an average month (365.25 / 12 / 7 weeks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from snoozeql.domain.errors import ValidationError
+from snoozeql.domain.schedules import DesiredState, preview
+from snoozeql.services.context import Context
+from snoozeql.services.schedules import ScheduleService
+from snoozeql.store import accounts as account_store
+from snoozeql.store import instances as instance_store
+from snoozeql.store import schedules as store
+
+__all__ = ["GROUPS", "ProjectedRow", "RealizedRow", "SavingsReport", "SavingsService"]
+
+GROUPS = ("instance", "account", "schedule")
+WEEKS_PER_MONTH = Decimal("365.25") / 12 / 7
+_HOUR = Decimal(3600)
+
+
+@dataclass
+class RealizedRow:
+    key: str
+    name: str
+    stopped_hours: Decimal = Decimal(0)
+    saved_cents: Decimal = Decimal(0)
+    unpriced_hours: Decimal = Decimal(0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "name": self.name,
+            "stopped_hours": float(round(self.stopped_hours, 3)),
+            "saved_usd": float(round(self.saved_cents / 100, 2)),
+            "unpriced_hours": float(round(self.unpriced_hours, 3)),
+        }
+
+
+@dataclass
+class ProjectedRow:
+    schedule_id: UUID
+    schedule: str
+    instances: int
+    stopped_hours_per_week: Decimal
+    hourly_cost_cents: Decimal
+    unpriced_instances: int
+
+    @property
+    def monthly_cents(self) -> Decimal:
+        return self.stopped_hours_per_week * WEEKS_PER_MONTH * self.hourly_cost_cents
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schedule_id": str(self.schedule_id), "schedule": self.schedule,
+            "instances": self.instances,
+            "stopped_hours_per_week": float(round(self.stopped_hours_per_week, 2)),
+            "hourly_cost_usd": float(round(self.hourly_cost_cents / 100, 4)),
+            "projected_monthly_usd": float(round(self.monthly_cents / 100, 2)),
+            "unpriced_instances": self.unpriced_instances,
+        }
+
+
+@dataclass
+class SavingsReport:
+    start: datetime
+    end: datetime
+    group_by: str
+    realized: list[RealizedRow] = field(default_factory=list)
+    projected: list[ProjectedRow] = field(default_factory=list)
+
+    @property
+    def realized_total_cents(self) -> Decimal:
+        return sum((r.saved_cents for r in self.realized), Decimal(0))
+
+    @property
+    def projected_total_cents(self) -> Decimal:
+        return sum((p.monthly_cents for p in self.projected), Decimal(0))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat(), "to": self.end.isoformat(),
+            "group_by": self.group_by,
+            "realized": [r.to_json() for r in self.realized],
+            "realized_total_usd": float(round(self.realized_total_cents / 100, 2)),
+            "projected": [p.to_json() for p in self.projected],
+            "projected_monthly_total_usd": float(round(self.projected_total_cents / 100, 2)),
+        }
+
+
+def _aware(value: datetime | str | None, what: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"{what}: {value!r} is not an ISO date or time") from None
+    if value.tzinfo is None:
+        raise ValidationError(f"{what}: {value.isoformat()} needs a UTC offset (e.g. Z)")
+    return value
+
+
+class SavingsService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def report(self, *, start: datetime | str | None = None, end: datetime | str | None = None,
+               group_by: str = "instance") -> SavingsReport:
+        if group_by not in GROUPS:
+            raise ValidationError(f"group_by: use one of {', '.join(GROUPS)}")
+        now = self.ctx.now()
+        e = _aware(end, "to") or now
+        s = _aware(start, "from") or e - timedelta(days=30)
+        if e <= s:
+            raise ValidationError("to: must be after from")
+        out = SavingsReport(s, e, group_by)
+        out.realized = self._realized(s, e, now, group_by)
+        out.projected = self.projected(now)
+        return out
+
+    def _realized(self, s: datetime, e: datetime, now: datetime, group_by: str
+                  ) -> list[RealizedRow]:
+        with self.ctx.engine.connect() as conn:
+            intervals = store.intervals_overlapping(conn, s, min(e, now))
+            accounts = {a.id: a.name for a in account_store.list_all(conn)}
+        rows: dict[str, RealizedRow] = {}
+        for iv in intervals:
+            lo = max(iv.stopped_at, s)
+            hi = min(iv.started_at or now, e, now)
+            if hi <= lo:
+                continue
+            hours = Decimal((hi - lo).total_seconds()) / _HOUR
+            if group_by == "instance":
+                key, name = str(iv.instance_id), iv.instance_name
+            elif group_by == "account":
+                key = str(iv.account_id) if iv.account_id else "-"
+                name = accounts.get(iv.account_id, "(no account)") if iv.account_id else (
+                    "(no account)")
+            else:
+                name = iv.schedule_name or "(override)"
+                key = str(iv.schedule_id) if iv.schedule_id else name
+            row = rows.setdefault(key, RealizedRow(key, name))
+            row.stopped_hours += hours
+            if iv.hourly_cost_cents is None:
+                row.unpriced_hours += hours
+            else:
+                row.saved_cents += hours * Decimal(iv.hourly_cost_cents) * iv.node_count
+        return sorted(rows.values(), key=lambda r: (-r.saved_cents, r.name))
+
+    def projected(self, now: datetime | None = None) -> list[ProjectedRow]:
+        now = now or self.ctx.now()
+        svc = ScheduleService(self.ctx)
+        governing = svc.governing()
+        with self.ctx.engine.connect() as conn:
+            instances = {i.id: i for i in instance_store.iter_all(
+                conn, instance_store.InstanceFilter(missing=False))}
+        clusters = {i.provider_id for i in instances.values() if i.kind.value == "cluster"}
+        out: list[ProjectedRow] = []
+        for view in svc.list():
+            week = preview(view.schedule, now, now + timedelta(days=7))
+            stopped = sum(
+                ((seg.end - seg.start).total_seconds() for seg in week
+                 if seg.state is DesiredState.STOPPED), 0.0,
+            )
+            cost = Decimal(0)
+            count = unpriced = 0
+            for iid, gov in governing.items():
+                inst = instances.get(iid)
+                if gov.schedule_id != view.id or inst is None:
+                    continue
+                if inst.kind.value == "instance" and inst.cluster_provider_id in clusters:
+                    continue  # counted through its cluster
+                count += 1
+                if inst.hourly_cost_cents is None:
+                    unpriced += 1
+                else:
+                    cost += Decimal(inst.hourly_cost_cents) * inst.node_count
+            out.append(ProjectedRow(view.id, view.name, count, Decimal(stopped) / _HOUR, cost,
+                                    unpriced))
+        return sorted(out, key=lambda p: (-p.monthly_cents, p.schedule))

@@ -1,0 +1,321 @@
+"""Queries on schedules, assignments, overrides, reconcile claims and stop intervals.
+
+The claim functions are the exactly-once mechanism of the reconciler: :func:`claim`
+inserts (instance, kind, at) and relies on the primary key, so of several reconcilers
+racing on one PostgreSQL exactly one wins; a failed or abandoned (lease expired) claim
+is taken over with one conditional UPDATE, which is atomic on both stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import sqlalchemy as sa
+
+from snoozeql.store.schedule_tables import (
+    instance_overrides,
+    reconcile_claims,
+    schedule_assignments,
+    schedules,
+    stop_intervals,
+)
+
+# --------------------------------------------------------------------------- schedules
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    id: UUID
+    name: str
+    definition: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def _schedule(r: Any) -> ScheduleRecord:
+    return ScheduleRecord(r.id, r.name, dict(r.definition), r.created_at, r.updated_at)
+
+
+def insert_schedule(
+    conn: sa.Connection, name: str, definition: dict[str, Any], now: datetime
+) -> UUID:
+    sid = uuid4()
+    conn.execute(schedules.insert().values(
+        id=sid, name=name, definition=definition, created_at=now, updated_at=now,
+    ))
+    return sid
+
+
+def update_schedule(
+    conn: sa.Connection, sid: UUID, name: str, definition: dict[str, Any], now: datetime
+) -> None:
+    conn.execute(schedules.update().where(schedules.c.id == sid).values(
+        name=name, definition=definition, updated_at=now,
+    ))
+
+
+def delete_schedule(conn: sa.Connection, sid: UUID) -> int:
+    conn.execute(schedule_assignments.delete().where(schedule_assignments.c.schedule_id == sid))
+    return conn.execute(schedules.delete().where(schedules.c.id == sid)).rowcount
+
+
+def get_schedule(conn: sa.Connection, sid: UUID) -> ScheduleRecord | None:
+    r = conn.execute(sa.select(schedules).where(schedules.c.id == sid)).first()
+    return _schedule(r) if r else None
+
+
+def find_schedule(conn: sa.Connection, name: str) -> ScheduleRecord | None:
+    r = conn.execute(sa.select(schedules).where(schedules.c.name == name)).first()
+    return _schedule(r) if r else None
+
+
+def list_schedules(conn: sa.Connection) -> list[ScheduleRecord]:
+    return [_schedule(r) for r in conn.execute(sa.select(schedules).order_by(schedules.c.name))]
+
+
+# --------------------------------------------------------------------------- assignments
+
+
+@dataclass(frozen=True)
+class AssignmentRecord:
+    id: UUID
+    schedule_id: UUID
+    kind: str  # instance | account | tag
+    target: str
+    instance_id: UUID | None
+    account_id: UUID | None
+    tag_key: str | None
+    tag_value: str | None
+    created_at: datetime
+
+
+def _assignment(r: Any) -> AssignmentRecord:
+    return AssignmentRecord(
+        r.id, r.schedule_id, r.kind, r.target, r.instance_id, r.account_id, r.tag_key,
+        r.tag_value, r.created_at,
+    )
+
+
+def insert_assignment(conn: sa.Connection, **values: Any) -> UUID:
+    aid = uuid4()
+    conn.execute(schedule_assignments.insert().values(id=aid, **values))
+    return aid
+
+
+def delete_assignment(conn: sa.Connection, schedule_id: UUID, target: str) -> int:
+    return conn.execute(schedule_assignments.delete().where(
+        schedule_assignments.c.schedule_id == schedule_id,
+        schedule_assignments.c.target == target,
+    )).rowcount
+
+
+def list_assignments(conn: sa.Connection, schedule_id: UUID | None = None
+                     ) -> list[AssignmentRecord]:
+    q = sa.select(schedule_assignments).order_by(
+        schedule_assignments.c.created_at, schedule_assignments.c.id
+    )
+    if schedule_id is not None:
+        q = q.where(schedule_assignments.c.schedule_id == schedule_id)
+    return [_assignment(r) for r in conn.execute(q)]
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+@dataclass(frozen=True)
+class OverrideRecord:
+    instance_id: UUID
+    state: str
+    until: datetime
+    reason: str
+    created_by: str
+    created_at: datetime
+
+
+def _override(r: Any) -> OverrideRecord:
+    return OverrideRecord(r.instance_id, r.state, r.until, r.reason, r.created_by, r.created_at)
+
+
+def put_override(conn: sa.Connection, rec: OverrideRecord) -> None:
+    """Replace the instance's override (one per instance)."""
+    conn.execute(instance_overrides.delete().where(
+        instance_overrides.c.instance_id == rec.instance_id
+    ))
+    conn.execute(instance_overrides.insert().values(
+        instance_id=rec.instance_id, state=rec.state, until=rec.until, reason=rec.reason,
+        created_by=rec.created_by, created_at=rec.created_at,
+    ))
+
+
+def get_override(conn: sa.Connection, instance_id: UUID) -> OverrideRecord | None:
+    r = conn.execute(sa.select(instance_overrides).where(
+        instance_overrides.c.instance_id == instance_id
+    )).first()
+    return _override(r) if r else None
+
+
+def delete_override(conn: sa.Connection, instance_id: UUID) -> int:
+    return conn.execute(instance_overrides.delete().where(
+        instance_overrides.c.instance_id == instance_id
+    )).rowcount
+
+
+def all_overrides(conn: sa.Connection) -> dict[UUID, OverrideRecord]:
+    return {r.instance_id: _override(r) for r in conn.execute(sa.select(instance_overrides))}
+
+
+# --------------------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    instance_id: UUID
+    kind: str
+    at: datetime
+    status: str
+    result: str | None
+    owner: str
+    attempts: int
+
+
+def claim(
+    conn: sa.Connection, instance_id: UUID, kind: str, at: datetime, *, owner: str,
+    now: datetime, lease: timedelta, schedule_id: UUID | None = None,
+) -> bool:
+    """Take (instance, kind, at) for this owner; False if another holds or finished it.
+
+    A new key is inserted (the primary key lets one racer win); a ``failed`` claim or
+    a ``claimed`` one whose lease ran out (its holder died) is taken over by a
+    conditional UPDATE. The caller must commit right after, before acting.
+    """
+    try:
+        with conn.begin_nested():
+            conn.execute(reconcile_claims.insert().values(
+                instance_id=instance_id, kind=kind, at=at, schedule_id=schedule_id,
+                status="claimed", owner=owner, claimed_at=now, lease_until=now + lease,
+                attempts=1,
+            ))
+        return True
+    except sa.exc.IntegrityError:
+        pass
+    c = reconcile_claims.c
+    res = conn.execute(
+        reconcile_claims.update()
+        .where(
+            c.instance_id == instance_id, c.kind == kind, c.at == at,
+            sa.or_(c.status == "failed", sa.and_(c.status == "claimed", c.lease_until < now)),
+        )
+        .values(status="claimed", owner=owner, claimed_at=now, lease_until=now + lease,
+                attempts=c.attempts + 1, result=None, finished_at=None)
+    )
+    return res.rowcount == 1
+
+
+def finish_claim(
+    conn: sa.Connection, instance_id: UUID, kind: str, at: datetime, *, owner: str,
+    status: str, result: str, now: datetime,
+) -> None:
+    c = reconcile_claims.c
+    conn.execute(
+        reconcile_claims.update()
+        .where(c.instance_id == instance_id, c.kind == kind, c.at == at, c.owner == owner)
+        .values(status=status, result=result, finished_at=now)
+    )
+
+
+def get_claim(conn: sa.Connection, instance_id: UUID, kind: str, at: datetime
+              ) -> ClaimRecord | None:
+    c = reconcile_claims.c
+    r = conn.execute(sa.select(reconcile_claims).where(
+        c.instance_id == instance_id, c.kind == kind, c.at == at
+    )).first()
+    if r is None:
+        return None
+    return ClaimRecord(r.instance_id, r.kind, r.at, r.status, r.result, r.owner, r.attempts)
+
+
+def finished_claims(conn: sa.Connection, kind: str, ats: set[datetime]
+                    ) -> dict[tuple[UUID, datetime], ClaimRecord]:
+    """Claims of ``kind`` at any of ``ats`` that are done (one query per run)."""
+    if not ats:
+        return {}
+    c = reconcile_claims.c
+    out: dict[tuple[UUID, datetime], ClaimRecord] = {}
+    q = sa.select(reconcile_claims).where(c.kind == kind, c.at.in_(sorted(ats)),
+                                          c.status == "done")
+    for r in conn.execute(q):
+        out[(r.instance_id, r.at)] = ClaimRecord(
+            r.instance_id, r.kind, r.at, r.status, r.result, r.owner, r.attempts
+        )
+    return out
+
+
+def prune_claims(conn: sa.Connection, before: datetime) -> int:
+    """Forget finished claims claimed before ``before`` (they can never be asked again)."""
+    c = reconcile_claims.c
+    return conn.execute(reconcile_claims.delete().where(
+        c.claimed_at < before, c.status != "claimed",
+        sa.or_(c.kind == "enforce", c.kind.like("warn%")),
+    )).rowcount
+
+
+# --------------------------------------------------------------------------- stop intervals
+
+
+@dataclass(frozen=True)
+class StopInterval:
+    id: UUID
+    instance_id: UUID
+    instance_name: str
+    account_id: UUID | None
+    schedule_id: UUID | None
+    schedule_name: str | None
+    stopped_at: datetime
+    started_at: datetime | None
+    hourly_cost_cents: Decimal | None
+    node_count: int
+
+
+def open_interval(conn: sa.Connection, **values: Any) -> None:
+    """Record that SnoozeQL stopped an instance (unless an interval is already open)."""
+    c = stop_intervals.c
+    exists = conn.execute(sa.select(c.id).where(
+        c.instance_id == values["instance_id"], c.started_at.is_(None)
+    )).first()
+    if exists:
+        return
+    conn.execute(stop_intervals.insert().values(id=uuid4(), details={}, **values))
+
+
+def close_intervals(conn: sa.Connection, instance_ids: list[UUID], at: datetime) -> int:
+    if not instance_ids:
+        return 0
+    c = stop_intervals.c
+    return conn.execute(
+        stop_intervals.update()
+        .where(c.instance_id.in_(instance_ids), c.started_at.is_(None))
+        .values(started_at=at)
+    ).rowcount
+
+
+def open_interval_ids(conn: sa.Connection) -> set[UUID]:
+    c = stop_intervals.c
+    return {r[0] for r in conn.execute(sa.select(c.instance_id).where(c.started_at.is_(None)))}
+
+
+def intervals_overlapping(conn: sa.Connection, start: datetime, end: datetime
+                          ) -> list[StopInterval]:
+    c = stop_intervals.c
+    q = sa.select(stop_intervals).where(
+        c.stopped_at < end, sa.or_(c.started_at.is_(None), c.started_at > start)
+    ).order_by(c.stopped_at)
+    return [
+        StopInterval(r.id, r.instance_id, r.instance_name, r.account_id, r.schedule_id,
+                     r.schedule_name, r.stopped_at, r.started_at, r.hourly_cost_cents,
+                     r.node_count)
+        for r in conn.execute(q)
+    ]
