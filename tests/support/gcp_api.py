@@ -26,6 +26,12 @@ Implemented (Cloud SQL Admin API v1):
                                                              ``_PATCHABLE_SETTINGS``)
 ``POST  /v1/projects/{project}/instances/{instance}/restart`` instances.restart
 ``GET   /v1/projects/{project}/operations/{operation}``      operations.get
+``GET   /v3/projects/{project}/timeSeries``                  Cloud Monitoring
+                                                             timeSeries.list (filter on
+                                                             metric.type and
+                                                             database_id, one_of();
+                                                             per-series alignment;
+                                                             paging by points)
 ``POST  /token``                                             OAuth 2.0 token endpoint
                                                              (JWT bearer grant, as a
                                                              service-account key file
@@ -257,11 +263,30 @@ class RecordedRequest:
 
 
 @dataclass
+class TimeSeriesData:
+    """One Cloud Monitoring time series of a Cloud SQL instance (raw, unaligned points).
+
+    ``kind`` is the metric kind: ``GAUGE`` (a value at an instant) or ``DELTA`` (a count
+    over the interval ending at the point, e.g. ``disk/read_ops_count``).
+    """
+
+    project: str
+    database_id: str
+    metric_type: str
+    kind: str = "GAUGE"
+    value_type: str = "DOUBLE"
+    labels: dict[str, str] = field(default_factory=dict)
+    points: dict[datetime, float] = field(default_factory=dict)
+
+
+@dataclass
 class GcpApiState:
     """Everything the server knows. Handlers mutate it under ``GcpApiServer.lock``."""
 
     instances: dict[tuple[str, str], CloudSqlInstance] = field(default_factory=dict)
     operations: dict[tuple[str, str], Operation] = field(default_factory=dict)
+    #: Cloud Monitoring time series (timeSeries.list); seed with ``add_time_series``.
+    time_series: list[TimeSeriesData] = field(default_factory=list)
     faults: dict[str, ProjectFaults] = field(default_factory=dict)
     failing_operations: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     #: project -> regions whose instances instances.list leaves out, with a
@@ -281,6 +306,7 @@ class GcpApiState:
     def reset(self) -> None:
         self.instances.clear()
         self.operations.clear()
+        self.time_series.clear()
         self.faults.clear()
         self.failing_operations.clear()
         self.unreachable_regions.clear()
@@ -487,6 +513,136 @@ def _get_operation(api: GcpApiServer, req: ApiRequest) -> dict[str, Any]:
     return op.to_resource(api.url)
 
 
+# -- Cloud Monitoring v3: projects.timeSeries.list ------------------------------------
+
+_FILTER_CLAUSE = re.compile(
+    r'^\s*(metric\.type|resource\.type|resource\.labels?\.database_id)\s*=\s*'
+    r'(?:"([^"]*)"|one_of\(([^)]*)\))\s*$'
+)
+_ALIGNERS = {"ALIGN_NONE", "ALIGN_MEAN", "ALIGN_MAX", "ALIGN_MIN", "ALIGN_SUM", "ALIGN_RATE"}
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(400, "INVALID_ARGUMENT", "badRequest", message)
+
+
+def _parse_ts_filter(text: str) -> tuple[str, set[str] | None]:
+    """(metric type, database ids or None for all). Clauses joined by AND; a clause this
+    double does not model is a 400, so a test never relies on something ignored."""
+    metric_type: str | None = None
+    ids: set[str] | None = None
+    for clause in re.split(r"\s+AND\s+", text.strip()):
+        m = _FILTER_CLAUSE.match(clause)
+        if m is None:
+            raise _bad(f"Filter clause not modelled by the test server: {clause!r}")
+        name, single, many = m.groups()
+        values = [single] if single is not None else re.findall(r'"([^"]*)"', many or "")
+        if name == "metric.type":
+            metric_type = values[0]
+        elif name == "resource.type":
+            if values != ["cloudsql_database"]:
+                raise _bad(f"Unsupported resource type {values}")
+        else:
+            ids = set(values) if ids is None else ids & set(values)
+    if not metric_type:
+        raise _bad("The filter must specify a single metric type (metric.type = ...).")
+    return metric_type, ids
+
+
+def _rfc3339(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_rfc3339(text: str | None, name: str) -> datetime:
+    if not text:
+        raise _bad(f"{name} is required.")
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        raise _bad(f"Invalid {name} {text!r}.") from None
+
+
+def _align(
+    series: TimeSeriesData, start: datetime, end: datetime, period: int | None, aligner: str
+) -> list[dict[str, Any]]:
+    """The series' points in [start, end), aligned per the request, newest first."""
+    raw = sorted((t, v) for t, v in series.points.items() if start <= t < end)
+    if aligner == "ALIGN_NONE" or period is None:
+        return [
+            {"interval": {"startTime": _rfc3339(t), "endTime": _rfc3339(t)},
+             "value": {"doubleValue": v}}
+            for t, v in reversed(raw)
+        ]
+    if aligner == "ALIGN_RATE" and series.kind != "DELTA":
+        raise _bad("ALIGN_RATE applies to DELTA and CUMULATIVE metrics only.")
+    buckets: dict[int, list[float]] = {}
+    for t, v in raw:
+        buckets.setdefault(int(t.timestamp()) // period * period, []).append(v)
+    out = []
+    for b in sorted(buckets, reverse=True):
+        vals = buckets[b]
+        value = {
+            "ALIGN_MEAN": sum(vals) / len(vals), "ALIGN_MAX": max(vals), "ALIGN_MIN": min(vals),
+            "ALIGN_SUM": sum(vals), "ALIGN_RATE": sum(vals) / period,
+        }[aligner]
+        b_start = datetime.fromtimestamp(b, UTC)
+        b_end = datetime.fromtimestamp(b + period, UTC)
+        out.append({"interval": {"startTime": _rfc3339(b_start), "endTime": _rfc3339(b_end)},
+                    "value": {"doubleValue": value}})
+    return out
+
+
+def _list_time_series(api: GcpApiServer, req: ApiRequest) -> dict[str, Any]:
+    """timeSeries.list: filter, interval, per-series alignment, paging by points."""
+    project = req.params["project"]
+    metric_type, ids = _parse_ts_filter(req.arg("filter") or "")
+    start = _parse_rfc3339(req.arg("interval.startTime"), "interval.startTime")
+    end = _parse_rfc3339(req.arg("interval.endTime"), "interval.endTime")
+    aligner = req.arg("aggregation.perSeriesAligner") or "ALIGN_NONE"
+    if aligner not in _ALIGNERS:
+        raise _bad(f"Aligner not modelled by the test server: {aligner}")
+    raw_period = req.arg("aggregation.alignmentPeriod")
+    period: int | None = None
+    if raw_period is not None:
+        if not re.fullmatch(r"\d+s", raw_period) or int(raw_period[:-1]) < 60:
+            raise _bad(f"Invalid alignment period {raw_period!r}; at least 60s.")
+        period = int(raw_period[:-1])
+    elif aligner != "ALIGN_NONE":
+        raise _bad("An alignment period is required with a per-series aligner.")
+    page_size = int(req.arg("pageSize") or 100_000)
+    offset = int(base64.urlsafe_b64decode((req.arg("pageToken") or "MA==").encode()).decode())
+    matching = [
+        ts for ts in api.state.time_series
+        if ts.project == project and ts.metric_type == metric_type
+        and (ids is None or ts.database_id in ids)
+    ]
+    body: dict[str, Any] = {"timeSeries": []}
+    used = 0
+    index = offset
+    while index < len(matching):
+        ts = matching[index]
+        points = _align(ts, start, end, period, aligner)
+        if body["timeSeries"] and used + len(points) > page_size:
+            break
+        index += 1
+        used += len(points)
+        if points:
+            body["timeSeries"].append({
+                "metric": {"type": ts.metric_type, "labels": dict(ts.labels)},
+                "resource": {"type": "cloudsql_database", "labels": {
+                    "project_id": ts.project, "database_id": ts.database_id,
+                    "region": "us-central"}},
+                "metricKind": ts.kind if aligner in ("ALIGN_NONE",) else "GAUGE",
+                "valueType": "DOUBLE",
+                "points": points,
+            })
+    if index < len(matching):
+        body["nextPageToken"] = base64.urlsafe_b64encode(str(index).encode()).decode()
+    if not body["timeSeries"]:
+        del body["timeSeries"]
+    return body
+
+
 #: The routing table. Append a Route to serve another API method (see module docstring).
 ROUTES: list[Route] = [
     Route("GET", "/v1/projects/{project}/instances", _list_instances),
@@ -494,6 +650,7 @@ ROUTES: list[Route] = [
     Route("PATCH", "/v1/projects/{project}/instances/{instance}", _patch_instance),
     Route("POST", "/v1/projects/{project}/instances/{instance}/restart", _restart_instance),
     Route("GET", "/v1/projects/{project}/operations/{operation}", _get_operation),
+    Route("GET", "/v3/projects/{project}/timeSeries", _list_time_series),
 ]
 
 #: Audiences the token endpoint accepts in a JWT assertion. google-auth signs service
@@ -570,6 +727,25 @@ class GcpApiServer:
         self, project: str, count: int, prefix: str = "db", **fields: Any
     ) -> list[CloudSqlInstance]:
         return [self.add_instance(project, f"{prefix}-{i:04d}", **fields) for i in range(count)]
+
+    def add_time_series(
+        self,
+        project: str,
+        instance: str,
+        metric_type: str,
+        points: Any,
+        kind: str = "GAUGE",
+        labels: dict[str, str] | None = None,
+    ) -> TimeSeriesData:
+        """Add a Cloud Monitoring series for ``project:instance``; ``points`` are
+        (aware datetime, value) pairs (raw points, one a minute as Cloud SQL writes)."""
+        data = TimeSeriesData(
+            project, f"{project}:{instance}", metric_type, kind, labels=dict(labels or {}),
+            points={t.astimezone(UTC): float(v) for t, v in points},
+        )
+        with self.lock:
+            self.state.time_series.append(data)
+        return data
 
     def instance(self, project: str, name: str) -> CloudSqlInstance:
         with self.lock:
@@ -866,4 +1042,5 @@ __all__ = [
     "RecordedRequest",
     "Route",
     "ServiceAccountKey",
+    "TimeSeriesData",
 ]

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from snoozeql import __version__
 from snoozeql.api.routers import accounts, actions, apikeys, health, instances
 from snoozeql.api.routers import local_instances as local_router
+from snoozeql.api.routers import metrics as metrics_router
 from snoozeql.api.routers import savings as savings_router
 from snoozeql.api.routers import schedules as schedules_router
 from snoozeql.api.routers import stacks as stacks_router
@@ -72,6 +73,7 @@ def create_app(ctx: Context) -> FastAPI:
     for r in (templates_router.router, stacks_router.router):
         app.include_router(r, prefix=API_PREFIX)
     app.include_router(local_router.router, prefix=API_PREFIX)
+    app.include_router(metrics_router.router, prefix=API_PREFIX)
     for r in (schedules_router.router, savings_router.router):
         app.include_router(r, prefix=API_PREFIX)
     return app

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from snoozeql.cli import state
-from snoozeql.cli.output import console, handle_errors, print_fields, print_json, print_table
-from snoozeql.domain.types import Instance, InstanceKind
+from snoozeql.cli.output import (
+    console,
+    err_console,
+    fail,
+    handle_errors,
+    print_fields,
+    print_json,
+    print_table,
+)
+from snoozeql.domain.errors import ValidationError
+from snoozeql.domain.selectors import selector_from_filters
+from snoozeql.domain.types import ActionResult, Instance, InstanceKind
+from snoozeql.services.bulk import BulkItemResult, BulkService
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.lifecycle import LifecycleService
 from snoozeql.services.schedules import OverrideService
@@ -139,25 +152,123 @@ def _act(action: str, ref: str, as_json: bool) -> None:
     )
 
 
+RefsArg = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="REF...", help="id, ARN or name; several for a bulk action",
+                   show_default=False),
+]
+ProviderOpt = Annotated[str | None, typer.Option("--provider", help="aws, gcp, local, docker")]
+TagOpt = Annotated[list[str] | None, typer.Option(
+    "--tag", help="key=REGEX (whole value) or key (tag exists); repeatable, AND")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="regex over the whole name")]
+AccountOpt = Annotated[str | None, typer.Option("--account", help="account name or id")]
+RegionOpt = Annotated[str | None, typer.Option("--region")]
+EngineOpt = Annotated[str | None, typer.Option("--engine")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
+JsonOpt = Annotated[bool, typer.Option("--json")]
+
+
+def _bulk_item_json(r: BulkItemResult) -> dict[str, Any]:
+    return {"id": str(r.instance.id), "name": r.instance.name, "result": r.result.value,
+            "message": r.message, "status": r.status.value}
+
+
+def _control(action: str, refs: list[str] | None, *, provider: str | None,
+             tag: list[str] | None, name: str | None, account: str | None,
+             region: str | None, engine: str | None, yes: bool, as_json: bool) -> None:
+    """One ref and no filter: act at once. Otherwise list the instances, confirm, act."""
+    selector = selector_from_filters(provider=provider, tags=tag, name=name, account=account,
+                                     region=region, engine=engine)
+    refs = refs or []
+    if refs and selector is not None:
+        raise ValidationError("name instances or give filters, not both")
+    if not refs and selector is None:
+        raise ValidationError("name at least one instance (id, ARN or name) or give a filter "
+                              "(--provider, --tag, --name, --account, --region, --engine)")
+    if len(refs) == 1 and selector is None:
+        _act(action, refs[0], as_json)
+        return
+    svc = BulkService(state.ctx())
+    found = svc.resolve_detailed(refs or None, selector)
+    out = err_console if as_json else console  # keep stdout pure JSON for scripts
+    if selector is not None:
+        out.print(f"selector: {selector.describe()}", highlight=False)
+    for s in found.skipped:
+        out.print(f"skipped {s.instance.name}: {s.reason}", style="yellow", highlight=False)
+    n = len(found.instances)
+    if n:
+        table = Table(title=f"{action} {n} instance(s):", title_justify="left",
+                      header_style="bold")
+        for col in ("NAME", "PROVIDER", "REGION", "STATUS", "ID"):
+            table.add_column(col, overflow="fold")
+        for i in found.instances:
+            table.add_row(i.name, i.provider.value, i.region or "-", _status(i), str(i.id)[:8])
+        out.print(table)
+    if not n:
+        out.print("no instance matches; nothing to do")
+        results: list[BulkItemResult] = []
+    else:
+        if not yes:
+            if not sys.stdin.isatty():
+                fail(f"not acting on {n} instance(s) without confirmation, and there is no "
+                     "terminal to ask on; add --yes", 2)
+            if not typer.confirm(f"{action} these {n} instance(s)?", default=False, err=True):
+                fail("aborted; nothing was done", 1)
+        results = svc.run(action, found.instances, state.ACTOR, reason="manual")
+    if as_json:
+        print_json({
+            "action": action, "matched": n, "results": [_bulk_item_json(r) for r in results],
+            "skipped": [{"id": str(s.instance.id), "name": s.instance.name, "reason": s.reason}
+                        for s in found.skipped],
+        })
+    elif results:
+        colors = {"ok": "green", "refused": "yellow", "failed": "red"}
+        print_table(None, ["NAME", "RESULT", "STATUS", "MESSAGE"], [
+            (r.instance.name, f"[{colors[r.result.value]}]{r.result.value}[/]", r.status.value,
+             r.message) for r in results])
+        counts = {k: sum(r.result.value == k for r in results) for k in colors}
+        console.print(", ".join(f"{v} {k}" for k, v in counts.items()), highlight=False)
+    if any(r.result != ActionResult.OK for r in results):
+        raise typer.Exit(1)
+
+
 @app.command("start")
 @handle_errors
-def start(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Start an instance or cluster through its provider."""
-    _act("start", ref, as_json)
+def start(refs: RefsArg = None, provider: ProviderOpt = None, tag: TagOpt = None,
+          name: NameOpt = None, account: AccountOpt = None, region: RegionOpt = None,
+          engine: EngineOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+    """Start instances or clusters through their providers.
+
+    One REF acts at once; several REFs or filters list the instances and ask first
+    (--yes to skip; without a terminal --yes is required). Exit 1 if any failed."""
+    _control("start", refs, provider=provider, tag=tag, name=name, account=account,
+             region=region, engine=engine, yes=yes, as_json=as_json)
 
 
 @app.command("stop")
 @handle_errors
-def stop(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Stop an instance or cluster through its provider."""
-    _act("stop", ref, as_json)
+def stop(refs: RefsArg = None, provider: ProviderOpt = None, tag: TagOpt = None,
+         name: NameOpt = None, account: AccountOpt = None, region: RegionOpt = None,
+         engine: EngineOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+    """Stop instances or clusters through their providers.
+
+    One REF acts at once; several REFs or filters list the instances and ask first
+    (--yes to skip; without a terminal --yes is required). Exit 1 if any failed."""
+    _control("stop", refs, provider=provider, tag=tag, name=name, account=account,
+             region=region, engine=engine, yes=yes, as_json=as_json)
 
 
 @app.command("restart")
 @handle_errors
-def restart(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Restart (reboot) an instance, or every member of a cluster."""
-    _act("restart", ref, as_json)
+def restart(refs: RefsArg = None, provider: ProviderOpt = None, tag: TagOpt = None,
+            name: NameOpt = None, account: AccountOpt = None, region: RegionOpt = None,
+            engine: EngineOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+    """Restart (reboot) instances, or every member of a cluster.
+
+    One REF acts at once; several REFs or filters list the instances and ask first
+    (--yes to skip; without a terminal --yes is required). Exit 1 if any failed."""
+    _control("restart", refs, provider=provider, tag=tag, name=name, account=account,
+             region=region, engine=engine, yes=yes, as_json=as_json)
 
 
 def _override(ref: str, state_: str, until: str, tz: str | None, reason: str | None,

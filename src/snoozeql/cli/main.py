@@ -9,6 +9,7 @@ import typer
 from snoozeql import __version__
 from snoozeql.cli import accounts, actions, apikeys, instances, state
 from snoozeql.cli import db as db_cli
+from snoozeql.cli import metrics as metrics_cli
 from snoozeql.cli import savings as savings_cli
 from snoozeql.cli import schedules as schedules_cli
 from snoozeql.cli import stacks as stacks_cli
@@ -28,6 +29,9 @@ app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(templates_cli.app, name="templates")
 app.add_typer(stacks_cli.app, name="stacks")
 app.add_typer(db_cli.app, name="db")
+app.add_typer(metrics_cli.metrics_app, name="metrics")
+app.add_typer(metrics_cli.recommendations_app, name="recommendations")
+app.command("activity")(metrics_cli.activity)
 app.add_typer(schedules_cli.app, name="schedules")
 app.command("savings")(savings_cli.savings)
 

@@ -35,6 +35,18 @@ def _reconcile_schedules(ctx: Context) -> object:
     return Reconciler(ctx).run()
 
 
+def _collect_metrics(ctx: Context) -> object:
+    from snoozeql.services.metrics import MetricsService
+
+    return MetricsService(ctx).collect()
+
+
+def _cleanup_metrics(ctx: Context) -> object:
+    from snoozeql.services.metrics import MetricsService
+
+    return MetricsService(ctx).cleanup()
+
+
 def catalogue(ctx: Context) -> list[Job]:
     s = ctx.settings
     return [
@@ -45,4 +57,9 @@ def catalogue(ctx: Context) -> list[Job]:
         # Schedules: stop and start at transitions, warn before stops.
         Job("reconcile-schedules", timedelta(seconds=s.reconcile_interval_seconds),
             _reconcile_schedules, lease=timedelta(minutes=10)),
+        # Metrics: every running instance each interval; old hours removed daily.
+        *([Job("collect-metrics", timedelta(seconds=s.metrics_interval_seconds),
+               _collect_metrics, lease=timedelta(minutes=15)),
+           Job("cleanup-metrics", timedelta(days=1), _cleanup_metrics,
+               lease=timedelta(minutes=30))] if s.metrics_enabled else []),
     ]

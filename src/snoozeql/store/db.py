@@ -23,7 +23,14 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:
-    """An engine with the per-dialect settings SnoozeQL relies on."""
+    """An engine with the per-dialect settings SnoozeQL relies on.
+
+    SQLite keeps the sqlite3 module's own transaction handling: a transaction starts
+    at its first write, so reads never hold a snapshot that a concurrent writer could
+    invalidate (which fails at once with "database is locked" instead of waiting).
+    The price: a SAVEPOINT must not be the first statement of a transaction on
+    SQLite, or it commits on its own when released; write first, or avoid it.
+    """
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
@@ -34,19 +41,11 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin:
-            # otherwise a SAVEPOINT or DDL at the start of a transaction runs outside
-            # it and commits on its own.
-            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

@@ -147,5 +147,6 @@ secrets = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("scope", "owner_id", "name"),
 )
+from snoozeql.store import metric_tables as _metric_tables  # noqa: E402,F401
 from snoozeql.store import schedule_tables as _schedule_tables  # noqa: E402,F401
 from snoozeql.store import stack_tables as _stack_tables  # noqa: E402,F401

@@ -4,10 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from snoozeql.api.bulk_schemas import BulkIn, BulkItemOut, BulkOut, BulkSkippedOut
 from snoozeql.api.deps import CtxDep, Operator, Viewer
 from snoozeql.api.schedule_schemas import OverrideIn, OverrideOut
 from snoozeql.api.schemas import ActionResultOut, InstanceDetail, InstanceOut, InstancePage
 from snoozeql.domain.types import InstanceKind
+from snoozeql.services.bulk import BulkService, bulk_action
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.lifecycle import LifecycleService
 from snoozeql.services.schedules import OverrideService
@@ -39,6 +41,24 @@ def list_instances(
     )
     page = svc.list(f, sort=sort, limit=limit, cursor=cursor)
     return InstancePage(items=[InstanceOut.of(i) for i in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/bulk", response_model=BulkOut)
+def bulk(body: BulkIn, ctx: CtxDep, key: Operator) -> BulkOut:
+    """Start, stop or restart many instances: by ``ids`` or by ``selector`` (exactly one).
+
+    Each instance is attempted (and logged) on its own; one failure does not stop the
+    rest. ``dry_run`` lists what would be acted on and does nothing."""
+    act = bulk_action(body.action)
+    svc = BulkService(ctx)
+    found = svc.resolve_detailed(body.ids, body.selector)
+    results = (svc.preview(act, found.instances) if body.dry_run
+               else svc.run(act, found.instances, key.name, reason="manual"))
+    return BulkOut(
+        action=act.value, dry_run=body.dry_run, matched=len(found.instances),
+        results=[BulkItemOut.of(r) for r in results],
+        skipped=[BulkSkippedOut.of(s) for s in found.skipped],
+    )
 
 
 @router.get("/{instance}", response_model=InstanceDetail)

@@ -1,0 +1,68 @@
+"""Request and response bodies of the metrics, activity and recommendations routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SampleIn(BaseModel):
+    """One measured value. ``ts`` must carry a time zone (or end in Z)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(description="cpu, connections, read_iops or write_iops")
+    ts: datetime
+    value: float = Field(ge=0, allow_inf_nan=False)
+
+
+class SamplesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    samples: list[SampleIn] = Field(min_length=1, max_length=10_000)
+
+
+class PushOut(BaseModel):
+    accepted: int
+    buckets_changed: int
+    ignored_too_old: int
+
+
+class HourOut(BaseModel):
+    hour: datetime
+    avg: float
+    min: float
+    max: float
+    count: int
+
+
+class SeriesOut(BaseModel):
+    metric: str
+    unit: str
+    points: list[HourOut]
+
+
+class MetricsOut(BaseModel):
+    instance_id: str
+    instance_name: str
+    start: datetime
+    end: datetime
+    series: list[SeriesOut]
+
+
+class ActivityOut(BaseModel):
+    instance_id: str
+    instance_name: str
+    timezone: str
+    hours_observed: int
+    weekdays: list[str]
+    connections: list[list[float | None]]
+    connections_max: list[list[float | None]]
+    cpu: list[list[float | None]]
+    hours: list[list[int]]
+    samples: list[list[int]]
+
+
+RecommendationOut = dict[str, Any]

@@ -1,0 +1,83 @@
+"""Metrics of one instance, its activity heatmap, and sleep recommendations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from snoozeql.api.deps import CtxDep, Operator, Viewer
+from snoozeql.api.metric_schemas import (
+    ActivityOut,
+    HourOut,
+    MetricsOut,
+    PushOut,
+    SamplesIn,
+    SeriesOut,
+)
+from snoozeql.domain.metrics import METRIC_UNITS, METRICS
+from snoozeql.services.metrics import MetricsService
+from snoozeql.services.recommendations import RecommendationService
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/instances/{instance}/metrics", response_model=MetricsOut)
+def get_metrics(
+    instance: str, ctx: CtxDep, _: Viewer,
+    metric: str | None = Query(None, description="cpu, connections, read_iops, write_iops"),
+    start: str | None = Query(None, description="ISO 8601 or a span back (3d); default 24h"),
+    end: str | None = Query(None, description="ISO 8601 or a span back; default now"),
+) -> MetricsOut:
+    """The instance's hourly aggregates (avg, min, max, sample count) per metric."""
+    found, s, e, rows = MetricsService(ctx).series(instance, metric, start, end)
+    by_metric: dict[str, list[HourOut]] = {}
+    for a in rows:
+        by_metric.setdefault(a.metric, []).append(
+            HourOut(hour=a.hour, avg=a.avg, min=a.min, max=a.max, count=a.count)
+        )
+    wanted = [metric] if metric else list(METRICS)
+    return MetricsOut(
+        instance_id=str(found.id), instance_name=found.name, start=s, end=e,
+        series=[SeriesOut(metric=m, unit=METRIC_UNITS[m], points=by_metric.get(m, []))
+                for m in wanted],
+    )
+
+
+@router.post("/instances/{instance}/metrics", response_model=PushOut, status_code=202)
+def push_metrics(instance: str, body: SamplesIn, ctx: CtxDep, _: Operator) -> PushOut:
+    """Samples from an outside source; aggregated exactly like collected ones.
+
+    One value per instance, metric and minute counts (the first one wins), so posting
+    the same samples twice changes nothing.
+    """
+    r = MetricsService(ctx).push(instance, [s.model_dump() for s in body.samples])
+    return PushOut(
+        accepted=r.accepted, buckets_changed=r.buckets_changed, ignored_too_old=r.ignored_too_old
+    )
+
+
+@router.get("/instances/{instance}/activity", response_model=ActivityOut)
+def get_activity(instance: str, ctx: CtxDep, _: Viewer) -> ActivityOut:
+    """A 7 x 24 profile (rows Monday..Sunday, local hours) for a heatmap."""
+    found, profile, hours = MetricsService(ctx).activity(instance)
+    return ActivityOut(
+        instance_id=str(found.id), instance_name=found.name, hours_observed=hours,
+        **profile.as_dict(),
+    )
+
+
+@router.get("/recommendations")
+def list_recommendations(
+    ctx: CtxDep, _: Viewer,
+    include_dismissed: bool = Query(False, description="also list dismissed ones"),
+) -> list[dict[str, Any]]:
+    """Per instance: sleep windows as a schedule in its zone, confidence, hours asleep a
+    week and monthly savings (null when the cost is unknown); or why there is none."""
+    return RecommendationService(ctx).list(include_dismissed=include_dismissed)
+
+
+@router.post("/recommendations/{rec_id}/dismiss")
+def dismiss_recommendation(rec_id: str, ctx: CtxDep, key: Operator) -> dict[str, Any]:
+    """Hide a recommendation until the analysis recommends something different."""
+    return RecommendationService(ctx).dismiss(rec_id, actor=f"api:{key.name}")

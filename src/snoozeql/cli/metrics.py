@@ -1,0 +1,161 @@
+"""`snoozeql metrics show`, `snoozeql activity` and `snoozeql recommendations ...`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from snoozeql.cli import state
+from snoozeql.cli.output import console, handle_errors, print_json, print_table
+from snoozeql.domain.metrics import METRIC_UNITS
+
+metrics_app = typer.Typer(help="Hourly metrics of an instance.", no_args_is_help=True)
+recommendations_app = typer.Typer(
+    help="When each database could sleep, and what that saves.", no_args_is_help=True
+)
+
+_SHADES = " ·░▒▓█"
+
+
+@metrics_app.command("show")
+@handle_errors
+def show(
+    name: Annotated[str, typer.Argument(help="instance name, id or ARN")],
+    metric: Annotated[str | None, typer.Option(help="cpu, connections, read_iops, write_iops")]
+    = None,
+    since: Annotated[str, typer.Option(help="how far back: 3d, 12h, or an ISO time")] = "24h",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The hourly aggregates (avg, min, max, samples) of one instance."""
+    from snoozeql.services.metrics import MetricsService
+
+    found, start, end, rows = MetricsService(state.ctx()).series(name, metric, since, None)
+    if as_json:
+        print_json({
+            "instance_id": str(found.id), "instance_name": found.name,
+            "start": start.isoformat(), "end": end.isoformat(),
+            "points": [
+                {"metric": a.metric, "hour": a.hour.isoformat(), "avg": a.avg, "min": a.min,
+                 "max": a.max, "count": a.count}
+                for a in rows
+            ],
+        })
+        return
+    if not rows:
+        console.print(f"no metrics for {found.name} since {start:%Y-%m-%d %H:%M} UTC",
+                      highlight=False)
+        return
+    print_table(
+        f"{found.name}: hourly metrics (UTC)",
+        ["hour", "metric", "avg", "min", "max", "samples"],
+        [
+            (a.hour.strftime("%Y-%m-%d %H:00"), f"{a.metric} ({METRIC_UNITS[a.metric]})",
+             f"{a.avg:.2f}", f"{a.min:.2f}", f"{a.max:.2f}", a.count)
+            for a in sorted(rows, key=lambda a: (a.hour, a.metric))
+        ],
+    )
+
+
+def heatmap_lines(profile: dict[str, Any]) -> list[str]:
+    """A text heatmap: one row per weekday, one cell per local hour.
+
+    A cell's shade is its highest connection count (or mean CPU where a source gives no
+    connections) relative to the busiest cell; a blank cell had no data, ``·`` data
+    and no activity.
+    """
+    conn, cpu = profile["connections_max"], profile["cpu"]
+    values = [
+        [c if c is not None else u for c, u in zip(crow, urow, strict=True)]
+        for crow, urow in zip(conn, cpu, strict=True)
+    ]
+    top = max((v for row in values for v in row if v is not None), default=0.0) or 1.0
+    lines = ["     " + "".join(f"{h:<3d}" for h in range(24))]
+    for day, row in zip(profile["weekdays"], values, strict=True):
+        cells = []
+        for v in row:
+            if v is None:
+                cells.append("   ")
+            elif v <= 0:
+                cells.append(" · ")
+            else:
+                level = 2 + min(3, int(v / top * 3.999))
+                cells.append(_SHADES[level] * 2 + " ")
+        lines.append(f"{day:<5}" + "".join(cells))
+    return lines
+
+
+@handle_errors
+def activity(
+    name: Annotated[str, typer.Argument(help="instance name, id or ARN")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """When the instance is used: a week-by-hour heatmap in its time zone."""
+    from snoozeql.services.metrics import MetricsService
+
+    found, profile, hours = MetricsService(state.ctx()).activity(name)
+    data = profile.as_dict()
+    if as_json:
+        print_json({"instance_id": str(found.id), "instance_name": found.name,
+                    "hours_observed": hours, **data})
+        return
+    console.print(
+        f"{found.name}: activity by local hour ({profile.timezone}), {hours} hours observed",
+        highlight=False,
+    )
+    for line in heatmap_lines(data):
+        console.print(line, highlight=False, markup=False)
+    console.print("shade: highest connections (CPU where none); '·' idle, blank no data",
+                  highlight=False)
+
+
+def _money(cents: int | None) -> str:
+    return "-" if cents is None else f"${cents / 100:,.2f}"
+
+
+@recommendations_app.command("list")
+@handle_errors
+def list_recommendations(
+    all_: Annotated[bool, typer.Option("--all", help="include dismissed ones")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Recommended sleep windows per instance (largest savings first)."""
+    from snoozeql.services.recommendations import RecommendationService
+
+    items = RecommendationService(state.ctx()).list(include_dismissed=all_)
+    if as_json:
+        print_json(items)
+        return
+    recs = [r for r in items if r["status"] != "none"]
+    none = [r for r in items if r["status"] == "none"]
+    if recs:
+        rows = []
+        for r in recs:
+            if r["kind"] == "stop":
+                when = "STOP IT: idle for the whole lookback"
+            else:
+                when = "; ".join(
+                    f"{w['weekdays']} {w['begin']}-{w['end']}" for w in r["windows"]
+                )
+            rows.append((
+                r["id"], r["instance_name"], f"{when} ({r['timezone']})",
+                f"{r['sleep_hours_per_week']:g}", f"{r['confidence']:.2f}",
+                _money(r["monthly_savings_cents"]), r["status"],
+            ))
+        print_table("Recommendations", ["id", "instance", "sleep", "h/week", "confidence",
+                                        "saves/month", "status"], rows)
+    else:
+        console.print("no recommendations yet", highlight=False)
+    if none:
+        print_table("No recommendation", ["instance", "reason"],
+                    [(r["instance_name"], r["reason"]) for r in none])
+
+
+@recommendations_app.command("dismiss")
+@handle_errors
+def dismiss(rec_id: Annotated[str, typer.Argument(help="recommendation id")]) -> None:
+    """Hide a recommendation until the analysis recommends something different."""
+    from snoozeql.services.recommendations import RecommendationService
+
+    r = RecommendationService(state.ctx()).dismiss(rec_id, actor=state.ACTOR)
+    console.print(f"dismissed the recommendation for {r['instance_name']}", highlight=False)

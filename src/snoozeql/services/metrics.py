@@ -1,0 +1,414 @@
+"""Metrics as a use case: collect, accept pushed samples, read series, clean up.
+
+Collection (the ``collect-metrics`` job, every ``metrics_interval_seconds``):
+
+* every running instance of the inventory is measured: cloud instances per account
+  through the provider's collector (CloudWatch, Cloud Monitoring), local databases
+  through the engines themselves;
+* each cycle reads the last two intervals (30 minutes by default), so a cycle that
+  failed or ran late is covered by the next; the store's minute masks make the overlap
+  harmless (collection is idempotent);
+* accounts are collected in parallel threads, and each account's failure is logged
+  and reported, never raised: the next cycle retries it, the other accounts' samples
+  are stored;
+* samples are written per account in batched upserts (:mod:`snoozeql.store.metrics`).
+
+Pushed samples (``POST /api/v1/instances/{id}/metrics``) take the same path, so they
+are aggregated exactly the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from snoozeql.domain.analysis import ActivityProfile, AnalysisSettings, activity_profile
+from snoozeql.domain.errors import SnoozeError, ValidationError
+from snoozeql.domain.metrics import (
+    METRICS,
+    HourlyAggregate,
+    Sample,
+    floor_hour,
+    parse_metric,
+    retention_cutoff,
+)
+from snoozeql.domain.types import Account, Instance, InstanceStatus, ProviderKind
+from snoozeql.providers.aws_metrics import CollectResult, MetricTarget
+from snoozeql.services.accounts import AccountService
+from snoozeql.services.context import Context
+from snoozeql.services.inventory import InventoryService
+from snoozeql.store import instances as instance_store
+from snoozeql.store import metrics as store
+from snoozeql.store.instances import InstanceFilter
+
+__all__ = [
+    "MAX_PUSH_SAMPLES",
+    "AccountCollection",
+    "CollectionReport",
+    "MetricsService",
+    "analysis_settings",
+    "parse_instant",
+    "timezone_of",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_PUSH_SAMPLES = 10_000
+"""Samples one push request may carry."""
+FUTURE_TOLERANCE = timedelta(minutes=5)
+"""Pushed samples may be this far ahead of our clock (clock skew), no further."""
+TIMEZONE_TAGS = ("snoozeql:timezone", "timezone")
+
+CloudCollector = Callable[[Account, Sequence[MetricTarget], datetime, datetime], CollectResult]
+
+
+def analysis_settings(ctx: Context) -> AnalysisSettings:
+    """The analysis settings from configuration (validated by the domain)."""
+    s = ctx.settings
+    return AnalysisSettings(
+        lookback_days=s.analysis_lookback_days,
+        min_hours=s.analysis_min_hours,
+        min_weeks=s.analysis_min_weeks,
+        required_idle_share=s.analysis_required_idle_share,
+        idle_connections=s.analysis_idle_connections,
+        connections_statistic=s.analysis_connections_statistic,
+        idle_cpu_percent=s.analysis_idle_cpu_percent,
+        idle_read_iops=s.analysis_idle_read_iops,
+        idle_write_iops=s.analysis_idle_write_iops,
+        min_window_hours=s.analysis_min_window_hours,
+        margin_minutes=s.analysis_margin_minutes,
+    )
+
+
+def timezone_of(ctx: Context, instance: Instance) -> str:
+    """The instance's zone: its ``timezone`` tag, else the configured default."""
+    for tag in TIMEZONE_TAGS:
+        value = instance.tags.get(tag)
+        if value:
+            return value
+    return ctx.settings.analysis_timezone
+
+
+_RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_instant(text: str | datetime | None, now: datetime, name: str) -> datetime | None:
+    """An ISO 8601 instant (UTC if no offset) or a span back from now (``3d``, ``12h``)."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, datetime):
+        value = text
+    else:
+        m = _RELATIVE.match(text)
+        if m:
+            return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        try:
+            value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(
+                f"{name}: {text!r} is neither an ISO 8601 time nor a span like 3d or 12h"
+            ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _iso(value: object) -> object:
+    """An ISO 8601 string as an aware datetime (UTC if no offset); anything else as is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"ts: {value!r} is not an ISO 8601 time") from None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class AccountCollection:
+    """How one account's (or the local databases') collection went."""
+
+    source: str
+    provider: str
+    instances: int
+    samples: int = 0
+    buckets_changed: int = 0
+    api_calls: int = 0
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CollectionReport:
+    start: datetime
+    end: datetime
+    sources: tuple[AccountCollection, ...] = ()
+
+    @property
+    def api_calls(self) -> int:
+        return sum(s.api_calls for s in self.sources)
+
+    @property
+    def buckets_changed(self) -> int:
+        return sum(s.buckets_changed for s in self.sources)
+
+    @property
+    def failed(self) -> list[AccountCollection]:
+        return [s for s in self.sources if s.errors]
+
+
+@dataclass
+class _Collectors:
+    """Collector objects that live as long as the context (local CPU readings)."""
+
+    cloud: dict[ProviderKind, CloudCollector] = field(default_factory=dict)
+    local: Any = None
+
+
+def _collectors(ctx: Context) -> _Collectors:
+    found = ctx.__dict__.get("_metric_collectors")
+    if found is None:
+        found = ctx.__dict__["_metric_collectors"] = _Collectors()
+    return found  # type: ignore[no-any-return]
+
+
+def _target(i: Instance) -> MetricTarget:
+    return MetricTarget(i.id, i.provider_id, i.kind, i.engine, i.region, i.name)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    accepted: int
+    buckets_changed: int
+    ignored_too_old: int
+
+
+class MetricsService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # ------------------------------------------------------------------ collectors
+
+    def cloud_collector(self, kind: ProviderKind) -> CloudCollector:
+        """The collector of a cloud provider (built once per context; tests may set it)."""
+        cache = _collectors(self.ctx).cloud
+        if kind not in cache:
+            if kind is ProviderKind.AWS:
+                from snoozeql.providers.aws_metrics import AwsMetricsCollector
+
+                cache[kind] = AwsMetricsCollector(self.ctx.settings).collect
+            elif kind is ProviderKind.GCP:
+                from snoozeql.providers.gcp_metrics import GcpMetricsCollector
+
+                cache[kind] = GcpMetricsCollector(self.ctx.settings).collect
+            else:
+                raise ValidationError(f"no cloud metrics collector for {kind.value}")
+        return cache[kind]
+
+    def set_cloud_collector(self, kind: ProviderKind, collector: CloudCollector) -> None:
+        _collectors(self.ctx).cloud[kind] = collector
+
+    def local_collector(self) -> Any:
+        holder = _collectors(self.ctx)
+        if holder.local is None:
+            from snoozeql.providers.local_metrics import LocalMetricsCollector
+
+            holder.local = LocalMetricsCollector()
+        return holder.local
+
+    # ------------------------------------------------------------------ collection
+
+    def window(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        """[start, end) a cycle reads: the last two intervals, whole minutes."""
+        now = now or self.ctx.now()
+        end = now.astimezone(UTC).replace(second=0, microsecond=0)
+        return end - timedelta(seconds=2 * self.ctx.settings.metrics_interval_seconds), end
+
+    def collect(self, now: datetime | None = None) -> CollectionReport:
+        """One collection cycle over every running instance; never raises for a source."""
+        now = now or self.ctx.now()
+        start, end = self.window(now)
+        with self.ctx.engine.connect() as conn:
+            running = list(
+                instance_store.iter_all(conn, InstanceFilter(status=InstanceStatus.RUNNING.value))
+            )
+        running = [i for i in running if i.missing_since is None]
+        accounts = {a.id: a for a in AccountService(self.ctx).list()}
+        jobs: list[tuple[str, Callable[[], AccountCollection]]] = []
+        by_account: dict[UUID, list[Instance]] = {}
+        local: list[Instance] = []
+        for i in running:
+            if i.provider in (ProviderKind.LOCAL, ProviderKind.DOCKER):
+                local.append(i)
+            elif i.account_id in accounts:
+                by_account.setdefault(i.account_id, []).append(i)  # type: ignore[arg-type]
+        for account_id, group in by_account.items():
+            account = accounts[account_id]
+            jobs.append((account.name, partial(self._collect_account, account, group, start,
+                                               end)))
+        if local:
+            jobs.append(("local", lambda: self._collect_local(local, now)))
+        if not jobs:
+            return CollectionReport(start, end)
+        workers = min(self.ctx.settings.metrics_workers, len(jobs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics") as pool:
+            futures = [(name, pool.submit(fn)) for name, fn in jobs]
+            results = []
+            for name, fut in futures:
+                try:
+                    results.append(fut.result())
+                except Exception as exc:  # noqa: BLE001 - the job must go on
+                    log.exception("metrics collection for %s failed unexpectedly", name)
+                    results.append(AccountCollection(name, "?", 0, errors=(
+                        f"internal error ({type(exc).__name__}); see the server log",)))
+        report = CollectionReport(start, end, tuple(results))
+        log.info(
+            "collected metrics for %d instances: %d hours updated, %d API calls, %d failing",
+            len(running), report.buckets_changed, report.api_calls, len(report.failed),
+        )
+        return report
+
+    def _collect_account(
+        self, account: Account, instances: list[Instance], start: datetime, end: datetime
+    ) -> AccountCollection:
+        try:
+            collector = self.cloud_collector(account.provider)
+            result = collector(account, [_target(i) for i in instances], start, end)
+        except SnoozeError as exc:
+            log.warning("metrics of account %s: %s (retried next cycle)", account.name,
+                        exc.message)
+            return AccountCollection(account.name, account.provider.value, len(instances),
+                                     errors=(exc.message,))
+        except Exception as exc:  # noqa: BLE001 - one account must not stop the others
+            log.exception("metrics of account %s failed unexpectedly", account.name)
+            return AccountCollection(
+                account.name, account.provider.value, len(instances),
+                errors=(f"internal error ({type(exc).__name__}); see the server log",),
+            )
+        for err in result.errors:
+            log.warning("metrics of account %s: %s (retried next cycle)", account.name, err)
+        changed = self._write(result.samples)
+        return AccountCollection(
+            account.name, account.provider.value, len(instances), result.sample_count,
+            changed, result.api_calls, tuple(result.errors),
+        )
+
+    def _collect_local(self, instances: list[Instance], now: datetime) -> AccountCollection:
+        from snoozeql.providers.local_metrics import LocalTarget
+        from snoozeql.services.local_databases import LocalDatabaseService
+
+        svc = LocalDatabaseService(self.ctx, bind=False)
+        targets: list[LocalTarget] = []
+        errors: list[str] = []
+        for i in instances:
+            try:
+                password = svc.password(i)
+                pid = None
+                if i.provider is ProviderKind.LOCAL:
+                    pid = svc.runtime(i.provider).status(i.provider_id, None).pid
+                targets.append(LocalTarget(
+                    i.id, i.name, i.engine, i.endpoint_port or 0, password, pid,
+                    i.endpoint_host or "127.0.0.1",
+                ))
+            except SnoozeError as exc:
+                errors.append(f"{i.name}: {exc.message}")
+        result = self.local_collector().collect(targets, now)
+        errors.extend(result.errors)
+        for err in errors:
+            log.warning("local metrics: %s (retried next cycle)", err)
+        changed = self._write(result.samples)
+        return AccountCollection("local", "local", len(instances), result.sample_count,
+                                 changed, 0, tuple(errors))
+
+    def _write(self, samples: dict[Hashable, list[Sample]]) -> int:
+        cutoff = retention_cutoff(self.ctx.now(), self.ctx.settings.metrics_retention_days)
+        kept = {
+            k: [s for s in v if s.ts >= cutoff] for k, v in samples.items()  # type: ignore[misc]
+        }
+        kept = {k: v for k, v in kept.items() if v}
+        if not kept:
+            return 0
+        changed, _ = store.apply_samples(self.ctx.engine, kept)  # type: ignore[arg-type]
+        return changed
+
+    # ------------------------------------------------------------------ push
+
+    def push(self, ref: str | UUID, samples: Iterable[dict[str, Any] | Sample]) -> PushResult:
+        """Store samples from an outside source; aggregated like collected ones.
+
+        Validated as a whole first (nothing is written when one sample is bad).
+        """
+        instance = InventoryService(self.ctx).get(ref)
+        now = self.ctx.now()
+        parsed: list[Sample] = []
+        for n, raw in enumerate(samples):
+            if n >= MAX_PUSH_SAMPLES:
+                raise ValidationError(f"at most {MAX_PUSH_SAMPLES} samples per request")
+            try:
+                if isinstance(raw, Sample):
+                    s = raw
+                else:
+                    if not isinstance(raw, dict):
+                        raise ValidationError("expected an object {metric, ts, value}")
+                    s = Sample(raw.get("metric"), _iso(raw.get("ts")), raw.get("value"))  # type: ignore[arg-type]
+            except ValidationError as exc:
+                raise ValidationError(f"samples[{n}].{exc.message}") from None
+            if s.ts > now + FUTURE_TOLERANCE:
+                raise ValidationError(f"samples[{n}].ts: {s.ts.isoformat()} is in the future")
+            parsed.append(s)
+        cutoff = retention_cutoff(now, self.ctx.settings.metrics_retention_days)
+        kept = [s for s in parsed if s.ts >= cutoff]
+        changed = 0
+        if kept:
+            changed, _ = store.apply_samples(self.ctx.engine, {instance.id: kept})
+        return PushResult(len(kept), changed, len(parsed) - len(kept))
+
+    # ------------------------------------------------------------------ reading
+
+    def series(
+        self,
+        ref: str | UUID,
+        metric: str | None = None,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+    ) -> tuple[Instance, datetime, datetime, list[HourlyAggregate]]:
+        """Hourly aggregates of one instance (default: every metric, the last 24 h)."""
+        instance = InventoryService(self.ctx).get(ref)
+        metrics = [parse_metric(metric)] if metric else list(METRICS)
+        now = self.ctx.now()
+        e = parse_instant(end, now, "end") or now
+        s = parse_instant(start, now, "start") or (e - timedelta(hours=24))
+        if s >= e:
+            raise ValidationError("start must be before end")
+        with self.ctx.engine.connect() as conn:
+            rows = store.series(conn, instance.id, floor_hour(s), e, metrics)
+        return instance, s, e, rows
+
+    def activity(self, ref: str | UUID) -> tuple[Instance, ActivityProfile, int]:
+        """A week-by-hour profile over the lookback, in the instance's zone."""
+        instance = InventoryService(self.ctx).get(ref)
+        now = self.ctx.now()
+        # The analysis' lookback (full hours) plus the hour under way.
+        end = floor_hour(now) + timedelta(hours=1)
+        start = floor_hour(now) - timedelta(days=self.ctx.settings.analysis_lookback_days)
+        with self.ctx.engine.connect() as conn:
+            rows = store.series(conn, instance.id, start, end)
+        hours = len({a.hour for a in rows})
+        return instance, activity_profile(rows, timezone_of(self.ctx, instance)), hours
+
+    # ------------------------------------------------------------------ retention
+
+    def cleanup(self) -> int:
+        """Remove hours older than the retention; returns how many rows went."""
+        cutoff = retention_cutoff(self.ctx.now(), self.ctx.settings.metrics_retention_days)
+        with self.ctx.engine.begin() as conn:
+            removed = store.delete_before(conn, cutoff)
+        log.info("removed %d metric hours before %s", removed, cutoff.isoformat())
+        return removed

@@ -1,0 +1,251 @@
+"""Queries on the hourly metric aggregates (``metric_hours``).
+
+Writes are batched and safe against concurrent writers (the collector job on one
+replica, the push API on another):
+
+1. the stored buckets the samples touch are read in one query per batch of instances;
+2. per (instance, metric, hour) only the samples of minutes the bucket does not hold
+   yet are kept (the domain's first-value-per-minute rule) and aggregated into a
+   *delta*;
+3. all deltas go out in one ``INSERT .. ON CONFLICT DO UPDATE`` per chunk, whose update
+   merges the delta into the stored row in SQL with the exact weighted mean, guarded by
+   ``stored.minutes & delta.minutes = 0``. If another writer counted one of those
+   minutes in between, the guard skips that row and the whole batch is re-applied
+   (the rows that did land are then no-ops, because their minutes are in the mask).
+
+So collecting the same window twice changes nothing, and no concurrent write is lost.
+(On SQLite a transaction whose snapshot went stale cannot write: "database is locked"
+comes at once, and the batch is simply re-applied too.)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from snoozeql.domain.metrics import (
+    BucketKey,
+    HourBucket,
+    HourlyAggregate,
+    HourlySeries,
+    Sample,
+    absorb,
+    floor_hour,
+)
+from snoozeql.store.metric_tables import metric_hours as t
+
+__all__ = [
+    "apply_samples",
+    "count_rows",
+    "delete_before",
+    "epoch_hour",
+    "fleet_series",
+    "read_buckets",
+    "series",
+]
+
+_CHUNK = 1000  # rows per INSERT: 10 columns x 1000 stays under both stores' bind limits
+_ID_CHUNK = 500  # instance ids per read
+_MAX_ATTEMPTS = 20
+
+
+def epoch_hour(hour: datetime) -> int:
+    """Hours since 1970-01-01 00:00 UTC."""
+    return int(hour.timestamp()) // 3600
+
+
+def _bucket(r: Any) -> HourBucket:
+    return HourBucket(
+        HourlyAggregate(r.metric, r.hour, r.avg, r.min, r.max, r.count), int(r.minutes)
+    )
+
+
+def read_buckets(
+    conn: sa.Connection, keys: Mapping[UUID, Iterable[BucketKey]]
+) -> dict[tuple[UUID, str, datetime], HourBucket]:
+    """The stored buckets among ``keys`` (instance -> (metric, hour) keys)."""
+    wanted = {(i, m, h) for i, ks in keys.items() for m, h in ks}
+    if not wanted:
+        return {}
+    hours = [h for _, _, h in wanted]
+    lo, hi = min(hours), max(hours)
+    ids = sorted({i for i, _, _ in wanted}, key=str)
+    out: dict[tuple[UUID, str, datetime], HourBucket] = {}
+    for n in range(0, len(ids), _ID_CHUNK):
+        q = sa.select(t).where(
+            t.c.instance_id.in_(ids[n : n + _ID_CHUNK]), t.c.hour >= lo, t.c.hour <= hi
+        )
+        for r in conn.execute(q):
+            key = (r.instance_id, r.metric, r.hour)
+            if key in wanted:
+                out[key] = _bucket(r)
+    return out
+
+
+def _deltas(
+    existing: Mapping[tuple[UUID, str, datetime], HourBucket],
+    samples: Mapping[UUID, Sequence[Sample]],
+) -> list[dict[str, Any]]:
+    """One row per touched bucket that gains minutes: the aggregate of the new ones."""
+    groups: dict[tuple[UUID, str, datetime], list[Sample]] = {}
+    for instance_id, batch in samples.items():
+        for s in batch:
+            groups.setdefault((instance_id, s.metric, s.hour), []).append(s)
+    rows: list[dict[str, Any]] = []
+    for key, group in groups.items():
+        instance_id, metric, hour = key
+        stored = existing.get(key)
+        skip = stored.minutes if stored is not None else 0
+        fresh = [s for s in group if not skip >> s.ts.minute & 1]
+        if not fresh:
+            continue
+        delta = absorb(None, (metric, hour), fresh)
+        a = delta.aggregate
+        rows.append({
+            "instance_id": instance_id, "metric": metric, "hour": hour,
+            "epoch_hour": epoch_hour(hour), "avg": a.avg, "min": a.min, "max": a.max,
+            "count": a.count, "minutes": delta.minutes,
+        })
+    return rows
+
+
+def _upsert(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
+    """Merge delta rows in SQL; returns how many rows were inserted or merged."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        insert: Any = postgresql.insert(t)
+        least: Any = sa.func.least
+        greatest: Any = sa.func.greatest
+    elif dialect == "sqlite":
+        insert = sqlite.insert(t)
+        least, greatest = sa.func.min, sa.func.max  # SQLite's scalar two-argument forms
+    else:  # pragma: no cover - only the two supported stores reach here
+        raise NotImplementedError(f"unsupported database dialect {dialect}")
+    done = 0
+    for n in range(0, len(rows), _CHUNK):
+        ins = insert.values(rows[n : n + _CHUNK])
+        ex = ins.excluded
+        total = t.c.count + ex.count
+        stmt = ins.on_conflict_do_update(
+            index_elements=[t.c.instance_id, t.c.metric, t.c.hour],
+            set_={
+                "avg": (t.c.avg * t.c.count + ex.avg * ex.count) / total,
+                "min": least(t.c.min, ex.min),
+                "max": greatest(t.c.max, ex.max),
+                "count": total,
+                "minutes": t.c.minutes.op("|")(ex.minutes),
+            },
+            where=t.c.minutes.op("&")(ex.minutes) == 0,
+        ).returning(t.c.metric)  # rowcount of a multi-row upsert is not portable
+        done += len(conn.execute(stmt).all())
+    return done
+
+
+def apply_samples(
+    engine: sa.Engine, samples: Mapping[UUID, Sequence[Sample]]
+) -> tuple[int, int]:
+    """Fold samples (per instance) into the stored hours; (buckets changed, statements).
+
+    Each attempt runs in its own transaction. Raises RuntimeError if concurrent writers
+    keep colliding after a few attempts (they would have to write the same minutes of
+    the same hours in a tight loop).
+    """
+    statements = 0
+    for attempt in range(_MAX_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                keys = {i: {(s.metric, s.hour) for s in batch} for i, batch in samples.items()}
+                existing = read_buckets(conn, keys)
+                rows = _deltas(existing, samples)
+                if not rows:
+                    return 0, statements
+                merged = _upsert(conn, rows)
+                statements += math.ceil(len(rows) / _CHUNK)
+        except sa.exc.OperationalError as exc:
+            # SQLite: a transaction that read before another writer committed cannot
+            # write any more ("database is locked" at once, no busy wait): start over.
+            if engine.dialect.name != "sqlite" or "locked" not in str(exc.orig):
+                raise
+            time.sleep(0.01 * (attempt + 1))
+            continue
+        if merged == len(rows):
+            return len(rows), statements
+    raise RuntimeError("metric writes kept colliding with another writer; try again")
+
+
+def series(
+    conn: sa.Connection,
+    instance_id: UUID,
+    start: datetime,
+    end: datetime,
+    metrics: Sequence[str] | None = None,
+) -> list[HourlyAggregate]:
+    """The instance's hourly aggregates with ``start <= hour < end``, by metric, hour."""
+    q = (
+        sa.select(t.c.metric, t.c.hour, t.c.avg, t.c.min, t.c.max, t.c.count)
+        .where(t.c.instance_id == instance_id, t.c.hour >= start, t.c.hour < end)
+        .order_by(t.c.metric, t.c.hour)
+    )
+    if metrics:
+        q = q.where(t.c.metric.in_(list(metrics)))
+    return [HourlyAggregate._make(r) for r in conn.execute(q)]
+
+
+def fleet_series(
+    conn: sa.Connection, start: datetime, hours: int, instance_ids: Sequence[UUID] | None = None
+) -> dict[UUID, HourlySeries]:
+    """Columns for every instance with data in ``hours`` hours from ``start``.
+
+    Rows are placed by their integer ``epoch_hour``: no datetime is built per row,
+    which keeps a fleet read on the analysis' fast path.
+    """
+    start = floor_hour(start)
+    base = epoch_hour(start)
+    q = sa.select(t.c.instance_id, t.c.metric, t.c.epoch_hour, t.c.avg, t.c.max).where(
+        t.c.epoch_hour >= base, t.c.epoch_hour < base + hours
+    )
+    out: dict[UUID, HourlySeries] = {}
+    ids = list(instance_ids) if instance_ids is not None else None
+    chunks = (
+        [None] if ids is None else [ids[n : n + _ID_CHUNK] for n in range(0, len(ids), _ID_CHUNK)]
+    )
+    for chunk in chunks:
+        query = q if chunk is None else q.where(t.c.instance_id.in_(chunk))
+        for instance_id, metric, hour_no, avg, max_ in conn.execute(query):
+            cols = out.get(instance_id)
+            if cols is None:
+                cols = out[instance_id] = HourlySeries.empty(start, hours)
+            cols.put(metric, hour_no - base, avg, max_)
+    return out
+
+
+def delete_before(conn: sa.Connection, cutoff: datetime) -> int:
+    """Remove every hour before ``cutoff`` (the retention job)."""
+    return conn.execute(t.delete().where(t.c.hour < cutoff)).rowcount
+
+
+def count_rows(conn: sa.Connection, instance_id: UUID | None = None) -> int:
+    q = sa.select(sa.func.count()).select_from(t)
+    if instance_id is not None:
+        q = q.where(t.c.instance_id == instance_id)
+    return int(conn.execute(q).scalar_one())
+
+
+def latest_hour(conn: sa.Connection, instance_id: UUID) -> datetime | None:
+    value = conn.execute(
+        sa.select(sa.func.max(t.c.hour)).where(t.c.instance_id == instance_id)
+    ).scalar_one()
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+

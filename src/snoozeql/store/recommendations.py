@@ -1,0 +1,64 @@
+"""Queries on ``recommendations``: the recommendations last shown, and dismissals.
+
+A recommendation's id is a fingerprint of what it says (instance, kind, zone, windows),
+so listing twice keeps the same ids and a dismissal sticks until the recommendation
+itself changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from snoozeql.store.metric_tables import recommendations as t
+
+__all__ = ["dismiss", "get", "replace_current", "stored"]
+
+
+def stored(conn: sa.Connection, instance_ids: Sequence[UUID] | None = None) -> dict[UUID, Any]:
+    """Stored rows by id (optionally only those of ``instance_ids``)."""
+    q = sa.select(t)
+    out: dict[UUID, Any] = {}
+    if instance_ids is None:
+        return {r.id: r for r in conn.execute(q)}
+    ids = list(instance_ids)
+    for n in range(0, len(ids), 500):
+        for r in conn.execute(q.where(t.c.instance_id.in_(ids[n : n + 500]))):
+            out[r.id] = r
+    return out
+
+
+def replace_current(conn: sa.Connection, rows: Sequence[dict[str, Any]], at: datetime) -> None:
+    """Make ``rows`` the current recommendations of their instances.
+
+    New ids are inserted (one statement), known ones refreshed; rows of those instances
+    that are no longer current are removed unless dismissed (a dismissal is kept so the
+    same recommendation coming back stays dismissed).
+    """
+    if not rows:
+        return
+    known = stored(conn, [r["instance_id"] for r in rows])
+    fresh = [dict(r, computed_at=at) for r in rows if r["id"] not in known]
+    if fresh:
+        conn.execute(t.insert(), fresh)
+    again = [r["id"] for r in rows if r["id"] in known]
+    for n in range(0, len(again), 500):
+        conn.execute(t.update().where(t.c.id.in_(again[n : n + 500])).values(computed_at=at))
+    current = {r["id"] for r in rows}
+    stale = [i for i, r in known.items() if i not in current and r.dismissed_at is None]
+    for n in range(0, len(stale), 500):
+        conn.execute(t.delete().where(t.c.id.in_(stale[n : n + 500])))
+
+
+def get(conn: sa.Connection, rec_id: UUID) -> Any:
+    return conn.execute(sa.select(t).where(t.c.id == rec_id)).first()
+
+
+def dismiss(conn: sa.Connection, rec_id: UUID, at: datetime, by: str) -> int:
+    return conn.execute(
+        t.update().where(t.c.id == rec_id).values(dismissed_at=at, dismissed_by=by)
+    ).rowcount

@@ -1,0 +1,156 @@
+"""Hourly aggregates in the store (SQLite and PostgreSQL): exact, idempotent, batched,
+late samples in their own hour, retention cleanup, the fleet's column read."""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, Sample
+from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
+from snoozeql.services.context import Context
+from snoozeql.services.metrics import MetricsService
+from snoozeql.store import instances as instance_store
+from snoozeql.store import metrics as store
+from snoozeql.store.metric_tables import metric_hours
+
+NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
+
+
+def add_instances(ctx: Context, *names: str, status: InstanceStatus = InstanceStatus.RUNNING,
+                  provider: ProviderKind = ProviderKind.AWS, account_id: UUID | None = None,
+                  engine: str = "postgres", tags: dict[str, str] | None = None,
+                  cost: float | None = None) -> dict[str, UUID]:
+    items = [
+        DiscoveredInstance(
+            provider=provider, provider_id=f"arn:aws:rds:us-east-1:123456789012:db:{n}"
+            if provider is ProviderKind.AWS else n, name=n, kind=InstanceKind.INSTANCE,
+            engine=engine, engine_version=None, instance_class="db.t3.micro",
+            region="us-east-1", status=status, raw_status=None, tags=tags or {},
+        )
+        for n in names
+    ]
+    from decimal import Decimal
+
+    costs = {d.provider_id: (Decimal(str(cost)) if cost is not None else None) for d in items}
+    with ctx.engine.begin() as conn:
+        instance_store.upsert_discovered(conn, items, account_id, ctx.now(), costs)
+        return {i.name: i.id for n in names for i in instance_store.find(conn, name=n)}
+
+
+def rows(ctx: Context) -> list[tuple]:
+    with ctx.engine.connect() as conn:
+        return sorted(
+            tuple(r) for r in conn.execute(sa.select(metric_hours).order_by(
+                metric_hours.c.metric, metric_hours.c.hour))
+        )
+
+
+def at(minute: int, hour: int = 10) -> datetime:
+    return datetime(2026, 11, 23, hour, minute, tzinfo=UTC)
+
+
+def test_batches_merge_exactly_and_repeats_change_nothing(ctx: Context) -> None:
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "db1")
+    first = [Sample(CPU, at(m), float(m)) for m in range(0, 30)]
+    second = [Sample(CPU, at(m), float(m) * 2) for m in range(20, 50)]  # 20..29 overlap
+    changed, statements = store.apply_samples(ctx.engine, {ids["db1"]: first})
+    assert (changed, statements) == (1, 1)
+    store.apply_samples(ctx.engine, {ids["db1"]: second})
+    with ctx.engine.connect() as conn:
+        [agg] = store.series(conn, ids["db1"], at(0), at(0, 11))
+    # Minutes 20..29 were already counted: the first value of a minute wins.
+    values = [float(m) for m in range(30)] + [float(m) * 2 for m in range(30, 50)]
+    assert agg.count == 50
+    assert math.isclose(agg.avg, sum(values) / 50)
+    assert (agg.min, agg.max) == (0.0, 98.0)
+    before = rows(ctx)
+    # Collecting the same windows again changes nothing.
+    assert store.apply_samples(ctx.engine, {ids["db1"]: first + second}) == (0, 0)
+    assert rows(ctx) == before
+
+
+def test_push_late_samples_land_in_their_own_hour(ctx: Context) -> None:
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "db1")
+    svc = MetricsService(ctx)
+    r = svc.push("db1", [{"metric": "connections", "ts": "2026-11-23T12:05:00Z", "value": 3}])
+    assert (r.accepted, r.buckets_changed) == (1, 1)
+    late = svc.push("db1", [{"metric": "connections", "ts": "2026-11-23T09:59:00+00:00",
+                             "value": 7}, {"metric": "cpu", "ts": at(1, 9), "value": 5.5}])
+    assert late.buckets_changed == 2
+    _, _, _, series = svc.series("db1", None, "2026-11-23T00:00:00Z", None)
+    got = {(a.metric, a.hour.hour, a.avg, a.count) for a in series}
+    assert got == {(CONNECTIONS, 12, 3.0, 1), (CONNECTIONS, 9, 7.0, 1), (CPU, 9, 5.5, 1)}
+    # The same push again: nothing changes.
+    assert svc.push("db1", [{"metric": "connections", "ts": "2026-11-23T12:05:00Z",
+                             "value": 9}]).buckets_changed == 0
+    _, _, _, cpu_only = svc.series(ids["db1"], "cpu", "1d", None)
+    assert [a.metric for a in cpu_only] == [CPU]
+
+
+def test_retention_cleanup_and_too_old_samples(ctx: Context) -> None:
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "db1", "db2")
+    old = NOW - timedelta(days=15)
+    keep = NOW - timedelta(days=13)
+    store.apply_samples(ctx.engine, {
+        ids["db1"]: [Sample(CPU, old, 1.0), Sample(CPU, keep, 2.0)],
+        ids["db2"]: [Sample(READ_IOPS, old, 1.0)],
+    })
+    assert len(rows(ctx)) == 3
+    assert MetricsService(ctx).cleanup() == 2
+    [(_, metric, hour, *_rest)] = rows(ctx)
+    assert metric == CPU and hour == keep.replace(minute=0)
+    # Pushed samples older than the retention are not stored at all.
+    r = MetricsService(ctx).push("db2", [{"metric": "cpu", "ts": old.isoformat(), "value": 1}])
+    assert (r.accepted, r.ignored_too_old) == (0, 1)
+    assert len(rows(ctx)) == 1
+
+
+def test_batched_writes_one_statement_per_thousand_buckets(ctx: Context) -> None:
+    ctx.clock = lambda: NOW
+    names = [f"db{i}" for i in range(300)]
+    ids = add_instances(ctx, *names)
+    samples = {
+        ids[n]: [Sample(m, at(k, h), 1.0) for m in (CPU, CONNECTIONS) for h in (9, 10)
+                 for k in (0, 1)]
+        for n in names
+    }
+    changed, statements = store.apply_samples(ctx.engine, samples)
+    assert (changed, statements) == (1200, 2)
+    with ctx.engine.connect() as conn:
+        cols = store.fleet_series(conn, at(0, 9), 3)
+    assert len(cols) == 300
+    one = cols[ids["db7"]]
+    assert list(one.cpu) [:2] == [1.0, 1.0] and math.isnan(one.cpu[2])
+    assert list(one.connections_max)[:2] == [1.0, 1.0] and math.isnan(one.read_iops[0])
+
+
+def test_concurrent_writers_lose_nothing(ctx: Context) -> None:
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "db1")
+    errors: list[BaseException] = []
+
+    def write(minutes: range) -> None:
+        try:
+            for m in minutes:
+                store.apply_samples(ctx.engine, {ids["db1"]: [Sample(CPU, at(m), float(m))]})
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(range(k, 60, 4),)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with ctx.engine.connect() as conn:
+        [agg] = store.series(conn, ids["db1"], at(0), at(0, 11))
+    assert agg.count == 60 and math.isclose(agg.avg, sum(range(60)) / 60)
+    assert (agg.min, agg.max) == (0.0, 59.0)

@@ -1,0 +1,89 @@
+"""Recommendations over the inventory (both stores): windows in the instance's zone,
+"stop it" for an idle database, no recommendation without enough data, dismissal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from snoozeql.domain.errors import NotFoundError, ValidationError
+from snoozeql.domain.metrics import CONNECTIONS, CPU, Sample
+from snoozeql.services.context import Context
+from snoozeql.services.recommendations import RecommendationService
+from snoozeql.store import metrics as store
+from tests.test_metrics_store import add_instances
+
+NOW = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)  # a Monday
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def office_hours(t: datetime) -> bool:
+    local = t.astimezone(PARIS)
+    return local.weekday() < 5 and 9 <= local.hour < 18
+
+
+def seed(ctx: Context, instance_id, busy, hours: int = 14 * 24) -> None:  # noqa: ANN001
+    start = NOW.replace(minute=0) - timedelta(hours=hours)
+    samples = []
+    for h in range(hours):
+        t = start + timedelta(hours=h, minutes=7)
+        on = busy(t)
+        samples += [Sample(CONNECTIONS, t, 5.0 if on else 0.0), Sample(CPU, t, 40 if on else 2)]
+    store.apply_samples(ctx.engine, {instance_id: samples})
+
+
+def test_recommendations_for_the_fleet_and_dismissal(ctx: Context) -> None:
+    ctx.clock = lambda: NOW
+    office = add_instances(ctx, "office", tags={"timezone": "Europe/Paris"}, cost=50)
+    idle = add_instances(ctx, "idle", cost=100)
+    young = add_instances(ctx, "young")
+    add_instances(ctx, "nodata")
+    seed(ctx, office["office"], office_hours)
+    seed(ctx, idle["idle"], lambda _t: False)
+    seed(ctx, young["young"], lambda _t: False, hours=20)
+    svc = RecommendationService(ctx)
+    items = {r["instance_name"]: r for r in svc.list()}
+
+    stop = items["idle"]
+    assert stop["kind"] == "stop" and "stop it" in stop["advice"]
+    assert stop["sleep_hours_per_week"] == 168 and stop["schedule"]["periods"] == []
+    # 168 h/week x 365.25/12/7 weeks x 100 cents.
+    assert stop["monthly_savings_cents"] == 73050 and stop["monthly_savings"] == 730.5
+
+    rec = items["office"]
+    assert rec["kind"] == "sleep" and rec["timezone"] == "Europe/Paris"
+    assert rec["status"] == "open" and 0 < rec["confidence"] <= 1
+    # Awake on weekdays from half an hour before nine to half an hour after six, local.
+    assert rec["schedule"]["periods"] == [
+        {"begintime": "08:30", "endtime": "18:30", "weekdays": "mon-fri"}]
+    assert rec["sleep_hours_per_week"] == 168 - 50
+    assert rec["monthly_savings_cents"] == round(118 * 365.25 / 12 / 7 * 50)
+
+    assert items["young"]["status"] == "none" and items["young"]["code"] == "not_enough_data"
+    assert "20 hours observed" in items["young"]["reason"]
+    assert items["nodata"]["reason"].startswith("not enough data: 0 hours")
+    # Largest savings first, then the instances without a recommendation.
+    assert [r["instance_name"] for r in svc.list()] == ["idle", "office", "nodata", "young"]
+
+    # The same data gives the same ids; a dismissal hides it until it changes.
+    assert {r["id"] for r in svc.list()} == {r["id"] for r in items.values()}
+    svc.dismiss(rec["id"], actor="tester")
+    assert "office" not in {r["instance_name"] for r in svc.list()}
+    shown = {r["instance_name"]: r for r in svc.list(include_dismissed=True)}
+    assert shown["office"]["status"] == "dismissed" and shown["office"]["id"] == rec["id"]
+    with pytest.raises(NotFoundError):
+        svc.dismiss("00000000-0000-0000-0000-000000000000", actor="tester")
+    with pytest.raises(ValidationError):
+        svc.dismiss("not-an-id", actor="tester")
+
+
+def test_recurring_nightly_job_never_inside_a_window(ctx: Context) -> None:
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "batch")
+    seed(ctx, ids["batch"], lambda t: t.hour == 2)  # a job every night at 02:00 UTC
+    [rec] = RecommendationService(ctx).list()
+    assert rec["kind"] == "sleep"
+    assert rec["schedule"]["periods"] == [
+        {"begintime": "01:30", "endtime": "03:30", "weekdays": "mon-sun"}]
