@@ -93,6 +93,11 @@ def test_activity_and_recommendations(api: Any, ctx: Context) -> None:
     assert rec["schedule"] == {"timezone": "Europe/Paris", "periods": [
         {"begintime": "08:30", "endtime": "18:30", "weekdays": "mon-fri"}]}
     assert rec["monthly_savings_cents"] > 0 and rec["sleep_hours_per_week"] == 118
+    apply_url = f"/api/v1/recommendations/{rec['id']}/apply?name=office-hours"
+    assert api.post(apply_url, headers=h(api, "viewer")).status_code == 403
+    r = api.post(apply_url, headers=h(api, "operator"))
+    assert r.status_code == 201 and r.json()["schedule_name"] == "office-hours"
+    assert api.post(apply_url, headers=h(api, "operator")).status_code == 409
     url = f"/api/v1/recommendations/{rec['id']}/dismiss"
     assert api.post(url, headers=h(api, "viewer")).status_code == 403
     r = api.post(url, headers=h(api, "operator"))

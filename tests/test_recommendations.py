@@ -87,3 +87,38 @@ def test_recurring_nightly_job_never_inside_a_window(ctx: Context) -> None:
     assert rec["kind"] == "sleep"
     assert rec["schedule"]["periods"] == [
         {"begintime": "01:30", "endtime": "03:30", "weekdays": "mon-sun"}]
+
+
+def test_applying_a_recommendation_creates_and_assigns_its_schedule(ctx: Context) -> None:
+    from snoozeql.domain.errors import ConflictError
+    from snoozeql.domain.schedules import desired_state
+    from snoozeql.services.schedules import ScheduleService
+
+    ctx.clock = lambda: NOW
+    office = add_instances(ctx, "office", tags={"timezone": "Europe/Paris"}, cost=50)
+    idle = add_instances(ctx, "idle", cost=100)
+    seed(ctx, office["office"], office_hours)
+    seed(ctx, idle["idle"], lambda _t: False)
+    svc = RecommendationService(ctx)
+    items = {r["instance_name"]: r for r in svc.list()}
+
+    applied = svc.apply(items["office"]["id"], actor="tester")
+    assert applied["schedule_name"] == "recommended-office"
+    schedules = ScheduleService(ctx)
+    governing = schedules.governing()
+    assert governing[office["office"]].schedule.name == "recommended-office"
+    sched = governing[office["office"]].schedule
+    assert sched.timezone == "Europe/Paris"
+    # Tuesday 03:00 in Paris: asleep; Tuesday 10:00: awake.
+    assert desired_state(sched, datetime(2026, 11, 24, 3, tzinfo=PARIS)).state == "stopped"
+    assert desired_state(sched, datetime(2026, 11, 24, 10, tzinfo=PARIS)).state == "running"
+
+    stop = svc.apply(items["idle"]["id"], actor="tester", name="idle-off")
+    sched = ScheduleService(ctx).governing()[idle["idle"]].schedule
+    assert stop["schedule_name"] == "idle-off"
+    assert desired_state(sched, datetime(2026, 11, 24, 10, tzinfo=PARIS)).state == "stopped"
+
+    with pytest.raises(ConflictError):  # the same name again: nothing half-written
+        svc.apply(items["idle"]["id"], actor="tester", name="idle-off")
+    with pytest.raises(NotFoundError):
+        svc.apply("00000000-0000-0000-0000-000000000000", actor="tester")

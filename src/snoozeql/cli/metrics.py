@@ -159,3 +159,21 @@ def dismiss(rec_id: Annotated[str, typer.Argument(help="recommendation id")]) ->
 
     r = RecommendationService(state.ctx()).dismiss(rec_id, actor=state.ACTOR)
     console.print(f"dismissed the recommendation for {r['instance_name']}", highlight=False)
+
+
+@recommendations_app.command("apply")
+@handle_errors
+def apply(
+    rec_id: Annotated[str, typer.Argument(help="recommendation id")],
+    name: Annotated[str | None, typer.Option(help="schedule name")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create the recommended schedule and assign it to the instance."""
+    from snoozeql.services.recommendations import RecommendationService
+
+    r = RecommendationService(state.ctx()).apply(rec_id, actor=state.ACTOR, name=name)
+    if as_json:
+        print_json(r)
+        return
+    console.print(f"created schedule {r['schedule_name']} and assigned it to "
+                  f"{r['instance_name']}", highlight=False)

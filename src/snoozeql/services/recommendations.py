@@ -178,3 +178,50 @@ class RecommendationService:
         body["status"] = "dismissed"
         return body
 
+
+
+    def apply(
+        self, rec_id: str | UUID, actor: str, name: str | None = None
+    ) -> dict[str, Any]:
+        """Turn a recommendation into a schedule assigned to its instance, in one step.
+
+        Sleep windows become the schedule's running periods in the instance's zone; a
+        "stop it" recommendation becomes a schedule that keeps the instance stopped.
+        Nothing is written if the name is taken or the instance is gone.
+        """
+        from snoozeql.domain.validation import suggest_dns_label
+        from snoozeql.services.schedules import ScheduleService
+
+        try:
+            key = UUID(str(rec_id))
+        except ValueError:
+            raise ValidationError(f"{rec_id!r} is not a recommendation id") from None
+        with self.ctx.engine.connect() as conn:
+            row = store.get(conn, key)
+        if row is None:
+            raise NotFoundError(
+                f"no recommendation {key}; list the recommendations to see current ids"
+            )
+        body = dict(row.body)
+        schedule = body.get("schedule") or {}
+        definition: dict[str, Any] = {
+            "name": name or suggest_dns_label(f"recommended-{body['instance_name']}"),
+            "timezone": schedule.get("timezone") or body.get("timezone") or "UTC",
+            "description": f"applied from recommendation {key} by {actor}",
+        }
+        if body.get("kind") == RecommendationKind.STOP.value:
+            definition["periods"] = []
+            definition["override_status"] = "stopped"
+        else:
+            definition["periods"] = schedule.get("periods") or []
+        view, _ = ScheduleService(self.ctx).create_and_assign(
+            definition, instances=[body["instance_id"]]
+        )
+        return {
+            "recommendation_id": str(key),
+            "instance_id": body["instance_id"],
+            "instance_name": body["instance_name"],
+            "schedule_id": str(view.id),
+            "schedule_name": view.name,
+            "schedule": definition,
+        }

@@ -80,4 +80,13 @@ def list_recommendations(
 @router.post("/recommendations/{rec_id}/dismiss")
 def dismiss_recommendation(rec_id: str, ctx: CtxDep, key: Operator) -> dict[str, Any]:
     """Hide a recommendation until the analysis recommends something different."""
-    return RecommendationService(ctx).dismiss(rec_id, actor=f"api:{key.name}")
+    return RecommendationService(ctx).dismiss(rec_id, actor=key.name)
+
+
+@router.post("/recommendations/{rec_id}/apply", status_code=201)
+def apply_recommendation(
+    rec_id: str, ctx: CtxDep, key: Operator,
+    name: str | None = Query(None, description="schedule name (default recommended-<instance>)"),
+) -> dict[str, Any]:
+    """Create the recommended schedule and assign it to the instance."""
+    return RecommendationService(ctx).apply(rec_id, actor=key.name, name=name)
