@@ -16,7 +16,9 @@ bootstrap_venv() {
   want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "installing snoozeql${extras} into .venv"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+    # (pip's "Location ... is ignored" lines come from this machine's pip config: noise)
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 \
+      | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     echo "$want" > "$stamp"
   fi
 }
