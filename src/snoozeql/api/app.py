@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from snoozeql import __version__
 from snoozeql.api.routers import accounts, actions, apikeys, health, instances
+from snoozeql.api.routers import audit as audit_router
 from snoozeql.api.routers import local_instances as local_router
 from snoozeql.api.routers import metrics as metrics_router
 from snoozeql.api.routers import savings as savings_router
@@ -74,6 +75,6 @@ def create_app(ctx: Context) -> FastAPI:
         app.include_router(r, prefix=API_PREFIX)
     app.include_router(local_router.router, prefix=API_PREFIX)
     app.include_router(metrics_router.router, prefix=API_PREFIX)
-    for r in (schedules_router.router, savings_router.router):
+    for r in (schedules_router.router, savings_router.router, audit_router.router):
         app.include_router(r, prefix=API_PREFIX)
     return app

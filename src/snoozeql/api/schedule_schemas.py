@@ -13,7 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from snoozeql.domain.schedules import Segment
-from snoozeql.services.schedules import Assignment, ScheduleView
+from snoozeql.services.schedules import Assignment, ConflictView, MatchView, ScheduleView
 from snoozeql.store.schedules import OverrideRecord
 
 
@@ -27,13 +27,69 @@ class ScheduleOut(BaseModel):
     enforced: bool
     dry_run: bool
     exceptions: list[dict[str, Any]]
+    priority: int = Field(0, description="the highest priority wins when schedules disagree")
     created_at: datetime
     updated_at: datetime
+    conflicts: list[ConflictOut] | None = Field(
+        None, description="other schedules disagreeing on shared instances (next 7 days)")
 
     @classmethod
-    def of(cls, v: ScheduleView) -> ScheduleOut:
+    def of(cls, v: ScheduleView, conflicts: list[ConflictView] | None = None) -> ScheduleOut:
         return cls(id=v.id, created_at=v.created_at, updated_at=v.updated_at,
-                   **v.schedule.to_dict())
+                   priority=v.priority, **v.schedule.to_dict(),
+                   conflicts=None if conflicts is None else [ConflictOut.of(c)
+                                                             for c in conflicts])
+
+
+class ConflictOut(BaseModel):
+    schedule: str
+    other_schedule_id: UUID
+    other_schedule: str
+    first_conflict_at: datetime
+    state: str = Field(description="what this schedule wants at first_conflict_at")
+    other_state: str
+    instances: list[str]
+    winner: str = Field(description="the schedule the reconciler follows then")
+    rule: str
+
+    @classmethod
+    def of(cls, c: ConflictView) -> ConflictOut:
+        return cls.model_validate(c.to_json())
+
+
+class MatchedBy(BaseModel):
+    kind: str
+    target: str
+    assignment_id: UUID | None
+
+
+class MatchOut(BaseModel):
+    instance_id: UUID
+    name: str
+    provider: str
+    account: str | None
+    region: str | None
+    engine: str
+    status: str
+    matched_by: list[MatchedBy]
+
+    @classmethod
+    def of(cls, m: MatchView) -> MatchOut:
+        return cls.model_validate(m.to_json())
+
+
+class MatchesOut(BaseModel):
+    schedule: str | None
+    count: int
+    instances: list[MatchOut]
+
+
+class SelectorPreviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    selector: dict[str, Any] = Field(
+        examples=[{"all": [{"provider": "aws"}, {"tag": {"key": "env", "value": "dev|stg"}}]}],
+        description="an instance selector (docs/selectors.md); not saved",
+    )
 
 
 class ImportIn(BaseModel):
@@ -98,6 +154,9 @@ class AssignIn(BaseModel):
     instance: str | None = Field(None, description="instance id, ARN or name")
     tag: str | None = Field(None, examples=["env=dev"], description="key=value selector")
     account: str | None = Field(None, description="account id or name")
+    selector: dict[str, Any] | None = Field(
+        None, examples=[{"any": [{"name": "stg-.*"}, {"tag": {"key": "env", "value": "dev"}}]}],
+        description="an instance selector rule tree (docs/selectors.md)")
 
 
 class AssignmentOut(BaseModel):
@@ -106,12 +165,15 @@ class AssignmentOut(BaseModel):
     schedule: str
     kind: str
     target: str
+    selector: dict[str, Any] | None = None
+    description: str
     created_at: datetime
 
     @classmethod
     def of(cls, a: Assignment) -> AssignmentOut:
         return cls(id=a.id, schedule_id=a.schedule_id, schedule=a.schedule_name, kind=a.kind,
-                   target=a.target, created_at=a.created_at)
+                   target=a.target, selector=a.selector, description=a.description,
+                   created_at=a.created_at)
 
 
 class OverrideIn(BaseModel):

@@ -8,6 +8,7 @@ import typer
 
 from snoozeql import __version__
 from snoozeql.cli import accounts, actions, apikeys, instances, state
+from snoozeql.cli import audit as audit_cli
 from snoozeql.cli import db as db_cli
 from snoozeql.cli import metrics as metrics_cli
 from snoozeql.cli import savings as savings_cli
@@ -33,6 +34,7 @@ app.add_typer(metrics_cli.metrics_app, name="metrics")
 app.add_typer(metrics_cli.recommendations_app, name="recommendations")
 app.command("activity")(metrics_cli.activity)
 app.add_typer(schedules_cli.app, name="schedules")
+app.add_typer(audit_cli.app, name="audit")
 app.command("savings")(savings_cli.savings)
 
 

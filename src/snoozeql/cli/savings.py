@@ -19,8 +19,13 @@ def savings(
     group_by: Annotated[str, typer.Option(
         "--group-by", help="instance, account or schedule")] = "instance",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_csv: Annotated[bool, typer.Option(
+        "--csv", help="export the stop intervals as CSV (rate stored at each stop)")] = False,
 ) -> None:
     """What stopping databases saved, and what every schedule will save per month."""
+    if as_csv:
+        typer.echo(SavingsService(state.ctx()).export_csv(start=from_, end=to), nl=False)
+        return
     report = SavingsService(state.ctx()).report(start=from_, end=to, group_by=group_by)
     if as_json:
         print_json(report.to_json())

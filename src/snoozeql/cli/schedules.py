@@ -12,7 +12,7 @@ import yaml
 from snoozeql.cli import state
 from snoozeql.cli.output import console, handle_errors, print_fields, print_json, print_table
 from snoozeql.domain.errors import ValidationError
-from snoozeql.services.schedules import Evaluation, ScheduleService, ScheduleView
+from snoozeql.services.schedules import Evaluation, MatchView, ScheduleService, ScheduleView
 
 app = typer.Typer(help="Sleep schedules: when databases should run.", no_args_is_help=True)
 
@@ -62,9 +62,11 @@ def parse_exception(text: str) -> dict[str, str] | str:
 def _fields(
     name: str | None, timezone: str | None, period: list[str] | None,
     description: str | None, enforced: bool | None, dry_run: bool | None,
-    override_status: str | None, exception: list[str] | None,
+    override_status: str | None, exception: list[str] | None, priority: int | None = None,
 ) -> dict[str, Any]:
     d: dict[str, Any] = {}
+    if priority is not None:
+        d["priority"] = priority
     if name is not None:
         d["name"] = name
     if timezone is not None:
@@ -91,7 +93,8 @@ def _show(view: ScheduleView, as_json: bool) -> None:
     s = view.schedule
     print_fields([
         ("id", view.id), ("name", s.name), ("timezone", s.timezone),
-        ("description", s.description), ("override", s.override_status),
+        ("description", s.description), ("priority", view.priority),
+        ("override", s.override_status),
         ("enforced", s.enforced), ("dry run", s.dry_run),
         ("exceptions", ", ".join(f"{e.date.isoformat()} {e.state}" for e in s.exceptions)
          or None),
@@ -112,6 +115,8 @@ Dry = Annotated[bool | None, typer.Option("--dry-run/--no-dry-run",
 Ovr = Annotated[str | None, typer.Option("--override-status", help="running, stopped, none")]
 Exc = Annotated[list[str] | None, typer.Option(
     "--exception", help="2026-12-25 (stopped) or 2026-12-31=running (repeatable)")]
+Prio = Annotated[int | None, typer.Option(
+    "--priority", help="when schedules disagree on an instance the highest wins (default 0)")]
 
 
 @app.command("add")
@@ -120,15 +125,16 @@ def add(
     file: Annotated[Path | None, typer.Argument(help="JSON/YAML schedule ('-' = stdin)")] = None,
     name: Name = None, timezone: Zone = None, period: PeriodOpt = None,
     description: Desc = None, enforced: Enf = None, dry_run: Dry = None,
-    override_status: Ovr = None, exception: Exc = None, as_json: JsonOpt = False,
+    override_status: Ovr = None, exception: Exc = None, priority: Prio = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create a schedule from a file or from options (options override the file)."""
     base = _read(file) if file else {}
     if not isinstance(base, dict):
         raise ValidationError(f"{file}: expected one schedule object")
     base.update(_fields(name, timezone, period, description, enforced, dry_run,
-                        override_status, exception))
-    view = ScheduleService(state.ctx()).create(base)
+                        override_status, exception, priority))
+    view = ScheduleService(state.ctx()).create(base, actor=state.ACTOR)
     if as_json:
         print_json(view.to_json())
         return
@@ -166,19 +172,20 @@ def update(
     file: Annotated[Path | None, typer.Argument(help="whole new definition (JSON/YAML)")] = None,
     name: Name = None, timezone: Zone = None, period: PeriodOpt = None,
     description: Desc = None, enforced: Enf = None, dry_run: Dry = None,
-    override_status: Ovr = None, exception: Exc = None, as_json: JsonOpt = False,
+    override_status: Ovr = None, exception: Exc = None, priority: Prio = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Replace a schedule with FILE, or change only the fields given as options."""
     changes = _fields(name, timezone, period, description, enforced, dry_run,
-                      override_status, exception)
+                      override_status, exception, priority)
     svc = ScheduleService(state.ctx())
     if file:
         data = _read(file)
         if not isinstance(data, dict):
             raise ValidationError(f"{file}: expected one schedule object")
-        view = svc.update(ref, {**data, **changes}, replace=True)
+        view = svc.update(ref, {**data, **changes}, replace=True, actor=state.ACTOR)
     elif changes:
-        view = svc.update(ref, changes)
+        view = svc.update(ref, changes, actor=state.ACTOR)
     else:
         raise ValidationError("nothing to change: give a FILE or options")
     _show(view, as_json)
@@ -188,7 +195,7 @@ def update(
 @handle_errors
 def delete(ref: Annotated[str, typer.Argument(help="name or id")]) -> None:
     """Delete a schedule and its assignments."""
-    view = ScheduleService(state.ctx()).delete(ref)
+    view = ScheduleService(state.ctx()).delete(ref, actor=state.ACTOR)
     console.print(f"deleted schedule {view.name}")
 
 
@@ -280,27 +287,91 @@ def preview_(
 Target = Annotated[str | None, typer.Option("--instance", help="instance id, ARN or name")]
 TagT = Annotated[str | None, typer.Option("--tag", help="key=value")]
 AcctT = Annotated[str | None, typer.Option("--account", help="account name or id")]
+SelT = Annotated[str | None, typer.Option(
+    "--selector", help="a selector rule tree: a JSON/YAML FILE ('-' = stdin) or inline JSON")]
+
+
+def _selector(value: str | None) -> Any:
+    """``--selector``: inline JSON (starts with ``{``) or a JSON/YAML file."""
+    if value is None:
+        return None
+    if value.lstrip().startswith("{"):
+        return value  # parsed (with positions in errors) by the service
+    return _read(Path(value))
 
 
 @app.command("assign")
 @handle_errors
 def assign(ref: str, instance: Target = None, tag: TagT = None, account: AcctT = None,
-           as_json: JsonOpt = False) -> None:
-    """Assign a schedule to an instance, a tag selector or an account."""
-    a = ScheduleService(state.ctx()).assign(ref, instance=instance, tag=tag, account=account)
+           selector: SelT = None, as_json: JsonOpt = False) -> None:
+    """Assign a schedule to an instance, a tag (key=value), an account or a selector."""
+    a = ScheduleService(state.ctx()).assign(ref, instance=instance, tag=tag, account=account,
+                                            selector=_selector(selector), actor=state.ACTOR)
     if as_json:
         print_json(a.to_json())
         return
-    console.print(f"schedule {a.schedule_name} assigned to {a.target}", highlight=False)
+    console.print(f"schedule {a.schedule_name} assigned to {a.description}", highlight=False)
 
 
 @app.command("unassign")
 @handle_errors
-def unassign(ref: str, instance: Target = None, tag: TagT = None, account: AcctT = None
-             ) -> None:
+def unassign(ref: str, instance: Target = None, tag: TagT = None, account: AcctT = None,
+             selector: SelT = None) -> None:
     """Remove one assignment."""
-    ScheduleService(state.ctx()).unassign(ref, instance=instance, tag=tag, account=account)
+    ScheduleService(state.ctx()).unassign(ref, instance=instance, tag=tag, account=account,
+                                          selector=_selector(selector), actor=state.ACTOR)
     console.print("assignment removed")
+
+
+def _print_matches(title: str, found: list[MatchView], as_json: bool) -> None:
+    if as_json:
+        print_json({"count": len(found), "instances": [m.to_json() for m in found]})
+        return
+    print_table(title, ["INSTANCE", "PROVIDER", "ACCOUNT", "REGION", "ENGINE", "STATUS",
+                        "MATCHED BY"], [
+        (m.instance.name, m.instance.provider.value, m.account_name, m.instance.region,
+         m.instance.engine, m.instance.status.value, ", ".join(v.target for v in m.via))
+        for m in found
+    ])
+    console.print(f"{len(found)} instance(s)", style="dim")
+
+
+@app.command("matches")
+@handle_errors
+def matches(
+    ref: Annotated[str | None, typer.Argument(help="schedule name or id")] = None,
+    selector: SelT = None, as_json: JsonOpt = False,
+) -> None:
+    """The instances a schedule applies to now (through any assignment), or that an
+    unsaved --selector would match."""
+    svc = ScheduleService(state.ctx())
+    if (ref is None) == (selector is None):
+        raise ValidationError("give a schedule NAME or --selector (not both)")
+    if selector is not None:
+        _print_matches("selector preview", svc.preview_selector(_selector(selector)), as_json)
+        return
+    assert ref is not None
+    view, found = svc.matches(ref)
+    _print_matches(view.name, found, as_json)
+
+
+@app.command("conflicts")
+@handle_errors
+def conflicts(ref: Annotated[str, typer.Argument(help="name or id")],
+              as_json: JsonOpt = False) -> None:
+    """Other schedules that want the opposite state on shared instances (next 7 days)."""
+    found = ScheduleService(state.ctx()).conflicts(ref)
+    if as_json:
+        print_json([c.to_json() for c in found])
+        return
+    print_table(None, ["OTHER SCHEDULE", "FIRST CONFLICT", "THIS", "OTHER", "WINNER", "RULE",
+                       "INSTANCES"], [
+        (c.other_name, c.first_at.isoformat(), c.state, c.other_state, c.winner, c.rule,
+         ", ".join(c.instances))
+        for c in found
+    ])
+    if not found:
+        console.print("no conflicts in the next 7 days", style="dim")
 
 
 @app.command("assignments")
@@ -313,7 +384,7 @@ def assignments(ref: Annotated[str | None, typer.Argument(help="name or id; defa
         print_json([a.to_json() for a in items])
         return
     print_table(None, ["SCHEDULE", "KIND", "TARGET", "SINCE"],
-                [(a.schedule_name, a.kind, a.target, a.created_at) for a in items])
+                [(a.schedule_name, a.kind, a.description, a.created_at) for a in items])
 
 
 @app.command("reconcile")

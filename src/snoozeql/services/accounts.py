@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 from snoozeql.domain import validation as v
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import Account, AccountStatus, ProviderKind
+from snoozeql.services import audit
 from snoozeql.services.context import Context
 from snoozeql.store import accounts as store
 
@@ -66,11 +67,16 @@ def _no_unknown(raw: dict[str, Any], allowed: set[str]) -> None:
         )
 
 
+def _audit_json(a: Account) -> dict[str, Any]:
+    return {"name": a.name, "provider": a.provider.value, "config": dict(a.config)}
+
+
 class AccountService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def add(self, provider: str, name: str, config: dict[str, Any]) -> Account:
+    def add(self, provider: str, name: str, config: dict[str, Any], *, actor: str = "cli"
+            ) -> Account:
         try:
             kind = ProviderKind(provider)
         except ValueError:
@@ -89,6 +95,8 @@ class AccountService:
                     f"remove it first (snoozeql accounts remove {name})"
                 )
             store.insert(conn, account, self.ctx.now())
+            audit.record(conn, at=self.ctx.now(), actor=actor, action="create", kind="account",
+                         object_id=account.id, name=name, after=_audit_json(account))
             return store.get(conn, account.id)  # type: ignore[return-value]
 
     def list(self, provider: str | None = None) -> list[Account]:
@@ -108,17 +116,24 @@ class AccountService:
             raise NotFoundError(f"no account {str(ref)!r}")
         return account
 
-    def update(self, ref: str | UUID, config: dict[str, Any]) -> Account:
+    def update(self, ref: str | UUID, config: dict[str, Any], *, actor: str = "cli"
+               ) -> Account:
         account = self.get(ref)
         merged = {**account.config, **config}
         cfg = normalize_config(account.provider, merged)
         with self.ctx.engine.begin() as conn:
             store.update(conn, account.id, self.ctx.now(), config=cfg)
+            audit.record(conn, at=self.ctx.now(), actor=actor, action="update", kind="account",
+                         object_id=account.id, name=account.name,
+                         before=_audit_json(account),
+                         after={**_audit_json(account), "config": cfg})
         return self.get(account.id)
 
-    def remove(self, ref: str | UUID) -> Account:
+    def remove(self, ref: str | UUID, *, actor: str = "cli") -> Account:
         """Remove the account and (by cascade) its discovered instances."""
         account = self.get(ref)
         with self.ctx.engine.begin() as conn:
             store.delete(conn, account.id)
+            audit.record(conn, at=self.ctx.now(), actor=actor, action="delete", kind="account",
+                         object_id=account.id, name=account.name, before=_audit_json(account))
         return account

@@ -13,6 +13,7 @@ from uuid import uuid4
 from snoozeql.domain import validation as v
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import Role
+from snoozeql.services import audit
 from snoozeql.services.context import Context
 from snoozeql.store import apikeys as store
 from snoozeql.store.apikeys import ApiKeyRecord
@@ -28,7 +29,7 @@ class ApiKeyService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def create(self, name: str, role: str) -> tuple[ApiKeyRecord, str]:
+    def create(self, name: str, role: str, *, actor: str = "cli") -> tuple[ApiKeyRecord, str]:
         v.dns_label(name, "key name")
         try:
             r = Role(role)
@@ -43,7 +44,11 @@ class ApiKeyService:
                 prefix=key[: len(KEY_PREFIX) + 6], now=self.ctx.now(),
             )
             record = store.get_by_name(conn, name)
-        assert record is not None
+            assert record is not None
+            # Never the key or its hash: the audit trail names the key, not its material.
+            audit.record(conn, at=self.ctx.now(), actor=actor, action="create", kind="apikey",
+                         object_id=record.id, name=name,
+                         after={"name": name, "role": r.value, "revoked": False})
         return record, key
 
     def authenticate(self, key: str) -> ApiKeyRecord | None:
@@ -62,10 +67,15 @@ class ApiKeyService:
         with self.ctx.engine.connect() as conn:
             return store.list_all(conn)
 
-    def revoke(self, name: str) -> ApiKeyRecord:
+    def revoke(self, name: str, *, actor: str = "cli") -> ApiKeyRecord:
         with self.ctx.engine.begin() as conn:
             record = store.get_by_name(conn, name)
             if record is None:
                 raise NotFoundError(f"no API key named {name!r}")
             store.revoke(conn, record.id, self.ctx.now())
+            audit.record(conn, at=self.ctx.now(), actor=actor, action="revoke", kind="apikey",
+                         object_id=record.id, name=name,
+                         before={"name": name, "role": record.role.value,
+                                 "revoked": record.revoked_at is not None},
+                         after={"name": name, "role": record.role.value, "revoked": True})
             return store.get_by_name(conn, name)  # type: ignore[return-value]

@@ -8,9 +8,16 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
 2. For each instance, decide the *key* of the current situation:
 
    - an active override: (``override``, the instant it was set);
-   - otherwise the schedule's desired state, keyed on (``transition``, the latest of:
-     the start of the current desired-state stretch, the moment this schedule began to
-     govern the instance, the end of an override). "any" does nothing.
+   - otherwise the schedules' desired state, keyed on (``transition``, the latest of:
+     the start of the current desired-state stretch, the moment the matching schedules
+     (as they are now) began to match the instance, the end of an override). "any" does
+     nothing.
+
+   When several schedules match one instance they are combined, never taken in turns
+   (which would flap): a schedule saying "any" abstains, the highest ``priority``
+   decides, and on a tie running wins over stopped (``domain/schedules/conflicts.py``).
+   The stretch is that of the combined state, so a change of the deciding schedule
+   that keeps the state is not a transition.
 
 3. Act once per key: the key is claimed in ``reconcile_claims`` (unique per instance,
    kind and instant) *before* acting, so two replicas never both act, and a finished
@@ -39,12 +46,21 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from snoozeql.domain.errors import ActionRefused, SnoozeError
-from snoozeql.domain.schedules import DesiredState, desired_state, next_transition, preview
+from snoozeql.domain.schedules import (
+    Decision,
+    DesiredState,
+    Schedule,
+    desired_state,
+    next_transition,
+    preview,
+)
+from snoozeql.domain.schedules.conflicts import Ranked, combined_preview, winner
 from snoozeql.domain.types import ActionResult, Instance, InstanceKind, InstanceStatus
 from snoozeql.services.context import Context
 from snoozeql.services.lifecycle import LifecycleService
 from snoozeql.services.notify import Notifier, StopWarning
 from snoozeql.services.schedules import Governing, is_protected, resolve
+from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
@@ -138,13 +154,14 @@ class Reconciler:
             assignments = store.list_assignments(conn)
             overrides = store.all_overrides(conn)
             open_ids = store.open_interval_ids(conn)
-        governing = resolve(instances, records, assignments)
+            accounts = {a.id: a.name for a in account_store.list_all(conn)}
+        governing = resolve(instances, records, assignments, accounts)
         self._close_started(instances, open_ids, now)
 
         clusters = {i.provider_id for i in instances if i.kind == InstanceKind.CLUSTER}
         plans: list[_Plan] = []
         enforce_candidates: list[_Plan] = []
-        starts: dict[UUID, datetime | None] = {}
+        starts: dict[object, datetime | None] = {}
         for inst in instances:
             gov = governing.get(inst.id)
             ov = overrides.get(inst.id)
@@ -198,8 +215,16 @@ class Reconciler:
     # ------------------------------------------------------------------ planning
 
     def _stretch_start(self, gov: Governing, now: datetime,
-                       cache: dict[UUID, datetime | None]) -> datetime | None:
+                       cache: dict[object, datetime | None]) -> datetime | None:
         """When the current desired state began (None: not within LOOKBACK)."""
+        ranked = _ranked(gov)
+        if len(ranked) > 1:
+            key: object = tuple(sorted((str(r.key), r.priority) for r in ranked))
+            if key not in cache:
+                combined = combined_preview(ranked, now - LOOKBACK,
+                                            now + timedelta(microseconds=1))
+                cache[key] = None if len(combined) == 1 else combined[-1].start
+            return cache[key]
         if gov.schedule_id not in cache:
             segments = preview(gov.schedule, now - LOOKBACK, now + timedelta(microseconds=1))
             first = segments[-1].start.astimezone(UTC)
@@ -207,7 +232,7 @@ class Reconciler:
         return cache[gov.schedule_id]
 
     def _plan(self, inst: Instance, gov: Governing | None, ov: OverrideRecord | None,
-              now: datetime, cache: dict[UUID, datetime | None]) -> _Plan | None:
+              now: datetime, cache: dict[object, datetime | None]) -> _Plan | None:
         global_dry = self.ctx.settings.reconcile_dry_run
         if ov is not None and ov.until > now:
             return _Plan(
@@ -221,18 +246,18 @@ class Reconciler:
                 return _Plan(inst, DesiredState.RUNNING, "override", ov.until,
                              _short(f"override ended ({ov.reason})"), global_dry)
             return None
-        schedule = gov.schedule
-        decision = desired_state(schedule, now)
+        schedule_id, schedule, decision, note = _decide(gov, now)
         if decision.state is DesiredState.ANY:
             return None
-        at = max(self._stretch_start(gov, now, cache) or _EPOCH, gov.since)
-        reason = f"schedule {schedule.name}: {decision.reason}"
+        since = max([gov.since, *(m.since for m in gov.matches)])
+        at = max(self._stretch_start(gov, now, cache) or _EPOCH, since)
+        reason = f"schedule {schedule.name}{note}: {decision.reason}"
         if ov is not None and ov.until > at:
             at = ov.until
-            reason = f"schedule {schedule.name} (override ended): {decision.reason}"
+            reason = f"schedule {schedule.name}{note} (override ended): {decision.reason}"
         return _Plan(
             inst, decision.state, "transition", at, _short(reason),
-            schedule.dry_run or global_dry, gov.schedule_id, schedule.name, schedule.enforced,
+            schedule.dry_run or global_dry, schedule_id, schedule.name, schedule.enforced,
         )
 
     # ------------------------------------------------------------------ acting
@@ -323,7 +348,7 @@ class Reconciler:
         lead = timedelta(minutes=self.ctx.settings.stop_warning_minutes)
         if lead <= timedelta(0) or not self.notifier.enabled:
             return
-        next_stops: dict[UUID, datetime | None] = {}
+        next_stops: dict[object, datetime | None] = {}
         for inst in instances:
             gov = governing.get(inst.id)
             if gov is None or gov.schedule.dry_run or self.ctx.settings.reconcile_dry_run:
@@ -332,10 +357,12 @@ class Reconciler:
                 inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters
             ):
                 continue
-            if gov.schedule_id not in next_stops:
-                t = next_transition(gov.schedule, now, lead, into={"stopped"})
-                next_stops[gov.schedule_id] = t.at if t else None
-            stop_at = next_stops[gov.schedule_id]
+            ranked = _ranked(gov)
+            key: object = (gov.schedule_id if len(ranked) == 1
+                           else tuple(sorted((str(r.key), r.priority) for r in ranked)))
+            if key not in next_stops:
+                next_stops[key] = _next_stop(gov, ranked, now, lead)
+            stop_at = next_stops[key]
             if stop_at is None:
                 continue
             ov = overrides.get(inst.id)
@@ -367,3 +394,44 @@ class Reconciler:
                           details={"webhook": kind, "stop_at": stop_at.isoformat()})
                 report.items.append(ReconcileItem(inst.id, inst.name, "warn", result.value,
                                                   reason, error))
+
+
+# --------------------------------------------------------------------------- several schedules
+
+
+def _ranked(gov: Governing) -> list[Ranked]:
+    """The distinct schedules matching the instance (the governing one alone if the
+    resolution did not list them)."""
+    seen: dict[UUID, Ranked] = {}
+    for m in gov.matches:
+        seen.setdefault(m.schedule_id, m.ranked())
+    return list(seen.values()) or [Ranked(gov.schedule_id, gov.schedule)]
+
+
+def _decide(gov: Governing, now: datetime) -> tuple[UUID, Schedule, Decision, str]:
+    """(deciding schedule id, schedule, its decision, a note on what it overruled)."""
+    ranked = _ranked(gov)
+    if len(ranked) == 1:
+        return gov.schedule_id, gov.schedule, desired_state(gov.schedule, now), ""
+    decisions = {r.key: desired_state(r.schedule, now) for r in ranked}
+    key, state = winner((r.key, r.priority, decisions[r.key].state) for r in ranked)
+    if key is None:  # every schedule says "any"
+        return gov.schedule_id, gov.schedule, decisions[gov.schedule_id], ""
+    chosen = next(r for r in ranked if r.key == key)
+    overruled = [r for r in ranked if decisions[r.key].state not in (state, DesiredState.ANY)]
+    note = ""
+    if overruled:
+        why = ("higher priority" if all(r.priority < chosen.priority for r in overruled)
+               else "running wins")
+        note = f" (over {', '.join(r.schedule.name for r in overruled)}: {why})"
+    return key, chosen.schedule, decisions[key], note  # type: ignore[return-value]
+
+
+def _next_stop(gov: Governing, ranked: list[Ranked], now: datetime, lead: timedelta
+               ) -> datetime | None:
+    """When the (combined) desired state next turns to stopped within ``lead``."""
+    if len(ranked) == 1:
+        t = next_transition(gov.schedule, now, lead, into={"stopped"})
+        return t.at if t else None
+    combined = combined_preview(ranked, now, now + lead + timedelta(microseconds=1))
+    return next((seg.start for seg in combined[1:] if seg.state is DesiredState.STOPPED), None)

@@ -9,10 +9,17 @@ hours but no money, and says so (``unpriced_hours``); nothing is invented.
 Projected savings are per schedule: the hours per week the schedule wants stopped
 (from the evaluator, over the coming week) x the hourly cost of every instance it
 currently governs, scaled to an average month (365.25 / 12 / 7 weeks).
+
+The hourly cost used for realized savings is the one stored on the interval when the
+stop began, never the instance's current one: resizing an instance later does not
+rewrite what past stops saved. :meth:`SavingsService.export_csv` exports the intervals
+(one row each, clipped to the window) with that stored rate.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -27,7 +34,14 @@ from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 
-__all__ = ["GROUPS", "ProjectedRow", "RealizedRow", "SavingsReport", "SavingsService"]
+__all__ = [
+    "CSV_COLUMNS", "GROUPS", "ProjectedRow", "RealizedRow", "SavingsReport", "SavingsService",
+]
+
+CSV_COLUMNS = (
+    "instance_id", "instance", "account", "schedule", "stopped_at", "started_at",
+    "hours_in_window", "hourly_cost_usd", "node_count", "saved_usd",
+)
 
 GROUPS = ("instance", "account", "schedule")
 WEEKS_PER_MONTH = Decimal("365.25") / 12 / 7
@@ -132,6 +146,43 @@ class SavingsService:
         out.realized = self._realized(s, e, now, group_by)
         out.projected = self.projected(now)
         return out
+
+    def _window(self, start: datetime | str | None, end: datetime | str | None
+                ) -> tuple[datetime, datetime, datetime]:
+        now = self.ctx.now()
+        e = _aware(end, "to") or now
+        s = _aware(start, "from") or e - timedelta(days=30)
+        if e <= s:
+            raise ValidationError("to: must be after from")
+        return s, e, now
+
+    def export_csv(self, *, start: datetime | str | None = None,
+                   end: datetime | str | None = None) -> str:
+        """The stop intervals overlapping the window as CSV (header row first), each
+        with the hourly rate stored when its stop began."""
+        s, e, now = self._window(start, end)
+        with self.ctx.engine.connect() as conn:
+            intervals = store.intervals_overlapping(conn, s, min(e, now))
+            accounts = {a.id: a.name for a in account_store.list_all(conn)}
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\n")
+        out.writerow(CSV_COLUMNS)
+        for iv in intervals:
+            lo, hi = max(iv.stopped_at, s), min(iv.started_at or now, e, now)
+            if hi <= lo:
+                continue
+            hours = Decimal((hi - lo).total_seconds()) / _HOUR
+            rate = None if iv.hourly_cost_cents is None else Decimal(iv.hourly_cost_cents)
+            saved = None if rate is None else hours * rate * iv.node_count / 100
+            out.writerow([
+                iv.instance_id, iv.instance_name,
+                accounts.get(iv.account_id, "") if iv.account_id else "",
+                iv.schedule_name or "", iv.stopped_at.isoformat(),
+                iv.started_at.isoformat() if iv.started_at else "",
+                f"{hours:.4f}", "" if rate is None else f"{rate / 100:.6f}", iv.node_count,
+                "" if saved is None else f"{saved:.4f}",
+            ])
+        return buf.getvalue()
 
     def _realized(self, s: datetime, e: datetime, now: datetime, group_by: str
                   ) -> list[RealizedRow]:

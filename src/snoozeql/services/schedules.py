@@ -6,15 +6,24 @@ and keeps per-instance overrides. :meth:`ScheduleService.create_and_assign` is t
 call that both makes a schedule and assigns it, so applying a recommendation is a
 single, all-or-nothing step.
 
-Which schedule governs an instance, strongest first: an assignment to the instance
-itself, the instance's own tag ``snoozeql-schedule=NAME``, a tag selector, an account
-assignment. Among equals the schedule whose name sorts first wins. An instance tagged
-``snoozeql-protect=true`` has no schedule at all.
+Which schedules match an instance: an assignment to the instance itself, the
+instance's own tag ``snoozeql-schedule=NAME``, a tag assignment (key=value), a selector
+assignment (a rule tree, ``domain/selectors.py``), an account assignment. When several
+match, the reconciler combines them (``domain/schedules/conflicts.py``): highest
+``priority`` first, then running wins over stopped. The one *governing* schedule shown
+for an instance (its time zone, projected savings) is the highest priority, then the
+strongest way of assigning in the order above, then the name that sorts first. An
+instance tagged ``snoozeql-protect=true`` has no schedule at all.
+
+Every change (schedules, assignments, overrides) is written to the audit trail in the
+same transaction (``services/audit.py``), with the caller's ``actor``.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,11 +47,15 @@ from snoozeql.domain.schedules import (
     next_transition,
     preview,
 )
+from snoozeql.domain.schedules.conflicts import Conflict, Ranked, pair_conflicts
 from snoozeql.domain.schedules.model import load_zone
+from snoozeql.domain.selectors import Selector, parse_selector
 from snoozeql.domain.types import Instance
+from snoozeql.services import audit
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService, parse_tags
+from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 from snoozeql.store.schedules import AssignmentRecord, OverrideRecord, ScheduleRecord
@@ -51,8 +64,12 @@ __all__ = [
     "PROTECT_TAG",
     "SCHEDULE_TAG",
     "Assignment",
+    "ConflictView",
     "Evaluation",
     "Governing",
+    "Match",
+    "MatchView",
+    "Via",
     "OverrideService",
     "ScheduleService",
     "ScheduleView",
@@ -63,9 +80,11 @@ __all__ = [
 SCHEDULE_TAG = "snoozeql-schedule"
 PROTECT_TAG = "snoozeql-protect"
 MAX_PREVIEW_DAYS = 62
+CONFLICT_DAYS = 7
+MAX_PRIORITY = 1_000_000
 
 # Strength of each way of assigning, strongest first.
-_VIA_RANK = {"instance": 0, "own_tag": 1, "tag": 2, "account": 3}
+_VIA_RANK = {"instance": 0, "own_tag": 1, "tag": 2, "selector": 3, "account": 4}
 
 
 def is_protected(instance: Instance) -> bool:
@@ -80,6 +99,7 @@ class ScheduleView:
     schedule: Schedule
     created_at: datetime
     updated_at: datetime
+    priority: int = 0
 
     @property
     def name(self) -> str:
@@ -87,9 +107,12 @@ class ScheduleView:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": str(self.id), **self.schedule.to_dict(),
+            "id": str(self.id), **self.schedule.to_dict(), "priority": self.priority,
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
         }
+
+    def audit_json(self) -> dict[str, Any]:
+        return {**self.schedule.to_dict(), "priority": self.priority}
 
 
 @dataclass(frozen=True)
@@ -100,13 +123,26 @@ class Assignment:
     kind: str
     target: str
     created_at: datetime
+    selector: dict[str, Any] | None = None
+
+    @property
+    def description(self) -> str:
+        """The target in words (a selector's rule tree in one line)."""
+        if self.selector is not None:
+            return parse_selector(self.selector).describe()
+        return self.target
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": str(self.id), "schedule_id": str(self.schedule_id),
             "schedule": self.schedule_name, "kind": self.kind, "target": self.target,
+            "selector": self.selector, "description": self.description,
             "created_at": self.created_at.isoformat(),
         }
+
+    def audit_json(self) -> dict[str, Any]:
+        return {"schedule": self.schedule_name, "kind": self.kind, "target": self.target,
+                "selector": self.selector}
 
 
 @dataclass(frozen=True)
@@ -131,17 +167,126 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
-class Governing:
-    """The schedule that governs one instance, how it got there and since when."""
+class Match:
+    """One schedule matching one instance, and through which assignment."""
 
     schedule_id: UUID
     schedule: Schedule
-    via: str  # instance | own_tag | tag | account
+    priority: int
+    via: str  # instance | own_tag | tag | selector | account
+    target: str  # the assignment's target (own_tag: ``tag:snoozeql-schedule=NAME``)
+    assignment_id: UUID | None  # None for the instance's own tag
+    since: datetime  # when this schedule (as it is now) started to match the instance
+
+    def ranked(self) -> Ranked:
+        return Ranked(self.schedule_id, self.schedule, self.priority)
+
+
+@dataclass(frozen=True)
+class Governing:
+    """The schedule that governs one instance, how it got there and since when; and
+    every schedule that matches it (``matches``, the governing one included), which the
+    reconciler combines by priority."""
+
+    schedule_id: UUID
+    schedule: Schedule
+    via: str  # instance | own_tag | tag | selector | account
     since: datetime  # when this schedule (as it is now) started to govern the instance
+    matches: tuple[Match, ...] = ()
+
+
+@dataclass(frozen=True)
+class Via:
+    """An assignment that matched (``assignment_id`` None: the instance's own tag, or a
+    selector not saved yet)."""
+
+    kind: str
+    target: str
+    assignment_id: UUID | None
+
+
+@dataclass(frozen=True)
+class MatchView:
+    """An instance a schedule (or an unsaved selector) applies to now."""
+
+    instance: Instance
+    account_name: str | None
+    via: tuple[Via, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        i = self.instance
+        return {
+            "instance_id": str(i.id), "name": i.name, "provider": i.provider.value,
+            "account": self.account_name, "region": i.region, "engine": i.engine,
+            "status": i.status.value,
+            "matched_by": [
+                {"kind": v.kind, "target": v.target,
+                 "assignment_id": str(v.assignment_id) if v.assignment_id else None}
+                for v in self.via
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class ConflictView:
+    """Another schedule that disagrees with this one on shared instances."""
+
+    schedule_id: UUID
+    schedule_name: str
+    other_id: UUID
+    other_name: str
+    first_at: datetime
+    state: str  # what this schedule wants at first_at
+    other_state: str
+    instances: tuple[str, ...]
+    winner: str  # the schedule the reconciler follows at first_at
+    rule: str  # why: priority, or running wins
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schedule": self.schedule_name, "other_schedule_id": str(self.other_id),
+            "other_schedule": self.other_name, "first_conflict_at": self.first_at.isoformat(),
+            "state": self.state, "other_state": self.other_state,
+            "instances": list(self.instances), "winner": self.winner, "rule": self.rule,
+        }
 
 
 def _view(r: ScheduleRecord) -> ScheduleView:
-    return ScheduleView(r.id, Schedule.from_dict(r.definition), r.created_at, r.updated_at)
+    return ScheduleView(r.id, Schedule.from_dict(r.definition), r.created_at, r.updated_at,
+                        r.priority)
+
+
+def _split(definition: dict[str, Any] | Schedule) -> tuple[Schedule, int | None]:
+    """A schedule and its priority (None: not given) from the API/CLI dict form."""
+    if isinstance(definition, Schedule):
+        return definition, None
+    if not isinstance(definition, dict):
+        raise ValidationError("a schedule must be an object")
+    data = dict(definition)
+    priority = data.pop("priority", None)
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)
+                                 or abs(priority) > MAX_PRIORITY):
+        raise ValidationError(
+            f"priority: {priority!r} must be a whole number between -{MAX_PRIORITY} and "
+            f"{MAX_PRIORITY}"
+        )
+    return Schedule.from_dict(data), priority
+
+
+def _selector_target(selector: Selector) -> str:
+    canonical = json.dumps(selector.to_dict(), sort_keys=True, separators=(",", ":"))
+    return "selector:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _read_selector(raw: Any) -> Selector:
+    """A selector from its JSON form (a dict, or a JSON string from a CLI flag)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"selector: not JSON ({exc.msg} at position {exc.pos})"
+                                  ) from None
+    return parse_selector(raw)
 
 
 def _instant(value: datetime | str, what: str) -> datetime:
@@ -164,24 +309,27 @@ class ScheduleService:
 
     # ------------------------------------------------------------------ CRUD
 
-    def create(self, definition: dict[str, Any] | Schedule) -> ScheduleView:
-        schedule = definition if isinstance(definition, Schedule) else Schedule.from_dict(
-            definition
-        )
+    def create(self, definition: dict[str, Any] | Schedule, *, actor: str = "cli"
+               ) -> ScheduleView:
+        schedule, priority = _split(definition)
         try:
             with self.ctx.engine.begin() as conn:
-                return self._insert(conn, schedule)
+                return self._insert(conn, schedule, priority or 0, actor=actor)
         except sa.exc.IntegrityError:  # a concurrent create of the same name won
             raise ConflictError(f"a schedule named {schedule.name!r} already exists") from None
 
-    def _insert(self, conn: sa.Connection, schedule: Schedule) -> ScheduleView:
+    def _insert(self, conn: sa.Connection, schedule: Schedule, priority: int = 0, *,
+                actor: str = "cli") -> ScheduleView:
         # No savepoints here: on SQLite a SAVEPOINT that opens the transaction commits on
         # release, which would break the all-or-nothing promise of the callers.
         if store.find_schedule(conn, schedule.name):
             raise ConflictError(f"a schedule named {schedule.name!r} already exists")
         now = self.ctx.now()
-        sid = store.insert_schedule(conn, schedule.name, schedule.to_dict(), now)
-        return ScheduleView(sid, schedule, now, now)
+        sid = store.insert_schedule(conn, schedule.name, schedule.to_dict(), now, priority)
+        view = ScheduleView(sid, schedule, now, now, priority)
+        audit.record(conn, at=now, actor=actor, action="create", kind="schedule",
+                     object_id=sid, name=schedule.name, after=view.audit_json())
+        return view
 
     def list(self) -> list[ScheduleView]:
         with self.ctx.engine.connect() as conn:
@@ -202,44 +350,57 @@ class ScheduleService:
             raise NotFoundError(f"no schedule {str(ref)!r}")
         return found
 
-    def update(self, ref: str | UUID, changes: dict[str, Any], *, replace: bool = False
-               ) -> ScheduleView:
+    def update(self, ref: str | UUID, changes: dict[str, Any], *, replace: bool = False,
+               actor: str = "cli") -> ScheduleView:
         """Change a schedule: ``replace`` takes ``changes`` as the whole new definition,
-        otherwise the given fields replace those fields only."""
+        otherwise the given fields replace those fields only. The priority is kept unless
+        ``changes`` gives one."""
         with self.ctx.engine.begin() as conn:
             rec = self._record(conn, ref)
             merged = dict(changes) if replace else {**rec.definition, **changes}
-            schedule = Schedule.from_dict(merged)
+            schedule, priority = _split(merged)
+            priority = rec.priority if priority is None else priority
             if schedule.name != rec.name and store.find_schedule(conn, schedule.name):
                 raise ConflictError(f"a schedule named {schedule.name!r} already exists")
             now = self.ctx.now()
-            store.update_schedule(conn, rec.id, schedule.name, schedule.to_dict(), now)
-            return ScheduleView(rec.id, schedule, rec.created_at, now)
+            store.update_schedule(conn, rec.id, schedule.name, schedule.to_dict(), now,
+                                  priority)
+            view = ScheduleView(rec.id, schedule, rec.created_at, now, priority)
+            audit.record(conn, at=now, actor=actor, action="update", kind="schedule",
+                         object_id=rec.id, name=schedule.name,
+                         before=_view(rec).audit_json(), after=view.audit_json())
+            return view
 
-    def delete(self, ref: str | UUID) -> ScheduleView:
+    def delete(self, ref: str | UUID, *, actor: str = "cli") -> ScheduleView:
         with self.ctx.engine.begin() as conn:
             rec = self._record(conn, ref)
+            view = _view(rec)
+            assigned = [{"kind": a.kind, "target": a.target, "selector": a.selector}
+                        for a in store.list_assignments(conn, rec.id)]
             store.delete_schedule(conn, rec.id)
-            return _view(rec)
+            audit.record(conn, at=self.ctx.now(), actor=actor, action="delete",
+                         kind="schedule", object_id=rec.id, name=rec.name,
+                         before={**view.audit_json(), "assignments": assigned})
+            return view
 
     # ------------------------------------------------------------------ import
 
     def import_custodian(
         self, tag_value: str, *, name: str, default_tz: str = "et",
-        description: str | None = None,
+        description: str | None = None, actor: str = "cli",
     ) -> ScheduleView:
         return self.create(import_custodian(
             tag_value, name=name, default_tz=default_tz, description=description
-        ))
+        ), actor=actor)
 
     def import_instance_scheduler(
-        self, data: object, *, default_timezone: str = "UTC"
+        self, data: object, *, default_timezone: str = "UTC", actor: str = "cli",
     ) -> tuple[builtins.list[ScheduleView], builtins.list[str]]:
         """Create every schedule in the configuration, all or none."""
         result = import_instance_scheduler(data, default_timezone=default_timezone)
         try:
             with self.ctx.engine.begin() as conn:
-                views = [self._insert(conn, s) for s in result.schedules]
+                views = [self._insert(conn, s, actor=actor) for s in result.schedules]
         except sa.exc.IntegrityError:
             raise ConflictError("a schedule with one of these names already exists") from None
         return views, list(result.warnings)
@@ -268,21 +429,29 @@ class ScheduleService:
 
     def assign(
         self, ref: str | UUID, *, instance: str | None = None, tag: str | None = None,
-        account: str | None = None,
+        account: str | None = None, selector: Any = None, actor: str = "cli",
     ) -> Assignment:
-        values = self._target(instance=instance, tag=tag, account=account)
+        values = self._target(instance=instance, tag=tag, account=account, selector=selector)
         try:
             with self.ctx.engine.begin() as conn:
-                return self._assign(conn, self._record(conn, ref), values)
+                return self._assign(conn, self._record(conn, ref), values, actor)
         except sa.exc.IntegrityError:  # raced with the same assignment
             raise ConflictError(f"schedule {ref!s} is already assigned to {values['target']}"
                                 ) from None
 
-    def _target(self, *, instance: str | None, tag: str | None, account: str | None
-                ) -> dict[str, Any]:
+    def _target(self, *, instance: str | None, tag: str | None, account: str | None,
+                selector: Any = None) -> dict[str, Any]:
         given = [x for x in (instance, tag, account) if x]
+        if selector is not None:
+            given.append(selector)
         if len(given) != 1:
-            raise ValidationError("give exactly one of instance, tag (key=value) or account")
+            raise ValidationError(
+                "give exactly one of instance, tag (key=value), account or selector"
+            )
+        if selector is not None:
+            sel = _read_selector(selector)
+            return {"kind": "selector", "target": _selector_target(sel),
+                    "selector": sel.to_dict()}
         if instance:
             inst = InventoryService(self.ctx).get(instance)
             return {"kind": "instance", "target": f"instance:{inst.id}", "instance_id": inst.id}
@@ -293,25 +462,38 @@ class ScheduleService:
         ((key, value),) = parse_tags([tag]).items()
         return {"kind": "tag", "target": f"tag:{key}={value}", "tag_key": key, "tag_value": value}
 
-    def _assign(self, conn: sa.Connection, rec: ScheduleRecord, values: dict[str, Any]
-                ) -> Assignment:
+    def _assign(self, conn: sa.Connection, rec: ScheduleRecord, values: dict[str, Any],
+                actor: str = "cli") -> Assignment:
         if any(a.target == values["target"] for a in store.list_assignments(conn, rec.id)):
             raise ConflictError(
                 f"schedule {rec.name!r} is already assigned to {values['target']}"
             )
         now = self.ctx.now()
         aid = store.insert_assignment(conn, schedule_id=rec.id, created_at=now, **values)
-        return Assignment(aid, rec.id, rec.name, values["kind"], values["target"], now)
+        made = Assignment(aid, rec.id, rec.name, values["kind"], values["target"], now,
+                          values.get("selector"))
+        audit.record(conn, at=now, actor=actor, action="assign", kind="assignment",
+                     object_id=aid, name=rec.name, after=made.audit_json(),
+                     reason=f"assign schedule {rec.name} to {made.description}")
+        return made
 
     def unassign(
         self, ref: str | UUID, *, instance: str | None = None, tag: str | None = None,
-        account: str | None = None,
+        account: str | None = None, selector: Any = None, actor: str = "cli",
     ) -> None:
-        values = self._target(instance=instance, tag=tag, account=account)
+        values = self._target(instance=instance, tag=tag, account=account, selector=selector)
         with self.ctx.engine.begin() as conn:
             rec = self._record(conn, ref)
-            if not store.delete_assignment(conn, rec.id, values["target"]):
+            found = next((a for a in store.list_assignments(conn, rec.id)
+                          if a.target == values["target"]), None)
+            if found is None or not store.delete_assignment(conn, rec.id, values["target"]):
                 raise NotFoundError(f"schedule {rec.name!r} is not assigned to {values['target']}")
+            gone = Assignment(found.id, rec.id, rec.name, found.kind, found.target,
+                              found.created_at, found.selector)
+            audit.record(conn, at=self.ctx.now(), actor=actor, action="unassign",
+                         kind="assignment", object_id=found.id, name=rec.name,
+                         before=gone.audit_json(),
+                         reason=f"unassign schedule {rec.name} from {gone.description}")
 
     def assignments(self, ref: str | UUID | None = None) -> builtins.list[Assignment]:
         with self.ctx.engine.connect() as conn:
@@ -319,58 +501,144 @@ class ScheduleService:
             sid = self._record(conn, ref).id if ref is not None else None
             return [
                 Assignment(a.id, a.schedule_id, names[a.schedule_id], a.kind, a.target,
-                           a.created_at)
+                           a.created_at, a.selector)
                 for a in store.list_assignments(conn, sid)
             ]
 
     def create_and_assign(
         self, definition: dict[str, Any] | Schedule, *, instances: Iterable[str] = (),
-        tags: Iterable[str] = (), accounts: Iterable[str] = (),
+        tags: Iterable[str] = (), accounts: Iterable[str] = (), selectors: Iterable[Any] = (),
+        actor: str = "cli",
     ) -> tuple[ScheduleView, builtins.list[Assignment]]:
         """Create a schedule and assign it, in one transaction (nothing half-written)."""
-        schedule = definition if isinstance(definition, Schedule) else Schedule.from_dict(
-            definition
-        )
+        schedule, priority = _split(definition)
         # Resolve every target first: a typo fails before anything is written.
         targets = [self._target(instance=i, tag=None, account=None) for i in instances]
         targets += [self._target(instance=None, tag=t, account=None) for t in tags]
         targets += [self._target(instance=None, tag=None, account=a) for a in accounts]
+        targets += [self._target(instance=None, tag=None, account=None, selector=x)
+                    for x in selectors]
         try:
             with self.ctx.engine.begin() as conn:
-                view = self._insert(conn, schedule)
+                view = self._insert(conn, schedule, priority or 0, actor=actor)
                 rec = ScheduleRecord(view.id, view.name, schedule.to_dict(), view.created_at,
-                                     view.updated_at)
-                made = [self._assign(conn, rec, values) for values in targets]
+                                     view.updated_at, view.priority)
+                made = [self._assign(conn, rec, values, actor) for values in targets]
         except sa.exc.IntegrityError:
             raise ConflictError(f"a schedule named {schedule.name!r} already exists") from None
         return view, made
 
     # ------------------------------------------------------------------ resolution
 
-    def governing(
-        self, instances: builtins.list[Instance] | None = None
-    ) -> dict[UUID, Governing]:
-        """The schedule governing each (non-protected) instance that has one."""
+    def _snapshot(self, instances: builtins.list[Instance] | None = None
+                  ) -> tuple[builtins.list[Instance], builtins.list[ScheduleRecord],
+                             builtins.list[AssignmentRecord], dict[UUID, str]]:
         with self.ctx.engine.connect() as conn:
             records = store.list_schedules(conn)
             assignments = store.list_assignments(conn)
+            accounts = {a.id: a.name for a in account_store.list_all(conn)}
             if instances is None:
                 instances = list(instance_store.iter_all(
                     conn, instance_store.InstanceFilter(missing=False)
                 ))
-        return resolve(instances, records, assignments)
+        return instances, records, assignments, accounts
+
+    def governing(
+        self, instances: builtins.list[Instance] | None = None
+    ) -> dict[UUID, Governing]:
+        """The schedule governing each (non-protected) instance that has one."""
+        instances, records, assignments, accounts = self._snapshot(instances)
+        return resolve(instances, records, assignments, accounts)
 
     def governing_one(self, instance: Instance) -> Governing | None:
         return self.governing([instance]).get(instance.id)
 
+    # ------------------------------------------------------------------ matches, conflicts
+
+    def matches(self, ref: str | UUID) -> tuple[ScheduleView, builtins.list[MatchView]]:
+        """The instances the schedule applies to now, each with the assignments that
+        matched it (protected instances are left out: no schedule applies to them)."""
+        view = self.get(ref)
+        instances, records, assignments, accounts = self._snapshot()
+        found = resolve(instances, records, assignments, accounts)
+        out = []
+        for inst in instances:
+            gov = found.get(inst.id)
+            via = tuple(Via(m.via, m.target, m.assignment_id) for m in gov.matches
+                        if m.schedule_id == view.id) if gov else ()
+            if via:
+                out.append(MatchView(inst, accounts.get(inst.account_id) if inst.account_id
+                                     else None, via))
+        return view, out
+
+    def preview_selector(self, selector: Any) -> builtins.list[MatchView]:
+        """What an (unsaved) selector matches now; nothing is written."""
+        sel = _read_selector(selector)
+        target = _selector_target(sel)
+        instances, _, _, accounts = self._snapshot()
+        out = []
+        for inst in instances:
+            name = accounts.get(inst.account_id) if inst.account_id else None
+            if is_protected(inst) or not sel.matches(inst, name):
+                continue
+            out.append(MatchView(inst, name, (Via("selector", target, None),)))
+        return out
+
+    def conflicts(self, ref: str | UUID, *, start: datetime | None = None,
+                  days: int = CONFLICT_DAYS) -> builtins.list[ConflictView]:
+        """Other schedules that want the opposite state of this one, on an instance both
+        match, at some time in the next ``days`` days; the first such instant of each."""
+        view = self.get(ref)
+        begin = self.ctx.now() if start is None else _instant(start, "start")
+        instances, records, assignments, accounts = self._snapshot()
+        found = resolve(instances, records, assignments, accounts)
+        names = {i.id: i.name for i in instances}
+        schedules: dict[Any, Schedule] = {}
+        priorities: dict[Any, int] = {}
+        per_instance: dict[Any, list[Any]] = {}
+        for iid, gov in found.items():
+            keys = []
+            for m in gov.matches:
+                schedules[m.schedule_id] = m.schedule
+                priorities[m.schedule_id] = m.priority
+                if m.schedule_id not in keys:
+                    keys.append(m.schedule_id)
+            per_instance[iid] = keys
+        if view.id not in schedules:
+            return []
+        pairs = pair_conflicts(view.id, schedules, per_instance, begin,
+                               begin + timedelta(days=days))
+        out = [
+            _conflict_view(view, other, schedules[other], priorities[other], c,
+                           sorted(names[i] for i in shared))  # type: ignore[index]
+            for other, (c, shared) in pairs.items()
+        ]
+        return sorted(out, key=lambda c: (c.first_at, c.other_name))
+
+
+def _conflict_view(view: ScheduleView, other_id: Any, other: Schedule, other_priority: int,
+                   c: Conflict, instances: builtins.list[str]) -> ConflictView:
+    if view.priority != other_priority:
+        mine = view.priority > other_priority
+        rule = "higher priority"
+    else:
+        mine = c.a_state is DesiredState.RUNNING
+        rule = "same priority: running wins"
+    return ConflictView(
+        view.id, view.name, other_id, other.name, c.at, str(c.a_state), str(c.b_state),
+        tuple(instances), view.name if mine else other.name, rule,
+    )
+
 
 def resolve(
     instances: list[Instance], records: list[ScheduleRecord],
-    assignments: list[AssignmentRecord],
+    assignments: list[AssignmentRecord], account_names: dict[UUID, str] | None = None,
 ) -> dict[UUID, Governing]:
-    """Pure resolution of assignments to one schedule per instance (see module doc)."""
+    """Pure resolution of assignments: every schedule matching each instance, and the
+    governing one (see module doc). ``account_names`` serve selector ``account`` rules."""
     by_id = {r.id: r for r in records}
     by_name = {r.name: r for r in records}
+    accounts = account_names or {}
     parsed: dict[UUID, Schedule] = {}
 
     def schedule_of(r: ScheduleRecord) -> Schedule:
@@ -381,6 +649,7 @@ def resolve(
     direct: dict[UUID, list[AssignmentRecord]] = {}
     by_account: dict[UUID, list[AssignmentRecord]] = {}
     by_tag: list[AssignmentRecord] = []
+    by_selector: list[tuple[AssignmentRecord, Selector]] = []
     for a in assignments:
         if a.kind == "instance" and a.instance_id:
             direct.setdefault(a.instance_id, []).append(a)
@@ -388,31 +657,43 @@ def resolve(
             by_account.setdefault(a.account_id, []).append(a)
         elif a.kind == "tag":
             by_tag.append(a)
+        elif a.kind == "selector" and a.selector is not None:
+            by_selector.append((a, parse_selector(a.selector)))
+
+    def match(r: ScheduleRecord, via: str, target: str, aid: UUID | None, at: datetime
+              ) -> Match:
+        return Match(r.id, schedule_of(r), r.priority, via, target, aid,
+                     max(at, r.updated_at))
+
     out: dict[UUID, Governing] = {}
     for inst in instances:
         if is_protected(inst):
             continue
-        candidates: list[tuple[int, str, ScheduleRecord, datetime]] = []
+        found: list[Match] = []
         for a in direct.get(inst.id, []):
-            r = by_id[a.schedule_id]
-            candidates.append((_VIA_RANK["instance"], r.name, r, a.created_at))
+            found.append(match(by_id[a.schedule_id], "instance", a.target, a.id, a.created_at))
         own = inst.tags.get(SCHEDULE_TAG)
         if own and own.strip() in by_name:
-            r = by_name[own.strip()]
-            candidates.append((_VIA_RANK["own_tag"], r.name, r, inst.first_seen_at))
+            found.append(match(by_name[own.strip()], "own_tag",
+                               f"tag:{SCHEDULE_TAG}={own.strip()}", None, inst.first_seen_at))
         for a in by_tag:
             if inst.tags.get(a.tag_key or "") == a.tag_value:
-                r = by_id[a.schedule_id]
-                candidates.append((_VIA_RANK["tag"], r.name, r, a.created_at))
+                found.append(match(by_id[a.schedule_id], "tag", a.target, a.id, a.created_at))
+        if by_selector:
+            name = accounts.get(inst.account_id) if inst.account_id else None
+            for a, sel in by_selector:
+                if sel.matches(inst, name):
+                    found.append(match(by_id[a.schedule_id], "selector", a.target, a.id,
+                                       a.created_at))
         if inst.account_id is not None:
             for a in by_account.get(inst.account_id, []):
-                r = by_id[a.schedule_id]
-                candidates.append((_VIA_RANK["account"], r.name, r, a.created_at))
-        if not candidates:
+                found.append(match(by_id[a.schedule_id], "account", a.target, a.id,
+                                   a.created_at))
+        if not found:
             continue
-        rank, _, rec, assigned_at = min(candidates, key=lambda c: (c[0], c[1]))
-        via = next(k for k, v in _VIA_RANK.items() if v == rank)
-        out[inst.id] = Governing(rec.id, schedule_of(rec), via, max(assigned_at, rec.updated_at))
+        best = min(found, key=lambda m: (-m.priority, _VIA_RANK[m.via], m.schedule.name))
+        out[inst.id] = Governing(best.schedule_id, best.schedule, best.via, best.since,
+                                 tuple(found))
     return out
 
 
@@ -480,7 +761,12 @@ class OverrideService:
             actor, now,
         )
         with self.ctx.engine.begin() as conn:
+            before = store.get_override(conn, instance.id)
             store.put_override(conn, rec)
+            audit.record(conn, at=now, actor=actor, action="create", kind="override",
+                         object_id=instance.id, name=instance.name,
+                         before=_override_json(before, now), after=_override_json(rec, now),
+                         reason=f"{word} {instance.name} until {end.isoformat()}")
         return instance, rec
 
     def _zone(self, instance: Instance, timezone: str | None) -> ZoneInfo:
@@ -494,7 +780,7 @@ class OverrideService:
         with self.ctx.engine.connect() as conn:
             return store.get_override(conn, instance.id)
 
-    def clear(self, ref: str) -> bool:
+    def clear(self, ref: str, *, actor: str = "cli") -> bool:
         """End the instance's override now. The row stays with ``until`` = now, so the
         reconciler treats the end like a transition and applies the schedule again."""
         instance = InventoryService(self.ctx).get(ref)
@@ -506,4 +792,15 @@ class OverrideService:
             store.put_override(conn, OverrideRecord(
                 rec.instance_id, rec.state, now, rec.reason, rec.created_by, rec.created_at
             ))
+            audit.record(conn, at=now, actor=actor, action="delete", kind="override",
+                         object_id=instance.id, name=instance.name,
+                         before=_override_json(rec, now))
             return True
+
+
+def _override_json(rec: OverrideRecord | None, now: datetime) -> dict[str, Any] | None:
+    """An override as the audit trail shows it (None: none, or one that had ended)."""
+    if rec is None or rec.until <= now:
+        return None
+    return {"state": rec.state, "until": rec.until.isoformat(), "reason": rec.reason,
+            "created_by": rec.created_by}

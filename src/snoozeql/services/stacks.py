@@ -51,6 +51,7 @@ from snoozeql.domain.stacks import (
 from snoozeql.domain.stacks.compose import ConfigStyle, SecretMode
 from snoozeql.domain.stacks.entries import EnvVar
 from snoozeql.domain.stacks.names import suggest_name
+from snoozeql.services import audit
 from snoozeql.services.context import Context
 from snoozeql.services.secrets import SecretBox, generate_password
 from snoozeql.services.templates import TemplateService
@@ -137,13 +138,19 @@ class DesiredUnit:
     image: str | None
     tag: str | None
     problem: str | None = None
+    stack: str = ""
+    # Plain images only: what the generic container runtime uses (no secret values).
+    spec: Mapping[str, Any] | None = None
 
     @property
     def summary(self) -> dict[str, Any]:
-        return {
+        out = {
             "engine": self.engine, "runtime": self.runtime, "port": self.port,
             "image": self.image, "tag": self.tag, "template": self.service.template,
         }
+        if self.spec is not None:
+            out.update(self.spec)
+        return out
 
     @property
     def digest(self) -> str:
@@ -221,8 +228,10 @@ class LocalRuntimes:
     """Database instances through the engine catalogue: natively when the engine's
     server binaries are installed, else as a Docker container of the official image.
 
-    Plain images (templates without an ``engine``) would need a generic container
-    runtime, which SnoozeQL does not have yet, so they are refused with that reason.
+    Plain images (templates without an ``engine``) run through the generic container
+    runtime (:mod:`snoozeql.providers.containers`, runtime ``"container"``): one Docker
+    container per instance, host networking only. ``choose(None)`` checks that a Docker
+    engine answers, so ``plan`` refuses such units up front when none does.
     """
 
     def __init__(self, ctx: Context) -> None:
@@ -238,7 +247,15 @@ class LocalRuntimes:
         self._native = local_provider.NativeRuntime(ctx.settings)
         self._docker_cls = docker_provider.DockerRuntime
         self._docker: Any = None
+        self._containers: Any = None
         self._settings = ctx.settings
+
+    def _generic(self) -> Any:
+        if self._containers is None:
+            from snoozeql.providers.containers import ContainerRuntime
+
+            self._containers = ContainerRuntime(self._settings)
+        return self._containers
 
     def _rt(self, runtime: str) -> Any:
         if runtime == "native":
@@ -249,7 +266,10 @@ class LocalRuntimes:
 
     def choose(self, engine: str | None) -> str | None:
         if engine is None:
-            return None
+            from snoozeql.providers.containers import RUNTIME
+
+            self._generic().check()  # ProviderError (a clear reason) when Docker is absent
+            return RUNTIME
         from snoozeql.domain.engines import parse_engine
 
         eng = parse_engine(engine)
@@ -257,7 +277,12 @@ class LocalRuntimes:
 
     def up(self, unit: DesiredUnit, password: str) -> str:
         from snoozeql.domain.engines import LocalDatabaseSpec
+        from snoozeql.providers import containers
 
+        if unit.runtime == containers.RUNTIME:
+            cspec = containers.ContainerSpec(unit.runtime_name, unit.stack, unit.instance,
+                                             unit.service)
+            return str(self._generic().create(cspec).status.value)
         assert unit.engine and unit.runtime and unit.port
         spec = LocalDatabaseSpec.build(
             name=unit.runtime_name, engine=unit.engine, port=unit.port, runtime=unit.runtime,
@@ -268,12 +293,19 @@ class LocalRuntimes:
         return str(state.status.value)
 
     def start(self, runtime: str, name: str, password: str) -> str:
+        if runtime == "container":
+            return str(self._generic().start(name).status.value)
         return str(self._rt(runtime).start(name, password).status.value)
 
     def stop(self, runtime: str, name: str) -> str:
+        if runtime == "container":
+            return str(self._generic().stop(name).status.value)
         return str(self._rt(runtime).stop(name).status.value)
 
     def remove(self, runtime: str, name: str) -> str:
+        if runtime == "container":
+            volumes = self._generic().delete(name, keep_volumes=True)
+            return "removed" + (f"; volumes kept: {', '.join(volumes)}" if volumes else "")
         kept = self._rt(runtime).delete(name, keep_data=True)
         return f"removed; data kept in {kept}" if kept else "removed"
 
@@ -333,14 +365,35 @@ class StackService:
         return StackView(s.id, s.name, s.description, count, s.created_at, s.updated_at,
                          s.deleted_at)
 
-    def create_stack(self, name: str, description: str = "") -> StackView:
+    def _audit(self, conn: sa.Connection, actor: str, action: str, kind: str,
+               object_id: UUID, name: str, before: Any = None, after: Any = None) -> None:
+        """One audit entry in the caller's transaction (services/audit.py redacts)."""
+        audit.record(conn, at=self.ctx.now(), actor=actor, action=action, kind=kind,
+                     object_id=object_id, name=name, before=before, after=after)
+
+    @staticmethod
+    def _stack_json(v: StackView) -> dict[str, Any]:
+        return {"name": v.name, "description": v.description,
+                "deleted": v.deleted_at is not None}
+
+    @staticmethod
+    def _instance_json(v: InstanceView) -> dict[str, Any]:
+        return {"stack": v.stack, "name": v.name, "template": v.template,
+                "description": v.description, "enabled": v.enabled,
+                "overrides": v.overrides}
+
+    def create_stack(self, name: str, description: str = "", *, actor: str = "cli"
+                     ) -> StackView:
         validate_stack_name(name, self.prefix)
         try:
             with self.ctx.engine.begin() as conn:
                 if store.stack_by_name(conn, name):
                     raise ConflictError(self._stack_taken(name))
                 sid = store.stack_insert(conn, name, description or "", self.ctx.now())
-                return self._stack_view(conn, store.stack_get(conn, sid))  # type: ignore[arg-type]
+                view = self._stack_view(conn, store.stack_get(conn, sid))  # type: ignore[arg-type]
+                self._audit(conn, actor, "create", "stack", sid, name,
+                            after=self._stack_json(view))
+                return view
         except IntegrityError:
             raise ConflictError(self._stack_taken(name)) from None
 
@@ -365,20 +418,28 @@ class StackService:
         with self.ctx.engine.connect() as conn:
             return self._stack_view(conn, self._stack(conn, name))
 
-    def update_stack(self, name: str, description: str) -> StackView:
+    def update_stack(self, name: str, description: str, *, actor: str = "cli") -> StackView:
         with self.ctx.engine.begin() as conn:
             s = self._stack(conn, name)
+            before = self._stack_view(conn, s)
             store.stack_update(conn, s.id, self.ctx.now(), description=description or "")
-            return self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
+            view = self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
+            self._audit(conn, actor, "update", "stack", s.id, s.name,
+                        self._stack_json(before), self._stack_json(view))
+            return view
 
-    def delete_stack(self, name: str) -> StackView:
+    def delete_stack(self, name: str, *, actor: str = "cli") -> StackView:
         """Soft delete: the stack and its instances disappear from every view; restorable."""
         with self.ctx.engine.begin() as conn:
             s = self._stack(conn, name)
+            before = self._stack_view(conn, s)
             store.stack_update(conn, s.id, self.ctx.now(), deleted_at=self.ctx.now())
-            return self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
+            view = self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
+            self._audit(conn, actor, "delete", "stack", s.id, s.name,
+                        self._stack_json(before), self._stack_json(view))
+            return view
 
-    def restore_stack(self, name: str) -> StackView:
+    def restore_stack(self, name: str, *, actor: str = "cli") -> StackView:
         """Bring back the most recently deleted stack of that name, with its instances."""
         try:
             with self.ctx.engine.begin() as conn:
@@ -391,7 +452,10 @@ class StackService:
                 if s is None:
                     raise NotFoundError(f"no deleted stack {name!r} to restore")
                 store.stack_update(conn, s.id, self.ctx.now(), deleted_at=None)
-                return self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
+                view = self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
+                self._audit(conn, actor, "restore", "stack", s.id, s.name,
+                            {**self._stack_json(view), "deleted": True}, self._stack_json(view))
+                return view
         except IntegrityError:
             raise ConflictError(f"a live stack named {name!r} exists") from None
 
@@ -514,6 +578,7 @@ class StackService:
         description: str = "",
         enabled: bool = True,
         overrides: Mapping[str, Any] | None = None,
+        actor: str = "cli",
     ) -> InstanceView:
         """Create an instance from a template, optionally with overrides.
 
@@ -543,7 +608,10 @@ class StackService:
                 )
                 for o in parsed.values():
                     self._write_override(conn, iid, o)
-                return self._view(stack, store.instance_get(conn, iid), parsed)  # type: ignore[arg-type]
+                view = self._view(stack, store.instance_get(conn, iid), parsed)  # type: ignore[arg-type]
+                self._audit(conn, actor, "create", "stack_instance", iid,
+                            f"{stack.name}/{name}", after=self._instance_json(view))
+                return view
         except IntegrityError:
             raise ConflictError(self._taken(stack_name, name)) from None
 
@@ -586,11 +654,13 @@ class StackService:
         *,
         description: str | None = None,
         enabled: bool | None = None,
+        actor: str = "cli",
     ) -> InstanceView:
         with self.ctx.engine.begin() as conn:
             stack = self._stack(conn, stack_name)
             r = self._instance(conn, stack, name)
             overrides = self._load_overrides(conn, [r.id])[r.id]
+            before = self._instance_json(self._view(stack, r, overrides))
             values: dict[str, Any] = {}
             if description is not None:
                 values["description"] = description
@@ -601,14 +671,21 @@ class StackService:
                 values["enabled"] = enabled
             if values:
                 store.instance_update(conn, r.id, self.ctx.now(), **values)
-            return self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
+            view = self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
+            if values:
+                self._audit(conn, actor, "update", "stack_instance", r.id,
+                            f"{stack.name}/{r.name}", before, self._instance_json(view))
+            return view
 
-    def delete_instance(self, stack_name: str, name: str) -> None:
+    def delete_instance(self, stack_name: str, name: str, *, actor: str = "cli") -> None:
         """Soft delete; the name is free again at once (uniqueness ignores deleted rows)."""
         with self.ctx.engine.begin() as conn:
             stack = self._stack(conn, stack_name)
             r = self._instance(conn, stack, name)
+            before = self._view(stack, r, self._load_overrides(conn, [r.id])[r.id])
             store.instance_update(conn, r.id, self.ctx.now(), deleted_at=self.ctx.now())
+            self._audit(conn, actor, "delete", "stack_instance", r.id, f"{stack.name}/{r.name}",
+                        before=self._instance_json(before))
 
     def delete_preview(self, stack_name: str, name: str) -> dict[str, Any]:
         """What a delete would remove: the instance, its overrides and secrets, and what
@@ -654,6 +731,7 @@ class StackService:
         new_name: str | None = None,
         *,
         enabled: bool | None = None,
+        actor: str = "cli",
     ) -> InstanceView:
         """Copy the instance and every override (secrets included) in one transaction."""
         target = new_name or f"{name}-copy"
@@ -680,11 +758,16 @@ class StackService:
                 )
                 for o in overrides.values():
                     self._write_override(conn, iid, o)
-                return self._view(stack, store.instance_get(conn, iid), overrides)  # type: ignore[arg-type]
+                view = self._view(stack, store.instance_get(conn, iid), overrides)  # type: ignore[arg-type]
+                self._audit(conn, actor, "create", "stack_instance", iid,
+                            f"{stack.name}/{target}",
+                            after={**self._instance_json(view), "copied_from": src.name})
+                return view
         except IntegrityError:
             raise ConflictError(self._taken(stack_name, target)) from None
 
-    def rename_instance(self, stack_name: str, name: str, new_name: str) -> InstanceView:
+    def rename_instance(self, stack_name: str, name: str, new_name: str, *,
+                        actor: str = "cli") -> InstanceView:
         try:
             with self.ctx.engine.begin() as conn:
                 stack = self._stack(conn, stack_name)
@@ -694,13 +777,16 @@ class StackService:
                     if store.instance_by_name(conn, stack.id, new_name):
                         raise ConflictError(self._taken(stack.name, new_name))
                     store.instance_update(conn, r.id, self.ctx.now(), name=new_name)
+                    self._audit(conn, actor, "update", "stack_instance", r.id,
+                                f"{stack.name}/{new_name}", {"name": name}, {"name": new_name})
                 overrides = self._load_overrides(conn, [r.id])[r.id]
                 return self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
         except IntegrityError:
             raise ConflictError(self._taken(stack_name, new_name)) from None
 
     def put_override(
-        self, stack_name: str, name: str, kind: str, body: Mapping[str, Any]
+        self, stack_name: str, name: str, kind: str, body: Mapping[str, Any], *,
+        actor: str = "cli",
     ) -> InstanceView:
         """Replace the instance's override of one kind (``mode`` merge or replace)."""
         o = parse_override(kind, body)
@@ -708,6 +794,10 @@ class StackService:
             stack = self._stack(conn, stack_name)
             r = self._instance(conn, stack, name)
             overrides = self._load_overrides(conn, [r.id])[r.id]
+            old = overrides.get(o.kind)
+            self._audit(conn, actor, "update" if old else "create", "stack_override", r.id,
+                        f"{stack.name}/{r.name}/{o.kind.value}",
+                        old.redacted() if old else None, o.redacted())
             overrides[o.kind] = o
             svc = effective(self._template(conn, r.template), overrides)
             if r.enabled and o.kind is OverrideKind.PORTS:
@@ -716,13 +806,17 @@ class StackService:
             store.instance_update(conn, r.id, self.ctx.now())
             return self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
 
-    def delete_override(self, stack_name: str, name: str, kind: str) -> InstanceView:
+    def delete_override(self, stack_name: str, name: str, kind: str, *, actor: str = "cli"
+                        ) -> InstanceView:
         k = OverrideKind.parse(kind)
         with self.ctx.engine.begin() as conn:
             stack = self._stack(conn, stack_name)
             r = self._instance(conn, stack, name)
             overrides = self._load_overrides(conn, [r.id])[r.id]
-            overrides.pop(k, None)
+            old = overrides.pop(k, None)
+            if old is not None:
+                self._audit(conn, actor, "delete", "stack_override", r.id,
+                            f"{stack.name}/{r.name}/{k.value}", before=old.redacted())
             svc = effective(self._template(conn, r.template), overrides)
             if r.enabled and k is OverrideKind.PORTS:
                 self._check_clashes(conn, stack, (r.id, r.name, svc))
@@ -773,18 +867,31 @@ class StackService:
         units = []
         for r, svc in self._enabled_services(conn, stack):
             runtime_name = container_name(self.prefix, stack.name, r.name)
-            units.append(self._unit(r, runtime_name, svc))
+            units.append(self._unit(r, runtime_name, svc, stack.name))
         return units
 
-    def _unit(self, r: InstanceRecord, runtime_name: str, svc: EffectiveService) -> DesiredUnit:
+    def _unit(self, r: InstanceRecord, runtime_name: str, svc: EffectiveService,
+              stack: str = "") -> DesiredUnit:
         image, _, tag = svc.image.partition(":")
         base = dict(instance_id=r.id, instance=r.name, runtime_name=runtime_name, service=svc,
                     engine=svc.engine, image=image, tag=tag or None)
         if svc.engine is None:
+            # A plain image: the generic container runtime (Docker, host networking).
+            from snoozeql.providers import containers
+
+            problem = containers.unit_problem(svc)
+            runtime = None
+            if problem is None:
+                try:
+                    runtime = self.runtime.choose(None)
+                except SnoozeError as exc:
+                    problem = exc.message
+                if runtime is None and problem is None:
+                    problem = ("this runtime cannot run plain images; run this stack with "
+                               "`snoozeql stacks export` and Compose")
             return DesiredUnit(
-                **base, runtime=None, port=None,  # type: ignore[arg-type]
-                problem="plain images need a generic container runtime, which SnoozeQL "
-                "does not have yet; run this stack with `snoozeql stacks export` and Compose",
+                **base, runtime=runtime, port=None, problem=problem,  # type: ignore[arg-type]
+                stack=stack, spec=containers.plan_summary(svc),
             )
         from snoozeql.domain.engines import engine_info
 
@@ -901,7 +1008,7 @@ class StackService:
                 return StepResult("remove", item.instance, item.runtime_name, True, None, detail)
             assert unit is not None and unit.runtime is not None
             with self.ctx.engine.begin() as conn:
-                password = self._password(conn, unit)
+                password = self._password(conn, unit) if unit.engine else ""
             if item.action == "start":
                 assert applied is not None
                 status = rt.start(applied.runtime, unit.runtime_name, password)

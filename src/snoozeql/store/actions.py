@@ -26,6 +26,11 @@ class ActionRecord:
     result: str
     error: str | None
     details: dict[str, Any]
+    object_kind: str | None = None
+    object_id: str | None = None
+    object_name: str | None = None
+    before: Any = None
+    after: Any = None
 
 
 def append(
@@ -42,6 +47,11 @@ def append(
     provider: str | None = None,
     error: str | None = None,
     details: dict[str, Any] | None = None,
+    object_kind: str | None = None,
+    object_id: str | None = None,
+    object_name: str | None = None,
+    before: Any = None,
+    after: Any = None,
 ) -> UUID:
     action_id = uuid4()
     conn.execute(
@@ -58,9 +68,64 @@ def append(
             result=result,
             error=error,
             details=details or {},
+            object_kind=object_kind,
+            object_id=object_id,
+            object_name=object_name,
+            before=before,
+            after=after,
         )
     )
     return action_id
+
+
+def _record(r: Any) -> ActionRecord:
+    return ActionRecord(
+        id=r.id,
+        at=r.at,
+        finished_at=r.finished_at,
+        actor=r.actor,
+        action=r.action,
+        instance_id=r.instance_id,
+        instance_name=r.instance_name,
+        provider=r.provider,
+        reason=r.reason,
+        result=r.result,
+        error=r.error,
+        details=dict(r.details or {}),
+        object_kind=r.object_kind,
+        object_id=r.object_id,
+        object_name=r.object_name,
+        before=r.before,
+        after=r.after,
+    )
+
+
+def list_audit(
+    conn: sa.Connection,
+    *,
+    kind: str | None = None,
+    obj: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 1000,
+) -> list[ActionRecord]:
+    """Audit entries (rows with an ``object_kind``), newest first; ``obj`` matches the
+    object's name or id."""
+    c = actions.c
+    q = (sa.select(actions).where(c.object_kind.is_not(None))
+         .order_by(c.at.desc(), c.id.desc()).limit(limit))
+    if kind:
+        q = q.where(c.object_kind == kind)
+    if obj:
+        q = q.where(sa.or_(c.object_name == obj, c.object_id == obj))
+    if actor:
+        q = q.where(c.actor == actor)
+    if since:
+        q = q.where(c.at >= since)
+    if until:
+        q = q.where(c.at < until)
+    return [_record(r) for r in conn.execute(q)]
 
 
 def list_recent(
@@ -73,8 +138,13 @@ def list_recent(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
+    include_audit: bool = False,
 ) -> list[ActionRecord]:
+    """Actions on instances, newest first; audit entries (changes to objects, read with
+    :func:`list_audit`) only when ``include_audit``."""
     q = sa.select(actions).order_by(actions.c.at.desc(), actions.c.id.desc()).limit(limit)
+    if not include_audit:
+        q = q.where(actions.c.object_kind.is_(None))
     if instance_id:
         q = q.where(actions.c.instance_id == instance_id)
     if action:
@@ -87,20 +157,4 @@ def list_recent(
         q = q.where(actions.c.at >= since)
     if until:
         q = q.where(actions.c.at < until)
-    return [
-        ActionRecord(
-            id=r.id,
-            at=r.at,
-            finished_at=r.finished_at,
-            actor=r.actor,
-            action=r.action,
-            instance_id=r.instance_id,
-            instance_name=r.instance_name,
-            provider=r.provider,
-            reason=r.reason,
-            result=r.result,
-            error=r.error,
-            details=dict(r.details or {}),
-        )
-        for r in conn.execute(q)
-    ]
+    return [_record(r) for r in conn.execute(q)]

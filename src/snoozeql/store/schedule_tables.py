@@ -6,8 +6,9 @@ schema check see them. Design choices:
 - A schedule is stored as its validated dict form (``Schedule.to_dict()``), so the
   store never holds a schedule the evaluator would refuse.
 - An assignment names its target once, in ``target`` (``instance:<id>``,
-  ``account:<id>``, ``tag:key=value``), which makes "the same assignment twice" a
-  unique-key violation; the id columns are there for the cascading deletes.
+  ``account:<id>``, ``tag:key=value``, ``selector:<digest>``), which makes "the same
+  assignment twice" a unique-key violation; the id columns are there for the cascading
+  deletes.
 - ``reconcile_claims`` is how several replicas act exactly once: a reconciler inserts
   (instance, kind, at) before it acts; the unique key lets only one of them win. The
   row then records the outcome, which also remembers the last transition acted on.
@@ -38,6 +39,8 @@ schedules = sa.Table(
     sa.Column("definition", JSONType, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # When several schedules match one instance the highest priority wins (0006).
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
 )
 
 schedule_assignments = sa.Table(
@@ -55,6 +58,8 @@ schedule_assignments = sa.Table(
     sa.Column("tag_key", sa.String(255)),
     sa.Column("tag_value", sa.String(255)),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # kind ``selector``: the rule tree (domain/selectors.py); ``target`` holds its digest.
+    sa.Column("selector", JSONType),
     sa.UniqueConstraint("schedule_id", "target"),
 )
 

@@ -34,28 +34,34 @@ class ScheduleRecord:
     definition: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    priority: int = 0
 
 
 def _schedule(r: Any) -> ScheduleRecord:
-    return ScheduleRecord(r.id, r.name, dict(r.definition), r.created_at, r.updated_at)
+    return ScheduleRecord(r.id, r.name, dict(r.definition), r.created_at, r.updated_at,
+                          int(r.priority or 0))
 
 
 def insert_schedule(
-    conn: sa.Connection, name: str, definition: dict[str, Any], now: datetime
+    conn: sa.Connection, name: str, definition: dict[str, Any], now: datetime,
+    priority: int = 0,
 ) -> UUID:
     sid = uuid4()
     conn.execute(schedules.insert().values(
         id=sid, name=name, definition=definition, created_at=now, updated_at=now,
+        priority=priority,
     ))
     return sid
 
 
 def update_schedule(
-    conn: sa.Connection, sid: UUID, name: str, definition: dict[str, Any], now: datetime
+    conn: sa.Connection, sid: UUID, name: str, definition: dict[str, Any], now: datetime,
+    priority: int | None = None,
 ) -> None:
-    conn.execute(schedules.update().where(schedules.c.id == sid).values(
-        name=name, definition=definition, updated_at=now,
-    ))
+    values: dict[str, Any] = {"name": name, "definition": definition, "updated_at": now}
+    if priority is not None:
+        values["priority"] = priority
+    conn.execute(schedules.update().where(schedules.c.id == sid).values(**values))
 
 
 def delete_schedule(conn: sa.Connection, sid: UUID) -> int:
@@ -84,19 +90,20 @@ def list_schedules(conn: sa.Connection) -> list[ScheduleRecord]:
 class AssignmentRecord:
     id: UUID
     schedule_id: UUID
-    kind: str  # instance | account | tag
+    kind: str  # instance | account | tag | selector
     target: str
     instance_id: UUID | None
     account_id: UUID | None
     tag_key: str | None
     tag_value: str | None
     created_at: datetime
+    selector: dict[str, Any] | None = None
 
 
 def _assignment(r: Any) -> AssignmentRecord:
     return AssignmentRecord(
         r.id, r.schedule_id, r.kind, r.target, r.instance_id, r.account_id, r.tag_key,
-        r.tag_value, r.created_at,
+        r.tag_value, r.created_at, dict(r.selector) if r.selector is not None else None,
     )
 
 

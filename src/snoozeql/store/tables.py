@@ -86,8 +86,16 @@ actions = sa.Table(
     sa.Column("result", sa.String(16), nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("details", JSONType, nullable=False),
+    # Audit entries (changes to accounts, schedules, keys, stacks, ...): the object
+    # changed and its redacted state before and after (services/audit.py).
+    sa.Column("object_kind", sa.String(32)),
+    sa.Column("object_id", sa.String(64)),
+    sa.Column("object_name", sa.String(255)),
+    sa.Column("before", JSONType),
+    sa.Column("after", JSONType),
     sa.Index("ix_actions_at", "at"),
     sa.Index("ix_actions_instance_id", "instance_id"),
+    sa.Index("ix_actions_object_kind", "object_kind"),
 )
 
 api_keys = sa.Table(

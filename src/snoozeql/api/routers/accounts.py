@@ -16,8 +16,9 @@ def list_accounts(ctx: CtxDep, _: Viewer, provider: str | None = None) -> list[A
 
 
 @router.post("", response_model=AccountOut, status_code=201)
-def create_account(body: AccountCreate, ctx: CtxDep, _: Admin) -> AccountOut:
-    return AccountOut.of(AccountService(ctx).add(body.provider, body.name, body.config))
+def create_account(body: AccountCreate, ctx: CtxDep, key: Admin) -> AccountOut:
+    return AccountOut.of(AccountService(ctx).add(body.provider, body.name, body.config,
+                                                 actor=key.name))
 
 
 @router.get("/{account}", response_model=AccountOut)
@@ -26,13 +27,13 @@ def get_account(account: str, ctx: CtxDep, _: Viewer) -> AccountOut:
 
 
 @router.patch("/{account}", response_model=AccountOut)
-def update_account(account: str, body: AccountUpdate, ctx: CtxDep, _: Admin) -> AccountOut:
-    return AccountOut.of(AccountService(ctx).update(account, body.config))
+def update_account(account: str, body: AccountUpdate, ctx: CtxDep, key: Admin) -> AccountOut:
+    return AccountOut.of(AccountService(ctx).update(account, body.config, actor=key.name))
 
 
 @router.delete("/{account}", status_code=204)
-def delete_account(account: str, ctx: CtxDep, _: Admin) -> Response:
-    AccountService(ctx).remove(account)
+def delete_account(account: str, ctx: CtxDep, key: Admin) -> Response:
+    AccountService(ctx).remove(account, actor=key.name)
     return Response(status_code=204)
 
 

@@ -15,11 +15,11 @@ def list_keys(ctx: CtxDep, _: Admin) -> list[ApiKeyOut]:
 
 
 @router.post("", response_model=ApiKeyCreated, status_code=201)
-def create_key(body: ApiKeyCreate, ctx: CtxDep, _: Admin) -> ApiKeyCreated:
-    record, key = ApiKeyService(ctx).create(body.name, body.role)
+def create_key(body: ApiKeyCreate, ctx: CtxDep, caller: Admin) -> ApiKeyCreated:
+    record, key = ApiKeyService(ctx).create(body.name, body.role, actor=caller.name)
     return ApiKeyCreated(**ApiKeyOut.of(record).model_dump(), key=key)
 
 
 @router.delete("/{name}", response_model=ApiKeyOut)
-def revoke_key(name: str, ctx: CtxDep, _: Admin) -> ApiKeyOut:
-    return ApiKeyOut.of(ApiKeyService(ctx).revoke(name))
+def revoke_key(name: str, ctx: CtxDep, caller: Admin) -> ApiKeyOut:
+    return ApiKeyOut.of(ApiKeyService(ctx).revoke(name, actor=caller.name))

@@ -106,7 +106,7 @@ def set_override(instance: str, body: OverrideIn, ctx: CtxDep, key: Operator) ->
 
 
 @router.delete("/{instance}/override", status_code=204)
-def clear_override(instance: str, ctx: CtxDep, _: Operator) -> Response:
+def clear_override(instance: str, ctx: CtxDep, key: Operator) -> Response:
     """End the override now; the schedule applies again at the reconciler's next run."""
-    OverrideService(ctx).clear(instance)
+    OverrideService(ctx).clear(instance, actor=key.name)
     return Response(status_code=204)

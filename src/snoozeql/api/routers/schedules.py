@@ -1,7 +1,9 @@
-"""`/api/v1/schedules`: CRUD, import, evaluate, preview and assignments.
+"""`/api/v1/schedules`: CRUD, import, evaluate, preview, assignments (selectors too),
+matches and conflicts.
 
 Reading needs the viewer role; anything that changes what the reconciler does needs
-operator. Schedules are addressed by id or by name.
+operator. Schedules are addressed by id or by name. Changes are audited under the
+calling API key's name.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from snoozeql.api.deps import CtxDep, Operator, Viewer
 from snoozeql.api.schedule_schemas import (
     AssignIn,
     AssignmentOut,
+    ConflictOut,
     EvaluateIn,
     EvaluationOut,
     ImportIn,
     ImportOut,
+    MatchesOut,
+    MatchOut,
     PreviewOut,
     ScheduleOut,
     SegmentOut,
+    SelectorPreviewIn,
 )
 from snoozeql.domain.errors import ValidationError
 from snoozeql.services.schedules import ScheduleService
@@ -41,15 +47,24 @@ def list_schedules(ctx: CtxDep, _: Viewer) -> list[ScheduleOut]:
 
 @router.post("", response_model=ScheduleOut, status_code=201)
 def create_schedule(
-    ctx: CtxDep, _: Operator,
+    ctx: CtxDep, key: Operator,
     body: dict[str, Any] = Body(..., examples=[_EXAMPLE]),  # noqa: B008
 ) -> ScheduleOut:
-    """Create a schedule from its dict form (see docs/schedules.md)."""
-    return ScheduleOut.of(ScheduleService(ctx).create(body))
+    """Create a schedule from its dict form (see docs/schedules.md), optionally with a
+    ``priority``."""
+    return ScheduleOut.of(ScheduleService(ctx).create(body, actor=key.name))
+
+
+@router.post("/preview", response_model=MatchesOut)
+def preview_selector(body: SelectorPreviewIn, ctx: CtxDep, _: Viewer) -> MatchesOut:
+    """The instances an unsaved selector matches now; nothing is saved. A bad regex is
+    refused (400) with its position."""
+    found = ScheduleService(ctx).preview_selector(body.selector)
+    return MatchesOut(schedule=None, count=len(found), instances=[MatchOut.of(m) for m in found])
 
 
 @router.post("/import", response_model=ImportOut, status_code=201)
-def import_schedules(body: ImportIn, ctx: CtxDep, _: Operator) -> ImportOut:
+def import_schedules(body: ImportIn, ctx: CtxDep, key: Operator) -> ImportOut:
     """Import a Cloud Custodian tag value or Instance Scheduler configuration."""
     svc = ScheduleService(ctx)
     if (body.custodian is None) == (body.instance_scheduler is None):
@@ -57,40 +72,62 @@ def import_schedules(body: ImportIn, ctx: CtxDep, _: Operator) -> ImportOut:
     if body.custodian is not None:
         if not body.name:
             raise ValidationError("name: a schedule imported from a Custodian tag needs a name")
-        view = svc.import_custodian(body.custodian, name=body.name, default_tz=body.default_tz)
+        view = svc.import_custodian(body.custodian, name=body.name, default_tz=body.default_tz,
+                                    actor=key.name)
         return ImportOut(schedules=[ScheduleOut.of(view)], warnings=[])
     views, warnings = svc.import_instance_scheduler(
-        body.instance_scheduler, default_timezone=body.default_timezone
+        body.instance_scheduler, default_timezone=body.default_timezone, actor=key.name
     )
     return ImportOut(schedules=[ScheduleOut.of(v) for v in views], warnings=warnings)
 
 
 @router.get("/{schedule}", response_model=ScheduleOut)
 def get_schedule(schedule: str, ctx: CtxDep, _: Viewer) -> ScheduleOut:
-    return ScheduleOut.of(ScheduleService(ctx).get(schedule))
+    """The schedule, with its conflicts with other schedules over the next 7 days."""
+    svc = ScheduleService(ctx)
+    view = svc.get(schedule)
+    return ScheduleOut.of(view, svc.conflicts(view.id))
+
+
+@router.get("/{schedule}/conflicts", response_model=list[ConflictOut])
+def schedule_conflicts(schedule: str, ctx: CtxDep, _: Viewer) -> list[ConflictOut]:
+    """Other schedules wanting the opposite state on an instance both match, at some
+    time in the next 7 days: the shared instances, the first such instant, and which
+    schedule the reconciler follows then (priority, then running wins)."""
+    return [ConflictOut.of(c) for c in ScheduleService(ctx).conflicts(schedule)]
+
+
+@router.get("/{schedule}/matches", response_model=MatchesOut)
+def schedule_matches(schedule: str, ctx: CtxDep, _: Viewer) -> MatchesOut:
+    """The instances the schedule applies to now, each with the assignments that matched."""
+    view, found = ScheduleService(ctx).matches(schedule)
+    return MatchesOut(schedule=view.name, count=len(found),
+                      instances=[MatchOut.of(m) for m in found])
 
 
 @router.put("/{schedule}", response_model=ScheduleOut)
 def replace_schedule(
-    schedule: str, ctx: CtxDep, _: Operator,
+    schedule: str, ctx: CtxDep, key: Operator,
     body: dict[str, Any] = Body(..., examples=[_EXAMPLE]),  # noqa: B008
 ) -> ScheduleOut:
-    """Replace the whole definition (the name may change)."""
-    return ScheduleOut.of(ScheduleService(ctx).update(schedule, body, replace=True))
+    """Replace the whole definition (the name may change; the priority stays unless
+    given)."""
+    return ScheduleOut.of(ScheduleService(ctx).update(schedule, body, replace=True,
+                                                      actor=key.name))
 
 
 @router.patch("/{schedule}", response_model=ScheduleOut)
 def patch_schedule(
-    schedule: str, ctx: CtxDep, _: Operator,
-    body: dict[str, Any] = Body(..., examples=[{"enforced": True}]),  # noqa: B008
+    schedule: str, ctx: CtxDep, key: Operator,
+    body: dict[str, Any] = Body(..., examples=[{"enforced": True}, {"priority": 10}]),  # noqa: B008
 ) -> ScheduleOut:
     """Replace the given top-level fields only."""
-    return ScheduleOut.of(ScheduleService(ctx).update(schedule, body))
+    return ScheduleOut.of(ScheduleService(ctx).update(schedule, body, actor=key.name))
 
 
 @router.delete("/{schedule}", status_code=204)
-def delete_schedule(schedule: str, ctx: CtxDep, _: Operator) -> Response:
-    ScheduleService(ctx).delete(schedule)
+def delete_schedule(schedule: str, ctx: CtxDep, key: Operator) -> Response:
+    ScheduleService(ctx).delete(schedule, actor=key.name)
     return Response(status_code=204)
 
 
@@ -120,17 +157,20 @@ def list_assignments(schedule: str, ctx: CtxDep, _: Viewer) -> list[AssignmentOu
 
 
 @router.post("/{schedule}/assignments", response_model=AssignmentOut, status_code=201)
-def assign(schedule: str, body: AssignIn, ctx: CtxDep, _: Operator) -> AssignmentOut:
-    """Assign to one instance, a tag selector (key=value) or an account."""
+def assign(schedule: str, body: AssignIn, ctx: CtxDep, key: Operator) -> AssignmentOut:
+    """Assign to one instance, a tag (key=value), an account or a selector rule tree."""
     return AssignmentOut.of(ScheduleService(ctx).assign(
-        schedule, instance=body.instance, tag=body.tag, account=body.account
+        schedule, instance=body.instance, tag=body.tag, account=body.account,
+        selector=body.selector, actor=key.name,
     ))
 
 
 @router.delete("/{schedule}/assignments", status_code=204)
 def unassign(
-    schedule: str, ctx: CtxDep, _: Operator,
+    schedule: str, ctx: CtxDep, key: Operator,
     instance: str | None = None, tag: str | None = None, account: str | None = None,
+    selector: str | None = Query(None, description="the selector as JSON"),
 ) -> Response:
-    ScheduleService(ctx).unassign(schedule, instance=instance, tag=tag, account=account)
+    ScheduleService(ctx).unassign(schedule, instance=instance, tag=tag, account=account,
+                                  selector=selector, actor=key.name)
     return Response(status_code=204)

@@ -31,8 +31,9 @@ def list_stacks(ctx: CtxDep, _: Viewer, deleted: bool = False) -> list[dict[str,
 
 
 @router.post("", status_code=201)
-def create_stack(body: StackCreate, ctx: CtxDep, _: Operator) -> dict[str, Any]:
-    return StackService(ctx).create_stack(body.name, body.description).to_dict()
+def create_stack(body: StackCreate, ctx: CtxDep, key: Operator) -> dict[str, Any]:
+    return StackService(ctx).create_stack(body.name, body.description,
+                                          actor=key.name).to_dict()
 
 
 @router.get("/{stack}")
@@ -44,19 +45,19 @@ def get_stack(stack: str, ctx: CtxDep, _: Viewer) -> dict[str, Any]:
 
 
 @router.put("/{stack}")
-def update_stack(stack: str, body: StackUpdate, ctx: CtxDep, _: Operator) -> dict[str, Any]:
-    return StackService(ctx).update_stack(stack, body.description).to_dict()
+def update_stack(stack: str, body: StackUpdate, ctx: CtxDep, key: Operator) -> dict[str, Any]:
+    return StackService(ctx).update_stack(stack, body.description, actor=key.name).to_dict()
 
 
 @router.delete("/{stack}", status_code=204)
-def delete_stack(stack: str, ctx: CtxDep, _: Operator) -> Response:
-    StackService(ctx).delete_stack(stack)
+def delete_stack(stack: str, ctx: CtxDep, key: Operator) -> Response:
+    StackService(ctx).delete_stack(stack, actor=key.name)
     return Response(status_code=204)
 
 
 @router.post("/{stack}/restore")
-def restore_stack(stack: str, ctx: CtxDep, _: Operator) -> dict[str, Any]:
-    return StackService(ctx).restore_stack(stack).to_dict()
+def restore_stack(stack: str, ctx: CtxDep, key: Operator) -> dict[str, Any]:
+    return StackService(ctx).restore_stack(stack, actor=key.name).to_dict()
 
 
 @router.get("/{stack}/compose")
@@ -98,11 +99,11 @@ def stack_down(stack: str, ctx: CtxDep, _: Operator) -> dict[str, Any]:
 
 @router.post("/{stack}/instances", status_code=201)
 def create_instance(
-    stack: str, body: InstanceCreate, ctx: CtxDep, _: Operator
+    stack: str, body: InstanceCreate, ctx: CtxDep, key: Operator
 ) -> dict[str, Any]:
     return StackService(ctx).create_instance(
         stack, body.name, body.template, description=body.description, enabled=body.enabled,
-        overrides=body.overrides,
+        overrides=body.overrides, actor=key.name,
     ).to_dict()
 
 
@@ -126,16 +127,16 @@ def get_instance(stack: str, instance: str, ctx: CtxDep, _: Viewer) -> dict[str,
 
 @router.put("/{stack}/instances/{instance}")
 def update_instance(
-    stack: str, instance: str, body: InstanceUpdate, ctx: CtxDep, _: Operator
+    stack: str, instance: str, body: InstanceUpdate, ctx: CtxDep, key: Operator
 ) -> dict[str, Any]:
     return StackService(ctx).update_instance(
-        stack, instance, description=body.description, enabled=body.enabled
+        stack, instance, description=body.description, enabled=body.enabled, actor=key.name
     ).to_dict()
 
 
 @router.delete("/{stack}/instances/{instance}", status_code=204)
-def delete_instance(stack: str, instance: str, ctx: CtxDep, _: Operator) -> Response:
-    StackService(ctx).delete_instance(stack, instance)
+def delete_instance(stack: str, instance: str, ctx: CtxDep, key: Operator) -> Response:
+    StackService(ctx).delete_instance(stack, instance, actor=key.name)
     return Response(status_code=204)
 
 
@@ -144,20 +145,21 @@ def duplicate_instance(
     stack: str,
     instance: str,
     ctx: CtxDep,
-    _: Operator,
+    key: Operator,
     body: InstanceDuplicate | None = None,
 ) -> dict[str, Any]:
     body = body or InstanceDuplicate(name=None, enabled=None)
     return StackService(ctx).duplicate_instance(
-        stack, instance, body.name, enabled=body.enabled
+        stack, instance, body.name, enabled=body.enabled, actor=key.name
     ).to_dict()
 
 
 @router.put("/{stack}/instances/{instance}/rename")
 def rename_instance(
-    stack: str, instance: str, body: InstanceRename, ctx: CtxDep, _: Operator
+    stack: str, instance: str, body: InstanceRename, ctx: CtxDep, key: Operator
 ) -> dict[str, Any]:
-    return StackService(ctx).rename_instance(stack, instance, body.name).to_dict()
+    return StackService(ctx).rename_instance(stack, instance, body.name,
+                                             actor=key.name).to_dict()
 
 
 @router.get("/{stack}/instances/{instance}/delete-preview")
@@ -167,20 +169,20 @@ def delete_preview(stack: str, instance: str, ctx: CtxDep, _: Viewer) -> dict[st
 
 @router.put("/{stack}/instances/{instance}/overrides/{kind}")
 def put_override(
-    stack: str, instance: str, kind: str, body: OverrideBody, ctx: CtxDep, _: Operator
+    stack: str, instance: str, kind: str, body: OverrideBody, ctx: CtxDep, key: Operator
 ) -> dict[str, Any]:
     """Replace one kind of override: ports, volumes, env_vars, labels, domains,
     healthcheck, config_files."""
     return StackService(ctx).put_override(
-        stack, instance, kind, {"mode": body.mode, "entries": body.entries}
+        stack, instance, kind, {"mode": body.mode, "entries": body.entries}, actor=key.name
     ).to_dict()
 
 
 @router.delete("/{stack}/instances/{instance}/overrides/{kind}")
 def delete_override(
-    stack: str, instance: str, kind: str, ctx: CtxDep, _: Operator
+    stack: str, instance: str, kind: str, ctx: CtxDep, key: Operator
 ) -> dict[str, Any]:
-    return StackService(ctx).delete_override(stack, instance, kind).to_dict()
+    return StackService(ctx).delete_override(stack, instance, kind, actor=key.name).to_dict()
 
 
 @router.get("/{stack}/instances/{instance}/effective")
