@@ -14,6 +14,9 @@ V1 = "/api/v1"
 
 @pytest.fixture
 def api(ctx):  # noqa: ANN001, ANN201
+    # No Docker engine: plain images are refused with the reason (never the host's).
+    ctx.settings = ctx.settings.model_copy(
+        update={"docker_host": "unix:///nonexistent/snoozeql-test/docker.sock"})
     keys = {role: ApiKeyService(ctx).create(f"{role}-key", role)[1]
             for role in ("viewer", "operator")}
     client = TestClient(create_app(ctx), raise_server_exceptions=False)

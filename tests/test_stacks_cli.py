@@ -17,6 +17,7 @@ from snoozeql.config import get_settings
 @pytest.fixture
 def cli(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("SNOOZEQL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SNOOZEQL_DOCKER_HOST", "unix:///nonexistent/snoozeql-test/docker.sock")
     monkeypatch.delenv("SNOOZEQL_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     state._ctx = None

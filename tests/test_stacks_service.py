@@ -218,7 +218,9 @@ def _port_open(port: int) -> bool:
 def test_plan_apply_down_through_the_native_runtime(
     ctx: Context, local_data_dir: Path, debian_servers: None
 ) -> None:
-    ctx.settings = ctx.settings.model_copy(update={"data_dir": local_data_dir})
+    # No Docker engine here: the plain-image instance is refused with that reason.
+    ctx.settings = ctx.settings.model_copy(update={
+        "data_dir": local_data_dir, "docker_host": "unix:///nonexistent/snoozeql-test/docker.sock"})
     svc = StackService(ctx)
     svc.create_stack("lab")
     port = free_port()
@@ -228,7 +230,7 @@ def test_plan_apply_down_through_the_native_runtime(
 
     plan = {i.instance: i for i in svc.plan("lab").items}
     assert plan["cache"].action == "create" and plan["cache"].runtime == "native"
-    assert plan["web"].action == "refused" and "generic container runtime" in plan["web"].reason
+    assert plan["web"].action == "refused" and "Docker engine not reachable" in plan["web"].reason
 
     try:
         steps = {s.instance: s for s in svc.apply("lab")}

@@ -199,10 +199,14 @@ def create_kwargs(
             mount["Source"] = os.path.expanduser(v.source or "")
         mounts.append(mount)
     for c in svc.config_files:
-        mounts.append({
-            "Target": c.target, "Type": "bind", "ReadOnly": True,
-            "Source": str(config_path(config_dir, c.target)),
-        })
+        mounts.append(
+            {
+                "Target": c.target,
+                "Type": "bind",
+                "ReadOnly": True,
+                "Source": str(config_path(config_dir, c.target)),
+            }
+        )
     kwargs: dict[str, Any] = {
         "image": svc.image,
         "name": spec.name,
@@ -265,7 +269,8 @@ class ContainerRuntime:
             base_url or getattr(settings, "docker_host", None) or os.environ.get("DOCKER_HOST")
         )
         self.ready_timeout = (
-            ready_timeout if ready_timeout is not None
+            ready_timeout
+            if ready_timeout is not None
             else float(getattr(settings, "local_ready_timeout", 60.0))
         )
         self.stop_timeout = stop_timeout
@@ -315,8 +320,8 @@ class ContainerRuntime:
     # ------------------------------------------------------------------ public API
 
     def create(self, spec: ContainerSpec) -> ContainerState:
-        """Make the volumes, config files and container; start it and wait until it runs
-        and its TCP ports answer (or ``ready_timeout`` passes: then it is ``starting``).
+        """Make the volumes, config files and container; start it and wait until it is
+        ready (see :meth:`_await_running`).
 
         A container of the same name left by an earlier apply of this very instance is
         replaced (its volumes kept); any other container of that name is a conflict.
@@ -330,8 +335,11 @@ class ContainerRuntime:
         except docker.errors.NotFound:
             old = None
         if old is not None:
-            ours = (old.labels.get(MANAGED_LABEL), old.labels.get("snoozeql.stack"),
-                    old.labels.get("snoozeql.instance")) == ("true", spec.stack, spec.instance)
+            ours = (
+                old.labels.get(MANAGED_LABEL),
+                old.labels.get("snoozeql.stack"),
+                old.labels.get("snoozeql.instance"),
+            ) == ("true", spec.stack, spec.instance)
             if not ours:
                 raise ConflictError(
                     f"a container named {spec.name} already exists and is not this instance's: "
@@ -351,8 +359,12 @@ class ContainerRuntime:
         self._write_configs(spec, config_dir)
         kwargs = create_kwargs(spec, config_dir)
         container = self._call(lambda: client.containers.create(**kwargs))
-        self._write_state(spec.name, "running", listen_ports(spec.service),
-                          [e.key for e in spec.service.environment if e.secret])
+        self._write_state(
+            spec.name,
+            "running",
+            listen_ports(spec.service),
+            [e.key for e in spec.service.environment if e.secret],
+        )
         try:
             self._call(container.start)
             return self._await_running(spec.name)
@@ -383,12 +395,22 @@ class ContainerRuntime:
 
     def delete(self, name: str, keep_volumes: bool = True) -> list[str]:
         """Stop and remove the container and its config files; returns the named volumes
-        kept (removed too when ``keep_volumes`` is false)."""
+        kept (removed too when ``keep_volumes`` is false). A container of ours that was
+        already removed by hand counts as removed, so the stack's record can be cleared."""
         import docker.errors
 
-        container = self._container(name)
-        volumes = [m["Name"] for m in container.attrs.get("Mounts", [])
-                   if m.get("Type") == "volume" and m.get("Name")]
+        try:
+            container = self._container(name)
+        except NotFoundError:
+            if not self._state_file(name).exists():
+                raise
+            shutil.rmtree(self._dir(name), ignore_errors=True)  # removed outside SnoozeQL
+            return []
+        volumes = [
+            m["Name"]
+            for m in container.attrs.get("Mounts", [])
+            if m.get("Type") == "volume" and m.get("Name")
+        ]
         if container.status in ("running", "restarting", "paused"):
             self._call(lambda: container.stop(timeout=int(self.stop_timeout)))
         self._call(lambda: container.remove(force=True))
@@ -418,12 +440,17 @@ class ContainerRuntime:
             if exit_code is not None:
                 why += f", exit code {exit_code}"
             return ContainerState(
-                name, InstanceStatus.FAILED,
+                name,
+                InstanceStatus.FAILED,
                 f"the container stopped while it was meant to run ({why})",
-                container.id, exit_code, health, tuple(self.logs(name, LOG_TAIL_LINES)),
+                container.id,
+                exit_code,
+                health,
+                tuple(self.logs(name, LOG_TAIL_LINES)),
             )
-        return ContainerState(name, InstanceStatus.STOPPED, "stopped", container.id, exit_code,
-                              health)
+        return ContainerState(
+            name, InstanceStatus.STOPPED, "stopped", container.id, exit_code, health
+        )
 
     def logs(self, name: str, n: int = 50) -> list[str]:
         """The container's last log lines, with its secret env values masked."""
@@ -496,22 +523,35 @@ class ContainerRuntime:
                 )
 
     def _await_running(self, name: str) -> ContainerState:
-        """Wait until the container runs and its TCP ports answer; a container that exits
-        meanwhile is an error carrying its exit code and (masked) last log lines."""
+        """Wait until the container runs, its TCP ports answer and its healthcheck (if any)
+        has left "starting"; a container that exits meanwhile is an error carrying its exit
+        code and (masked) last log lines. After ``ready_timeout`` it is ``starting``."""
         ports = [p for p, proto in self._read_state(name).get("ports", []) if proto == "tcp"]
         deadline = time.monotonic() + self.ready_timeout
         while True:
             state = self.status(name)
             if state.status is InstanceStatus.FAILED:
                 tail = "\n".join(state.log_tail)
-                raise ProviderError(f"container {name} did not stay up: {state.detail}\n"
-                                    f"last log lines:\n{tail}")
-            if all(probes.port_open(int(p), HOST, timeout=0.3) for p in ports):
+                raise ProviderError(
+                    f"container {name} did not stay up: {state.detail}\nlast log lines:\n{tail}"
+                )
+            ports_open = all(probes.port_open(int(p), HOST, timeout=0.3) for p in ports)
+            if ports_open and state.status is InstanceStatus.RUNNING:
                 return state
             if time.monotonic() >= deadline:
-                return ContainerState(name, InstanceStatus.STARTING,
-                                      "container running, its ports do not answer yet",
-                                      state.container_id, None, state.health)
+                why = (
+                    "its healthcheck is still starting"
+                    if ports_open
+                    else ("its ports do not answer yet")
+                )
+                return ContainerState(
+                    name,
+                    InstanceStatus.STARTING,
+                    f"container running, {why}",
+                    state.container_id,
+                    None,
+                    state.health,
+                )
             time.sleep(0.2)
 
     def _dir(self, name: str) -> Path:
@@ -534,8 +574,12 @@ class ContainerRuntime:
         """The wanted state, the ports to check and which env keys are secret (no values)."""
         path = self._state_file(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"desired": desired, "ports": [list(p) for p in ports],
-                "secret_keys": list(secret_keys), "at": datetime.now(UTC).isoformat()}
+        data = {
+            "desired": desired,
+            "ports": [list(p) for p in ports],
+            "secret_keys": list(secret_keys),
+            "at": datetime.now(UTC).isoformat(),
+        }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data) + "\n")
         os.replace(tmp, path)

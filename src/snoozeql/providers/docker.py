@@ -150,7 +150,9 @@ class DockerRuntime:
         containers = self._call(
             lambda: self.client.containers.list(all=True, filters={"label": MANAGED_LABEL})
         )
-        return sorted(c.labels.get("snoozeql.name", "") for c in containers)
+        return sorted(
+            c.labels["snoozeql.name"] for c in containers if c.labels.get("snoozeql.name")
+        )
 
     def exists(self, name: str) -> bool:
         try:

@@ -9,7 +9,8 @@ enough. Secret env values go to the encrypted secrets table and come back as ``*
 
 ``plan`` compares the desired state (the stack's enabled instances) with what ``apply``
 last recorded; ``apply`` and ``down`` carry the plan out through a :class:`StackRuntime`
-(by default :class:`LocalRuntimes`, the engine catalogue's native or Docker runtime).
+(by default :class:`LocalRuntimes`, the engine catalogue's native or Docker runtime, and
+the generic container runtime for plain images).
 """
 
 from __future__ import annotations
