@@ -19,12 +19,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from snoozeql.api.app import create_app
-from snoozeql.cli import state
-from snoozeql.cli.main import app as cli_app
-from snoozeql.config import get_settings
 from snoozeql.domain.errors import NotFoundError, ValidationError
 from snoozeql.domain.selectors import parse_selector
 from snoozeql.domain.types import ActionResult, InstanceStatus
@@ -249,28 +245,15 @@ def test_api_bulk_needs_the_operator_role(api) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-def cli(tmp_path, aws_env, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("SNOOZEQL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SNOOZEQL_AWS_PRICE_LIST", "false")
-    monkeypatch.setenv("SNOOZEQL_AWS_MAX_ATTEMPTS", "2")
-    monkeypatch.setenv("SNOOZEQL_AWS_CONNECT_TIMEOUT", "1")
-    monkeypatch.delenv("SNOOZEQL_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    state._ctx = None
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None):  # noqa: ANN202, A002
-        return runner.invoke(cli_app, list(args), input=input, catch_exceptions=False)
-
+def cli(snoozeql_cli, aws_env):  # noqa: ANN001, ANN201
+    invoke = snoozeql_cli
     aws_env.create_instances("us-east-1", 4, tags={"env": "dev"})
     aws_env.create_instances("us-east-1", 1, prefix="prod", tags={"env": "prod"})
     aws_env.create_aurora_cluster("us-east-1", "c1", members=1)
     assert invoke("accounts", "add", "aws", "dev-account", "--regions", "us-east-1",
                   "--endpoint-url", aws_env.endpoint_url).exit_code == 0
     assert invoke("accounts", "sync", "dev-account").exit_code == 0
-    yield invoke
-    state._ctx = None
-    get_settings.cache_clear()
+    return invoke
 
 
 def _cli_log(cli) -> list[tuple[str, str]]:  # noqa: ANN001

@@ -11,32 +11,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from snoozeql.cli import state
-from snoozeql.cli.main import app
-from snoozeql.config import get_settings
 from tests.support.moto_server import free_port
 
 SNOOZEQL = str(Path(sys.executable).parent / "snoozeql")
 
 
 @pytest.fixture
-def cli(tmp_path, aws_env, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("SNOOZEQL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SNOOZEQL_AWS_PRICE_LIST", "false")
-    monkeypatch.setenv("SNOOZEQL_AWS_MAX_ATTEMPTS", "2")
-    monkeypatch.setenv("SNOOZEQL_AWS_CONNECT_TIMEOUT", "1")
-    get_settings.cache_clear()
-    state._ctx = None
-    runner = CliRunner()
-
-    def invoke(*args: str):  # noqa: ANN202
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    yield invoke
-    state._ctx = None
-    get_settings.cache_clear()
+def cli(snoozeql_cli, aws_env):  # noqa: ANN001, ANN201
+    return snoozeql_cli
 
 
 def test_accounts_sync_list_and_instances(cli, aws_env) -> None:  # noqa: ANN001

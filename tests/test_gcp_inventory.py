@@ -6,11 +6,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from typer.testing import CliRunner
 
-from snoozeql.cli import state
-from snoozeql.cli.main import app
-from snoozeql.config import get_settings
 from snoozeql.domain.errors import ActionRefused, ValidationError
 from snoozeql.domain.types import AccountStatus, InstanceStatus
 from snoozeql.providers.registry import ProviderRegistry
@@ -97,30 +93,23 @@ def test_gcp_account_validation(ctx, tmp_path) -> None:  # noqa: ANN001
         svc.add("gcp", "g1", {"projects": "proj-a", "regions": "us-east-1"})
 
 
-def test_gcp_through_the_cli(gcp_api, gcp_service_account, tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setenv("SNOOZEQL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SNOOZEQL_GCP_OPERATION_POLL_SECONDS", "0.01")
-    get_settings.cache_clear()
-    state._ctx = None
-    try:
-        gcp_api.add_instances("proj-a", 2, prefix="x")
-        runner = CliRunner()
-        r = runner.invoke(app, ["accounts", "add", "gcp", "analytics", "--projects", "proj-a",
-                                "--credentials-file", str(gcp_service_account.path),
-                                "--api-endpoint", gcp_api.url, "--sync"])
-        assert r.exit_code == 0 and "connected" in r.output, r.output
-        r = runner.invoke(app, ["instances", "list", "--provider", "gcp", "--json"])
-        assert sorted(i["provider_id"] for i in json.loads(r.stdout)) == [
-            "proj-a:x-0000", "proj-a:x-0001"]
-        r = runner.invoke(app, ["instances", "restart", "proj-a:x-0001"])
-        assert r.exit_code == 0, r.output
-        assert gcp_api.instance("proj-a", "x-0001").restart_count == 1
-        # The key file's path is stored, never its content.
-        db = (tmp_path / "data" / "snoozeql.db").read_bytes()
-        assert b"PRIVATE KEY" not in db
-    finally:
-        state._ctx = None
-        get_settings.cache_clear()
+def test_gcp_through_the_cli(gcp_api, gcp_service_account, snoozeql_cli, tmp_path) -> None:  # noqa: ANN001
+    cli = snoozeql_cli
+    cli.env(SNOOZEQL_GCP_OPERATION_POLL_SECONDS="0.01")
+    gcp_api.add_instances("proj-a", 2, prefix="x")
+    r = cli("accounts", "add", "gcp", "analytics", "--projects", "proj-a",
+            "--credentials-file", str(gcp_service_account.path),
+            "--api-endpoint", gcp_api.url, "--sync")
+    assert r.exit_code == 0 and "connected" in r.output, r.output
+    r = cli("instances", "list", "--provider", "gcp", "--json")
+    assert sorted(i["provider_id"] for i in json.loads(r.stdout)) == [
+        "proj-a:x-0000", "proj-a:x-0001"]
+    r = cli("instances", "restart", "proj-a:x-0001")
+    assert r.exit_code == 0, r.output
+    assert gcp_api.instance("proj-a", "x-0001").restart_count == 1
+    # The key file's path is stored, never its content.
+    db = (tmp_path / "data" / "snoozeql.db").read_bytes()
+    assert b"PRIVATE KEY" not in db
 
 
 def test_gcp_price_table_by_tier(gcp_ctx, gcp_api, gcp_service_account, tmp_path) -> None:  # noqa: ANN001

@@ -4,18 +4,15 @@ commands (Typer's runner), with real Redis and PostgreSQL server processes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from snoozeql.api.app import create_app
-from snoozeql.cli import state
-from snoozeql.cli.main import app as cli_app
-from snoozeql.config import get_settings
 from snoozeql.domain.types import InstanceStatus
 from snoozeql.jobs.catalogue import catalogue
 from snoozeql.jobs.runner import JobRunner
@@ -23,6 +20,7 @@ from snoozeql.providers import probes
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
 from snoozeql.store import instances as instance_store
+from tests.support.cli import CliHarness
 from tests.support.local_databases import store_dump
 
 API = "/api/v1/instances"
@@ -128,23 +126,10 @@ def test_api_errors(api: TestClient) -> None:
 
 @pytest.fixture
 def db_cli(
-    local_data_dir: Path, debian_servers: None, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., Result]]:
-    monkeypatch.setenv("SNOOZEQL_DATA_DIR", str(local_data_dir))
-    monkeypatch.delenv("SNOOZEQL_DATABASE_URL", raising=False)
-    monkeypatch.delenv("SNOOZEQL_SECRET_KEY", raising=False)
-    get_settings.cache_clear()
-    state._ctx = None
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None) -> Result:
-        return runner.invoke(cli_app, list(args), input=input, catch_exceptions=False)
-
-    yield invoke
-    if state._ctx is not None:
-        state._ctx.engine.dispose()
-    state._ctx = None
-    get_settings.cache_clear()
+    snoozeql_cli: CliHarness, local_data_dir: Path, debian_servers: None
+) -> CliHarness:
+    snoozeql_cli.env(SNOOZEQL_DATA_DIR=str(local_data_dir))
+    return snoozeql_cli
 
 
 def test_cli_db_commands(db_cli: Callable[..., Result]) -> None:

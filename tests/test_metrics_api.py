@@ -8,12 +8,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from snoozeql.api.app import create_app
-from snoozeql.cli import state
-from snoozeql.cli.main import app as cli_app
-from snoozeql.config import get_settings
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
 from tests.test_metrics_store import add_instances
@@ -107,54 +103,42 @@ def test_activity_and_recommendations(api: Any, ctx: Context) -> None:
                     headers=h(api, "operator")).status_code == 404
 
 
-def test_cli_metrics_activity_and_recommendations(tmp_path: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("SNOOZEQL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SNOOZEQL_AWS_PRICE_LIST", "false")
-    get_settings.cache_clear()
-    state._ctx = None
-    try:
-        ctx = state.ctx()
-        now = datetime.now(UTC)
-        ids = add_instances(ctx, "idle", cost=100)
-        ctx.clock = lambda: now
-        # 20 hours of data: enough to show, not enough to recommend.
-        from snoozeql.services.metrics import MetricsService
+def test_cli_metrics_activity_and_recommendations(snoozeql_cli: Any) -> None:
+    cli = snoozeql_cli
+    ctx = cli.ctx()
+    now = datetime.now(UTC)
+    ids = add_instances(ctx, "idle", cost=100)
+    ctx.clock = lambda: now
+    # 20 hours of data: enough to show, not enough to recommend.
+    from snoozeql.services.metrics import MetricsService
 
-        MetricsService(ctx).push("idle", [
-            {"metric": m, "ts": (now - timedelta(hours=k)).isoformat(), "value": v}
-            for k in range(1, 21) for m, v in (("cpu", 1.5), ("connections", 0))
-        ])
-        runner = CliRunner()
+    MetricsService(ctx).push("idle", [
+        {"metric": m, "ts": (now - timedelta(hours=k)).isoformat(), "value": v}
+        for k in range(1, 21) for m, v in (("cpu", 1.5), ("connections", 0))
+    ])
+    r = cli("metrics", "show", "idle", "--metric", "cpu", "--since", "3d", "--json")
+    assert r.exit_code == 0, r.output
+    points = json.loads(r.stdout)["points"]
+    assert len(points) == 20 and {p["metric"] for p in points} == {"cpu"}
+    r = cli("metrics", "show", "idle", "--since", "1d")
+    assert r.exit_code == 0 and "connections (count)" in r.output
+    assert cli("metrics", "show", "idle", "--metric", "disk").exit_code == 2
+    assert cli("metrics", "show", "nope").exit_code != 0
 
-        def cli(*args: str) -> Any:
-            return runner.invoke(cli_app, list(args), catch_exceptions=False)
+    r = cli("activity", "idle")
+    assert r.exit_code == 0 and "20 hours observed" in r.output
+    assert sum(line.count("·") for line in r.output.splitlines()[2:9]) == 20
 
-        r = cli("metrics", "show", "idle", "--metric", "cpu", "--since", "3d", "--json")
-        assert r.exit_code == 0, r.output
-        points = json.loads(r.stdout)["points"]
-        assert len(points) == 20 and {p["metric"] for p in points} == {"cpu"}
-        r = cli("metrics", "show", "idle", "--since", "1d")
-        assert r.exit_code == 0 and "connections (count)" in r.output
-        assert cli("metrics", "show", "idle", "--metric", "disk").exit_code == 2
-        assert cli("metrics", "show", "nope").exit_code != 0
-
-        r = cli("activity", "idle")
-        assert r.exit_code == 0 and "20 hours observed" in r.output
-        assert sum(line.count("·") for line in r.output.splitlines()[2:9]) == 20
-
-        r = cli("recommendations", "list")
-        assert r.exit_code == 0 and "not enough data: 20 hours observed" in r.output
-        seed(ctx, ids["idle"], lambda _t: False)  # now two weeks of idleness
-        ctx.clock = lambda: NOW
-        r = cli("recommendations", "list", "--json")
-        [rec] = json.loads(r.stdout)
-        assert rec["kind"] == "stop"
-        r = cli("recommendations", "list")
-        assert "STOP IT" in r.output and "$730.50" in r.output
-        r = cli("recommendations", "dismiss", rec["id"])
-        assert r.exit_code == 0 and "idle" in r.output
-        assert json.loads(cli("recommendations", "list", "--json").stdout) == []
-        assert cli("recommendations", "dismiss", "bogus").exit_code == 2
-    finally:
-        state._ctx = None
-        get_settings.cache_clear()
+    r = cli("recommendations", "list")
+    assert r.exit_code == 0 and "not enough data: 20 hours observed" in r.output
+    seed(ctx, ids["idle"], lambda _t: False)  # now two weeks of idleness
+    ctx.clock = lambda: NOW
+    r = cli("recommendations", "list", "--json")
+    [rec] = json.loads(r.stdout)
+    assert rec["kind"] == "stop"
+    r = cli("recommendations", "list")
+    assert "STOP IT" in r.output and "$730.50" in r.output
+    r = cli("recommendations", "dismiss", rec["id"])
+    assert r.exit_code == 0 and "idle" in r.output
+    assert json.loads(cli("recommendations", "list", "--json").stdout) == []
+    assert cli("recommendations", "dismiss", "bogus").exit_code == 2

@@ -10,12 +10,8 @@ from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from snoozeql.api.app import create_app
-from snoozeql.cli import state
-from snoozeql.cli.main import app as cli_app
-from snoozeql.config import get_settings
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.accounts import AccountService
@@ -142,40 +138,28 @@ def test_selector_account_condition_and_governing(fleet: Context) -> None:
         svc.assign("office", selector="{nope")
 
 
-def test_cli_assign_matches_and_preview(tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setenv("SNOOZEQL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SNOOZEQL_AWS_PRICE_LIST", "false")
-    get_settings.cache_clear()
-    state._ctx = None
-    try:
-        ctx = state.ctx()
-        ctx.clock = lambda: MON + timedelta(hours=9)
-        add_instance(ctx, "stg-api")
-        add_instance(ctx, "orders", tags={"env": "dev"})
-        add_instance(ctx, "billing", tags={"env": "prod"})
-        runner = CliRunner()
-
-        def cli(*args: str):  # noqa: ANN202
-            return runner.invoke(cli_app, list(args), catch_exceptions=False)
-
-        assert cli("schedules", "add", "--name", "office", "--timezone", "UTC", "--period",
-                   "begintime=08:00 endtime=19:00").exit_code == 0
-        f = tmp_path / "sel.yaml"
-        f.write_text("any:\n  - name: 'stg-.*'\n  - tag: {key: env, value: dev}\n")
-        r = cli("schedules", "matches", "--selector", str(f), "--json")
-        assert r.exit_code == 0, r.output
-        assert sorted(i["name"] for i in json.loads(r.stdout)["instances"]) == [
-            "orders", "stg-api"]
-        r = cli("schedules", "matches", "office", "--json")
-        assert json.loads(r.stdout)["count"] == 0
-        r = cli("schedules", "assign", "office", "--selector", '{"name": "stg-.*"}')
-        assert r.exit_code == 0, r.output
-        assert "name ~ /stg-.*/" in r.stdout
-        r = cli("schedules", "matches", "office", "--json")
-        [only] = json.loads(r.stdout)["instances"]
-        assert only["name"] == "stg-api" and only["matched_by"][0]["kind"] == "selector"
-        r = cli("schedules", "assign", "office", "--selector", '{"name": "(stg"}')
-        assert r.exit_code == 2 and "at position 0" in r.output
-    finally:
-        state._ctx = None
-        get_settings.cache_clear()
+def test_cli_assign_matches_and_preview(snoozeql_cli, tmp_path) -> None:  # noqa: ANN001
+    cli = snoozeql_cli
+    ctx = cli.ctx()
+    ctx.clock = lambda: MON + timedelta(hours=9)
+    add_instance(ctx, "stg-api")
+    add_instance(ctx, "orders", tags={"env": "dev"})
+    add_instance(ctx, "billing", tags={"env": "prod"})
+    assert cli("schedules", "add", "--name", "office", "--timezone", "UTC", "--period",
+               "begintime=08:00 endtime=19:00").exit_code == 0
+    f = tmp_path / "sel.yaml"
+    f.write_text("any:\n  - name: 'stg-.*'\n  - tag: {key: env, value: dev}\n")
+    r = cli("schedules", "matches", "--selector", str(f), "--json")
+    assert r.exit_code == 0, r.output
+    assert sorted(i["name"] for i in json.loads(r.stdout)["instances"]) == [
+        "orders", "stg-api"]
+    r = cli("schedules", "matches", "office", "--json")
+    assert json.loads(r.stdout)["count"] == 0
+    r = cli("schedules", "assign", "office", "--selector", '{"name": "stg-.*"}')
+    assert r.exit_code == 0, r.output
+    assert "name ~ /stg-.*/" in r.stdout
+    r = cli("schedules", "matches", "office", "--json")
+    [only] = json.loads(r.stdout)["instances"]
+    assert only["name"] == "stg-api" and only["matched_by"][0]["kind"] == "selector"
+    r = cli("schedules", "assign", "office", "--selector", '{"name": "(stg"}')
+    assert r.exit_code == 2 and "at position 0" in r.output

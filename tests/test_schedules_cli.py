@@ -7,32 +7,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from snoozeql.cli import state
-from snoozeql.cli.main import app
-from snoozeql.config import get_settings
 
 MON = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 @pytest.fixture
-def cli(tmp_path, aws_env, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("SNOOZEQL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SNOOZEQL_AWS_PRICE_LIST", "false")
-    monkeypatch.setenv("SNOOZEQL_AWS_MAX_ATTEMPTS", "2")
-    monkeypatch.setenv("SNOOZEQL_AWS_CONNECT_TIMEOUT", "1")
-    get_settings.cache_clear()
-    state._ctx = None
-    runner = CliRunner()
-
-    def invoke(*args: str):  # noqa: ANN202
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    state.ctx().clock = lambda: MON + timedelta(hours=9)
-    yield invoke
-    state._ctx = None
-    get_settings.cache_clear()
+def cli(snoozeql_cli, aws_env):  # noqa: ANN001, ANN201
+    snoozeql_cli.ctx().clock = lambda: MON + timedelta(hours=9)
+    return snoozeql_cli
 
 
 def test_define_import_check_and_preview(cli, tmp_path: Path) -> None:  # noqa: ANN001

@@ -7,28 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-from snoozeql.cli import state
-from snoozeql.cli.main import app
-from snoozeql.config import get_settings
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("SNOOZEQL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SNOOZEQL_DOCKER_HOST", "unix:///nonexistent/snoozeql-test/docker.sock")
-    monkeypatch.delenv("SNOOZEQL_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    state._ctx = None
-    runner = CliRunner()
-
-    def invoke(*args: str):  # noqa: ANN202
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    yield invoke
-    state._ctx = None
-    get_settings.cache_clear()
+def cli(snoozeql_cli):  # noqa: ANN001, ANN201
+    snoozeql_cli.env(SNOOZEQL_DOCKER_HOST="unix:///nonexistent/snoozeql-test/docker.sock")
+    return snoozeql_cli
 
 
 def test_templates_add_list_show(cli, tmp_path: Path) -> None:  # noqa: ANN001
