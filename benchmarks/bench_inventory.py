@@ -12,6 +12,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_inventory`` (PostgreSQL from
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import sys
@@ -38,7 +39,7 @@ from snoozeql.domain.types import (
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
-from snoozeql.store import accounts, db
+from snoozeql.store import accounts, db, tables
 from snoozeql.store import instances as inst
 
 PG_ADMIN = os.environ.get(
@@ -116,29 +117,54 @@ def fresh_engine(url: str) -> tuple[sa.Engine, uuid.UUID]:
 def time_sync(
     engine: sa.Engine, account_id: uuid.UUID, items: list[DiscoveredInstance], naive: bool
 ) -> float:
+    """One sync's store writes, as DiscoveryService.sync does them; instances/s."""
     seen = datetime.now(UTC)
     started = time.perf_counter()
     with engine.begin() as conn:
         if naive:
             for d in items:
                 inst.upsert_one_naive(conn, inst.discovered_row(d, account_id, seen, None))
+            conn.execute(
+                tables.instances.update()
+                .where(tables.instances.c.account_id == account_id,
+                       tables.instances.c.last_seen_at < seen,
+                       tables.instances.c.missing_since.is_(None))
+                .values(missing_since=seen)
+            )
         else:
-            inst.upsert_discovered(conn, items, account_id, seen, {})
-        inst.mark_missing(conn, account_id, seen)
+            inst.sync_account(conn, account_id, items, seen, {})
+        accounts.update(conn, account_id, seen, last_sync_at=seen)
     return len(items) / (time.perf_counter() - started)
 
 
-def bench_sync(url: str, label: str, n: int = 10_000) -> list[str]:
+def changed(items: list[DiscoveredInstance], every: int) -> list[DiscoveredInstance]:
+    """The same instances with every n-th one's status flipped."""
+    def flip(d: DiscoveredInstance) -> DiscoveredInstance:
+        if d.status is InstanceStatus.RUNNING:
+            return dataclasses.replace(d, status=InstanceStatus.STOPPED, raw_status="stopped")
+        return dataclasses.replace(d, status=InstanceStatus.RUNNING, raw_status="available")
+    return [flip(d) if i % every == 0 else d for i, d in enumerate(items)]
+
+
+def bench_sync(url: str, label: str, n: int = 10_000, rounds: int = 3) -> list[str]:
+    """Median of ``rounds`` fresh stores: first sync (all new), a re-sync where
+    nothing changed, and a re-sync where 10% of the instances changed."""
     items = synthetic(n)
+    tenth = changed(items, 10)
     lines = []
     for naive in (False, True):
-        # First sync inserts; second sync (same ids) updates, as a periodic sync does.
-        engine, account_id = fresh_engine(url)
-        insert_rate = time_sync(engine, account_id, items, naive)
-        update_rate = time_sync(engine, account_id, items, naive)
-        engine.dispose()
-        how = "per-row loop (naive)" if naive else "batched upsert"
-        lines.append(f"| {label} | {how} | {insert_rate:,.0f} | {update_rate:,.0f} |")
+        rates: list[tuple[float, float, float]] = []
+        for _ in range(1 if naive else rounds):
+            engine, account_id = fresh_engine(url)
+            rates.append((
+                time_sync(engine, account_id, items, naive),
+                time_sync(engine, account_id, items, naive),
+                time_sync(engine, account_id, tenth, naive),
+            ))
+            engine.dispose()
+        first, same, some = (statistics.median(r[k] for r in rates) for k in range(3))
+        how = "per-row loop (naive)" if naive else "sync_account"
+        lines.append(f"| {label} | {how} | {first:,.0f} | {same:,.0f} | {some:,.0f} |")
     return lines
 
 
@@ -191,8 +217,9 @@ def main() -> None:
     try:
         sqlite_url = f"sqlite:///{tmp / 'bench.db'}"
         print("Discovery write rate, 10,000 instances (instances/s):\n")
-        print("| store | method | first sync (insert) | re-sync (update) |")
-        print("| --- | --- | ---: | ---: |")
+        print("| store | method | first sync (all new) | re-sync, unchanged "
+              "| re-sync, 10% changed |")
+        print("| --- | --- | ---: | ---: | ---: |")
         for line in bench_sync(sqlite_url, "SQLite") + bench_sync(pg_url, "PostgreSQL 15"):
             print(line)
         sys.stdout.flush()

@@ -11,15 +11,16 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from snoozeql.domain.errors import ValidationError
+from snoozeql.domain.errors import NotFoundError, ValidationError
 from snoozeql.domain.types import (
     Account,
+    AccountStatus,
     DiscoveredInstance,
     InstanceKind,
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.store import accounts, actions, db
+from snoozeql.store import accounts, actions, db, tables
 from snoozeql.store import instances as inst
 from snoozeql.store.instances import InstanceFilter
 from snoozeql.store.tables import metadata
@@ -74,74 +75,153 @@ def test_migrations_upgrade_downgrade_and_match_tables(dialect: str, tmp_path) -
             drop_pg_database(url)
 
 
-def test_upsert_keeps_identity_and_first_seen(ctx) -> None:  # noqa: ANN001
+def _sync(conn: sa.Connection, account: Account, items: list[DiscoveredInstance],
+          at: datetime, costs: dict | None = None) -> inst.SyncWrite:
+    """What DiscoveryService.sync writes for one successful sync."""
+    written = inst.sync_account(conn, account.id, items, at, costs or {})
+    accounts.update(conn, account.id, at, status=AccountStatus.CONNECTED, last_sync_at=at)
+    return written
+
+
+def test_sync_keeps_identity_and_first_seen_and_writes_only_changes(ctx) -> None:  # noqa: ANN001
     with ctx.engine.begin() as conn:
         a = _account(conn)
-        rows = [inst.discovered_row(_discovered(i), a.id, T0, None) for i in range(2500)]
-        assert inst.upsert_batch(conn, rows) == 2500
+        assert _sync(conn, a, [_discovered(i) for i in range(2500)], T0) == inst.SyncWrite(
+            new=2500)
     with ctx.engine.connect() as conn:
         before = {i.provider_id: i for i in inst.iter_all(conn)}
     assert len(before) == 2500
 
+    # The next sync: 100 instances stopped and got a price, the rest are as they were.
     later = T0 + timedelta(minutes=5)
+    items = [
+        _discovered(i, status=InstanceStatus.STOPPED, raw_status="stopped") if i < 100
+        else _discovered(i)
+        for i in range(2500)
+    ]
+    costs = {d.provider_id: Decimal("1.8") for d in items[:100]}
     with ctx.engine.begin() as conn:
-        rows = [
-            inst.discovered_row(
-                _discovered(i, status=InstanceStatus.STOPPED, raw_status="stopped"), a.id, later,
-                Decimal("1.8"),
-            )
-            for i in range(2500)
-        ]
-        inst.upsert_batch(conn, rows)
+        assert _sync(conn, a, items, later, costs) == inst.SyncWrite(changed=100, unchanged=2400)
     with ctx.engine.connect() as conn:
         after = {i.provider_id: i for i in inst.iter_all(conn)}
+        raw_seen = dict(conn.execute(sa.select(tables.instances.c.provider_id,
+                                               tables.instances.c.last_seen_at)).all())
     assert len(after) == 2500
-    sample = after[rows[7]["provider_id"]]
-    assert sample.id == before[rows[7]["provider_id"]].id
-    assert sample.first_seen_at == T0
-    assert sample.last_seen_at == later
-    assert sample.status == InstanceStatus.STOPPED
-    assert sample.hourly_cost_cents == Decimal("1.8")
-    assert sample.tags["team"] == "t2"
+    changed, same = after[items[7].provider_id], after[items[700].provider_id]
+    assert changed.id == before[items[7].provider_id].id
+    assert changed.first_seen_at == T0 and changed.last_seen_at == later
+    assert changed.status == InstanceStatus.STOPPED and changed.raw_status == "stopped"
+    assert changed.hourly_cost_cents == Decimal("1.8")
+    assert changed.tags["team"] == "t2"
+    # The unchanged row was not rewritten, yet it reads as seen by this sync.
+    assert raw_seen[items[700].provider_id] == T0
+    assert same.last_seen_at == later and same.status == InstanceStatus.RUNNING
+    with ctx.engine.connect() as conn:
+        page, _ = inst.list_page(conn, InstanceFilter(), sort="-last_seen_at", limit=3000)
+    assert {i.last_seen_at for i in page} == {later}
+
+
+def test_tag_order_does_not_count_as_a_change(ctx) -> None:  # noqa: ANN001
+    with ctx.engine.begin() as conn:
+        a = _account(conn)
+        _sync(conn, a, [_discovered(1, tags={"a": "1", "b": "2"})], T0)
+        again = _sync(conn, a, [_discovered(1, tags={"b": "2", "a": "1"})], T0 + timedelta(1))
+    assert again == inst.SyncWrite(unchanged=1)
+
+
+def test_a_status_set_by_an_action_is_overwritten_by_the_next_sync(ctx) -> None:  # noqa: ANN001
+    with ctx.engine.begin() as conn:
+        a = _account(conn)
+        _sync(conn, a, [_discovered(1)], T0)
+        [row] = inst.find(conn, name="db-00001")
+        inst.set_status(conn, row.id, InstanceStatus.STOPPING, "stopping")
+        # AWS still reports "available": the same as the last sync, but not the store.
+        again = _sync(conn, a, [_discovered(1)], T0 + timedelta(minutes=5))
+        [row] = inst.find(conn, name="db-00001")
+    assert again == inst.SyncWrite(changed=1)
+    assert row.status == InstanceStatus.RUNNING and row.raw_status == "available"
+
+
+def test_awkward_strings_round_trip(ctx) -> None:  # noqa: ANN001
+    odd = "tab\there\nnew\\line\\N \u00e9\u00e8 \"q\" \\"
+    weird = _discovered(1, name="weird\tname\\N", tags={"k\tey": odd, "x": "\\N"},
+                        extra={"note": odd, "n": [1, 2.5, None, True]}, raw_status=None,
+                        engine_version=None, endpoint_port=None)
+    with ctx.engine.begin() as conn:
+        a = _account(conn)
+        _sync(conn, a, [weird, _discovered(2)], T0)
+        [row] = inst.find(conn, name="weird\tname\\N")
+        assert _sync(conn, a, [weird, _discovered(2)], T0 + timedelta(1)).unchanged == 2
+    assert row.tags == {"k\tey": odd, "x": "\\N"}
+    assert row.extra == {"note": odd, "n": [1, 2.5, None, True]}
+    assert row.raw_status is None and row.engine_version is None and row.endpoint_port is None
+
+
+def test_an_instance_moving_between_accounts_is_taken_over(ctx) -> None:  # noqa: ANN001
+    with ctx.engine.begin() as conn:
+        a, b = _account(conn), _account(conn)
+        _sync(conn, a, [_discovered(i) for i in range(3)], T0)
+        # The same ARN now reported through account b (say, a second role on it).
+        written = _sync(conn, b, [_discovered(2), _discovered(3)], T0 + timedelta(1))
+        moved = inst.find(conn, name="db-00002")
+    assert written.new == 2  # neither was b's before
+    assert [m.account_id for m in moved] == [b.id]
+
+
+def test_a_sync_of_a_deleted_account_writes_nothing(ctx) -> None:  # noqa: ANN001
+    with ctx.engine.begin() as conn:
+        a = _account(conn)
+        accounts.delete(conn, a.id)
+    with pytest.raises(NotFoundError), ctx.engine.begin() as conn:
+        inst.sync_account(conn, a.id, [_discovered(1)], T0, {})
+    with ctx.engine.connect() as conn:
+        assert inst.count(conn, InstanceFilter()) == 0
 
 
 def test_missing_since_set_and_cleared(ctx) -> None:  # noqa: ANN001
     with ctx.engine.begin() as conn:
         a = _account(conn)
         other = _account(conn)
-        inst.upsert_batch(conn, [inst.discovered_row(_discovered(i), a.id, T0, None)
-                                 for i in range(10)])
-        inst.upsert_batch(conn, [inst.discovered_row(_discovered(100, region="eu-west-1"),
-                                                     other.id, T0, None)])
+        _sync(conn, a, [_discovered(i) for i in range(10)], T0)
+        _sync(conn, other, [_discovered(100, region="eu-west-1")], T0)
     t1 = T0 + timedelta(minutes=5)
     with ctx.engine.begin() as conn:
-        inst.upsert_batch(conn, [inst.discovered_row(_discovered(i), a.id, t1, None)
-                                 for i in range(8)])
-        assert inst.mark_missing(conn, a.id, t1) == 2
-    with ctx.engine.connect() as conn:
-        missing = {i.name for i in inst.iter_all(conn, InstanceFilter(missing=True))}
-    # Only this account's unseen instances; the other account is untouched.
-    assert missing == {"db-00008", "db-00009"}
-
+        _sync(conn, a, [_discovered(i) for i in range(10)], t1)
     t2 = T0 + timedelta(minutes=10)
     with ctx.engine.begin() as conn:
-        inst.upsert_batch(conn, [inst.discovered_row(_discovered(i), a.id, t2, None)
-                                 for i in range(10)])
-        assert inst.mark_missing(conn, a.id, t2) == 0
+        assert _sync(conn, a, [_discovered(i) for i in range(8)], t2).missing == 2
+    with ctx.engine.connect() as conn:
+        missing = {i.name: i for i in inst.iter_all(conn, InstanceFilter(missing=True))}
+    # Only this account's unseen instances; the other account is untouched. They were
+    # last seen by the previous sync, even though that sync did not rewrite them.
+    assert set(missing) == {"db-00008", "db-00009"}
+    assert {(i.missing_since, i.last_seen_at) for i in missing.values()} == {(t2, t1)}
+
+    t3 = T0 + timedelta(minutes=15)
+    with ctx.engine.begin() as conn:
+        # Still missing: counted once, when it went missing.
+        assert _sync(conn, a, [_discovered(i) for i in range(8)], t3).missing == 0
+        [gone] = inst.find(conn, name="db-00009")
+    assert gone.last_seen_at == t1 and gone.missing_since == t2
+
+    t4 = T0 + timedelta(minutes=20)
+    with ctx.engine.begin() as conn:
+        written = _sync(conn, a, [_discovered(i) for i in range(10)], t4)
+    assert written == inst.SyncWrite(changed=2, unchanged=8)
     with ctx.engine.connect() as conn:
         assert inst.count(conn, InstanceFilter(missing=True)) == 0
         back = inst.find(conn, name="db-00009")[0]
         assert back.first_seen_at == T0  # the same record came back
+        assert back.last_seen_at == t4 and back.missing_since is None
 
 
 @pytest.mark.parametrize("sort", ["name", "-name", "engine", "-region", "status", "hourly_cost"])
 def test_cursor_pages_cover_everything_once_in_order(ctx, sort: str) -> None:  # noqa: ANN001
     with ctx.engine.begin() as conn:
         a = _account(conn)
-        rows = [inst.discovered_row(_discovered(i, region=("us-east-1", "eu-west-1")[i % 2]),
-                                    a.id, T0, Decimal(i % 4) if i % 5 else None)
-                for i in range(237)]
-        inst.upsert_batch(conn, rows)
+        items = [_discovered(i, region=("us-east-1", "eu-west-1")[i % 2]) for i in range(237)]
+        costs = {d.provider_id: Decimal(i % 4) if i % 5 else None for i, d in enumerate(items)}
+        _sync(conn, a, items, T0, costs)
     seen: list = []
     cursor = None
     with ctx.engine.connect() as conn:
@@ -159,8 +239,7 @@ def test_cursor_pages_cover_everything_once_in_order(ctx, sort: str) -> None:  #
 def test_filters_by_tag_text_and_fields(ctx) -> None:  # noqa: ANN001
     with ctx.engine.begin() as conn:
         a = _account(conn)
-        inst.upsert_batch(conn, [inst.discovered_row(_discovered(i), a.id, T0, None)
-                                 for i in range(30)])
+        _sync(conn, a, [_discovered(i) for i in range(30)], T0)
     with ctx.engine.connect() as conn:
         prod = inst.count(conn, InstanceFilter(tags={"env": "prod"}))
         assert prod == 10

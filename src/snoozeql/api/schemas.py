@@ -65,6 +65,7 @@ class SyncOut(BaseModel):
     status: str
     found: int
     new: int
+    changed: int
     missing: int
     seconds: float
     error: str | None
@@ -73,8 +74,8 @@ class SyncOut(BaseModel):
     def of(cls, r: SyncReport) -> SyncOut:
         return cls(
             account_id=r.account_id, account_name=r.account_name, status=r.status.value,
-            found=r.found, new=r.new, missing=r.missing, seconds=round(r.seconds, 3),
-            error=r.error,
+            found=r.found, new=r.new, changed=r.changed, missing=r.missing,
+            seconds=round(r.seconds, 3), error=r.error,
         )
 
 

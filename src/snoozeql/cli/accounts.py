@@ -134,7 +134,8 @@ def _sync_one(name: str, as_json: bool, quiet: bool = False) -> SyncReport:
         if report.status == AccountStatus.CONNECTED:
             console.print(
                 f"[green]{name}: connected[/green] - {report.found} databases "
-                f"({report.new} new, {report.missing} missing) in {report.seconds:.1f}s"
+                f"({report.new} new, {report.changed} changed, {report.missing} missing) "
+                f"in {report.seconds:.1f}s"
             )
         else:
             console.print(f"[red]{name}: failed[/red] - {report.error}")
@@ -144,7 +145,8 @@ def _sync_one(name: str, as_json: bool, quiet: bool = False) -> SyncReport:
 def _report_json(r: SyncReport) -> dict:
     return {
         "account": r.account_name, "status": r.status.value, "found": r.found, "new": r.new,
-        "missing": r.missing, "seconds": round(r.seconds, 3), "error": r.error,
+        "changed": r.changed, "missing": r.missing, "seconds": round(r.seconds, 3),
+        "error": r.error,
     }
 
 

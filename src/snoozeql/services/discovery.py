@@ -26,7 +26,6 @@ from snoozeql.services.pricing import PriceResolver
 from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store.tables import accounts as accounts_t
-from snoozeql.store.tables import instances as instances_t
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,7 @@ class SyncReport:
     status: AccountStatus
     found: int = 0
     new: int = 0
+    changed: int = 0
     missing: int = 0
     seconds: float = 0.0
     error: str | None = None
@@ -68,14 +68,8 @@ class DiscoveryService:
             costs = self.prices.costs_cents(account, found)
             say(f"saving {len(found)} databases")
             with self.ctx.engine.begin() as conn:
-                instance_store.upsert_discovered(conn, found, account.id, seen_at, costs)
-                missing = instance_store.mark_missing(conn, account.id, seen_at)
-                new = conn.execute(
-                    sa.select(sa.func.count()).select_from(instances_t).where(
-                        instances_t.c.account_id == account.id,
-                        instances_t.c.first_seen_at == seen_at,
-                    )
-                ).scalar_one()
+                written = instance_store.sync_account(conn, account.id, found, seen_at, costs)
+                # Same transaction: unchanged instances' last_seen_at is derived from it.
                 account_store.update(
                     conn, account.id, self.ctx.now(), status=AccountStatus.CONNECTED,
                     last_sync_at=seen_at, last_error=None,
@@ -96,12 +90,13 @@ class DiscoveryService:
                 seconds=time.monotonic() - started, error=message,
             )
         log.info(
-            "synced account %s: %d databases (%d new, %d missing)",
-            account.name, len(found), new, missing,
+            "synced account %s: %d databases (%d new, %d changed, %d missing)",
+            account.name, len(found), written.new, written.changed, written.missing,
         )
         return SyncReport(
-            account.id, account.name, AccountStatus.CONNECTED, found=len(found), new=new,
-            missing=missing, seconds=time.monotonic() - started,
+            account.id, account.name, AccountStatus.CONNECTED, found=len(found),
+            new=written.new, changed=written.changed, missing=written.missing,
+            seconds=time.monotonic() - started,
         )
 
     def sync_all(self, progress: Progress | None = None) -> list[SyncReport]:

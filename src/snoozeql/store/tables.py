@@ -63,10 +63,17 @@ instances = sa.Table(
     sa.Column("first_seen_at", UTCDateTime, nullable=False),
     sa.Column("last_seen_at", UTCDateTime, nullable=False),
     sa.Column("missing_since", UTCDateTime),
+    # Digest of the synced columns as discovery last wrote them (store/instances.py);
+    # NULL after any other write to those columns, so the next sync rewrites the row.
+    sa.Column("sync_hash", sa.String(32)),
     sa.UniqueConstraint("provider", "provider_id"),
     sa.Index("ix_instances_name_id", "name", "id"),
     sa.Index("ix_instances_account_id", "account_id"),
-    sa.Index("ix_instances_cluster_provider_id", "cluster_provider_id"),
+    sa.Index(
+        "ix_instances_cluster_provider_id", "cluster_provider_id",
+        postgresql_where=sa.text("cluster_provider_id IS NOT NULL"),
+        sqlite_where=sa.text("cluster_provider_id IS NOT NULL"),
+    ),
 )
 
 # Append-only: rows are inserted once, never updated or deleted (database triggers
