@@ -78,6 +78,8 @@ def test_resync_marks_deleted_instances_missing_and_keeps_them(aws_ctx, aws_env)
     names = aws_env.create_instances("us-east-1", 5)
     _add(aws_ctx, aws_env, regions=("us-east-1",))
     svc = DiscoveryService(aws_ctx)
+    first_at = aws_ctx.now()
+    aws_ctx.clock = lambda: first_at
     first = svc.sync("dev-account")
     rds = aws_env.client("rds", "us-east-1")
     for gone in names[:2]:
@@ -88,10 +90,15 @@ def test_resync_marks_deleted_instances_missing_and_keeps_them(aws_ctx, aws_env)
     second = svc.sync("dev-account")
 
     assert second.missing == 2 and second.new == 0 and second.found == 3
+    assert second.changed == 0  # the three left are as they were: not rewritten
     inv = InventoryService(aws_ctx)
     missing = inv.list_all(inv.build_filter(missing=True))
     assert sorted(i.name for i in missing) == names[:2]
     assert all(i.missing_since == t0 + timedelta(minutes=5) for i in missing)
+    assert all(i.last_seen_at == first_at for i in missing)
+    # Unchanged and not rewritten, yet seen by the second sync.
+    assert {i.last_seen_at for i in inv.list_all(inv.build_filter(missing=False))} == {
+        t0 + timedelta(minutes=5)}
     assert _stored(aws_ctx) == first.found  # nothing deleted
     with pytest.raises(ActionRefused, match="not seen by the last sync"):
         LifecycleService(aws_ctx).act(names[0], "start", actor="cli")
