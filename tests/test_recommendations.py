@@ -12,6 +12,7 @@ from snoozeql.domain.errors import NotFoundError, ValidationError
 from snoozeql.domain.metrics import CONNECTIONS, CPU, Sample
 from snoozeql.services.context import Context
 from snoozeql.services.recommendations import RecommendationService
+from snoozeql.store import instances as instance_store
 from snoozeql.store import metrics as store
 from tests.test_metrics_store import add_instances
 
@@ -122,3 +123,54 @@ def test_applying_a_recommendation_creates_and_assigns_its_schedule(ctx: Context
         svc.apply(items["idle"]["id"], actor="tester", name="idle-off")
     with pytest.raises(NotFoundError):
         svc.apply("00000000-0000-0000-0000-000000000000", actor="tester")
+
+
+def test_the_fleet_analysis_is_reused_until_its_inputs_change(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [NOW]
+    ctx.clock = lambda: clock[0]
+    office = add_instances(ctx, "office", tags={"timezone": "Europe/Paris"}, cost=50)
+    seed(ctx, office["office"], office_hours)
+    analyses: list[datetime] = []
+    compute = RecommendationService.compute
+
+    def counted(self: RecommendationService) -> list:
+        analyses.append(self.ctx.now())
+        return compute(self)
+
+    monkeypatch.setattr(RecommendationService, "compute", counted)
+
+    def names() -> list[str]:
+        # A new service per call, as each API request makes one.
+        return [r["instance_name"] for r in RecommendationService(ctx).list()]
+
+    assert names() == ["office"] and len(analyses) == 1
+    assert names() == ["office"] and len(analyses) == 1  # nothing changed: reused
+
+    # A dismissal shows at once, without analysing again.
+    [rec] = RecommendationService(ctx).list()
+    RecommendationService(ctx).dismiss(rec["id"], actor="tester")
+    assert names() == [] and len(analyses) == 1
+
+    # A new instance (an inventory write) and then new samples (a metrics write)
+    # each make the next listing analyse again.
+    idle = add_instances(ctx, "idle", cost=100)
+    assert names() == ["idle"] and len(analyses) == 2
+    assert RecommendationService(ctx).list()[0]["code"] == "not_enough_data"
+    seed(ctx, idle["idle"], lambda _t: False)
+    assert names() == ["idle"] and len(analyses) == 3
+    assert RecommendationService(ctx).list()[0]["kind"] == "stop"
+
+    # Later in the same hour: the same finished hours, reused. The next hour: again.
+    clock[0] = NOW + timedelta(minutes=20)
+    names()
+    assert len(analyses) == 3
+    clock[0] = NOW + timedelta(minutes=40)
+    names()
+    assert len(analyses) == 4
+
+    # A deleted instance: analysed again, and gone from the list.
+    with ctx.engine.begin() as conn:
+        instance_store.delete(conn, idle["idle"])
+    assert "idle" not in names() and len(analyses) == 5

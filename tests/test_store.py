@@ -215,13 +215,16 @@ def test_missing_since_set_and_cleared(ctx) -> None:  # noqa: ANN001
         assert back.last_seen_at == t4 and back.missing_since is None
 
 
-@pytest.mark.parametrize("sort", ["name", "-name", "engine", "-region", "status", "hourly_cost"])
+@pytest.mark.parametrize(
+    "sort", ["name", "-name", "engine", "-region", "status", "hourly_cost", "-last_seen_at"])
 def test_cursor_pages_cover_everything_once_in_order(ctx, sort: str) -> None:  # noqa: ANN001
     with ctx.engine.begin() as conn:
         a = _account(conn)
         items = [_discovered(i, region=("us-east-1", "eu-west-1")[i % 2]) for i in range(237)]
         costs = {d.provider_id: Decimal(i % 4) if i % 5 else None for i, d in enumerate(items)}
         _sync(conn, a, items, T0, costs)
+        # A later sync misses 37 of them: last_seen_at now has two values, one derived.
+        _sync(conn, a, items[:200], T0 + timedelta(hours=1), costs)
     seen: list = []
     cursor = None
     with ctx.engine.connect() as conn:
@@ -234,6 +237,8 @@ def test_cursor_pages_cover_everything_once_in_order(ctx, sort: str) -> None:  #
         everything, _ = inst.list_page(conn, InstanceFilter(), sort=sort, limit=1000)
     assert [i.id for i in seen] == [i.id for i in everything]
     assert len({i.id for i in seen}) == 237
+    if sort == "-last_seen_at":
+        assert [i.last_seen_at for i in seen] == [T0 + timedelta(hours=1)] * 200 + [T0] * 37
 
 
 def test_filters_by_tag_text_and_fields(ctx) -> None:  # noqa: ANN001

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -26,6 +28,11 @@ class Context:
     engine: sa.Engine
     providers: ProviderRegistry
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Results derived from the store and kept between requests of this process. Each
+    # records the store's data versions it came from (store/versions.py) and is
+    # recomputed when they moved, so it is never stale, also across processes.
+    memo: dict[str, Any] = field(default_factory=dict)
+    memo_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def now(self) -> datetime:
         return self.clock()

@@ -6,6 +6,13 @@ datetime per row: the fast path measured in benchmarks/bench_analysis.py), analy
 every instance in its own time zone with its hourly cost and node count, and keeps the
 recommendations it showed (``store/recommendations.py``) so one can be dismissed by id.
 
+Reading a fleet's lookback and analysing it costs seconds for thousands of instances,
+so the result is kept in the process (``Context.memo``) and reused while its inputs
+are the same: the same hour (the analysis uses only finished hours), the same
+analysis settings, and the same store data versions of instances and metrics
+(``store/versions.py``, bumped by every write to them). Dismissals are read fresh on
+every listing.
+
 Aurora cluster members are left out: the cluster is what gets stopped and started,
 so the recommendation is the cluster's.
 """
@@ -13,10 +20,12 @@ so the recommendation is the cluster's.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
+
+import sqlalchemy as sa
 
 from snoozeql.domain.analysis import (
     NoRecommendation,
@@ -33,9 +42,12 @@ from snoozeql.services.metrics import analysis_settings, timezone_of
 from snoozeql.store import instances as instance_store
 from snoozeql.store import metrics as metric_store
 from snoozeql.store import recommendations as store
+from snoozeql.store import versions
 from snoozeql.store.instances import InstanceFilter
 
 __all__ = ["RecommendationService", "recommendation_id"]
+
+_MEMO = "recommendations"
 
 _NAMESPACE = uuid.UUID("5d7f3c2e-8a8b-4f5e-9c1d-2b6a7e0f4c11")
 
@@ -107,6 +119,37 @@ class RecommendationService:
             if not (i.kind is InstanceKind.INSTANCE and i.cluster_provider_id)
         ]
 
+    def current(self) -> list[Entry]:
+        """Every instance's analysis, recomputed only when its inputs changed."""
+        # Versions are read before the data: a write landing during the computation
+        # leaves the memo keyed to the older versions, so the next call recomputes.
+        with self.ctx.engine.connect() as conn:
+            inputs = self._inputs(conn)
+        memo = self.ctx.memo.get(_MEMO)
+        if memo is None or memo[0] != inputs:
+            with self.ctx.memo_lock:  # one computation at a time; the others reuse it
+                memo = self.ctx.memo.get(_MEMO)
+                if memo is None or memo[0] != inputs:
+                    memo = (inputs, self.compute())
+                    self.ctx.memo[_MEMO] = memo
+        entries: list[Entry] = memo[1]
+        with self.ctx.engine.connect() as conn:
+            dismissed = {
+                rid for rid, r in store.stored(
+                    conn, [e.instance.id for e in entries if e.rec_id is not None]
+                ).items()
+                if r.dismissed_at is not None
+            }
+        return [replace(e, dismissed=e.rec_id in dismissed) for e in entries]
+
+    def _inputs(self, conn: sa.Connection) -> tuple[Any, ...]:
+        """What the analysis depends on besides the data itself."""
+        s = self.ctx.settings
+        return (
+            floor_hour(self.ctx.now()), analysis_settings(self.ctx), s.analysis_timezone,
+            tuple(sorted(versions.read(conn).items())),
+        )
+
     def compute(self) -> list[Entry]:
         """Analyse every instance now and remember the recommendations shown."""
         settings = analysis_settings(self.ctx)
@@ -138,17 +181,11 @@ class RecommendationService:
         ]
         with self.ctx.engine.begin() as conn:
             store.replace_current(conn, rows, now)
-            dismissed = {
-                rid for rid, r in store.stored(conn, [r["instance_id"] for r in rows]).items()
-                if r.dismissed_at is not None
-            }
-        return [
-            Entry(e.instance, e.result, e.rec_id, e.rec_id in dismissed) for e in entries
-        ]
+        return entries
 
     def list(self, include_dismissed: bool = False) -> list[dict[str, Any]]:
         """Recommendations (largest savings first), then instances without one."""
-        entries = [e for e in self.compute() if include_dismissed or not e.dismissed]
+        entries = [e for e in self.current() if include_dismissed or not e.dismissed]
         with_rec = [e for e in entries if isinstance(e.result, Recommendation)]
         without = [e for e in entries if not isinstance(e.result, Recommendation)]
 

@@ -9,6 +9,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from snoozeql.domain.types import Account, AccountStatus, ProviderKind
+from snoozeql.store import versions
 from snoozeql.store.tables import accounts
 
 
@@ -65,4 +66,8 @@ def update(conn: sa.Connection, account_id: UUID, now: datetime, **values: Any) 
 
 
 def delete(conn: sa.Connection, account_id: UUID) -> int:
-    return conn.execute(accounts.delete().where(accounts.c.id == account_id)).rowcount
+    """Delete the account; its instances go with it (ON DELETE CASCADE)."""
+    removed: int = conn.execute(accounts.delete().where(accounts.c.id == account_id)).rowcount
+    if removed:
+        versions.bump(conn, versions.INSTANCES)
+    return removed

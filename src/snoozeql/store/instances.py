@@ -33,6 +33,7 @@ from snoozeql.domain.types import (
     InstanceStatus,
     ProviderKind,
 )
+from snoozeql.store import versions
 from snoozeql.store.tables import accounts as accounts_t
 from snoozeql.store.tables import instances as t
 
@@ -211,6 +212,8 @@ def sync_account(
     with _gc_paused():
         result, unseen = _write(conn, items, account_id, seen_at, costs)
     previous: datetime | None = locked.last_sync_at
+    if unseen:
+        versions.bump(conn, versions.INSTANCES)
     for i in range(0, len(unseen), _ID_CHUNK):
         # Their last sighting was the previous sync (its time is derived until now).
         last_seen = (
@@ -291,6 +294,8 @@ def _write(
         _write_sqlite(conn, new + changed, account_id, seen_at, costs)
     else:  # pragma: no cover - only the two supported stores reach here
         raise NotImplementedError(f"unsupported database dialect {conn.dialect.name}")
+    if new or changed:
+        versions.bump(conn, versions.INSTANCES)
     unseen = [k.id for k in known.values() if not k.missing]
     return SyncWrite(len(new), len(changed), unchanged), unseen
 
@@ -472,10 +477,14 @@ def set_status(
 
 def insert_one(conn: sa.Connection, row: dict[str, Any]) -> None:
     conn.execute(t.insert().values(**row))
+    versions.bump(conn, versions.INSTANCES)
 
 
 def delete(conn: sa.Connection, instance_id: UUID) -> int:
-    return conn.execute(t.delete().where(t.c.id == instance_id)).rowcount
+    removed: int = conn.execute(t.delete().where(t.c.id == instance_id)).rowcount
+    if removed:
+        versions.bump(conn, versions.INSTANCES)
+    return removed
 
 
 # --- listing -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from snoozeql.domain.metrics import (
     absorb,
     floor_hour,
 )
+from snoozeql.store import versions
 from snoozeql.store.metric_tables import metric_hours as t
 
 __all__ = [
@@ -168,6 +169,8 @@ def apply_samples(
                     return 0, statements
                 merged = _upsert(conn, rows)
                 statements += math.ceil(len(rows) / _CHUNK)
+                if merged:
+                    versions.bump(conn, versions.METRICS)  # last: the lock is brief
         except sa.exc.OperationalError as exc:
             # SQLite: a transaction that read before another writer committed cannot
             # write any more ("database is locked" at once, no busy wait): start over.
@@ -228,7 +231,10 @@ def fleet_series(
 
 def delete_before(conn: sa.Connection, cutoff: datetime) -> int:
     """Remove every hour before ``cutoff`` (the retention job)."""
-    return conn.execute(t.delete().where(t.c.hour < cutoff)).rowcount
+    removed: int = conn.execute(t.delete().where(t.c.hour < cutoff)).rowcount
+    if removed:
+        versions.bump(conn, versions.METRICS)
+    return removed
 
 
 def count_rows(conn: sa.Connection, instance_id: UUID | None = None) -> int:

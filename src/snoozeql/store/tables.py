@@ -165,3 +165,15 @@ secrets = sa.Table(
 from snoozeql.store import metric_tables as _metric_tables  # noqa: E402,F401
 from snoozeql.store import schedule_tables as _schedule_tables  # noqa: E402,F401
 from snoozeql.store import stack_tables as _stack_tables  # noqa: E402,F401
+
+# One counter per kind of data ("instances", "metrics"), bumped in the same transaction
+# as every write to it. Derived results cached in a process (the fleet's
+# recommendations) record the counters they were computed from, and are recomputed
+# when the store's counters moved: the check is one small read, and it is right across
+# processes and replicas.
+data_versions = sa.Table(
+    "data_versions",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
