@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -70,6 +71,15 @@ class Entry:
     dismissed: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        out = dict(self._json)
+        if isinstance(self.result, Recommendation):
+            out["status"] = "dismissed" if self.dismissed else "open"
+        return out
+
+    @cached_property
+    def _json(self) -> dict[str, Any]:
+        """Everything but the dismissal, built once per analysis (it is the costly
+        part of a listing served from the memo)."""
         i = self.instance
         out: dict[str, Any] = {
             "id": str(self.rec_id) if self.rec_id else None,
@@ -87,7 +97,7 @@ class Entry:
         body = r.as_dict()
         cents = r.monthly_savings_cents
         out.update(
-            status="dismissed" if self.dismissed else "open",
+            status="open",
             kind=r.kind.value,
             advice=STOP_ADVICE if r.kind is RecommendationKind.STOP else (
                 "sleep in the windows below every week"
@@ -134,13 +144,8 @@ class RecommendationService:
                     self.ctx.memo[_MEMO] = memo
         entries: list[Entry] = memo[1]
         with self.ctx.engine.connect() as conn:
-            dismissed = {
-                rid for rid, r in store.stored(
-                    conn, [e.instance.id for e in entries if e.rec_id is not None]
-                ).items()
-                if r.dismissed_at is not None
-            }
-        return [replace(e, dismissed=e.rec_id in dismissed) for e in entries]
+            dismissed = store.dismissed_ids(conn)
+        return [replace(e, dismissed=True) if e.rec_id in dismissed else e for e in entries]
 
     def _inputs(self, conn: sa.Connection) -> tuple[Any, ...]:
         """What the analysis depends on besides the data itself."""

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from snoozeql.store.metric_tables import recommendations as t
 
-__all__ = ["dismiss", "get", "replace_current", "stored"]
+__all__ = ["dismiss", "dismissed_ids", "get", "replace_current", "stored"]
 
 
 def stored(conn: sa.Connection, instance_ids: Sequence[UUID] | None = None) -> dict[UUID, Any]:
@@ -30,6 +30,11 @@ def stored(conn: sa.Connection, instance_ids: Sequence[UUID] | None = None) -> d
         for r in conn.execute(q.where(t.c.instance_id.in_(ids[n : n + 500]))):
             out[r.id] = r
     return out
+
+
+def dismissed_ids(conn: sa.Connection) -> set[UUID]:
+    """Ids of every dismissed recommendation (a small set: only dismissals are read)."""
+    return set(conn.execute(sa.select(t.c.id).where(t.c.dismissed_at.is_not(None))).scalars())
 
 
 def replace_current(conn: sa.Connection, rows: Sequence[dict[str, Any]], at: datetime) -> None:
