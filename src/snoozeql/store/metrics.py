@@ -207,26 +207,29 @@ def fleet_series(
     """Columns for every instance with data in ``hours`` hours from ``start``.
 
     Rows are placed by their integer ``epoch_hour``: no datetime is built per row,
-    which keeps a fleet read on the analysis' fast path.
+    which keeps a fleet read on the analysis' fast path. Likewise the instance id is
+    read as the driver gives it (SQLite: text) and made a UUID once per instance,
+    not once per row.
     """
     start = floor_hour(start)
     base = epoch_hour(start)
-    q = sa.select(t.c.instance_id, t.c.metric, t.c.epoch_hour, t.c.avg, t.c.max).where(
+    raw_id = sa.type_coerce(t.c.instance_id, sa.types.NullType())
+    q = sa.select(raw_id, t.c.metric, t.c.epoch_hour, t.c.avg, t.c.max).where(
         t.c.epoch_hour >= base, t.c.epoch_hour < base + hours
     )
-    out: dict[UUID, HourlySeries] = {}
+    out: dict[Any, HourlySeries] = {}
     ids = list(instance_ids) if instance_ids is not None else None
     chunks = (
         [None] if ids is None else [ids[n : n + _ID_CHUNK] for n in range(0, len(ids), _ID_CHUNK)]
     )
     for chunk in chunks:
         query = q if chunk is None else q.where(t.c.instance_id.in_(chunk))
-        for instance_id, metric, hour_no, avg, max_ in conn.execute(query):
+        for instance_id, metric, hour_no, avg, max_ in conn.execute(query).all():
             cols = out.get(instance_id)
             if cols is None:
                 cols = out[instance_id] = HourlySeries.empty(start, hours)
             cols.put(metric, hour_no - base, avg, max_)
-    return out
+    return {k if isinstance(k, UUID) else UUID(k): v for k, v in out.items()}
 
 
 def delete_before(conn: sa.Connection, cutoff: datetime) -> int:
