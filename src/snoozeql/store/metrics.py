@@ -208,16 +208,16 @@ def fleet_series(
 
     Rows are placed by their integer ``epoch_hour``: no datetime is built per row,
     which keeps a fleet read on the analysis' fast path. Likewise the instance id is
-    read as the driver gives it (SQLite: text) and made a UUID once per instance,
-    not once per row.
+    read as text (hashing a str is cached, a UUID's is not) and made a UUID once per
+    instance, not once per row.
     """
     start = floor_hour(start)
     base = epoch_hour(start)
-    raw_id = sa.type_coerce(t.c.instance_id, sa.types.NullType())
+    raw_id = sa.cast(t.c.instance_id, sa.String)
     q = sa.select(raw_id, t.c.metric, t.c.epoch_hour, t.c.avg, t.c.max).where(
         t.c.epoch_hour >= base, t.c.epoch_hour < base + hours
     )
-    out: dict[Any, HourlySeries] = {}
+    out: dict[str, HourlySeries] = {}
     ids = list(instance_ids) if instance_ids is not None else None
     chunks = (
         [None] if ids is None else [ids[n : n + _ID_CHUNK] for n in range(0, len(ids), _ID_CHUNK)]
@@ -229,7 +229,7 @@ def fleet_series(
             if cols is None:
                 cols = out[instance_id] = HourlySeries.empty(start, hours)
             cols.put(metric, hour_no - base, avg, max_)
-    return {k if isinstance(k, UUID) else UUID(k): v for k, v in out.items()}
+    return {UUID(k): v for k, v in out.items()}
 
 
 def delete_before(conn: sa.Connection, cutoff: datetime) -> int:
