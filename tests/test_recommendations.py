@@ -174,3 +174,23 @@ def test_the_fleet_analysis_is_reused_until_its_inputs_change(
     with ctx.engine.begin() as conn:
         instance_store.delete(conn, idle["idle"])
     assert "idle" not in names() and len(analyses) == 5
+
+
+def test_the_analysis_job_leaves_the_listing_nothing_to_compute(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snoozeql.jobs.catalogue import catalogue
+
+    ctx.clock = lambda: NOW
+    idle = add_instances(ctx, "idle", cost=100)
+    seed(ctx, idle["idle"], lambda _t: False)
+    [job] = [j for j in catalogue(ctx) if j.name == "analyse-activity"]
+    assert job.interval == timedelta(seconds=ctx.settings.metrics_interval_seconds)
+    assert job.run(ctx) == 1
+
+    analyses: list[int] = []
+    compute = RecommendationService.compute
+    monkeypatch.setattr(RecommendationService, "compute",
+                        lambda self: analyses.append(1) or compute(self))
+    assert [r["kind"] for r in RecommendationService(ctx).list()] == ["stop"]
+    assert analyses == []

@@ -47,6 +47,14 @@ def _cleanup_metrics(ctx: Context) -> object:
     return MetricsService(ctx).cleanup()
 
 
+def _analyse_activity(ctx: Context) -> object:
+    from snoozeql.services.recommendations import RecommendationService
+
+    # Analyses again only if instances or metrics changed (or a new hour began), so the
+    # first listing after a collection is served from the result kept in this process.
+    return len(RecommendationService(ctx).current())
+
+
 def catalogue(ctx: Context) -> list[Job]:
     s = ctx.settings
     return [
@@ -61,5 +69,8 @@ def catalogue(ctx: Context) -> list[Job]:
         *([Job("collect-metrics", timedelta(seconds=s.metrics_interval_seconds),
                _collect_metrics, lease=timedelta(minutes=15)),
            Job("cleanup-metrics", timedelta(days=1), _cleanup_metrics,
-               lease=timedelta(minutes=30))] if s.metrics_enabled else []),
+               lease=timedelta(minutes=30)),
+           # Recommendations: refreshed after each collection rather than on a request.
+           Job("analyse-activity", timedelta(seconds=s.metrics_interval_seconds),
+               _analyse_activity, lease=timedelta(minutes=30))] if s.metrics_enabled else []),
     ]
