@@ -1,8 +1,10 @@
 """Inventory benchmark: discovery writes and listing latency (issue 3).
 
 1. Syncs 10,000 instances of synthetic provider output into SQLite and PostgreSQL
-   with the batched upsert discovery uses, and with a one-upsert-per-row loop (the
-   naive approach) in the same run, and reports instances per second.
+   three times (first sync, unchanged re-sync, re-sync with 10% changed) with the
+   write path discovery uses (``store.instances.sync_account``), and with a
+   one-upsert-per-row loop (the naive approach) in the same run, and reports
+   instances per second.
 2. Stores 100,000 instances and reports p50/p99 of
    ``GET /api/v1/instances?limit=100&engine=postgres`` over real HTTP (uvicorn).
 
