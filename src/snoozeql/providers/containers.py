@@ -49,11 +49,11 @@ from snoozeql.domain.stacks.entries import Healthcheck
 from snoozeql.domain.stacks.merge import EffectiveService
 from snoozeql.domain.types import InstanceStatus
 from snoozeql.providers import probes
+from snoozeql.providers.docker_engine import DockerEngine
 
 RUNTIME = "container"
 HOST = "127.0.0.1"
 MANAGED_LABEL = "snoozeql.managed"
-DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 LOG_TAIL_LINES = 20
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)")
 _NS = {"h": 3600 * 10**9, "m": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
@@ -253,8 +253,14 @@ class ContainerState:
     log_tail: tuple[str, ...] = ()
 
 
-class ContainerRuntime:
+class ContainerRuntime(DockerEngine):
     """Create, start, stop, remove and measure stack containers on a Docker engine."""
+
+    unreachable_advice = (
+        "install/start Docker: plain images (templates without an engine) run as Docker "
+        "containers through the generic container runtime, or run the stack with its "
+        "Compose export (snoozeql stacks export)"
+    )
 
     def __init__(
         self,
@@ -264,10 +270,7 @@ class ContainerRuntime:
         ready_timeout: float | None = None,
         stop_timeout: float = 10.0,
     ) -> None:
-        self.settings = settings
-        self.base_url = (
-            base_url or getattr(settings, "docker_host", None) or os.environ.get("DOCKER_HOST")
-        )
+        super().__init__(settings, base_url)
         self.ready_timeout = (
             ready_timeout
             if ready_timeout is not None
@@ -275,47 +278,10 @@ class ContainerRuntime:
         )
         self.stop_timeout = stop_timeout
         self.root = settings.data_dir / "stacks"
-        self._client: Any = None
-
-    @property
-    def engine_url(self) -> str:
-        return self.base_url or DEFAULT_DOCKER_URL
-
-    def _unreachable(self) -> ProviderError:
-        return ProviderError(
-            f"Docker engine not reachable at {self.engine_url}; install/start Docker: plain "
-            "images (templates without an engine) run as Docker containers through the "
-            "generic container runtime, or run the stack with its Compose export "
-            "(snoozeql stacks export)"
-        )
-
-    @property
-    def client(self) -> Any:
-        """A connected docker-py client; ProviderError when no engine answers."""
-        if self._client is None:
-            import docker
-            import docker.errors
-            import requests
-
-            try:
-                if self.base_url:
-                    client = docker.DockerClient(base_url=self.base_url, version="auto", timeout=30)
-                else:
-                    client = docker.from_env(version="auto", timeout=30)
-                client.ping()
-            except (docker.errors.DockerException, requests.RequestException, OSError):
-                raise self._unreachable() from None
-            self._client = client
-        return self._client
 
     def check(self) -> None:
         """Connect now: a ProviderError saying what to do when no engine answers."""
         self.client  # noqa: B018 - the property connects and pings
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     # ------------------------------------------------------------------ public API
 
@@ -467,20 +433,6 @@ class ContainerRuntime:
 
     # ------------------------------------------------------------------ internals
 
-    def _call(self, fn: Any) -> Any:
-        """Run a docker-py call; engine errors become ProviderError (NotFound passes)."""
-        import docker.errors
-        import requests
-
-        try:
-            return fn()
-        except docker.errors.NotFound:
-            raise
-        except docker.errors.APIError as exc:
-            raise ProviderError(f"Docker engine refused: {exc.explanation or exc}") from None
-        except (docker.errors.DockerException, requests.RequestException):
-            raise self._unreachable() from None
-
     def _container(self, name: str) -> Any:
         import docker.errors
 
@@ -494,24 +446,6 @@ class ContainerRuntime:
             raise NotFoundError(f"container {name} exists but was not made by a SnoozeQL stack")
         return container
 
-    def _ensure_image(self, ref: str) -> None:
-        import docker.errors
-
-        try:
-            self._call(lambda: self.client.images.get(ref))
-            return
-        except docker.errors.NotFound:
-            pass
-        image, sep, tag = ref.rpartition(":")
-        if not sep or "/" in tag:
-            image, tag = ref, "latest"
-        try:
-            self.client.images.pull(image, tag=tag)
-        except docker.errors.DockerException as exc:
-            raise ProviderError(
-                f"image {ref} is not on this machine and could not be pulled: "
-                f"{getattr(exc, 'explanation', None) or exc}"
-            ) from None
 
     def _refuse_busy_ports(self, ports: list[tuple[int, str]]) -> None:
         for port, protocol in ports:

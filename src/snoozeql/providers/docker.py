@@ -39,12 +39,12 @@ from snoozeql.domain.engines import (
 from snoozeql.domain.errors import ConflictError, NotFoundError, ProviderError, ValidationError
 from snoozeql.domain.types import InstanceStatus
 from snoozeql.providers import probes
+from snoozeql.providers.docker_engine import DockerEngine
 from snoozeql.providers.local import port_in_use
 
 HOST = "127.0.0.1"
 LABEL_PREFIX = "snoozeql."
 MANAGED_LABEL = "snoozeql.managed"
-DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 LOG_TAIL_LINES = 20
 
 
@@ -89,10 +89,11 @@ def container_create_kwargs(spec: LocalDatabaseSpec, password: str) -> dict[str,
     }
 
 
-class DockerRuntime:
+class DockerRuntime(DockerEngine):
     """Same operations as :class:`~snoozeql.providers.local.NativeRuntime`, on Docker."""
 
     kind = Runtime.DOCKER
+    unreachable_advice = "install/start Docker or use --runtime native"
 
     def __init__(
         self,
@@ -102,47 +103,10 @@ class DockerRuntime:
         ready_timeout: float = 120.0,
         stop_timeout: float = 10.0,
     ) -> None:
-        self.settings = settings
-        self.base_url = (
-            base_url or getattr(settings, "docker_host", None) or os.environ.get("DOCKER_HOST")
-        )
+        super().__init__(settings, base_url)
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.state_dir = settings.data_dir / "docker"
-        self._client: Any = None
-
-    # ------------------------------------------------------------------ connection
-
-    @property
-    def engine_url(self) -> str:
-        return self.base_url or DEFAULT_DOCKER_URL
-
-    @property
-    def client(self) -> Any:
-        """A connected docker-py client; ProviderError when no engine answers."""
-        if self._client is None:
-            import docker
-            import docker.errors
-            import requests
-
-            try:
-                if self.base_url:
-                    client = docker.DockerClient(base_url=self.base_url, version="auto", timeout=30)
-                else:
-                    client = docker.from_env(version="auto", timeout=30)
-                client.ping()
-            except (docker.errors.DockerException, requests.RequestException, OSError):
-                raise ProviderError(
-                    f"Docker engine not reachable at {self.engine_url}; install/start Docker "
-                    "or use --runtime native"
-                ) from None
-            self._client = client
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     # ------------------------------------------------------------------ public API
 
@@ -309,23 +273,6 @@ class DockerRuntime:
 
     # ------------------------------------------------------------------ internals
 
-    def _call(self, fn: Any) -> Any:
-        """Run a docker-py call; engine errors become ProviderError."""
-        import docker.errors
-        import requests
-
-        try:
-            return fn()
-        except docker.errors.NotFound:
-            raise
-        except docker.errors.APIError as exc:
-            raise ProviderError(f"Docker engine refused: {exc.explanation or exc}") from None
-        except (docker.errors.DockerException, requests.RequestException):
-            raise ProviderError(
-                f"Docker engine not reachable at {self.engine_url}; install/start Docker "
-                "or use --runtime native"
-            ) from None
-
     def _container(self, name: str) -> Any:
         import docker.errors
 
@@ -338,23 +285,6 @@ class DockerRuntime:
                 f"container {container_name(name)} exists but was not made by SnoozeQL"
             )
         return container
-
-    def _ensure_image(self, ref: str) -> None:
-        import docker.errors
-
-        try:
-            self.client.images.get(ref)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        image, _, tag = ref.rpartition(":")
-        try:
-            self.client.images.pull(image, tag=tag)
-        except docker.errors.DockerException as exc:
-            raise ProviderError(
-                f"image {ref} is not on this machine and could not be pulled: "
-                f"{getattr(exc, 'explanation', None) or exc}"
-            ) from None
 
     def _refuse_busy_port(self, port: int) -> None:
         if port_in_use(port):
