@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 from snoozeql.domain.errors import ValidationError
@@ -69,3 +70,26 @@ def split_list(value: str | list[str] | None) -> list[str]:
         if item and item not in out:
             out.append(item)
     return out
+
+
+def iso_instant(value: datetime | str, what: str, *, naive_is_utc: bool = False) -> datetime:
+    """An ISO 8601 date or time (``Z`` accepted) as an aware datetime.
+
+    Without a UTC offset it is UTC when ``naive_is_utc``, else refused: where an hour
+    off would matter (schedules, money) the caller asks for the offset.
+    """
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(
+                f"{what}: {value!r} is not an ISO 8601 date or time such as "
+                "2026-11-23T19:30:00+01:00"
+            ) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        if not naive_is_utc:
+            raise ValidationError(
+                f"{what}: {value.isoformat()} needs a UTC offset (e.g. +01:00, Z)"
+            )
+        value = value.replace(tzinfo=UTC)
+    return value

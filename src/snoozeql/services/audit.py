@@ -22,12 +22,13 @@ import io
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from snoozeql.domain.errors import ValidationError
+from snoozeql.domain.validation import iso_instant
 from snoozeql.services.context import Context
 from snoozeql.store import actions as action_log
 from snoozeql.store.actions import ActionRecord
@@ -120,16 +121,8 @@ CSV_COLUMNS = ("at", "actor", "action", "object_kind", "object_name", "object_id
 
 
 def _when(value: datetime | str | None, what: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError(f"{what}: {value!r} is not an ISO date or time") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # documented: a time without a zone is UTC
-    return value
+    # Documented: a time without a zone is UTC.
+    return None if value in (None, "") else iso_instant(value, what, naive_is_utc=True)
 
 
 def entry_json(r: ActionRecord) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from snoozeql.domain.metrics import (
     retention_cutoff,
 )
 from snoozeql.domain.types import Account, Instance, InstanceStatus, ProviderKind
+from snoozeql.domain.validation import iso_instant
 from snoozeql.providers.aws_metrics import CollectResult, MetricTarget
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
@@ -123,13 +124,7 @@ def parse_instant(text: str | datetime | None, now: datetime, name: str) -> date
 
 def _iso(value: object) -> object:
     """An ISO 8601 string as an aware datetime (UTC if no offset); anything else as is."""
-    if not isinstance(value, str):
-        return value
-    try:
-        ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"ts: {value!r} is not an ISO 8601 time") from None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+    return iso_instant(value, "ts", naive_is_utc=True) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from uuid import UUID
 
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.schedules import DesiredState, preview
+from snoozeql.domain.validation import iso_instant
 from snoozeql.services.context import Context
 from snoozeql.services.schedules import ScheduleService
 from snoozeql.store import accounts as account_store
@@ -117,16 +118,7 @@ class SavingsReport:
 
 
 def _aware(value: datetime | str | None, what: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError(f"{what}: {value!r} is not an ISO date or time") from None
-    if value.tzinfo is None:
-        raise ValidationError(f"{what}: {value.isoformat()} needs a UTC offset (e.g. Z)")
-    return value
+    return None if value in (None, "") else iso_instant(value, what)
 
 
 class SavingsService:

@@ -51,6 +51,7 @@ from snoozeql.domain.schedules.conflicts import Conflict, Ranked, pair_conflicts
 from snoozeql.domain.schedules.model import load_zone
 from snoozeql.domain.selectors import Selector, parse_selector
 from snoozeql.domain.types import Instance
+from snoozeql.domain.validation import iso_instant
 from snoozeql.services import audit
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
@@ -290,17 +291,7 @@ def _read_selector(raw: Any) -> Selector:
 
 
 def _instant(value: datetime | str, what: str) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError(
-                f"{what}: {value!r} is not an ISO date and time such as "
-                "2026-11-23T19:30:00+01:00"
-            ) from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(f"{what}: {value.isoformat()} needs a UTC offset (e.g. +01:00, Z)")
-    return value
+    return iso_instant(value, what)
 
 
 class ScheduleService:
