@@ -150,6 +150,39 @@ def test_a_live_holder_keeps_its_job_while_it_runs_longer_than_the_lease(ctx) ->
     assert ran == ["slow"]
 
 
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_a_live_reconcilers_claim_and_intent_outlast_a_slow_provider_call(  # noqa: ANN001
+        aws_ctx, aws_env, monkeypatch) -> None:
+    """Real clock, 1 s action leases, a stop that takes 3 s: a second replica's runs
+    meanwhile neither act on the instance nor resolve the intent as abandoned."""
+    aws_ctx.settings = aws_ctx.settings.model_copy(update={"lease_seconds": 2})
+    aws_ctx.clock = lambda: datetime.now(UTC)
+    office(aws_ctx, aws_env, count=1, periods=[], override_status="stopped")
+    real_stop, in_call = AwsProvider.stop, threading.Event()
+
+    def slow_stop(self, account, instance):  # noqa: ANN001, ANN202
+        in_call.set()
+        time.sleep(3)
+        return real_stop(self, account, instance)
+
+    monkeypatch.setattr(AwsProvider, "stop", slow_stop)
+    first = threading.Thread(target=Reconciler(aws_ctx).run)
+    first.start()
+    assert in_call.wait(30)
+    engine = db.create_engine(aws_ctx.settings.effective_database_url)
+    other = Context(settings=aws_ctx.settings, engine=engine, providers=aws_ctx.providers,
+                    clock=aws_ctx.clock)
+    try:
+        while first.is_alive():
+            report = Reconciler(other).run()
+            assert [i for i in report.items if i.action != "none"] == []
+            time.sleep(0.3)
+    finally:
+        first.join(30)
+        engine.dispose()
+    assert [(e.action, e.result) for e in entries(aws_ctx, "db-0000")] == [("stop", "ok")]
+
+
 # --------------------------------------------------------------------------- the log
 
 

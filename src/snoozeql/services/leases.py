@@ -109,6 +109,7 @@ class LeaseKeeper:
     def hold(self, *items: _Held) -> Iterator[None]:
         """Keep ``items`` renewed until the block ends (however it ends)."""
         with self._lock:
+            shortest = min((h.lease for h in self._held.values()), default=None)
             tokens = []
             for item in items:
                 self._next += 1
@@ -118,8 +119,8 @@ class LeaseKeeper:
                 self._thread = threading.Thread(target=self._loop, name="snoozeql-leases",
                                                 daemon=True)
                 self._thread.start()
-            else:
-                self._wake.set()  # a shorter lease may need an earlier renewal
+            elif items and shortest is not None and min(i.lease for i in items) < shortest:
+                self._wake.set()  # the shorter lease needs an earlier renewal
         try:
             yield
         finally:
