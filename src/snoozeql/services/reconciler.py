@@ -318,8 +318,10 @@ class Reconciler:
             if (inst.id, action, p.at.isoformat()) in said:
                 return item("none", "skipped", f"dry run: already logged for this "
                             f"transition; {p.reason}")
+            which = ("SNOOZEQL_RECONCILE_DRY_RUN is set" if self.ctx.settings.reconcile_dry_run
+                     else "the schedule is a dry run")
             return item(action, ActionResult.DRY_RUN.value,
-                        f"{note}logs only (the schedule is a dry run): {p.reason}")
+                        f"{note}logs 'would {action}' only ({which}): {p.reason}")
         claim = claims.get((inst.id, p.kind, p.at))
         kind, at, reason = p.kind, p.at, p.reason
         if claim is not None and claim.status == "done":
