@@ -604,3 +604,13 @@ def test_lifecycle_in_a_denied_project_is_a_provider_error(
     gcp_api.deny_project("proj-a")
     with pytest.raises(ProviderError, match="permission denied"):
         provider.stop(gcp_account("proj-a"), stored("proj-a:pg"))
+
+
+def test_status_reads_the_state_without_changing_anything(
+    gcp_api: GcpApiServer, gcp_account: MakeAccount, provider: GcpProvider
+) -> None:
+    """What a takeover reads to resolve a dead replica's pending action (issue 13)."""
+    gcp_api.add_instance("proj-a", "pg", activation_policy="NEVER")
+    outcome = provider.status(gcp_account("proj-a"), stored("proj-a:pg"))
+    assert (outcome.status, outcome.raw_status) == (InstanceStatus.STOPPED, "RUNNABLE/NEVER")
+    assert gcp_api.count("PATCH", GET) == 0

@@ -289,11 +289,12 @@ def test_a_crashed_run_is_finished_without_repeating(aws_ctx, aws_env, monkeypat
     stopped_before = {n for n, _, r in log(aws_ctx) if r == "ok"}
     assert "db-0002" not in stopped_before
 
-    # Inside the crashed claim's lease nobody touches db-0002; after it, a run finishes.
-    report = run(aws_ctx, at(19, 5))
+    # Inside the crashed claim's lease (15 s: half the job's, which is half the 60 s
+    # interval) nobody touches db-0002; after it, a run finishes.
+    report = run(aws_ctx, at(19, 1) + timedelta(seconds=10))
     assert {i.instance_name for i in report.items} == {"db-0000", "db-0001", "db-0002"} - (
         stopped_before | {"db-0002"})
-    report = run(aws_ctx, at(19, 12))
+    report = run(aws_ctx, at(19, 2))
     assert [i.instance_name for i in report.items] == ["db-0002"]
     for name in ("db-0000", "db-0001", "db-0002"):
         assert log(aws_ctx, name) == [(name, "stop", "ok")]

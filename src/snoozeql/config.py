@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     jobs_enabled: bool = True
     sync_interval_seconds: int = Field(default=300, ge=10)
     job_poll_seconds: float = Field(default=5.0, gt=0)
+    lease_seconds: int = Field(
+        default=60, ge=2, description="longest lease on a running job (at most half its "
+        "interval; an action's lease is half the reconciler's); renewed by a heartbeat "
+        "while the work runs, so a dead replica's work is taken over after it",
+    )
 
     # Cloud calls.
     aws_connect_timeout: float = 5.0

@@ -197,3 +197,20 @@ class OverrideOut(BaseModel):
     def of(cls, name: str, o: OverrideRecord) -> OverrideOut:
         return cls(instance_id=o.instance_id, instance=name, state=o.state, until=o.until,
                    reason=o.reason, created_by=o.created_by, created_at=o.created_at)
+
+
+class ReconcileItemOut(BaseModel):
+    instance_id: UUID
+    instance_name: str
+    action: str = Field(description="stop | start | warn | skip | none")
+    result: str = Field(description="ok | failed | refused | unknown | skipped | noop, or "
+                        "dry_run: what a real run would do")
+    reason: str
+    error: str | None = None
+
+
+class ReconcileOut(BaseModel):
+    started_at: datetime
+    dry_run: bool = Field(description="a preview: nothing was done or written")
+    considered: int
+    items: list[ReconcileItemOut]

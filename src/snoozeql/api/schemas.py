@@ -140,13 +140,17 @@ class ActionOut(BaseModel):
     instance_name: str | None
     provider: str | None
     reason: str
-    result: str
+    result: str = Field(description="ok | failed | refused | dry_run | unknown, or pending "
+                        "while the provider call runs")
+    outcome: str = Field(description="the result as people read it, e.g. "
+                         "'ok (confirmed after takeover)'")
     error: str | None
     details: dict[str, Any]
 
     @classmethod
     def of(cls, r: ActionRecord) -> ActionOut:
-        return cls(**r.__dict__)
+        fields = {k: v for k, v in r.__dict__.items() if k in cls.model_fields}
+        return cls(**fields, outcome=r.outcome)
 
 
 class ActionResultOut(BaseModel):

@@ -20,7 +20,8 @@ app = typer.Typer(help="The action log: who did what to which database, and how 
 def list_(
     instance: Annotated[str | None, typer.Option(help="instance id, ARN or name")] = None,
     action: Annotated[str | None, typer.Option(help="start, stop, restart, ...")] = None,
-    result: Annotated[str | None, typer.Option(help="ok, failed, refused, dry_run")] = None,
+    result: Annotated[str | None, typer.Option(
+        help="ok, failed, refused, dry_run, pending, unknown")] = None,
     actor: Annotated[str | None, typer.Option(help="API key name or 'cli'")] = None,
     since: Annotated[datetime | None, typer.Option(help="ISO time (UTC if no zone)")] = None,
     limit: Annotated[int, typer.Option()] = 100,
@@ -35,10 +36,10 @@ def list_(
         instance=instance, action=action, result=result, actor=actor, since=since, limit=limit
     )
     if as_json:
-        print_json([r.__dict__ for r in records])
+        print_json([r.__dict__ | {"outcome": r.outcome} for r in records])
         return
     print_table(
         None, ["WHEN (UTC)", "WHO", "ACTION", "INSTANCE", "WHY", "RESULT", "ERROR"],
-        [(r.at, r.actor, r.action, r.instance_name, r.reason, r.result, r.error)
+        [(r.at, r.actor, r.action, r.instance_name, r.reason, r.outcome, r.error)
          for r in records],
     )

@@ -389,16 +389,26 @@ def assignments(ref: Annotated[str | None, typer.Argument(help="name or id; defa
 
 @app.command("reconcile")
 @handle_errors
-def reconcile(as_json: JsonOpt = False) -> None:
+def reconcile(
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="show what a run would do now, per instance and why; do nothing")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Run the reconciler once now (what `serve` does every minute)."""
     from snoozeql.services.reconciler import Reconciler
 
-    report = Reconciler(state.ctx()).run()
+    report = Reconciler(state.ctx()).run(dry_run=dry_run)
     if as_json:
         print_json(report.to_json())
         return
     print_table(None, ["INSTANCE", "ACTION", "RESULT", "REASON", "ERROR"], [
         (i.instance_name, i.action, i.result, i.reason, i.error) for i in report.items
     ])
+    if dry_run:
+        acting = sum(1 for i in report.items if i.action not in ("none", "skip"))
+        console.print(f"dry run: {report.considered} scheduled instance(s), a run now would "
+                      f"act on {acting}; nothing was done", style="dim", highlight=False)
+        return
     console.print(f"{report.considered} scheduled instance(s), {len(report.items)} action(s)",
                   style="dim")

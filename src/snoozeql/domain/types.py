@@ -58,6 +58,14 @@ class ActionResult(StrEnum):
     FAILED = "failed"
     REFUSED = "refused"
     DRY_RUN = "dry_run"
+    # The intent, written before the provider call and completed after it.
+    PENDING = "pending"
+    # A dead holder's intent whose effect the instance's real state does not show.
+    UNKNOWN = "unknown"
+
+
+#: What ``details["resolution"]`` says of an intent a takeover found done.
+CONFIRMED_AFTER_TAKEOVER = "confirmed after takeover"
 
 
 class Role(StrEnum):

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from snoozeql.config import Settings
 from snoozeql.services.context import Context
 from snoozeql.services.discovery import DiscoveryService
+from snoozeql.services.leases import job_lease
 
 
 @dataclass(frozen=True)
@@ -15,8 +17,15 @@ class Job:
     name: str
     interval: timedelta
     run: Callable[[Context], object]
-    # A run that takes longer than this is presumed dead and may be claimed again.
-    lease: timedelta = timedelta(minutes=30)
+    # How long a claim on a run lasts without a heartbeat: the runner renews it while
+    # the run goes on, so only a dead holder's run is claimed again, after at most this.
+    # None: half the interval, capped by SNOOZEQL_LEASE_SECONDS (``leases.job_lease``).
+    lease: timedelta | None = None
+
+    def lease_for(self, settings: Settings) -> timedelta:
+        """Never longer than the interval: a dead holder is taken over within two."""
+        return min(self.lease, self.interval) if self.lease else job_lease(settings,
+                                                                            self.interval)
 
 
 def _sync_accounts(ctx: Context) -> object:
@@ -60,17 +69,15 @@ def catalogue(ctx: Context) -> list[Job]:
     return [
         Job("sync-accounts", timedelta(seconds=s.sync_interval_seconds), _sync_accounts),
         # Local databases: a crash or a reboot shows up within a minute.
-        Job("refresh-local-databases", timedelta(seconds=60), _refresh_local_databases,
-            lease=timedelta(minutes=5)),
+        Job("refresh-local-databases", timedelta(seconds=60), _refresh_local_databases),
         # Schedules: stop and start at transitions, warn before stops.
         Job("reconcile-schedules", timedelta(seconds=s.reconcile_interval_seconds),
-            _reconcile_schedules, lease=timedelta(minutes=10)),
+            _reconcile_schedules),
         # Metrics: every running instance each interval; old hours removed daily.
         *([Job("collect-metrics", timedelta(seconds=s.metrics_interval_seconds),
-               _collect_metrics, lease=timedelta(minutes=15)),
-           Job("cleanup-metrics", timedelta(days=1), _cleanup_metrics,
-               lease=timedelta(minutes=30)),
+               _collect_metrics),
+           Job("cleanup-metrics", timedelta(days=1), _cleanup_metrics),
            # Recommendations: refreshed after each collection rather than on a request.
            Job("analyse-activity", timedelta(seconds=s.metrics_interval_seconds),
-               _analyse_activity, lease=timedelta(minutes=30))] if s.metrics_enabled else []),
+               _analyse_activity)] if s.metrics_enabled else []),
     ]

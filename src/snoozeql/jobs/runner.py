@@ -1,19 +1,20 @@
 """Runs the job catalogue in a background thread of `snoozeql serve`.
 
 Several replicas may run against one PostgreSQL: each job run is claimed through
-:mod:`snoozeql.store.jobs` first, so exactly one replica runs it per interval.
+:mod:`snoozeql.store.jobs` first, so exactly one replica runs it per interval. The
+claim is a lease no longer than the job's interval, renewed by the process's heartbeat
+(:mod:`snoozeql.services.leases`) while the job runs: if the replica dies (kill -9),
+another takes the job over within one lease and one poll.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 
 from snoozeql.jobs.catalogue import Job, catalogue
 from snoozeql.services.context import Context
+from snoozeql.services.leases import keeper, new_owner
 from snoozeql.store import jobs as store
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ class JobRunner:
     def __init__(self, ctx: Context, jobs: list[Job] | None = None) -> None:
         self.ctx = ctx
         self.jobs = jobs if jobs is not None else catalogue(ctx)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = new_owner()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -40,20 +41,26 @@ class JobRunner:
             if self._stop.is_set():
                 break
             now = self.ctx.now()
+            lease = job.lease_for(self.ctx.settings)
             with self.ctx.engine.begin() as conn:
-                won = store.claim(conn, job.name, self.owner, now, job.lease)
+                won = store.claim(conn, job.name, self.owner, now, lease)
             if not won:
                 continue
             error = None
+            leases = keeper(self.ctx)
             try:
                 log.info("job %s started", job.name)
-                job.run(self.ctx)
+                with leases.hold(leases.job(job.name, self.owner, lease)):
+                    job.run(self.ctx)
             except Exception as exc:  # noqa: BLE001 - a failing job must not kill the runner
                 log.exception("job %s failed", job.name)
                 error = f"{type(exc).__name__}: {exc}"[:2000]
             finished = self.ctx.now()
             with self.ctx.engine.begin() as conn:
-                store.finish(conn, job.name, self.owner, finished, now + job.interval, error)
+                if not store.finish(conn, job.name, self.owner, finished, now + job.interval,
+                                    error):
+                    log.warning("job %s: its lease ran out and another replica took it over",
+                                job.name)
             ran.append(job.name)
         return ran
 

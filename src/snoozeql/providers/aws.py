@@ -567,6 +567,15 @@ class AwsProvider:
             f"rebooted {len(members)} member(s) of {t.identifier}: {', '.join(members)}",
         )
 
+    def status(self, account: Account | None, instance: Instance) -> ActionOutcome:
+        """What AWS reports now for the instance or cluster (DescribeDB*)."""
+        creds, _cfg, t, rds = self._prepare(account, instance)
+        if instance.kind == InstanceKind.CLUSTER:
+            raw = self._describe_cluster(rds, creds, t).get("Status")
+        else:
+            raw = self._describe_instance(rds, creds, t).get("DBInstanceStatus")
+        return ActionOutcome(normalize_status(raw), raw, f"AWS reports {raw} for {t.identifier}")
+
     def _describe_cluster(self, rds: Any, creds: AwsCredentials, t: _Target) -> dict[str, Any]:
         got = self._call(
             f"describe cluster {t.identifier}", t.region, creds,

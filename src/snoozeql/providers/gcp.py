@@ -354,6 +354,15 @@ class GcpProvider:
     def restart(self, account: Account | None, instance: Instance) -> ActionOutcome:
         return self._lifecycle(account, instance, "restart")
 
+    def status(self, account: Account | None, instance: Instance) -> ActionOutcome:
+        """What Cloud SQL reports now for the instance (instances.get)."""
+        cfg = GcpAccountConfig.from_account(account)
+        project, name = split_provider_id(instance.provider_id)
+        service = self._service(self._credentials(cfg), cfg)
+        current = self._get(service, project, name, f"read Cloud SQL instance {project}:{name}",
+                            cfg)
+        return self._outcome(current, f"Cloud SQL reports {current.get('state')}")
+
     def _lifecycle(self, account: Account | None, instance: Instance, action: str) -> ActionOutcome:
         """``account`` None means Application Default Credentials and Google's endpoint."""
         cfg = GcpAccountConfig.from_account(account)

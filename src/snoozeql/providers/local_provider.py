@@ -74,6 +74,9 @@ class _RuntimeProvider:
     def restart(self, account: Account | None, instance: Instance) -> ActionOutcome:
         return _outcome(self.runtime.restart(instance.provider_id, self._password(instance)))
 
+    def status(self, account: Account | None, instance: Instance) -> ActionOutcome:
+        return _outcome(self.runtime.status(instance.provider_id, self._password(instance)))
+
     def _password(self, instance: Instance) -> str | None:
         return self.password_lookup(instance) if self.password_lookup else None
 

@@ -33,6 +33,8 @@ class Context:
     # recomputed when they moved, so it is never stale, also across processes.
     memo: dict[str, Any] = field(default_factory=dict)
     memo_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The heartbeat renewing this process's leases (services/leases.py), made on first use.
+    lease_keeper: Any = None
 
     def now(self) -> datetime:
         return self.clock()

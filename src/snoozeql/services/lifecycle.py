@@ -2,22 +2,42 @@
 
 Every attempt is recorded, whatever its result: ``ok``, ``refused`` (the provider or
 a rule of ours will not do it, with the reason) or ``failed`` (the call failed).
+
+The entry is written *before* the provider call, as an intent (result ``pending``: who,
+why, and for the reconciler which schedule), under a lease the process's heartbeat
+renews (``services/leases.py``), and completed after the call. So no provider call is
+ever made without a row. If the process dies in between, the intent stays ``pending``
+until its lease runs out; :meth:`LifecycleService.resolve_stale` (run by every
+reconcile) then reads the instance's real state and completes it as ``ok`` with
+``details.resolution = "confirmed after takeover"`` or as ``unknown``.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from snoozeql.domain.errors import ActionRefused, ProviderError, SnoozeError, ValidationError
-from snoozeql.domain.types import ActionResult, Instance, LifecycleAction
+from snoozeql.domain.types import (
+    CONFIRMED_AFTER_TAKEOVER,
+    ActionOutcome,
+    ActionResult,
+    Instance,
+    InstanceStatus,
+    LifecycleAction,
+)
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
+from snoozeql.services.leases import action_lease, keeper, new_owner
 from snoozeql.services.local_databases import bind_password_lookup
 from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
+from snoozeql.store.actions import ActionRecord
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +53,38 @@ class ActionReport:
     message: str | None
 
 
+#: The states that show a start or a stop happened.
+_SHOWS = {
+    LifecycleAction.START: {InstanceStatus.RUNNING, InstanceStatus.STARTING},
+    LifecycleAction.STOP: {InstanceStatus.STOPPED, InstanceStatus.STOPPING},
+}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A dead holder's intent, completed by a takeover."""
+
+    entry: ActionRecord
+    instance: Instance | None
+    confirmed: bool
+    message: str
+
+
 class LifecycleService:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, *, owner: str | None = None) -> None:
         self.ctx = ctx
+        self.owner = owner or new_owner()
         self.inventory = InventoryService(ctx)
         bind_password_lookup(ctx)  # local/docker providers need the decrypted password
 
     def act(
         self, ref: str | UUID, action: str | LifecycleAction, *, actor: str,
-        reason: str = "manual",
+        reason: str = "manual", details: dict[str, Any] | None = None,
     ) -> ActionReport:
-        """Carry out ``action``; raises ActionRefused/ProviderError after logging them."""
+        """Carry out ``action``; raises ActionRefused/ProviderError after logging them.
+
+        ``details`` (the schedule, say) go into the log entry with the intent.
+        """
         try:
             act = LifecycleAction(action)
         except ValueError:
@@ -54,6 +95,20 @@ class LifecycleService:
             raise ValidationError(f"{act.value} is not a start/stop/restart action")
         instance = self.inventory.get(ref)
         started = self.ctx.now()
+        lease = action_lease(self.ctx.settings)
+        with self.ctx.engine.begin() as conn:
+            intent = action_log.append(
+                conn, at=started, finished_at=None, actor=actor, action=act.value,
+                reason=reason, result=ActionResult.PENDING.value, instance_id=instance.id,
+                instance_name=instance.name, provider=instance.provider.value,
+                details={**(details or {}), "owner": self.owner}, lease_until=started + lease,
+            )
+        leases = keeper(self.ctx)
+        with leases.hold(leases.intent(intent, lease)):
+            return self._call(instance, act, actor, reason, started, intent)
+
+    def _call(self, instance: Instance, act: LifecycleAction, actor: str, reason: str,
+              started: datetime, intent: UUID) -> ActionReport:
         try:
             if instance.missing_since is not None:
                 raise ActionRefused(
@@ -67,25 +122,28 @@ class LifecycleService:
             provider = self.ctx.providers.get(instance.provider)
             outcome = getattr(provider, act.value)(account, instance)
         except ActionRefused as exc:
-            self._record(instance, act, actor, reason, started, ActionResult.REFUSED, exc.message)
+            self._record(instance, act, actor, reason, started, ActionResult.REFUSED, exc.message,
+                         intent=intent)
             raise
         except SnoozeError as exc:
             with self.ctx.engine.begin() as conn:
                 instance_store.set_status(
                     conn, instance.id, instance.status, instance.raw_status, exc.message
                 )
-            self._record(instance, act, actor, reason, started, ActionResult.FAILED, exc.message)
+            self._record(instance, act, actor, reason, started, ActionResult.FAILED, exc.message,
+                         intent=intent)
             raise
         except Exception as exc:
             log.exception("%s of %s failed unexpectedly", act.value, instance.name)
             message = f"internal error ({type(exc).__name__}); see the server log"
-            self._record(instance, act, actor, reason, started, ActionResult.FAILED, message)
+            self._record(instance, act, actor, reason, started, ActionResult.FAILED, message,
+                         intent=intent)
             raise ProviderError(message) from exc
         with self.ctx.engine.begin() as conn:
             instance_store.set_status(conn, instance.id, outcome.status, outcome.raw_status)
         action_id = self._record(
             instance, act, actor, reason, started, ActionResult.OK, None,
-            {"status": outcome.status.value, "raw_status": outcome.raw_status},
+            {"status": outcome.status.value, "raw_status": outcome.raw_status}, intent=intent,
         )
         return ActionReport(
             action_id, self.inventory.get(instance.id), act, ActionResult.OK, outcome.message
@@ -94,11 +152,99 @@ class LifecycleService:
     def _record(
         self, instance: Instance, act: LifecycleAction, actor: str, reason: str, started,  # noqa: ANN001
         result: ActionResult, error: str | None, details: dict | None = None,
+        *, intent: UUID | None = None,
     ) -> UUID:
+        """Complete the ``intent`` with the outcome (or append a whole entry)."""
         with self.ctx.engine.begin() as conn:
+            if intent is not None:
+                if not action_log.complete(conn, intent, result=result.value,
+                                           finished_at=self.ctx.now(), error=error,
+                                           details=details):
+                    log.warning("the %s of %s (%s) was resolved by a takeover before it "
+                                "finished here", act.value, instance.name, result.value)
+                return intent
             return action_log.append(
                 conn, at=started, finished_at=self.ctx.now(), actor=actor, action=act.value,
                 reason=reason, result=result.value, instance_id=instance.id,
                 instance_name=instance.name, provider=instance.provider.value, error=error,
                 details=details,
             )
+
+    # ------------------------------------------------------------------ takeover
+
+    def pending(self, instance_id: UUID) -> list[ActionRecord]:
+        """Intents on the instance not completed yet (in flight, or left by the dead)."""
+        with self.ctx.engine.connect() as conn:
+            return action_log.pending(conn, instance_ids=[instance_id])
+
+    def resolve_stale(self, instance_ids: list[UUID] | None = None) -> list[Resolution]:
+        """Complete the intents whose holder died (lease run out) from the real state."""
+        now = self.ctx.now()
+        with self.ctx.engine.connect() as conn:
+            stale = action_log.pending(conn, instance_ids=instance_ids, expired_at=now)
+        if not stale:
+            return []
+
+        def one(entry: ActionRecord) -> Resolution | None:
+            try:
+                return self._resolve(entry)
+            except Exception:  # noqa: BLE001 - one entry must not stop the others
+                log.exception("resolving the pending %s of %s failed", entry.action,
+                              entry.instance_name)
+                return None
+
+        workers = max(1, min(self.ctx.settings.discovery_workers, len(stale)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="resolve") as pool:
+            return [r for r in pool.map(one, stale) if r is not None]
+
+    def _resolve(self, entry: ActionRecord) -> Resolution | None:
+        holder = entry.details.get("owner") or "its holder"
+        instance: Instance | None = None
+        outcome: ActionOutcome | None = None
+        with self.ctx.engine.connect() as conn:
+            if entry.instance_id is not None:
+                instance = instance_store.get(conn, entry.instance_id)
+            account = (account_store.get(conn, instance.account_id)
+                       if instance is not None and instance.account_id else None)
+        if instance is None:
+            message = f"{holder} died during the call; the instance is no longer in the inventory"
+        else:
+            try:
+                outcome = self.ctx.providers.get(instance.provider).status(account, instance)
+            except SnoozeError as exc:
+                message = f"{holder} died during the call; could not read the state: {exc.message}"
+            except Exception as exc:  # noqa: BLE001
+                log.exception("reading the state of %s failed", instance.name)
+                message = (f"{holder} died during the call; could not read the state "
+                           f"(internal error {type(exc).__name__})")
+            else:
+                message = f"{holder} died during the call; {instance.name} is " \
+                    f"{outcome.raw_status or outcome.status.value} now"
+        try:
+            act = LifecycleAction(entry.action)
+        except ValueError:
+            act = None
+        confirmed = (outcome is not None and act in _SHOWS
+                     and outcome.status in _SHOWS[act])  # type: ignore[index]
+        details: dict[str, Any] = {"resolved_by": self.owner}
+        if outcome is not None:
+            details |= {"status": outcome.status.value, "raw_status": outcome.raw_status}
+        if confirmed:
+            details["resolution"] = CONFIRMED_AFTER_TAKEOVER
+        elif act is LifecycleAction.RESTART and outcome is not None:
+            message += "; a restart cannot be confirmed from the state"
+        else:
+            message += f", so the {entry.action} may not have happened"
+        result = ActionResult.OK if confirmed else ActionResult.UNKNOWN
+        with self.ctx.engine.begin() as conn:
+            done = action_log.complete(
+                conn, entry.id, result=result.value,
+                finished_at=self.ctx.now(), error=None if confirmed else message, details=details,
+            )
+            if done and instance is not None and outcome is not None:
+                instance_store.set_status(conn, instance.id, outcome.status, outcome.raw_status)
+        if not done:
+            return None  # another replica resolved it first
+        log.warning("pending %s of %s by %s resolved after takeover: %s", entry.action,
+                    entry.instance_name, holder, "confirmed" if confirmed else "unknown")
+        return Resolution(entry, instance, confirmed, message)

@@ -22,13 +22,22 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
 3. Act once per key: the key is claimed in ``reconcile_claims`` (unique per instance,
    kind and instant) *before* acting, so two replicas never both act, and a finished
    claim is remembered, so a database a person started by hand inside a stop window
-   is left alone until the next transition. A claim left ``claimed`` by a crashed run
-   is taken over when its lease runs out; a ``failed`` one (provider error) is retried
-   on the next run; what was done stays done.
+   is left alone until the next transition. A claim is a short lease (half the job's,
+   ``services/leases.py``) renewed by the process's heartbeat while the action runs;
+   one left ``claimed`` by a dead replica is taken over when its lease runs out; a
+   ``failed`` one (provider error) is retried on the next run; what was done stays done.
+   The action itself is logged as an intent before the provider call (``lifecycle``);
+   each run first resolves the intents of dead holders from the instances' real state.
 4. ``enforced`` schedules also converge on every run (key: the run's minute), which
    re-stops an RDS database that AWS started again after seven days.
 5. Warnings: ``stop_warning_minutes`` before a scheduled stop, each configured webhook
    gets one notification per (instance, stop), claimed the same way.
+
+Dry runs (a schedule's ``dry_run``, or ``SNOOZEQL_RECONCILE_DRY_RUN``) never claim: they
+log what they would do once per transition (found in the log, not in the claims), so
+the real run after them still acts. ``run(dry_run=True)`` (``schedules reconcile
+--dry-run``) writes nothing at all and reports, per instance, what a real run would do
+now and why.
 
 Every action or would-be action (dry run) goes to the action log with its reason;
 stops and starts done here open and close ``stop_intervals`` for realized savings.
@@ -37,9 +46,6 @@ stops and starts done here open and close ``stop_intervals`` for realized saving
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,23 +63,21 @@ from snoozeql.domain.schedules import (
 from snoozeql.domain.schedules.conflicts import Ranked, combined_preview, winner
 from snoozeql.domain.types import ActionResult, Instance, InstanceKind, InstanceStatus
 from snoozeql.services.context import Context
-from snoozeql.services.lifecycle import LifecycleService
+from snoozeql.services.leases import action_lease, keeper, new_owner
+from snoozeql.services.lifecycle import LifecycleService, Resolution
 from snoozeql.services.notify import Notifier, StopWarning
 from snoozeql.services.schedules import Governing, is_protected, resolve
 from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
-from snoozeql.store.schedules import OverrideRecord
+from snoozeql.store.schedules import ClaimState, OverrideRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ACTOR", "CLAIM_LEASE", "ReconcileItem", "ReconcileReport", "Reconciler"]
+__all__ = ["ACTOR", "ReconcileItem", "ReconcileReport", "Reconciler"]
 
 ACTOR = "reconciler"
-#: How long a claim protects an action in flight; after that a crashed holder's claim
-#: is taken over by the next run.
-CLAIM_LEASE = timedelta(minutes=10)
 #: How far back a run looks for the start of the current desired-state stretch.
 LOOKBACK = timedelta(days=8)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -89,8 +93,8 @@ _SETTLED = {InstanceStatus.RUNNING, InstanceStatus.STOPPED}
 class ReconcileItem:
     instance_id: UUID
     instance_name: str
-    action: str  # stop | start | warn | skip
-    result: str  # ok | failed | refused | dry_run | noop | skipped
+    action: str  # stop | start | warn | skip | none
+    result: str  # ok | failed | refused | dry_run | noop | skipped | unknown
     reason: str
     error: str | None = None
 
@@ -100,6 +104,8 @@ class ReconcileReport:
     started_at: datetime
     considered: int = 0
     items: list[ReconcileItem] = field(default_factory=list)
+    #: A preview (``run(dry_run=True)``): nothing was done or written.
+    dry_run: bool = False
 
     def count(self, action: str, result: str | None = None) -> int:
         return sum(1 for i in self.items
@@ -107,7 +113,8 @@ class ReconcileReport:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "started_at": self.started_at.isoformat(), "considered": self.considered,
+            "started_at": self.started_at.isoformat(), "dry_run": self.dry_run,
+            "considered": self.considered,
             "items": [i.__dict__ | {"instance_id": str(i.instance_id)} for i in self.items],
         }
 
@@ -137,15 +144,21 @@ class Reconciler:
     def __init__(self, ctx: Context, *, owner: str | None = None,
                  notifier: Notifier | None = None) -> None:
         self.ctx = ctx
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner or new_owner()
         self.notifier = notifier or Notifier(ctx.settings)
-        self.lifecycle = LifecycleService(ctx)
+        self.lifecycle = LifecycleService(ctx, owner=self.owner)
+        self.lease = action_lease(ctx.settings)
 
     # ------------------------------------------------------------------ run
 
-    def run(self) -> ReconcileReport:
+    def run(self, *, dry_run: bool = False) -> ReconcileReport:
+        """One reconcile now; with ``dry_run`` a preview that writes nothing and reports
+        every considered instance with what a real run would do and why."""
         now = self.ctx.now()
-        report = ReconcileReport(started_at=now)
+        report = ReconcileReport(started_at=now, dry_run=dry_run)
+        if not dry_run:
+            for r in self.lifecycle.resolve_stale():
+                self._after_resolution(r, report)
         with self.ctx.engine.connect() as conn:
             instances = list(instance_store.iter_all(
                 conn, instance_store.InstanceFilter(missing=False)
@@ -156,11 +169,12 @@ class Reconciler:
             open_ids = store.open_interval_ids(conn)
             accounts = {a.id: a.name for a in account_store.list_all(conn)}
         governing = resolve(instances, records, assignments, accounts)
-        self._close_started(instances, open_ids, now)
+        if not dry_run:
+            self._close_started(instances, open_ids, now)
 
         clusters = {i.provider_id for i in instances if i.kind == InstanceKind.CLUSTER}
         plans: list[_Plan] = []
-        enforce_candidates: list[_Plan] = []
+        idle: list[Instance] = []
         starts: dict[object, datetime | None] = {}
         for inst in instances:
             gov = governing.get(inst.id)
@@ -181,20 +195,30 @@ class Reconciler:
                 continue
             if plan is not None:
                 plans.append(plan)
+            else:
+                idle.append(inst)
 
-        with self.ctx.engine.connect() as conn:
-            done = store.finished_claims(conn, "transition", {p.at for p in plans
-                                                              if p.kind == "transition"})
-            done |= store.finished_claims(conn, "override", {p.at for p in plans
-                                                             if p.kind == "override"})
+        if dry_run:
+            self._preview(plans, idle, now, report)
+        else:
+            self._dry_runs([p for p in plans if p.dry_run], now, report)
+            self._enforce([p for p in plans if not p.dry_run], now, report)
+        self._warn(instances, governing, overrides, clusters, now, report, preview=dry_run)
+        if not dry_run:
+            with self.ctx.engine.begin() as conn:  # warnings and enforcements never recur
+                store.prune_claims(conn, now - PRUNE_AFTER)
+        return report
+
+    def _enforce(self, plans: list[_Plan], now: datetime, report: ReconcileReport) -> None:
+        """Claim and carry out each plan not acted on yet (and enforced convergence)."""
+        done = self._finished(plans)
         todo: list[_Plan] = []
+        enforce_candidates: list[_Plan] = []
         for p in plans:
             claimed = done.get((p.instance.id, p.at))
             if claimed is None:
                 todo.append(p)
-            elif (p.enforced and claimed.result not in (ActionResult.REFUSED,
-                                                         ActionResult.DRY_RUN)
-                  and p.instance.status in _SETTLED and not _matches(p.instance.status, p.desired)):
+            elif self._needs_enforcing(p, claimed.result):
                 enforce_candidates.append(p)
 
         jobs = [(p, p.kind, p.at, p.reason) for p in todo]
@@ -207,10 +231,147 @@ class Reconciler:
                 if item is not None:
                     report.items.append(item)
 
-        self._warn(instances, governing, overrides, clusters, now, report)
-        with self.ctx.engine.begin() as conn:  # warnings and enforcements never recur
-            store.prune_claims(conn, now - PRUNE_AFTER)
-        return report
+    def _finished(self, plans: list[_Plan]) -> dict[tuple[UUID, datetime], store.ClaimRecord]:
+        with self.ctx.engine.connect() as conn:
+            done = store.finished_claims(conn, "transition", {p.at for p in plans
+                                                              if p.kind == "transition"})
+            done |= store.finished_claims(conn, "override", {p.at for p in plans
+                                                             if p.kind == "override"})
+        return done
+
+    @staticmethod
+    def _needs_enforcing(p: _Plan, claimed_result: str | None) -> bool:
+        return (p.enforced and claimed_result not in (ActionResult.REFUSED,
+                                                      ActionResult.DRY_RUN)
+                and p.instance.status in _SETTLED and not _matches(p.instance.status, p.desired))
+
+    def _dry_runs(self, plans: list[_Plan], now: datetime, report: ReconcileReport) -> None:
+        """Log what dry-run schedules would do, once per transition, claiming nothing."""
+        said = self._said(plans)
+        for p in plans:
+            if _matches(p.instance.status, p.desired):
+                continue
+            action = "stop" if p.desired is DesiredState.STOPPED else "start"
+            if (p.instance.id, action, p.at.isoformat()) in said:
+                continue
+            self._log(p.instance, action, f"{p.reason} (dry run: would {action})",
+                      ActionResult.DRY_RUN, now,
+                      details={"would": action, "schedule": p.schedule_name,
+                               "kind": p.kind, "transition_at": p.at.isoformat()})
+            report.items.append(ReconcileItem(p.instance.id, p.instance.name, action,
+                                              ActionResult.DRY_RUN.value, p.reason))
+
+    def _said(self, plans: list[_Plan]) -> set[tuple[UUID, str, str]]:
+        """(instance, action, transition) a dry run already logged."""
+        if not plans:
+            return set()
+        with self.ctx.engine.connect() as conn:
+            entries = action_log.dry_runs_since(conn, min(p.at for p in plans),
+                                                sorted({p.instance.id for p in plans}))
+        return {(e.instance_id, e.action, str(e.details.get("transition_at")))
+                for e in entries if e.instance_id is not None and e.actor == ACTOR}
+
+    # ------------------------------------------------------------------ preview
+
+    def _preview(self, plans: list[_Plan], idle: list[Instance], now: datetime,
+                 report: ReconcileReport) -> None:
+        """What a real run would do now, per instance, without writing anything."""
+        for inst in idle:
+            report.items.append(ReconcileItem(
+                inst.id, inst.name, "none", "noop",
+                "no schedule or override decides its state now (any)"))
+        real = [p for p in plans if not p.dry_run]
+        minute = now.replace(second=0, microsecond=0)
+        with self.ctx.engine.connect() as conn:
+            claims = store.claims_at(conn, {"transition", "override"},
+                                     {p.at for p in real})
+            claims |= store.claims_at(conn, {"enforce"}, {minute})
+            pending = {e.instance_id: e for e in action_log.pending(conn)}  # a few at most
+        said = self._said([p for p in plans if p.dry_run])
+        for p in plans:
+            report.items.append(self._verdict(p, claims, pending, said, minute, now))
+
+    def _verdict(self, p: _Plan, claims: dict[tuple[UUID, str, datetime], ClaimState],
+                 pending: dict[UUID | None, action_log.ActionRecord],
+                 said: set[tuple[UUID, str, str]], minute: datetime, now: datetime
+                 ) -> ReconcileItem:
+        inst = p.instance
+        action = "stop" if p.desired is DesiredState.STOPPED else "start"
+
+        def item(act: str, result: str, why: str, error: str | None = None) -> ReconcileItem:
+            return ReconcileItem(inst.id, inst.name, act, result, _short(why), error)
+
+        entry = pending.get(inst.id)
+        if entry is not None:
+            lease = entry.lease_until
+            if lease is not None and lease >= now:
+                return item("none", "skipped",
+                            f"{entry.action} by {entry.actor} in flight until {lease:%H:%M:%S}"
+                            f" UTC; {p.reason}")
+            note = (f"first resolves the pending {entry.action} of a dead holder from the "
+                    f"real state; then ")
+        else:
+            note = ""
+        if p.dry_run:
+            if _matches(inst.status, p.desired):
+                return item("none", "noop", f"already {inst.status.value}; {p.reason}")
+            if (inst.id, action, p.at.isoformat()) in said:
+                return item("none", "skipped", f"dry run: already logged for this "
+                            f"transition; {p.reason}")
+            which = ("SNOOZEQL_RECONCILE_DRY_RUN is set" if self.ctx.settings.reconcile_dry_run
+                     else "the schedule is a dry run")
+            return item(action, ActionResult.DRY_RUN.value,
+                        f"{note}logs 'would {action}' only ({which}): {p.reason}")
+        claim = claims.get((inst.id, p.kind, p.at))
+        kind, at, reason = p.kind, p.at, p.reason
+        if claim is not None and claim.status == "done":
+            if not self._needs_enforcing(p, claim.result):
+                why = (f"transition of {p.at:%Y-%m-%d %H:%M} UTC already acted on "
+                       f"({claim.result}); {p.reason}")
+                return item("none", "skipped", why)
+            kind, at, reason = "enforce", minute, f"enforced: {p.reason}"
+            claim = claims.get((inst.id, kind, at))
+            if claim is not None and claim.status == "done":
+                return item("none", "skipped", f"enforced this minute already; {p.reason}")
+        if claim is not None and claim.status == "claimed" and claim.lease_until >= now:
+            return item("none", "skipped", f"claimed by {claim.owner} until "
+                        f"{claim.lease_until:%H:%M:%S} UTC; {reason}")
+        if _matches(inst.status, p.desired):
+            return item("none", "noop", f"already {inst.status.value}; {reason}")
+        if action == "stop" and inst.extra.get("read_replica_source"):
+            return item(action, ActionResult.REFUSED.value, reason,
+                        f"{inst.name} is a read replica of {inst.extra['read_replica_source']};"
+                        " a read replica cannot be stopped")
+        retry = " (retries a failed attempt)" if claim is not None and claim.status == "failed" \
+            else " (takes over a dead holder's claim)" if claim is not None else ""
+        return item(action, ActionResult.DRY_RUN.value, f"{note}would {action}{retry}: {reason}")
+
+    # ------------------------------------------------------------------ takeover
+
+    def _after_resolution(self, r: Resolution, report: ReconcileReport) -> None:
+        """A dead replica's intent was completed: keep the savings record true."""
+        inst = r.instance
+        if inst is None:
+            return
+        report.items.append(ReconcileItem(
+            inst.id, inst.name, r.entry.action,
+            ActionResult.OK.value if r.confirmed else ActionResult.UNKNOWN.value,
+            _short(f"{r.entry.reason} (confirmed after takeover)" if r.confirmed
+                   else r.entry.reason), None if r.confirmed else r.message))
+        if not r.confirmed or r.entry.actor != ACTOR:
+            return
+        at = r.entry.finished_at or self.ctx.now()
+        with self.ctx.engine.begin() as conn:
+            if r.entry.action == "stop":
+                sid = r.entry.details.get("schedule_id")
+                store.open_interval(
+                    conn, instance_id=inst.id, instance_name=inst.name,
+                    account_id=inst.account_id, schedule_id=UUID(sid) if sid else None,
+                    schedule_name=r.entry.details.get("schedule"), stopped_at=r.entry.at,
+                    hourly_cost_cents=inst.hourly_cost_cents, node_count=inst.node_count,
+                )
+            elif r.entry.action == "start":
+                store.close_intervals(conn, [inst.id], at)
 
     # ------------------------------------------------------------------ planning
 
@@ -267,11 +428,13 @@ class Reconciler:
         inst = p.instance
         try:
             with self.ctx.engine.begin() as conn:
-                won = store.claim(conn, inst.id, kind, at, owner=self.owner, now=now,
-                                  lease=CLAIM_LEASE, schedule_id=p.schedule_id)
+                won = store.claim(conn, inst.id, kind, at, owner=self.owner, now=self.ctx.now(),
+                                  lease=self.lease, schedule_id=p.schedule_id)
             if not won:
                 return None
-            status, result, item = self._act(p, reason, now)
+            leases = keeper(self.ctx)
+            with leases.hold(leases.claim(inst.id, kind, at, self.owner, self.lease)):
+                status, result, item = self._act(p, kind, at, reason, now)
         except Exception as exc:  # noqa: BLE001 - errors on one instance never stop the run
             log.exception("reconciling %s failed", inst.name)
             status, result = "failed", ActionResult.FAILED.value
@@ -281,26 +444,36 @@ class Reconciler:
                                result=result, now=self.ctx.now())
         return item
 
-    def _act(self, p: _Plan, reason: str, now: datetime) -> tuple[str, str, ReconcileItem | None]:
+    def _act(self, p: _Plan, kind: str, at: datetime, reason: str, now: datetime
+             ) -> tuple[str, str, ReconcileItem | None]:
         """Carry out one plan; (claim status, claim result, report item)."""
         inst = p.instance
+        action = "stop" if p.desired is DesiredState.STOPPED else "start"
+        in_flight = self.lifecycle.pending(inst.id)
+        if in_flight:
+            # An intent of a holder that died since this run began, or one alive (a
+            # manual action right now): resolve the first, wait for the second.
+            self.lifecycle.resolve_stale([inst.id])
+            if self.lifecycle.pending(inst.id):
+                e = in_flight[0]
+                return "failed", "skipped", ReconcileItem(
+                    inst.id, inst.name, "skip", "skipped", reason,
+                    f"a {e.action} by {e.actor} is in flight; retried next run")
+            with self.ctx.engine.connect() as conn:
+                inst = instance_store.get(conn, inst.id) or inst
         if _matches(inst.status, p.desired):
             return "done", "noop", None
-        action = "stop" if p.desired is DesiredState.STOPPED else "start"
-        if p.dry_run:
-            self._log(inst, action, f"{reason} (dry run: would {action})", ActionResult.DRY_RUN,
-                      now, details={"would": action, "schedule": p.schedule_name,
-                                    "transition_at": p.at.isoformat()})
-            return "done", ActionResult.DRY_RUN.value, ReconcileItem(
-                inst.id, inst.name, action, ActionResult.DRY_RUN.value, reason)
         if action == "stop" and inst.extra.get("read_replica_source"):
             why = (f"{inst.name} is a read replica of {inst.extra['read_replica_source']}; "
                    "a read replica cannot be stopped")
             self._log(inst, action, reason, ActionResult.REFUSED, now, error=why)
             return "done", ActionResult.REFUSED.value, ReconcileItem(
                 inst.id, inst.name, action, ActionResult.REFUSED.value, reason, why)
+        details = {"schedule": p.schedule_name,
+                   "schedule_id": str(p.schedule_id) if p.schedule_id else None,
+                   "claim": {"kind": kind, "at": at.isoformat()}}
         try:
-            self.lifecycle.act(inst.id, action, actor=ACTOR, reason=reason)
+            self.lifecycle.act(inst.id, action, actor=ACTOR, reason=reason, details=details)
         except ActionRefused as exc:  # logged by the lifecycle service; not retried
             return "done", ActionResult.REFUSED.value, ReconcileItem(
                 inst.id, inst.name, action, ActionResult.REFUSED.value, reason, exc.message)
@@ -344,7 +517,7 @@ class Reconciler:
 
     def _warn(self, instances: list[Instance], governing: dict[UUID, Governing],
               overrides: dict[UUID, OverrideRecord], clusters: set[str], now: datetime,
-              report: ReconcileReport) -> None:
+              report: ReconcileReport, *, preview: bool = False) -> None:
         lead = timedelta(minutes=self.ctx.settings.stop_warning_minutes)
         if lead <= timedelta(0) or not self.notifier.enabled:
             return
@@ -373,10 +546,22 @@ class Reconciler:
             warning = StopWarning(inst, gov.schedule.name, stop_at, now)
             for kind, url, body in self.notifier.targets(warning):
                 at = stop_at.astimezone(UTC)
+                reason = (f"schedule {gov.schedule.name} stops it at "
+                          f"{stop_at:%Y-%m-%d %H:%M %z}: warning sent")
+                if preview:
+                    with self.ctx.engine.connect() as conn:
+                        sent = store.get_claim(conn, inst.id, kind, at)
+                    if sent is None or sent.status == "failed" or (
+                            sent.status == "claimed" and sent.lease_until is not None
+                            and sent.lease_until < now):
+                        report.items.append(ReconcileItem(
+                            inst.id, inst.name, "warn", ActionResult.DRY_RUN.value,
+                            f"would warn {kind}: {reason.removesuffix(': warning sent')}"))
+                    continue
                 try:
                     with self.ctx.engine.begin() as conn:
                         won = store.claim(conn, inst.id, kind, at, owner=self.owner, now=now,
-                                          lease=CLAIM_LEASE, schedule_id=gov.schedule_id)
+                                          lease=self.lease, schedule_id=gov.schedule_id)
                     if not won:
                         continue
                     error = self.notifier.post(url, body)
@@ -384,8 +569,6 @@ class Reconciler:
                     log.exception("stop warning for %s failed", inst.name)
                     error = f"internal error ({type(exc).__name__})"
                 result = ActionResult.FAILED if error else ActionResult.OK
-                reason = (f"schedule {gov.schedule.name} stops it at "
-                          f"{stop_at:%Y-%m-%d %H:%M %z}: warning sent")
                 with self.ctx.engine.begin() as conn:
                     store.finish_claim(conn, inst.id, kind, at, owner=self.owner,
                                        status="failed" if error else "done",

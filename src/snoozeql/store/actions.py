@@ -1,4 +1,9 @@
-"""The append-only action log: insert and read, nothing else."""
+"""The append-only action log: insert and read, plus completing an intent.
+
+An action is written as an intent (result ``pending``, with a lease) before its
+provider call and completed once, with its outcome, after it (:func:`complete`). The
+database refuses any other change (migration 0009).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
+from snoozeql.domain.types import CONFIRMED_AFTER_TAKEOVER
 from snoozeql.store.tables import actions
 
 
@@ -31,6 +37,14 @@ class ActionRecord:
     object_name: str | None = None
     before: Any = None
     after: Any = None
+    lease_until: datetime | None = None
+
+    @property
+    def outcome(self) -> str:
+        """The result as people read it: ``ok (confirmed after takeover)`` for an intent
+        a takeover found done."""
+        note = self.details.get("resolution")
+        return f"{self.result} ({note})" if note == CONFIRMED_AFTER_TAKEOVER else self.result
 
 
 def append(
@@ -52,6 +66,7 @@ def append(
     object_name: str | None = None,
     before: Any = None,
     after: Any = None,
+    lease_until: datetime | None = None,
 ) -> UUID:
     action_id = uuid4()
     conn.execute(
@@ -73,9 +88,69 @@ def append(
             object_name=object_name,
             before=before,
             after=after,
+            lease_until=lease_until,
         )
     )
     return action_id
+
+
+def complete(
+    conn: sa.Connection, action_id: UUID, *, result: str, finished_at: datetime,
+    error: str | None = None, details: dict[str, Any] | None = None,
+) -> bool:
+    """Give a pending intent its outcome; False if it was completed already (by a
+    takeover, say). ``details`` are merged into the intent's."""
+    c = actions.c
+    row = conn.execute(sa.select(c.details).where(c.id == action_id, c.result == "pending")
+                       ).first()
+    if row is None:
+        return False
+    merged = {**dict(row.details or {}), **(details or {})}
+    res = conn.execute(
+        actions.update().where(c.id == action_id, c.result == "pending")
+        .values(result=result, finished_at=finished_at, error=error, details=merged,
+                lease_until=None)
+    )
+    return res.rowcount == 1
+
+
+def renew(conn: sa.Connection, action_id: UUID, until: datetime) -> bool:
+    """Extend a pending intent's lease (its holder is alive)."""
+    c = actions.c
+    return conn.execute(
+        actions.update().where(c.id == action_id, c.result == "pending")
+        .values(lease_until=until)
+    ).rowcount == 1
+
+
+def pending(
+    conn: sa.Connection, *, instance_ids: list[UUID] | None = None,
+    expired_at: datetime | None = None,
+) -> list[ActionRecord]:
+    """Pending intents, oldest first: of some instances, or only those whose lease ran
+    out before ``expired_at``."""
+    c = actions.c
+    q = sa.select(actions).where(c.result == "pending").order_by(c.at, c.id)
+    if instance_ids is not None:
+        q = q.where(c.instance_id.in_(instance_ids))
+    if expired_at is not None:
+        q = q.where(c.lease_until < expired_at)
+    return [_record(r) for r in conn.execute(q)]
+
+
+def dry_runs_since(conn: sa.Connection, since: datetime, instance_ids: list[UUID]
+                   ) -> list[ActionRecord]:
+    """The reconciler's dry-run entries since ``since`` for these instances."""
+    if not instance_ids:
+        return []
+    c = actions.c
+    out: list[ActionRecord] = []
+    for i in range(0, len(instance_ids), 500):
+        q = sa.select(actions).where(c.result == "dry_run", c.at >= since,
+                                     c.instance_id.in_(instance_ids[i:i + 500]))
+        out.extend(_record(r) for r in conn.execute(q))
+    return out
+
 
 
 def _record(r: Any) -> ActionRecord:
@@ -97,6 +172,7 @@ def _record(r: Any) -> ActionRecord:
         object_name=r.object_name,
         before=r.before,
         after=r.after,
+        lease_until=r.lease_until,
     )
 
 

@@ -2,7 +2,10 @@
 
 A replica runs a job only after :func:`claim` succeeds: a single conditional UPDATE
 that is atomic on SQLite and PostgreSQL alike, so two replicas never both win.
-A claim is a lease: if its holder dies, the job becomes claimable after ``lease``.
+A claim is a lease: if its holder dies, the job becomes claimable after ``lease``. The
+holder's heartbeat (``services/leases.py``) renews it with :func:`renew` while the job
+runs, so a lease can be short (no longer than the job's interval) without a slow run
+losing it.
 """
 
 from __future__ import annotations
@@ -37,18 +40,27 @@ def claim(conn: sa.Connection, name: str, owner: str, now: datetime, lease: time
     return res.rowcount == 1
 
 
+def renew(conn: sa.Connection, name: str, owner: str, until: datetime) -> bool:
+    """Extend ``owner``'s lease on a running job; False if it no longer holds it."""
+    res = conn.execute(
+        t.update().where(t.c.name == name, t.c.locked_by == owner).values(locked_until=until)
+    )
+    return res.rowcount == 1
+
+
 def finish(
     conn: sa.Connection, name: str, owner: str, now: datetime, next_run_at: datetime,
     error: str | None,
-) -> None:
-    conn.execute(
+) -> bool:
+    """Release the job and set its next run; False if ``owner`` no longer held it."""
+    return conn.execute(
         t.update()
         .where(t.c.name == name, t.c.locked_by == owner)
         .values(
             locked_by=None, locked_until=None, last_finished_at=now, next_run_at=next_run_at,
             last_error=error,
         )
-    )
+    ).rowcount == 1
 
 
 def request_now(conn: sa.Connection, name: str, now: datetime) -> None:

@@ -187,6 +187,7 @@ class ClaimRecord:
     result: str | None
     owner: str
     attempts: int
+    lease_until: datetime | None = None
 
 
 def claim(
@@ -234,6 +235,43 @@ def finish_claim(
     )
 
 
+def renew_claim(
+    conn: sa.Connection, instance_id: UUID, kind: str, at: datetime, *, owner: str,
+    until: datetime,
+) -> bool:
+    """Extend ``owner``'s lease on a claim in flight; False if it no longer holds it."""
+    c = reconcile_claims.c
+    res = conn.execute(
+        reconcile_claims.update()
+        .where(c.instance_id == instance_id, c.kind == kind, c.at == at, c.owner == owner,
+               c.status == "claimed")
+        .values(lease_until=until)
+    )
+    return res.rowcount == 1
+
+
+@dataclass(frozen=True)
+class ClaimState:
+    """A claim as a dry run reads it: done, failed or in flight until ``lease_until``."""
+
+    status: str
+    result: str | None
+    owner: str
+    lease_until: datetime
+
+
+def claims_at(conn: sa.Connection, kinds: set[str], ats: set[datetime]
+              ) -> dict[tuple[UUID, str, datetime], ClaimState]:
+    """Every claim of ``kinds`` at any of ``ats``, whatever its status (read only)."""
+    if not ats or not kinds:
+        return {}
+    c = reconcile_claims.c
+    q = sa.select(reconcile_claims).where(c.kind.in_(sorted(kinds)), c.at.in_(sorted(ats)))
+    return {(r.instance_id, r.kind, r.at): ClaimState(r.status, r.result, r.owner,
+                                                      r.lease_until)
+            for r in conn.execute(q)}
+
+
 def get_claim(conn: sa.Connection, instance_id: UUID, kind: str, at: datetime
               ) -> ClaimRecord | None:
     c = reconcile_claims.c
@@ -242,7 +280,8 @@ def get_claim(conn: sa.Connection, instance_id: UUID, kind: str, at: datetime
     )).first()
     if r is None:
         return None
-    return ClaimRecord(r.instance_id, r.kind, r.at, r.status, r.result, r.owner, r.attempts)
+    return ClaimRecord(r.instance_id, r.kind, r.at, r.status, r.result, r.owner, r.attempts,
+                       r.lease_until)
 
 
 def finished_claims(conn: sa.Connection, kind: str, ats: set[datetime]
@@ -256,7 +295,7 @@ def finished_claims(conn: sa.Connection, kind: str, ats: set[datetime]
                                           c.status == "done")
     for r in conn.execute(q):
         out[(r.instance_id, r.at)] = ClaimRecord(
-            r.instance_id, r.kind, r.at, r.status, r.result, r.owner, r.attempts
+            r.instance_id, r.kind, r.at, r.status, r.result, r.owner, r.attempts, r.lease_until
         )
     return out
 

@@ -76,8 +76,10 @@ instances = sa.Table(
     ),
 )
 
-# Append-only: rows are inserted once, never updated or deleted (database triggers
-# enforce it). One row per action attempt, with its outcome.
+# Append-only: rows are inserted once, never deleted, and never updated, except that an
+# action's intent (result ``pending``, written before the provider call) is completed
+# once with its outcome, and its lease renewed until then (database triggers enforce
+# it, migration 0009). One row per action attempt, with its outcome.
 actions = sa.Table(
     "actions",
     metadata,
@@ -100,7 +102,11 @@ actions = sa.Table(
     sa.Column("object_name", sa.String(255)),
     sa.Column("before", JSONType),
     sa.Column("after", JSONType),
+    # While ``pending``: until when the intent's holder is alive (renewed by its
+    # heartbeat); a pending entry past it is resolved by a takeover. NULL once completed.
+    sa.Column("lease_until", UTCDateTime),
     sa.Index("ix_actions_at", "at"),
+    sa.Index("ix_actions_lease_until", "lease_until"),
     sa.Index("ix_actions_instance_id", "instance_id"),
     sa.Index("ix_actions_object_kind", "object_kind"),
 )

@@ -24,6 +24,7 @@ from snoozeql.api.schedule_schemas import (
     MatchesOut,
     MatchOut,
     PreviewOut,
+    ReconcileOut,
     ScheduleOut,
     SegmentOut,
     SelectorPreviewIn,
@@ -79,6 +80,18 @@ def import_schedules(body: ImportIn, ctx: CtxDep, key: Operator) -> ImportOut:
         body.instance_scheduler, default_timezone=body.default_timezone, actor=key.name
     )
     return ImportOut(schedules=[ScheduleOut.of(v) for v in views], warnings=warnings)
+
+
+@router.post("/reconcile", response_model=ReconcileOut)
+def reconcile(
+    ctx: CtxDep, _: Operator,
+    dry_run: bool = Query(False, description="report what a run would do now, per instance "
+                          "and why; do and write nothing"),
+) -> ReconcileOut:
+    """Run the reconciler once now (what the ``reconcile-schedules`` job does)."""
+    from snoozeql.services.reconciler import Reconciler
+
+    return ReconcileOut.model_validate(Reconciler(ctx).run(dry_run=dry_run).to_json())
 
 
 @router.get("/{schedule}", response_model=ScheduleOut)
