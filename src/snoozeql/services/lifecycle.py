@@ -12,10 +12,10 @@ from uuid import UUID
 
 from snoozeql.domain.errors import ActionRefused, ProviderError, SnoozeError, ValidationError
 from snoozeql.domain.types import ActionResult, Instance, LifecycleAction
+from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.local_databases import bind_password_lookup
-from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
 
@@ -60,10 +60,9 @@ class LifecycleService:
                     f"{instance.name} was not seen by the last sync (missing since "
                     f"{instance.missing_since:%Y-%m-%d %H:%M} UTC); sync its account first"
                 )
-            with self.ctx.engine.connect() as conn:
-                account = (
-                    account_store.get(conn, instance.account_id) if instance.account_id else None
-                )
+            account = (
+                AccountService(self.ctx).get(instance.account_id) if instance.account_id else None
+            )
             provider = self.ctx.providers.get(instance.provider)
             outcome = getattr(provider, act.value)(account, instance)
         except ActionRefused as exc:
