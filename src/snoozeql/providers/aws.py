@@ -31,7 +31,8 @@ from typing import Any, TypeVar
 import boto3
 from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
-from botocore.exceptions import BotoCoreError, ClientError, ResponseParserError
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from snoozeql.config import Settings
 from snoozeql.domain.errors import ActionRefused, ProviderError
