@@ -42,6 +42,11 @@ def _split_pattern(pattern: str) -> tuple[str, int | None]:
     if not p:
         raise ValidationError(f"{SETTING}: an empty pattern is not allowed")
     port: int | None = None
+    if "/" in p or "@" in p:
+        raise ValidationError(
+            f"{SETTING}: {pattern!r} is not a host or host:port pattern (no scheme, user "
+            "or path; e.g. 127.0.0.1, localhost:4566, *.internal.example)"
+        )
     if p.startswith("["):
         host, sep, rest = p[1:].partition("]")
         if not sep or not _IPV6.match(host) or (rest and not rest.startswith(":")):
@@ -54,9 +59,11 @@ def _split_pattern(pattern: str) -> tuple[str, int | None]:
                 f"{SETTING}: write an IPv6 address in brackets, e.g. [::1] ({pattern!r})"
             )
         port_text = port_text or None
+        if host != "*" and host.rstrip(".") in ("*", ""):
+            host = ""  # "*." or "." is no pattern: refused below
         host = host.rstrip(".")
         labels = host[2:].split(".") if host.startswith("*.") else host.split(".")
-        if host != "*" and not all(_LABEL.match(label) for label in labels):
+        if not host or host != "*" and not all(_LABEL.match(label) for label in labels):
             raise ValidationError(
                 f"{SETTING}: {pattern!r} is not a host or host:port pattern "
                 "(e.g. 127.0.0.1, localhost:4566, *.internal.example)"
