@@ -407,7 +407,8 @@ def instance_override(
         body: dict[str, Any] = {"mode": "replace", "entries": []}
     else:
         loaded = None if entries is None else _load_entries(entries)
-        if loaded is None or (isinstance(loaded, str) and not loaded.strip()):
+        if loaded is None or (isinstance(loaded, str | list | dict) and not loaded
+                               ) or (isinstance(loaded, str) and not loaded.strip()):
             raise ValidationError(
                 f"no {kind} entries given (empty value); to remove every {kind} entry, "
                 f"pass --clear instead: snoozeql stacks instances override {stack} {name} "
