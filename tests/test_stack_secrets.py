@@ -202,3 +202,28 @@ def test_postgres_applied_after_an_env_override_accepts_the_shown_password(
                             dbname="postgres", connect_timeout=10).close()
     finally:
         svc.down("shop")
+
+
+def test_an_instance_from_before_gets_the_password_its_database_already_has(
+    ctx: Context,
+) -> None:
+    """A Redis instance made before the template declared REDIS_PASSWORD (or a database
+    whose password an older version dropped) ran with a password kept for `apply` only:
+    the export and the secrets command adopt that one, so they agree with the server."""
+    from snoozeql.services.stacks import RUNTIME_PASSWORD, SECRET_SCOPE
+    from snoozeql.store import secrets as secret_store
+    from snoozeql.store import stacks as stack_store
+
+    svc = StackService(ctx)
+    svc.create_stack("old")
+    view = svc.create_instance("old", "cache", "redis")
+    with ctx.engine.begin() as conn:  # the state an older version left behind
+        stack_store.override_delete(conn, view.id, "env_vars")
+        secret_store.delete(conn, SECRET_SCOPE, view.id)
+        secret_store.put(conn, SECRET_SCOPE, view.id, RUNTIME_PASSWORD,
+                         svc.box.encrypt("applied-before-4242"), ctx.now())
+    assert svc.effective("old", "cache")[1].env()["REDIS_PASSWORD"] is None
+
+    assert svc.compose("old").env == {"SNOOZEQL_CACHE_REDIS_PASSWORD": "applied-before-4242"}
+    assert _secret(svc, "old", "cache", "REDIS_PASSWORD") == "applied-before-4242"
+    assert svc.secrets("old", "cache")["database_password"] == "applied-before-4242"

@@ -920,9 +920,44 @@ class StackService:
             svc = effective(self._template(conn, r.template), overrides)
         return self._view(stack, r, overrides), svc
 
+    def _ensure_generated(self, stack_name: str) -> None:
+        """Give every instance the generated secrets its template asks for and its
+        env_vars override does not name: instances made before a template declared one
+        (``REDIS_PASSWORD``) or whose password an older version dropped. The database's
+        password is seeded from the one ``apply`` generated for it, if any, so the
+        running database and the export agree. Writes only when something is missing."""
+        from snoozeql.domain.engines import engine_info
+
+        with self.ctx.engine.begin() as conn:
+            stack = self._stack(conn, stack_name)
+            records = store.instance_list(conn, stack.id)
+            overrides = self._load_overrides(conn, [r.id for r in records])
+            for r in records:
+                tmpl = self.templates.find(conn, r.template)
+                if tmpl is None:
+                    continue
+                current = overrides[r.id].get(OverrideKind.ENV_VARS)
+                named = {e.key for e in current.entries} if current else set()  # type: ignore[union-attr]
+                missing = [e.key for e in tmpl.environment
+                           if e.secret and e.value is None and e.key not in named]
+                if not missing:
+                    continue
+                seed: dict[str, str] = {}
+                token = secret_store.get(conn, SECRET_SCOPE, r.id, RUNTIME_PASSWORD)
+                if token is not None and tmpl.engine:
+                    info = engine_info(tmpl.engine)
+                    for var in (*info.docker_password_env, *info.template_password_env):
+                        seed.setdefault(var, self.box.decrypt(token))
+                previous = Override(OverrideKind.ENV_VARS, tuple(
+                    EnvVar(k, v, secret=True) for k, v in seed.items()))
+                parsed = {current.kind: current} if current is not None else {}
+                new = self._with_generated_secrets(tmpl, parsed, previous)
+                self._write_override(conn, r.id, new[OverrideKind.ENV_VARS])
+
     def secrets(self, stack_name: str, name: str) -> dict[str, Any]:
         """The instance's effective secret values, and the password ``apply`` gives its
         database. For the operator who runs it (CLI, operator API role) only."""
+        self._ensure_generated(stack_name)
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
             r = self._instance(conn, stack, name)
@@ -967,6 +1002,7 @@ class StackService:
         config_style: ConfigStyle = "bind",
     ) -> ComposeExport:
         """The Compose export of the stack's enabled instances."""
+        self._ensure_generated(stack_name)
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
             services = self._enabled_services(conn, stack)
@@ -1106,6 +1142,7 @@ class StackService:
         A failed step is reported and the others still run; ``refused`` items are
         reported without touching anything.
         """
+        self._ensure_generated(stack_name)
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
             plan, desired, applied = self._plan(conn, stack)
