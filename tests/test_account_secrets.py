@@ -68,6 +68,10 @@ def test_external_id_is_encrypted_and_shown_as_set(ctx: Context, aws_env: Any,
                   json={"config": {"regions": ["us-east-1", "eu-west-1"]}})
     assert r.status_code == 200 and r.json()["config"]["external_id"] == EXTERNAL_ID
     assert EXTERNAL_ID not in store_dump(ctx)
+    # sending back what a viewer sees ("set") keeps the value
+    r = api.patch("/api/v1/accounts/other", headers=_as(api, "admin"),
+                  json={"config": {"external_id": "set"}})
+    assert r.status_code == 200 and r.json()["config"]["external_id"] == EXTERNAL_ID
 
     # the provider still gets the real value: STS receives it
     report = DiscoveryService(ctx).sync("other")

@@ -196,6 +196,9 @@ class AccountService:
     def update(self, ref: str | UUID, config: dict[str, Any], *, actor: str = "cli"
                ) -> Account:
         account = self.get(ref)
+        # "set" is how a secret setting is shown: sent back unchanged, it keeps the value
+        config = {k: val for k, val in config.items()
+                  if not (k in SECRET_CONFIG_KEYS and val == SHOWN_AS)}
         merged = {**account.config, **config}
         cfg = normalize_config(account.provider, merged, self.ctx.settings)
         with self.ctx.engine.begin() as conn:
