@@ -51,9 +51,12 @@ class AccountOut(BaseModel):
     created_at: datetime | None
 
     @classmethod
-    def of(cls, a: Account) -> AccountOut:
+    def of(cls, a: Account, reveal: bool = False) -> AccountOut:
+        """``reveal`` (admins only) shows secret settings; else they read ``set``."""
+        from snoozeql.services.accounts import public_config
+
         return cls(
-            id=a.id, name=a.name, provider=a.provider.value, config=a.config,
+            id=a.id, name=a.name, provider=a.provider.value, config=public_config(a, reveal),
             status=a.status.value, last_sync_at=a.last_sync_at, last_error=a.last_error,
             created_at=a.created_at,
         )

@@ -9,7 +9,7 @@ import typer
 from snoozeql.cli import state
 from snoozeql.cli.output import console, handle_errors, print_fields, print_json, print_table
 from snoozeql.domain.types import AccountStatus
-from snoozeql.services.accounts import AccountService
+from snoozeql.services.accounts import AccountService, public_config
 from snoozeql.services.discovery import DiscoveryService, SyncReport
 
 app = typer.Typer(help="Cloud accounts SnoozeQL discovers databases in.", no_args_is_help=True)
@@ -17,7 +17,8 @@ app = typer.Typer(help="Cloud accounts SnoozeQL discovers databases in.", no_arg
 
 def _account_json(a) -> dict:  # noqa: ANN001
     return {
-        "id": str(a.id), "name": a.name, "provider": a.provider.value, "config": a.config,
+        "id": str(a.id), "name": a.name, "provider": a.provider.value,
+        "config": public_config(a),
         "status": a.status.value,
         "last_sync_at": a.last_sync_at.isoformat() if a.last_sync_at else None,
         "last_error": a.last_error,
@@ -97,7 +98,8 @@ def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) ->
     print_fields([
         ("id", a.id), ("name", a.name), ("provider", a.provider), ("status", a.status),
         ("last sync", a.last_sync_at), ("last error", a.last_error),
-        *[(k, v if not isinstance(v, list) else ",".join(v)) for k, v in a.config.items()],
+        *[(k, v if not isinstance(v, list) else ",".join(v))
+          for k, v in public_config(a).items()],
     ])
 
 

@@ -391,13 +391,55 @@ def instance_override(
     name: str,
     kind: Annotated[str, typer.Argument(help="ports, volumes, env_vars, labels, domains, "
                                              "healthcheck or config_files")],
-    entries: Annotated[str, typer.Argument(help="JSON/YAML entries, @FILE or - for stdin")],
+    entries: Annotated[str | None, typer.Argument(
+        help="JSON/YAML entries, @FILE or - for stdin")] = None,
     mode: Annotated[str, typer.Option(help="merge or replace")] = "merge",
+    clear: Annotated[bool, typer.Option(
+        "--clear", help="remove every entry of this kind (instead of ENTRIES)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replace one kind of override, e.g. ports '["127.0.0.1:15432:5432"]' --mode replace."""
-    i = _svc().put_override(stack, name, kind, {"mode": mode, "entries": _load_entries(entries)})
+    """Replace one kind of override, e.g. ports '["127.0.0.1:15432:5432"]' --mode replace.
+
+    An empty ENTRIES is an error; removing every entry of a kind is `--clear`."""
+    if clear:
+        if entries is not None:
+            raise ValidationError("give ENTRIES or --clear, not both")
+        body: dict[str, Any] = {"mode": "replace", "entries": []}
+    else:
+        loaded = None if entries is None else _load_entries(entries)
+        if loaded is None or (isinstance(loaded, str | list | dict) and not loaded
+                               ) or (isinstance(loaded, str) and not loaded.strip()):
+            raise ValidationError(
+                f"no {kind} entries given (empty value); to remove every {kind} entry, "
+                f"pass --clear instead: snoozeql stacks instances override {stack} {name} "
+                f"{kind} --clear"
+            )
+        body = {"mode": mode, "entries": loaded}
+    i = _svc().put_override(stack, name, kind, body)
     _print_instance(i, as_json)
+
+
+@instances_app.command("secrets")
+@handle_errors
+def instance_secrets(stack: str, name: str, as_json: JsonOpt = False) -> None:
+    """The instance's secret values (generated passwords too) and its database password.
+
+    Shown in clear: the CLI acts with the local operator's full rights."""
+    data = _svc().secrets(stack, name)
+    if as_json:
+        print_json(data)
+        return
+    rows = [(e["key"], e["value"] if e["value"] is not None else "(no value)", e["source"])
+            for e in data["env_vars"]]
+    if data["engine"]:
+        shown = data["database_password"]
+        rows.append(("(database password)", shown if shown is not None else
+                     "(none yet: generated at the first apply)",
+                     data["database_password_from"] or "-"))
+    if not rows:
+        console.print(f"{stack}/{name} has no secrets")
+        return
+    print_table(None, ["KEY", "VALUE", "FROM"], rows)
 
 
 @instances_app.command("effective")

@@ -21,7 +21,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from snoozeql.domain.errors import ActionRefused, ProviderError, SnoozeError, ValidationError
+from snoozeql.domain.errors import (
+    ActionRefused,
+    NotFound,
+    ProviderError,
+    SnoozeError,
+    ValidationError,
+)
 from snoozeql.domain.types import (
     CONFIRMED_AFTER_TAKEOVER,
     ActionOutcome,
@@ -30,11 +36,11 @@ from snoozeql.domain.types import (
     InstanceStatus,
     LifecycleAction,
 )
+from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.leases import action_lease, keeper, new_owner
 from snoozeql.services.local_databases import bind_password_lookup
-from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
 from snoozeql.store.actions import ActionRecord
@@ -115,10 +121,9 @@ class LifecycleService:
                     f"{instance.name} was not seen by the last sync (missing since "
                     f"{instance.missing_since:%Y-%m-%d %H:%M} UTC); sync its account first"
                 )
-            with self.ctx.engine.connect() as conn:
-                account = (
-                    account_store.get(conn, instance.account_id) if instance.account_id else None
-                )
+            account = (
+                AccountService(self.ctx).get(instance.account_id) if instance.account_id else None
+            )
             provider = self.ctx.providers.get(instance.provider)
             outcome = getattr(provider, act.value)(account, instance)
         except ActionRefused as exc:
@@ -204,8 +209,12 @@ class LifecycleService:
         with self.ctx.engine.connect() as conn:
             if entry.instance_id is not None:
                 instance = instance_store.get(conn, entry.instance_id)
-            account = (account_store.get(conn, instance.account_id)
-                       if instance is not None and instance.account_id else None)
+        account = None
+        if instance is not None and instance.account_id:
+            try:
+                account = AccountService(self.ctx).get(instance.account_id)
+            except NotFound:
+                instance = None  # its account (and so the instance) went away meanwhile
         if instance is None:
             message = f"{holder} died during the call; the instance is no longer in the inventory"
         else:
