@@ -23,7 +23,7 @@ from uuid import UUID
 
 from snoozeql.domain.errors import (
     ActionRefused,
-    NotFound,
+    NotFoundError,
     ProviderError,
     SnoozeError,
     ValidationError,
@@ -213,7 +213,7 @@ class LifecycleService:
         if instance is not None and instance.account_id:
             try:
                 account = AccountService(self.ctx).get(instance.account_id)
-            except NotFound:
+            except NotFoundError:
                 instance = None  # its account (and so the instance) went away meanwhile
         if instance is None:
             message = f"{holder} died during the call; the instance is no longer in the inventory"
