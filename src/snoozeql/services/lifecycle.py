@@ -2,6 +2,12 @@
 
 Every attempt is recorded, whatever its result: ``ok``, ``refused`` (the provider or
 a rule of ours will not do it, with the reason) or ``failed`` (the call failed).
+
+An action that already happened (stop an instance that is stopped, or stopping) is
+``ok`` with the message ``already stopped`` (``already stopping (in progress)``): the
+provider reads the real state when the cloud refuses, so nothing is reported as failed
+that is in fact done. A protected instance (``snoozeql-protect=true``) is refused with
+the reason "protected" unless the caller forces it (one instance named explicitly).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from snoozeql.domain.errors import ActionRefused, ProviderError, SnoozeError, ValidationError
+from snoozeql.domain.protection import is_protected, protected_refusal
 from snoozeql.domain.types import ActionResult, Instance, LifecycleAction
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
@@ -31,6 +38,7 @@ class ActionReport:
     action: LifecycleAction
     result: ActionResult
     message: str | None
+    already: bool = False
 
 
 class LifecycleService:
@@ -41,9 +49,11 @@ class LifecycleService:
 
     def act(
         self, ref: str | UUID, action: str | LifecycleAction, *, actor: str,
-        reason: str = "manual",
+        reason: str = "manual", force: bool = False,
     ) -> ActionReport:
-        """Carry out ``action``; raises ActionRefused/ProviderError after logging them."""
+        """Carry out ``action``; raises ActionRefused/ProviderError after logging them.
+
+        ``force`` acts on a protected instance; only for one instance a person named."""
         try:
             act = LifecycleAction(action)
         except ValueError:
@@ -55,6 +65,9 @@ class LifecycleService:
         instance = self.inventory.get(ref)
         started = self.ctx.now()
         try:
+            protected = protected_refusal(instance, act.value, force=force)
+            if protected is not None:
+                raise ActionRefused(protected)
             if instance.missing_since is not None:
                 raise ActionRefused(
                     f"{instance.name} was not seen by the last sync (missing since "
@@ -83,12 +96,17 @@ class LifecycleService:
             raise ProviderError(message) from exc
         with self.ctx.engine.begin() as conn:
             instance_store.set_status(conn, instance.id, outcome.status, outcome.raw_status)
+        details: dict = {"status": outcome.status.value, "raw_status": outcome.raw_status}
+        if outcome.already:
+            details["already"] = outcome.message
+        if force and is_protected(instance):
+            details["forced"] = True
         action_id = self._record(
-            instance, act, actor, reason, started, ActionResult.OK, None,
-            {"status": outcome.status.value, "raw_status": outcome.raw_status},
+            instance, act, actor, reason, started, ActionResult.OK, None, details
         )
         return ActionReport(
-            action_id, self.inventory.get(instance.id), act, ActionResult.OK, outcome.message
+            action_id, self.inventory.get(instance.id), act, ActionResult.OK, outcome.message,
+            outcome.already,
         )
 
     def _record(

@@ -3,8 +3,10 @@
 One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
 
 1. Resolve which schedule governs each instance (``services.schedules.resolve``) and
-   read the overrides. Protected instances (``snoozeql-protect=true``) and members of a
-   cluster in the inventory (the cluster is acted on as a unit) are left out.
+   read the overrides. Members of a cluster in the inventory (the cluster is acted on
+   as a unit) are left out. Protected instances (``snoozeql-protect=true``) are planned
+   like the others, but each of their transitions is refused ("protected", once, in
+   the action log) by the lifecycle service: the schedule never touches them.
 2. For each instance, decide the *key* of the current situation:
 
    - an active override: (``override``, the instant it was set);
@@ -46,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from snoozeql.domain.errors import ActionRefused, SnoozeError
+from snoozeql.domain.protection import protected_refusal
 from snoozeql.domain.schedules import (
     Decision,
     DesiredState,
@@ -155,7 +158,7 @@ class Reconciler:
             overrides = store.all_overrides(conn)
             open_ids = store.open_interval_ids(conn)
             accounts = {a.id: a.name for a in account_store.list_all(conn)}
-        governing = resolve(instances, records, assignments, accounts)
+        governing = resolve(instances, records, assignments, accounts, include_protected=True)
         self._close_started(instances, open_ids, now)
 
         clusters = {i.provider_id for i in instances if i.kind == InstanceKind.CLUSTER}
@@ -167,9 +170,7 @@ class Reconciler:
             ov = overrides.get(inst.id)
             if gov is None and ov is None:
                 continue
-            if is_protected(inst) or (
-                inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters
-            ):
+            if inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters:
                 continue
             report.considered += 1
             try:
@@ -287,6 +288,10 @@ class Reconciler:
         if _matches(inst.status, p.desired):
             return "done", "noop", None
         action = "stop" if p.desired is DesiredState.STOPPED else "start"
+        protected = protected_refusal(inst, action)
+        if p.dry_run and protected is not None:  # a real run is refused (lifecycle)
+            return "done", ActionResult.REFUSED.value, ReconcileItem(
+                inst.id, inst.name, action, ActionResult.REFUSED.value, reason, protected)
         if p.dry_run:
             self._log(inst, action, f"{reason} (dry run: would {action})", ActionResult.DRY_RUN,
                       now, details={"would": action, "schedule": p.schedule_name,
@@ -353,7 +358,7 @@ class Reconciler:
             gov = governing.get(inst.id)
             if gov is None or gov.schedule.dry_run or self.ctx.settings.reconcile_dry_run:
                 continue
-            if inst.status not in _RUNNING_LIKE or (
+            if inst.status not in _RUNNING_LIKE or is_protected(inst) or (
                 inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters
             ):
                 continue
