@@ -110,11 +110,9 @@ def confirm(question: str, *, refused: str, hint: str) -> None:
     Without an answer (no terminal, stdin at its end) exit 2 with ``hint`` (e.g. "add
     --yes to delete without asking") rather than click's bare "Aborted!".
     """
-    import click
-
     try:
         answer = typer.confirm(question, default=False, err=True)
-    except click.Abort:
+    except typer.Abort:
         fail(f"{refused}: there is no terminal to ask {question!r} on; {hint}", 2)
     if not answer:
         err_console.print(refused, highlight=False)
