@@ -24,8 +24,8 @@ def test_cli_import_takes_the_policy_options(snoozeql_cli) -> None:  # noqa: ANN
     r = cli("schedules", "check", "late", "--at", "2026-11-27T19:59:00+01:00", "--json")
     body = json.loads(r.stdout)
     assert body["state"] == "running"
-    assert body["next_transition"]["at"] == "2026-11-27T20:00:00+01:00" and body["next_transition"]["state"] == (
-        "stopped")
+    nxt = body["next_transition"]
+    assert (nxt["at"], nxt["state"]) == ("2026-11-27T20:00:00+01:00", "stopped")
     r = cli("schedules", "check", "late", "--at", "2026-11-28T12:00:00+01:00", "--json")
     assert json.loads(r.stdout)["next_transition"]["at"] == "2026-11-30T08:00:00+01:00"
 
