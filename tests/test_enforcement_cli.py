@@ -287,3 +287,18 @@ def test_api_accepts_an_id_prefix(api) -> None:  # noqa: ANN001
     assert r.status_code == 200 and r.json()["name"] == "db-0002"
     r = api.post(f"/api/v1/instances/{target['id'][:10]}/stop", headers=_h(api, "operator"))
     assert r.status_code == 200 and r.json()["instance"]["name"] == "db-0002"
+
+
+def test_reconcile_with_a_failed_action_exits_1(cli) -> None:  # noqa: ANN001
+    from snoozeql.services.accounts import AccountService
+
+    r = cli("schedules", "add", "--name", "never", "--tz", "UTC", "--override-status", "stopped")
+    assert r.exit_code == 0, r.output
+    assert cli("schedules", "assign", "never", "--instance", "db-0000").exit_code == 0
+    # The account's endpoint goes away after the sync: the stop fails (a provider error).
+    AccountService(cli.ctx()).update("dev-account",
+                                     {"endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    r = cli("schedules", "reconcile", "--json")
+    assert r.exit_code == 1, r.output
+    [item] = json.loads(r.stdout)["items"]
+    assert (item["instance_name"], item["result"]) == ("db-0000", "failed")

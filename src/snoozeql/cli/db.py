@@ -109,12 +109,12 @@ def create(
         )
 
 
-def _act(action: str, name: str, as_json: bool) -> None:
+def _act(action: str, name: str, as_json: bool, force: bool = False) -> None:
     ctx = state.ctx()
     instance = LocalDatabaseService(ctx).get(name)
     with err_console.status(f"{action} {instance.name}..."):
         report = LifecycleService(ctx).act(
-            instance.id, action, actor=state.ACTOR, reason="manual"
+            instance.id, action, actor=state.ACTOR, reason="manual", force=force
         )
     if as_json:
         print_json({
@@ -127,25 +127,32 @@ def _act(action: str, name: str, as_json: bool) -> None:
                               _colored(report.instance.status.value)), highlight=False)
 
 
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="act on a protected database (tagged snoozeql-protect=true)")]
+
+
 @app.command("start")
 @handle_errors
-def start(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def start(name: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+          force: ForceOpt = False) -> None:
     """Start a stopped (or failed) database and wait until it answers."""
-    _act("start", name, as_json)
+    _act("start", name, as_json, force)
 
 
 @app.command("stop")
 @handle_errors
-def stop(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def stop(name: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+         force: ForceOpt = False) -> None:
     """Stop gracefully (forced after 10 s)."""
-    _act("stop", name, as_json)
+    _act("stop", name, as_json, force)
 
 
 @app.command("restart")
 @handle_errors
-def restart(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def restart(name: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+            force: ForceOpt = False) -> None:
     """Stop, then start and wait until it answers."""
-    _act("restart", name, as_json)
+    _act("restart", name, as_json, force)
 
 
 @app.command("delete")

@@ -416,15 +416,20 @@ def assignments(ref: Annotated[str | None, typer.Argument(help="name or id; defa
 @app.command("reconcile")
 @handle_errors
 def reconcile(as_json: JsonOpt = False) -> None:
-    """Run the reconciler once now (what `serve` does every minute)."""
+    """Run the reconciler once now (what `serve` does every minute).
+
+    Exit 1 when an action failed (a provider error); refusals (a read replica, a
+    protected instance) are reported but are not failures of the run."""
     from snoozeql.services.reconciler import Reconciler
 
     report = Reconciler(state.ctx()).run()
     if as_json:
         print_json(report.to_json())
-        return
-    print_table(None, ["INSTANCE", "ACTION", "RESULT", "REASON", "ERROR"], [
-        (i.instance_name, i.action, i.result, i.reason, i.error) for i in report.items
-    ])
-    console.print(f"{report.considered} scheduled instance(s), {len(report.items)} action(s)",
-                  style="dim")
+    else:
+        print_table(None, ["INSTANCE", "ACTION", "RESULT", "REASON", "ERROR"], [
+            (i.instance_name, i.action, i.result, i.reason, i.error) for i in report.items
+        ])
+        console.print(f"{report.considered} scheduled instance(s), "
+                      f"{len(report.items)} action(s)", style="dim")
+    if any(i.result == "failed" for i in report.items):
+        raise typer.Exit(1)
