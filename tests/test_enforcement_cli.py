@@ -302,3 +302,30 @@ def test_reconcile_with_a_failed_action_exits_1(cli) -> None:  # noqa: ANN001
     assert r.exit_code == 1, r.output
     [item] = json.loads(r.stdout)["items"]
     assert (item["instance_name"], item["result"]) == ("db-0000", "failed")
+
+
+# --------------------------------------------------------------------------- item 5
+
+
+def test_reconciler_starts_again_at_a_custodian_start_repeated_at_midnight(cli, aws_env) -> None:  # noqa: ANN001
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    ctx = cli.ctx()
+    ctx.clock = lambda: datetime(2026, 3, 1, 12, 0, tzinfo=ny)  # assigned on Sunday
+    r = cli("schedules", "import", "--custodian", "off=(S,3);on=(M-F,0)", "--name", "nights")
+    assert r.exit_code == 0, r.output
+    assert cli("schedules", "assign", "nights", "--instance", "db-0000").exit_code == 0
+    ctx.clock = lambda: datetime(2026, 3, 2, 12, 0, tzinfo=ny)
+    assert cli("schedules", "reconcile").exit_code == 0  # running, as wanted: nothing to do
+    assert cli("instances", "stop", "db-0000").exit_code == 0  # stopped by hand
+    ctx.clock = lambda: datetime(2026, 3, 2, 23, 30, tzinfo=ny)
+    r = cli("schedules", "reconcile", "--json")
+    assert json.loads(r.stdout)["items"] == []  # left alone until the next transition
+    assert _rds_status(aws_env, "db-0000") == "stopped"
+    ctx.clock = lambda: datetime(2026, 3, 3, 0, 1, tzinfo=ny)
+    r = cli("schedules", "reconcile", "--json")
+    assert [(i["instance_name"], i["action"], i["result"])
+            for i in json.loads(r.stdout)["items"]] == [("db-0000", "start", "ok")]
+    assert _rds_status(aws_env, "db-0000") == "available"
