@@ -329,3 +329,24 @@ def test_reconciler_starts_again_at_a_custodian_start_repeated_at_midnight(cli, 
     assert [(i["instance_name"], i["action"], i["result"])
             for i in json.loads(r.stdout)["items"]] == [("db-0000", "start", "ok")]
     assert _rds_status(aws_env, "db-0000") == "available"
+
+
+def test_id_prefix_lookup_on_both_stores(ctx) -> None:  # noqa: ANN001
+    """The prefix lookup reads ids the same on SQLite (hex) and PostgreSQL (uuid)."""
+    from snoozeql.domain.errors import ConflictError, NotFoundError
+    from snoozeql.services.inventory import InventoryService
+    from tests.test_metrics_store import add_instances
+
+    ids = add_instances(ctx, "one", "two")
+    with ctx.engine.begin() as conn:
+        for name, new in (("one", "0123abcd-0000-4000-8000-000000000001"),
+                          ("two", "0123abcd-9999-4000-8000-000000000002")):
+            conn.execute(sa.update(instances_table).where(instances_table.c.id == ids[name])
+                         .values(id=UUID(new)))
+    svc = InventoryService(ctx)
+    assert svc.get("0123abcd-9").name == "two"
+    assert svc.get("0123ABCD0000").name == "one"
+    with pytest.raises(ConflictError, match="ambiguous.*one.*two"):
+        svc.get("0123abcd")
+    with pytest.raises(NotFoundError):
+        svc.get("0123abc")  # seven digits: not a prefix, not a name
