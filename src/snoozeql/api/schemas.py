@@ -156,11 +156,21 @@ class ActionOut(BaseModel):
         return cls(**fields, outcome=r.outcome)
 
 
+class ActionIn(BaseModel):
+    """Optional body of ``POST /instances/{id}/start|stop|restart``."""
+
+    model_config = ConfigDict(extra="forbid")
+    force: bool = Field(False, description="act on a protected instance (snoozeql-protect="
+                                           "true); needs the admin role")
+
+
 class ActionResultOut(BaseModel):
     action_id: UUID
     action: str
     result: str
-    message: str | None
+    message: str | None = Field(description="e.g. 'already stopped' when nothing was to do")
+    already: bool = Field(False, description="the instance already was in (or on its way "
+                                             "to) the requested state; nothing was done")
     instance: InstanceOut
 
 

@@ -13,12 +13,15 @@ import yaml
 
 from snoozeql.cli import state
 from snoozeql.cli.output import (
+    confirm,
     console,
     err_console,
     handle_errors,
+    line,
     print_fields,
     print_json,
     print_table,
+    styled,
 )
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.stacks import ComposeExport
@@ -58,7 +61,7 @@ def create(
     if as_json:
         print_json(s.to_dict())
     else:
-        console.print(f"created stack [bold]{s.name}[/bold]")
+        console.print(line("created stack ", styled(s.name, "bold")))
 
 
 @app.command("list")
@@ -111,7 +114,8 @@ def update(
 def delete(name: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = False) -> None:
     """Soft-delete a stack (restore it with `snoozeql stacks restore`)."""
     if not yes:
-        typer.confirm(f"delete stack {name}?", abort=True)
+        confirm(f"delete stack {name}?", refused="not deleted",
+                hint="add --yes to delete without asking")
     _svc().delete_stack(name)
     console.print(f"deleted stack {name} (restore with: snoozeql stacks restore {name})")
 
@@ -249,8 +253,8 @@ def _print_instance(i: InstanceView, as_json: bool) -> None:
         ("description", i.description or None), ("override count", i.override_count),
     ])
     for o in i.overrides:
-        console.print(f"[bold]{o['kind']}[/bold] ({o['mode']}): "
-                      f"{json.dumps(o['entries'])}", highlight=False)
+        console.print(line(styled(o["kind"], "bold"),
+                           f" ({o['mode']}): {json.dumps(o['entries'])}"), highlight=False)
 
 
 def _load_entries(value: str) -> Any:
@@ -336,10 +340,8 @@ def instance_delete(stack: str, name: str,
     svc = _svc()
     if not yes:
         preview = svc.delete_preview(stack, name)
-        typer.confirm(
-            f"delete {stack}/{name} with {preview['override_count']} override entries?",
-            abort=True,
-        )
+        confirm(f"delete {stack}/{name} with {preview['override_count']} override entries?",
+                refused="not deleted", hint="add --yes to delete without asking")
     svc.delete_instance(stack, name)
     console.print(f"deleted {stack}/{name}")
 

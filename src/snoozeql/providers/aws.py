@@ -44,6 +44,7 @@ from snoozeql.domain.types import (
     InstanceKind,
     InstanceStatus,
     ProviderKind,
+    already_message,
 )
 from snoozeql.providers.base import allowed_endpoint
 
@@ -545,9 +546,16 @@ class AwsProvider:
         if instance.kind == InstanceKind.CLUSTER:
             op = rds.start_db_cluster if verb == "start" else rds.stop_db_cluster
             api = "StartDBCluster" if verb == "start" else "StopDBCluster"
-            self._call(f"{verb} cluster {t.identifier} ({api})", t.region, creds,
-                       lambda: op(DBClusterIdentifier=t.identifier), refusable=True,
-                       endpoint=rds.meta.endpoint_url)
+            try:
+                self._call(f"{verb} cluster {t.identifier} ({api})", t.region, creds,
+                           lambda: op(DBClusterIdentifier=t.identifier), refusable=True,
+                           endpoint=rds.meta.endpoint_url)
+            except ActionRefused:
+                done = self._already(verb, lambda: self._describe_cluster(rds, creds, t)
+                                     .get("Status"))
+                if done is None:
+                    raise
+                return done
             # Report the state AWS shows now (StopDBCluster's own answer may still be
             # the state before the call).
             after = self._describe_cluster(rds, creds, t)
@@ -568,11 +576,33 @@ class AwsProvider:
             )
         op = rds.start_db_instance if verb == "start" else rds.stop_db_instance
         api = "StartDBInstance" if verb == "start" else "StopDBInstance"
-        got = self._call(f"{verb} {t.identifier} ({api})", t.region, creds,
-                         lambda: op(DBInstanceIdentifier=t.identifier), refusable=True,
-                         endpoint=rds.meta.endpoint_url)
+        try:
+            got = self._call(f"{verb} {t.identifier} ({api})", t.region, creds,
+                             lambda: op(DBInstanceIdentifier=t.identifier), refusable=True,
+                             endpoint=rds.meta.endpoint_url)
+        except ActionRefused:
+            done = self._already(verb, lambda: self._describe_instance(rds, creds, t)
+                                 .get("DBInstanceStatus"))
+            if done is None:
+                raise
+            return done
         raw = got.get("DBInstance", {}).get("DBInstanceStatus")
         return ActionOutcome(normalize_status(raw), raw, f"{api} accepted for {t.identifier}")
+
+    @staticmethod
+    def _already(verb: str, read_status: Callable[[], Any]) -> ActionOutcome | None:
+        """After AWS refused a start/stop (``InvalidDBInstanceState`` when the instance
+        is already stopped, say): read the state. If the action already happened or is
+        under way, that is a success; None means the refusal stands."""
+        try:
+            raw = read_status()
+        except ActionRefused:
+            return None
+        status = normalize_status(raw)
+        message = already_message(verb, status)
+        if message is None:
+            return None
+        return ActionOutcome(status, raw, message, already=True)
 
     def restart(self, account: Account | None, instance: Instance) -> ActionOutcome:
         """Reboot an instance; for a cluster, reboot each of its member instances."""

@@ -50,7 +50,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ from snoozeql.domain.types import (
     InstanceKind,
     InstanceStatus,
     ProviderKind,
+    already_message,
 )
 from snoozeql.providers.base import allowed_endpoint
 
@@ -386,10 +387,9 @@ class GcpProvider:
 
         state = current.get("state")
         status = normalize_status(state, (current.get("settings") or {}).get("activationPolicy"))
-        if action == "stop" and status is InstanceStatus.STOPPED:
-            return self._outcome(current, f"{ident} is already stopped")
-        if action == "start" and status is InstanceStatus.RUNNING:
-            return self._outcome(current, f"{ident} is already running")
+        already = already_message(action, status) if action != "restart" else None
+        if already is not None:
+            return replace(self._outcome(current, already), already=True)
         if action == "restart" and status is InstanceStatus.STOPPED:
             raise ActionRefused(f"cannot restart {ident}: it is stopped; start it instead")
         if state not in ("RUNNABLE", "STOPPED"):
