@@ -52,6 +52,7 @@ from snoozeql.domain.stacks import (
 from snoozeql.domain.stacks.compose import ConfigStyle, SecretMode
 from snoozeql.domain.stacks.entries import EnvVar
 from snoozeql.domain.stacks.names import suggest_name
+from snoozeql.domain.validation import bounded_text
 from snoozeql.services import audit
 from snoozeql.services.context import Context
 from snoozeql.services.secrets import SecretBox, generate_password
@@ -386,6 +387,7 @@ class StackService:
     def create_stack(self, name: str, description: str = "", *, actor: str = "cli"
                      ) -> StackView:
         validate_stack_name(name, self.prefix)
+        bounded_text(description or "", "description")
         try:
             with self.ctx.engine.begin() as conn:
                 if store.stack_by_name(conn, name):
@@ -420,6 +422,7 @@ class StackService:
             return self._stack_view(conn, self._stack(conn, name))
 
     def update_stack(self, name: str, description: str, *, actor: str = "cli") -> StackView:
+        bounded_text(description or "", "description")
         with self.ctx.engine.begin() as conn:
             s = self._stack(conn, name)
             before = self._stack_view(conn, s)
@@ -586,6 +589,7 @@ class StackService:
         Secret env vars the template leaves without a value (a database password) get a
         generated value, stored encrypted as an env_vars override.
         """
+        bounded_text(description or "", "description")
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
             validate_instance_name(name, stack.name, self.prefix)
@@ -657,6 +661,7 @@ class StackService:
         enabled: bool | None = None,
         actor: str = "cli",
     ) -> InstanceView:
+        bounded_text(description or "", "description")
         with self.ctx.engine.begin() as conn:
             stack = self._stack(conn, stack_name)
             r = self._instance(conn, stack, name)

@@ -1,0 +1,63 @@
+"""What the OpenAPI document declares beyond the routes' own models.
+
+Every ``/api/v1`` operation can answer with the error body (:class:`ErrorOut`) for the
+statuses of :mod:`snoozeql.domain.errors` and of the request checks; they are declared
+on every operation, so a client generated from the document knows each answer it may
+get. Answers of a method a path does not have (405) carry ``Allow`` with the methods
+it does have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.routing import Match
+
+from snoozeql.api.schemas import ErrorOut
+
+ERROR_STATUSES: dict[int, str] = {
+    400: "Malformed input: a value the service refuses, with the reason.",
+    401: "No API key, or an invalid or revoked one.",
+    403: "The key's role does not allow this operation.",
+    404: "A named object (in the path, the query or the body) does not exist.",
+    409: "The request clashes with existing state, or the action was refused.",
+    413: "The request body is over the limit (SNOOZEQL_MAX_BODY_BYTES, default 1 MiB).",
+    422: "The request does not match this document (types, lengths, required fields, "
+         "control characters in the path or query).",
+    502: "An outside system (cloud API, Docker, a database server) failed.",
+}
+
+
+def error_responses() -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorOut, "description": text}
+            for status, text in ERROR_STATUSES.items()}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+def exactly_one_of(*fields: str, also_required: dict[str, list[str]] | None = None
+                   ) -> dict[str, Any]:
+    """A JSON Schema ``oneOf`` saying exactly one of ``fields`` is given (not null).
+
+    For a model's ``json_schema_extra``: the rule the service enforces (400 otherwise)
+    is then in the document, for clients and for generated tests. ``also_required``
+    names fields that must come with a given one (a Custodian tag needs a name)."""
+    branches = []
+    for f in fields:
+        props: dict[str, Any] = {f: {"not": {"type": "null"}}}
+        props.update({g: {"type": "null"} for g in fields if g != f})
+        extra = (also_required or {}).get(f, [])
+        props.update({g: {"not": {"type": "null"}} for g in extra})
+        branches.append({"required": [f, *extra], "properties": props})
+    return {"oneOf": branches}
