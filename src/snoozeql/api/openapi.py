@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from starlette.routing import Match
 
 from snoozeql.api.schemas import ErrorOut

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from snoozeql.api.openapi import exactly_one_of
 from snoozeql.domain.schedules import Segment
-from snoozeql.domain.validation import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS
+from snoozeql.domain.validation import MAX_NAME_CHARS
 from snoozeql.services.schedules import Assignment, ConflictView, MatchView, ScheduleView
 from snoozeql.store.schedules import OverrideRecord
 

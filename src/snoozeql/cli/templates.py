@@ -10,7 +10,6 @@ import typer
 from snoozeql.cli import state
 from snoozeql.cli.files import read_text_file
 from snoozeql.cli.output import console, handle_errors, print_fields, print_json, print_table
-from snoozeql.domain.errors import ValidationError
 from snoozeql.services.templates import TemplateService
 
 app = typer.Typer(help="Service templates that stack instances are made from.",

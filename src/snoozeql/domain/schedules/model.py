@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from snoozeql.domain.errors import ValidationError
-from snoozeql.domain.validation import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, bounded_text
 from snoozeql.domain.schedules.grammar import (
     MonthdaySet,
     MonthSet,
@@ -30,6 +29,7 @@ from snoozeql.domain.schedules.grammar import (
     parse_time,
     parse_weekdays,
 )
+from snoozeql.domain.validation import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, bounded_text
 
 __all__ = ["DesiredState", "ExceptionDate", "Period", "Schedule", "load_zone"]
 

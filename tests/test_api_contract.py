@@ -1,0 +1,148 @@
+"""Issue 14, items 11 and 12: the OpenAPI document declares what the API answers
+(every error status with the error schema, the cross-field rules, Allow on 405, ISO
+instants only), schemathesis finds no failure against a real `serve`, and Swagger UI
+is served from assets inside the package."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from snoozeql.api.app import create_app
+from snoozeql.api.openapi import ERROR_STATUSES
+from snoozeql.services.apikeys import ApiKeyService
+
+ROOT = Path(__file__).resolve().parents[1]
+SNOOZEQL = str(Path(sys.executable).with_name("snoozeql"))
+SWAGGER = ROOT / "src" / "snoozeql" / "api" / "static" / "swagger"
+METHODS = {"get", "put", "post", "delete", "patch"}
+
+
+@pytest.fixture
+def api(ctx):  # noqa: ANN001, ANN201
+    key = ApiKeyService(ctx).create("admin-key", "admin")[1]
+    client = TestClient(create_app(ctx), raise_server_exceptions=False)
+    client.headers["X-API-Key"] = key
+    return client
+
+
+def _operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method in METHODS:
+                yield path, method, op
+
+
+def test_every_operation_declares_every_error_status_with_the_error_schema(api) -> None:  # noqa: ANN001
+    doc = api.get("/api/v1/openapi.json").json()
+    ops = list(_operations(doc))
+    assert len(ops) > 60
+    for path, method, op in ops:
+        if not path.startswith("/api/v1"):
+            continue
+        for status in ERROR_STATUSES:
+            resp = op["responses"].get(str(status))
+            assert resp, (method, path, status)
+            schema = resp["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path, status)
+    assert "HTTPValidationError" not in json.dumps(doc["paths"])
+
+
+def test_the_documented_error_body_is_what_errors_look_like(api) -> None:  # noqa: ANN001
+    r = api.post("/api/v1/instances/bulk", json={"action": "stop"})
+    assert r.status_code == 400
+    assert set(r.json()) == {"error"} and set(r.json()["error"]) == {"code", "message"}
+    r = api.get("/api/v1/instances", params={"limit": "many"})
+    assert r.status_code == 422 and set(r.json()["error"]) == {"code", "message"}
+
+
+def test_cross_field_rules_are_in_the_schema(api) -> None:  # noqa: ANN001
+    schemas = api.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    bulk = schemas["BulkIn"]["oneOf"]
+    assert sorted(b["required"] for b in bulk) == [["ids"], ["selector"]]
+    assign = schemas["AssignIn"]["oneOf"]
+    assert sorted(b["required"][0] for b in assign) == ["account", "instance", "selector",
+                                                         "tag"]
+    imports = {b["required"][0]: b["required"] for b in schemas["ImportIn"]["oneOf"]}
+    assert imports == {"custodian": ["custodian", "name"],
+                       "instance_scheduler": ["instance_scheduler"]}
+    # ... and the API enforces exactly what the schema says.
+    both = {"action": "stop", "ids": ["x"], "selector": {"provider": "aws"}}
+    assert api.post("/api/v1/instances/bulk", json=both).status_code == 400
+    r = api.post("/api/v1/schedules/import", json={"custodian": "off=(M-F,19)"})
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("PATCH", "/api/v1/instances", {"GET", "POST"}),
+    ("PUT", "/api/v1/accounts", {"GET", "POST"}),
+    ("POST", "/api/v1/accounts/dev", {"GET", "PATCH", "DELETE"}),
+    ("GET", "/api/v1/instances/bulk", {"POST"}),
+])
+def test_405_says_which_methods_the_path_has(api, method: str, path: str,  # noqa: ANN001
+                                             allowed: set[str]) -> None:
+    r = api.request(method, path)
+    assert r.status_code == 405, r.text
+    listed = {m.strip() for m in r.headers["allow"].split(",")}
+    assert allowed <= listed and method not in listed
+    assert r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_action_log_times_are_iso_instants_only(api) -> None:  # noqa: ANN001
+    for params in ({"until": "0.5"}, {"since": "1e10"}, {"since": "1700000000"},
+                   {"until": "yesterday"}):
+        r = api.get("/api/v1/actions", params=params)
+        assert r.status_code == 400, (params, r.text)
+        assert "ISO 8601" in r.json()["error"]["message"]
+    for params in ({"since": "2026-01-01"}, {"since": "2026-01-01T00:00:00Z"},
+                   {"until": "2026-01-01T10:00:00+02:00"}):
+        assert api.get("/api/v1/actions", params=params).status_code == 200, params
+    doc = api.get("/api/v1/openapi.json").json()
+    params = {p["name"]: p for p in doc["paths"]["/api/v1/actions"]["get"]["parameters"]}
+    assert "ISO 8601" in params["since"]["description"]
+
+
+# ------------------------------------------------------------ item 12: Swagger UI
+
+
+def test_docs_page_references_only_local_assets_that_answer(api) -> None:  # noqa: ANN001
+    r = api.get("/api/v1/docs")
+    assert r.status_code == 200
+    html = r.text
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+    urls += re.findall(r"""url\s*:\s*['"]([^'"]+)['"]""", html)
+    assert urls, html
+    assert "//" not in "".join(u for u in urls), urls
+    assert "cdn" not in html.lower() and "validator.swagger.io" not in html
+    assert '"validatorUrl": null' in html
+    for url in urls:
+        got = api.get(url)
+        assert got.status_code == 200, url
+    js = api.get("/api/v1/static/swagger/swagger-ui-bundle.js")
+    assert js.content == (SWAGGER / "swagger-ui-bundle.js").read_bytes()
+    assert "javascript" in js.headers["content-type"]
+
+
+def test_vendored_assets_match_the_recorded_checksums_and_carry_the_licence() -> None:
+    sums = (SWAGGER / "SHA256SUMS").read_text().split("\n")
+    recorded = dict(reversed(line.split()) for line in sums if line.strip())
+    assert {"swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"} <= set(recorded)
+    for name, digest in recorded.items():
+        assert hashlib.sha256((SWAGGER / name).read_bytes()).hexdigest() == digest, name
+    assert "Apache License" in (SWAGGER / "LICENSE").read_text()
+    assert re.match(r"swagger-ui-dist@\d+\.\d+\.\d+$", (SWAGGER / "VERSION").read_text().strip())
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "vendor_swagger_ui.sh"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    src = ROOT / "src" / "snoozeql"
+    for path in src.rglob("*.py"):
+        assert "cdn.jsdelivr" not in path.read_text() and "unpkg.com" not in path.read_text()
