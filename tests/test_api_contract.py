@@ -86,7 +86,7 @@ def test_cross_field_rules_are_in_the_schema(api) -> None:  # noqa: ANN001
     ("PATCH", "/api/v1/instances", {"GET", "POST"}),
     ("PUT", "/api/v1/accounts", {"GET", "POST"}),
     ("POST", "/api/v1/accounts/dev", {"GET", "PATCH", "DELETE"}),
-    ("GET", "/api/v1/instances/bulk", {"POST"}),
+    ("DELETE", "/api/v1/actions", {"GET"}),
 ])
 def test_405_says_which_methods_the_path_has(api, method: str, path: str,  # noqa: ANN001
                                              allowed: set[str]) -> None:

@@ -67,8 +67,8 @@ def create_app(ctx: Context) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(request))
+        if exc.status_code == 405 and (allowed := allowed_methods(request)):
+            headers["Allow"] = ", ".join(allowed)  # every method of the path, not one route's
         return _error(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)

@@ -9,10 +9,10 @@ it does have.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import Request
-from starlette.routing import Match
 
 from snoozeql.api.schemas import ErrorOut
 
@@ -35,15 +35,27 @@ def error_responses() -> dict[int | str, dict[str, Any]]:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this request's path."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE and getattr(route, "methods", None):
-            methods |= set(route.methods)
-    if "GET" in methods:
-        methods.add("HEAD")
-    return sorted(methods)
+    """Every method the document declares at this request's path (for ``Allow``).
+
+    Read from the OpenAPI document rather than the router: it is the public list of
+    what each path serves, and it sees every route whatever way it was included."""
+    table = request.app.state.__dict__.get("_allow_table")
+    if table is None:
+        table = []
+        for template, item in request.app.openapi()["paths"].items():
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            methods = {m.upper() for m in item if m in _METHODS}
+            table.append((re.compile(f"^{pattern}$"), methods))
+        request.app.state._allow_table = table
+    path = request.scope["path"]
+    found: set[str] = set()
+    for regex, methods in table:
+        if regex.match(path):
+            found |= methods
+    return sorted(found)
+
+
+_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 
 def exactly_one_of(*fields: str, also_required: dict[str, list[str]] | None = None

@@ -14,6 +14,7 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -71,7 +72,8 @@ def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    # escape: a message may hold brackets (snoozeql[mongodb]) that are not Rich markup
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -120,10 +120,15 @@ def info(settings: Settings, ctx: Context | None, store_error: str | None = None
         url = sa.engine.make_url(url).render_as_string(hide_password=True)
     sid = None
     if ctx is not None:
-        try:
-            sid = store_id(ctx)
-        except Exception as exc:  # noqa: BLE001 - reported, not raised: info must print
-            store_error = f"store not readable: {type(exc).__name__}"
+        from snoozeql.services.maintenance import store_reachable
+
+        if not store_reachable(ctx):
+            store_error = "store not reachable"
+        else:
+            try:
+                sid = store_id(ctx)
+            except Exception:  # noqa: BLE001 - reported, not raised: info must print
+                store_error = "store not initialised (run: snoozeql migrate)"
     if settings.secret_key:
         key = "SNOOZEQL_SECRET_KEY (from the environment)"
     else:
