@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from fastapi.testclient import TestClient
 from snoozeql.api.app import create_app
 from snoozeql.api.openapi import ERROR_STATUSES
 from snoozeql.services.apikeys import ApiKeyService
+from tests.support.moto_server import AwsTestEnv, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SNOOZEQL = str(Path(sys.executable).with_name("snoozeql"))
@@ -146,3 +150,98 @@ def test_vendored_assets_match_the_recorded_checksums_and_carry_the_licence() ->
     src = ROOT / "src" / "snoozeql"
     for path in src.rglob("*.py"):
         assert "cdn.jsdelivr" not in path.read_text() and "unpkg.com" not in path.read_text()
+
+
+# ------------------------------------------------------- schemathesis over the API
+
+CHECKS = ",".join([
+    "no_server_error",  # tests/schemathesis_hooks.py: any 5xx (see there)
+    "status_code_conformance", "content_type_conformance", "response_schema_conformance",
+    "response_headers_conformance", "unsupported_method", "allow_header_conformance",
+])
+
+
+def _no_outside_traffic(env: dict[str, str]) -> None:
+    """Whatever account config the generator makes up, nothing leaves the machine:
+    AWS calls go to moto, every other HTTP(S) request to a dead loopback proxy, and
+    no cloud metadata service is asked."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    env.update({
+        "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "https_proxy": dead,
+        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+        "AWS_EC2_METADATA_DISABLED": "true", "NO_GCE_CHECK": "True",
+        "GCE_METADATA_HOST": dead[7:], "GCE_METADATA_IP": dead[7:],
+        "GOOGLE_CLOUD_PROJECT": "", "DOCKER_HOST": f"unix:///nonexistent/{free_port()}.sock",
+    })
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_nothing_against_a_real_serve(aws_env: AwsTestEnv,
+                                                         tmp_path: Path) -> None:
+    # The data dir sits in pytest's 0700 tmp dir, so a generated POST /instances for a
+    # native server is refused (the server's user cannot enter it), never started.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNOOZEQL_")}
+    env.update({"SNOOZEQL_DATA_DIR": str(tmp_path / "data"), "SNOOZEQL_JOBS_ENABLED": "false",
+                "SNOOZEQL_AWS_PRICE_LIST": "false", "SNOOZEQL_AWS_MAX_ATTEMPTS": "1",
+                "SNOOZEQL_AWS_CONNECT_TIMEOUT": "1", "SNOOZEQL_AWS_READ_TIMEOUT": "5",
+                "SNOOZEQL_GCP_NUM_RETRIES": "0", "SNOOZEQL_GCP_HTTP_TIMEOUT_SECONDS": "2",
+                "SNOOZEQL_WEBHOOK_TIMEOUT_SECONDS": "1",
+                "SNOOZEQL_ALLOWED_ENDPOINTS": '["127.0.0.1"]',
+                "AWS_ENDPOINT_URL": aws_env.endpoint_url})
+    _no_outside_traffic(env)
+
+    def cli(*args: str) -> str:
+        return subprocess.run([SNOOZEQL, *args], env=env, capture_output=True, text=True,
+                              check=True).stdout
+
+    # A small seeded inventory: three RDS instances in moto, synced; a stack; a schedule.
+    key = json.loads(cli("apikeys", "create", "fuzz", "--role", "admin", "--json"))["key"]
+    aws_env.create_instances("us-east-1", 3, tags={"env": "dev"})
+    cli("accounts", "add", "aws", "dev", "--regions", "us-east-1",
+        "--endpoint-url", aws_env.endpoint_url)
+    cli("accounts", "sync", "dev")
+    cli("stacks", "create", "shop")
+    schedule = tmp_path / "office.json"
+    schedule.write_text(json.dumps({"name": "office", "timezone": "UTC", "periods": [
+        {"begintime": "08:00", "endtime": "18:00", "weekdays": "mon-fri"}]}))
+    cli("schedules", "add", str(schedule))
+
+    port = free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([SNOOZEQL, "serve", "--port", str(port), "--no-jobs"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+                    break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.3)
+        st_env = {**env, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+                  "PYTHONPATH": str(ROOT)}
+        run = subprocess.run(
+            [str(Path(sys.executable).with_name("st")), "run", f"{base}/api/v1/openapi.json",
+             "-H", f"X-API-Key: {key}", "--checks", CHECKS,
+             "--phases", "examples,coverage,fuzzing,stateful",
+             "--max-examples", "2", "--seed", "14", "--workers", "1", "--no-shrink",
+             "--request-timeout", "30", "--suppress-health-check", "all",
+             "--report", "junit", "--report-dir", str(tmp_path / "report")],
+            env=st_env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+        )
+        summary = run.stdout[-6000:]
+        assert run.returncode == 0, summary
+        tested = re.search(r"Tested: (\d+)", run.stdout)
+        assert tested and int(tested.group(1)) >= 70, summary  # every operation
+        # Nothing the server logged as unexpected either.
+        assert "unhandled error" not in (tmp_path / "serve.log").read_text()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from snoozeql import __version__
 from snoozeql.api.docs import install_docs
 from snoozeql.api.limits import RequestBounds
-from snoozeql.api.openapi import allowed_methods, error_responses
+from snoozeql.api.openapi import add_links, allowed_methods, error_responses
 from snoozeql.api.routers import accounts, actions, apikeys, health, instances
 from snoozeql.api.routers import audit as audit_router
 from snoozeql.api.routers import local_instances as local_router
@@ -77,6 +78,14 @@ def create_app(ctx: Context) -> FastAPI:
         return _error(500, "internal error; see the server log")
 
     install_docs(app, API_PREFIX)
+    _build_openapi = app.openapi
+
+    def openapi_with_links() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(_build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi_with_links  # type: ignore[method-assign]
     app.add_middleware(RequestBounds, max_body_bytes=ctx.settings.max_body_bytes,
                        prefix=API_PREFIX)
     errors = error_responses()  # every error status, declared on every operation

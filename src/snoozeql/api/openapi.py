@@ -45,12 +45,14 @@ def allowed_methods(request: Request) -> list[str]:
         for template, item in request.app.openapi()["paths"].items():
             pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
             methods = {m.upper() for m in item if m in _METHODS}
-            table.append((re.compile(f"^{pattern}$"), methods))
+            table.append((re.compile(f"^{pattern}$"), methods, "{" not in template))
         request.app.state._allow_table = table
     path = request.scope["path"]
     found: set[str] = set()
-    for regex, methods in table:
+    for regex, methods, literal in table:
         if regex.match(path):
+            if literal:  # /instances/bulk is that resource, not an {instance}
+                return sorted(methods)
             found |= methods
     return sorted(found)
 
@@ -73,3 +75,29 @@ def exactly_one_of(*fields: str, also_required: dict[str, list[str]] | None = No
         props.update({g: {"not": {"type": "null"}} for g in extra})
         branches.append({"required": [f, *extra], "properties": props})
     return {"oneOf": branches}
+
+
+def add_links(doc: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI links from each create (``POST`` answering 201) to the operations on what
+    it made: ``POST /stacks`` -> ``GET /stacks/{stack}`` with ``stack`` taken from the
+    response's ``name``; the other path parameters come from the request's path.
+
+    Clients (and stateful test generators) follow them to the object just created."""
+    ops = [(path, method, op) for path, item in doc["paths"].items()
+           for method, op in item.items() if method in _METHODS]
+    for path, method, op in ops:
+        created = op.get("responses", {}).get("201")
+        if method != "post" or not created:
+            continue
+        links: dict[str, Any] = {}
+        for target, _, top in ops:
+            if not target.startswith(path + "/{"):
+                continue
+            param = target[len(path) + 2:target.index("}", len(path))]
+            params = {param: "$response.body#/name"}
+            params.update({p: f"$request.path.{p}" for p in re.findall(r"{(\w+)}", path)})
+            links[top["operationId"]] = {"operationId": top["operationId"],
+                                         "parameters": params}
+        if links:
+            created["links"] = links
+    return doc
