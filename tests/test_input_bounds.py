@@ -194,3 +194,12 @@ def test_stack_instance_search_is_a_literal_substring(ctx) -> None:  # noqa: ANN
     assert names("%") == {"cache"}
     assert names("_") == set()
     assert names("0% o") == {"cache"}
+
+
+def test_template_description_is_bounded(api) -> None:  # noqa: ANN001
+    r = api.post("/api/v1/templates", json={"name": "api", "image": "example/api:1",
+                                            "description": "t" * 2001})
+    assert r.status_code == 400 and "limit of 2000" in r.json()["error"]["message"]
+    r = api.post("/api/v1/templates", json={"name": "api", "image": "example/api:1",
+                                            "description": "t" * 2000})
+    assert r.status_code == 201, r.text
