@@ -55,6 +55,7 @@ from snoozeql.domain.stacks.names import suggest_name
 from snoozeql.domain.validation import bounded_text
 from snoozeql.services import audit
 from snoozeql.services.context import Context
+from snoozeql.services.datadir import check_local_dir
 from snoozeql.services.secrets import SecretBox, generate_password
 from snoozeql.services.templates import TemplateService
 from snoozeql.store import secrets as secret_store
@@ -251,6 +252,7 @@ class LocalRuntimes:
         self._docker: Any = None
         self._containers: Any = None
         self._settings = ctx.settings
+        self._ctx = ctx
 
     def _generic(self) -> Any:
         if self._containers is None:
@@ -261,6 +263,7 @@ class LocalRuntimes:
 
     def _rt(self, runtime: str) -> Any:
         if runtime == "native":
+            check_local_dir(self._ctx, claim=True)  # never another store's database files
             return self._native
         if self._docker is None:
             self._docker = self._docker_cls(self._settings)
