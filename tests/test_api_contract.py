@@ -230,7 +230,7 @@ def test_schemathesis_finds_nothing_against_a_real_serve(aws_env: AwsTestEnv,
              "--max-examples", "2", "--seed", "14", "--workers", "1", "--no-shrink",
              "--request-timeout", "30", "--suppress-health-check", "all",
              "--report", "junit", "--report-dir", str(tmp_path / "report")],
-            env=st_env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env=st_env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
         )
         summary = run.stdout[-6000:]
         assert run.returncode == 0, summary
