@@ -232,6 +232,7 @@ def test_schemathesis_finds_nothing_against_a_real_serve(aws_env: AwsTestEnv,
              "--report", "junit", "--report-dir", str(tmp_path / "report")],
             env=st_env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
         )
+        (tmp_path / "schemathesis.txt").write_text(run.stdout + run.stderr)
         summary = run.stdout[-6000:]
         assert run.returncode == 0, summary
         tested = re.search(r"Tested: (\d+)", run.stdout)
