@@ -203,3 +203,11 @@ def test_template_description_is_bounded(api) -> None:  # noqa: ANN001
     r = api.post("/api/v1/templates", json={"name": "api", "image": "example/api:1",
                                             "description": "t" * 2000})
     assert r.status_code == 201, r.text
+
+
+def test_cli_filters_with_control_characters_exit_2(snoozeql_cli) -> None:  # noqa: ANN001
+    r = snoozeql_cli("instances", "list", "--tag", "\x00=x")
+    assert r.exit_code == 2, r.output
+    assert "control characters" in r.output
+    r = snoozeql_cli("instances", "list", "--engine", "post\ngres")
+    assert r.exit_code == 2 and "control characters" in r.output
