@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     port: int = 8080
     log_level: str = "INFO"
     log_json: bool = False
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="largest API request body (413 above it)"
+    )
+    max_file_bytes: int = Field(
+        default=1 << 20, ge=1024, description="largest file the CLI reads (schedules, ...)"
+    )
 
     # Jobs inside `serve`.
     jobs_enabled: bool = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,6 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from snoozeql import __version__
+from snoozeql.api.docs import install_docs
+from snoozeql.api.limits import RequestBounds
+from snoozeql.api.openapi import add_links, allowed_methods, error_responses
 from snoozeql.api.routers import accounts, actions, apikeys, health, instances
 from snoozeql.api.routers import audit as audit_router
 from snoozeql.api.routers import local_instances as local_router
@@ -27,13 +31,15 @@ API_PREFIX = "/api/v1"
 
 _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 422: "invalid_input", 502: "provider_error",
+    405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid_input",
+    502: "provider_error",
 }
 
 
-def _error(status: int, message: str) -> JSONResponse:
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     code = _CODES.get(status, "error")
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
+                        headers=headers)
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -42,7 +48,7 @@ def create_app(ctx: Context) -> FastAPI:
         version=__version__,
         description="One control plane for every database a team runs.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served from vendored assets: api/docs.py
         redoc_url=None,
     )
     app.state.ctx = ctx
@@ -60,21 +66,36 @@ def create_app(ctx: Context) -> FastAPI:
         return _error(422, "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (allowed := allowed_methods(request)):
+            headers["Allow"] = ", ".join(allowed)  # every method of the path, not one route's
+        return _error(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
         return _error(500, "internal error; see the server log")
 
+    install_docs(app, API_PREFIX)
+    _build_openapi = app.openapi
+
+    def openapi_with_links() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(_build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi_with_links  # type: ignore[method-assign]
+    app.add_middleware(RequestBounds, max_body_bytes=ctx.settings.max_body_bytes,
+                       prefix=API_PREFIX)
+    errors = error_responses()  # every error status, declared on every operation
     app.include_router(health.router)
     for r in (accounts.router, instances.router, actions.router, apikeys.router):
-        app.include_router(r, prefix=API_PREFIX)
+        app.include_router(r, prefix=API_PREFIX, responses=errors)
     for r in (templates_router.router, stacks_router.router):
-        app.include_router(r, prefix=API_PREFIX)
-    app.include_router(local_router.router, prefix=API_PREFIX)
-    app.include_router(metrics_router.router, prefix=API_PREFIX)
+        app.include_router(r, prefix=API_PREFIX, responses=errors)
+    app.include_router(local_router.router, prefix=API_PREFIX, responses=errors)
+    app.include_router(metrics_router.router, prefix=API_PREFIX, responses=errors)
     for r in (schedules_router.router, savings_router.router, audit_router.router):
-        app.include_router(r, prefix=API_PREFIX)
+        app.include_router(r, prefix=API_PREFIX, responses=errors)
     return app

@@ -7,13 +7,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from snoozeql.api.openapi import exactly_one_of
 from snoozeql.services.bulk import BulkItemResult, Skipped
 
 
 class BulkIn(BaseModel):
     """Exactly one of ``ids`` and ``selector``; checked by the service (400 otherwise)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra=exactly_one_of("ids", "selector"))
     action: str = Field(examples=["stop"], description="start, stop or restart")
     ids: list[str] | None = Field(
         None, examples=[["db-0001", "arn:aws:rds:us-east-1:123456789012:db:db-0002"]],

@@ -12,11 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from snoozeql.api.schemas import InstanceOut
 from snoozeql.domain.engines import RuntimeState
+from snoozeql.domain.validation import MAX_NAME_CHARS
 
 
 class LocalInstanceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(examples=["pg1"], description="a DNS label, unique among local databases")
+    name: str = Field(examples=["pg1"], description="a DNS label, unique among local databases",
+                      max_length=MAX_NAME_CHARS)
     engine: str = Field(examples=["postgres"], description="postgres, mysql, mariadb, redis, "
                         "mongodb")
     version: str | None = Field(default=None, examples=["15"])

@@ -12,7 +12,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from snoozeql.api.openapi import exactly_one_of
 from snoozeql.domain.schedules import Segment
+from snoozeql.domain.validation import MAX_NAME_CHARS
 from snoozeql.services.schedules import Assignment, ConflictView, MatchView, ScheduleView
 from snoozeql.store.schedules import OverrideRecord
 
@@ -92,14 +94,33 @@ class SelectorPreviewIn(BaseModel):
     )
 
 
-class ImportIn(BaseModel):
-    """Custodian's policy options may be spelled as in a policy (``weekends-only``,
-    ``opt-out``) or with underscores."""
+def _import_rule() -> dict[str, Any]:
+    """The import body's cross-field rule as JSON Schema (the service answers 400)."""
+    rule = exactly_one_of("custodian", "instance_scheduler",
+                          also_required={"custodian": ["name"]})
+    for branch in rule["oneOf"]:
+        if "instance_scheduler" in branch["required"]:  # opt-out is a Custodian option
+            branch["properties"]["opt-out"] = {"not": {"const": True}}
+    rule["oneOf"].append({
+        "required": ["opt-out", "name"],
+        "properties": {"opt-out": {"const": True}, "name": {"not": {"type": "null"}},
+                       "custodian": {"type": "null"}, "instance_scheduler": {"type": "null"}},
+    })
+    return rule
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+class ImportIn(BaseModel):
+    """Exactly one of ``custodian`` (with ``name``) and ``instance_scheduler``; or, for a
+    Custodian policy with ``opt-out``, neither (with ``name``): untagged resources get the
+    policy's defaults. Custodian's policy options may be spelled as in a policy
+    (``weekends-only``, ``opt-out``) or with underscores."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True,
+                              json_schema_extra=_import_rule())
     custodian: str | None = Field(None, examples=["off=(M-F,19);on=(M-F,7);tz=pt"],
                                   description="a Cloud Custodian offhours tag value")
-    name: str | None = Field(None, description="name of the schedule made from `custodian`")
+    name: str | None = Field(None, description="name of the schedule made from `custodian`",
+                             max_length=MAX_NAME_CHARS)
     default_tz: str = Field("et", description="Custodian's default zone when the tag has none")
     onhour: int = Field(7, ge=0, le=23, description="Custodian policy: default on hour")
     offhour: int = Field(19, ge=0, le=23, description="Custodian policy: default off hour")
@@ -163,7 +184,10 @@ class PreviewOut(BaseModel):
 
 
 class AssignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Exactly one of ``instance``, ``tag``, ``account`` and ``selector``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=exactly_one_of(
+        "instance", "tag", "account", "selector"))
     instance: str | None = Field(None, description="instance id, ARN or name")
     tag: str | None = Field(None, examples=["env=dev"], description="key=value selector")
     account: str | None = Field(None, description="account id or name")
@@ -194,7 +218,7 @@ class OverrideIn(BaseModel):
     state: str = Field(examples=["running"], description="running (keep awake) or stopped")
     until: str = Field(examples=["22:00", "tomorrow 08:00", "2h", "2026-11-23T22:00:00+01:00"])
     timezone: str | None = Field(None, description="zone of HH:MM; default the schedule's")
-    reason: str | None = None
+    reason: str | None = Field(None, max_length=255)
 
 
 class OverrideOut(BaseModel):

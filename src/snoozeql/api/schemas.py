@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from snoozeql.domain.types import Account, Instance
+from snoozeql.domain.validation import MAX_NAME_CHARS
 from snoozeql.services.discovery import SyncReport
 from snoozeql.store.actions import ActionRecord
 from snoozeql.store.apikeys import ApiKeyRecord
@@ -26,7 +27,7 @@ class ErrorOut(BaseModel):
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider: str = Field(examples=["aws"])
-    name: str = Field(examples=["dev-account"])
+    name: str = Field(examples=["dev-account"], max_length=MAX_NAME_CHARS)
     config: dict[str, Any] = Field(
         default_factory=dict,
         examples=[{"regions": ["us-east-1", "eu-west-1"], "profile": "dev"}],
@@ -176,7 +177,7 @@ class ActionResultOut(BaseModel):
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str = Field(max_length=MAX_NAME_CHARS)
     role: str = "viewer"
 
 

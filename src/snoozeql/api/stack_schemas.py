@@ -9,23 +9,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from snoozeql.domain.validation import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS
+
 
 class StackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(examples=["shop"])
-    description: str = ""
+    name: str = Field(examples=["shop"], max_length=MAX_NAME_CHARS)
+    description: str = Field("", max_length=MAX_DESCRIPTION_CHARS)
 
 
 class StackUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    description: str
+    description: str = Field(max_length=MAX_DESCRIPTION_CHARS)
 
 
 class InstanceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(examples=["db"])
-    template: str = Field(examples=["postgres"])
-    description: str = ""
+    name: str = Field(examples=["db"], max_length=MAX_NAME_CHARS)
+    template: str = Field(examples=["postgres"], max_length=MAX_NAME_CHARS)
+    description: str = Field("", max_length=MAX_DESCRIPTION_CHARS)
     enabled: bool = True
     overrides: dict[str, Any] = Field(
         default_factory=dict,
@@ -36,19 +38,20 @@ class InstanceCreate(BaseModel):
 
 class InstanceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    description: str | None = None
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION_CHARS)
     enabled: bool | None = None
 
 
 class InstanceDuplicate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, description="default: <name>-copy")
+    name: str | None = Field(None, description="default: <name>-copy",
+                             max_length=MAX_NAME_CHARS)
     enabled: bool | None = Field(None, description="default: the source's")
 
 
 class InstanceRename(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str = Field(max_length=MAX_NAME_CHARS)
 
 
 class OverrideBody(BaseModel):

@@ -10,6 +10,7 @@ import typer
 import yaml
 
 from snoozeql.cli import state
+from snoozeql.cli.files import read_text_file
 from snoozeql.cli.output import (
     console,
     handle_errors,
@@ -32,10 +33,7 @@ _PERIOD_KEYS = ("begintime", "endtime", "weekdays", "monthdays", "months", "name
 
 def _read(path: Path) -> Any:
     """A JSON or YAML file ('-' reads standard input)."""
-    try:
-        text = typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text()
-    except OSError as exc:
-        raise ValidationError(f"{path}: {exc.strerror}") from None
+    text = read_text_file(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError:

@@ -12,6 +12,7 @@ import typer
 import yaml
 
 from snoozeql.cli import state
+from snoozeql.cli.files import read_text_file
 from snoozeql.cli.output import (
     confirm,
     console,
@@ -259,13 +260,8 @@ def _print_instance(i: InstanceView, as_json: bool) -> None:
 
 def _load_entries(value: str) -> Any:
     """Entries from JSON/YAML text, a file (@path) or '-' (stdin)."""
-    if value == "-":
-        text = sys.stdin.read()
-    elif value.startswith("@"):
-        try:
-            text = Path(value[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValidationError(f"cannot read {value[1:]}: {exc.strerror}") from None
+    if value == "-" or value.startswith("@"):
+        text = read_text_file(value if value == "-" else value[1:])
     else:
         text = value
     try:

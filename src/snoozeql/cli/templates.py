@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from snoozeql.cli import state
+from snoozeql.cli.files import read_text_file
 from snoozeql.cli.output import (
     console,
     handle_errors,
@@ -17,7 +18,6 @@ from snoozeql.cli.output import (
     print_table,
     styled,
 )
-from snoozeql.domain.errors import ValidationError
 from snoozeql.services.templates import TemplateService
 
 app = typer.Typer(help="Service templates that stack instances are made from.",
@@ -74,10 +74,7 @@ def add(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Add a template from a Compose-style service definition."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError(f"cannot read {file}: {exc.strerror}") from None
+    text = read_text_file(file)
     info = TemplateService(state.ctx()).add(text, name=name, default_name=file.stem)
     if as_json:
         print_json(info.to_dict())

@@ -8,6 +8,7 @@ error came from:
 class                 HTTP    CLI exit    meaning
 ====================  ======  ==========  =============================================
 ValidationError       400     2           the input is malformed (a user mistake)
+UnprocessableInput    422     2           a value no field accepts (control characters)
 NotFoundError         404     2           the named object does not exist
 ConflictError         409     2           the request clashes with existing state
 ActionRefused         409     1           the action cannot be carried out (with reason)
@@ -33,6 +34,13 @@ class SnoozeError(Exception):
 class ValidationError(SnoozeError):
     http_status = 400
     exit_code = 2
+
+
+class UnprocessableInput(ValidationError):
+    """A value that fails the field's own rules, like a request the schema refuses (422):
+    control characters in a filter, which some stores cannot even take in a query."""
+
+    http_status = 422
 
 
 class NotFoundError(SnoozeError):

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
-from snoozeql.domain.errors import ValidationError
+from snoozeql.domain.errors import UnprocessableInput, ValidationError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
@@ -110,3 +110,29 @@ def id_prefix(ref: str) -> str | None:
     if text.startswith("-") or "--" in text:
         return None
     return digits
+
+
+# Input bounds (issue 14): the same limits in the API schemas, the services and the CLI.
+MAX_NAME_CHARS = 63
+MAX_DESCRIPTION_CHARS = 2000
+
+
+def bounded_text(value: str, what: str, limit: int = MAX_DESCRIPTION_CHARS) -> str:
+    """``value`` if it has at most ``limit`` characters, else a ValidationError naming
+    the limit (a 10 MB description would otherwise travel in every listing)."""
+    if len(value) > limit:
+        raise ValidationError(
+            f"{what}: {len(value)} characters is over the limit of {limit} characters"
+        )
+    return value
+
+
+def _is_control(ch: str) -> bool:
+    return ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0
+
+
+def filter_text(value: str | None, what: str) -> str | None:
+    """A filter value without control characters (NUL, newlines, DEL ...)."""
+    if value is not None and any(_is_control(ch) for ch in value):
+        raise UnprocessableInput(f"{what}: control characters are not allowed in a filter")
+    return value

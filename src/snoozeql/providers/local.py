@@ -62,6 +62,7 @@ from snoozeql.domain.errors import (
 )
 from snoozeql.domain.types import InstanceStatus
 from snoozeql.providers import probes
+from snoozeql.providers.optional import require_pymongo
 
 HOST = "127.0.0.1"
 LOG_TAIL_LINES = 20
@@ -548,13 +549,7 @@ class _MongoDB(_Driver):
         durable: bool,
         runner: _Runner,
     ) -> None:
-        try:
-            import pymongo  # noqa: F401
-        except ImportError:
-            raise ActionRefused(
-                "a native MongoDB needs the Python package pymongo to set its password "
-                "(pip install pymongo)"
-            ) from None
+        require_pymongo("a native MongoDB (to set its password)")
 
     def argv(self, layout: InstanceLayout, bins: ServerBinaries, port: int) -> list[str]:
         return [
@@ -570,6 +565,7 @@ class _MongoDB(_Driver):
         ]
 
     def after_first_start(self, port: int, password: str, timeout: float) -> None:
+        require_pymongo("a native MongoDB (to set its password)")
         import pymongo
         import pymongo.errors
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from snoozeql.domain.metrics import CONNECTIONS, CPU, Sample
 from snoozeql.providers.aws_metrics import CollectResult
+from snoozeql.providers.optional import require_pymongo
 from snoozeql.providers.probes import _read_line, _resp_command
 
 __all__ = ["LocalMetricsCollector", "LocalTarget", "connections", "process_tree_ticks"]
@@ -128,6 +129,7 @@ def connections(target: LocalTarget, timeout: float = 3.0) -> float:
     if target.engine == "redis":
         return max(0.0, _redis_clients(target.host, target.port, password, timeout) - 1)
     if target.engine == "mongodb":
+        require_pymongo("counting MongoDB connections")
         import pymongo
 
         client: pymongo.MongoClient = pymongo.MongoClient(

@@ -55,10 +55,15 @@ class _RuntimeProvider:
         self.settings = settings
         self._runtime = runtime
         self.password_lookup = password_lookup
+        # Set by the service layer: refuses when the data directory's local databases
+        # belong to another store (services/datadir.py). Providers never read the store.
+        self.owner_check: Callable[[], None] | None = None
 
     @property
     def runtime(self) -> Any:
         """The NativeRuntime or DockerRuntime doing the work."""
+        if self.owner_check is not None:
+            self.owner_check()
         if self._runtime is None:
             self._runtime = self._build_runtime()
         return self._runtime

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from snoozeql.domain.engines import ProbeKind, engine_info
+from snoozeql.providers.optional import mongodb_missing_message, pymongo_available
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -212,13 +213,12 @@ def _probe_redis(host: str, port: int, password: str, timeout: float) -> ProbeRe
 
 
 def _probe_mongodb(host: str, port: int, user: str, password: str, timeout: float) -> ProbeResult:
-    try:
-        import pymongo
-        import pymongo.errors
-    except ImportError:
+    if not pymongo_available():
         return ProbeResult(
-            False, port_open(port, host), "the MongoDB probe needs pymongo (pip install pymongo)"
+            False, port_open(port, host), mongodb_missing_message("the MongoDB probe")
         )
+    import pymongo
+    import pymongo.errors
     client: pymongo.MongoClient = pymongo.MongoClient(
         host=host,
         port=port,

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
-from snoozeql.domain.validation import id_prefix
+from snoozeql.domain.validation import filter_text, id_prefix
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.store import instances as store
@@ -28,6 +28,7 @@ class Page:
 def parse_tags(pairs: list[str] | None) -> dict[str, str]:
     tags: dict[str, str] = {}
     for pair in pairs or []:
+        filter_text(pair, "tag")
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValidationError(f"tag filter {pair!r} must look like key=value")
@@ -78,6 +79,10 @@ class InventoryService:
         text: str | None = None,
         missing: bool | None = None,
     ) -> InstanceFilter:
+        for what, value in (("provider", provider), ("account", account), ("region", region),
+                            ("engine", engine), ("status", status), ("kind", kind),
+                            ("q", text)):
+            filter_text(value, what)
         if provider and provider not in {p.value for p in ProviderKind}:
             raise ValidationError(
                 f"unknown provider {provider!r}; use one of: "

@@ -52,7 +52,9 @@ from snoozeql.domain.types import (
 )
 from snoozeql.providers.local import free_port, port_in_use
 from snoozeql.providers.local_provider import short_status
+from snoozeql.providers.optional import require_pymongo
 from snoozeql.services.context import Context
+from snoozeql.services.datadir import check_local_dir
 from snoozeql.services.inventory import by_id_prefix
 from snoozeql.services.secrets import SecretBox, generate_password
 from snoozeql.store import actions as action_log
@@ -131,10 +133,15 @@ def bind_password_lookup(ctx: Context) -> None:
     def lookup(instance: Instance) -> str | None:
         return LocalDatabaseService(ctx, bind=False).password(instance)
 
+    def owner_check() -> None:
+        check_local_dir(ctx, claim=False)
+
     for kind in LOCAL_PROVIDERS:
         provider = ctx.providers.get(kind)
         if hasattr(provider, "password_lookup"):
             provider.password_lookup = lookup
+        if hasattr(provider, "owner_check"):
+            provider.owner_check = owner_check
 
 
 class LocalDatabaseService:
@@ -205,6 +212,9 @@ class LocalDatabaseService:
         validate_name(name)
         parse_engine(engine)
         rt = parse_runtime(runtime)
+        if engine == "mongodb":  # its password and probe need the client: refuse up front
+            require_pymongo("a MongoDB database")
+        check_local_dir(self.ctx, claim=True)  # the data dir must be this store's
         if port is not None:
             validate_port(port)
         if password is not None:

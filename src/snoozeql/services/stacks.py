@@ -60,8 +60,10 @@ from snoozeql.domain.stacks.hostaccess import (
     loopback_default,
 )
 from snoozeql.domain.stacks.names import suggest_name
+from snoozeql.domain.validation import bounded_text
 from snoozeql.services import audit
 from snoozeql.services.context import Context
+from snoozeql.services.datadir import check_local_dir
 from snoozeql.services.secrets import SecretBox, generate_password
 from snoozeql.services.templates import TemplateService
 from snoozeql.store import secrets as secret_store
@@ -283,6 +285,7 @@ class LocalRuntimes:
         self._docker: Any = None
         self._containers: Any = None
         self._settings = ctx.settings
+        self._ctx = ctx
 
     def _generic(self) -> Any:
         if self._containers is None:
@@ -293,6 +296,7 @@ class LocalRuntimes:
 
     def _rt(self, runtime: str) -> Any:
         if runtime == "native":
+            check_local_dir(self._ctx, claim=True)  # never another store's database files
             return self._native
         if self._docker is None:
             self._docker = self._docker_cls(self._settings)
@@ -419,6 +423,7 @@ class StackService:
     def create_stack(self, name: str, description: str = "", *, actor: str = "cli"
                      ) -> StackView:
         validate_stack_name(name, self.prefix)
+        bounded_text(description or "", "description")
         try:
             with self.ctx.engine.begin() as conn:
                 if store.stack_by_name(conn, name):
@@ -453,6 +458,7 @@ class StackService:
             return self._stack_view(conn, self._stack(conn, name))
 
     def update_stack(self, name: str, description: str, *, actor: str = "cli") -> StackView:
+        bounded_text(description or "", "description")
         with self.ctx.engine.begin() as conn:
             s = self._stack(conn, name)
             before = self._stack_view(conn, s)
@@ -632,6 +638,7 @@ class StackService:
         generated value, stored encrypted as an env_vars override. ``admin`` False (an
         operator's API key) may not publish ports beyond 127.0.0.1.
         """
+        bounded_text(description or "", "description")
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
             validate_instance_name(name, stack.name, self.prefix)
@@ -719,6 +726,7 @@ class StackService:
         enabled: bool | None = None,
         actor: str = "cli",
     ) -> InstanceView:
+        bounded_text(description or "", "description")
         with self.ctx.engine.begin() as conn:
             stack = self._stack(conn, stack_name)
             r = self._instance(conn, stack, name)

@@ -36,6 +36,7 @@ from snoozeql.domain.types import (
 from snoozeql.store import versions
 from snoozeql.store.tables import accounts as accounts_t
 from snoozeql.store.tables import instances as t
+from snoozeql.store.types import LIKE_ESCAPE, contains_pattern
 
 
 def row_to_instance(r: Any) -> Instance:
@@ -545,13 +546,13 @@ def _where(f: InstanceFilter) -> list[Any]:
     for key, value in f.tags.items():
         w.append(t.c.tags[key].as_string() == value)
     if f.text:
-        like = f"%{f.text.lower().replace('%', '').replace('_', '')}%"
+        like, esc = contains_pattern(f.text), LIKE_ESCAPE
         w.append(
             sa.or_(
-                sa.func.lower(t.c.name).like(like),
-                sa.func.lower(t.c.provider_id).like(like),
-                sa.func.lower(t.c.engine).like(like),
-                sa.func.lower(sa.func.coalesce(t.c.endpoint_host, "")).like(like),
+                sa.func.lower(t.c.name).like(like, escape=esc),
+                sa.func.lower(t.c.provider_id).like(like, escape=esc),
+                sa.func.lower(t.c.engine).like(like, escape=esc),
+                sa.func.lower(sa.func.coalesce(t.c.endpoint_host, "")).like(like, escape=esc),
             )
         )
     if f.missing is True:

@@ -21,6 +21,7 @@ from snoozeql.store.stack_tables import stack_override_entries as te
 from snoozeql.store.stack_tables import stack_overrides as to
 from snoozeql.store.stack_tables import stack_templates as tt
 from snoozeql.store.stack_tables import stacks as ts
+from snoozeql.store.types import LIKE_ESCAPE, contains_pattern
 
 
 @dataclass(frozen=True)
@@ -223,12 +224,11 @@ def instance_list(
     if enabled is not None:
         q = q.where(ti.c.enabled == enabled)
     if search:
-        text = search.lower().replace("\\", "").replace("%", "").replace("_", "")
-        like = f"%{text}%"
+        like, esc = contains_pattern(search), LIKE_ESCAPE
         q = q.where(sa.or_(
-            sa.func.lower(ti.c.name).like(like),
-            sa.func.lower(ti.c.template).like(like),
-            sa.func.lower(ti.c.description).like(like),
+            sa.func.lower(ti.c.name).like(like, escape=esc),
+            sa.func.lower(ti.c.template).like(like, escape=esc),
+            sa.func.lower(ti.c.description).like(like, escape=esc),
         ))
     return [_instance(r) for r in conn.execute(q.order_by(ti.c.seq))]
 

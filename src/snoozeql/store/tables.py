@@ -183,3 +183,12 @@ data_versions = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
+
+# The store's own id (one row, made by migration 0011): files kept outside the database
+# carry it in a marker so two stores never share them (services/datadir.py).
+store_identity = sa.Table(
+    "store_identity",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

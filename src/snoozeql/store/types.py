@@ -42,3 +42,17 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+LIKE_ESCAPE = "\\"
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere (lower-cased).
+
+    ``%``, ``_`` and the escape character itself are escaped, so a search for ``%``
+    finds values holding a percent sign rather than every row. Use it with
+    ``.like(pattern, escape=LIKE_ESCAPE)``.
+    """
+    esc = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{esc}%"

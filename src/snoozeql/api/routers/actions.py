@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Query
 
 from snoozeql.api.deps import CtxDep, Viewer
@@ -19,8 +17,10 @@ def list_actions(
     action: str | None = None,
     result: str | None = None,
     actor: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: str | None = Query(None, description="ISO 8601 date or time (UTC if no offset), "
+                              "inclusive", examples=["2026-11-23T08:00:00Z"]),
+    until: str | None = Query(None, description="ISO 8601 date or time (UTC if no offset), "
+                              "exclusive", examples=["2026-11-24"]),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[ActionOut]:
     records = ActionLogService(ctx).list(

@@ -18,7 +18,10 @@ from snoozeql.services.audit import AuditService, entry_json
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
-@router.get("", response_model=None)
+@router.get("", response_model=list[dict[str, Any]], responses={200: {
+    "description": "JSON, or CSV with format=csv",
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+}})
 def list_audit(
     ctx: CtxDep, _: Viewer,
     kind: str | None = Query(None, description="kind of object changed"),

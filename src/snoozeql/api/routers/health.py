@@ -10,7 +10,11 @@ from snoozeql.services.maintenance import store_reachable
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness and store reachability; needs no key")
+@router.get(
+    "/healthz", summary="Liveness and store reachability; needs no key",
+    response_model=dict[str, str],
+    responses={503: {"description": "the store is unreachable", "model": dict[str, str]}},
+)
 def healthz(ctx: CtxDep) -> JSONResponse:
     if not store_reachable(ctx):
         return JSONResponse({"status": "degraded", "store": "unreachable"}, status_code=503)

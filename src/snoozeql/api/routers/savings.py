@@ -14,7 +14,10 @@ from snoozeql.services.savings import SavingsService
 router = APIRouter(prefix="/savings", tags=["savings"])
 
 
-@router.get("", response_model=None)
+@router.get("", response_model=dict[str, Any], responses={200: {
+    "description": "JSON, or CSV with format=csv",
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+}})
 def savings(
     ctx: CtxDep, _: Viewer,
     from_: str | None = Query(None, alias="from", description="ISO instant; default to - 30d"),

@@ -29,6 +29,7 @@ from snoozeql.domain.schedules.grammar import (
     parse_time,
     parse_weekdays,
 )
+from snoozeql.domain.validation import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, bounded_text
 
 __all__ = ["DesiredState", "ExceptionDate", "Period", "Schedule", "load_zone"]
 
@@ -113,6 +114,9 @@ class Period:
             value = getattr(self, text_field)
             if value is not None and not isinstance(value, str):
                 raise ValidationError(f"{text_field}: expected a string")
+            if value is not None:
+                bounded_text(value, f"period {text_field}",
+                             MAX_NAME_CHARS if text_field == "name" else MAX_DESCRIPTION_CHARS)
         begin = end = None
         if self.begintime is not None:
             try:
@@ -247,6 +251,8 @@ class ExceptionDate:
         object.__setattr__(self, "state", DesiredState(self.state))
         if self.description is not None and not isinstance(self.description, str):
             raise ValidationError("description: expected a string")
+        if self.description is not None:
+            bounded_text(self.description, "description")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"date": self.date.isoformat(), "state": str(self.state)}
@@ -274,7 +280,7 @@ class ExceptionDate:
         )
 
 
-_NAME_MAX = 128
+_NAME_MAX = MAX_NAME_CHARS
 
 
 @dataclass(frozen=True)
@@ -300,7 +306,8 @@ class Schedule:
         setattr_ = object.__setattr__
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValidationError("name: a schedule needs a non-empty name")
-        if len(self.name) > _NAME_MAX or not self.name.isprintable():
+        bounded_text(self.name, "name", _NAME_MAX)
+        if not self.name.isprintable():
             raise ValidationError(
                 f"name: {self.name!r} must be printable and at most {_NAME_MAX} characters"
             )
@@ -309,6 +316,8 @@ class Schedule:
         setattr_(self, "timezone", zone.key)
         if self.description is not None and not isinstance(self.description, str):
             raise ValidationError("description: expected a string")
+        if self.description is not None:
+            bounded_text(self.description, "description")
         for flag in ("enforced", "dry_run"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValidationError(f"{flag}: expected true or false")

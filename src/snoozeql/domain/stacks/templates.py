@@ -32,6 +32,7 @@ from snoozeql.domain.stacks.entries import (
     unique_entries,
 )
 from snoozeql.domain.stacks.names import is_dns_label, suggest_name
+from snoozeql.domain.validation import bounded_text
 
 __all__ = [
     "TEMPLATE_FIELDS",
@@ -111,6 +112,7 @@ class Template:
         description = data.get("description") or ""
         if not isinstance(description, str):
             raise ValidationError(f"template {tname}: description must be text")
+        bounded_text(description, f"template {tname}: description")
         try:
             return cls(
                 name=tname,
