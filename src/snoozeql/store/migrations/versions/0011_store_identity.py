@@ -4,7 +4,7 @@ Files a store keeps outside the database (the local-database directory) carry th
 in a marker, so two stores never share them by accident (services/datadir.py).
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-01
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from snoozeql.store.types import UTCDateTime
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
