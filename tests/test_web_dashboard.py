@@ -44,15 +44,18 @@ class Dash:
     moto: MotoServer
     browser: Any
     keys: dict[str, str]
+    _rds: Any = None
 
     @property
     def url(self) -> str:
         return self.server.url
 
     def rds(self) -> Any:
-        return boto3.session.Session(region_name="us-east-1").client(
-            "rds", endpoint_url=self.moto.url,
-            config=Config(retries={"mode": "standard", "max_attempts": 2}))
+        if self._rds is None:
+            self._rds = boto3.session.Session(region_name="us-east-1").client(
+                "rds", endpoint_url=self.moto.url,
+                config=Config(retries={"mode": "standard", "max_attempts": 2}))
+        return self._rds
 
     def moto_status(self, name: str) -> str:
         found = self.rds().describe_db_instances(DBInstanceIdentifier=name)
@@ -444,12 +447,12 @@ def test_override_form_and_activity_log_with_csv(dash: Dash) -> None:
     assert "until:" in page.get_by_test_id("toast").last.inner_text()
 
     page.goto("/activity?actor=operator-key&action=stop")
-    assert page.locator("table.data tbody tr").count() >= 10
+    assert "prod-replica" in page.locator("table.data").inner_text()
     with page.expect_download() as dl:
         page.get_by_test_id("csv").click()
     text = Path(dl.value.path()).read_text()
     assert text.splitlines()[0].startswith("at,finished_at,instance")
-    assert "dev-00" in text and "prod-replica" in text
+    assert "prod-replica" in text and ",refused," in text
     page.goto("/audit?kind=override")
     assert "prod-07" in page.locator("table.data").inner_text()
     page.context.close()
