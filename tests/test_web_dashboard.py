@@ -18,10 +18,12 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from snoozeql.domain.types import InstanceStatus
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.inventory import InventoryService
+from snoozeql.store import instances as instance_store
 from snoozeql.store import web_sessions as session_store
 from tests.support.moto_server import MotoServer
 from tests.support.web import (
@@ -375,6 +377,31 @@ def test_bulk_sleep_of_all_matching_stops_them_at_moto(dash: Dash) -> None:
     page.get_by_test_id("bulk-results").wait_for()
     for name in targets:
         assert dash.moto_status(name) in ("starting", "available")
+    # statuses in motion poll until the account's next sync sees them running
+    page.wait_for_function(
+        "[...document.querySelectorAll('#instances-table .status-live')]"
+        ".every(s => s.dataset.status === 'running')", timeout=30_000)
+    page.context.close()
+
+
+def test_a_status_in_motion_updates_in_place_until_it_settles(dash: Dash) -> None:
+    ctx = dash.server.ctx()
+    target = InventoryService(ctx).get("dev-10")
+    with ctx.engine.begin() as conn:  # as right after a start call: AWS said "starting"
+        instance_store.set_status(conn, target.id, InstanceStatus.STARTING, "starting")
+    page = dash.page("viewer")
+    page.goto("/instances?q=dev-10")
+    page.evaluate("window.__same_page = true")
+    cell = page.locator("#instances-table .status-live").first
+    assert cell.get_attribute("data-status") == "starting"
+    assert cell.get_attribute("aria-busy") == "true"
+    # the cell polls; the account is re-synced from moto, which reports it available
+    page.wait_for_function(
+        "document.querySelector('#instances-table .status-live').dataset.status"
+        " === 'running'", timeout=30_000)
+    assert page.evaluate("window.__same_page") is True  # no reload happened
+    assert page.locator("#instances-table .status-live").first.get_attribute(
+        "aria-busy") is None
     page.context.close()
 
 

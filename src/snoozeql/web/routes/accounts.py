@@ -23,8 +23,11 @@ _FIELDS = ("regions", "profile", "role_arn", "external_id", "endpoint_url", "pro
            "credentials_file", "api_endpoint")
 
 
+_LOCK = threading.Lock()  # not ctx.memo_lock: that one is held while analyses compute
+
+
 def _progress(ctx: Context) -> dict[str, str]:
-    with ctx.memo_lock:
+    with _LOCK:
         return ctx.memo.setdefault(_PROGRESS, {})  # type: ignore[no-any-return]
 
 
@@ -78,14 +81,18 @@ def add_account(
         return _page(request, form, exc.message, None, exc.http_status)
     notice = f"Added {account.name}."
     if sync:
-        _start_sync(ctx, str(account.id))
+        start_sync(ctx, str(account.id))
         notice += " Syncing now."
     return _page(request, None, None, notice)
 
 
-def _start_sync(ctx: Context, account_id: str) -> None:
+def start_sync(ctx: Context, account_id: str) -> None:
+    """Sync the account in a background thread, unless one started here already runs."""
     progress = _progress(ctx)
-    progress[account_id] = "starting"
+    with _LOCK:
+        if account_id in progress:
+            return
+        progress[account_id] = "starting"
 
     def say(message: str) -> None:
         progress[account_id] = message
@@ -104,8 +111,7 @@ def sync_account(request: Request, account: str, _: Operator) -> Response:
     """Start a sync in the background; the row polls itself until it is done."""
     ctx = ctx_of(request)
     found = AccountService(ctx).get(account)
-    if str(found.id) not in _progress(ctx):
-        _start_sync(ctx, str(found.id))
+    start_sync(ctx, str(found.id))
     return _row(request, str(found.id))
 
 

@@ -8,6 +8,7 @@ shared and the back button works; htmx swaps only the table (hx-push-url keeps t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -32,10 +33,12 @@ from snoozeql.web.core import (
     is_htmx,
     render,
 )
+from snoozeql.web.routes.accounts import start_sync
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 PAGE_SIZES = (25, 50, 100, 200)
+REFRESH_AFTER = timedelta(seconds=5)
 PREVIEW_LIMIT = 20
 FILTER_KEYS = ("provider", "account", "region", "engine", "status", "kind", "tag", "q")
 ACTION_WORDS = {"stop": "Sleep", "start": "Wake", "restart": "Restart"}
@@ -145,8 +148,17 @@ def status_cell(request: Request, instance: str, _: Viewer) -> Response:
     """The status chip of one row; polls itself (htmx) while the status is in motion."""
     ctx = ctx_of(request)
     found = InventoryService(ctx).get(instance)
-    if is_local(found) and found.status.value in TRANSITIONAL:
-        found = LocalDatabaseService(ctx).status(found.id).instance  # measured now
+    if found.status.value in TRANSITIONAL:
+        if is_local(found):
+            found = LocalDatabaseService(ctx).status(found.id).instance  # measured now
+        elif found.account_id is not None:
+            # The inventory follows the cloud through syncs: while someone watches a
+            # change under way, its account is re-synced (once at a time, at most
+            # every REFRESH_AFTER), in the background; this cell shows the store.
+            account = AccountService(ctx).get(found.account_id)
+            last = account.last_sync_at
+            if last is None or ctx.now() - last > REFRESH_AFTER:
+                start_sync(ctx, str(account.id))
     return render(request, "partials/status_cell.html", {"i": found})
 
 
