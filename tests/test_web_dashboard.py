@@ -7,10 +7,16 @@ browser context (own cookies).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
+import shutil
+import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +24,17 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from snoozeql.config import Settings
 from snoozeql.domain.types import InstanceStatus
+from snoozeql.providers.local import NativeRuntime
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.inventory import InventoryService
+from snoozeql.services.metrics import MetricsService
 from snoozeql.store import instances as instance_store
 from snoozeql.store import web_sessions as session_store
-from tests.support.moto_server import MotoServer
+from tests.support.moto_server import MotoServer, free_port
 from tests.support.web import (
     WebServer,
     aws_child_env,
@@ -75,7 +84,10 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
     tmp = tmp_path_factory.mktemp("web")
     aws = aws_child_env(tmp / "aws")
     moto = MotoServer(tmp / "moto.log")
-    server = WebServer(tmp / "data", env=aws)
+    # local database servers run as unprivileged users: a data dir they can enter
+    data_dir = Path(tempfile.mkdtemp(prefix="snoozeql-web-", dir="/tmp"))
+    os.chmod(data_dir, 0o755)
+    server = WebServer(data_dir, env=aws)
     pw = browser = None
     with pytest.MonkeyPatch.context() as mp:
         for k, v in aws.items():
@@ -99,6 +111,16 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
                                                    "endpoint_url": moto.url})
             report = DiscoveryService(ctx).sync("dev")
             assert report.error is None and report.found == len(DEV) + len(PROD) + 1
+            # an account whose endpoint does not answer: its sync fails, with the reason
+            AccountService(ctx).add("aws", "broken", {
+                "regions": "us-east-1", "endpoint_url": f"http://127.0.0.1:{free_port()}"})
+            assert DiscoveryService(ctx).sync("broken").error
+            # two weeks of hourly metrics for one instance: charts and heatmap
+            now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            MetricsService(ctx).push("prod-03", [
+                {"metric": m, "ts": (now - timedelta(hours=h)).isoformat(),
+                 "value": (h % 24) * (3 if m == "connections" else 2)}
+                for h in range(1, 14 * 24) for m in ("cpu", "connections")])
             server.start()
             pw, browser = launch_chromium()
             yield Dash(server, moto, browser, keys)
@@ -109,6 +131,11 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
                 pw.stop()
             server.stop()
             moto.stop()
+            runtime = NativeRuntime(Settings(data_dir=data_dir), stop_timeout=5)
+            for name in runtime.names():
+                with contextlib.suppress(Exception):
+                    runtime.stop(name)
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def rows(page: Any) -> list[str]:
@@ -263,23 +290,25 @@ def test_every_page_renders_with_no_serious_accessibility_violation(dash: Dash) 
     if found := axe_violations(signed_out):
         problems["/login"] = found
     signed_out.context.close()
-    assert problems == {}
+    assert problems == {}, json.dumps(problems, indent=1)
 
 
 def test_overview_counts_the_fleet_and_shows_the_account_chip(dash: Dash) -> None:
     page = dash.page("viewer")
     page.goto("/")
     total = int(page.get_by_test_id("total").inner_text())
-    assert total == len(DEV) + len(PROD) + 1 - _stopped_count(dash) * 0  # all present
-    chip = page.get_by_test_id("account-status").first
-    assert chip.inner_text() == "connected"
-    page.get_by_role("link", name="dev", exact=True).click()
+    assert total >= len(DEV) + len(PROD) + 1
+    chips = {r.locator("td").first.inner_text(): r.get_by_test_id("account-status")
+             for r in page.locator("#acc-h + table tbody tr").all()[:2]}
+    assert chips["dev"].inner_text() == "connected"
+    assert chips["broken"].inner_text() == "failed"
+    assert chips["broken"].get_attribute("title")  # the error, on hover
+    page.get_by_text("why").click()  # and on click
+    assert page.locator("details.inline-err[open]").inner_text().strip() != "why"
+    assert page.get_by_test_id("cost-now").inner_text().startswith("$")
+    page.get_by_role("link", name="dev", exact=True).first.click()
     page.wait_for_url(re.compile(r"/instances\?account=dev"))
     page.context.close()
-
-
-def _stopped_count(dash: Dash) -> int:
-    return 0
 
 
 def test_filters_sorting_and_paging_live_in_the_url(dash: Dash) -> None:
@@ -541,3 +570,65 @@ def test_login_post_from_another_site_is_refused(dash: Dash) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(dash.url + "/")
     context.close()
+
+
+def test_instance_detail_shows_metrics_charts_heatmap_and_cluster_facts(dash: Dash) -> None:
+    page = dash.page("viewer")
+    page.goto(f"/instances/{dash.instance_id('prod-03')}")
+    for metric in ("cpu", "connections"):  # uPlot drew a canvas per metric with data
+        page.locator(f"figure[data-metric={metric}] canvas").first.wait_for()
+    heat = page.locator("table.heatmap")
+    assert heat.locator("tbody tr").count() == 7
+    cells = heat.locator("td.heat").evaluate_all("tds => tds.map(t => t.innerText)")
+    assert len(cells) == 7 * 24 and any(c.strip() for c in cells)
+    assert "env=prod" in page.locator("ul.tags").inner_text()
+    assert "db.t3.micro" in page.locator("dl.meta").inner_text()
+    page.goto(f"/instances/{dash.instance_id('dev-03')}")  # no metrics: says what to do
+    assert "No metrics yet" in page.locator("#metrics-h + p").inner_text()
+    page.context.close()
+
+
+def test_unknown_pages_are_pages_not_json(dash: Dash) -> None:
+    page = dash.page("viewer")
+    resp = page.goto("/no-such-page")
+    assert resp is not None and resp.status == 404
+    assert "There is no page here" in page.get_by_test_id("error-message").inner_text()
+    assert "viewer-key" in page.get_by_test_id("whoami").inner_text()
+    resp = page.goto("/instances/00000000-0000-0000-0000-000000000000")
+    assert resp is not None and resp.status == 404
+    assert "no instance" in page.get_by_test_id("error-message").inner_text()
+    api = page.request.get("/api/v1/nothing")  # the API keeps its JSON errors
+    assert api.status == 404 and api.json()["error"]["code"] == "not_found"
+    page.context.close()
+
+
+def test_local_databases_create_logs_stop_and_delete(dash: Dash) -> None:
+    page = dash.page("operator")
+    page.goto("/local")
+    assert "No local databases yet" in page.get_by_test_id("empty").inner_text()
+    page.get_by_label("Name").fill("cache1")
+    page.get_by_label("Engine").select_option("redis")
+    page.get_by_role("button", name="Create").click()
+    assert "Created cache1" in page.get_by_test_id("notice").inner_text(timeout=90_000)
+    assert len(page.get_by_test_id("generated-password").inner_text()) >= 16
+    row = page.locator("tr[data-name=cache1]")
+    row.locator(".status-live[data-status=running]").wait_for()
+    row.get_by_role("link", name="Logs").click()
+    page.wait_for_url(re.compile(r"/local/.+/logs"))
+    page.get_by_label("Last lines").fill("5")
+    page.get_by_role("button", name="Refresh").click()
+    page.wait_for_function("document.getElementById('logs').innerText.split('\\n')"
+                           ".filter(l => l).length <= 5")
+    page.goto("/local")
+    page.locator("tr[data-name=cache1]").get_by_role("button", name="Stop").click()
+    page.locator("#confirm-dialog[open]").get_by_test_id("confirm").click()
+    assert "now stopped" in page.get_by_test_id("notice").inner_text(timeout=60_000)
+    page.locator("tr[data-name=cache1]").get_by_role("button", name="Delete").click()
+    page.locator("#confirm-dialog[open]").get_by_test_id("confirm").click()
+    assert "Deleted cache1" in page.get_by_test_id("notice").inner_text(timeout=60_000)
+    assert page.locator("tr[data-name=cache1]").count() == 0
+    viewer = dash.page("viewer")  # a viewer gets no create form
+    viewer.goto("/local")
+    assert viewer.get_by_role("button", name="Create").count() == 0
+    viewer.context.close()
+    page.context.close()

@@ -6,10 +6,16 @@ call services directly, like the API routers do; they never call the HTTP API.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
+import inspect
 
-from snoozeql.web.core import STATIC_DIR
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from snoozeql.web.core import STATIC_DIR, error_page
+
+# Paths whose errors stay JSON (the API and the probes); every other one is a page.
+_JSON_PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/static/")
 
 
 def install(app: FastAPI) -> None:
@@ -28,3 +34,15 @@ def install(app: FastAPI) -> None:
                    apikeys):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    json_handler = app.exception_handlers.get(StarletteHTTPException)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """An unknown page (404) or method (405) outside the API: an HTML page."""
+        assert isinstance(exc, StarletteHTTPException)
+        if json_handler is None or not request.url.path.startswith(_JSON_PATHS):
+            return error_page(request, exc.status_code, str(exc.detail))
+        answer = json_handler(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -160,6 +160,17 @@ def query_url(path: str, params: Mapping[str, Any], **changes: Any) -> str:
 templates.env.globals["query_url"] = query_url
 
 
+def error_page(request: Request, status: int, message: str) -> Response:
+    """The error as a page (or a toast for htmx), signed in or not."""
+    if not hasattr(request.state, "session"):
+        found = WebSessionService(ctx_of(request)).resolve(request.cookies.get(SESSION_COOKIE))
+        if found is not None:
+            request.state.session = found
+    if status == 404 and message == "Not Found":
+        message = "There is no page here. Check the address, or start from the overview."
+    return _error_response(request, status, message)
+
+
 def _error_response(request: Request, status: int, message: str) -> Response:
     if is_htmx(request):
         # Shown as a toast whatever the element that asked (see app.js).
