@@ -32,6 +32,7 @@ from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.metrics import MetricsService
+from snoozeql.services.schedules import ScheduleService
 from snoozeql.store import instances as instance_store
 from snoozeql.store import web_sessions as session_store
 from tests.support.moto_server import MotoServer, free_port
@@ -115,6 +116,9 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
             AccountService(ctx).add("aws", "broken", {
                 "regions": "us-east-1", "endpoint_url": f"http://127.0.0.1:{free_port()}"})
             assert DiscoveryService(ctx).sync("broken").error
+            schedules = ScheduleService(ctx)
+            schedules.import_custodian("off=(M-F,19);on=(M-F,7);tz=pt", name="offhours")
+            schedules.assign("offhours", instance="prod-05")
             # two weeks of hourly metrics for one instance: charts and heatmap
             now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
             MetricsService(ctx).push("prod-03", [
@@ -357,6 +361,22 @@ def test_filters_sorting_and_paging_live_in_the_url(dash: Dash) -> None:
     page.wait_for_function("document.querySelectorAll('#instances-table tbody tr').length"
                            " === 25")
     assert rows(page) == first
+
+    # more filters, straight from the URL; an empty result says what to do
+    page.goto("/instances?provider=aws&engine=postgres&region=us-east-1&kind=instance"
+              "&status=running&q=prod-1&limit=25")
+    assert rows(page) == [f"prod-{i}" for i in range(10, 20)]
+    page.goto("/instances?provider=aws&kind=cluster")
+    assert "No instance matches these filters" in page.get_by_test_id("empty").inner_text()
+
+    # the schedule column and its next transition
+    page.goto("/instances?q=prod-05")
+    cells = page.locator("#instances-table tbody tr").first.locator("td").all_inner_texts()
+    assert cells[-2] == "offhours"
+    assert re.match(r"(running|stopped) at \w{3} \d{4}-\d\d-\d\d \d\d:\d\d UTC", cells[-1])
+    page.goto(f"/instances/{dash.instance_id('prod-05')}")
+    assert "Governed by offhours" in page.locator("#sched-h + p").inner_text()
+    assert page.get_by_test_id("transitions").locator("li").count() >= 2
 
     # a bad filter is explained in the page
     page.goto("/instances?status=sleepy")
