@@ -81,7 +81,8 @@ def test_select_all_matching_is_capped(ctx: Context, monkeypatch: pytest.MonkeyP
         add(ctx, f"db-{n}", InstanceStatus.RUNNING)
     monkeypatch.setattr(bulk_module, "MAX_REFS", 3)
     svc = BulkService(ctx)
-    with pytest.raises(ValidationError, match="4 instances match; act on at most 3"):
+    with pytest.raises(ValidationError, match="more than 3 instances match; act on at most 3"):
         svc.resolve_filter(InventoryService(ctx).build_filter())
+    assert InventoryService(ctx).count(InventoryService(ctx).build_filter(), cap=2) == 2
     f = InventoryService(ctx).build_filter(text="db-1")
     assert [i.name for i in svc.resolve_filter(f).instances] == ["db-1"]

@@ -178,10 +178,10 @@ class BulkService:
     def resolve_filter(self, f: InstanceFilter) -> Resolution:
         """Every instance a table filter matches ("select all matching"), at most
         MAX_REFS of them; members of a selected cluster are left to the cluster."""
-        with_missing = self.inventory.count(f)
-        if with_missing > MAX_REFS:
+        matching = self.inventory.count(f, cap=MAX_REFS + 1)
+        if matching > MAX_REFS:
             raise ValidationError(
-                f"{with_missing} instances match; act on at most {MAX_REFS} at once "
+                f"more than {MAX_REFS} instances match; act on at most {MAX_REFS} at once "
                 "(narrow the filter)")
         return self._drop_covered_members(self.inventory.list_all(f), [])
 

@@ -92,9 +92,11 @@ class InventoryService:
             items, nxt = store.list_page(conn, f, sort=sort, limit=limit, cursor=cursor)
         return Page(items, nxt)
 
-    def count(self, f: InstanceFilter) -> int:
+    def count(self, f: InstanceFilter, cap: int | None = None) -> int:
+        """Instances matching ``f``; with ``cap``, at most ``cap`` (it then means "or
+        more"), so that a big fleet is not counted to the end for a table header."""
         with self.ctx.engine.connect() as conn:
-            return store.count(conn, f)
+            return store.count(conn, f, cap)
 
     def list_all(self, f: InstanceFilter, sort: str = "name") -> builtins.list[Instance]:
         out: builtins.list[Instance] = []

@@ -613,8 +613,14 @@ def list_page(
     return [row_to_instance(r) for r in rows], next_cursor
 
 
-def count(conn: sa.Connection, f: InstanceFilter) -> int:
-    return conn.execute(sa.select(sa.func.count()).select_from(t).where(*_where(f))).scalar_one()
+def count(conn: sa.Connection, f: InstanceFilter, cap: int | None = None) -> int:
+    """How many match; with ``cap``, counting stops there (``cap`` means "at least")."""
+    if cap is None:
+        q = sa.select(sa.func.count()).select_from(t).where(*_where(f))
+    else:
+        sub = sa.select(t.c.id).where(*_where(f)).limit(cap).subquery()
+        q = sa.select(sa.func.count()).select_from(sub)
+    return int(conn.execute(q).scalar_one())
 
 
 def iter_all(conn: sa.Connection, f: InstanceFilter | None = None) -> Iterable[Instance]:

@@ -39,6 +39,7 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 PAGE_SIZES = (25, 50, 100, 200)
 REFRESH_AFTER = timedelta(seconds=5)
+COUNT_CAP = 10_000  # the table header counts this far ("10,000+ matching")
 PREVIEW_LIMIT = 20
 FILTER_KEYS = ("provider", "account", "region", "engine", "status", "kind", "tag", "q")
 ACTION_WORDS = {"stop": "Sleep", "start": "Wake", "restart": "Restart"}
@@ -125,7 +126,8 @@ def _table(request: Request, tq: TableQuery) -> dict[str, Any]:
     accounts = AccountService(ctx).list()
     return {
         "tq": tq, "params": tq.params(), "items": page.items, "next_cursor": page.next_cursor,
-        "matching": inventory.count(f), "names": {a.id: a.name for a in accounts},
+        "matching": inventory.count(f, cap=COUNT_CAP), "count_cap": COUNT_CAP,
+        "names": {a.id: a.name for a in accounts},
         "accounts": accounts, "schedules": schedule_columns(ctx, page.items),
         "columns": COLUMNS, "page_sizes": PAGE_SIZES,
         "providers": [p.value for p in ProviderKind],
