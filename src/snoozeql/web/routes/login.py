@@ -50,6 +50,8 @@ def _login_page(request: Request, next_url: str, error: str | None = None,
 
 @router.get("/login")
 def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002
+    if WebSessionService(ctx_of(request)).resolve(request.cookies.get(SESSION_COOKIE)):
+        return RedirectResponse(_safe_next(next), status_code=303)  # signed in already
     return _login_page(request, _safe_next(next))
 
 
