@@ -86,3 +86,20 @@ def test_csv_downloads(client: TestClient, ctx: Context) -> None:
     assert r.text.startswith("at,finished_at,instance")
     r = client.get("/activity?since=yesterday")
     assert r.status_code == 400 and "since" in r.text and "<html" in r.text
+
+
+def test_instance_page_survives_a_bad_timezone_tag(client: TestClient, ctx: Context) -> None:
+    from tests.test_web_services import add
+
+    from snoozeql.domain.types import InstanceStatus
+    from snoozeql.store import instances as instance_store
+
+    _, key = ApiKeyService(ctx).create("me", "viewer")
+    sign_in(client, key)
+    iid = add(ctx, "tz-odd", InstanceStatus.RUNNING)
+    with ctx.engine.begin() as conn:
+        conn.execute(instance_store.t.update().where(instance_store.t.c.id == iid)
+                     .values(tags={"timezone": "Mars/Olympus"}))
+    r = client.get(f"/instances/{iid}")
+    assert r.status_code == 200
+    assert "Mars/Olympus" in r.text and 'class="alert error"' in r.text

@@ -75,9 +75,14 @@ def instance_page(request: Request, instance: str, session: Viewer) -> Response:
         except SnoozeError:
             parent = None
     charts = _charts(request, str(inst.id))
-    _, profile, hours = MetricsService(ctx).activity(inst.id)
-    top = max((v for row in profile.connections for v in row if v is not None), default=0.0)
-    heat = [[(v, _heat_level(v, top)) for v in row] for row in profile.connections]
+    heat_error = None
+    try:
+        _, profile, hours = MetricsService(ctx).activity(inst.id)
+    except SnoozeError as exc:  # e.g. a bad timezone tag: the rest of the page still shows
+        profile, hours, heat_error = None, 0, exc.message
+    rows = profile.connections if profile else ()
+    top = max((v for row in rows for v in row if v is not None), default=0.0)
+    heat = [[(v, _heat_level(v, top)) for v in row] for row in rows]
     schedules = ScheduleService(ctx)
     gov = schedules.governing_one(inst)
     evaluation = transitions = None
@@ -93,7 +98,8 @@ def instance_page(request: Request, instance: str, session: Viewer) -> Response:
         "i": inst, "account": account, "members": members, "parent": parent,
         "charts_json": json.dumps(charts), "has_metrics": any(
             charts["series"][m]["t"] for m in METRICS),
-        "profile": profile, "heat": heat, "heat_hours": hours, "gov": gov,
+        "profile": profile, "heat": heat, "heat_hours": hours, "heat_error": heat_error,
+        "gov": gov,
         "evaluation": evaluation, "transitions": transitions, "override": override,
         "recent": recent, "local": is_local(inst),
     })

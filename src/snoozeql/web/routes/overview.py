@@ -30,6 +30,9 @@ def overview(request: Request, _: Viewer) -> Response:
         recs_error = None
     except SnoozeError as exc:  # the overview still shows; the panel says why not
         recs, recs_error = [], exc.message
+    except Exception:  # noqa: BLE001 - one panel must not take the whole page down
+        log.exception("recommendations for the overview failed")
+        recs, recs_error = [], "recommendations are unavailable right now; see the server log"
     return render(request, "overview.html", {
         "summary": summary, "accounts": accounts, "names": names, "recent": recent,
         "recs": recs, "recs_error": recs_error,
