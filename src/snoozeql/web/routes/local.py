@@ -12,7 +12,6 @@ from snoozeql.domain.errors import SnoozeError, ValidationError
 from snoozeql.services.lifecycle import LifecycleService
 from snoozeql.services.local_databases import LocalDatabaseService
 from snoozeql.web.core import (
-    TRANSITIONAL,
     Operator,
     Viewer,
     WebRoute,
@@ -97,6 +96,3 @@ def local_logs(request: Request, instance: str, _: Viewer,
     if is_htmx(request):
         return render(request, "partials/logs.html", data)
     return render(request, "local_logs.html", data)
-
-
-__all__ = ["router", "TRANSITIONAL"]
