@@ -518,17 +518,24 @@ def test_override_form_and_activity_log_with_csv(dash: Dash) -> None:
     page.get_by_role("button", name="Set override").click()
     page.get_by_test_id("override").wait_for()
     assert "Kept awake until" in page.get_by_test_id("override").inner_text()
+    # the outcome's toast survives the reload that shows the new state
+    assert "prod-07 stays kept awake until" in page.get_by_test_id("toast").first.inner_text()
     page.get_by_label("Until").fill("yesterday-ish")
     page.get_by_role("button", name="Set override").click()
     assert "until:" in page.get_by_test_id("toast").last.inner_text()
 
-    page.goto("/activity?actor=operator-key&action=stop")
-    assert "prod-replica" in page.locator("table.data").inner_text()
+    # waking a running instance: AWS refuses, the attempt is in the log all the same
+    page.get_by_role("button", name="Wake (start)").click()
+    page.locator("#confirm-dialog[open]").get_by_test_id("confirm").click()
+    page.get_by_test_id("toast").filter(has_text="AWS refused to start prod-07").wait_for()
+
+    page.goto("/activity?actor=operator-key&action=start")
+    assert "prod-07" in page.locator("table.data").inner_text()
     with page.expect_download() as dl:
         page.get_by_test_id("csv").click()
     text = Path(dl.value.path()).read_text()
     assert text.splitlines()[0].startswith("at,finished_at,instance")
-    assert "prod-replica" in text and ",refused," in text
+    assert "prod-07" in text and ",refused," in text
     page.goto("/audit?kind=override")
     assert "prod-07" in page.locator("table.data").inner_text()
     page.context.close()

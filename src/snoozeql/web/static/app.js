@@ -36,8 +36,22 @@
     if (t.closest && t.closest(".dismiss-results")) { t.closest(".results").remove(); }
   });
   document.addEventListener("instance-changed", function () {
-    // an action or override on the detail page: reload it to show the new state
-    window.setTimeout(function () { window.location.reload(); }, 600);
+    // an action or override on the detail page: reload it to show the new state, and
+    // show the outcome's toast again once reloaded
+    window.setTimeout(function () {  // (the event comes before the toast is swapped in)
+      var toasts = document.querySelectorAll("#toasts .toast.ok span");
+      if (toasts.length) {
+        try { window.sessionStorage.setItem("snoozeql.toast", toasts[toasts.length - 1].textContent); }
+        catch (err) { /* storage disabled: the toast is just not repeated */ }
+      }
+      window.location.reload();
+    }, 600);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var kept = null;
+    try { kept = window.sessionStorage.getItem("snoozeql.toast"); window.sessionStorage.removeItem("snoozeql.toast"); }
+    catch (err) { kept = null; }
+    if (kept) toast(kept, "ok");
   });
 
   // --- dialogs -----------------------------------------------------------------------
