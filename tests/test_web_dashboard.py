@@ -519,10 +519,10 @@ def test_override_form_and_activity_log_with_csv(dash: Dash) -> None:
     page.get_by_test_id("override").wait_for()
     assert "Kept awake until" in page.get_by_test_id("override").inner_text()
     # the outcome's toast survives the reload that shows the new state
-    assert "prod-07 stays kept awake until" in page.get_by_test_id("toast").first.inner_text()
+    page.get_by_test_id("toast").filter(has_text="prod-07 stays kept awake until").wait_for()
     page.get_by_label("Until").fill("yesterday-ish")
     page.get_by_role("button", name="Set override").click()
-    assert "until:" in page.get_by_test_id("toast").last.inner_text()
+    page.get_by_test_id("toast").filter(has_text="until: 'yesterday-ish'").wait_for()
 
     # waking a running instance: AWS refuses, the attempt is in the log all the same
     page.get_by_role("button", name="Wake (start)").click()
