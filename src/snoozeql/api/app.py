@@ -98,4 +98,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(metrics_router.router, prefix=API_PREFIX, responses=errors)
     for r in (schedules_router.router, savings_router.router, audit_router.router):
         app.include_router(r, prefix=API_PREFIX, responses=errors)
+    from snoozeql import web  # the dashboard: pages at /, assets at /static
+
+    web.install(app)
     return app

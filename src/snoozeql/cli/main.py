@@ -87,6 +87,8 @@ def serve(
         f"(docs at /api/v1/docs); jobs {'on' if runner else 'off'}",
         highlight=False,
     )
+    console.print(f"Dashboard on http://{host or s.host}:{port or s.port}/ "
+                  "(sign in with an API key)", highlight=False)
     try:
         uvicorn.run(
             create_app(ctx), host=host or s.host, port=port or s.port,

@@ -16,6 +16,7 @@ from snoozeql.domain.types import Role
 from snoozeql.services import audit
 from snoozeql.services.context import Context
 from snoozeql.store import apikeys as store
+from snoozeql.store import web_sessions
 from snoozeql.store.apikeys import ApiKeyRecord
 
 KEY_PREFIX = "sqk_"
@@ -73,6 +74,7 @@ class ApiKeyService:
             if record is None:
                 raise NotFoundError(f"no API key named {name!r}")
             store.revoke(conn, record.id, self.ctx.now())
+            web_sessions.delete_for_key(conn, record.id)  # its dashboard sign-ins end now
             audit.record(conn, at=self.ctx.now(), actor=actor, action="revoke", kind="apikey",
                          object_id=record.id, name=name,
                          before={"name": name, "role": record.role.value,

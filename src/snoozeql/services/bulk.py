@@ -40,6 +40,7 @@ from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.lifecycle import ACTIONS, LifecycleService
+from snoozeql.store.instances import InstanceFilter
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,38 @@ class BulkService:
             else:
                 keep.append(inst)
         return Resolution(keep, skipped)
+
+    def check(self, action: str | LifecycleAction, resolution: Resolution) -> Resolution:
+        """Move to ``skipped`` what would only be refused: an instance already in (or
+        on its way to) the action's end state, or one the last sync did not see. What
+        the provider alone knows (a read replica cannot stop) is still found by acting."""
+        act = bulk_action(action)
+        keep: list[Instance] = []
+        skipped = list(resolution.skipped)
+        done = {LifecycleAction.STOP: (InstanceStatus.STOPPED, InstanceStatus.STOPPING),
+                LifecycleAction.START: (InstanceStatus.RUNNING, InstanceStatus.STARTING)}
+        for inst in resolution.instances:
+            if inst.missing_since is not None:
+                skipped.append(Skipped(
+                    inst, f"missing since {inst.missing_since:%Y-%m-%d %H:%M} UTC "
+                          "(not seen by the last sync)"))
+            elif inst.status in done.get(act, ()):
+                skipped.append(Skipped(inst, f"already {inst.status.value}"))
+            elif act == LifecycleAction.RESTART and inst.status != InstanceStatus.RUNNING:
+                skipped.append(Skipped(inst, f"{inst.status.value}, not running; start it"))
+            else:
+                keep.append(inst)
+        return Resolution(keep, skipped)
+
+    def resolve_filter(self, f: InstanceFilter) -> Resolution:
+        """Every instance a table filter matches ("select all matching"), at most
+        MAX_REFS of them; members of a selected cluster are left to the cluster."""
+        matching = self.inventory.count(f, cap=MAX_REFS + 1)
+        if matching > MAX_REFS:
+            raise ValidationError(
+                f"more than {MAX_REFS} instances match; act on at most {MAX_REFS} at once "
+                "(narrow the filter)")
+        return self._drop_covered_members(self.inventory.list_all(f), [])
 
     def run(
         self, action: str | LifecycleAction, instances: Sequence[Instance], actor: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +18,18 @@ from snoozeql.store import instances as store
 from snoozeql.store.instances import InstanceFilter
 
 MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    """Counts of the present (not missing) inventory, and what it costs per hour."""
+
+    total: int
+    by_provider: dict[str, int]
+    by_status: dict[str, int]
+    by_account: dict[UUID | None, int]
+    running_cost_cents: Decimal  # per hour, instances running now
+    all_running_cost_cents: Decimal  # per hour, if every instance ran
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,12 @@ class InventoryService:
             items, nxt = store.list_page(conn, f, sort=sort, limit=limit, cursor=cursor)
         return Page(items, nxt)
 
+    def count(self, f: InstanceFilter, cap: int | None = None) -> int:
+        """Instances matching ``f``; with ``cap``, at most ``cap`` (it then means "or
+        more"), so that a big fleet is not counted to the end for a table header."""
+        with self.ctx.engine.connect() as conn:
+            return store.count(conn, f, cap)
+
     def list_all(self, f: InstanceFilter, sort: str = "name") -> builtins.list[Instance]:
         out: builtins.list[Instance] = []
         cursor = None
@@ -122,6 +141,23 @@ class InventoryService:
             if page.next_cursor is None:
                 return out
             cursor = page.next_cursor
+
+    def summary(self) -> FleetSummary:
+        with self.ctx.engine.connect() as conn:
+            groups = store.summary(conn)
+        by_provider: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        by_account: dict[UUID | None, int] = {}
+        running = everything = Decimal(0)
+        for provider, status, account_id, n, cost in groups:
+            by_provider[provider] = by_provider.get(provider, 0) + n
+            by_status[status] = by_status.get(status, 0) + n
+            by_account[account_id] = by_account.get(account_id, 0) + n
+            everything += cost or 0
+            if status == InstanceStatus.RUNNING.value:
+                running += cost or 0
+        return FleetSummary(sum(by_provider.values()), by_provider, by_status, by_account,
+                            running, everything)
 
     def get(self, ref: str | UUID) -> Instance:
         """Find by UUID, by provider id (ARN), by name (which must be unambiguous), or by

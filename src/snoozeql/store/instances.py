@@ -625,11 +625,26 @@ def list_page(
     return [row_to_instance(r) for r in rows], next_cursor
 
 
-def count(conn: sa.Connection, f: InstanceFilter) -> int:
-    return conn.execute(sa.select(sa.func.count()).select_from(t).where(*_where(f))).scalar_one()
+def count(conn: sa.Connection, f: InstanceFilter, cap: int | None = None) -> int:
+    """How many match; with ``cap``, counting stops there (``cap`` means "at least")."""
+    if cap is None:
+        q = sa.select(sa.func.count()).select_from(t).where(*_where(f))
+    else:
+        sub = sa.select(t.c.id).where(*_where(f)).limit(cap).subquery()
+        q = sa.select(sa.func.count()).select_from(sub)
+    return int(conn.execute(q).scalar_one())
 
 
 def iter_all(conn: sa.Connection, f: InstanceFilter | None = None) -> Iterable[Instance]:
     q = _select().where(*_where(f or InstanceFilter())).order_by(t.c.name, t.c.id)
     for r in conn.execute(q):
         yield row_to_instance(r)
+
+
+def summary(conn: sa.Connection) -> list[tuple[str, str, UUID | None, int, Decimal | None]]:
+    """(provider, status, account_id, count, summed hourly cost) per group: one query."""
+    q = sa.select(
+        t.c.provider, t.c.status, t.c.account_id, sa.func.count(),
+        sa.func.sum(t.c.hourly_cost_cents),
+    ).where(t.c.missing_since.is_(None)).group_by(t.c.provider, t.c.status, t.c.account_id)
+    return [(r[0], r[1], r[2], int(r[3]), r[4]) for r in conn.execute(q)]

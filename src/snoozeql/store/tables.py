@@ -192,3 +192,19 @@ store_identity = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Dashboard sessions: a browser's sign-in, exchanged for an API key. Only the SHA-256
+# of the session token is kept; the key's role and revocation apply on every request.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column(
+        "key_id", sa.Uuid, sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+)

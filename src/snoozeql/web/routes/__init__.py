@@ -1,0 +1,1 @@
+"""One module per dashboard page (routers use :class:`snoozeql.web.core.WebRoute`)."""

@@ -1,0 +1,104 @@
+"""Dashboard pages over HTTP without a browser (fast checks of server behaviour; the
+browser tests are in test_web_dashboard.py): sign-in form and its CSRF, redirects,
+the demo banner, error pages, CSV downloads, roles on every POST route."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from snoozeql.api.app import create_app
+from snoozeql.services.apikeys import ApiKeyService
+from snoozeql.services.context import Context
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx), base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def sign_in(c: TestClient, key: str) -> str:
+    page = c.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = c.post("/login", data={"api_key": key, "csrf_token": token, "next": "/audit"},
+               follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/audit"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    home = c.get("/")
+    return re.search(r'data-csrf="([0-9a-f]+)"', home.text).group(1)  # type: ignore[union-attr]
+
+
+def test_sign_in_needs_the_forms_token_and_redirects_when_signed_in(
+        client: TestClient, ctx: Context) -> None:
+    _, key = ApiKeyService(ctx).create("me", "viewer")
+    r = client.post("/login", data={"api_key": key, "csrf_token": "nope"})
+    assert r.status_code == 403 and "sign-in form expired" in r.text
+    assert "snoozeql_session" not in client.cookies
+    sign_in(client, key)
+    r = client.get("/login?next=/instances", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/instances"
+    r = client.get("/login?next=https://evil.example/", follow_redirects=False)
+    assert r.headers["location"] == "/"
+
+
+def test_every_action_route_refuses_a_viewer(client: TestClient, ctx: Context) -> None:
+    _, key = ApiKeyService(ctx).create("watcher", "viewer")
+    token = sign_in(client, key)
+    some_id = "00000000-0000-0000-0000-000000000001"
+    for path in ("/instances/bulk/preview", "/instances/bulk", f"/instances/{some_id}/action",
+                 f"/instances/{some_id}/override", f"/instances/{some_id}/override/clear",
+                 "/accounts", "/accounts/x/sync", "/accounts/x/remove", "/local",
+                 f"/local/{some_id}/action", "/keys", "/keys/watcher/revoke"):
+        r = client.post(path, data={"csrf_token": token, "action": "stop", "state": "running",
+                                    "until": "2h", "provider": "aws", "name": "x"})
+        assert r.status_code == 403, path
+        assert "needs the" in r.text and "role" in r.text, path
+        assert r.headers["content-type"].startswith("text/html"), path
+    assert client.get(f"/instances/{some_id}/connection-url").status_code == 403
+
+
+def test_demo_banner_and_unknown_pages(client: TestClient, ctx: Context) -> None:
+    _, key = ApiKeyService(ctx).create("me", "admin")
+    sign_in(client, key)
+    assert 'data-testid="demo-banner"' not in client.get("/").text
+    ctx.settings = ctx.settings.model_copy(update={"demo": True})
+    page = client.get("/").text
+    assert 'data-testid="demo-banner"' in page and "(demo)" in page
+    r = client.get("/nowhere")
+    assert r.status_code == 404 and "There is no page here" in r.text
+    assert client.get("/api/v1/nowhere").json()["error"]["code"] == "not_found"
+
+
+def test_csv_downloads(client: TestClient, ctx: Context) -> None:
+    _, key = ApiKeyService(ctx).create("me", "admin")
+    sign_in(client, key)
+    ApiKeyService(ctx).create("other", "viewer", actor="me")
+    r = client.get("/audit?kind=apikey&format=csv")
+    assert r.headers["content-type"].startswith("text/csv")
+    assert 'filename="audit.csv"' in r.headers["content-disposition"]
+    assert "other" in r.text and "sqk_" not in r.text
+    r = client.get("/activity?format=csv")
+    assert r.text.startswith("at,finished_at,instance")
+    r = client.get("/activity?since=yesterday")
+    assert r.status_code == 400 and "since" in r.text and "<html" in r.text
+
+
+def test_instance_page_survives_a_bad_timezone_tag(client: TestClient, ctx: Context) -> None:
+    from snoozeql.domain.types import InstanceStatus
+    from snoozeql.store import instances as instance_store
+    from tests.test_web_services import add
+
+    _, key = ApiKeyService(ctx).create("me", "viewer")
+    sign_in(client, key)
+    iid = add(ctx, "tz-odd", InstanceStatus.RUNNING)
+    with ctx.engine.begin() as conn:
+        conn.execute(instance_store.t.update().where(instance_store.t.c.id == iid)
+                     .values(tags={"timezone": "Mars/Olympus"}))
+    r = client.get(f"/instances/{iid}")
+    assert r.status_code == 200
+    assert "Mars/Olympus" in r.text and 'class="alert error"' in r.text
