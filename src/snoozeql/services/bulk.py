@@ -159,8 +159,9 @@ class BulkService:
         return Resolution(keep, skipped)
 
     def check(self, action: str | LifecycleAction, resolution: Resolution) -> Resolution:
-        """Move to ``skipped`` what would only be refused: an instance already in (or
-        on its way to) the action's end state, or one the last sync did not see. What
+        """Move to ``skipped`` what would only be refused: a protected instance, one
+        already in (or on its way to) the action's end state, or one the last sync did
+        not see. What
         the provider alone knows (a read replica cannot stop) is still found by acting."""
         act = bulk_action(action)
         keep: list[Instance] = []
@@ -172,6 +173,8 @@ class BulkService:
                 skipped.append(Skipped(
                     inst, f"missing since {inst.missing_since:%Y-%m-%d %H:%M} UTC "
                           "(not seen by the last sync)"))
+            elif (protected := protected_refusal(inst, act.value)) is not None:
+                skipped.append(Skipped(inst, protected))
             elif inst.status in done.get(act, ()):
                 skipped.append(Skipped(inst, f"already {inst.status.value}"))
             elif act == LifecycleAction.RESTART and inst.status != InstanceStatus.RUNNING:
