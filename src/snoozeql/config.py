@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     port: int = 8080
     log_level: str = "INFO"
     log_json: bool = False
+    demo: bool = Field(
+        default=False, description="set by `snoozeql demo`: the store is a simulated demo fleet"
+    )
 
     # Jobs inside `serve`.
     jobs_enabled: bool = True

@@ -52,6 +52,10 @@ def normalize_config(provider: ProviderKind, raw: dict[str, Any]) -> dict[str, A
         if "api_endpoint" in raw:
             cfg["api_endpoint"] = v.http_url(str(raw["api_endpoint"]), "API endpoint")
         return cfg
+    if provider in (ProviderKind.DEMO_AWS, ProviderKind.DEMO_GCP):
+        from snoozeql.providers import demo
+
+        return demo.normalize_config(provider, raw)
     raise ValidationError(
         f"accounts are for cloud providers ({', '.join(p.value for p in CLOUD_PROVIDERS)}); "
         f"local databases are created with `snoozeql db create`"
@@ -84,6 +88,11 @@ class AccountService:
                 f"unknown provider {provider!r}; use one of: aws, gcp"
             ) from None
         v.dns_label(name, "account name")
+        if kind in (ProviderKind.DEMO_AWS, ProviderKind.DEMO_GCP) and not self.ctx.settings.demo:
+            raise ValidationError(
+                f"{kind.value} is the simulated cloud of `snoozeql demo`; it lives only in "
+                "the demo's own store"
+            )
         account = Account(
             id=uuid4(), name=name, provider=kind, config=normalize_config(kind, config),
             status=AccountStatus.UNKNOWN,
