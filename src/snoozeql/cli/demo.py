@@ -94,7 +94,8 @@ def demo(
     user = get_settings()
     directory = demo_directory(user, directory)
     settings = demo_settings(user, directory)
-    state.configure_logging(settings.log_level, settings.log_json)
+    # Quiet while seeding (the progress lines say what happens); the server logs as usual.
+    state.configure_logging("WARNING", settings.log_json)
     directory.mkdir(parents=True, exist_ok=True)
     existing = (directory / DEMO_DB).exists()
     if not keep:
@@ -120,6 +121,7 @@ def demo(
             f"past actions, {report.stop_intervals} stop intervals in {report.seconds:.1f} s"
         )
     h, p = host or settings.host, port or settings.port
+    state.configure_logging(settings.log_level, settings.log_json)
     runner = JobRunner(ctx) if jobs else None
     if runner:
         runner.start()
