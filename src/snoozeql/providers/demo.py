@@ -20,7 +20,7 @@ the API and the dashboard run their ordinary code paths against the simulation.
   be stopped again.
 * Activity follows each instance's pattern (office hours, a nightly job, idle, always
   busy) in the instance's time zone, with deterministic noise:
-  :func:`hourly_activity` for the seeded 14-day history, :class:`DemoMetricsCollector`
+  :func:`history` for the seeded 14-day history, :class:`DemoMetricsCollector`
   for the live samples of running instances.
 * Prices are simulated too (a small table near list prices, labelled as such); they
   exist so that costs and savings are populated, not to quote anyone's bill.
@@ -37,7 +37,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -67,7 +67,7 @@ __all__ = [
     "DemoGcpProvider",
     "DemoMetricsCollector",
     "fleet",
-    "hourly_activity",
+    "history",
     "normalize_config",
     "price_fetcher",
     "simulated_usd",
@@ -301,10 +301,20 @@ def _raw(kind: ProviderKind, status: InstanceStatus) -> str:
 # --------------------------------------------------------------------------- activity
 
 
-def _noise(*parts: object) -> float:
-    """A deterministic number in [0, 1) for the given parts."""
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+_MASK = (1 << 64) - 1
+
+
+@lru_cache(maxsize=200_000)
+def _seed_of(provider_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(provider_id.encode(), digest_size=8).digest(), "big")
+
+
+def _noise(provider_id: str, instant: datetime) -> float:
+    """A deterministic number in [0, 1) for an instance and an instant (splitmix64)."""
+    x = (_seed_of(provider_id) ^ int(instant.timestamp())) + 0x9E3779B97F4A7C15 & _MASK
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK
+    return (x ^ (x >> 31)) / 2**64
 
 
 def busy_level(sim: dict[str, Any], local: datetime) -> float:
@@ -338,25 +348,32 @@ def _values(sim: dict[str, Any], level: float, jitter: float) -> dict[str, float
     }
 
 
-def hourly_activity(provider_id: str, sim: dict[str, Any], hour: datetime
-                    ) -> dict[str, tuple[float, float, float]]:
-    """(avg, min, max) of each metric over one UTC hour of the instance's pattern."""
-    local = hour.astimezone(ZoneInfo(sim.get("zone", "UTC")))
-    level = busy_level(sim, local)
-    j = _noise(provider_id, hour.timestamp())
-    vals = _values(sim, level, j)
-    out: dict[str, tuple[float, float, float]] = {}
-    for metric, avg in vals.items():
-        if level <= 0 and metric == CONNECTIONS:
-            out[metric] = (0.0, 0.0, 0.0)
+def history(provider_id: str, sim: dict[str, Any], start: datetime, running: Sequence[bool]
+            ) -> Iterator[tuple[datetime, str, float, float, float]]:
+    """(hour, metric, avg, min, max) of each hour from ``start`` in which it ran.
+
+    ``running[h]`` says whether the instance ran in hour ``h``; stopped hours have no
+    data, as with a real collector.
+    """
+    zone = ZoneInfo(sim.get("zone", "UTC"))
+    for h, ran in enumerate(running):
+        if not ran:
             continue
-        lo, hi = avg * (0.6 + 0.2 * j), avg * (1.3 + 0.4 * j)
-        if metric == CPU:
-            hi = min(hi, 100.0)
-        if metric == CONNECTIONS:
-            lo, hi = float(math.floor(lo)), float(math.ceil(hi))
-        out[metric] = (avg, lo, hi)
-    return out
+        hour = start + timedelta(hours=h)
+        level = busy_level(sim, hour.astimezone(zone))
+        j = _noise(provider_id, hour)
+        low, high = 0.6 + 0.2 * j, 1.3 + 0.4 * j
+        for metric, avg in _values(sim, level, j).items():
+            if metric == CONNECTIONS:
+                if level <= 0:
+                    yield hour, metric, 0.0, 0.0, 0.0
+                else:
+                    yield hour, metric, avg, float(math.floor(avg * low)), float(
+                        math.ceil(avg * high))
+            elif metric == CPU:
+                yield hour, metric, avg, avg * low, min(avg * high, 100.0)
+            else:
+                yield hour, metric, avg, avg * low, avg * high
 
 
 # --------------------------------------------------------------------------- state

@@ -290,14 +290,9 @@ class DemoService:
             spec = inst.extra.get("demo") or {}
             tl = timelines.get(inst.id)
             running = tl.running_hours(start, hours) if tl is not None else [True] * hours
-            for h in range(hours):
-                if not running[h]:
-                    continue
-                hour = start + timedelta(hours=h)
-                for metric, (avg, lo, hi) in sim.hourly_activity(
-                    inst.provider_id, spec, hour
-                ).items():
-                    yield inst.id, HourlyAggregate(metric, hour, avg, lo, hi, 60)
+            iid = inst.id
+            for hour, metric, avg, lo, hi in sim.history(inst.provider_id, spec, start, running):
+                yield iid, HourlyAggregate(metric, hour, avg, lo, hi, 60)
             if n % step == 0 or n == len(stored):
                 say(f"  metrics: {n}/{len(stored)} databases")
 

@@ -238,8 +238,8 @@ def load_hours(
             hexed = id_text.get(instance_id)
             if hexed is None:
                 hexed = id_text[instance_id] = instance_id.hex
-            batch.append((hexed, a.metric, known[0], known[1], float(a.avg),
-                          float(a.min), float(a.max), int(a.count), minutes))
+            batch.append((hexed, a.metric, known[0], known[1], a.avg, a.min, a.max, a.count,
+                          minutes))
         else:
             batch.append({
                 "instance_id": instance_id, "metric": a.metric, "hour": a.hour,
