@@ -278,6 +278,17 @@ def test_simulated_provider_refuses_like_the_clouds_and_transitions(demo_ctx: Co
     found = {d.provider_id: d for d in provider.discover(account)}
     assert found[cluster.provider_id].status is InstanceStatus.STOPPED
     assert found[member.provider_id].status is InstanceStatus.STOPPED
+    # The sync brings it into the inventory; then a start goes the other way.
+    from snoozeql.services.discovery import DiscoveryService
+
+    DiscoveryService(demo_ctx).sync(account.id)
+    assert InventoryService(demo_ctx).get(cluster.id).status is InstanceStatus.STOPPED
+    started = lifecycle.act(cluster.id, "start", actor="test")
+    assert started.instance.status is InstanceStatus.STARTING
+    time.sleep(float(account.config["transition_seconds"]) + 0.5)
+    DiscoveryService(demo_ctx).sync(account.id)
+    assert InventoryService(demo_ctx).get(cluster.id).status is InstanceStatus.RUNNING
+    assert InventoryService(demo_ctx).get(member.id).status is InstanceStatus.RUNNING
 
 
 def test_fleet_is_deterministic_and_priced() -> None:
