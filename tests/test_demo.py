@@ -36,6 +36,7 @@ from snoozeql.providers import demo as sim
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context, build_context
 from snoozeql.services.demo import DemoService
+from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.lifecycle import LifecycleService
 from snoozeql.services.recommendations import RecommendationService
@@ -260,35 +261,29 @@ def test_simulated_provider_refuses_like_the_clouds_and_transitions(demo_ctx: Co
     everything = InventoryService(demo_ctx).list_all(
         InventoryService(demo_ctx).build_filter())
     lifecycle = LifecycleService(demo_ctx)
-    member = next(i for i in everything if i.cluster_provider_id)
+    cluster = next(i for i in everything if i.kind is InstanceKind.CLUSTER)
+    member = next(i for i in everything if i.cluster_provider_id == cluster.provider_id)
     with pytest.raises(ActionRefused, match="stop the cluster instead"):
         lifecycle.act(member.id, "stop", actor="test")
-    cluster = next(i for i in everything if i.kind is InstanceKind.CLUSTER
-                   and i.status is InstanceStatus.RUNNING)
-    done = lifecycle.act(cluster.id, "stop", actor="test")
-    assert done.instance.status is InstanceStatus.STOPPING
-    with pytest.raises(ActionRefused, match="stopping"):
-        lifecycle.act(cluster.id, "stop", actor="test")
-    # The simulation's members follow their cluster; after the transition the next
-    # discovery reports the cluster stopped.
-    provider = demo_ctx.providers.get(ProviderKind.DEMO_AWS)
+    # Whatever the schedules want at this hour: act on the cluster one way, then back.
     account = next(a for a in AccountService(demo_ctx).list()
                    if a.provider is ProviderKind.DEMO_AWS)
-    time.sleep(float(account.config["transition_seconds"]) + 0.5)
-    found = {d.provider_id: d for d in provider.discover(account)}
-    assert found[cluster.provider_id].status is InstanceStatus.STOPPED
-    assert found[member.provider_id].status is InstanceStatus.STOPPED
-    # The sync brings it into the inventory; then a start goes the other way.
-    from snoozeql.services.discovery import DiscoveryService
-
-    DiscoveryService(demo_ctx).sync(account.id)
-    assert InventoryService(demo_ctx).get(cluster.id).status is InstanceStatus.STOPPED
-    started = lifecycle.act(cluster.id, "start", actor="test")
-    assert started.instance.status is InstanceStatus.STARTING
-    time.sleep(float(account.config["transition_seconds"]) + 0.5)
-    DiscoveryService(demo_ctx).sync(account.id)
-    assert InventoryService(demo_ctx).get(cluster.id).status is InstanceStatus.RUNNING
-    assert InventoryService(demo_ctx).get(member.id).status is InstanceStatus.RUNNING
+    wait = float(account.config["transition_seconds"]) + 0.5
+    steps = [("stop", InstanceStatus.STOPPING, InstanceStatus.STOPPED),
+             ("start", InstanceStatus.STARTING, InstanceStatus.RUNNING)]
+    if cluster.status is InstanceStatus.STOPPED:
+        steps.reverse()
+    for action, during, final in steps:
+        done = lifecycle.act(cluster.id, action, actor="test")
+        assert done.instance.status is during
+        with pytest.raises(ActionRefused, match=during.value):
+            lifecycle.act(cluster.id, action, actor="test")  # not while in transition
+        time.sleep(wait)
+        # The next sync brings the simulation's new state into the inventory; the
+        # members follow their cluster.
+        DiscoveryService(demo_ctx).sync(account.id)
+        assert InventoryService(demo_ctx).get(cluster.id).status is final
+        assert InventoryService(demo_ctx).get(member.id).status is final
 
 
 def test_fleet_is_deterministic_and_priced() -> None:
