@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [
@@ -119,8 +120,15 @@ def shoot(base: str, key: str, out: Path, width: int, height: int) -> int:
             browser.close()
             return 0
         page.fill("input[name=api_key]", key)
+        submit = page.locator("form button[type=submit], form input[type=submit]")
         with page.expect_navigation():
-            page.press("input[name=api_key]", "Enter")
+            if submit.count():
+                submit.first.click()
+            else:
+                page.press("input[name=api_key]", "Enter")
+        if urlparse(page.url).path.rstrip("/") == "/login":
+            browser.close()
+            raise SystemExit("sign-in with the demo's admin key failed (still on /login)")
         instance = an_instance(base, key)
         for name, path in PAGES:
             if "{instance}" in path:
