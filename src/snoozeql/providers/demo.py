@@ -408,12 +408,7 @@ class _Simulation:
         os.replace(tmp, self.path)
         self._mtime = self.path.stat().st_mtime
 
-    def status(self, provider_id: str, initial: InstanceStatus, now: float) -> InstanceStatus:
-        with self.lock:
-            self._load()
-            return self._status(provider_id, initial, now)
-
-    def statuses(self, now: float) -> dict[str, dict[str, Any]]:
+    def statuses(self) -> dict[str, dict[str, Any]]:
         with self.lock:
             self._load()
             return dict(self._state)
@@ -482,7 +477,7 @@ class _DemoProvider:
 
     def discover(self, account: Account) -> list[DiscoveredInstance]:
         now = time.time()
-        state = self.sim.statuses(now)
+        state = self.sim.statuses()
         out = fleet(self._kind, account.config)
         for d in out:
             entry = state.get(d.provider_id)
@@ -517,11 +512,9 @@ class _DemoProvider:
             )
         source = instance.extra.get("read_replica_source")
         if source and verb in ("stop", "start"):
-            raise ActionRefused(
-                f"demo: {instance.name} is a read replica of {source}; "
-                f"a read replica cannot be {verb}ped" if verb == "stop" else
-                f"demo: {instance.name} is a read replica of {source}; it runs with its source"
-            )
+            why = "a read replica cannot be stopped" if verb == "stop" else (
+                "it runs as long as its source does")
+            raise ActionRefused(f"demo: {instance.name} is a read replica of {source}; {why}")
 
     def stop(self, account: Account | None, instance: Instance) -> ActionOutcome:
         self._refuse_part(instance, "stop")
