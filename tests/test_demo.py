@@ -333,3 +333,31 @@ def test_load_hours_round_trips_on_both_stores(store_url: str, tmp_path: Path) -
     assert got == [a for _, a in rows]  # the second load left the stored hour alone
     assert buckets[(iid, "cpu", hour)].minutes == metric_store.FULL_HOUR
     engine.dispose()
+
+
+def test_reconciler_acts_on_the_simulation_at_the_next_transition(demo_ctx: Context) -> None:
+    """Schedules keep working while the demo runs: at the next transition the ordinary
+    reconciler stops or starts the simulated databases, without a failure."""
+    from snoozeql.domain.schedules import desired_state
+    from snoozeql.services.schedules import ScheduleService
+
+    DemoService(demo_ctx).seed(60)
+    now = demo_ctx.now()
+    governing = [g for g in ScheduleService(demo_ctx).governing().values()
+                 if not g.schedule.dry_run]
+    assert governing
+    later = next(
+        now + timedelta(hours=h) for h in range(1, 24 * 8)
+        if any(desired_state(g.schedule, now + timedelta(hours=h)).state
+               != desired_state(g.schedule, now).state for g in governing)
+    )
+    demo_ctx.clock = lambda: later
+    run = Reconciler(demo_ctx).run()
+    # (the ML team's schedule is a dry run: it only records what it would do)
+    acted = [i for i in run.items if i.action in ("stop", "start") and i.result != "dry_run"]
+    bad = [i for i in acted if i.result != "ok"]
+    assert acted and not bad, bad
+    for item in acted:
+        status = InventoryService(demo_ctx).get(item.instance_id).status
+        assert status is (InstanceStatus.STOPPING if item.action == "stop"
+                          else InstanceStatus.STARTING)
