@@ -187,6 +187,7 @@ def apply_samples(
 FULL_HOUR = (1 << 60) - 1
 """The minute mask of an hour whose every minute is counted."""
 _LOAD_CHUNK = 20_000
+_LOAD_CACHE_KIB = -131_072  # 128 MiB page cache while loading (negative: KiB)
 
 
 def load_hours(
@@ -227,29 +228,40 @@ def load_hours(
         done += len(batch)
         batch = []
 
-    for instance_id, a in rows:
-        if sqlite_fast:
-            known = hour_text.get(a.hour)
-            if known is None:
-                naive = a.hour.astimezone(UTC).replace(tzinfo=None)
-                known = hour_text[a.hour] = (
-                    naive.isoformat(sep=" ", timespec="microseconds"), epoch_hour(a.hour)
-                )
-            hexed = id_text.get(instance_id)
-            if hexed is None:
-                hexed = id_text[instance_id] = instance_id.hex
-            batch.append((hexed, a.metric, known[0], known[1], a.avg, a.min, a.max, a.count,
-                          minutes))
-        else:
-            batch.append({
-                "instance_id": instance_id, "metric": a.metric, "hour": a.hour,
-                "epoch_hour": epoch_hour(a.hour), "avg": a.avg, "min": a.min, "max": a.max,
-                "count": a.count, "minutes": minutes,
-            })
-        if len(batch) >= _LOAD_CHUNK:
+    previous_cache = None
+    if sqlite_fast:
+        # Rows come instance by instance, so each lands at a scattered place of the
+        # hour index: a larger page cache for the load (then the old one) saves a
+        # quarter of the time on a big history.
+        previous_cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        conn.exec_driver_sql(f"PRAGMA cache_size={_LOAD_CACHE_KIB}")
+    try:
+        for instance_id, a in rows:
+            if sqlite_fast:
+                known = hour_text.get(a.hour)
+                if known is None:
+                    naive = a.hour.astimezone(UTC).replace(tzinfo=None)
+                    known = hour_text[a.hour] = (
+                        naive.isoformat(sep=" ", timespec="microseconds"), epoch_hour(a.hour)
+                    )
+                hexed = id_text.get(instance_id)
+                if hexed is None:
+                    hexed = id_text[instance_id] = instance_id.hex
+                batch.append((hexed, a.metric, known[0], known[1], a.avg, a.min, a.max,
+                              a.count, minutes))
+            else:
+                batch.append({
+                    "instance_id": instance_id, "metric": a.metric, "hour": a.hour,
+                    "epoch_hour": epoch_hour(a.hour), "avg": a.avg, "min": a.min,
+                    "max": a.max, "count": a.count, "minutes": minutes,
+                })
+            if len(batch) >= _LOAD_CHUNK:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+    finally:
+        if previous_cache is not None:
+            conn.exec_driver_sql(f"PRAGMA cache_size={int(previous_cache)}")
     if done:
         versions.bump(conn, versions.METRICS)
     return done
