@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         default=1 << 20, ge=1024, description="largest file the CLI reads (schedules, ...)"
     )
+    demo: bool = Field(
+        default=False, description="set by `snoozeql demo`: the store is a simulated demo fleet"
+    )
 
     # Jobs inside `serve`.
     jobs_enabled: bool = True

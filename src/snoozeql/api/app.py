@@ -44,7 +44,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(
-        title="SnoozeQL",
+        title="SnoozeQL (demo: simulated fleet)" if ctx.settings.demo else "SnoozeQL",
         version=__version__,
         description="One control plane for every database a team runs.",
         openapi_url=f"{API_PREFIX}/openapi.json",

@@ -10,6 +10,7 @@ from snoozeql import __version__
 from snoozeql.cli import accounts, actions, apikeys, instances, state
 from snoozeql.cli import audit as audit_cli
 from snoozeql.cli import db as db_cli
+from snoozeql.cli import demo as demo_cli
 from snoozeql.cli import info as info_cli
 from snoozeql.cli import metrics as metrics_cli
 from snoozeql.cli import savings as savings_cli
@@ -38,6 +39,7 @@ app.add_typer(schedules_cli.app, name="schedules")
 app.add_typer(audit_cli.app, name="audit")
 app.command("savings")(savings_cli.savings)
 app.command("info")(info_cli.info)
+app.command("demo")(demo_cli.demo)
 
 
 def _version(value: bool) -> None:

@@ -19,6 +19,9 @@ class ProviderKind(StrEnum):
     GCP = "gcp"
     LOCAL = "local"
     DOCKER = "docker"
+    # The simulated clouds of `snoozeql demo` (providers/demo.py): never real databases.
+    DEMO_AWS = "demo-aws"
+    DEMO_GCP = "demo-gcp"
 
 
 class InstanceKind(StrEnum):

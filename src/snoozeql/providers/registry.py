@@ -19,7 +19,22 @@ _IMPLEMENTATIONS: dict[ProviderKind, str] = {
     ProviderKind.GCP: "snoozeql.providers.gcp:GcpProvider",
     ProviderKind.LOCAL: "snoozeql.providers.local_provider:LocalProvider",
     ProviderKind.DOCKER: "snoozeql.providers.local_provider:DockerProvider",
+    ProviderKind.DEMO_AWS: "snoozeql.providers.demo:DemoAwsProvider",
+    ProviderKind.DEMO_GCP: "snoozeql.providers.demo:DemoGcpProvider",
 }
+
+# Metrics collectors of the providers measured per account (services/metrics.py).
+_COLLECTORS: dict[ProviderKind, str] = {
+    ProviderKind.AWS: "snoozeql.providers.aws_metrics:AwsMetricsCollector",
+    ProviderKind.GCP: "snoozeql.providers.gcp_metrics:GcpMetricsCollector",
+    ProviderKind.DEMO_AWS: "snoozeql.providers.demo:DemoMetricsCollector",
+    ProviderKind.DEMO_GCP: "snoozeql.providers.demo:DemoMetricsCollector",
+}
+
+
+def _build(target: str, settings: Settings) -> Any:
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)(settings)
 
 
 class ProviderRegistry:
@@ -35,6 +50,13 @@ class ProviderRegistry:
             target = _IMPLEMENTATIONS.get(kind)
             if target is None:
                 raise ValidationError(f"provider {kind.value!r} has no cloud driver")
-            module, _, cls = target.partition(":")
-            self._built[kind] = getattr(importlib.import_module(module), cls)(self._settings)
+            self._built[kind] = _build(target, self._settings)
         return self._built[kind]
+
+    def metrics_collector(self, kind: ProviderKind | str) -> Any:
+        """A new metrics collector of a cloud provider (an object with ``collect``)."""
+        kind = ProviderKind(kind)
+        target = _COLLECTORS.get(kind)
+        if target is None:
+            raise ValidationError(f"no cloud metrics collector for {kind.value}")
+        return _build(target, self._settings)

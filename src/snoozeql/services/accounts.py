@@ -84,6 +84,10 @@ def normalize_config(
             url = v.http_url(str(raw["api_endpoint"]), "API endpoint")
             cfg["api_endpoint"] = check_endpoint(url, settings.allowed_endpoints, "API endpoint")
         return cfg
+    if provider in (ProviderKind.DEMO_AWS, ProviderKind.DEMO_GCP):
+        from snoozeql.providers import demo
+
+        return demo.normalize_config(provider, raw)
     raise ValidationError(
         f"accounts are for cloud providers ({', '.join(p.value for p in CLOUD_PROVIDERS)}); "
         f"local databases are created with `snoozeql db create`"
@@ -158,6 +162,11 @@ class AccountService:
                 f"unknown provider {provider!r}; use one of: aws, gcp"
             ) from None
         v.dns_label(name, "account name")
+        if kind in (ProviderKind.DEMO_AWS, ProviderKind.DEMO_GCP) and not self.ctx.settings.demo:
+            raise ValidationError(
+                f"{kind.value} is the simulated cloud of `snoozeql demo`; it lives only in "
+                "the demo's own store"
+            )
         account = Account(
             id=uuid4(), name=name, provider=kind, config=normalize_config(
                 kind, config, self.ctx.settings),

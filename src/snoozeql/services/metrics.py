@@ -195,16 +195,7 @@ class MetricsService:
         """The collector of a cloud provider (built once per context; tests may set it)."""
         cache = _collectors(self.ctx).cloud
         if kind not in cache:
-            if kind is ProviderKind.AWS:
-                from snoozeql.providers.aws_metrics import AwsMetricsCollector
-
-                cache[kind] = AwsMetricsCollector(self.ctx.settings).collect
-            elif kind is ProviderKind.GCP:
-                from snoozeql.providers.gcp_metrics import GcpMetricsCollector
-
-                cache[kind] = GcpMetricsCollector(self.ctx.settings).collect
-            else:
-                raise ValidationError(f"no cloud metrics collector for {kind.value}")
+            cache[kind] = self.ctx.providers.metrics_collector(kind).collect
         return cache[kind]
 
     def set_cloud_collector(self, kind: ProviderKind, collector: CloudCollector) -> None:

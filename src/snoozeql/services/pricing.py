@@ -62,12 +62,20 @@ def _aws_fetcher(ctx: Context) -> PriceFetcher:
     return fetch
 
 
+def _demo_fetchers() -> dict[str, PriceFetcher]:
+    """The simulated price list of the demo clouds (``snoozeql demo``)."""
+    from snoozeql.providers.demo import DEMO_KINDS, price_fetcher
+
+    return {kind.value: price_fetcher for kind in DEMO_KINDS}
+
+
 class PriceResolver:
     def __init__(self, ctx: Context, fetchers: dict[str, PriceFetcher] | None = None) -> None:
         self.ctx = ctx
         self.table = load_price_table(ctx.settings.price_table)
         if fetchers is None:
             fetchers = {"aws": _aws_fetcher(ctx)} if ctx.settings.aws_price_list else {}
+            fetchers.update(_demo_fetchers())
         self.fetchers = fetchers
         self._failed_accounts: set[object] = set()
 

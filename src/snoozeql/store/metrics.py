@@ -48,6 +48,7 @@ __all__ = [
     "delete_before",
     "epoch_hour",
     "fleet_series",
+    "load_hours",
     "read_buckets",
     "series",
 ]
@@ -181,6 +182,89 @@ def apply_samples(
         if merged == len(rows):
             return len(rows), statements
     raise RuntimeError("metric writes kept colliding with another writer; try again")
+
+
+FULL_HOUR = (1 << 60) - 1
+"""The minute mask of an hour whose every minute is counted."""
+_LOAD_CHUNK = 20_000
+_LOAD_CACHE_KIB = -131_072  # 128 MiB page cache while loading (negative: KiB)
+
+
+def load_hours(
+    conn: sa.Connection, rows: Iterable[tuple[UUID, HourlyAggregate]], minutes: int = FULL_HOUR
+) -> int:
+    """Insert finished hours as they are (a history import; the demo's seed), in batches.
+
+    Rows whose (instance, metric, hour) is already stored are left alone: this is for
+    hours nobody has collected yet, not a merge. ``minutes`` is the mask every row gets
+    (default all 60 minutes, so a later collection of the same hour adds nothing).
+    Returns how many rows were offered.
+
+    On SQLite the rows go to the driver's ``executemany`` already in the column types'
+    stored form (UUID as 32 hex digits, naive UTC text), which is several times faster
+    than per-row bind processing; a test reads them back through :func:`series`.
+    """
+    sqlite_fast = conn.dialect.name == "sqlite"
+    if sqlite_fast:
+        stmt: Any = (
+            "INSERT OR IGNORE INTO metric_hours (instance_id, metric, hour, epoch_hour, "
+            "avg, min, max, count, minutes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+    else:
+        stmt = postgresql.insert(t).on_conflict_do_nothing(
+            index_elements=[t.c.instance_id, t.c.metric, t.c.hour]
+        )
+    done = 0
+    batch: list[Any] = []
+    hour_text: dict[datetime, tuple[str, int]] = {}
+    id_text: dict[UUID, str] = {}
+
+    def flush() -> None:
+        nonlocal done, batch
+        if sqlite_fast:
+            conn.exec_driver_sql(stmt, batch)
+        else:
+            conn.execute(stmt, batch)
+        done += len(batch)
+        batch = []
+
+    previous_cache = None
+    if sqlite_fast:
+        # Rows come instance by instance, so each lands at a scattered place of the
+        # hour index: a larger page cache for the load (then the old one) saves a
+        # quarter of the time on a big history.
+        previous_cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        conn.exec_driver_sql(f"PRAGMA cache_size={_LOAD_CACHE_KIB}")
+    try:
+        for instance_id, a in rows:
+            if sqlite_fast:
+                known = hour_text.get(a.hour)
+                if known is None:
+                    naive = a.hour.astimezone(UTC).replace(tzinfo=None)
+                    known = hour_text[a.hour] = (
+                        naive.isoformat(sep=" ", timespec="microseconds"), epoch_hour(a.hour)
+                    )
+                hexed = id_text.get(instance_id)
+                if hexed is None:
+                    hexed = id_text[instance_id] = instance_id.hex
+                batch.append((hexed, a.metric, known[0], known[1], a.avg, a.min, a.max,
+                              a.count, minutes))
+            else:
+                batch.append({
+                    "instance_id": instance_id, "metric": a.metric, "hour": a.hour,
+                    "epoch_hour": epoch_hour(a.hour), "avg": a.avg, "min": a.min,
+                    "max": a.max, "count": a.count, "minutes": minutes,
+                })
+            if len(batch) >= _LOAD_CHUNK:
+                flush()
+        if batch:
+            flush()
+    finally:
+        if previous_cache is not None:
+            conn.exec_driver_sql(f"PRAGMA cache_size={int(previous_cache)}")
+    if done:
+        versions.bump(conn, versions.METRICS)
+    return done
 
 
 def series(

@@ -337,6 +337,15 @@ def open_interval(conn: sa.Connection, **values: Any) -> None:
     conn.execute(stop_intervals.insert().values(id=uuid4(), details={}, **values))
 
 
+def insert_intervals(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert past stop intervals in one batch (a history import; the demo's seed)."""
+    if not rows:
+        return 0
+    conn.execute(stop_intervals.insert(),
+                 [{"id": uuid4(), "details": {}, "started_at": None, **r} for r in rows])
+    return len(rows)
+
+
 def close_intervals(conn: sa.Connection, instance_ids: list[UUID], at: datetime) -> int:
     if not instance_ids:
         return 0

@@ -18,4 +18,5 @@ router = APIRouter(tags=["health"])
 def healthz(ctx: CtxDep) -> JSONResponse:
     if not store_reachable(ctx):
         return JSONResponse({"status": "degraded", "store": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "version": __version__})
+    # demo: true when serving the simulated fleet of `snoozeql demo`, not real databases.
+    return JSONResponse({"status": "ok", "version": __version__, "demo": ctx.settings.demo})

@@ -1,0 +1,229 @@
+"""Dashboard benchmark: the instances web page against the JSON API, side by side (issue 15).
+
+1. Creates a PostgreSQL database (``SNOOZEQL_TEST_PG_URL``'s server, default the local
+   one), migrates it and loads ``--instances`` (default 100,000) synthetic instances in
+   batches through the store's COPY path (``store.instances.sync_account``).
+2. Starts the real ``snoozeql serve --no-jobs`` on it (a subprocess on a free port).
+3. Signs in to the dashboard like a browser: ``GET /login``, the hidden
+   ``csrf_token`` input, ``POST /login`` with ``api_key`` and ``csrf_token``, keeping
+   the session cookie.
+4. Measures in interleaved rounds (each round: every case, API then web, so both see the
+   same server state and the same background load) the latency of
+
+   * ``GET /api/v1/instances?limit=50`` and ``GET /instances?limit=50`` (first page);
+   * the same with ``status=running&region=eu-west-1`` (a filtered page).
+
+   and prints p50/p95 per case plus the ratio web p95 / API p95 (target: under 2).
+
+If the dashboard is not there (``/login`` or ``/instances`` answers 404), the web side is
+reported as "web page missing (404)" and the API side is still measured.
+
+Run: ``.venv/bin/python -m benchmarks.bench_dashboard [--instances 100000] [--rounds 200]``.
+Prints a Markdown table; the database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from benchmarks.bench_inventory import drop_pg, pg_database
+from snoozeql.config import Settings
+from snoozeql.domain.types import (
+    Account,
+    DiscoveredInstance,
+    InstanceKind,
+    InstanceStatus,
+    ProviderKind,
+)
+from snoozeql.providers.registry import ProviderRegistry
+from snoozeql.services.apikeys import ApiKeyService
+from snoozeql.services.context import Context
+from snoozeql.store import accounts, db
+from snoozeql.store import instances as inst
+
+ENGINES = ("postgres", "mysql", "mariadb", "aurora-postgresql", "aurora-mysql")
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2")
+FILTER = "status=running&region=eu-west-1"
+CASES = (("first page", "limit=50"), ("filtered page", f"limit=50&{FILTER}"))
+BATCH = 10_000
+_CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*>', re.I)
+_VALUE = re.compile(r'value="([^"]*)"')
+
+
+def synthetic(n: int, offset: int, account: int) -> list[DiscoveredInstance]:
+    out = []
+    for i in range(offset, offset + n):
+        region = REGIONS[i % len(REGIONS)]
+        out.append(DiscoveredInstance(
+            provider=ProviderKind.AWS,
+            provider_id=f"arn:aws:rds:{region}:{account:012d}:db:dash-{i:07d}",
+            name=f"dash-{i:07d}", kind=InstanceKind.INSTANCE, engine=ENGINES[i % 5],
+            engine_version="15.4", instance_class=("db.t3.medium", "db.r6g.large")[i % 2],
+            region=region,
+            status=InstanceStatus.RUNNING if i % 4 else InstanceStatus.STOPPED,
+            raw_status="available" if i % 4 else "stopped",
+            tags={"env": ("dev", "staging", "prod")[i % 3], "team": f"team-{i % 40}"},
+            endpoint_host=f"dash-{i:07d}.abc.{region}.rds.amazonaws.com", endpoint_port=5432,
+        ))
+    return out
+
+
+def load(url: str, n: int, accounts_n: int = 10) -> str:
+    """``n`` instances over ``accounts_n`` accounts; returns an admin API key."""
+    engine = db.create_engine(url)
+    db.upgrade(engine)
+    now = datetime.now(UTC)
+    per = -(-n // accounts_n)
+    started = time.perf_counter()
+    for a in range(accounts_n):
+        count = min(per, n - a * per)
+        if count <= 0:
+            break
+        account_id = uuid.uuid4()
+        with engine.begin() as conn:
+            accounts.insert(conn, Account(id=account_id, name=f"bench-{a:02d}",
+                                          provider=ProviderKind.AWS,
+                                          config={"regions": list(REGIONS)}), now)
+        items = [d for start in range(0, count, BATCH)
+                 for d in synthetic(min(BATCH, count - start), a * per + start, a)]
+        with engine.begin() as conn:
+            inst.sync_account(conn, account_id, items, now, {})
+            accounts.update(conn, account_id, now, last_sync_at=now, status="connected")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    print(f"loaded {n:,} instances in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
+    ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
+    _, key = ApiKeyService(ctx).create(f"bench-{uuid.uuid4().hex[:6]}", "admin")
+    engine.dispose()
+    return key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNOOZEQL_")}
+    env.update(SNOOZEQL_DATABASE_URL=url, SNOOZEQL_DATA_DIR=str(data_dir),
+               SNOOZEQL_LOG_LEVEL="WARNING")
+    exe = str(Path(sys.executable).parent / "snoozeql")
+    proc = subprocess.Popen([exe, "serve", "--no-jobs", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise SystemExit(f"snoozeql serve did not come up:\n{err}")
+        time.sleep(0.2)
+
+
+def sign_in(web: httpx.Client, key: str) -> str | None:
+    """Sign in like a browser; None when done, else why the web side cannot be measured."""
+    page = web.get("/login")
+    if page.status_code == 404:
+        return "web page missing (404)"
+    if page.status_code != 200:
+        return f"GET /login answered {page.status_code}"
+    field = _CSRF.search(page.text)
+    token = _VALUE.search(field.group(0)) if field else None
+    if token is None:
+        return "no csrf_token input on /login"
+    done = web.post("/login", data={"api_key": key, "csrf_token": token.group(1)})
+    if done.status_code >= 400:
+        return f"POST /login answered {done.status_code}"
+    probe = web.get(f"/instances?{CASES[0][1]}")
+    if probe.status_code == 404:
+        return "web page missing (404)"
+    if probe.status_code != 200 or "/login" in str(probe.url):
+        return f"GET /instances answered {probe.status_code} ({probe.url.path})"
+    return None
+
+
+def timed(client: httpx.Client, path: str) -> float:
+    t = time.perf_counter()
+    r = client.get(path)
+    elapsed = (time.perf_counter() - t) * 1000
+    if r.status_code != 200:
+        raise SystemExit(f"GET {path} answered {r.status_code}: {r.text[:200]}")
+    return elapsed
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--instances", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=10)
+    args = ap.parse_args(argv)
+
+    url, name = pg_database()
+    proc = None
+    try:
+        key = load(url, args.instances)
+        port = free_port()
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = serve(url, Path(tmp), port)
+            base = f"http://127.0.0.1:{port}"
+            with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=60) as api, \
+                    httpx.Client(base_url=base, timeout=60, follow_redirects=True) as web:
+                web_missing = sign_in(web, key)
+                sides = [("API", api, "/api/v1/instances")]
+                if web_missing is None:
+                    sides.append(("web", web, "/instances"))
+                else:
+                    print(f"web: {web_missing}; measuring the API only", file=sys.stderr)
+                times: dict[tuple[str, str], list[float]] = {}
+                for r in range(args.warmup + args.rounds):
+                    for case, query in CASES:
+                        for side, client, path in sides:
+                            ms = timed(client, f"{path}?{query}")
+                            if r >= args.warmup:
+                                times.setdefault((case, side), []).append(ms)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        drop_pg(name)
+
+    print(f"\n{args.instances:,} instances on PostgreSQL, {args.rounds} interleaved rounds "
+          f"after {args.warmup} warm-up rounds; one client, keep-alive.\n")
+    print("| page | API p50 (ms) | API p95 (ms) | web p50 (ms) | web p95 (ms) | "
+          "web p95 / API p95 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for case, query in CASES:
+        a = times[(case, "API")]
+        w = times.get((case, "web"))
+        if w:
+            cells = (f"{pct(w, 50):.1f} | {pct(w, 95):.1f} | "
+                     f"{pct(w, 95) / pct(a, 95):.2f}")
+        else:
+            cells = f"{web_missing} | - | -"
+        print(f"| {case} (`{query}`) | {pct(a, 50):.1f} | {pct(a, 95):.1f} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()

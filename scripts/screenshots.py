@@ -1,0 +1,179 @@
+"""Screenshots of the dashboard for docs/dashboard.md, taken from `snoozeql demo`.
+
+Starts ``snoozeql demo`` in a temporary data directory on a free port, signs in with
+the admin key it prints, and saves one PNG per page into ``docs/img/`` as
+``dashboard-<page>.png``. The browser is Debian's ``chromium`` driven by Playwright for
+Python (never a downloaded browser). A page that answers 404 is skipped with a message.
+
+Run from the repository root: ``.venv/bin/python scripts/screenshots.py``
+(options: ``--instances N``, ``--out DIR``, ``--width``/``--height``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+# (file name part, path); "{instance}" is replaced by a demo instance's id.
+PAGES = [
+    ("overview", "/"),
+    ("instances", "/instances"),
+    ("instance", "/instances/{instance}"),
+    ("accounts", "/accounts"),
+    ("local", "/local"),
+    ("activity", "/activity"),
+    ("audit", "/audit"),
+    ("keys", "/keys"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_demo(data_dir: Path, port: int, instances: int) -> tuple[subprocess.Popen[str], str]:
+    """The running demo and its admin key (read from its output)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNOOZEQL_")}
+    env["SNOOZEQL_DATA_DIR"] = str(data_dir)
+    exe = shutil.which("snoozeql", path=str(Path(sys.executable).parent)) or "snoozeql"
+    proc = subprocess.Popen(
+        [exe, "demo", "--instances", str(instances), "--port", str(port)], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()],
+                     daemon=True).start()
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise SystemExit("snoozeql demo did not start") from None
+            continue
+        if line.startswith("[demo]"):
+            print(line.rstrip(), flush=True)
+        m = re.search(r"admin API key.*: (sqk_\S+)", line)
+        if m:
+            key = m.group(1)
+            break
+    base = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as r:
+                if json.load(r).get("demo"):
+                    return proc, key
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("the demo server did not come up")
+        time.sleep(0.3)
+
+
+def an_instance(base: str, key: str) -> str | None:
+    """A running simulated instance for the detail page."""
+    req = urllib.request.Request(
+        f"{base}/api/v1/instances?limit=1&status=running&kind=instance&provider=demo-aws",
+        headers={"X-API-Key": key})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        items = json.load(r)["items"]
+    return items[0]["id"] if items else None
+
+
+def shoot(base: str, key: str, out: Path, width: int, height: int) -> int:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise SystemExit("Debian's chromium is needed: apt-get install chromium")
+    out.mkdir(parents=True, exist_ok=True)
+    saved = 0
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                     args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        login = page.goto(f"{base}/login")
+        if login is None or login.status == 404:
+            print("skipped every page: the dashboard has no /login (404)", flush=True)
+            browser.close()
+            return 0
+        page.fill("input[name=api_key]", key)
+        submit = page.locator("form button[type=submit], form input[type=submit]")
+        with page.expect_navigation():
+            if submit.count():
+                submit.first.click()
+            else:
+                page.press("input[name=api_key]", "Enter")
+        if urlparse(page.url).path.rstrip("/") == "/login":
+            browser.close()
+            raise SystemExit("sign-in with the demo's admin key failed (still on /login)")
+        instance = an_instance(base, key)
+        for name, path in PAGES:
+            if "{instance}" in path:
+                if instance is None:
+                    print(f"skipped {name}: no running demo instance", flush=True)
+                    continue
+                path = path.format(instance=instance)
+            response = page.goto(f"{base}{path}")
+            status = response.status if response else 0
+            if status == 404:
+                print(f"skipped {name}: {path} answered 404", flush=True)
+                continue
+            if status >= 400:
+                print(f"skipped {name}: {path} answered {status}", flush=True)
+                continue
+            page.wait_for_load_state("networkidle")
+            target = out / f"dashboard-{name}.png"
+            page.screenshot(path=str(target), full_page=True)
+            print(f"saved {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}",
+                  flush=True)
+            saved += 1
+        browser.close()
+    return saved
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="dashboard screenshots from the demo")
+    ap.add_argument("--instances", type=int, default=500)
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
+    ap.add_argument("--width", type=int, default=1440)
+    ap.add_argument("--height", type=int, default=900)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="snoozeql-shots-") as tmp:
+        port = free_port()
+        proc, key = start_demo(Path(tmp), port, args.instances)
+        try:
+            saved = shoot(f"http://127.0.0.1:{port}", key, args.out, args.width, args.height)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print(f"{saved} screenshot(s) in {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
