@@ -222,7 +222,11 @@ def test_idle_for_good_gets_a_stop_recommendation() -> None:
     assert r.windows == (SleepWindow((0, 1, 2, 3, 4, 5, 6), "00:00", "24:00"),)
     # 168 h x 365.25 / 12 / 7 = 730.5 h a month, x 12.5 cents x 3 nodes
     assert r.monthly_savings_cents == Decimal("27394")
-    assert r.as_dict()["kind"] == "stop"
+    body = r.as_dict()
+    assert body["kind"] == "always_idle"
+    # no "mon 00:00 -> mon 00:00" span: an always-idle database has no sleep span
+    assert body["spans"] == [] and "mon 00:00 -> mon 00:00" not in str(body)
+    assert r.sleeps_at(datetime(2026, 1, 28, 15, tzinfo=UTC))
 
 
 def test_fewer_than_24_hours_of_data_gets_no_recommendation() -> None:
@@ -248,13 +252,21 @@ def test_a_few_days_of_data_is_not_enough_weeks() -> None:
     assert "2 different weeks" in r.reason
 
 
-def test_hours_missing_in_a_week_are_not_slept() -> None:
-    # Idle, but nothing was collected on the first Wednesday from 10:00 to 19:59.
-    gap = range(2 * 24 + 10, 2 * 24 + 20)
+def test_hours_never_observed_are_not_slept() -> None:
+    # Idle, but nothing was collected on either Wednesday from 10:00 to 19:59.
+    gap = {d * 24 + h for d in (2, 9) for h in range(10, 20)}
     r = rec_of(run(build(lambda d: None, skip=lambda i: i in gap)))
-    assert r.kind is RecommendationKind.SLEEP  # not "stop": not every hour was seen
+    assert r.kind is RecommendationKind.SLEEP  # not "always idle": not every hour was seen
     assert [sp.describe() for sp in r.spans] == ["wed 20:30 -> wed 09:30"]
     assert not r.sleeps_at(datetime(2026, 1, 28, 15, tzinfo=UTC))
+
+
+def test_an_hour_observed_idle_in_one_week_counts() -> None:
+    # Nothing collected on the first Wednesday 10:00-19:59: the second week saw it idle.
+    gap = range(2 * 24 + 10, 2 * 24 + 20)
+    r = rec_of(run(build(lambda d: None, skip=lambda i: i in gap)))
+    assert r.sleeps_at(datetime(2026, 1, 28, 15, tzinfo=UTC))
+    assert r.coverage < 1 and r.confidence < 1
 
 
 def test_required_idle_share() -> None:
