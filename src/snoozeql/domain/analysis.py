@@ -762,7 +762,7 @@ def analyse(
     if quiet is not None:
         missed, since = quiet
         changed_on = date.fromordinal(layout.first_day + missed // 24)
-        held_days = (layout.end - missed) // 24
+        held_days = (layout.end - since) // 24
         if held_days >= s.change_hold_days:
             # The new pattern has held long enough: analyse only what came after it.
             cut = next(
