@@ -48,7 +48,8 @@ def test_recommendations_for_the_fleet_and_dismissal(ctx: Context) -> None:
     items = {r["instance_name"]: r for r in svc.list()}
 
     stop = items["idle"]
-    assert stop["kind"] == "stop" and "stop it" in stop["advice"]
+    assert stop["kind"] == "always_idle" and "stop it" in stop["advice"]
+    assert stop["spans"] == []
     assert stop["sleep_hours_per_week"] == 168 and stop["schedule"]["periods"] == []
     # 168 h/week x 365.25/12/7 weeks x 100 cents.
     assert stop["monthly_savings_cents"] == 73050 and stop["monthly_savings"] == 730.5
@@ -160,7 +161,7 @@ def test_the_fleet_analysis_is_reused_until_its_inputs_change(
     assert RecommendationService(ctx).list()[0]["code"] == "not_enough_data"
     seed(ctx, idle["idle"], lambda _t: False)
     assert names() == ["idle"] and len(analyses) == 3
-    assert RecommendationService(ctx).list()[0]["kind"] == "stop"
+    assert RecommendationService(ctx).list()[0]["kind"] == "always_idle"
 
     # Later in the same hour: the same finished hours, reused. The next hour: again.
     clock[0] = NOW + timedelta(minutes=20)
@@ -192,5 +193,5 @@ def test_the_analysis_job_leaves_the_listing_nothing_to_compute(
     compute = RecommendationService.compute
     monkeypatch.setattr(RecommendationService, "compute",
                         lambda self: analyses.append(1) or compute(self))
-    assert [r["kind"] for r in RecommendationService(ctx).list()] == ["stop"]
+    assert [r["kind"] for r in RecommendationService(ctx).list()] == ["always_idle"]
     assert analyses == []

@@ -131,8 +131,8 @@ def list_recommendations(
     if recs:
         rows = []
         for r in recs:
-            if r["kind"] == "stop":
-                when = "STOP IT: idle for the whole lookback"
+            if r["kind"] == "always_idle":
+                when = "STOP IT: always idle (idle in every hour of the lookback)"
             else:
                 when = "; ".join(
                     f"{w['weekdays']} {w['begin']}-{w['end']}" for w in r["windows"]
@@ -144,11 +144,15 @@ def list_recommendations(
             ))
         print_table("Recommendations", ["id", "instance", "sleep", "h/week", "confidence",
                                         "saves/month", "status"], rows)
+        for r in recs:
+            for note in r.get("notes") or []:
+                console.print(f"{r['instance_name']}: {note}", highlight=False)
     else:
         console.print("no recommendations yet", highlight=False)
     if none:
         print_table("No recommendation", ["instance", "reason"],
-                    [(r["instance_name"], r["reason"]) for r in none])
+                    [(r["instance_name"], "; ".join([r["reason"], *(r.get("notes") or [])]))
+                     for r in none])
 
 
 @recommendations_app.command("dismiss")

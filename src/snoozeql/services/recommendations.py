@@ -53,8 +53,17 @@ _MEMO = "recommendations"
 _NAMESPACE = uuid.UUID("5d7f3c2e-8a8b-4f5e-9c1d-2b6a7e0f4c11")
 
 STOP_ADVICE = (
-    "idle for the whole lookback: stop it (or delete it if nobody needs it any more)"
+    "always idle: idle in every hour of the lookback; stop it (or delete it if nobody"
+    " needs it any more)"
 )
+
+
+def _advice(r: Recommendation) -> str:
+    """The advice line: what to do, then the margin used and the other notes."""
+    head = STOP_ADVICE if r.kind is RecommendationKind.STOP else (
+        "sleep in the windows below every week"
+    )
+    return "; ".join((head, *r.notes))
 
 
 def recommendation_id(instance_id: UUID, rec: Recommendation) -> UUID:
@@ -92,16 +101,16 @@ class Entry:
         r = self.result
         if isinstance(r, NoRecommendation):
             out.update(status="none", kind=None, code=r.code.value, reason=r.reason,
-                       hours_observed=r.hours_observed)
+                       hours_observed=r.hours_observed, notes=list(r.notes),
+                       pattern_changed_on=(None if r.pattern_changed_on is None
+                                           else r.pattern_changed_on.isoformat()))
             return out
         body = r.as_dict()
         cents = r.monthly_savings_cents
         out.update(
             status="open",
             kind=r.kind.value,
-            advice=STOP_ADVICE if r.kind is RecommendationKind.STOP else (
-                "sleep in the windows below every week"
-            ),
+            advice=_advice(r),
             timezone=r.timezone,
             windows=body["windows"],
             spans=body["spans"],
@@ -112,6 +121,11 @@ class Entry:
             monthly_savings=None if cents is None else float(cents) / 100,
             hours_observed=r.hours_observed,
             weeks_observed=r.weeks_observed,
+            margin_minutes=body["margin_minutes"],
+            coverage=body["coverage"],
+            background_connections=body["background_connections"],
+            pattern_changed_on=body["pattern_changed_on"],
+            notes=body["notes"],
         )
         return out
 
