@@ -19,6 +19,9 @@ class ProviderKind(StrEnum):
     GCP = "gcp"
     LOCAL = "local"
     DOCKER = "docker"
+    EXTERNAL = "external"
+    """A database registered by hand that SnoozeQL cannot discover, measure or control:
+    its metrics are pushed, it gets recommendations and savings, start/stop are refused."""
 
 
 class InstanceKind(StrEnum):

@@ -13,6 +13,7 @@ from uuid import UUID
 from snoozeql.domain.errors import ActionRefused, ProviderError, SnoozeError, ValidationError
 from snoozeql.domain.types import ActionResult, Instance, LifecycleAction
 from snoozeql.services.context import Context
+from snoozeql.services.external import refuse_action
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.local_databases import bind_password_lookup
 from snoozeql.store import accounts as account_store
@@ -60,6 +61,7 @@ class LifecycleService:
                     f"{instance.name} was not seen by the last sync (missing since "
                     f"{instance.missing_since:%Y-%m-%d %H:%M} UTC); sync its account first"
                 )
+            refuse_action(instance, act.value)
             with self.ctx.engine.connect() as conn:
                 account = (
                     account_store.get(conn, instance.account_id) if instance.account_id else None
