@@ -226,10 +226,20 @@ class MetricsService:
         end = now.astimezone(UTC).replace(second=0, microsecond=0)
         return end - timedelta(seconds=2 * self.ctx.settings.metrics_interval_seconds), end
 
-    def collect(self, now: datetime | None = None) -> CollectionReport:
-        """One collection cycle over every running instance; never raises for a source."""
+    def collect(
+        self,
+        now: datetime | None = None,
+        account: str | UUID | None = None,
+        progress: Callable[[str, AccountCollection | None], None] | None = None,
+    ) -> CollectionReport:
+        """One collection cycle over every running instance; never raises for a source.
+
+        ``account`` (id or name; NotFoundError if unknown) limits it to that account's
+        instances. ``progress(source, None)`` is called as each source starts and
+        ``progress(source, result)`` as it ends."""
         now = now or self.ctx.now()
         start, end = self.window(now)
+        only = AccountService(self.ctx).get(account).id if account is not None else None
         with self.ctx.engine.connect() as conn:
             running = list(
                 instance_store.iter_all(conn, InstanceFilter(status=InstanceStatus.RUNNING.value))
@@ -239,6 +249,8 @@ class MetricsService:
         jobs: list[tuple[str, Callable[[], AccountCollection]]] = []
         by_account: dict[UUID, list[Instance]] = {}
         local: list[Instance] = []
+        if only is not None:
+            running = [i for i in running if i.account_id == only]
         for i in running:
             if i.provider in (ProviderKind.LOCAL, ProviderKind.DOCKER):
                 local.append(i)
@@ -254,6 +266,9 @@ class MetricsService:
             return CollectionReport(start, end)
         workers = min(self.ctx.settings.metrics_workers, len(jobs))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics") as pool:
+            if progress is not None:
+                for name, _ in jobs:
+                    progress(name, None)
             futures = [(name, pool.submit(fn)) for name, fn in jobs]
             results = []
             for name, fut in futures:
@@ -263,6 +278,8 @@ class MetricsService:
                     log.exception("metrics collection for %s failed unexpectedly", name)
                     results.append(AccountCollection(name, "?", 0, errors=(
                         f"internal error ({type(exc).__name__}); see the server log",)))
+                if progress is not None:
+                    progress(name, results[-1])
         report = CollectionReport(start, end, tuple(results))
         log.info(
             "collected metrics for %d instances: %d hours updated, %d API calls, %d failing",
