@@ -76,7 +76,8 @@ def test_register_over_the_cli(snoozeql_cli: Any) -> None:
     assert got["provider"] == "external" and got["tags"] == {"team": "data", "env": "dev"}
     assert got["hourly_cost_cents"] == 25
     assert cli("instances", "register", "warehouse", "--engine", "postgres").exit_code == 2
-    assert cli("instances", "register", "w2", "--engine", "postgres", "--tag", "oops").exit_code == 2
+    assert cli("instances", "register", "w2", "--engine", "postgres",
+               "--tag", "oops").exit_code == 2
     assert cli("instances", "register", "w3", "--engine", "postgres",
                "--hourly-cost", "-3").exit_code == 2
     assert cli("instances", "register", "W 4", "--engine", "postgres").exit_code == 2

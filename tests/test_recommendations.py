@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -136,9 +137,9 @@ def test_the_fleet_analysis_is_reused_until_its_inputs_change(
     analyses: list[datetime] = []
     compute = RecommendationService.compute
 
-    def counted(self: RecommendationService) -> list:
+    def counted(self: RecommendationService, *args: Any, **kwargs: Any) -> list:
         analyses.append(self.ctx.now())
-        return compute(self)
+        return compute(self, *args, **kwargs)
 
     monkeypatch.setattr(RecommendationService, "compute", counted)
 
@@ -192,6 +193,49 @@ def test_the_analysis_job_leaves_the_listing_nothing_to_compute(
     analyses: list[int] = []
     compute = RecommendationService.compute
     monkeypatch.setattr(RecommendationService, "compute",
-                        lambda self: analyses.append(1) or compute(self))
+                        lambda self, *a, **k: analyses.append(1) or compute(self, *a, **k))
     assert [r["kind"] for r in RecommendationService(ctx).list()] == ["always_idle"]
     assert analyses == []
+
+
+def test_only_instances_whose_metrics_changed_are_analysed_again(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: per-instance data versions; a new process reuses stored analyses."""
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "a", "b", "c", cost=10)
+    for instance_id in ids.values():
+        seed(ctx, instance_id, office_hours)
+    analysed: list[list[str]] = []
+    compute = RecommendationService.compute
+
+    def counted(self: RecommendationService, instances: Any = None, *a: Any, **k: Any) -> list:
+        analysed.append(sorted(i.name for i in instances) if instances is not None else ["*"])
+        return compute(self, instances, *a, **k)
+
+    monkeypatch.setattr(RecommendationService, "compute", counted)
+    first = RecommendationService(ctx).list()
+    assert analysed == [["a", "b", "c"]] and len(first) == 3
+
+    # One new sample on b (b's only busy hour was idle before): only b is analysed.
+    busy = NOW.replace(minute=0) - timedelta(days=3, hours=0)  # Friday 00:00 UTC
+    store.apply_samples(ctx.engine, {ids["b"]: [Sample(CONNECTIONS, busy + timedelta(minutes=5),
+                                                       4.0)]})
+    after = {r["instance_name"]: r for r in RecommendationService(ctx).list()}
+    assert analysed[-1] == ["b"] and len(analysed) == 2
+    assert after["b"]["spans"] != after["a"]["spans"]  # the new sample shows
+    # Nothing changed: nothing analysed.
+    RecommendationService(ctx).list()
+    assert len(analysed) == 2
+
+    # A new process (an empty memo) serves the stored analyses without analysing.
+    ctx.memo.clear()
+    again = RecommendationService(ctx).list()
+    assert again == list(after.values()) and len(analysed) == 2
+
+    # Another process writes c's metrics: this one analyses c only.
+    other = Context(settings=ctx.settings, engine=ctx.engine, providers=ctx.providers)
+    store.apply_samples(other.engine, {ids["c"]: [Sample(CPU, busy + timedelta(minutes=9),
+                                                         50.0)]})
+    RecommendationService(ctx).list()
+    assert analysed[-1] == ["c"] and len(analysed) == 3

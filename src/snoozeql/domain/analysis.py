@@ -827,10 +827,10 @@ def analyse(
                 if _IDLE not in col[d0::7]:
                     carried[w * 24 + h] = 1
             if first >= 7 and _IDLE in col[:first] and col[:first].count(_IDLE) >= 5:
-                since = date.fromordinal(layout.first_day + first)
-                changed_on = max(changed_on, since) if changed_on else since
+                began = date.fromordinal(layout.first_day + first)
+                changed_on = max(changed_on, began) if changed_on else began
                 notes.append(
-                    f"pattern changed on {since}: new recurring activity at {h:02d}:00,"
+                    f"pattern changed on {began}: new recurring activity at {h:02d}:00,"
                     f" kept awake on every weekday until a weekday is seen without it"
                 )
 

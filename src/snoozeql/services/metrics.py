@@ -257,9 +257,8 @@ class MetricsService:
             elif i.account_id in accounts:
                 by_account.setdefault(i.account_id, []).append(i)  # type: ignore[arg-type]
         for account_id, group in by_account.items():
-            account = accounts[account_id]
-            jobs.append((account.name, partial(self._collect_account, account, group, start,
-                                               end)))
+            acc = accounts[account_id]
+            jobs.append((acc.name, partial(self._collect_account, acc, group, start, end)))
         if local:
             jobs.append(("local", lambda: self._collect_local(local, now)))
         if not jobs:

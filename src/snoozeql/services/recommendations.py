@@ -19,14 +19,12 @@ so the recommendation is the cluster's.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from functools import cached_property
 from typing import Any
 from uuid import UUID
-
-import sqlalchemy as sa
 
 from snoozeql.domain.analysis import (
     NoRecommendation,
@@ -45,6 +43,7 @@ from snoozeql.store import metrics as metric_store
 from snoozeql.store import recommendations as store
 from snoozeql.store import versions
 from snoozeql.store.instances import InstanceFilter
+from snoozeql.store.metrics import epoch_hour
 
 __all__ = ["RecommendationService", "recommendation_id"]
 
@@ -72,62 +71,93 @@ def recommendation_id(instance_id: UUID, rec: Recommendation) -> UUID:
     return uuid.uuid5(_NAMESPACE, f"{instance_id}|{rec.kind.value}|{rec.timezone}|{spans}")
 
 
+def entry_body(instance: Instance, result: Recommendation | NoRecommendation,
+               rec_id: UUID | None) -> dict[str, Any]:
+    """An entry's JSON but its dismissal: built once per analysis, and stored."""
+    i = instance
+    out: dict[str, Any] = {
+        "id": str(rec_id) if rec_id else None,
+        "instance_id": str(i.id),
+        "instance_name": i.name,
+        "provider": i.provider.value,
+        "engine": i.engine,
+        "region": i.region,
+    }
+    r = result
+    if isinstance(r, NoRecommendation):
+        out.update(status="none", kind=None, code=r.code.value, reason=r.reason,
+                   hours_observed=r.hours_observed, notes=list(r.notes),
+                   pattern_changed_on=(None if r.pattern_changed_on is None
+                                       else r.pattern_changed_on.isoformat()))
+        return out
+    body = r.as_dict()
+    cents = r.monthly_savings_cents
+    out.update(
+        status="open",
+        kind=r.kind.value,
+        advice=_advice(r),
+        timezone=r.timezone,
+        windows=body["windows"],
+        spans=body["spans"],
+        schedule={"timezone": r.timezone, "periods": body["running_periods"]},
+        confidence=r.confidence,
+        sleep_hours_per_week=body["sleep_hours_per_week"],
+        monthly_savings_cents=None if cents is None else int(cents),
+        monthly_savings=None if cents is None else float(cents) / 100,
+        hours_observed=r.hours_observed,
+        weeks_observed=r.weeks_observed,
+        margin_minutes=body["margin_minutes"],
+        coverage=body["coverage"],
+        background_connections=body["background_connections"],
+        pattern_changed_on=body["pattern_changed_on"],
+        notes=body["notes"],
+    )
+    return out
+
+
 @dataclass(frozen=True)
 class Entry:
-    instance: Instance
-    result: Recommendation | NoRecommendation
+    """One instance's last analysis: its JSON (but the dismissal), the metrics version
+    it was computed from and the instance facts it used (``fingerprint``)."""
+
+    instance_id: UUID
+    body: dict[str, Any]
     rec_id: UUID | None
+    data_version: int
+    fingerprint: str
     dismissed: bool = False
 
+    @property
+    def has_recommendation(self) -> bool:
+        return self.rec_id is not None
+
+    @property
+    def savings(self) -> float:
+        cents = self.body.get("monthly_savings_cents")
+        return float(cents) if cents is not None else -1.0
+
     def to_json(self) -> dict[str, Any]:
-        out = dict(self._json)
-        if isinstance(self.result, Recommendation):
+        out = dict(self.body)
+        if self.rec_id is not None:
             out["status"] = "dismissed" if self.dismissed else "open"
         return out
 
-    @cached_property
-    def _json(self) -> dict[str, Any]:
-        """Everything but the dismissal, built once per analysis (it is the costly
-        part of a listing served from the memo)."""
-        i = self.instance
-        out: dict[str, Any] = {
-            "id": str(self.rec_id) if self.rec_id else None,
-            "instance_id": str(i.id),
-            "instance_name": i.name,
-            "provider": i.provider.value,
-            "engine": i.engine,
-            "region": i.region,
-        }
-        r = self.result
-        if isinstance(r, NoRecommendation):
-            out.update(status="none", kind=None, code=r.code.value, reason=r.reason,
-                       hours_observed=r.hours_observed, notes=list(r.notes),
-                       pattern_changed_on=(None if r.pattern_changed_on is None
-                                           else r.pattern_changed_on.isoformat()))
-            return out
-        body = r.as_dict()
-        cents = r.monthly_savings_cents
-        out.update(
-            status="open",
-            kind=r.kind.value,
-            advice=_advice(r),
-            timezone=r.timezone,
-            windows=body["windows"],
-            spans=body["spans"],
-            schedule={"timezone": r.timezone, "periods": body["running_periods"]},
-            confidence=r.confidence,
-            sleep_hours_per_week=body["sleep_hours_per_week"],
-            monthly_savings_cents=None if cents is None else int(cents),
-            monthly_savings=None if cents is None else float(cents) / 100,
-            hours_observed=r.hours_observed,
-            weeks_observed=r.weeks_observed,
-            margin_minutes=body["margin_minutes"],
-            coverage=body["coverage"],
-            background_connections=body["background_connections"],
-            pattern_changed_on=body["pattern_changed_on"],
-            notes=body["notes"],
-        )
-        return out
+
+@dataclass
+class _Memo:
+    """The fleet's analysis kept in the process: valid for one (hour, settings, zone)
+    ``base``; ``versions`` are the global data versions it has seen."""
+
+    base: tuple[Any, ...]
+    versions: dict[str, int]
+    entries: dict[UUID, Entry]
+
+
+def _fingerprint(ctx: Context, i: Instance) -> str:
+    """What of the instance the analysis and its JSON use: a change re-analyses it."""
+    facts = (i.name, i.provider.value, i.engine, i.region, timezone_of(ctx, i),
+             str(i.hourly_cost_cents), i.node_count)
+    return hashlib.sha256(repr(facts).encode()).hexdigest()[:32]
 
 
 class RecommendationService:
@@ -143,41 +173,112 @@ class RecommendationService:
             if not (i.kind is InstanceKind.INSTANCE and i.cluster_provider_id)
         ]
 
+    def _base(self) -> tuple[Any, ...]:
+        """What every analysis depends on besides the data: the hour (only finished
+        hours are used), the settings and the default zone."""
+        s = self.ctx.settings
+        return (floor_hour(self.ctx.now()), analysis_settings(self.ctx), s.analysis_timezone)
+
+    def _settings_key(self) -> str:
+        base = self._base()
+        return hashlib.sha256(repr(base[1:]).encode()).hexdigest()[:32]
+
     def current(self) -> list[Entry]:
-        """Every instance's analysis, recomputed only when its inputs changed."""
+        """Every instance's analysis; only instances whose metrics (per-instance data
+        versions) or facts changed since their last analysis are analysed again."""
         # Versions are read before the data: a write landing during the computation
         # leaves the memo keyed to the older versions, so the next call recomputes.
+        base = self._base()
         with self.ctx.engine.connect() as conn:
-            inputs = self._inputs(conn)
-        memo = self.ctx.memo.get(_MEMO)
-        if memo is None or memo[0] != inputs:
+            seen = versions.read(conn)
+        memo: _Memo | None = self.ctx.memo.get(_MEMO)
+        if memo is None or memo.base != base or memo.versions != seen:
             with self.ctx.memo_lock:  # one computation at a time; the others reuse it
                 memo = self.ctx.memo.get(_MEMO)
-                if memo is None or memo[0] != inputs:
-                    memo = (inputs, self.compute())
+                if memo is None or memo.base != base or memo.versions != seen:
+                    memo = self._refresh(memo, base, seen)
                     self.ctx.memo[_MEMO] = memo
-        entries: list[Entry] = memo[1]
         with self.ctx.engine.connect() as conn:
             dismissed = store.dismissed_ids(conn)
-        return [replace(e, dismissed=True) if e.rec_id in dismissed else e for e in entries]
+        return [replace(e, dismissed=True) if e.rec_id in dismissed else e
+                for e in memo.entries.values()]
 
-    def _inputs(self, conn: sa.Connection) -> tuple[Any, ...]:
-        """What the analysis depends on besides the data itself."""
-        s = self.ctx.settings
-        return (
-            floor_hour(self.ctx.now()), analysis_settings(self.ctx), s.analysis_timezone,
-            tuple(sorted(versions.read(conn).items())),
+    def _refresh(self, memo: _Memo | None, base: tuple[Any, ...],
+                 seen: dict[str, int]) -> _Memo:
+        metrics_version = seen.get(versions.METRICS, 0)
+        same_frame = (
+            memo is not None and memo.base == base
+            and memo.versions.get(versions.PRUNED, 0) == seen.get(versions.PRUNED, 0)
         )
+        if same_frame and memo is not None \
+                and memo.versions.get(versions.INSTANCES, 0) == seen.get(versions.INSTANCES, 0):
+            # Only metrics changed: re-analyse the instances written since.
+            with self.ctx.engine.connect() as conn:
+                changed = versions.changed_since(conn, memo.versions.get(versions.METRICS, 0))
+            stale = [memo.entries[i] for i in changed if i in memo.entries]
+            ids = {e.instance_id for e in stale}
+            instances = self._instances_by_id(ids) if ids else []
+            fresh = self.compute(instances, metrics_version, everything=False)
+            updated = dict(memo.entries)
+            updated.update({e.instance_id: e for e in fresh})
+            return _Memo(base, seen, updated)
+        # Otherwise: every instance, reusing what is still valid (this memo's entries,
+        # or the stored analyses a previous process or the analysis job left).
+        instances = self._instances()
+        with self.ctx.engine.connect() as conn:
+            data = versions.instance_versions(conn)
+            if same_frame and memo is not None:
+                known = memo.entries
+            else:
+                known = {
+                    r.instance_id: Entry(r.instance_id, r.body, r.rec_id, r.data_version,
+                                         r.fingerprint)
+                    for r in store.analyses(conn, epoch_hour(base[0]), self._settings_key())
+                }
+        entries: dict[UUID, Entry] = {}
+        todo: list[Instance] = []
+        for i in instances:
+            e = known.get(i.id)
+            if (e is not None and data.get(i.id, 0) <= e.data_version
+                    and e.fingerprint == _fingerprint(self.ctx, i)):
+                entries[i.id] = e
+            else:
+                todo.append(i)
+        if todo:
+            for e in self.compute(todo, metrics_version,
+                                  everything=len(todo) > len(instances) // 2):
+                entries[e.instance_id] = e
+        gone = [i for i in known if i not in entries]
+        if gone:
+            with self.ctx.engine.begin() as conn:
+                store.forget_analyses(conn, gone)
+        order = {i.id: n for n, i in enumerate(instances)}
+        return _Memo(base, seen, dict(sorted(entries.items(), key=lambda kv: order[kv[0]])))
 
-    def compute(self) -> list[Entry]:
-        """Analyse every instance now and remember the recommendations shown."""
+    def _instances_by_id(self, ids: set[UUID]) -> list[Instance]:
+        with self.ctx.engine.connect() as conn:
+            found = [instance_store.get(conn, i) for i in ids]
+        return [i for i in found if i is not None and i.missing_since is None]
+
+    def compute(self, instances: list[Instance] | None = None, data_version: int | None = None,
+                everything: bool = True) -> list[Entry]:
+        """Analyse ``instances`` (default: all) now, store the analyses and the
+        recommendations shown. ``data_version``: the metrics version read before."""
         settings = analysis_settings(self.ctx)
         now = self.ctx.now()
         hours = settings.lookback_hours
         start = floor_hour(now) - timedelta(hours=hours)
-        instances = self._instances()
+        if instances is None:
+            instances = self._instances()
+        if data_version is None:
+            with self.ctx.engine.connect() as conn:
+                data_version = versions.read(conn).get(versions.METRICS, 0)
+        if not instances:
+            return []
         with self.ctx.engine.connect() as conn:
-            columns = metric_store.fleet_series(conn, start, hours)
+            columns = metric_store.fleet_series(
+                conn, start, hours, None if everything else [i.id for i in instances]
+            )
         entries: list[Entry] = []
         for i in instances:
             cols = columns.get(i.id) or HourlySeries.empty(start, hours)
@@ -192,30 +293,30 @@ class RecommendationService:
                 )
             rec_id = recommendation_id(i.id, result) if isinstance(result, Recommendation) \
                 else None
-            entries.append(Entry(i, result, rec_id))
+            entries.append(Entry(i.id, entry_body(i, result, rec_id), rec_id, data_version,
+                                 _fingerprint(self.ctx, i)))
         rows: list[dict[str, Any]] = [
-            {"id": e.rec_id, "instance_id": e.instance.id, "kind": e.result.kind.value,
+            {"id": e.rec_id, "instance_id": e.instance_id, "kind": e.body["kind"],
              "body": e.to_json()}
-            for e in entries if e.rec_id is not None and isinstance(e.result, Recommendation)
+            for e in entries if e.rec_id is not None
         ]
         with self.ctx.engine.begin() as conn:
-            store.replace_current(conn, rows, now)
+            store.replace_current(conn, rows, now, [e.instance_id for e in entries])
+            store.save_analyses(conn, [
+                {"instance_id": e.instance_id, "analysed_hour": epoch_hour(floor_hour(now)),
+                 "settings_key": self._settings_key(), "data_version": e.data_version,
+                 "fingerprint": e.fingerprint, "rec_id": e.rec_id, "body": e.body}
+                for e in entries
+            ])
         return entries
 
     def list(self, include_dismissed: bool = False) -> list[dict[str, Any]]:
         """Recommendations (largest savings first), then instances without one."""
         entries = [e for e in self.current() if include_dismissed or not e.dismissed]
-        with_rec = [e for e in entries if isinstance(e.result, Recommendation)]
-        without = [e for e in entries if not isinstance(e.result, Recommendation)]
-
-        def savings(e: Entry) -> float:
-            r = e.result
-            assert isinstance(r, Recommendation)
-            cents = r.monthly_savings_cents
-            return float(cents) if cents is not None else -1.0
-
-        with_rec.sort(key=lambda e: (-savings(e), e.instance.name))
-        without.sort(key=lambda e: e.instance.name)
+        with_rec = [e for e in entries if e.has_recommendation]
+        without = [e for e in entries if not e.has_recommendation]
+        with_rec.sort(key=lambda e: (-e.savings, e.body["instance_name"]))
+        without.sort(key=lambda e: e.body["instance_name"])
         return [e.to_json() for e in with_rec + without]
 
     def dismiss(self, rec_id: str | UUID, actor: str) -> dict[str, Any]:

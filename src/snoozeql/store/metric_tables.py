@@ -60,3 +60,17 @@ recommendations = sa.Table(
     sa.Column("dismissed_by", sa.String(128)),
     sa.Index("ix_recommendations_instance_id", "instance_id"),
 )
+
+# The last analysis of each instance, so a new process (or a listing after a few new
+# samples) analyses only the instances whose metrics changed (services/recommendations).
+instance_analyses = sa.Table(
+    "instance_analyses",
+    metadata,
+    sa.Column("instance_id", sa.Uuid, primary_key=True),
+    sa.Column("analysed_hour", sa.BigInteger, nullable=False),
+    sa.Column("settings_key", sa.String(64), nullable=False),
+    sa.Column("data_version", sa.BigInteger, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("rec_id", sa.Uuid),
+    sa.Column("body", JSONType, nullable=False),
+)

@@ -169,8 +169,8 @@ def apply_samples(
                     return 0, statements
                 merged = _upsert(conn, rows)
                 statements += math.ceil(len(rows) / _CHUNK)
-                if merged:
-                    versions.bump(conn, versions.METRICS)  # last: the lock is brief
+                if merged:  # last: the lock on the version row is brief
+                    versions.bump_metrics(conn, {r["instance_id"] for r in rows})
         except sa.exc.OperationalError as exc:
             # SQLite: a transaction that read before another writer committed cannot
             # write any more ("database is locked" at once, no busy wait): start over.
@@ -236,7 +236,7 @@ def delete_before(conn: sa.Connection, cutoff: datetime) -> int:
     """Remove every hour before ``cutoff`` (the retention job)."""
     removed: int = conn.execute(t.delete().where(t.c.hour < cutoff)).rowcount
     if removed:
-        versions.bump(conn, versions.METRICS)
+        versions.bump(conn, versions.PRUNED)
     return removed
 
 

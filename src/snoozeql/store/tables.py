@@ -177,3 +177,13 @@ data_versions = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
+
+# Per-instance version of its metrics: the recommendations re-analyse only instances
+# whose metrics changed since the last analysis (store/versions.py).
+instance_data_versions = sa.Table(
+    "instance_data_versions",
+    metadata,
+    sa.Column("instance_id", sa.Uuid, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Index("ix_instance_data_versions_version", "version"),
+)
