@@ -218,24 +218,45 @@ class RecommendationService:
             stale = [memo.entries[i] for i in changed if i in memo.entries]
             ids = {e.instance_id for e in stale}
             instances = self._instances_by_id(ids) if ids else []
-            fresh = self.compute(instances, metrics_version, everything=False)
+            fresh = self.compute(instances, metrics_version, everything=False,
+                                 inventory=seen.get(versions.INSTANCES, 0))
             updated = dict(memo.entries)
             updated.update({e.instance_id: e for e in fresh})
             return _Memo(base, seen, updated)
-        # Otherwise: every instance, reusing what is still valid (this memo's entries,
-        # or the stored analyses a previous process or the analysis job left).
+        hour, key = epoch_hour(base[0]), self._settings_key()
+        inventory = seen.get(versions.INSTANCES, 0)
+        if not same_frame:
+            # A new process (or a new hour / new settings): the stored analyses, when
+            # the inventory has not changed since they were checked against it, are
+            # trusted as they are; only instances whose metrics changed since are
+            # analysed again. This is what makes a new process' first listing cheap.
+            with self.ctx.engine.connect() as conn:
+                rows = store.analyses(conn, hour, key)
+                trusted = bool(rows) and all(r.instances_version == inventory for r in rows)
+                changed = (versions.changed_since(conn, min(r.data_version for r in rows))
+                           if trusted else {})
+            stored = {
+                r.instance_id: Entry(r.instance_id, r.body, r.rec_id, r.data_version,
+                                     r.fingerprint)
+                for r in rows
+            }
+            if trusted:
+                outdated = {i for i, v in changed.items()
+                            if i in stored and v > stored[i].data_version}
+                fresh = self.compute(self._instances_by_id(outdated), metrics_version,
+                                     everything=False, inventory=inventory) if outdated else []
+                entries = dict(stored)
+                entries.update({e.instance_id: e for e in fresh})
+                return _Memo(base, seen, entries)
+            known = stored
+        else:
+            assert memo is not None
+            known = memo.entries
+        # Otherwise: every instance of the inventory, reusing what is still valid.
         instances = self._instances()
         with self.ctx.engine.connect() as conn:
             data = versions.instance_versions(conn)
-            if same_frame and memo is not None:
-                known = memo.entries
-            else:
-                known = {
-                    r.instance_id: Entry(r.instance_id, r.body, r.rec_id, r.data_version,
-                                         r.fingerprint)
-                    for r in store.analyses(conn, epoch_hour(base[0]), self._settings_key())
-                }
-        entries: dict[UUID, Entry] = {}
+        entries = {}
         todo: list[Instance] = []
         for i in instances:
             e = known.get(i.id)
@@ -249,11 +270,11 @@ class RecommendationService:
                                   everything=len(todo) > len(instances) // 2):
                 entries[e.instance_id] = e
         gone = [i for i in known if i not in entries]
-        if gone:
-            with self.ctx.engine.begin() as conn:
+        with self.ctx.engine.begin() as conn:
+            if gone:
                 store.forget_analyses(conn, gone)
-        order = {i.id: n for n, i in enumerate(instances)}
-        return _Memo(base, seen, dict(sorted(entries.items(), key=lambda kv: order[kv[0]])))
+            store.confirm_analyses(conn, hour, key, inventory)
+        return _Memo(base, seen, entries)
 
     def _instances_by_id(self, ids: set[UUID]) -> list[Instance]:
         with self.ctx.engine.connect() as conn:
@@ -261,9 +282,11 @@ class RecommendationService:
         return [i for i in found if i is not None and i.missing_since is None]
 
     def compute(self, instances: list[Instance] | None = None, data_version: int | None = None,
-                everything: bool = True) -> list[Entry]:
+                everything: bool = True, inventory: int = -1) -> list[Entry]:
         """Analyse ``instances`` (default: all) now, store the analyses and the
-        recommendations shown. ``data_version``: the metrics version read before."""
+        recommendations shown. ``data_version``: the metrics version read before;
+        ``inventory``: the inventory version the caller checked these instances against
+        (-1: none; a full pass confirms them, ``store.confirm_analyses``)."""
         settings = analysis_settings(self.ctx)
         now = self.ctx.now()
         hours = settings.lookback_hours
@@ -305,6 +328,7 @@ class RecommendationService:
             store.save_analyses(conn, [
                 {"instance_id": e.instance_id, "analysed_hour": epoch_hour(floor_hour(now)),
                  "settings_key": self._settings_key(), "data_version": e.data_version,
+                 "instances_version": inventory,
                  "fingerprint": e.fingerprint, "rec_id": e.rec_id, "body": e.body}
                 for e in entries
             ])

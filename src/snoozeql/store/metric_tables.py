@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from snoozeql.store.tables import metadata
 from snoozeql.store.types import JSONType, UTCDateTime
 
-__all__ = ["metric_hours", "recommendations"]
+__all__ = ["instance_analyses", "metric_hours", "recommendations"]
 
 metric_hours = sa.Table(
     "metric_hours",
@@ -70,6 +70,7 @@ instance_analyses = sa.Table(
     sa.Column("analysed_hour", sa.BigInteger, nullable=False),
     sa.Column("settings_key", sa.String(64), nullable=False),
     sa.Column("data_version", sa.BigInteger, nullable=False),
+    sa.Column("instances_version", sa.BigInteger, nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("rec_id", sa.Uuid),
     sa.Column("body", JSONType, nullable=False),

@@ -19,6 +19,7 @@ from snoozeql.store.metric_tables import recommendations as t
 
 __all__ = [
     "analyses",
+    "confirm_analyses",
     "dismiss",
     "dismissed_ids",
     "forget_analyses",
@@ -91,11 +92,24 @@ def dismiss(conn: sa.Connection, rec_id: UUID, at: datetime, by: str) -> int:
 
 def analyses(conn: sa.Connection, analysed_hour: int, settings_key: str) -> list[Any]:
     """Stored analyses made for this hour and these settings: rows of (instance_id,
-    data_version, fingerprint, rec_id, body)."""
-    q = sa.select(a.c.instance_id, a.c.data_version, a.c.fingerprint, a.c.rec_id, a.c.body).where(
-        a.c.analysed_hour == analysed_hour, a.c.settings_key == settings_key
-    )
+    data_version, instances_version, fingerprint, rec_id, body)."""
+    q = sa.select(
+        a.c.instance_id, a.c.data_version, a.c.instances_version, a.c.fingerprint, a.c.rec_id,
+        a.c.body,
+    ).where(a.c.analysed_hour == analysed_hour, a.c.settings_key == settings_key)
     return list(conn.execute(q))
+
+
+def confirm_analyses(
+    conn: sa.Connection, analysed_hour: int, settings_key: str, instances_version: int
+) -> None:
+    """Mark every stored analysis of this hour and settings as checked against the
+    inventory at ``instances_version`` (a later process may then trust them as they are)."""
+    conn.execute(
+        a.update()
+        .where(a.c.analysed_hour == analysed_hour, a.c.settings_key == settings_key)
+        .values(instances_version=instances_version)
+    )
 
 
 def save_analyses(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:

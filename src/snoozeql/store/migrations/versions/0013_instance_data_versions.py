@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("analysed_hour", sa.BigInteger, nullable=False),
         sa.Column("settings_key", sa.String(64), nullable=False),
         sa.Column("data_version", sa.BigInteger, nullable=False),
+        sa.Column("instances_version", sa.BigInteger, nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("rec_id", sa.Uuid),
         sa.Column("body", JSON, nullable=False),
