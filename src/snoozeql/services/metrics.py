@@ -85,6 +85,8 @@ def analysis_settings(ctx: Context) -> AnalysisSettings:
         idle_write_iops=s.analysis_idle_write_iops,
         min_window_hours=s.analysis_min_window_hours,
         margin_minutes=s.analysis_margin_minutes,
+        background_connections=s.analysis_background_connections,
+        change_hold_days=s.analysis_change_hold_days,
     )
 
 
