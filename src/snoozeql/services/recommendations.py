@@ -390,7 +390,7 @@ class RecommendationService:
             "timezone": schedule.get("timezone") or body.get("timezone") or "UTC",
             "description": f"applied from recommendation {key} by {actor}",
         }
-        if body.get("kind") == RecommendationKind.STOP.value:
+        if body.get("kind") in (RecommendationKind.STOP.value, "stop"):  # "stop": before 21
             definition["periods"] = []
             definition["override_status"] = "stopped"
         else:
