@@ -639,6 +639,8 @@ def _background(cols: HourlySeries, s: AnalysisSettings) -> float:
     cap = s.background_connections
     if cap <= 0:
         return 0.0
+    if cols.connections_max.count(0.0) > 0.05 * cols.hours:
+        return 0.0  # nobody connected in many hours: nothing is held (the common case)
     held = 0
     observed = 0
     for v in cols.connections_avg:
@@ -658,6 +660,7 @@ def _background(cols: HourlySeries, s: AnalysisSettings) -> float:
 
 
 _BUSY_RUN = re.compile(b"\\x02+")
+_ONE_BUSY = re.compile(b"\\x02")
 
 
 def _pool(counts: list[int], hour: int) -> tuple[int, int]:
@@ -687,11 +690,13 @@ def _went_quiet(grid: bytes, end: int) -> tuple[int, int] | None:
     if end - quiet < 24:
         return None
     missed: list[int] = []
-    for p in range(quiet, end):
+    # Only hours busy a week earlier can be missed activity: find those in C.
+    for m in _ONE_BUSY.finditer(grid, max(quiet, 168) - 168, end - 168):
+        p = m.start() + 168
         if grid[p] != _IDLE:
             continue
         earlier = [grid[x] for x in range(p - 168, -1, -168) if grid[x]]
-        if earlier and all(e == _BUSY for e in earlier):
+        if all(e == _BUSY for e in earlier):
             missed.append(p)
     if len(missed) < 3:
         return None
@@ -813,9 +818,9 @@ def analyse(
         for h in range(24):
             col = grid[h::24]
             first = col.find(b"\x02")
-            if first < 0:
+            if first < 0 or col.count(b"\x02") < 2:
                 continue
-            busy_days = {(wd0 + d) % 7 for d, v in enumerate(col) if v == _BUSY}
+            busy_days = {w for w in range(7) if b"\x02" in col[(w - wd0) % 7 :: 7]}
             if len(busy_days) < 2:
                 continue
             for w in range(7):
@@ -847,7 +852,7 @@ def analyse(
     # Bridge single unobserved hours between idle ones.
     cand = bytearray(candidate)
     bridged = 0
-    for j in range(SLOTS_PER_WEEK):
+    for j in range(SLOTS_PER_WEEK) if 0 in weeks else ():
         if (
             not candidate[j]
             and not weeks[j]
@@ -899,11 +904,14 @@ def analyse(
 
     # Confidence = evidence x consistency x headroom (docs/analysis.md). The evidence
     # is the share of the slept hours' possible observations that had data.
-    seen = [w for w, on in zip(weeks, slept, strict=True) if on and w]
+    seen = bytes(compress(weeks, slept)).replace(b"\x00", b"")
     weakest = min(seen) if seen else 0
-    possible = sum(compress(layout.possible, slept))
-    coverage = min(1.0, sum(min(w, p) for w, p, on in zip(
-        weeks, layout.possible, slept, strict=True) if on) / max(1, possible))
+    if weeks == layout.possible:  # complete data: the common case, and cheap
+        coverage = 1.0
+    else:
+        possible = sum(compress(layout.possible, slept))
+        coverage = min(1.0, sum(min(w, p) for w, p, on in zip(
+            weeks, layout.possible, slept, strict=True) if on) / max(1, possible))
     consistency = 1.0
     if share < 1:
         consistency = min(
