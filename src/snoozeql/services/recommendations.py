@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, replace
+from bisect import bisect_left
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -146,11 +148,59 @@ class Entry:
 @dataclass
 class _Memo:
     """The fleet's analysis kept in the process: valid for one (hour, settings, zone)
-    ``base``; ``versions`` are the global data versions it has seen."""
+    ``base``; ``versions`` are the global data versions it has seen.
+
+    ``keys`` / ``jsons`` / ``rec_keys`` are the listing, kept sorted (largest savings
+    first, then the instances without a recommendation, by name) and patched in place
+    when a few entries change, so a listing of a big fleet does not sort and rebuild
+    thousands of dicts per request."""
 
     base: tuple[Any, ...]
     versions: dict[str, int]
     entries: dict[UUID, Entry]
+    keys: list[tuple[int, float, str, str]] = field(default_factory=list)
+    jsons: list[dict[str, Any]] = field(default_factory=list)
+    rec_keys: list[int | None] = field(default_factory=list)
+    sorted_: bool = False
+
+    def sort(self) -> None:
+        """Build the listing (once per memo, unless patched)."""
+        pairs = sorted(((_sort_key(e), e) for e in self.entries.values()), key=itemgetter(0))
+        self.keys = [k for k, _ in pairs]
+        self.jsons = [e.to_json() for _, e in pairs]
+        self.rec_keys = [e.rec_id.int if e.rec_id else None for _, e in pairs]
+        self.sorted_ = True
+
+    def patched(self, base: tuple[Any, ...], seen: dict[str, int],
+                fresh: list[Entry]) -> _Memo:
+        """A copy with ``fresh`` entries replacing their instances' old ones."""
+        entries = dict(self.entries)
+        out = _Memo(base, seen, entries)
+        if self.sorted_:
+            out.keys, out.jsons, out.rec_keys = list(self.keys), list(self.jsons), \
+                list(self.rec_keys)
+            out.sorted_ = True
+        for e in fresh:
+            old = entries.get(e.instance_id)
+            entries[e.instance_id] = e
+            if not out.sorted_:
+                continue
+            if old is not None:
+                i = bisect_left(out.keys, _sort_key(old))
+                del out.keys[i], out.jsons[i], out.rec_keys[i]
+            k = _sort_key(e)
+            i = bisect_left(out.keys, k)
+            out.keys.insert(i, k)
+            out.jsons.insert(i, e.to_json())
+            out.rec_keys.insert(i, e.rec_id.int if e.rec_id else None)
+        return out
+
+
+def _sort_key(e: Entry) -> tuple[int, float, str, str]:
+    name = e.body["instance_name"]
+    if e.rec_id is not None:
+        return (0, -e.savings, name, str(e.instance_id))
+    return (1, 0.0, name, str(e.instance_id))
 
 
 def _fingerprint(ctx: Context, i: Instance) -> str:
@@ -186,6 +236,13 @@ class RecommendationService:
     def current(self) -> list[Entry]:
         """Every instance's analysis; only instances whose metrics (per-instance data
         versions) or facts changed since their last analysis are analysed again."""
+        memo = self._memo()
+        with self.ctx.engine.connect() as conn:
+            dismissed = store.dismissed_ids(conn)
+        return [replace(e, dismissed=True) if e.rec_id in dismissed else e
+                for e in memo.entries.values()]
+
+    def _memo(self) -> _Memo:
         # Versions are read before the data: a write landing during the computation
         # leaves the memo keyed to the older versions, so the next call recomputes.
         base = self._base()
@@ -198,10 +255,7 @@ class RecommendationService:
                 if memo is None or memo.base != base or memo.versions != seen:
                     memo = self._refresh(memo, base, seen)
                     self.ctx.memo[_MEMO] = memo
-        with self.ctx.engine.connect() as conn:
-            dismissed = store.dismissed_ids(conn)
-        return [replace(e, dismissed=True) if e.rec_id in dismissed else e
-                for e in memo.entries.values()]
+        return memo
 
     def _refresh(self, memo: _Memo | None, base: tuple[Any, ...],
                  seen: dict[str, int]) -> _Memo:
@@ -220,9 +274,7 @@ class RecommendationService:
             instances = self._instances_by_id(ids) if ids else []
             fresh = self.compute(instances, metrics_version, everything=False,
                                  inventory=seen.get(versions.INSTANCES, 0))
-            updated = dict(memo.entries)
-            updated.update({e.instance_id: e for e in fresh})
-            return _Memo(base, seen, updated)
+            return memo.patched(base, seen, fresh)
         hour, key = epoch_hour(base[0]), self._settings_key()
         inventory = seen.get(versions.INSTANCES, 0)
         if not same_frame:
@@ -335,13 +387,27 @@ class RecommendationService:
         return entries
 
     def list(self, include_dismissed: bool = False) -> list[dict[str, Any]]:
-        """Recommendations (largest savings first), then instances without one."""
-        entries = [e for e in self.current() if include_dismissed or not e.dismissed]
-        with_rec = [e for e in entries if e.has_recommendation]
-        without = [e for e in entries if not e.has_recommendation]
-        with_rec.sort(key=lambda e: (-e.savings, e.body["instance_name"]))
-        without.sort(key=lambda e: e.body["instance_name"])
-        return [e.to_json() for e in with_rec + without]
+        """Recommendations (largest savings first), then instances without one.
+
+        The dicts are shared with the memo: read them, do not change them."""
+        memo = self._memo()
+        with self.ctx.engine.connect() as conn:
+            dismissed = store.dismissed_ids(conn)
+        if not memo.sorted_:
+            with self.ctx.memo_lock:
+                if not memo.sorted_:
+                    memo.sort()
+        if not dismissed:
+            return list(memo.jsons)
+        gone = {d.int for d in dismissed}
+        out: list[dict[str, Any]] = []
+        for body, key in zip(memo.jsons, memo.rec_keys, strict=True):
+            if key is not None and key in gone:
+                if include_dismissed:
+                    out.append(dict(body, status="dismissed"))
+            else:
+                out.append(body)
+        return out
 
     def dismiss(self, rec_id: str | UUID, actor: str) -> dict[str, Any]:
         try:
