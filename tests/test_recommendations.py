@@ -239,3 +239,11 @@ def test_only_instances_whose_metrics_changed_are_analysed_again(
                                                          50.0)]})
     RecommendationService(ctx).list()
     assert analysed[-1] == ["c"] and len(analysed) == 3
+
+    # A retention cleanup that removes hours of the lookback: everything again, also
+    # in a new process (the stored analyses are for the data before the cleanup).
+    with ctx.engine.begin() as conn:
+        assert store.delete_before(conn, NOW - timedelta(days=10)) > 0
+    ctx.memo.clear()
+    RecommendationService(ctx).list()
+    assert analysed[-1] == ["a", "b", "c"] and len(analysed) == 4

@@ -213,6 +213,7 @@ def _fingerprint(ctx: Context, i: Instance) -> str:
 class RecommendationService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._pruned: int | None = None
 
     def _instances(self) -> list[Instance]:
         with self.ctx.engine.connect() as conn:
@@ -230,8 +231,13 @@ class RecommendationService:
         return (floor_hour(self.ctx.now()), analysis_settings(self.ctx), s.analysis_timezone)
 
     def _settings_key(self) -> str:
+        """Stored analyses are valid for these settings and this retention cleanup (a
+        cleanup may remove hours of the lookback: everything is analysed again)."""
+        if self._pruned is None:
+            with self.ctx.engine.connect() as conn:
+                self._pruned = versions.read(conn).get(versions.PRUNED, 0)
         base = self._base()
-        return hashlib.sha256(repr(base[1:]).encode()).hexdigest()[:32]
+        return hashlib.sha256(repr((base[1:], self._pruned)).encode()).hexdigest()[:32]
 
     def current(self) -> list[Entry]:
         """Every instance's analysis; only instances whose metrics (per-instance data
@@ -260,6 +266,7 @@ class RecommendationService:
     def _refresh(self, memo: _Memo | None, base: tuple[Any, ...],
                  seen: dict[str, int]) -> _Memo:
         metrics_version = seen.get(versions.METRICS, 0)
+        self._pruned = seen.get(versions.PRUNED, 0)
         same_frame = (
             memo is not None and memo.base == base
             and memo.versions.get(versions.PRUNED, 0) == seen.get(versions.PRUNED, 0)
