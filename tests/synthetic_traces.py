@@ -18,6 +18,14 @@ office hours plus a nightly job, office hours with random noise (value noise and
 one-off visits at random hours), idle for good, and gaps (one of the others with
 stretches of missing data and sometimes a late start).
 
+Messier kinds (``MESSY_KINDS``, issue 21): ``drift`` (a nightly job whose start drifts
+over 80 minutes, e.g. 01:20 to 02:40), ``irregular_office`` (office days that sometimes
+start 60 minutes early or end 90 minutes late), ``recent_idle`` (office hours that stop
+three days before the end of the lookback, idle from then on), ``new_daily_job`` (a
+daily job at 04:00 that begins three days before the end of the lookback),
+``monitoring`` (any pattern under a monitoring agent holding a connection and pinging
+every five minutes) and ``sparse`` (30% of hours missing at random and a two-day gap).
+
 Jobs are "light": a short batch shows only in the connections *maximum*; its CPU and
 IOPS means stay under the idle thresholds, as a five-minute job does in an hour.
 """
@@ -48,6 +56,21 @@ KINDS = (
     "idle",
     "gaps",
 )
+MESSY_KINDS = (
+    "drift",
+    "irregular_office",
+    "recent_idle",
+    "new_daily_job",
+    "monitoring",
+    "sparse",
+)
+REGULAR_KINDS = tuple(k for k in KINDS if k != "gaps") + (
+    "drift",
+    "irregular_office",
+    "new_daily_job",
+    "monitoring",
+)
+"""Kinds whose recurring pattern the lookback shows (recall >= 0.95 over them)."""
 ZONES = (
     "UTC",
     "Europe/Paris",
@@ -189,11 +212,100 @@ def _pattern(kind: str, rng: random.Random) -> Pattern:
     raise ValueError(f"unknown trace kind {kind!r}")
 
 
+# Kinds whose activity varies per date: draw(rng, local date index, weekday, hour)
+# -> (busy this time: None | "heavy" | "light", chance the hour is busy on such a day).
+Draw = Callable[[int, int, int], tuple[str | None, float]]
+
+
+def _drift(rng: random.Random) -> Draw:
+    at = rng.randrange(0, 5)
+    runs: dict[int, range] = {}
+
+    def draw(day: int, weekday: int, hour: int) -> tuple[str | None, float]:
+        if day not in runs:
+            begin = at * 60 + rng.randint(20, 100)  # 01:20 .. 02:40 for at = 1
+            runs[day] = range(begin // 60, (begin + rng.randint(10, 40) - 1) // 60 + 1)
+        chance = 0.5 if at <= hour <= at + 2 else 0.0
+        return ("light" if hour in runs[day] else None), chance
+
+    return draw
+
+
+def _irregular_office(rng: random.Random) -> Draw:
+    begin, end = rng.choice((8, 9)), rng.choice((17, 18))
+    days: dict[int, range] = {}
+
+    def draw(day: int, weekday: int, hour: int) -> tuple[str | None, float]:
+        if weekday >= 5:
+            return None, 0.0
+        if day not in days:
+            a = begin * 60 - 60 if rng.random() < 0.2 else begin * 60 + rng.randint(0, 10)
+            b = end * 60 + 90 if rng.random() < 0.2 else end * 60 - rng.randint(0, 10)
+            days[day] = range(a // 60, (b - 1) // 60 + 1)
+        chance = 1.0 if begin <= hour < end else 0.2 if begin - 1 <= hour <= end + 1 else 0.0
+        return ("heavy" if hour in days[day] else None), chance
+
+    return draw
+
+
+def _from_pattern(pattern: Pattern, rng: random.Random) -> Draw:
+    draws: dict[tuple[int, int], str | None] = {}
+
+    def draw(day: int, weekday: int, hour: int) -> tuple[str | None, float]:
+        prob, how = pattern(weekday, hour)
+        key = (day, hour)
+        if key not in draws:
+            draws[key] = how if prob > 0 and rng.random() < prob else None
+        return draws[key], prob
+
+    return draw
+
+
+def _changed(before: Draw, after: Draw, change_day: int) -> Draw:
+    return lambda day, weekday, hour: (before if day < change_day else after)(day, weekday, hour)
+
+
+def _draw(kind: str, rng: random.Random, change_day: int) -> Draw:
+    if kind == "drift":
+        return _drift(rng)
+    if kind == "irregular_office":
+        return _irregular_office(rng)
+    if kind == "recent_idle":
+        return _changed(_from_pattern(_office(rng), rng), _from_pattern(_idle(rng), rng),
+                        change_day)
+    if kind == "new_daily_job":
+        base = _pattern(rng.choice(("office", "idle", "weekly_job")), rng)
+        at = 4
+        job: Pattern = lambda day, hour: (1.0, "light") if hour == at else _QUIET  # noqa: E731
+        return _changed(_from_pattern(base, rng), _from_pattern(_both(base, job), rng),
+                        change_day)
+    if kind in ("monitoring", "sparse"):
+        base_kind = rng.choice(
+            ("office", "nightly_job", "weekly_job", "weekends_off", "office_nightly", "idle",
+             "drift", "irregular_office")
+        )
+        return _draw(base_kind, rng, change_day)
+    return _from_pattern(_pattern(kind, rng), rng)
+
+
 # -- values -----------------------------------------------------------------------------
 
 
-def _values(rng: random.Random, busy: str | None, noisy: bool) -> dict[str, tuple[float, float]]:
-    """(avg, max) per metric for an hour: idle (busy None), a light job or heavy use."""
+def _values(
+    rng: random.Random, busy: str | None, noisy: bool, monitor: int = 0
+) -> dict[str, tuple[float, float]]:
+    """(avg, max) per metric for an hour: idle (busy None), a light job or heavy use.
+
+    ``monitor``: a monitoring agent holds one connection and pings every five minutes,
+    through it (1) or through a second, short connection (2)."""
+    if monitor:
+        out = _values(rng, busy, noisy)
+        conn, top = out[CONNECTIONS]
+        if busy is None:
+            cpu = rng.uniform(0.2, 1.5)
+            out[CPU] = (cpu, cpu + 2)
+        out[CONNECTIONS] = (conn + 1 + (monitor - 1) * 0.02, top + monitor)
+        return out
     if busy == "heavy":
         conn = rng.uniform(2, 40)
         return {
@@ -219,6 +331,14 @@ def _values(rng: random.Random, busy: str | None, noisy: bool) -> dict[str, tupl
     }
 
 
+def _sparse(rng: random.Random, hours: int, lookback: int) -> set[int]:
+    """30% of hours at random, and a two-day gap somewhere in the lookback."""
+    missing = {i for i in range(hours) if rng.random() < 0.3}
+    at = rng.randrange(0, max(1, lookback - 48))
+    missing.update(range(at, at + 48))
+    return missing
+
+
 def _gaps(rng: random.Random, hours: int) -> set[int]:
     missing: set[int] = set()
     if rng.random() < 0.3:  # collected only from a few days in
@@ -241,30 +361,34 @@ def make_trace(
     timezone: str = "UTC",
     noise_rate: float = 0.004,
     with_iops: bool | None = None,
+    lookback_days: int | None = None,
 ) -> Trace:
     """A trace of ``kind`` over ``days`` days from the UTC hour ``start``.
 
     Deterministic for a seed. ``noise_rate`` is the chance per hour of a one-off visit
     in a ``noisy`` trace. ``with_iops`` None: one trace in five has no IOPS metrics, as
-    on platforms that give no IO figures.
+    on platforms that give no IO figures. ``lookback_days`` (default: ``days`` - 7) is
+    where the analysis' lookback ends: the recent-change kinds change three days before.
     """
     rng = random.Random(f"{kind}:{seed}")
-    pattern = _pattern(kind, rng)
+    lookback = days - 7 if lookback_days is None else lookback_days
+    draw = _draw(kind, rng, lookback - 3)
     noisy = kind == "noisy"
+    monitor = (1 if rng.random() < 0.7 else 2) if kind == "monitoring" else 0
     iops_given = rng.random() < 0.8
     with_iops = iops_given if with_iops is None else with_iops
     hours = days * 24
-    missing = _gaps(rng, hours) if kind == "gaps" else set()
+    missing = (
+        _gaps(rng, hours) if kind == "gaps"
+        else _sparse(rng, hours, lookback * 24) if kind == "sparse"
+        else set()
+    )
     tz = ZoneInfo(timezone)
-    draws: dict[tuple[int, int], str | None] = {}  # (local date, local hour) -> busy?
+    first_day = start.astimezone(tz).toordinal()
 
     def drawn(d: datetime) -> tuple[str | None, float]:
         """Whether a local hour is busy this time, and its chance of being busy."""
-        prob, how = pattern(d.weekday(), d.hour)
-        key = (d.toordinal(), d.hour)
-        if key not in draws:
-            draws[key] = how if prob > 0 and rng.random() < prob else None
-        return draws[key], prob
+        return draw(d.toordinal() - first_day, d.weekday(), d.hour)
 
     truly: list[bool] = []
     recurring: list[bool] = []
@@ -290,10 +414,12 @@ def make_trace(
         always.append(chance >= 1)
         if i in missing:
             continue
-        for metric, (avg, top) in _values(rng, busy, noisy).items():
+        for metric, (avg, top) in _values(rng, busy, noisy, monitor).items():
             if not with_iops and metric in (READ_IOPS, WRITE_IOPS):
                 continue
             low = 0.0 if metric == CONNECTIONS and busy != "heavy" else avg * 0.5
+            if metric == CONNECTIONS and monitor:
+                low = max(low, 1.0)
             aggregates.append(HourlyAggregate(metric, hour, avg, low, top, SAMPLES_PER_HOUR))
     return Trace(
         kind=kind,
@@ -307,13 +433,16 @@ def make_trace(
     )
 
 
-def random_trace(seed: int, days: int = 21, *, complete: bool = False) -> Trace:
-    """A trace of a random kind, zone and start (any season, so DST changes occur).
+def random_trace(
+    seed: int, days: int = 21, *, complete: bool = False, kinds: tuple[str, ...] = KINDS
+) -> Trace:
+    """A trace of a random kind (of ``kinds``), zone and start (any season, so DST
+    changes occur).
 
     ``complete``: every hour has all four metrics (no ``gaps`` kind, IOPS always given).
     """
     rng = random.Random(seed)
-    kind = rng.choice([k for k in KINDS if k != "gaps"] if complete else KINDS)
+    kind = rng.choice([k for k in kinds if k not in ("gaps", "sparse")] if complete else kinds)
     start = datetime(2026, 1, 5, tzinfo=UTC) + timedelta(
         days=rng.randrange(330), hours=rng.randrange(24)
     )

@@ -135,7 +135,7 @@ def test_cli_metrics_activity_and_recommendations(snoozeql_cli: Any) -> None:
     ctx.clock = lambda: NOW
     r = cli("recommendations", "list", "--json")
     [rec] = json.loads(r.stdout)
-    assert rec["kind"] == "stop"
+    assert rec["kind"] == "always_idle" and rec["spans"] == []
     r = cli("recommendations", "list")
     assert "STOP IT" in r.output and "$730.50" in r.output
     r = cli("recommendations", "dismiss", rec["id"])

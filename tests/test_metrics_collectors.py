@@ -4,6 +4,7 @@ with real client connections held open."""
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 from datetime import UTC, datetime, timedelta
@@ -332,3 +333,28 @@ def test_collection_cycle_measures_local_databases(local_ctx: Context) -> None:
     values = {a.metric: a.max for a in rows}
     assert values[CONNECTIONS] >= 2 and 0 <= values[CPU] <= 100
     LocalDatabaseService(local_ctx).delete("cache1", actor="test")
+
+
+def test_cli_metrics_collect_runs_one_collection_with_progress(
+    snoozeql_cli: Any, aws_env: Any
+) -> None:
+    cli = snoozeql_cli
+    ctx = cli.ctx()
+    now = _now()
+    aws_env.create_instances("us-east-1", 2)
+    AccountService(ctx).add("aws", "dev", {"regions": ["us-east-1"],
+                                           "endpoint_url": aws_env.endpoint_url})
+    assert DiscoveryService(ctx).sync("dev").error is None
+    put(aws_env.client("cloudwatch"), "DBInstanceIdentifier", "db-0000", "CPUUtilization",
+        [(now - timedelta(minutes=k), 7.0) for k in range(1, 6)])
+    r = cli("metrics", "collect", "--account", "dev")
+    assert r.exit_code == 0, r.output
+    assert "collecting dev" in r.output and "dev (aws): 2 instance(s)" in r.output
+    assert "done: 1 hours updated" in r.output or "done: 2 hours updated" in r.output
+    with ctx.engine.connect() as conn:
+        [db0] = find(conn, name="db-0000")
+        assert metric_store.series(conn, db0.id, now - timedelta(hours=2), now + timedelta(
+            hours=1))
+    r = cli("metrics", "collect", "--account", "dev", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["sources"][0]["buckets_changed"] == 0
+    assert cli("metrics", "collect", "--account", "nope").exit_code == 2

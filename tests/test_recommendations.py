@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -48,7 +49,8 @@ def test_recommendations_for_the_fleet_and_dismissal(ctx: Context) -> None:
     items = {r["instance_name"]: r for r in svc.list()}
 
     stop = items["idle"]
-    assert stop["kind"] == "stop" and "stop it" in stop["advice"]
+    assert stop["kind"] == "always_idle" and "stop it" in stop["advice"]
+    assert stop["spans"] == []
     assert stop["sleep_hours_per_week"] == 168 and stop["schedule"]["periods"] == []
     # 168 h/week x 365.25/12/7 weeks x 100 cents.
     assert stop["monthly_savings_cents"] == 73050 and stop["monthly_savings"] == 730.5
@@ -135,9 +137,9 @@ def test_the_fleet_analysis_is_reused_until_its_inputs_change(
     analyses: list[datetime] = []
     compute = RecommendationService.compute
 
-    def counted(self: RecommendationService) -> list:
+    def counted(self: RecommendationService, *args: Any, **kwargs: Any) -> list:
         analyses.append(self.ctx.now())
-        return compute(self)
+        return compute(self, *args, **kwargs)
 
     monkeypatch.setattr(RecommendationService, "compute", counted)
 
@@ -160,7 +162,7 @@ def test_the_fleet_analysis_is_reused_until_its_inputs_change(
     assert RecommendationService(ctx).list()[0]["code"] == "not_enough_data"
     seed(ctx, idle["idle"], lambda _t: False)
     assert names() == ["idle"] and len(analyses) == 3
-    assert RecommendationService(ctx).list()[0]["kind"] == "stop"
+    assert RecommendationService(ctx).list()[0]["kind"] == "always_idle"
 
     # Later in the same hour: the same finished hours, reused. The next hour: again.
     clock[0] = NOW + timedelta(minutes=20)
@@ -173,7 +175,7 @@ def test_the_fleet_analysis_is_reused_until_its_inputs_change(
     # A deleted instance: analysed again, and gone from the list.
     with ctx.engine.begin() as conn:
         instance_store.delete(conn, idle["idle"])
-    assert "idle" not in names() and len(analyses) == 5
+    assert "idle" not in names() and len(analyses) == 4  # nothing left to analyse
 
 
 def test_the_analysis_job_leaves_the_listing_nothing_to_compute(
@@ -191,8 +193,8 @@ def test_the_analysis_job_leaves_the_listing_nothing_to_compute(
     analyses: list[int] = []
     compute = RecommendationService.compute
     monkeypatch.setattr(RecommendationService, "compute",
-                        lambda self: analyses.append(1) or compute(self))
-    assert [r["kind"] for r in RecommendationService(ctx).list()] == ["stop"]
+                        lambda self, *a, **k: analyses.append(1) or compute(self, *a, **k))
+    assert [r["kind"] for r in RecommendationService(ctx).list()] == ["always_idle"]
     assert analyses == []
 
 
@@ -210,3 +212,52 @@ def test_applying_a_recommendation_to_a_protected_instance_is_refused(ctx: Conte
         svc.apply(rec["id"], actor="tester", name="guarded-off")
     assert info.value.message.startswith("protected")
     assert [v.name for v in ScheduleService(ctx).list()] == []  # nothing was written
+def test_only_instances_whose_metrics_changed_are_analysed_again(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: per-instance data versions; a new process reuses stored analyses."""
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "a", "b", "c", cost=10)
+    for instance_id in ids.values():
+        seed(ctx, instance_id, office_hours)
+    analysed: list[list[str]] = []
+    compute = RecommendationService.compute
+
+    def counted(self: RecommendationService, instances: Any = None, *a: Any, **k: Any) -> list:
+        analysed.append(sorted(i.name for i in instances) if instances is not None else ["*"])
+        return compute(self, instances, *a, **k)
+
+    monkeypatch.setattr(RecommendationService, "compute", counted)
+    first = RecommendationService(ctx).list()
+    assert analysed == [["a", "b", "c"]] and len(first) == 3
+
+    # One new sample on b (b's only busy hour was idle before): only b is analysed.
+    busy = NOW.replace(minute=0) - timedelta(days=3, hours=0)  # Friday 00:00 UTC
+    store.apply_samples(ctx.engine, {ids["b"]: [Sample(CONNECTIONS, busy + timedelta(minutes=5),
+                                                       4.0)]})
+    after = {r["instance_name"]: r for r in RecommendationService(ctx).list()}
+    assert analysed[-1] == ["b"] and len(analysed) == 2
+    assert after["b"]["spans"] != after["a"]["spans"]  # the new sample shows
+    # Nothing changed: nothing analysed.
+    RecommendationService(ctx).list()
+    assert len(analysed) == 2
+
+    # A new process (an empty memo) serves the stored analyses without analysing.
+    ctx.memo.clear()
+    again = RecommendationService(ctx).list()
+    assert again == list(after.values()) and len(analysed) == 2
+
+    # Another process writes c's metrics: this one analyses c only.
+    other = Context(settings=ctx.settings, engine=ctx.engine, providers=ctx.providers)
+    store.apply_samples(other.engine, {ids["c"]: [Sample(CPU, busy + timedelta(minutes=9),
+                                                         50.0)]})
+    RecommendationService(ctx).list()
+    assert analysed[-1] == ["c"] and len(analysed) == 3
+
+    # A retention cleanup that removes hours of the lookback: everything again, also
+    # in a new process (the stored analyses are for the data before the cleanup).
+    with ctx.engine.begin() as conn:
+        assert store.delete_before(conn, NOW - timedelta(days=10)) > 0
+    ctx.memo.clear()
+    RecommendationService(ctx).list()
+    assert analysed[-1] == ["a", "b", "c"] and len(analysed) == 4

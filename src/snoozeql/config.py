@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     analysis_idle_write_iops: float = Field(default=20.0, gt=0)
     analysis_min_window_hours: float = Field(default=2.0, gt=0)
     analysis_margin_minutes: int = Field(default=30, ge=0, lt=60)
+    analysis_background_connections: int = Field(default=2, ge=0, le=100)
+    analysis_change_hold_days: int = Field(default=10, ge=1)
     analysis_timezone: str = Field(
         default="UTC", description="zone of recommended windows unless the instance has a "
         "'timezone' (or 'snoozeql:timezone') tag"

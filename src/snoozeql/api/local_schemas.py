@@ -8,6 +8,8 @@ password field.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from snoozeql.api.schemas import InstanceOut
@@ -29,6 +31,17 @@ class LocalInstanceCreate(BaseModel):
     )
     port: int | None = Field(default=None, description="default: a free port")
     runtime: str = Field(default="native", examples=["native", "docker"])
+
+
+class ExternalInstanceCreate(BaseModel):
+    """Register a database SnoozeQL cannot discover: its metrics are pushed."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: Literal["external"]
+    name: str = Field(examples=["billing-db"], description="a DNS label")
+    engine: str = Field(examples=["postgres"])
+    hourly_cost: float | None = Field(default=None, ge=0, description="USD per hour")
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class LocalInstanceCreated(InstanceOut):

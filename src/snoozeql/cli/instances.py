@@ -139,6 +139,31 @@ def show(
         )
 
 
+@app.command("register")
+@handle_errors
+def register(
+    name: Annotated[str, typer.Argument(help="a DNS label")],
+    engine: Annotated[str, typer.Option("--engine", help="postgres, mysql, ...")],
+    hourly_cost: Annotated[float | None, typer.Option(
+        "--hourly-cost", help="USD per hour, for savings")] = None,
+    tags: Annotated[list[str] | None, typer.Option(
+        "--tag", help="key=value; repeatable")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Register a database SnoozeQL cannot discover (provider 'external').
+
+    Push its metrics (POST /api/v1/instances/{id}/metrics) to get recommendations and
+    savings; start and stop on it are refused."""
+    from snoozeql.services.external import ExternalInstanceService
+
+    i = ExternalInstanceService(state.ctx()).register(name, engine, hourly_cost, tags or [])
+    if as_json:
+        print_json(instance_json(i))
+        return
+    console.print(f"registered external database {i.name} ({i.engine}), id {i.id}; push its "
+                  f"metrics to get recommendations", highlight=False)
+
+
 def _act(action: str, ref: str, as_json: bool, force: bool = False) -> None:
     report = LifecycleService(state.ctx()).act(ref, action, actor=state.ACTOR, reason="manual",
                                                force=force)

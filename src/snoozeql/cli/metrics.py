@@ -18,6 +18,50 @@ recommendations_app = typer.Typer(
 _SHADES = " ·░▒▓█"
 
 
+@metrics_app.command("collect")
+@handle_errors
+def collect(
+    account: Annotated[str | None, typer.Option(
+        "--account", help="only this account's instances (id or name)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Run one metrics collection now (what the collector job does), with progress.
+
+    Exit code 1 if a source failed (its error is shown), 0 otherwise."""
+    from snoozeql.services.metrics import AccountCollection, MetricsService
+
+    def progress(source: str, done: AccountCollection | None) -> None:
+        if as_json:
+            return
+        if done is None:
+            console.print(f"collecting {source} ...", highlight=False)
+            return
+        line = (f"{source} ({done.provider}): {done.instances} instance(s), "
+                f"{done.samples} samples, {done.buckets_changed} hours updated, "
+                f"{done.api_calls} API calls")
+        console.print(line + (" - FAILED: " + "; ".join(done.errors) if done.errors else ""),
+                      highlight=False)
+
+    report = MetricsService(state.ctx()).collect(account=account, progress=progress)
+    if as_json:
+        print_json({
+            "start": report.start.isoformat(), "end": report.end.isoformat(),
+            "sources": [{"source": s.source, "provider": s.provider, "instances": s.instances,
+                         "samples": s.samples, "buckets_changed": s.buckets_changed,
+                         "api_calls": s.api_calls, "errors": list(s.errors)}
+                        for s in report.sources],
+        })
+    elif not report.sources:
+        console.print("nothing to collect: no running instance"
+                      + (f" in account {account}" if account else ""), highlight=False)
+    else:
+        console.print(f"done: {report.buckets_changed} hours updated from "
+                      f"{len(report.sources)} source(s), {len(report.failed)} failing",
+                      highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 @metrics_app.command("show")
 @handle_errors
 def show(
@@ -131,8 +175,8 @@ def list_recommendations(
     if recs:
         rows = []
         for r in recs:
-            if r["kind"] == "stop":
-                when = "STOP IT: idle for the whole lookback"
+            if r["kind"] == "always_idle":
+                when = "STOP IT: always idle (idle in every hour of the lookback)"
             else:
                 when = "; ".join(
                     f"{w['weekdays']} {w['begin']}-{w['end']}" for w in r["windows"]
@@ -144,11 +188,15 @@ def list_recommendations(
             ))
         print_table("Recommendations", ["id", "instance", "sleep", "h/week", "confidence",
                                         "saves/month", "status"], rows)
+        for r in recs:
+            for note in r.get("notes") or []:
+                console.print(f"{r['instance_name']}: {note}", highlight=False)
     else:
         console.print("no recommendations yet", highlight=False)
     if none:
         print_table("No recommendation", ["instance", "reason"],
-                    [(r["instance_name"], r["reason"]) for r in none])
+                    [(r["instance_name"], "; ".join([r["reason"], *(r.get("notes") or [])]))
+                     for r in none])
 
 
 @recommendations_app.command("dismiss")

@@ -27,7 +27,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from functools import cached_property, lru_cache
@@ -66,6 +66,11 @@ DAYS_PER_MONTH = Decimal("365.25") / 12
 """Average days in a month; a week of sleep is worth ``DAYS_PER_MONTH / 7`` in a month."""
 
 _HOUR = timedelta(hours=1)
+MAX_MARGIN_MINUTES = 90
+"""The most a learned margin can be (the least is ``margin_minutes``)."""
+POOL_HOURS = 3
+"""Starts (ends) of activity within this many hours of a window's end (start), on any
+weekday, are taken as the same recurring activity, jittering."""
 
 # Hour states. BUSY > IDLE so that max() of two states is "busy wins".
 _NONE, _IDLE, _BUSY = 0, 1, 2
@@ -97,7 +102,16 @@ class AnalysisSettings:
     min_window_hours: float = 2.0
     """Shortest sleep window worth recommending, measured after the margins."""
     margin_minutes: int = 30
-    """Taken off each end of a window that borders activity or missing data."""
+    """The least taken off each end of a window that borders activity or missing data;
+    where the activity's start or end varies, the margin learned from that spread
+    (half of it, up to ``MAX_MARGIN_MINUTES``) is used when it is larger."""
+    background_connections: int = 2
+    """Largest constant background of held connections (a monitoring agent, a pool)
+    counted as idle; 0 turns the recognition off."""
+    change_hold_days: int = 10
+    """A database gone quiet is analysed from its new (quiet) pattern only once that has
+    held this many days; before, the old windows stay and a note says it changed. Longer
+    than a holiday week, so a holiday just before now does not erase office hours."""
 
     def __post_init__(self) -> None:
         # Numbers from a config file may be ints or strings: take numbers, keep floats.
@@ -113,7 +127,14 @@ class AnalysisSettings:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValidationError(f"{name}: {value!r} is not a number")
             object.__setattr__(self, name, float(value))
-        for name in ("lookback_days", "min_hours", "min_weeks", "margin_minutes"):
+        for name in (
+            "lookback_days",
+            "min_hours",
+            "min_weeks",
+            "margin_minutes",
+            "background_connections",
+            "change_hold_days",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValidationError(f"{name}: {value!r} is not a whole number")
@@ -141,6 +162,12 @@ class AnalysisSettings:
             need(getattr(self, name) > 0, name, "must be > 0")
         need(self.min_window_hours > 0, "min_window_hours", "must be > 0")
         need(0 <= self.margin_minutes < 60, "margin_minutes", "must be in [0, 60)")
+        need(
+            0 <= self.background_connections <= 100,
+            "background_connections",
+            "must be between 0 and 100",
+        )
+        need(self.change_hold_days >= 1, "change_hold_days", "must be at least 1")
 
     @property
     def lookback_hours(self) -> int:
@@ -191,7 +218,9 @@ class SleepSpan:
         return (self.start + self.minutes) % MINUTES_PER_WEEK
 
     def describe(self) -> str:
-        """E.g. ``fri 18:30 -> mon 08:30``."""
+        """E.g. ``fri 18:30 -> mon 08:30``; ``whole week`` for a span of a whole week."""
+        if self.minutes >= MINUTES_PER_WEEK:
+            return "whole week"
         s, e = self.start, self.end
         return (
             f"{WEEKDAY_NAMES[s // MINUTES_PER_DAY]} {_hhmm(s % MINUTES_PER_DAY)} -> "
@@ -228,8 +257,8 @@ class SleepWindow:
 class RecommendationKind(StrEnum):
     SLEEP = "sleep"
     """Sleep in the given windows every week."""
-    STOP = "stop"
-    """Idle for the whole lookback: stop it (or delete it)."""
+    STOP = "always_idle"
+    """Idle in every hour of the lookback: stop it (or delete it). No sleep spans."""
 
 
 class NoRecommendationReason(StrEnum):
@@ -292,6 +321,18 @@ class Recommendation:
     hours_observed: int
     weeks_observed: int
     """Fewest weeks of data among the slots slept (the weakest evidence)."""
+    margins: tuple[int, int] = (0, 0)
+    """Largest minutes kept awake (before, after) recurring activity: the configured
+    margin, or more where the activity's start or end was seen to vary."""
+    coverage: float = 1.0
+    """Share of the slept hours' possible observations that had data (1 = complete)."""
+    background_connections: float = 0.0
+    """A constant background of connections counted as idle (0: none seen)."""
+    pattern_changed_on: date | None = None
+    """Local date on which the activity pattern changed (went quiet, or a new recurring
+    activity began), if it did in the lookback."""
+    notes: tuple[str, ...] = ()
+    """Explanations fit to show a user (margins, background, changes, sparse data)."""
 
     @cached_property
     def windows(self) -> tuple[SleepWindow, ...]:
@@ -339,12 +380,15 @@ class Recommendation:
         ]
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able form for the API and the store."""
+        """JSON-able form for the API and the store (an always-idle one has no spans)."""
         return {
             "kind": self.kind.value,
             "timezone": self.timezone,
             "windows": [w.as_dict() for w in self.windows],
-            "spans": [sp.describe() for sp in self.spans],
+            "spans": (
+                [] if self.kind is RecommendationKind.STOP
+                else [sp.describe() for sp in self.spans]
+            ),
             "running_periods": self.to_schedule_periods(),
             "confidence": self.confidence,
             "sleep_hours_per_week": round(self.sleep_hours_per_week, 2),
@@ -353,6 +397,13 @@ class Recommendation:
             ),
             "hours_observed": self.hours_observed,
             "weeks_observed": self.weeks_observed,
+            "margin_minutes": {"before": self.margins[0], "after": self.margins[1]},
+            "coverage": round(self.coverage, 3),
+            "background_connections": self.background_connections,
+            "pattern_changed_on": (
+                None if self.pattern_changed_on is None else self.pattern_changed_on.isoformat()
+            ),
+            "notes": list(self.notes),
         }
 
 
@@ -363,12 +414,18 @@ class NoRecommendation:
     code: NoRecommendationReason
     reason: str
     hours_observed: int
+    pattern_changed_on: date | None = None
+    notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "code": self.code.value,
             "reason": self.reason,
             "hours_observed": self.hours_observed,
+            "pattern_changed_on": (
+                None if self.pattern_changed_on is None else self.pattern_changed_on.isoformat()
+            ),
+            "notes": list(self.notes),
         }
 
 
@@ -404,6 +461,16 @@ class _Layout:
     """slot -> how many dates of the lookback have that local hour (DST skips one)."""
     phase: int
     """Minutes past the local hour at which UTC hours begin (30 in India)."""
+    first_day: int
+    """Ordinal of the first local date of the lookback."""
+    days: int
+    """Local dates the lookback touches."""
+    grid: tuple[int, ...]
+    """(local day - first day) * 24 + local hour -> occurrence, or ``pad``: the local
+    timeline, day by day, in which runs of activity and their starts and ends are read."""
+    grid_get: itemgetter[Any]
+    end: int
+    """Grid position after the lookback's last hour."""
 
 
 @lru_cache(maxsize=256)
@@ -432,8 +499,24 @@ def _layout(timezone: str, start: datetime, hours: int) -> _Layout:
     )
     same = hour_occurrence == list(range(hours))
     possible = bytes(min(255, len(ks)) for ks in by_slot)
+    first_day = min(day for _, day in keys)
+    days = max(day for _, day in keys) - first_day + 1
+    grid = [pad] * (days * 24)
+    for (slot, day), k in keys.items():
+        grid[(day - first_day) * 24 + slot % 24] = k
     return _Layout(
-        bytes(hour_slot), None if same else tuple(hour_occurrence), pad, rows, pad, possible, phase
+        bytes(hour_slot),
+        None if same else tuple(hour_occurrence),
+        pad,
+        rows,
+        pad,
+        possible,
+        phase,
+        first_day,
+        days,
+        tuple(grid),
+        itemgetter(*grid),
+        max(k for k in range(len(grid)) if grid[k] != pad) + 1,
     )
 
 
@@ -463,7 +546,9 @@ class _Idleness:
     write_iops: float = 0.0
 
 
-def _classify(cols: HourlySeries, s: AnalysisSettings) -> tuple[bytes, _Idleness]:
+def _classify(
+    cols: HourlySeries, s: AnalysisSettings, background: float = 0.0
+) -> tuple[bytes, _Idleness]:
     """Per lookback hour its state (0 no data, 1 idle, 2 busy), and the idle hours' means.
 
     Missing values are NaN and every comparison with NaN is false, so a missing metric
@@ -472,7 +557,7 @@ def _classify(cols: HourlySeries, s: AnalysisSettings) -> tuple[bytes, _Idleness
     ``map`` over float methods measured three times slower).
     """
     conn = cols.connections_max if s.connections_statistic == "max" else cols.connections_avg
-    t_conn, t_cpu = s.idle_connections, s.idle_cpu_percent
+    t_conn, t_cpu = s.idle_connections + background, s.idle_cpu_percent
     t_rd, t_wr = s.idle_read_iops, s.idle_write_iops
     state = bytearray(cols.hours)
     sc = su = sr = sw = 0.0
@@ -501,7 +586,7 @@ def _classify(cols: HourlySeries, s: AnalysisSettings) -> tuple[bytes, _Idleness
                 nw += 1
         i += 1
     means = _Idleness(
-        sc / nc if nc else 0.0,
+        max(0.0, sc / nc - background) if nc else 0.0,
         su / nu if nu else 0.0,
         sr / nr if nr else 0.0,
         sw / nw if nw else 0.0,
@@ -542,6 +627,87 @@ def _runs(candidate: bytes) -> list[tuple[int, int]]:
     return [((gap + m.start()) % n, m.end() - m.start()) for m in _RUN.finditer(rotated)]
 
 
+def _background(cols: HourlySeries, s: AnalysisSettings) -> float:
+    """The constant background of connections counted as idle, or 0 if there is none.
+
+    A monitoring agent (or an idle pool) holds connections open in every hour: the
+    connections mean stays at or above one in (nearly) every observed hour. Its level is
+    the connections maximum of the quietest hours (the 5th percentile), and it must be
+    what a good share of the hours show (it never changes with the workload) and at most
+    ``background_connections``.
+    """
+    cap = s.background_connections
+    if cap <= 0:
+        return 0.0
+    if cols.connections_max.count(0.0) > 0.05 * cols.hours:
+        return 0.0  # nobody connected in many hours: nothing is held (the common case)
+    held = 0
+    observed = 0
+    for v in cols.connections_avg:
+        if v == v:
+            observed += 1
+            if v >= 0.95:
+                held += 1
+    if observed < s.min_hours or held < 0.95 * observed:
+        return 0.0
+    maxes = sorted(v for v in cols.connections_max if v == v)
+    level = maxes[len(maxes) // 20]
+    if not 1 <= level <= cap:
+        return 0.0
+    if sum(1 for v in maxes if v <= level) < 0.25 * len(maxes):
+        return 0.0
+    return float(level)
+
+
+_BUSY_RUN = re.compile(b"\\x02+")
+_ONE_BUSY = re.compile(b"\\x02")
+
+
+def _pool(counts: list[int], hour: int) -> tuple[int, int]:
+    """(earliest, latest) offset in hours, from ``hour``, of the events in ``counts``
+    (per local hour of the day) within ``POOL_HOURS`` of it, 0 included."""
+    lo = hi = 0
+    for h in range(24):
+        if counts[h]:
+            d = (h - hour + 12) % 24 - 12
+            if -POOL_HOURS <= d <= POOL_HOURS:
+                lo, hi = min(lo, d), max(hi, d)
+    return lo, hi
+
+
+def _learned_margin(spread_hours: int, s: AnalysisSettings) -> int:
+    return min(MAX_MARGIN_MINUTES, max(s.margin_minutes, spread_hours * 60 // 2))
+
+
+def _went_quiet(grid: bytes, end: int) -> tuple[int, int] | None:
+    """(position of the first missed recurring activity, position after the last
+    activity) when the database has been quiet for a day or more while activity it had
+    in every earlier week of those hours did not come; else None."""
+    last_busy = grid.rfind(b"\x02")
+    if last_busy < 0:
+        return None
+    quiet = last_busy + 1
+    if end - quiet < 24:
+        return None
+    missed: list[int] = []
+    # Only hours busy a week earlier can be missed activity: find those in C.
+    for m in _ONE_BUSY.finditer(grid, max(quiet, 168) - 168, end - 168):
+        p = m.start() + 168
+        if grid[p] != _IDLE:
+            continue
+        earlier = [grid[x] for x in range(p - 168, -1, -168) if grid[x]]
+        if all(e == _BUSY for e in earlier):
+            missed.append(p)
+    if len(missed) < 3:
+        return None
+    return missed[0], quiet
+
+
+def _when(layout: _Layout, position: int) -> str:
+    day = date.fromordinal(layout.first_day + position // 24)
+    return f"{day.isoformat()} {position % 24:02d}:00"
+
+
 def analyse(
     series: Iterable[HourlyAggregate] | HourlySeries,
     settings: AnalysisSettings,
@@ -571,7 +737,8 @@ def analyse(
         cols = series.window(start, n)
     else:
         cols = HourlySeries.from_aggregates(series, start, n)
-    state, idleness = _classify(cols, s)
+    background = _background(cols, s)
+    state, idleness = _classify(cols, s, background)
 
     observed = n - state.count(_NONE)
     if observed < s.min_hours:
@@ -582,8 +749,7 @@ def analyse(
             observed,
         )
 
-    # Fold hours into occurrences (only a DST repeat needs it), then count per slot
-    # the weeks observed and the weeks busy.
+    # Fold hours into occurrences (only a DST repeat needs it).
     layout = _layout(timezone, start, n)
     occ = state
     if layout.hour_occurrence is not None:
@@ -592,44 +758,139 @@ def analyse(
             if state[i] > folded[k]:  # busy wins over idle wins over no data
                 folded[k] = state[i]
         occ = bytes(folded)
-    weeks = _per_slot(occ.translate(_OBSERVED) + b"\x00", layout.rows)  # + the pad
-    busy_weeks = _per_slot(occ.translate(_BUSY_ONLY) + b"\x00", layout.rows)
-    # Enough weeks: min_weeks, or every date the slot had when DST skipped its hour.
-    if min(layout.possible) >= s.min_weeks:
-        enough = weeks.translate(_at_least(s.min_weeks))
-    else:
-        enough = bytes(
-            w >= max(1, min(s.min_weeks, p)) for w, p in zip(weeks, layout.possible, strict=True)
+    pad = b"\x00"
+    grid = bytes(layout.grid_get(occ + pad))  # the local timeline, 24 positions a day
+
+    notes: list[str] = []
+    changed_on: date | None = None
+    quiet = _went_quiet(grid, layout.end)
+    if quiet is not None:
+        missed, since = quiet
+        changed_on = date.fromordinal(layout.first_day + missed // 24)
+        held_days = (layout.end - since) // 24
+        if held_days >= s.change_hold_days:
+            # The new pattern has held long enough: analyse only what came after it.
+            cut = next(
+                (k for k in layout.grid[since:] if k != layout.pad), layout.occurrences
+            )
+            occ = bytes(cut) + occ[cut:]
+            grid = bytes(layout.grid_get(occ + pad))
+            notes.append(
+                f"pattern changed on {changed_on}: no activity since {_when(layout, since)};"
+                f" recommended from the {held_days} days since"
+            )
+        else:
+            notes.append(
+                f"pattern changed on {changed_on}: the recurring activity expected since then"
+                f" has not come (no activity since {_when(layout, since)}); the windows still"
+                f" follow the earlier pattern until the change has held"
+                f" {s.change_hold_days} days"
+                f" ({changed_on + timedelta(days=s.change_hold_days)})"
+            )
+
+    # Per slot: the weeks observed and the weeks busy.
+    weeks = _per_slot(occ.translate(_OBSERVED) + pad, layout.rows)
+    busy_weeks = _per_slot(occ.translate(_BUSY_ONLY) + pad, layout.rows)
+    if max(weeks) < s.min_weeks:
+        return NoRecommendation(
+            NoRecommendationReason.NOT_ENOUGH_WEEKS,
+            f"not enough data yet: no hour of the week has data from {s.min_weeks} "
+            f"different weeks ({observed} hours observed)",
+            observed,
+            changed_on,
+            tuple(notes),
         )
+
+    # Runs of activity in the local timeline: where they start and end (per local
+    # hour of the day), and which hours of the day have activity on 2+ weekdays.
+    starts = [0] * 24
+    ends = [0] * 24
+    size = len(grid)
+    for m in _BUSY_RUN.finditer(grid):
+        a, b = m.span()
+        if a > 0 and grid[a - 1] == _IDLE:
+            starts[a % 24] += 1
+        if b < size and grid[b] == _IDLE:
+            ends[b % 24] += 1
+    carried = bytearray(SLOTS_PER_WEEK)
+    wd0 = date.fromordinal(layout.first_day).weekday()
+    if _BUSY in grid:
+        for h in range(24):
+            col = grid[h::24]
+            first = col.find(b"\x02")
+            if first < 0 or col.count(b"\x02") < 2:
+                continue
+            busy_days = {w for w in range(7) if b"\x02" in col[(w - wd0) % 7 :: 7]}
+            if len(busy_days) < 2:
+                continue
+            for w in range(7):
+                if w in busy_days:
+                    continue
+                # A daily activity is carried to a weekday until that weekday is seen
+                # idle at that hour after the activity first appeared.
+                d0 = first + 1 + (w - wd0 - first - 1) % 7
+                if _IDLE not in col[d0::7]:
+                    carried[w * 24 + h] = 1
+            if first >= 7 and _IDLE in col[:first] and col[:first].count(_IDLE) >= 5:
+                began = date.fromordinal(layout.first_day + first)
+                changed_on = max(changed_on, began) if changed_on else began
+                notes.append(
+                    f"pattern changed on {began}: new recurring activity at {h:02d}:00,"
+                    f" kept awake on every weekday until a weekday is seen without it"
+                )
+
     share = s.required_idle_share
+    observed_slot = weeks.translate(_at_least(1))
+    free = bytes(carried).translate(_IS_ZERO)
     if share >= 1:
-        candidate = _and(enough, busy_weeks.translate(_IS_ZERO))
+        candidate = _and(_and(observed_slot, busy_weeks.translate(_IS_ZERO)), free)
     else:
         candidate = bytes(
-            e and w - b >= share * w - 1e-9
-            for e, w, b in zip(enough, weeks, busy_weeks, strict=True)
+            bool(o and f and w - b >= share * w - 1e-9)
+            for o, f, w, b in zip(observed_slot, free, weeks, busy_weeks, strict=True)
         )
-    if 1 not in candidate:
-        if max(weeks) < s.min_weeks:
-            return NoRecommendation(
-                NoRecommendationReason.NOT_ENOUGH_WEEKS,
-                f"not enough data yet: no hour of the week has data from {s.min_weeks} "
-                f"different weeks ({observed} hours observed)",
-                observed,
-            )
-        return _no_window(s, observed)
+    # Bridge single unobserved hours between idle ones.
+    cand = bytearray(candidate)
+    bridged = 0
+    for j in range(SLOTS_PER_WEEK) if 0 in weeks else ():
+        if (
+            not candidate[j]
+            and not weeks[j]
+            and not carried[j]
+            and candidate[j - 1]
+            and candidate[(j + 1) % SLOTS_PER_WEEK]
+        ):
+            cand[j] = 1
+            bridged += 1
+    if 1 not in cand:
+        return _no_window(s, observed, cols, background, changed_on, notes)
 
     min_minutes = math.ceil(s.min_window_hours * 60)
     spans: list[SleepSpan] = []
     slept = bytearray(SLOTS_PER_WEEK)
-    for first, length in _runs(candidate):
+    most_before = most_after = 0
+    for first, length in _runs(bytes(cand)):
         if length == SLOTS_PER_WEEK:
             begin, minutes = layout.phase, length * 60
+            before = after = 0
         else:
-            begin = first * 60 + layout.phase + s.margin_minutes
-            minutes = length * 60 - 2 * s.margin_minutes
+            after_slot = (first + length) % SLOTS_PER_WEEK
+            before_slot = (first - 1) % SLOTS_PER_WEEK
+            early = late = 0
+            m_end = m_begin = s.margin_minutes
+            if busy_weeks[after_slot] or carried[after_slot]:
+                early = _pool(starts, after_slot % 24)[0]
+                m_end = _learned_margin(-early, s)
+            if busy_weeks[before_slot] or carried[before_slot]:
+                late = _pool(ends, first % 24)[1]
+                m_begin = _learned_margin(late, s)
+            before = m_end - early * 60
+            after = m_begin + late * 60
+            begin = first * 60 + layout.phase + after
+            minutes = length * 60 - after - before
         if minutes < min_minutes:
             continue
+        most_before, most_after = max(most_before, before), max(most_after, after)
         spans.append(SleepSpan(begin % MINUTES_PER_WEEK, minutes))
         tail = first + length - SLOTS_PER_WEEK
         if tail > 0:
@@ -638,22 +899,50 @@ def analyse(
         else:
             slept[first : first + length] = b"\x01" * length
     if not spans:
-        return _no_window(s, observed)
+        return _no_window(s, observed, cols, background, changed_on, notes)
     spans.sort(key=lambda sp: sp.start)
 
-    # Confidence = evidence x consistency x headroom (docs/analysis.md).
-    weakest = min(compress(weeks, slept))
-    evidence = min(1.0, weakest / max(1, s.lookback_days // 7))
+    # Confidence = evidence x consistency x headroom (docs/analysis.md). The evidence
+    # is the share of the slept hours' possible observations that had data.
+    seen = bytes(compress(weeks, slept)).replace(b"\x00", b"")
+    weakest = min(seen) if seen else 0
+    if weeks == layout.possible:  # complete data: the common case, and cheap
+        coverage = 1.0
+    else:
+        possible = sum(compress(layout.possible, slept))
+        coverage = min(1.0, sum(min(w, p) for w, p, on in zip(
+            weeks, layout.possible, slept, strict=True) if on) / max(1, possible))
     consistency = 1.0
     if share < 1:
         consistency = min(
-            (w - b) / w for w, b, on in zip(weeks, busy_weeks, slept, strict=True) if on
+            ((w - b) / w for w, b, on in zip(weeks, busy_weeks, slept, strict=True) if on and w),
+            default=1.0,
         )
-    confidence = round(evidence * consistency * _headroom(idleness, s), 3)
+    confidence = round(coverage * consistency * _headroom(idleness, s), 3)
 
     kind = RecommendationKind.SLEEP
-    if 0 not in slept and _BUSY not in state:
+    if 0 not in slept and _BUSY not in occ:
         kind = RecommendationKind.STOP
+    else:
+        if most_before > s.margin_minutes or most_after > s.margin_minutes:
+            notes.insert(0, (
+                f"margin: awake up to {most_before} min before and {most_after} min after"
+                f" recurring activity, learned from how much its start and end vary over the"
+                f" weekdays it recurs on (at least {s.margin_minutes} min)"
+            ))
+        else:
+            notes.insert(0, f"margin: {s.margin_minutes} min before and after activity")
+    if background:
+        notes.append(
+            f"a constant background of {background:g} connection(s) held in every hour"
+            f" (a monitoring agent or a connection pool) is counted as idle"
+        )
+    if coverage < 0.95:
+        notes.append(
+            f"rests on {coverage:.0%} of the slept hours' observations (data is missing)"
+            + (f"; {bridged} single unobserved hour(s) between idle ones bridged"
+               if bridged else "")
+        )
     minutes_per_week = sum(sp.minutes for sp in spans)
     return Recommendation(
         kind=kind,
@@ -666,20 +955,40 @@ def analyse(
         ),
         hours_observed=observed,
         weeks_observed=weakest,
+        margins=(most_before, most_after),
+        coverage=round(coverage, 3),
+        background_connections=background,
+        pattern_changed_on=changed_on,
+        notes=tuple(notes),
     )
 
 
-def _no_window(s: AnalysisSettings, observed: int) -> NoRecommendation:
+def _no_window(
+    s: AnalysisSettings,
+    observed: int,
+    cols: HourlySeries,
+    background: float,
+    changed_on: date | None,
+    notes: list[str],
+) -> NoRecommendation:
     share = (
         "every observed week"
         if s.required_idle_share >= 1
         else (f"{s.required_idle_share:.0%} of the observed weeks")
     )
-    return NoRecommendation(
-        NoRecommendationReason.NO_IDLE_WINDOW,
+    reason = (
         f"no idle window: no run of hours of at least {s.min_window_hours:g} h was idle in "
-        f"{share} (with at least {s.min_weeks} weeks of data)",
-        observed,
+        f"{share} (with at least {s.min_weeks} weeks of data)"
+    )
+    floor = min((v for v in cols.connections_max if v == v), default=0.0)
+    if floor > s.idle_connections + background:
+        reason += (
+            f"; connections never fell below {floor:g} in any hour: something holds them"
+            f" open all the time (a monitoring agent or a pool larger than"
+            f" {s.background_connections} connections is not counted as background)"
+        )
+    return NoRecommendation(
+        NoRecommendationReason.NO_IDLE_WINDOW, reason, observed, changed_on, tuple(notes)
     )
 
 

@@ -22,6 +22,9 @@ class ProviderKind(StrEnum):
     # The simulated clouds of `snoozeql demo` (providers/demo.py): never real databases.
     DEMO_AWS = "demo-aws"
     DEMO_GCP = "demo-gcp"
+    EXTERNAL = "external"
+    """A database registered by hand that SnoozeQL cannot discover, measure or control:
+    its metrics are pushed, it gets recommendations and savings, start/stop are refused."""
 
 
 class InstanceKind(StrEnum):

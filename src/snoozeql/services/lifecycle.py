@@ -45,6 +45,7 @@ from snoozeql.domain.types import (
 )
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
+from snoozeql.services.external import refuse_action
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.leases import action_lease, keeper, new_owner
 from snoozeql.services.local_databases import bind_password_lookup
@@ -133,6 +134,7 @@ class LifecycleService:
                     f"{instance.name} was not seen by the last sync (missing since "
                     f"{instance.missing_since:%Y-%m-%d %H:%M} UTC); sync its account first"
                 )
+            refuse_action(instance, act.value)
             account = (
                 AccountService(self.ctx).get(instance.account_id) if instance.account_id else None
             )

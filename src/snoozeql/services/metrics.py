@@ -85,6 +85,8 @@ def analysis_settings(ctx: Context) -> AnalysisSettings:
         idle_write_iops=s.analysis_idle_write_iops,
         min_window_hours=s.analysis_min_window_hours,
         margin_minutes=s.analysis_margin_minutes,
+        background_connections=s.analysis_background_connections,
+        change_hold_days=s.analysis_change_hold_days,
     )
 
 
@@ -217,10 +219,20 @@ class MetricsService:
         end = now.astimezone(UTC).replace(second=0, microsecond=0)
         return end - timedelta(seconds=2 * self.ctx.settings.metrics_interval_seconds), end
 
-    def collect(self, now: datetime | None = None) -> CollectionReport:
-        """One collection cycle over every running instance; never raises for a source."""
+    def collect(
+        self,
+        now: datetime | None = None,
+        account: str | UUID | None = None,
+        progress: Callable[[str, AccountCollection | None], None] | None = None,
+    ) -> CollectionReport:
+        """One collection cycle over every running instance; never raises for a source.
+
+        ``account`` (id or name; NotFoundError if unknown) limits it to that account's
+        instances. ``progress(source, None)`` is called as each source starts and
+        ``progress(source, result)`` as it ends."""
         now = now or self.ctx.now()
         start, end = self.window(now)
+        only = AccountService(self.ctx).get(account).id if account is not None else None
         with self.ctx.engine.connect() as conn:
             running = list(
                 instance_store.iter_all(conn, InstanceFilter(status=InstanceStatus.RUNNING.value))
@@ -230,21 +242,25 @@ class MetricsService:
         jobs: list[tuple[str, Callable[[], AccountCollection]]] = []
         by_account: dict[UUID, list[Instance]] = {}
         local: list[Instance] = []
+        if only is not None:
+            running = [i for i in running if i.account_id == only]
         for i in running:
             if i.provider in (ProviderKind.LOCAL, ProviderKind.DOCKER):
                 local.append(i)
             elif i.account_id in accounts:
                 by_account.setdefault(i.account_id, []).append(i)  # type: ignore[arg-type]
         for account_id, group in by_account.items():
-            account = accounts[account_id]
-            jobs.append((account.name, partial(self._collect_account, account, group, start,
-                                               end)))
+            acc = accounts[account_id]
+            jobs.append((acc.name, partial(self._collect_account, acc, group, start, end)))
         if local:
             jobs.append(("local", lambda: self._collect_local(local, now)))
         if not jobs:
             return CollectionReport(start, end)
         workers = min(self.ctx.settings.metrics_workers, len(jobs))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics") as pool:
+            if progress is not None:
+                for name, _ in jobs:
+                    progress(name, None)
             futures = [(name, pool.submit(fn)) for name, fn in jobs]
             results = []
             for name, fut in futures:
@@ -254,6 +270,8 @@ class MetricsService:
                     log.exception("metrics collection for %s failed unexpectedly", name)
                     results.append(AccountCollection(name, "?", 0, errors=(
                         f"internal error ({type(exc).__name__}); see the server log",)))
+                if progress is not None:
+                    progress(name, results[-1])
         report = CollectionReport(start, end, tuple(results))
         log.info(
             "collected metrics for %d instances: %d hours updated, %d API calls, %d failing",

@@ -19,14 +19,14 @@ so the recommendation is the cluster's.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from dataclasses import dataclass, replace
+from bisect import bisect_left
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from functools import cached_property
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
-
-import sqlalchemy as sa
 
 from snoozeql.domain.analysis import (
     NoRecommendation,
@@ -46,6 +46,7 @@ from snoozeql.store import metrics as metric_store
 from snoozeql.store import recommendations as store
 from snoozeql.store import versions
 from snoozeql.store.instances import InstanceFilter
+from snoozeql.store.metrics import epoch_hour
 
 __all__ = ["RecommendationService", "recommendation_id"]
 
@@ -54,8 +55,17 @@ _MEMO = "recommendations"
 _NAMESPACE = uuid.UUID("5d7f3c2e-8a8b-4f5e-9c1d-2b6a7e0f4c11")
 
 STOP_ADVICE = (
-    "idle for the whole lookback: stop it (or delete it if nobody needs it any more)"
+    "always idle: idle in every hour of the lookback; stop it (or delete it if nobody"
+    " needs it any more)"
 )
+
+
+def _advice(r: Recommendation) -> str:
+    """The advice line: what to do, then the margin used and the other notes."""
+    head = STOP_ADVICE if r.kind is RecommendationKind.STOP else (
+        "sleep in the windows below every week"
+    )
+    return "; ".join((head, *r.notes))
 
 
 def recommendation_id(instance_id: UUID, rec: Recommendation) -> UUID:
@@ -64,62 +74,147 @@ def recommendation_id(instance_id: UUID, rec: Recommendation) -> UUID:
     return uuid.uuid5(_NAMESPACE, f"{instance_id}|{rec.kind.value}|{rec.timezone}|{spans}")
 
 
+def entry_body(instance: Instance, result: Recommendation | NoRecommendation,
+               rec_id: UUID | None) -> dict[str, Any]:
+    """An entry's JSON but its dismissal: built once per analysis, and stored."""
+    i = instance
+    out: dict[str, Any] = {
+        "id": str(rec_id) if rec_id else None,
+        "instance_id": str(i.id),
+        "instance_name": i.name,
+        "provider": i.provider.value,
+        "engine": i.engine,
+        "region": i.region,
+    }
+    r = result
+    if isinstance(r, NoRecommendation):
+        out.update(status="none", kind=None, code=r.code.value, reason=r.reason,
+                   hours_observed=r.hours_observed, notes=list(r.notes),
+                   pattern_changed_on=(None if r.pattern_changed_on is None
+                                       else r.pattern_changed_on.isoformat()))
+        return out
+    body = r.as_dict()
+    cents = r.monthly_savings_cents
+    out.update(
+        status="open",
+        kind=r.kind.value,
+        advice=_advice(r),
+        timezone=r.timezone,
+        windows=body["windows"],
+        spans=body["spans"],
+        schedule={"timezone": r.timezone, "periods": body["running_periods"]},
+        confidence=r.confidence,
+        sleep_hours_per_week=body["sleep_hours_per_week"],
+        monthly_savings_cents=None if cents is None else int(cents),
+        monthly_savings=None if cents is None else float(cents) / 100,
+        hours_observed=r.hours_observed,
+        weeks_observed=r.weeks_observed,
+        margin_minutes=body["margin_minutes"],
+        coverage=body["coverage"],
+        background_connections=body["background_connections"],
+        pattern_changed_on=body["pattern_changed_on"],
+        notes=body["notes"],
+    )
+    return out
+
+
 @dataclass(frozen=True)
 class Entry:
-    instance: Instance
-    result: Recommendation | NoRecommendation
+    """One instance's last analysis: its JSON (but the dismissal), the metrics version
+    it was computed from and the instance facts it used (``fingerprint``)."""
+
+    instance_id: UUID
+    body: dict[str, Any]
     rec_id: UUID | None
+    data_version: int
+    fingerprint: str
     dismissed: bool = False
 
+    @property
+    def has_recommendation(self) -> bool:
+        return self.rec_id is not None
+
+    @property
+    def savings(self) -> float:
+        cents = self.body.get("monthly_savings_cents")
+        return float(cents) if cents is not None else -1.0
+
     def to_json(self) -> dict[str, Any]:
-        out = dict(self._json)
-        if isinstance(self.result, Recommendation):
+        out = dict(self.body)
+        if self.rec_id is not None:
             out["status"] = "dismissed" if self.dismissed else "open"
         return out
 
-    @cached_property
-    def _json(self) -> dict[str, Any]:
-        """Everything but the dismissal, built once per analysis (it is the costly
-        part of a listing served from the memo)."""
-        i = self.instance
-        out: dict[str, Any] = {
-            "id": str(self.rec_id) if self.rec_id else None,
-            "instance_id": str(i.id),
-            "instance_name": i.name,
-            "provider": i.provider.value,
-            "engine": i.engine,
-            "region": i.region,
-        }
-        r = self.result
-        if isinstance(r, NoRecommendation):
-            out.update(status="none", kind=None, code=r.code.value, reason=r.reason,
-                       hours_observed=r.hours_observed)
-            return out
-        body = r.as_dict()
-        cents = r.monthly_savings_cents
-        out.update(
-            status="open",
-            kind=r.kind.value,
-            advice=STOP_ADVICE if r.kind is RecommendationKind.STOP else (
-                "sleep in the windows below every week"
-            ),
-            timezone=r.timezone,
-            windows=body["windows"],
-            spans=body["spans"],
-            schedule={"timezone": r.timezone, "periods": body["running_periods"]},
-            confidence=r.confidence,
-            sleep_hours_per_week=body["sleep_hours_per_week"],
-            monthly_savings_cents=None if cents is None else int(cents),
-            monthly_savings=None if cents is None else float(cents) / 100,
-            hours_observed=r.hours_observed,
-            weeks_observed=r.weeks_observed,
-        )
+
+@dataclass
+class _Memo:
+    """The fleet's analysis kept in the process: valid for one (hour, settings, zone)
+    ``base``; ``versions`` are the global data versions it has seen.
+
+    ``keys`` / ``jsons`` / ``rec_keys`` are the listing, kept sorted (largest savings
+    first, then the instances without a recommendation, by name) and patched in place
+    when a few entries change, so a listing of a big fleet does not sort and rebuild
+    thousands of dicts per request."""
+
+    base: tuple[Any, ...]
+    versions: dict[str, int]
+    entries: dict[UUID, Entry]
+    keys: list[tuple[int, float, str, str]] = field(default_factory=list)
+    jsons: list[dict[str, Any]] = field(default_factory=list)
+    rec_keys: list[int | None] = field(default_factory=list)
+    sorted_: bool = False
+
+    def sort(self) -> None:
+        """Build the listing (once per memo, unless patched)."""
+        pairs = sorted(((_sort_key(e), e) for e in self.entries.values()), key=itemgetter(0))
+        self.keys = [k for k, _ in pairs]
+        self.jsons = [e.to_json() for _, e in pairs]
+        self.rec_keys = [e.rec_id.int if e.rec_id else None for _, e in pairs]
+        self.sorted_ = True
+
+    def patched(self, base: tuple[Any, ...], seen: dict[str, int],
+                fresh: list[Entry]) -> _Memo:
+        """A copy with ``fresh`` entries replacing their instances' old ones."""
+        entries = dict(self.entries)
+        out = _Memo(base, seen, entries)
+        if self.sorted_:
+            out.keys, out.jsons, out.rec_keys = list(self.keys), list(self.jsons), \
+                list(self.rec_keys)
+            out.sorted_ = True
+        for e in fresh:
+            old = entries.get(e.instance_id)
+            entries[e.instance_id] = e
+            if not out.sorted_:
+                continue
+            if old is not None:
+                i = bisect_left(out.keys, _sort_key(old))
+                del out.keys[i], out.jsons[i], out.rec_keys[i]
+            k = _sort_key(e)
+            i = bisect_left(out.keys, k)
+            out.keys.insert(i, k)
+            out.jsons.insert(i, e.to_json())
+            out.rec_keys.insert(i, e.rec_id.int if e.rec_id else None)
         return out
+
+
+def _sort_key(e: Entry) -> tuple[int, float, str, str]:
+    name = e.body["instance_name"]
+    if e.rec_id is not None:
+        return (0, -e.savings, name, str(e.instance_id))
+    return (1, 0.0, name, str(e.instance_id))
+
+
+def _fingerprint(ctx: Context, i: Instance) -> str:
+    """What of the instance the analysis and its JSON use: a change re-analyses it."""
+    facts = (i.name, i.provider.value, i.engine, i.region, timezone_of(ctx, i),
+             str(i.hourly_cost_cents), i.node_count)
+    return hashlib.sha256(repr(facts).encode()).hexdigest()[:32]
 
 
 class RecommendationService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._pruned: int | None = None
 
     def _instances(self) -> list[Instance]:
         with self.ctx.engine.connect() as conn:
@@ -130,41 +225,143 @@ class RecommendationService:
             if not (i.kind is InstanceKind.INSTANCE and i.cluster_provider_id)
         ]
 
+    def _base(self) -> tuple[Any, ...]:
+        """What every analysis depends on besides the data: the hour (only finished
+        hours are used), the settings and the default zone."""
+        s = self.ctx.settings
+        return (floor_hour(self.ctx.now()), analysis_settings(self.ctx), s.analysis_timezone)
+
+    def _settings_key(self) -> str:
+        """Stored analyses are valid for these settings and this retention cleanup (a
+        cleanup may remove hours of the lookback: everything is analysed again)."""
+        if self._pruned is None:
+            with self.ctx.engine.connect() as conn:
+                self._pruned = versions.read(conn).get(versions.PRUNED, 0)
+        base = self._base()
+        return hashlib.sha256(repr((base[1:], self._pruned)).encode()).hexdigest()[:32]
+
     def current(self) -> list[Entry]:
-        """Every instance's analysis, recomputed only when its inputs changed."""
-        # Versions are read before the data: a write landing during the computation
-        # leaves the memo keyed to the older versions, so the next call recomputes.
-        with self.ctx.engine.connect() as conn:
-            inputs = self._inputs(conn)
-        memo = self.ctx.memo.get(_MEMO)
-        if memo is None or memo[0] != inputs:
-            with self.ctx.memo_lock:  # one computation at a time; the others reuse it
-                memo = self.ctx.memo.get(_MEMO)
-                if memo is None or memo[0] != inputs:
-                    memo = (inputs, self.compute())
-                    self.ctx.memo[_MEMO] = memo
-        entries: list[Entry] = memo[1]
+        """Every instance's analysis; only instances whose metrics (per-instance data
+        versions) or facts changed since their last analysis are analysed again."""
+        memo = self._memo()
         with self.ctx.engine.connect() as conn:
             dismissed = store.dismissed_ids(conn)
-        return [replace(e, dismissed=True) if e.rec_id in dismissed else e for e in entries]
+        return [replace(e, dismissed=True) if e.rec_id in dismissed else e
+                for e in memo.entries.values()]
 
-    def _inputs(self, conn: sa.Connection) -> tuple[Any, ...]:
-        """What the analysis depends on besides the data itself."""
-        s = self.ctx.settings
-        return (
-            floor_hour(self.ctx.now()), analysis_settings(self.ctx), s.analysis_timezone,
-            tuple(sorted(versions.read(conn).items())),
+    def _memo(self) -> _Memo:
+        # Versions are read before the data: a write landing during the computation
+        # leaves the memo keyed to the older versions, so the next call recomputes.
+        base = self._base()
+        with self.ctx.engine.connect() as conn:
+            seen = versions.read(conn)
+        memo: _Memo | None = self.ctx.memo.get(_MEMO)
+        if memo is None or memo.base != base or memo.versions != seen:
+            with self.ctx.memo_lock:  # one computation at a time; the others reuse it
+                memo = self.ctx.memo.get(_MEMO)
+                if memo is None or memo.base != base or memo.versions != seen:
+                    memo = self._refresh(memo, base, seen)
+                    self.ctx.memo[_MEMO] = memo
+        return memo
+
+    def _refresh(self, memo: _Memo | None, base: tuple[Any, ...],
+                 seen: dict[str, int]) -> _Memo:
+        metrics_version = seen.get(versions.METRICS, 0)
+        self._pruned = seen.get(versions.PRUNED, 0)
+        same_frame = (
+            memo is not None and memo.base == base
+            and memo.versions.get(versions.PRUNED, 0) == seen.get(versions.PRUNED, 0)
         )
+        if same_frame and memo is not None \
+                and memo.versions.get(versions.INSTANCES, 0) == seen.get(versions.INSTANCES, 0):
+            # Only metrics changed: re-analyse the instances written since.
+            with self.ctx.engine.connect() as conn:
+                changed = versions.changed_since(conn, memo.versions.get(versions.METRICS, 0))
+            stale = [memo.entries[i] for i in changed if i in memo.entries]
+            ids = {e.instance_id for e in stale}
+            instances = self._instances_by_id(ids) if ids else []
+            fresh = self.compute(instances, metrics_version, everything=False,
+                                 inventory=seen.get(versions.INSTANCES, 0))
+            return memo.patched(base, seen, fresh)
+        hour, key = epoch_hour(base[0]), self._settings_key()
+        inventory = seen.get(versions.INSTANCES, 0)
+        if not same_frame:
+            # A new process (or a new hour / new settings): the stored analyses, when
+            # the inventory has not changed since they were checked against it, are
+            # trusted as they are; only instances whose metrics changed since are
+            # analysed again. This is what makes a new process' first listing cheap.
+            with self.ctx.engine.connect() as conn:
+                rows = store.analyses(conn, hour, key)
+                trusted = bool(rows) and all(r.instances_version == inventory for r in rows)
+                changed = (versions.changed_since(conn, min(r.data_version for r in rows))
+                           if trusted else {})
+            stored = {
+                r.instance_id: Entry(r.instance_id, r.body, r.rec_id, r.data_version,
+                                     r.fingerprint)
+                for r in rows
+            }
+            if trusted:
+                outdated = {i for i, v in changed.items()
+                            if i in stored and v > stored[i].data_version}
+                fresh = self.compute(self._instances_by_id(outdated), metrics_version,
+                                     everything=False, inventory=inventory) if outdated else []
+                entries = dict(stored)
+                entries.update({e.instance_id: e for e in fresh})
+                return _Memo(base, seen, entries)
+            known = stored
+        else:
+            assert memo is not None
+            known = memo.entries
+        # Otherwise: every instance of the inventory, reusing what is still valid.
+        instances = self._instances()
+        with self.ctx.engine.connect() as conn:
+            data = versions.instance_versions(conn)
+        entries = {}
+        todo: list[Instance] = []
+        for i in instances:
+            e = known.get(i.id)
+            if (e is not None and data.get(i.id, 0) <= e.data_version
+                    and e.fingerprint == _fingerprint(self.ctx, i)):
+                entries[i.id] = e
+            else:
+                todo.append(i)
+        if todo:
+            for e in self.compute(todo, metrics_version,
+                                  everything=len(todo) > len(instances) // 2):
+                entries[e.instance_id] = e
+        gone = [i for i in known if i not in entries]
+        with self.ctx.engine.begin() as conn:
+            if gone:
+                store.forget_analyses(conn, gone)
+            store.confirm_analyses(conn, hour, key, inventory)
+        return _Memo(base, seen, entries)
 
-    def compute(self) -> list[Entry]:
-        """Analyse every instance now and remember the recommendations shown."""
+    def _instances_by_id(self, ids: set[UUID]) -> list[Instance]:
+        with self.ctx.engine.connect() as conn:
+            found = [instance_store.get(conn, i) for i in ids]
+        return [i for i in found if i is not None and i.missing_since is None]
+
+    def compute(self, instances: list[Instance] | None = None, data_version: int | None = None,
+                everything: bool = True, inventory: int = -1) -> list[Entry]:
+        """Analyse ``instances`` (default: all) now, store the analyses and the
+        recommendations shown. ``data_version``: the metrics version read before;
+        ``inventory``: the inventory version the caller checked these instances against
+        (-1: none; a full pass confirms them, ``store.confirm_analyses``)."""
         settings = analysis_settings(self.ctx)
         now = self.ctx.now()
         hours = settings.lookback_hours
         start = floor_hour(now) - timedelta(hours=hours)
-        instances = self._instances()
+        if instances is None:
+            instances = self._instances()
+        if data_version is None:
+            with self.ctx.engine.connect() as conn:
+                data_version = versions.read(conn).get(versions.METRICS, 0)
+        if not instances:
+            return []
         with self.ctx.engine.connect() as conn:
-            columns = metric_store.fleet_series(conn, start, hours)
+            columns = metric_store.fleet_series(
+                conn, start, hours, None if everything else [i.id for i in instances]
+            )
         entries: list[Entry] = []
         for i in instances:
             cols = columns.get(i.id) or HourlySeries.empty(start, hours)
@@ -179,31 +376,46 @@ class RecommendationService:
                 )
             rec_id = recommendation_id(i.id, result) if isinstance(result, Recommendation) \
                 else None
-            entries.append(Entry(i, result, rec_id))
+            entries.append(Entry(i.id, entry_body(i, result, rec_id), rec_id, data_version,
+                                 _fingerprint(self.ctx, i)))
         rows: list[dict[str, Any]] = [
-            {"id": e.rec_id, "instance_id": e.instance.id, "kind": e.result.kind.value,
+            {"id": e.rec_id, "instance_id": e.instance_id, "kind": e.body["kind"],
              "body": e.to_json()}
-            for e in entries if e.rec_id is not None and isinstance(e.result, Recommendation)
+            for e in entries if e.rec_id is not None
         ]
         with self.ctx.engine.begin() as conn:
-            store.replace_current(conn, rows, now)
+            store.replace_current(conn, rows, now, [e.instance_id for e in entries])
+            store.save_analyses(conn, [
+                {"instance_id": e.instance_id, "analysed_hour": epoch_hour(floor_hour(now)),
+                 "settings_key": self._settings_key(), "data_version": e.data_version,
+                 "instances_version": inventory,
+                 "fingerprint": e.fingerprint, "rec_id": e.rec_id, "body": e.body}
+                for e in entries
+            ])
         return entries
 
     def list(self, include_dismissed: bool = False) -> list[dict[str, Any]]:
-        """Recommendations (largest savings first), then instances without one."""
-        entries = [e for e in self.current() if include_dismissed or not e.dismissed]
-        with_rec = [e for e in entries if isinstance(e.result, Recommendation)]
-        without = [e for e in entries if not isinstance(e.result, Recommendation)]
+        """Recommendations (largest savings first), then instances without one.
 
-        def savings(e: Entry) -> float:
-            r = e.result
-            assert isinstance(r, Recommendation)
-            cents = r.monthly_savings_cents
-            return float(cents) if cents is not None else -1.0
-
-        with_rec.sort(key=lambda e: (-savings(e), e.instance.name))
-        without.sort(key=lambda e: e.instance.name)
-        return [e.to_json() for e in with_rec + without]
+        The dicts are shared with the memo: read them, do not change them."""
+        memo = self._memo()
+        with self.ctx.engine.connect() as conn:
+            dismissed = store.dismissed_ids(conn)
+        if not memo.sorted_:
+            with self.ctx.memo_lock:
+                if not memo.sorted_:
+                    memo.sort()
+        if not dismissed:
+            return list(memo.jsons)
+        gone = {d.int for d in dismissed}
+        out: list[dict[str, Any]] = []
+        for body, key in zip(memo.jsons, memo.rec_keys, strict=True):
+            if key is not None and key in gone:
+                if include_dismissed:
+                    out.append(dict(body, status="dismissed"))
+            else:
+                out.append(body)
+        return out
 
     def dismiss(self, rec_id: str | UUID, actor: str) -> dict[str, Any]:
         try:
@@ -259,7 +471,7 @@ class RecommendationService:
             "timezone": schedule.get("timezone") or body.get("timezone") or "UTC",
             "description": f"applied from recommendation {key} by {actor}",
         }
-        if body.get("kind") == RecommendationKind.STOP.value:
+        if body.get("kind") in (RecommendationKind.STOP.value, "stop"):  # "stop": before 21
             definition["periods"] = []
             definition["override_status"] = "stopped"
         else:

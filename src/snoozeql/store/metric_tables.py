@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from snoozeql.store.tables import metadata
 from snoozeql.store.types import JSONType, UTCDateTime
 
-__all__ = ["metric_hours", "recommendations"]
+__all__ = ["instance_analyses", "metric_hours", "recommendations"]
 
 metric_hours = sa.Table(
     "metric_hours",
@@ -59,4 +59,19 @@ recommendations = sa.Table(
     sa.Column("dismissed_at", UTCDateTime),
     sa.Column("dismissed_by", sa.String(128)),
     sa.Index("ix_recommendations_instance_id", "instance_id"),
+)
+
+# The last analysis of each instance, so a new process (or a listing after a few new
+# samples) analyses only the instances whose metrics changed (services/recommendations).
+instance_analyses = sa.Table(
+    "instance_analyses",
+    metadata,
+    sa.Column("instance_id", sa.Uuid, primary_key=True),
+    sa.Column("analysed_hour", sa.BigInteger, nullable=False),
+    sa.Column("settings_key", sa.String(64), nullable=False),
+    sa.Column("data_version", sa.BigInteger, nullable=False),
+    sa.Column("instances_version", sa.BigInteger, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("rec_id", sa.Uuid),
+    sa.Column("body", JSONType, nullable=False),
 )

@@ -170,8 +170,8 @@ def apply_samples(
                     return 0, statements
                 merged = _upsert(conn, rows)
                 statements += math.ceil(len(rows) / _CHUNK)
-                if merged:
-                    versions.bump(conn, versions.METRICS)  # last: the lock is brief
+                if merged:  # last: the lock on the version row is brief
+                    versions.bump_metrics(conn, {r["instance_id"] for r in rows})
         except sa.exc.OperationalError as exc:
             # SQLite: a transaction that read before another writer committed cannot
             # write any more ("database is locked" at once, no busy wait): start over.
@@ -218,6 +218,7 @@ def load_hours(
     batch: list[Any] = []
     hour_text: dict[datetime, tuple[str, int]] = {}
     id_text: dict[UUID, str] = {}
+    loaded: set[UUID] = set()
 
     def flush() -> None:
         nonlocal done, batch
@@ -250,6 +251,7 @@ def load_hours(
                 batch.append((hexed, a.metric, known[0], known[1], a.avg, a.min, a.max,
                               a.count, minutes))
             else:
+                loaded.add(instance_id)
                 batch.append({
                     "instance_id": instance_id, "metric": a.metric, "hour": a.hour,
                     "epoch_hour": epoch_hour(a.hour), "avg": a.avg, "min": a.min,
@@ -262,8 +264,8 @@ def load_hours(
     finally:
         if previous_cache is not None:
             conn.exec_driver_sql(f"PRAGMA cache_size={int(previous_cache)}")
-    if done:
-        versions.bump(conn, versions.METRICS)
+    if done:  # every instance loaded is analysed again (per-instance versions)
+        versions.bump_metrics(conn, id_text.keys() if sqlite_fast else loaded)
     return done
 
 
@@ -320,7 +322,7 @@ def delete_before(conn: sa.Connection, cutoff: datetime) -> int:
     """Remove every hour before ``cutoff`` (the retention job)."""
     removed: int = conn.execute(t.delete().where(t.c.hour < cutoff)).rowcount
     if removed:
-        versions.bump(conn, versions.METRICS)
+        versions.bump(conn, versions.PRUNED)
     return removed
 
 

@@ -14,9 +14,20 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from snoozeql.store.metric_tables import instance_analyses as a
 from snoozeql.store.metric_tables import recommendations as t
 
-__all__ = ["dismiss", "dismissed_ids", "get", "replace_current", "stored"]
+__all__ = [
+    "analyses",
+    "confirm_analyses",
+    "dismiss",
+    "dismissed_ids",
+    "forget_analyses",
+    "get",
+    "replace_current",
+    "save_analyses",
+    "stored",
+]
 
 
 def stored(conn: sa.Connection, instance_ids: Sequence[UUID] | None = None) -> dict[UUID, Any]:
@@ -37,16 +48,23 @@ def dismissed_ids(conn: sa.Connection) -> set[UUID]:
     return set(conn.execute(sa.select(t.c.id).where(t.c.dismissed_at.is_not(None))).scalars())
 
 
-def replace_current(conn: sa.Connection, rows: Sequence[dict[str, Any]], at: datetime) -> None:
-    """Make ``rows`` the current recommendations of their instances.
+def replace_current(
+    conn: sa.Connection,
+    rows: Sequence[dict[str, Any]],
+    at: datetime,
+    instance_ids: Sequence[UUID] | None = None,
+) -> None:
+    """Make ``rows`` the current recommendations of ``instance_ids`` (default: the
+    instances of ``rows``).
 
     New ids are inserted (one statement), known ones refreshed; rows of those instances
     that are no longer current are removed unless dismissed (a dismissal is kept so the
     same recommendation coming back stays dismissed).
     """
-    if not rows:
+    ids = list(instance_ids) if instance_ids is not None else [r["instance_id"] for r in rows]
+    if not ids:
         return
-    known = stored(conn, [r["instance_id"] for r in rows])
+    known = stored(conn, ids)
     fresh = [dict(r, computed_at=at) for r in rows if r["id"] not in known]
     if fresh:
         conn.execute(t.insert(), fresh)
@@ -67,3 +85,42 @@ def dismiss(conn: sa.Connection, rec_id: UUID, at: datetime, by: str) -> int:
     return conn.execute(
         t.update().where(t.c.id == rec_id).values(dismissed_at=at, dismissed_by=by)
     ).rowcount
+
+
+# -- each instance's last analysis (incremental analysis) --------------------------------
+
+
+def analyses(conn: sa.Connection, analysed_hour: int, settings_key: str) -> list[Any]:
+    """Stored analyses made for this hour and these settings: rows of (instance_id,
+    data_version, instances_version, fingerprint, rec_id, body)."""
+    q = sa.select(
+        a.c.instance_id, a.c.data_version, a.c.instances_version, a.c.fingerprint, a.c.rec_id,
+        a.c.body,
+    ).where(a.c.analysed_hour == analysed_hour, a.c.settings_key == settings_key)
+    return list(conn.execute(q))
+
+
+def confirm_analyses(
+    conn: sa.Connection, analysed_hour: int, settings_key: str, instances_version: int
+) -> None:
+    """Mark every stored analysis of this hour and settings as checked against the
+    inventory at ``instances_version`` (a later process may then trust them as they are)."""
+    conn.execute(
+        a.update()
+        .where(a.c.analysed_hour == analysed_hour, a.c.settings_key == settings_key)
+        .values(instances_version=instances_version)
+    )
+
+
+def save_analyses(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Replace the stored analyses of these instances (delete, then one insert per 500)."""
+    ids = [r["instance_id"] for r in rows]
+    forget_analyses(conn, ids)
+    for n in range(0, len(rows), 500):
+        conn.execute(a.insert(), list(rows[n : n + 500]))
+
+
+def forget_analyses(conn: sa.Connection, instance_ids: Sequence[UUID]) -> None:
+    ids = list(instance_ids)
+    for n in range(0, len(ids), 500):
+        conn.execute(a.delete().where(a.c.instance_id.in_(ids[n : n + 500])))

@@ -208,3 +208,13 @@ web_sessions = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("last_seen_at", UTCDateTime, nullable=False),
 )
+
+# Per-instance version of its metrics: the recommendations re-analyse only instances
+# whose metrics changed since the last analysis (store/versions.py).
+instance_data_versions = sa.Table(
+    "instance_data_versions",
+    metadata,
+    sa.Column("instance_id", sa.Uuid, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Index("ix_instance_data_versions_version", "version"),
+)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
 from snoozeql.api.local_schemas import (
+    ExternalInstanceCreate,
     LocalInstanceCreate,
     LocalInstanceCreated,
     LocalLogsOut,
@@ -17,16 +18,24 @@ from snoozeql.api.local_schemas import (
     LocalUrlOut,
 )
 from snoozeql.api.schemas import InstanceOut
+from snoozeql.services.external import ExternalInstanceService
 from snoozeql.services.local_databases import LocalDatabaseService
 
 router = APIRouter(prefix="/instances", tags=["local databases"])
 
 
-@router.post("", status_code=201, response_model=LocalInstanceCreated)
+@router.post("", status_code=201, response_model=LocalInstanceCreated | InstanceOut)
 def create_local_instance(
-    body: LocalInstanceCreate, ctx: CtxDep, key: Operator
-) -> LocalInstanceCreated:
-    """Create a local database and wait until it answers with its password."""
+    body: LocalInstanceCreate | ExternalInstanceCreate, ctx: CtxDep, key: Operator
+) -> LocalInstanceCreated | InstanceOut:
+    """Create a local database and wait until it answers with its password; or, with
+    ``"provider": "external"``, register a database SnoozeQL cannot discover (push its
+    metrics to get recommendations; start and stop on it are refused)."""
+    if isinstance(body, ExternalInstanceCreate):
+        registered = ExternalInstanceService(ctx).register(
+            body.name, body.engine, body.hourly_cost, body.tags
+        )
+        return InstanceOut.of(registered)
     created = LocalDatabaseService(ctx).create(
         name=body.name, engine=body.engine, version=body.version, image=body.image,
         tag=body.tag, port=body.port, password=body.password, runtime=body.runtime,
