@@ -499,7 +499,7 @@ class GcpProvider:
     def _service(self, credentials: Any, cfg: GcpAccountConfig) -> Any:
         """A fresh client: its own httplib2 connection, so one per thread."""
         http = google_auth_httplib2.AuthorizedHttp(
-            credentials, http=httplib2.Http(timeout=self._http_timeout)
+            credentials, http=no_redirects_http(self._http_timeout)
         )
         options = {"api_endpoint": cfg.api_endpoint} if cfg.api_endpoint else None
         return discovery.build(
@@ -534,6 +534,15 @@ class GcpProvider:
         except (ValueError, KeyError, TypeError):
             raise ProviderError(f"{what}: unexpected answer from {_endpoint(cfg)}") from None
         return result if isinstance(result, dict) else {}
+
+
+def no_redirects_http(timeout: float) -> httplib2.Http:
+    """An httplib2 connection that never follows a redirect: an allowed endpoint's 3xx
+    pointing elsewhere is an error, not a request to a host nobody allowed."""
+    http = httplib2.Http(timeout=timeout)
+    http.follow_redirects = False
+    http.follow_all_redirects = False
+    return http
 
 
 def _endpoint(cfg: GcpAccountConfig) -> str:
