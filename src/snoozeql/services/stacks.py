@@ -1006,6 +1006,17 @@ class StackService:
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
             services = self._enabled_services(conn, stack)
+        for r, svc in services:
+            # rows written before the host-path rules (or by an older version) are
+            # checked again: a refused mount is never handed out to run
+            try:
+                check_host_paths(self.ctx.settings, stack.name, svc.volumes)
+            except ValidationError as exc:
+                raise ConflictError(
+                    f"instance {r.name!r} cannot be exported: {exc.message}; change its "
+                    f"volumes (snoozeql stacks instances override {stack.name} {r.name} "
+                    "volumes ...)"
+                ) from None
         return to_compose(
             stack.name, [(r.name, svc) for r, svc in services], self.prefix,
             secrets=secrets, config_style=config_style,
