@@ -393,3 +393,27 @@ def test_gcp_never_follows_a_redirect_off_the_allowed_endpoint(
         assert recorder.requests == []  # ... and the place it points at never was
     finally:
         redirector.close()
+
+
+def test_a_url_clients_read_differently_is_refused_and_never_called(
+    ctx: Context, aws_env: Any, recorder: Recorder
+) -> None:
+    """``http://A\\@B`` is host B for Python's URL parser (the rule) but host A for
+    urllib3 (botocore): the rule must not allow what the client then sends elsewhere.
+    Backslashes and blanks in an endpoint URL are refused outright."""
+    other = 1 if recorder.port == 65535 else recorder.port + 1
+    sneaky = f"http://127.0.0.1:{recorder.port}\\@127.0.0.1:{other}"
+    for url in (sneaky, f"http://127.0.0.1:{other}\\x", f"http://127.0.0.1:{other} /",
+                f"http://127.0.0.1:{other}/\t"):
+        with pytest.raises(ValidationError):
+            check_endpoint(url, [f"127.0.0.1:{other}"], "endpoint URL")
+
+    # a stored account (written before, or by hand) with such a URL is refused at call time
+    _only(ctx, f"127.0.0.1:{other}")
+    account = Account(id=uuid.uuid4(), name="sneaky", provider=ProviderKind.AWS,
+                      config={"regions": ["us-east-1"], "endpoint_url": sneaky})
+    with ctx.engine.begin() as conn:
+        account_store.insert(conn, account, datetime.now(UTC))
+    report = DiscoveryService(ctx).sync("sneaky")
+    assert report.status is AccountStatus.FAILED
+    assert recorder.requests == []  # no signed request reached the other host
