@@ -417,3 +417,19 @@ def test_a_url_clients_read_differently_is_refused_and_never_called(
     report = DiscoveryService(ctx).sync("sneaky")
     assert report.status is AccountStatus.FAILED
     assert recorder.requests == []  # no signed request reached the other host
+
+
+def test_a_credentials_file_with_a_nul_byte_is_a_400_with_the_usual_message(
+    ctx: Context, tmp_path: Path
+) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    _gcp(ctx, creds)
+    key = ApiKeyService(ctx).create("admin-key", "admin")[1]
+    api = TestClient(create_app(ctx), raise_server_exceptions=False)
+    for path in ("key\x00.json", "/etc/shadow\x00"):
+        r = api.post("/api/v1/accounts", headers={"X-API-Key": key}, json={
+            "provider": "gcp", "name": "probe",
+            "config": {"projects": ["proj-a"], "credentials_file": path}})
+        assert r.status_code == 400, r.text
+        assert "SNOOZEQL_CREDENTIALS_DIR" in r.json()["error"]["message"]

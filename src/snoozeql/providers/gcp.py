@@ -558,9 +558,13 @@ def credentials_file_path(
     whether the file exists or not, so the check reveals nothing about other paths.
     """
     base = settings.effective_credentials_dir
-    raw = Path(str(value)).expanduser()
-    path = (raw if raw.is_absolute() else base / raw).resolve()
-    if not path.is_relative_to(base) or not path.is_file():
+    try:
+        raw = Path(str(value)).expanduser()
+        path = (raw if raw.is_absolute() else base / raw).resolve()
+        usable = path.is_relative_to(base) and path.is_file()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, an unknown ~user, a loop
+        usable = False
+    if not usable:
         raise error(
             f"credentials file {str(value)!r} is not a key file in the credentials directory "
             f"{base} (SNOOZEQL_CREDENTIALS_DIR); put the service-account key file there"
