@@ -99,6 +99,22 @@ def test_a_plain_text_external_id_from_before_is_encrypted_on_first_read(ctx: Co
     assert AccountService(ctx).get("legacy").config["external_id"] == EXTERNAL_ID
 
 
+def test_listing_a_plain_text_row_with_an_encrypted_one_decrypts_both(ctx: Context) -> None:
+    """The first listing after an upgrade, with an account added since (encrypted) beside
+    one from before (plain text): both come back with their external id, so a sync of
+    every account assumes each role with its id."""
+    AccountService(ctx).add("aws", "newer", {"regions": "us-east-1", "role_arn": ROLE,
+                                             "external_id": "newer-id"})
+    legacy = Account(id=uuid4(), name="legacy", provider=ProviderKind.AWS,
+                     config={"regions": ["us-east-1"], "role_arn": ROLE,
+                             "external_id": EXTERNAL_ID})
+    with ctx.engine.begin() as conn:
+        account_store.insert(conn, legacy, datetime.now(UTC))
+    got = {a.name: a.config.get("external_id") for a in AccountService(ctx).list()}
+    assert got == {"legacy": EXTERNAL_ID, "newer": "newer-id"}
+    assert EXTERNAL_ID not in store_dump(ctx)
+
+
 def test_cli_shows_set(snoozeql_cli: Any, aws_env: Any) -> None:
     cli = snoozeql_cli
     r = cli("accounts", "add", "aws", "other", "--regions", "us-east-1", "--role-arn", ROLE,

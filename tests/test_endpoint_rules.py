@@ -337,3 +337,99 @@ def test_webhooks_follow_the_same_allow_list(tmp_path: Path, recorder: Recorder,
     [(_, url, body)] = allowed.targets(_warning())
     assert allowed.post(url, body) is None
     assert [r["path"] for r in recorder.requests] == ["/services/T000/B000/secret-path"]
+
+
+# ----------------------------------------------------------- redirects elsewhere
+
+
+class Redirector:
+    """An HTTP server on 127.0.0.1 that answers every request with ``status`` and a
+    Location on ``target`` (another server, not in the allow-list)."""
+
+    def __init__(self, target: str, status: int) -> None:
+        self.requests: list[str] = []
+        rec = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                rec.requests.append(self.path)
+                self.send_response(status)
+                self.send_header("Location", f"{target}/moved{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_PATCH = _answer  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_gcp_never_follows_a_redirect_off_the_allowed_endpoint(
+    gcp_account: Any, recorder: Recorder, tmp_path: Path, status: int
+) -> None:
+    """An allowed endpoint that redirects elsewhere (an open redirect, a compromised
+    test server) must not make the server call the place it points at."""
+    redirector = Redirector(recorder.url, status)
+    try:
+        account = gcp_account("proj-a")
+        account = Account(id=account.id, name=account.name, provider=account.provider,
+                          config={**account.config, "api_endpoint": redirector.url})
+        settings = Settings(data_dir=tmp_path, gcp_num_retries=0,
+                            allowed_endpoints=[f"127.0.0.1:{redirector.port}"],
+                            _env_file=None)  # type: ignore[call-arg]
+        with pytest.raises(ProviderError):
+            GcpProvider(settings).discover(account)
+        assert redirector.requests  # the allowed endpoint was called ...
+        assert recorder.requests == []  # ... and the place it points at never was
+    finally:
+        redirector.close()
+
+
+def test_a_url_clients_read_differently_is_refused_and_never_called(
+    ctx: Context, aws_env: Any, recorder: Recorder
+) -> None:
+    """``http://A\\@B`` is host B for Python's URL parser (the rule) but host A for
+    urllib3 (botocore): the rule must not allow what the client then sends elsewhere.
+    Backslashes and blanks in an endpoint URL are refused outright."""
+    other = 1 if recorder.port == 65535 else recorder.port + 1
+    sneaky = f"http://127.0.0.1:{recorder.port}\\@127.0.0.1:{other}"
+    for url in (sneaky, f"http://127.0.0.1:{other}\\x", f"http://127.0.0.1:{other} /",
+                f"http://127.0.0.1:{other}/\t"):
+        with pytest.raises(ValidationError):
+            check_endpoint(url, [f"127.0.0.1:{other}"], "endpoint URL")
+
+    # a stored account (written before, or by hand) with such a URL is refused at call time
+    _only(ctx, f"127.0.0.1:{other}")
+    account = Account(id=uuid.uuid4(), name="sneaky", provider=ProviderKind.AWS,
+                      config={"regions": ["us-east-1"], "endpoint_url": sneaky})
+    with ctx.engine.begin() as conn:
+        account_store.insert(conn, account, datetime.now(UTC))
+    report = DiscoveryService(ctx).sync("sneaky")
+    assert report.status is AccountStatus.FAILED
+    assert recorder.requests == []  # no signed request reached the other host
+
+
+def test_a_credentials_file_with_a_nul_byte_is_a_400_with_the_usual_message(
+    ctx: Context, tmp_path: Path
+) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    _gcp(ctx, creds)
+    key = ApiKeyService(ctx).create("admin-key", "admin")[1]
+    api = TestClient(create_app(ctx), raise_server_exceptions=False)
+    for path in ("key\x00.json", "/etc/shadow\x00"):
+        r = api.post("/api/v1/accounts", headers={"X-API-Key": key}, json={
+            "provider": "gcp", "name": "probe",
+            "config": {"projects": ["proj-a"], "credentials_file": path}})
+        assert r.status_code == 400, r.text
+        assert "SNOOZEQL_CREDENTIALS_DIR" in r.json()["error"]["message"]

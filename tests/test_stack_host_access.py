@@ -216,3 +216,31 @@ def test_cli_empty_ports_value_is_an_error_and_clear_is_explicit(snoozeql_cli: A
 
     r = cli("stacks", "instances", "override", "shop", "web", "volumes", '["/:/host"]')
     assert r.exit_code == 2 and "never mounted" in r.output
+
+
+def test_a_mount_stored_before_the_rule_is_never_exported(api: TestClient) -> None:
+    """An override written before these rules (or by an older version) that mounts the
+    Docker socket is not handed out as a Compose file to run: export refuses it, saying
+    which instance to fix, and the fixed stack exports again."""
+    from datetime import UTC, datetime
+
+    from snoozeql.store import stacks as stack_store
+
+    ctx: Context = api.ctx  # type: ignore[attr-defined]
+    with ctx.engine.begin() as conn:
+        stack = stack_store.stack_by_name(conn, "shop")
+        assert stack is not None
+        web = stack_store.instance_by_name(conn, stack.id, "web")
+        assert web is not None
+        stack_store.override_put(conn, web.id, "volumes", "merge", [
+            {"type": "bind", "source": "/var/run/docker.sock",
+             "target": "/var/run/docker.sock", "read_only": False},
+        ], datetime.now(UTC))
+    r = api.get(f"{V1}/stacks/shop/compose")
+    assert r.status_code == 409, r.text
+    assert "web" in _msg(r) and "socket" in _msg(r)
+    assert "docker.sock" not in str(r.json().get("compose", ""))
+
+    assert api.delete(f"{V1}/stacks/shop/instances/web/overrides/volumes").status_code in (
+        200, 204)
+    assert api.get(f"{V1}/stacks/shop/compose").status_code == 200

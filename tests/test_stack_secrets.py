@@ -227,3 +227,32 @@ def test_an_instance_from_before_gets_the_password_its_database_already_has(
     assert svc.compose("old").env == {"SNOOZEQL_CACHE_REDIS_PASSWORD": "applied-before-4242"}
     assert _secret(svc, "old", "cache", "REDIS_PASSWORD") == "applied-before-4242"
     assert svc.secrets("old", "cache")["database_password"] == "applied-before-4242"
+
+
+def test_a_password_set_without_the_secret_flag_stays_secret(ctx: Context) -> None:
+    """The template declares POSTGRES_PASSWORD secret: a user who sets their own value
+    without ``"secret": true`` still gets it encrypted and hidden from viewers, while
+    ``secrets`` (operator) shows it and the export interpolates it."""
+    keys = {role: ApiKeyService(ctx).create(f"{role}-k", role)[1]
+            for role in ("viewer", "operator")}
+    api = TestClient(create_app(ctx), raise_server_exceptions=False)
+    op, viewer = {"X-API-Key": keys["operator"]}, {"X-API-Key": keys["viewer"]}
+    assert api.post("/api/v1/stacks", json={"name": "shop"}, headers=op).status_code == 201
+    assert api.post("/api/v1/stacks/shop/instances", headers=op,
+                    json={"name": "db", "template": "postgres"}).status_code == 201
+    mine = "My-Own-Pg-Passw0rd-7731"
+    for mode in ("merge", "replace"):
+        r = api.put("/api/v1/stacks/shop/instances/db/overrides/env_vars", headers=op,
+                    json={"mode": mode, "entries": [{"key": "POSTGRES_PASSWORD",
+                                                     "value": mine}]})
+        assert r.status_code == 200, r.text
+        assert mine not in r.text
+        for url in ("/api/v1/stacks/shop/instances/db", "/api/v1/stacks/shop/instances",
+                    "/api/v1/stacks/shop/instances/db/effective", "/api/v1/stacks/shop/compose",
+                    "/api/v1/audit"):
+            got = api.get(url, headers=viewer)
+            assert got.status_code == 200, (url, got.text)
+            assert mine not in got.text, url
+        assert mine not in store_dump(ctx)
+        r = api.get("/api/v1/stacks/shop/instances/db/secrets", headers=op)
+        assert r.json()["database_password"] == mine

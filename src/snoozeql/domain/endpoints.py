@@ -84,7 +84,13 @@ def validate_patterns(patterns: Iterable[str]) -> list[str]:
 
 
 def endpoint_host(url: str) -> tuple[str, int]:
-    """(host, port) a URL points at; the port from the scheme when not written."""
+    """(host, port) a URL points at; the port from the scheme when not written.
+
+    Backslashes and blanks or control characters are refused: HTTP clients do not all
+    read such a URL the way this rule would (``http://A\\@B`` is host B here but host A
+    for urllib3, which botocore uses)."""
+    if "\\" in url or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValidationError(f"{url!r} is not a valid URL (no backslashes or blanks)")
     try:
         u = urlsplit(url.strip())
         host, port = u.hostname, u.port
@@ -107,8 +113,12 @@ def _matches(pattern: str, host: str, port: int) -> bool:
 
 
 def endpoint_allowed(url: str, patterns: Iterable[str]) -> bool:
-    """True when the URL's host (and port) matches one of the patterns."""
-    host, port = endpoint_host(url)
+    """True when the URL's host (and port) matches one of the patterns (False for a
+    URL with backslashes or blanks)."""
+    try:
+        host, port = endpoint_host(url)
+    except ValidationError:
+        return False
     return any(_matches(p, host, port) for p in patterns)
 
 

@@ -499,7 +499,7 @@ class GcpProvider:
     def _service(self, credentials: Any, cfg: GcpAccountConfig) -> Any:
         """A fresh client: its own httplib2 connection, so one per thread."""
         http = google_auth_httplib2.AuthorizedHttp(
-            credentials, http=httplib2.Http(timeout=self._http_timeout)
+            credentials, http=no_redirects_http(self._http_timeout)
         )
         options = {"api_endpoint": cfg.api_endpoint} if cfg.api_endpoint else None
         return discovery.build(
@@ -536,6 +536,15 @@ class GcpProvider:
         return result if isinstance(result, dict) else {}
 
 
+def no_redirects_http(timeout: float) -> httplib2.Http:
+    """An httplib2 connection that never follows a redirect: an allowed endpoint's 3xx
+    pointing elsewhere is an error, not a request to a host nobody allowed."""
+    http = httplib2.Http(timeout=timeout)
+    http.follow_redirects = False
+    http.follow_all_redirects = False
+    return http
+
+
 def _endpoint(cfg: GcpAccountConfig) -> str:
     return cfg.api_endpoint or "https://sqladmin.googleapis.com/"
 
@@ -549,9 +558,13 @@ def credentials_file_path(
     whether the file exists or not, so the check reveals nothing about other paths.
     """
     base = settings.effective_credentials_dir
-    raw = Path(str(value)).expanduser()
-    path = (raw if raw.is_absolute() else base / raw).resolve()
-    if not path.is_relative_to(base) or not path.is_file():
+    try:
+        raw = Path(str(value)).expanduser()
+        path = (raw if raw.is_absolute() else base / raw).resolve()
+        usable = path.is_relative_to(base) and path.is_file()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, an unknown ~user, a loop
+        usable = False
+    if not usable:
         raise error(
             f"credentials file {str(value)!r} is not a key file in the credentials directory "
             f"{base} (SNOOZEQL_CREDENTIALS_DIR); put the service-account key file there"

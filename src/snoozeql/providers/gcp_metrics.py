@@ -45,6 +45,7 @@ from snoozeql.providers.gcp import (
     GcpProvider,
     _first_line,
     _http_error,
+    no_redirects_http,
     split_provider_id,
 )
 
@@ -118,7 +119,7 @@ class GcpMetricsCollector:
 
     def _service(self, credentials: Any, endpoint: str | None) -> Any:
         http = google_auth_httplib2.AuthorizedHttp(
-            credentials, http=httplib2.Http(timeout=self._timeout)
+            credentials, http=no_redirects_http(self._timeout)
         )
         return discovery.build(
             "monitoring", "v3", http=http, static_discovery=True, cache_discovery=False,

@@ -142,13 +142,16 @@ class AccountService:
                 for a in legacy:
                     public = self._write_secrets(conn, a.id, a.config)
                     store.update(conn, a.id, self.ctx.now(), config=public)
-            return accounts  # the legacy ones already carry their values
+        legacy_ids = {a.id for a in legacy}  # these already carry their values
         with self.ctx.engine.connect() as conn:
             tokens = {k: secret_store.get_named(conn, SECRET_SCOPE, k) for k in SECRET_CONFIG_KEYS}
         if not any(tokens.values()):
             return accounts
         out = []
         for a in accounts:
+            if a.id in legacy_ids:
+                out.append(a)
+                continue
             found = {k: self.box.decrypt(t[a.id]) for k, t in tokens.items() if a.id in t}
             out.append(replace(a, config={**a.config, **found}) if found else a)
         return out

@@ -672,6 +672,23 @@ class StackService:
             raise ConflictError(self._taken(stack_name, name)) from None
 
     @staticmethod
+    def _secret_as_declared(
+        tmpl: Template, parsed: dict[OverrideKind, Override]
+    ) -> dict[OverrideKind, Override]:
+        """``parsed`` with env_vars entries for the template's secret keys marked secret."""
+        declared = {e.key for e in tmpl.environment if e.secret}
+        current = parsed.get(OverrideKind.ENV_VARS)
+        if current is None or not declared:
+            return parsed
+        entries = tuple(
+            EnvVar(e.key, e.value, secret=True)
+            if e.key in declared and e.value is not None and not e.secret else e
+            for e in current.entries  # type: ignore[union-attr]
+        )
+        return {**parsed, OverrideKind.ENV_VARS: Override(OverrideKind.ENV_VARS, entries,
+                                                          current.mode)}
+
+    @staticmethod
     def _with_generated_secrets(
         tmpl: Template,
         parsed: dict[OverrideKind, Override],
@@ -684,7 +701,11 @@ class StackService:
         (its value from ``previous``, the override being replaced, else a new one)
         unless the new override names that key itself, which is how a user sets or
         removes it explicitly.
+
+        A value given for a key the template declares secret is kept secret (encrypted,
+        shown as ``***``) even when the entry does not say ``secret``.
         """
+        parsed = StackService._secret_as_declared(tmpl, parsed)
         missing = [e.key for e in tmpl.environment if e.secret and e.value is None]
         if not missing:
             return parsed
@@ -1014,6 +1035,17 @@ class StackService:
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
             services = self._enabled_services(conn, stack)
+        for r, svc in services:
+            # rows written before the host-path rules (or by an older version) are
+            # checked again: a refused mount is never handed out to run
+            try:
+                check_host_paths(self.ctx.settings, stack.name, svc.volumes)
+            except ValidationError as exc:
+                raise ConflictError(
+                    f"instance {r.name!r} cannot be exported: {exc.message}; change its "
+                    f"volumes (snoozeql stacks instances override {stack.name} {r.name} "
+                    "volumes ...)"
+                ) from None
         return to_compose(
             stack.name, [(r.name, svc) for r, svc in services], self.prefix,
             secrets=secrets, config_style=config_style,
