@@ -77,12 +77,17 @@ def test_cross_field_rules_are_in_the_schema(api) -> None:  # noqa: ANN001
     assert sorted(b["required"][0] for b in assign) == ["account", "instance", "selector",
                                                          "tag"]
     imports = {b["required"][0]: b["required"] for b in schemas["ImportIn"]["oneOf"]}
+    # a Custodian policy with opt-out needs no tag: its untagged resources get the defaults
     assert imports == {"custodian": ["custodian", "name"],
-                       "instance_scheduler": ["instance_scheduler"]}
+                       "instance_scheduler": ["instance_scheduler"],
+                       "opt-out": ["opt-out", "name"]}
     # ... and the API enforces exactly what the schema says.
     both = {"action": "stop", "ids": ["x"], "selector": {"provider": "aws"}}
     assert api.post("/api/v1/instances/bulk", json=both).status_code == 400
     r = api.post("/api/v1/schedules/import", json={"custodian": "off=(M-F,19)"})
+    assert r.status_code == 400
+    r = api.post("/api/v1/schedules/import",
+                 json={"opt-out": True, "instance_scheduler": {"periods": []}})
     assert r.status_code == 400
 
 
