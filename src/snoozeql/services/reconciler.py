@@ -46,7 +46,11 @@ stops and starts done here open and close ``stop_intervals`` for realized saving
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import zip_longest
+from typing import TypeVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -66,8 +70,9 @@ from snoozeql.services.context import Context
 from snoozeql.services.leases import action_lease, keeper, new_owner
 from snoozeql.services.lifecycle import LifecycleService, Resolution
 from snoozeql.services.notify import Notifier, StopWarning
-from snoozeql.services.schedules import Governing, is_protected, resolve
+from snoozeql.services.schedules import SCHEDULE_TAG, Governing, is_protected, resolve
 from snoozeql.store import accounts as account_store
+from snoozeql.store import governed
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
@@ -81,6 +86,8 @@ ACTOR = "reconciler"
 #: How far back a run looks for the start of the current desired-state stretch.
 LOOKBACK = timedelta(days=8)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Plans claimed (and their claims finished) per statement.
+CHUNK = 200
 #: Finished enforcement and warning claims older than this are deleted.
 PRUNE_AFTER = timedelta(days=30)
 
@@ -132,6 +139,39 @@ class _Plan:
     enforced: bool = False
 
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def bounded_map(fn: Callable[[_T], _R], items: list[_T], *, key: Callable[[_T], Hashable],
+                limit: int, max_threads: int = 64) -> list[_R]:
+    """``[fn(x) for x in items]`` on threads, at most ``limit`` calls in flight per
+    ``key(x)`` (an account and region: provider APIs throttle per account and region).
+    Results come back in the order of ``items``; an exception in a call is raised."""
+    if not items:
+        return []
+    groups: dict[Hashable, threading.BoundedSemaphore] = {}
+    for x in items:
+        groups.setdefault(key(x), threading.BoundedSemaphore(limit))
+
+    def run(x: _T) -> _R:
+        with groups[key(x)]:
+            return fn(x)
+
+    # Interleave the groups, so the first threads do not all wait on one account.
+    order: dict[Hashable, list[int]] = {}
+    for n, x in enumerate(items):
+        order.setdefault(key(x), []).append(n)
+    queue = [n for batch in zip_longest(*order.values()) for n in batch if n is not None]
+    workers = max(1, min(len(items), limit * len(groups), max_threads))
+    out: list[_R | None] = [None] * len(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
+        futures = {n: pool.submit(run, items[n]) for n in queue}
+        for n, f in futures.items():
+            out[n] = f.result()
+    return out  # type: ignore[return-value]
+
+
 def _matches(status: InstanceStatus, desired: DesiredState) -> bool:
     return status in (_STOPPED_LIKE if desired is DesiredState.STOPPED else _RUNNING_LIKE)
 
@@ -159,20 +199,11 @@ class Reconciler:
         if not dry_run:
             for r in self.lifecycle.resolve_stale():
                 self._after_resolution(r, report)
-        with self.ctx.engine.connect() as conn:
-            instances = list(instance_store.iter_all(
-                conn, instance_store.InstanceFilter(missing=False)
-            ))
-            records = store.list_schedules(conn)
-            assignments = store.list_assignments(conn)
-            overrides = store.all_overrides(conn)
-            open_ids = store.open_interval_ids(conn)
-            accounts = {a.id: a.name for a in account_store.list_all(conn)}
-        governing = resolve(instances, records, assignments, accounts)
-        if not dry_run:
-            self._close_started(instances, open_ids, now)
+        instances, governing, overrides, clusters, running_open = self._load()
+        if not dry_run and running_open:
+            with self.ctx.engine.begin() as conn:
+                store.close_intervals(conn, running_open, now)
 
-        clusters = {i.provider_id for i in instances if i.kind == InstanceKind.CLUSTER}
         plans: list[_Plan] = []
         idle: list[Instance] = []
         starts: dict[object, datetime | None] = {}
@@ -209,6 +240,36 @@ class Reconciler:
                 store.prune_claims(conn, now - PRUNE_AFTER)
         return report
 
+    def _load(self) -> tuple[list[Instance], dict[UUID, Governing],
+                             dict[UUID, OverrideRecord], set[str], list[UUID]]:
+        """The governed instances (read in SQL, never the whole fleet), the schedules
+        governing them, the overrides, the clusters their members belong to, and the
+        instances we stopped that run again."""
+        instances: list[Instance] = []
+        governing: dict[UUID, Governing] = {}
+        with self.ctx.engine.connect() as conn:
+            records = store.list_schedules(conn)
+            assignments = store.list_assignments(conn)
+            overrides = store.all_overrides(conn)
+            open_ids = store.open_interval_ids(conn)
+            accounts = ({a.id: a.name for a in account_store.list_all(conn)}
+                        if any(a.kind == "selector" for a in assignments) else {})
+            condition = governed.where(
+                assignments, own_tag=SCHEDULE_TAG if records else None,
+                extra_ids=overrides, account_names=accounts,
+            )
+            if condition is not None:
+                for part in governed.scan(conn, condition):
+                    found = resolve(part, records, assignments, accounts)
+                    governing.update(found)
+                    instances.extend(i for i in part if i.id in found or i.id in overrides)
+            clusters = governed.cluster_ids(conn, {
+                i.cluster_provider_id for i in instances
+                if i.kind == InstanceKind.INSTANCE and i.cluster_provider_id})
+            running_open = (governed.running_among(conn, open_ids, _RUNNING_LIKE)
+                            if open_ids else [])
+        return instances, governing, overrides, clusters, running_open
+
     def _enforce(self, plans: list[_Plan], now: datetime, report: ReconcileReport) -> None:
         """Claim and carry out each plan not acted on yet (and enforced convergence)."""
         done = self._finished(plans)
@@ -225,11 +286,48 @@ class Reconciler:
         minute = now.replace(second=0, microsecond=0)
         for p in enforce_candidates:
             jobs.append((p, "enforce", minute, f"enforced: {p.reason}"))
-        workers = max(1, min(self.ctx.settings.discovery_workers, len(jobs)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
-            for item in pool.map(lambda j: self._carry_out(*j, now=now), jobs):
+        for n in range(0, len(jobs), CHUNK):
+            self._carry_out_chunk(jobs[n:n + CHUNK], now, report)
+
+    def _carry_out_chunk(self, jobs: list[tuple[_Plan, str, datetime, str]], now: datetime,
+                         report: ReconcileReport) -> None:
+        """Claim a chunk in one statement, act on what was won (at most
+        ``action_concurrency`` provider calls in flight per account and region), then
+        record every claim's outcome in one statement."""
+        with self.ctx.engine.begin() as conn:
+            won = store.claim_many(
+                conn, [(p.instance.id, kind, at, p.schedule_id) for p, kind, at, _ in jobs],
+                owner=self.owner, now=self.ctx.now(), lease=self.lease)
+        mine = [j for j in jobs if (j[0].instance.id, j[1], j[2]) in won]
+        if not mine:
+            return
+        with self.ctx.engine.connect() as conn:  # actions in flight on any of them
+            busy = {e.instance_id for e in action_log.pending(
+                conn, instance_ids=[p.instance.id for p, *_ in mine])}
+        outcomes: list[tuple[UUID, str, datetime, str, str]] = []
+        acts: list[tuple[_Plan, str, datetime, str]] = []
+        for j in mine:
+            p = j[0]
+            if p.instance.id not in busy and _matches(p.instance.status, p.desired):
+                # Already as wanted: the transition is remembered as acted on (so a
+                # later change by hand is left alone), with no provider call.
+                outcomes.append((p.instance.id, j[1], j[2], "done", "noop"))
+            else:
+                acts.append(j)
+        leases = keeper(self.ctx)
+        keys = [(p.instance.id, kind, at) for p, kind, at, _ in acts]
+        with leases.hold(leases.claims(keys, self.owner, self.lease)):
+            for (p, kind, at, _), (status, result, item) in zip(
+                    acts, bounded_map(lambda j: self._carry_out(*j, now=now), acts,
+                                      key=lambda j: (j[0].instance.account_id,
+                                                     j[0].instance.region),
+                                      limit=self.ctx.settings.action_concurrency),
+                    strict=True):
+                outcomes.append((p.instance.id, kind, at, status, result))
                 if item is not None:
                     report.items.append(item)
+        with self.ctx.engine.begin() as conn:
+            store.finish_claims(conn, outcomes, owner=self.owner, now=self.ctx.now())
 
     def _finished(self, plans: list[_Plan]) -> dict[tuple[UUID, datetime], store.ClaimRecord]:
         with self.ctx.engine.connect() as conn:
@@ -248,18 +346,24 @@ class Reconciler:
     def _dry_runs(self, plans: list[_Plan], now: datetime, report: ReconcileReport) -> None:
         """Log what dry-run schedules would do, once per transition, claiming nothing."""
         said = self._said(plans)
+        entries: list[dict[str, object]] = []
+        done_at = self.ctx.now()
         for p in plans:
             if _matches(p.instance.status, p.desired):
                 continue
             action = "stop" if p.desired is DesiredState.STOPPED else "start"
             if (p.instance.id, action, p.at.isoformat()) in said:
                 continue
-            self._log(p.instance, action, f"{p.reason} (dry run: would {action})",
-                      ActionResult.DRY_RUN, now,
-                      details={"would": action, "schedule": p.schedule_name,
-                               "kind": p.kind, "transition_at": p.at.isoformat()})
+            entries.append(self._entry(
+                p.instance, action, f"{p.reason} (dry run: would {action})",
+                ActionResult.DRY_RUN, now, done_at,
+                details={"would": action, "schedule": p.schedule_name,
+                         "kind": p.kind, "transition_at": p.at.isoformat()}))
             report.items.append(ReconcileItem(p.instance.id, p.instance.name, action,
                                               ActionResult.DRY_RUN.value, p.reason))
+        if entries:
+            with self.ctx.engine.begin() as conn:  # one statement for all
+                action_log.append_many(conn, entries)
 
     def _said(self, plans: list[_Plan]) -> set[tuple[UUID, str, str]]:
         """(instance, action, transition) a dry run already logged."""
@@ -424,31 +528,22 @@ class Reconciler:
     # ------------------------------------------------------------------ acting
 
     def _carry_out(self, p: _Plan, kind: str, at: datetime, reason: str, *, now: datetime
-                   ) -> ReconcileItem | None:
+                   ) -> tuple[str, str, ReconcileItem | None]:
+        """Act on one claimed plan: (claim status, claim result, report item)."""
         inst = p.instance
         try:
-            with self.ctx.engine.begin() as conn:
-                won = store.claim(conn, inst.id, kind, at, owner=self.owner, now=self.ctx.now(),
-                                  lease=self.lease, schedule_id=p.schedule_id)
-            if not won:
-                return None
-            leases = keeper(self.ctx)
-            with leases.hold(leases.claim(inst.id, kind, at, self.owner, self.lease)):
-                status, result, item = self._act(p, kind, at, reason, now)
+            return self._act(p, kind, at, reason, now)
         except Exception as exc:  # noqa: BLE001 - errors on one instance never stop the run
             log.exception("reconciling %s failed", inst.name)
-            status, result = "failed", ActionResult.FAILED.value
-            item = ReconcileItem(inst.id, inst.name, "skip", result, reason, str(exc))
-        with self.ctx.engine.begin() as conn:
-            store.finish_claim(conn, inst.id, kind, at, owner=self.owner, status=status,
-                               result=result, now=self.ctx.now())
-        return item
+            return "failed", ActionResult.FAILED.value, ReconcileItem(
+                inst.id, inst.name, "skip", ActionResult.FAILED.value, reason, str(exc))
 
     def _act(self, p: _Plan, kind: str, at: datetime, reason: str, now: datetime
              ) -> tuple[str, str, ReconcileItem | None]:
         """Carry out one plan; (claim status, claim result, report item)."""
-        inst = p.instance
         action = "stop" if p.desired is DesiredState.STOPPED else "start"
+        with self.ctx.engine.connect() as conn:  # the plan holds a narrow projection
+            inst = instance_store.get(conn, p.instance.id) or p.instance
         in_flight = self.lifecycle.pending(inst.id)
         if in_flight:
             # An intent of a holder that died since this run began, or one alive (a
@@ -494,6 +589,15 @@ class Reconciler:
         return "done", ActionResult.OK.value, ReconcileItem(
             inst.id, inst.name, action, ActionResult.OK.value, reason)
 
+    @staticmethod
+    def _entry(inst: Instance, action: str, reason: str, result: ActionResult, at: datetime,
+               finished_at: datetime, *, error: str | None = None,
+               details: dict | None = None) -> dict[str, object]:  # noqa: ANN401
+        return {"at": at, "finished_at": finished_at, "actor": ACTOR, "action": action,
+                "reason": _short(reason), "result": result.value, "instance_id": inst.id,
+                "instance_name": inst.name, "provider": inst.provider.value, "error": error,
+                "details": details or {}}
+
     def _log(self, inst: Instance, action: str, reason: str, result: ActionResult,
              at: datetime, *, error: str | None = None, details: dict | None = None) -> None:  # noqa: ANN401
         with self.ctx.engine.begin() as conn:
@@ -503,15 +607,6 @@ class Reconciler:
                 instance_name=inst.name, provider=inst.provider.value, error=error,
                 details=details,
             )
-
-    def _close_started(self, instances: list[Instance], open_ids: set[UUID],
-                       now: datetime) -> None:
-        """An instance we stopped that is running again (started by hand or by AWS)
-        stops saving now."""
-        running = [i.id for i in instances if i.id in open_ids and i.status in _RUNNING_LIKE]
-        if running:
-            with self.ctx.engine.begin() as conn:
-                store.close_intervals(conn, running, now)
 
     # ------------------------------------------------------------------ warnings
 
