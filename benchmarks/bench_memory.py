@@ -35,12 +35,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.support.moto_server import free_port
+
 from benchmarks.bench_inventory import drop_pg, pg_database
 from snoozeql.config import Settings
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import build_context
 from snoozeql.services.schedules import ScheduleService
-from tests.support.moto_server import free_port
 
 ACCOUNTS = 20
 PER_ACCOUNT = 5_000

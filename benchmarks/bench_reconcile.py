@@ -184,11 +184,11 @@ def bench_stops(n: int = 1_000, latency: float = 0.1) -> list[str]:
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
     import boto3
+    from tests.support.latency_proxy import LatencyProxy
+    from tests.support.moto_server import MotoServer
 
     from snoozeql.services.accounts import AccountService
     from snoozeql.services.discovery import DiscoveryService
-    from tests.support.latency_proxy import LatencyProxy
-    from tests.support.moto_server import MotoServer
 
     rows: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:

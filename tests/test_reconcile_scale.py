@@ -106,6 +106,7 @@ def test_with_no_schedule_a_run_reads_no_instance(ctx, monkeypatch) -> None:  # 
 
 
 def test_a_run_materializes_only_governed_instances(ctx, monkeypatch) -> None:  # noqa: ANN001
+    ctx.clock = lambda: at(18, 50)
     fleet(ctx, 400, tags=lambda i: {"env": "dev"} if i % 100 == 0 else {"env": "prod"})
     svc = ScheduleService(ctx)
     svc.create(OFFICE)
@@ -249,6 +250,7 @@ def test_two_racers_claiming_the_same_batch_win_each_key_once(ctx) -> None:  # n
 
 
 def test_a_dry_run_transition_writes_its_log_rows_in_a_few_statements(ctx) -> None:  # noqa: ANN001
+    ctx.clock = lambda: at(18, 50)
     fleet(ctx, 450, tags={"env": "dev"})
     ScheduleService(ctx).create({**OFFICE, "dry_run": True})
     ScheduleService(ctx).assign("office", tag="env=dev")

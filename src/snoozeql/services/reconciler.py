@@ -49,43 +49,42 @@ import logging
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from itertools import zip_longest
-from typing import TypeVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import zip_longest
+from typing import TypeVar
 from uuid import UUID
 
 from snoozeql.domain.errors import ActionRefused, SnoozeError
-from snoozeql.domain.schedules import (
-    Decision,
-    DesiredState,
-    Schedule,
-    desired_state,
-    next_transition,
-    preview,
+from snoozeql.domain.schedules import DesiredState
+from snoozeql.domain.schedules.plan import (
+    LOOKBACK,
+    Governing,
+    Plan,
+    matches_state,
+    next_stop,
+    ranked,
+    short,
 )
-from snoozeql.domain.schedules.conflicts import Ranked, combined_preview, winner
+from snoozeql.domain.schedules.plan import plan as make_plan
 from snoozeql.domain.types import ActionResult, Instance, InstanceKind, InstanceStatus
 from snoozeql.services.context import Context
 from snoozeql.services.leases import action_lease, keeper, new_owner
 from snoozeql.services.lifecycle import LifecycleService, Resolution
 from snoozeql.services.notify import Notifier, StopWarning
-from snoozeql.services.schedules import SCHEDULE_TAG, Governing, is_protected, resolve
+from snoozeql.services.schedules import SCHEDULE_TAG, is_protected, resolve
 from snoozeql.store import accounts as account_store
-from snoozeql.store import governed
 from snoozeql.store import actions as action_log
+from snoozeql.store import governed
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 from snoozeql.store.schedules import ClaimState, OverrideRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ACTOR", "ReconcileItem", "ReconcileReport", "Reconciler"]
+__all__ = ["ACTOR", "LOOKBACK", "ReconcileItem", "ReconcileReport", "Reconciler"]
 
 ACTOR = "reconciler"
-#: How far back a run looks for the start of the current desired-state stretch.
-LOOKBACK = timedelta(days=8)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Plans claimed (and their claims finished) per statement.
 CHUNK = 200
 #: Finished enforcement and warning claims older than this are deleted.
@@ -126,19 +125,6 @@ class ReconcileReport:
         }
 
 
-@dataclass(frozen=True)
-class _Plan:
-    instance: Instance
-    desired: DesiredState
-    kind: str
-    at: datetime
-    reason: str
-    dry_run: bool
-    schedule_id: UUID | None = None
-    schedule_name: str | None = None
-    enforced: bool = False
-
-
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -172,12 +158,8 @@ def bounded_map(fn: Callable[[_T], _R], items: list[_T], *, key: Callable[[_T], 
     return out  # type: ignore[return-value]
 
 
-def _matches(status: InstanceStatus, desired: DesiredState) -> bool:
-    return status in (_STOPPED_LIKE if desired is DesiredState.STOPPED else _RUNNING_LIKE)
-
-
-def _short(text: str, n: int = 255) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+_matches = matches_state
+_short = short
 
 
 class Reconciler:
@@ -204,7 +186,7 @@ class Reconciler:
             with self.ctx.engine.begin() as conn:
                 store.close_intervals(conn, running_open, now)
 
-        plans: list[_Plan] = []
+        plans: list[Plan] = []
         idle: list[Instance] = []
         starts: dict[object, datetime | None] = {}
         for inst in instances:
@@ -218,7 +200,8 @@ class Reconciler:
                 continue
             report.considered += 1
             try:
-                plan = self._plan(inst, gov, ov, now, starts)
+                plan = make_plan(inst, gov, ov, now, cache=starts,
+                                 global_dry_run=self.ctx.settings.reconcile_dry_run)
             except Exception as exc:  # noqa: BLE001 - one bad instance must not stop the run
                 log.exception("planning %s failed", inst.name)
                 report.items.append(ReconcileItem(inst.id, inst.name, "skip", "failed",
@@ -256,7 +239,7 @@ class Reconciler:
                         if any(a.kind == "selector" for a in assignments) else {})
             condition = governed.where(
                 assignments, own_tag=SCHEDULE_TAG if records else None,
-                extra_ids=overrides, account_names=accounts,
+                extra_ids=overrides, account_names=accounts, dialect=conn.dialect.name,
             )
             if condition is not None:
                 for part in governed.scan(conn, condition):
@@ -270,11 +253,11 @@ class Reconciler:
                             if open_ids else [])
         return instances, governing, overrides, clusters, running_open
 
-    def _enforce(self, plans: list[_Plan], now: datetime, report: ReconcileReport) -> None:
+    def _enforce(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
         """Claim and carry out each plan not acted on yet (and enforced convergence)."""
         done = self._finished(plans)
-        todo: list[_Plan] = []
-        enforce_candidates: list[_Plan] = []
+        todo: list[Plan] = []
+        enforce_candidates: list[Plan] = []
         for p in plans:
             claimed = done.get((p.instance.id, p.at))
             if claimed is None:
@@ -289,15 +272,20 @@ class Reconciler:
         for n in range(0, len(jobs), CHUNK):
             self._carry_out_chunk(jobs[n:n + CHUNK], now, report)
 
-    def _carry_out_chunk(self, jobs: list[tuple[_Plan, str, datetime, str]], now: datetime,
+    def _carry_out_chunk(self, jobs: list[tuple[Plan, str, datetime, str]], now: datetime,
                          report: ReconcileReport) -> None:
         """Claim a chunk in one statement, act on what was won (at most
         ``action_concurrency`` provider calls in flight per account and region), then
         record every claim's outcome in one statement."""
-        with self.ctx.engine.begin() as conn:
-            won = store.claim_many(
-                conn, [(p.instance.id, kind, at, p.schedule_id) for p, kind, at, _ in jobs],
-                owner=self.owner, now=self.ctx.now(), lease=self.lease)
+        try:
+            with self.ctx.engine.begin() as conn:
+                won = store.claim_many(
+                    conn, [(p.instance.id, kind, at, p.schedule_id) for p, kind, at, _ in jobs],
+                    owner=self.owner, now=self.ctx.now(), lease=self.lease)
+        except Exception:  # noqa: BLE001 - e.g. a deadlock with another replica: next run
+            log.warning("claiming %d plans failed; they are retried on the next run",
+                        len(jobs), exc_info=True)
+            return
         mine = [j for j in jobs if (j[0].instance.id, j[1], j[2]) in won]
         if not mine:
             return
@@ -305,7 +293,7 @@ class Reconciler:
             busy = {e.instance_id for e in action_log.pending(
                 conn, instance_ids=[p.instance.id for p, *_ in mine])}
         outcomes: list[tuple[UUID, str, datetime, str, str]] = []
-        acts: list[tuple[_Plan, str, datetime, str]] = []
+        acts: list[tuple[Plan, str, datetime, str]] = []
         for j in mine:
             p = j[0]
             if p.instance.id not in busy and _matches(p.instance.status, p.desired):
@@ -316,7 +304,7 @@ class Reconciler:
                 acts.append(j)
         leases = keeper(self.ctx)
         keys = [(p.instance.id, kind, at) for p, kind, at, _ in acts]
-        with leases.hold(leases.claims(keys, self.owner, self.lease)):
+        with leases.hold(*([leases.claims(keys, self.owner, self.lease)] if acts else [])):
             for (p, kind, at, _), (status, result, item) in zip(
                     acts, bounded_map(lambda j: self._carry_out(*j, now=now), acts,
                                       key=lambda j: (j[0].instance.account_id,
@@ -329,7 +317,7 @@ class Reconciler:
         with self.ctx.engine.begin() as conn:
             store.finish_claims(conn, outcomes, owner=self.owner, now=self.ctx.now())
 
-    def _finished(self, plans: list[_Plan]) -> dict[tuple[UUID, datetime], store.ClaimRecord]:
+    def _finished(self, plans: list[Plan]) -> dict[tuple[UUID, datetime], store.ClaimRecord]:
         with self.ctx.engine.connect() as conn:
             done = store.finished_claims(conn, "transition", {p.at for p in plans
                                                               if p.kind == "transition"})
@@ -338,12 +326,12 @@ class Reconciler:
         return done
 
     @staticmethod
-    def _needs_enforcing(p: _Plan, claimed_result: str | None) -> bool:
+    def _needs_enforcing(p: Plan, claimed_result: str | None) -> bool:
         return (p.enforced and claimed_result not in (ActionResult.REFUSED,
                                                       ActionResult.DRY_RUN)
                 and p.instance.status in _SETTLED and not _matches(p.instance.status, p.desired))
 
-    def _dry_runs(self, plans: list[_Plan], now: datetime, report: ReconcileReport) -> None:
+    def _dry_runs(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
         """Log what dry-run schedules would do, once per transition, claiming nothing."""
         said = self._said(plans)
         entries: list[dict[str, object]] = []
@@ -365,7 +353,7 @@ class Reconciler:
             with self.ctx.engine.begin() as conn:  # one statement for all
                 action_log.append_many(conn, entries)
 
-    def _said(self, plans: list[_Plan]) -> set[tuple[UUID, str, str]]:
+    def _said(self, plans: list[Plan]) -> set[tuple[UUID, str, str]]:
         """(instance, action, transition) a dry run already logged."""
         if not plans:
             return set()
@@ -377,7 +365,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------ preview
 
-    def _preview(self, plans: list[_Plan], idle: list[Instance], now: datetime,
+    def _preview(self, plans: list[Plan], idle: list[Instance], now: datetime,
                  report: ReconcileReport) -> None:
         """What a real run would do now, per instance, without writing anything."""
         for inst in idle:
@@ -395,7 +383,7 @@ class Reconciler:
         for p in plans:
             report.items.append(self._verdict(p, claims, pending, said, minute, now))
 
-    def _verdict(self, p: _Plan, claims: dict[tuple[UUID, str, datetime], ClaimState],
+    def _verdict(self, p: Plan, claims: dict[tuple[UUID, str, datetime], ClaimState],
                  pending: dict[UUID | None, action_log.ActionRecord],
                  said: set[tuple[UUID, str, str]], minute: datetime, now: datetime
                  ) -> ReconcileItem:
@@ -477,57 +465,9 @@ class Reconciler:
             elif r.entry.action == "start":
                 store.close_intervals(conn, [inst.id], at)
 
-    # ------------------------------------------------------------------ planning
-
-    def _stretch_start(self, gov: Governing, now: datetime,
-                       cache: dict[object, datetime | None]) -> datetime | None:
-        """When the current desired state began (None: not within LOOKBACK)."""
-        ranked = _ranked(gov)
-        if len(ranked) > 1:
-            key: object = tuple(sorted((str(r.key), r.priority) for r in ranked))
-            if key not in cache:
-                combined = combined_preview(ranked, now - LOOKBACK,
-                                            now + timedelta(microseconds=1))
-                cache[key] = None if len(combined) == 1 else combined[-1].start
-            return cache[key]
-        if gov.schedule_id not in cache:
-            segments = preview(gov.schedule, now - LOOKBACK, now + timedelta(microseconds=1))
-            first = segments[-1].start.astimezone(UTC)
-            cache[gov.schedule_id] = None if len(segments) == 1 else first
-        return cache[gov.schedule_id]
-
-    def _plan(self, inst: Instance, gov: Governing | None, ov: OverrideRecord | None,
-              now: datetime, cache: dict[object, datetime | None]) -> _Plan | None:
-        global_dry = self.ctx.settings.reconcile_dry_run
-        if ov is not None and ov.until > now:
-            return _Plan(
-                inst, DesiredState(ov.state), "override", ov.created_at,
-                _short(f"override by {ov.created_by}: {ov.reason}"), global_dry,
-                gov.schedule_id if gov else None, gov.schedule.name if gov else None,
-            )
-        if gov is None:
-            if ov is not None and ov.state == DesiredState.STOPPED:
-                # "sleep until T" on an instance no schedule governs: wake it at T.
-                return _Plan(inst, DesiredState.RUNNING, "override", ov.until,
-                             _short(f"override ended ({ov.reason})"), global_dry)
-            return None
-        schedule_id, schedule, decision, note = _decide(gov, now)
-        if decision.state is DesiredState.ANY:
-            return None
-        since = max([gov.since, *(m.since for m in gov.matches)])
-        at = max(self._stretch_start(gov, now, cache) or _EPOCH, since)
-        reason = f"schedule {schedule.name}{note}: {decision.reason}"
-        if ov is not None and ov.until > at:
-            at = ov.until
-            reason = f"schedule {schedule.name}{note} (override ended): {decision.reason}"
-        return _Plan(
-            inst, decision.state, "transition", at, _short(reason),
-            schedule.dry_run or global_dry, schedule_id, schedule.name, schedule.enforced,
-        )
-
     # ------------------------------------------------------------------ acting
 
-    def _carry_out(self, p: _Plan, kind: str, at: datetime, reason: str, *, now: datetime
+    def _carry_out(self, p: Plan, kind: str, at: datetime, reason: str, *, now: datetime
                    ) -> tuple[str, str, ReconcileItem | None]:
         """Act on one claimed plan: (claim status, claim result, report item)."""
         inst = p.instance
@@ -538,7 +478,7 @@ class Reconciler:
             return "failed", ActionResult.FAILED.value, ReconcileItem(
                 inst.id, inst.name, "skip", ActionResult.FAILED.value, reason, str(exc))
 
-    def _act(self, p: _Plan, kind: str, at: datetime, reason: str, now: datetime
+    def _act(self, p: Plan, kind: str, at: datetime, reason: str, now: datetime
              ) -> tuple[str, str, ReconcileItem | None]:
         """Carry out one plan; (claim status, claim result, report item)."""
         action = "stop" if p.desired is DesiredState.STOPPED else "start"
@@ -625,11 +565,11 @@ class Reconciler:
                 inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters
             ):
                 continue
-            ranked = _ranked(gov)
-            key: object = (gov.schedule_id if len(ranked) == 1
-                           else tuple(sorted((str(r.key), r.priority) for r in ranked)))
+            ranks = ranked(gov)
+            key: object = (gov.schedule_id if len(ranks) == 1
+                           else tuple(sorted((str(r.key), r.priority) for r in ranks)))
             if key not in next_stops:
-                next_stops[key] = _next_stop(gov, ranked, now, lead)
+                next_stops[key] = next_stop(gov, ranks, now, lead)
             stop_at = next_stops[key]
             if stop_at is None:
                 continue
@@ -672,44 +612,3 @@ class Reconciler:
                           details={"webhook": kind, "stop_at": stop_at.isoformat()})
                 report.items.append(ReconcileItem(inst.id, inst.name, "warn", result.value,
                                                   reason, error))
-
-
-# --------------------------------------------------------------------------- several schedules
-
-
-def _ranked(gov: Governing) -> list[Ranked]:
-    """The distinct schedules matching the instance (the governing one alone if the
-    resolution did not list them)."""
-    seen: dict[UUID, Ranked] = {}
-    for m in gov.matches:
-        seen.setdefault(m.schedule_id, m.ranked())
-    return list(seen.values()) or [Ranked(gov.schedule_id, gov.schedule)]
-
-
-def _decide(gov: Governing, now: datetime) -> tuple[UUID, Schedule, Decision, str]:
-    """(deciding schedule id, schedule, its decision, a note on what it overruled)."""
-    ranked = _ranked(gov)
-    if len(ranked) == 1:
-        return gov.schedule_id, gov.schedule, desired_state(gov.schedule, now), ""
-    decisions = {r.key: desired_state(r.schedule, now) for r in ranked}
-    key, state = winner((r.key, r.priority, decisions[r.key].state) for r in ranked)
-    if key is None:  # every schedule says "any"
-        return gov.schedule_id, gov.schedule, decisions[gov.schedule_id], ""
-    chosen = next(r for r in ranked if r.key == key)
-    overruled = [r for r in ranked if decisions[r.key].state not in (state, DesiredState.ANY)]
-    note = ""
-    if overruled:
-        why = ("higher priority" if all(r.priority < chosen.priority for r in overruled)
-               else "running wins")
-        note = f" (over {', '.join(r.schedule.name for r in overruled)}: {why})"
-    return key, chosen.schedule, decisions[key], note  # type: ignore[return-value]
-
-
-def _next_stop(gov: Governing, ranked: list[Ranked], now: datetime, lead: timedelta
-               ) -> datetime | None:
-    """When the (combined) desired state next turns to stopped within ``lead``."""
-    if len(ranked) == 1:
-        t = next_transition(gov.schedule, now, lead, into={"stopped"})
-        return t.at if t else None
-    combined = combined_preview(ranked, now, now + lead + timedelta(microseconds=1))
-    return next((seg.start for seg in combined[1:] if seg.state is DesiredState.STOPPED), None)

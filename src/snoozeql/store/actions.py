@@ -101,7 +101,7 @@ def append_many(conn: sa.Connection, entries: list[dict[str, Any]]) -> list[UUID
         return []
     rows = []
     for e in entries:
-        row = {c.name: None for c in actions.c}
+        row: dict[str, Any] = {c.name: None for c in actions.c}
         row.update(e)
         row["id"] = uuid4()
         row["details"] = row.get("details") or {}

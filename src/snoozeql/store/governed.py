@@ -26,6 +26,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from snoozeql.domain.selectors import (
     AllOf,
@@ -49,19 +50,31 @@ NARROW = (
     "first_seen_at", "extra",
 )
 _ID_CHUNK = 500
+_JSONB_TAGS = sa.type_coerce(t.c.tags, postgresql.JSONB())
 
 
-def _has_tag(key: str) -> Any:
+def _has_tag(key: str, pg: bool) -> Any:
+    # On PostgreSQL ``tags ? key`` and ``tags @> {key: value}`` can use a GIN index on
+    # tags; they mean the same as the portable forms for string-valued tags.
+    if pg:
+        return _JSONB_TAGS.has_key(key)
     return t.c.tags[key].as_string().is_not(None)
 
 
-def selector_condition(rule: Rule, account_ids: dict[str, list[UUID]]) -> Any:
+def _tag_is(key: str, value: str | None, pg: bool) -> Any:
+    if pg and value is not None:
+        return _JSONB_TAGS.contains({key: value})
+    return t.c.tags[key].as_string() == value
+
+
+def selector_condition(rule: Rule, account_ids: dict[str, list[UUID]], pg: bool = False
+                       ) -> Any:
     """A SQL condition every instance the rule selects satisfies (``true()`` when
     nothing can be pushed down). ``account_ids`` maps account names to their ids."""
     if isinstance(rule, AllOf):
-        return sa.and_(*(selector_condition(r, account_ids) for r in rule.rules))
+        return sa.and_(*(selector_condition(r, account_ids, pg) for r in rule.rules))
     if isinstance(rule, AnyOf):
-        return sa.or_(*(selector_condition(r, account_ids) for r in rule.rules))
+        return sa.or_(*(selector_condition(r, account_ids, pg) for r in rule.rules))
     if isinstance(rule, FieldRule):
         if rule.field in ("provider", "region", "engine"):
             return t.c[rule.field].in_(list(rule.values))
@@ -75,15 +88,17 @@ def selector_condition(rule: Rule, account_ids: dict[str, list[UUID]]) -> Any:
         return t.c.account_id.in_(ids) if ids else sa.false()
     if isinstance(rule, TagRule) and rule.key is not None and (
             rule.value is not None or rule.exists):
-        return _has_tag(rule.key)
+        return _has_tag(rule.key, pg)
     return sa.true()  # a name regex, a key regex, "no tag K": decided in Python
 
 
 def where(assignments: Iterable[AssignmentRecord], *, own_tag: str | None,
-          extra_ids: Iterable[UUID], account_names: dict[UUID, str]) -> Any | None:
+          extra_ids: Iterable[UUID], account_names: dict[UUID, str],
+          dialect: str = "sqlite") -> Any | None:
     """The candidates' condition (None: there are none). ``own_tag``: the tag through
     which an instance names its own schedule (None when no schedule exists);
     ``extra_ids``: instances to read anyway (their overrides)."""
+    pg = dialect == "postgresql"
     by_name: dict[str, list[UUID]] = {}
     for aid, name in account_names.items():
         by_name.setdefault(name, []).append(aid)
@@ -96,12 +111,12 @@ def where(assignments: Iterable[AssignmentRecord], *, own_tag: str | None,
         elif a.kind == "account" and a.account_id:
             accounts.add(a.account_id)
         elif a.kind == "tag" and a.tag_key:
-            parts.append(t.c.tags[a.tag_key].as_string() == a.tag_value)
+            parts.append(_tag_is(a.tag_key, a.tag_value, pg))
         elif a.kind == "selector" and a.selector is not None:
             sel: Selector = parse_selector(a.selector)
-            parts.append(selector_condition(sel.root, by_name))
+            parts.append(selector_condition(sel.root, by_name, pg))
     if own_tag is not None:
-        parts.append(_has_tag(own_tag))
+        parts.append(_has_tag(own_tag, pg))
     if accounts:
         parts.append(t.c.account_id.in_(sorted(accounts)))
     id_list = sorted(ids)

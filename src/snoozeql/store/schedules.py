@@ -249,6 +249,9 @@ def claim_many(
     Works on SQLite 3.35+ and PostgreSQL."""
     won: set[ClaimKey] = set()
     c = reconcile_claims.c
+    # One order for every racer: rows are locked in it, so two reconcilers claiming
+    # overlapping batches wait for each other instead of deadlocking.
+    keys = sorted(keys, key=lambda k: (str(k[0]), k[1], k[2]))
     for i in range(0, len(keys), _CLAIM_CHUNK):
         part = keys[i:i + _CLAIM_CHUNK]
         rows = [dict(instance_id=iid, kind=kind, at=at, schedule_id=sid, status="claimed",
