@@ -177,11 +177,37 @@ def serve(url: str, data: Path, env: dict[str, str], seconds: float, jobs: bool,
             "synced_at": synced_at, "samples": samples}
 
 
+def memo_size(url: str) -> str:
+    """RSS and traced allocations kept by the recommendations memo (issue 21 changes it;
+    measured here only): one ``RecommendationService.current()`` on the loaded store."""
+    import gc
+    import tracemalloc
+
+    from snoozeql.services.recommendations import RecommendationService
+
+    settings = Settings(data_dir=Path(tempfile.mkdtemp()), database_url=url,
+                        aws_price_list=False, _env_file=None)  # type: ignore[call-arg]
+    ctx = build_context(settings, migrate=False)
+    gc.collect()
+    rss0, _ = status_kb(os.getpid())
+    tracemalloc.start()
+    entries = RecommendationService(ctx).current()
+    gc.collect()
+    kept, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss1, _ = status_kb(os.getpid())
+    ctx.engine.dispose()
+    return (f"recommendations memo: {len(entries):,} entries, {kept / 2**20:.0f} MB kept "
+            f"(peak {peak / 2**20:.0f} MB while computing), RSS +{(rss1 - rss0) / 1024:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--seconds", type=float, default=240)
     parser.add_argument("--sync-interval", type=int, default=60)
+    parser.add_argument("--memo", action="store_true",
+                        help="also measure the recommendations memo on the loaded store")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="snoozeql-mem-"))
     fake = FakeRds()
@@ -227,6 +253,8 @@ def main() -> None:
         trace.write_text("t,rss_kb,hwm_kb\n" + "".join(
             f"{t:.1f},{r},{h}\n" for t, r, h in on["samples"]))
         print(f"trace: {trace}", file=sys.stderr)
+        if args.memo:
+            print(memo_size(url))
     finally:
         fake.close()
         if pg_name:
