@@ -83,6 +83,7 @@ def run(endpoint: str, workdir: Path) -> None:
 
     aws_module.AwsCredentials.session = session  # type: ignore[method-assign]
     settings = Settings(data_dir=workdir, aws_read_timeout=600, aws_max_attempts=1,
+                        allowed_endpoints=["127.0.0.1", "localhost"],  # the local moto
                         _env_file=None)  # type: ignore[call-arg]
     account = Account(id=__import__("uuid").uuid4(), name="bench", provider=ProviderKind.AWS,
                       config={"regions": ["us-east-1"], "endpoint_url": endpoint},

@@ -7,9 +7,30 @@ there, one module per peer, and any test can ask for them by name.
 
 from __future__ import annotations
 
+import os
 import pathlib
+import tempfile
+
+import pytest
 
 _SUPPORT = pathlib.Path(__file__).parent / "support"
 pytest_plugins = sorted(
     f"tests.support.{p.stem}" for p in _SUPPORT.glob("*.py") if p.stem != "__init__"
 )
+
+# Every outside peer of the tests (moto, the GCP API server, webhook receivers, stubs)
+# listens on loopback, and key files are written under pytest's temporary folders: allow
+# both for every test and every `snoozeql` process a test starts (the environment is
+# inherited). Tests of the allow-list itself pass their own settings.
+os.environ.setdefault("SNOOZEQL_ALLOWED_ENDPOINTS", '["127.0.0.1", "localhost", "[::1]"]')
+os.environ.setdefault("SNOOZEQL_CREDENTIALS_DIR", tempfile.gettempdir())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _credentials_dir_is_pytest_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Key files come from tmp_path folders: make sure they count as the credentials
+    directory even when pytest's base temp is not under the system temp folder."""
+    base = tmp_path_factory.getbasetemp().resolve()
+    current = pathlib.Path(os.environ["SNOOZEQL_CREDENTIALS_DIR"]).resolve()
+    if not base.is_relative_to(current):
+        os.environ["SNOOZEQL_CREDENTIALS_DIR"] = str(base)

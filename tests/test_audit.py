@@ -135,7 +135,8 @@ def test_every_kind_of_change_is_audited(api: TestClient) -> None:
         ("update", "stack", "shop", "root"),
         ("create", "stack_instance", "shop/cache", "root"),
         ("update", "stack_instance", "shop/cache", "root"),
-        ("create", "stack_override", "shop/cache/env_vars", "root"),
+        # redis has a generated REDIS_PASSWORD override already: this one updates it
+        ("update", "stack_override", "shop/cache/env_vars", "root"),
         ("delete", "stack_override", "shop/cache/env_vars", "root"),
         ("delete", "stack_instance", "shop/cache", "root"),
         ("delete", "stack", "shop", "root"),
@@ -155,9 +156,10 @@ def test_every_kind_of_change_is_audited(api: TestClient) -> None:
     assert by[("create", "override")]["after"]["state"] == "running"
     assert by[("create", "stack")]["before"] is None
     assert by[("update", "stack")]["after"]["description"] == "e"
-    env = by[("create", "stack_override")]["after"]["entries"]
+    env = by[("update", "stack_override")]["after"]["entries"]
     assert {e["key"]: e["value"] for e in env} == {
-        "APP_TOKEN_VALUE": REDACTED, "DB_PASSWORD": REDACTED, "MODE": "dev"}
+        "APP_TOKEN_VALUE": REDACTED, "DB_PASSWORD": REDACTED, "MODE": "dev",
+        "REDIS_PASSWORD": REDACTED}
 
     # Secrets never reach the log: not the env values, not any API key's material.
     with ctx.engine.connect() as conn:

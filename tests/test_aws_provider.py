@@ -349,8 +349,10 @@ def test_stop_start_restart_an_instance(aws_env: AwsTestEnv) -> None:
     assert (stopped.status, stopped.raw_status) == (InstanceStatus.STOPPED, "stopped")
     assert instance_status(aws_env, "us-east-1", "app-0000") == "stopped"
 
-    with pytest.raises(ActionRefused, match="InvalidDBInstanceState"):
-        provider.stop(account, inst)
+    # AWS refuses (InvalidDBInstanceState); the provider reads the state: already done.
+    again = provider.stop(account, inst)
+    assert (again.status, again.message, again.already) == (
+        InstanceStatus.STOPPED, "already stopped", True)
 
     started = provider.start(account, inst)
     assert started.status == InstanceStatus.RUNNING
@@ -361,13 +363,22 @@ def test_stop_start_restart_an_instance(aws_env: AwsTestEnv) -> None:
     assert restarted.raw_status in ("rebooting", "available")
 
 
-def test_start_of_a_running_instance_is_refused_with_the_aws_reason(
-    aws_env: AwsTestEnv,
+def test_start_of_a_running_instance_is_already_running(
+    aws_env: AwsTestEnv, aws_proxy: AwsRecordingProxy,
 ) -> None:
     aws_env.create_instances("us-east-1", 1, prefix="up")
     inst = _discover_one(aws_env, "up-0000")
+    account = aws_env.account(endpoint_url=aws_proxy.url)
+    outcome = AwsProvider(aws_env.settings).start(account, inst)
+    assert (outcome.status, outcome.message, outcome.already) == (
+        InstanceStatus.RUNNING, "already running", True)
+    assert len(aws_proxy.actions("StartDBInstance")) == 1  # asked, refused, state read
+    # A state that is neither done nor on its way stays a refusal, with AWS's reason.
+    aws_proxy.rewrite("DescribeDBInstances", lambda body: body.replace(
+        b"<DBInstanceStatus>available</DBInstanceStatus>",
+        b"<DBInstanceStatus>incompatible-parameters</DBInstanceStatus>"))
     with pytest.raises(ActionRefused) as err:
-        AwsProvider(aws_env.settings).start(aws_env.account(), inst)
+        AwsProvider(aws_env.settings).start(account, inst)
     assert "InvalidDBInstanceState" in err.value.message
     assert "up-0000" in err.value.message
 
@@ -383,8 +394,9 @@ def test_stop_start_restart_a_cluster(aws_env: AwsTestEnv, aws_proxy: AwsRecordi
     assert cluster_status(aws_env, "us-east-1", "c-1") == "stopped"
     assert [r.params["DBClusterIdentifier"] for r in aws_proxy.actions("StopDBCluster")] == ["c-1"]
 
-    with pytest.raises(ActionRefused, match="InvalidDBClusterStateFault"):
-        provider.stop(account, cluster)
+    again = provider.stop(account, cluster)  # InvalidDBClusterStateFault: already done
+    assert (again.status, again.message, again.already) == (
+        InstanceStatus.STOPPED, "already stopped", True)
 
     started = provider.start(account, cluster)
     assert started.status in (InstanceStatus.STARTING, InstanceStatus.RUNNING)

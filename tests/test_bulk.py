@@ -100,9 +100,11 @@ def test_one_refusal_and_one_failure_do_not_stop_the_rest(aws_ctx, aws_env) -> N
         + [("c1-m0", "stop", "refused"), ("far-0000", "stop", "failed")])
     assert {a.actor for a in ActionLogService(aws_ctx).list()} == {"alice"}
 
-    # Stopping them again: already stopped is refused by AWS, per instance, logged too.
+    # Stopping them again: AWS answers InvalidDBInstanceState, SnoozeQL reads the state:
+    # already stopped is a success (issue 13 item 4), per instance, logged too.
     again = svc.run("stop", svc.resolve(["db-0000", "db-0001"], None), actor="alice")
-    assert [r.result for r in again] == [ActionResult.REFUSED] * 2
+    assert [(r.result, r.message) for r in again] == [
+        (ActionResult.OK, "already stopped")] * 2
     assert len(ActionLogService(aws_ctx).list(limit=1000)) == 8
 
 

@@ -29,6 +29,7 @@ from snoozeql.domain.stacks import (
     parse_override,
     to_compose,
 )
+from snoozeql.domain.stacks.hostaccess import loopback_default
 
 STACK = "shop"
 PREFIX = "snoozeql"
@@ -174,7 +175,8 @@ def test_export_is_valid_compose_and_holds_every_effective_value(tmp_path: Path)
         assert environment == {e.key: e.value for e in eff.environment}
 
         ports = [PortMapping.parse(p) for p in svc.get("ports", [])]
-        assert {p.key for p in ports} == {p.key for p in eff.ports}
+        # a port without an address is published on 127.0.0.1, never on every interface
+        assert {p.key for p in ports} == {p.key for p in loopback_default(eff.ports)}
 
         mounts = {m["target"]: m for m in svc.get("volumes", [])}
         for v in eff.volumes:

@@ -417,7 +417,8 @@ def test_missing_key_file_is_a_provider_error(
 ) -> None:
     account = gcp_account("proj-a")
     account.config["credentials_file"] = str(tmp_path / "nope.json")
-    with pytest.raises(ProviderError, match="cannot read GCP credentials file"):
+    # the same message as for a file outside the credentials directory (issue 14)
+    with pytest.raises(ProviderError, match="not a key file in the credentials directory"):
         provider.discover(account)
 
 

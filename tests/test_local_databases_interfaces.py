@@ -4,6 +4,9 @@ commands (Typer's runner), with real Redis and PostgreSQL server processes."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -191,3 +194,55 @@ def test_cli_db_commands(db_cli: Callable[..., Result]) -> None:
     r = db_cli("db", "delete", "pg1", "--yes", "--keep-data")
     assert r.exit_code == 0 and "data kept at" in r.stdout
     assert json.loads(db_cli("db", "list", "--json").stdout) == []
+
+
+def test_cli_db_status_exit_codes_already_done_and_delete_without_terminal(
+    db_cli: CliHarness,
+) -> None:
+    """Issue 13 items 11, 13, 4 and 12 with a real Redis server process."""
+    r = db_cli("db", "create", "cache", "--engine", "redis", "--json")
+    assert r.exit_code == 0, r.output
+    created = json.loads(r.stdout)
+    assert db_cli("db", "status", "cache").exit_code == 0  # running
+
+    # Item 4: a stop of a stopped database is ok, "already stopped".
+    assert db_cli("db", "stop", "cache").exit_code == 0
+    r = db_cli("db", "stop", "cache")
+    assert r.exit_code == 0 and "stop cache: ok, already stopped" in r.stdout, r.output
+    r = db_cli("instances", "stop", "cache", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["already"] is True
+
+    # Item 11: not running is exit 3 (plain and --json), so scripts can test it.
+    r = db_cli("db", "status", "cache")
+    assert r.exit_code == 3 and "stopped" in r.stdout, r.output
+    r = db_cli("db", "status", "cache", "--json")
+    assert r.exit_code == 3 and json.loads(r.stdout)["status"] == "stopped"
+    assert db_cli("db", "status", "ghost").exit_code == 2
+
+    # Item 12: the short id the tables print works for db commands too.
+    short = created["id"][:8]
+    r = db_cli("db", "start", short)
+    assert r.exit_code == 0 and "start cache: ok, now running" in r.stdout, r.output
+    r = db_cli("db", "start", short)
+    assert r.exit_code == 0 and "already running" in r.stdout, r.output
+    status = json.loads(db_cli("db", "status", short, "--json").stdout)
+    assert status["status"] == "running" and status["pid"]
+
+    # A crashed server (killed): failed, exit 3.
+    os.kill(status["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while True:
+        r = db_cli("db", "status", "cache", "--json")
+        if json.loads(r.stdout)["status"] != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.exit_code == 3 and json.loads(r.stdout)["status"] in ("failed", "stopped"), r.stdout
+
+    # Item 13: no terminal and no --yes: say how to delete without asking.
+    r = db_cli("db", "delete", "cache")
+    assert r.exit_code == 2, r.output
+    assert "add --yes to delete without asking" in r.stderr
+    assert "Aborted" not in r.output
+    assert json.loads(db_cli("db", "list", "--json").stdout)[0]["name"] == "cache"
+    r = db_cli("db", "delete", "cache", "--yes")
+    assert r.exit_code == 0 and "deleted cache" in r.stdout

@@ -194,3 +194,19 @@ def test_the_analysis_job_leaves_the_listing_nothing_to_compute(
                         lambda self: analyses.append(1) or compute(self))
     assert [r["kind"] for r in RecommendationService(ctx).list()] == ["stop"]
     assert analyses == []
+
+
+def test_applying_a_recommendation_to_a_protected_instance_is_refused(ctx: Context) -> None:
+    """Issue 13 item 14: no schedule is applied to a snoozeql-protect=true instance."""
+    from snoozeql.domain.errors import ActionRefused
+    from snoozeql.services.schedules import ScheduleService
+
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "guarded", tags={"snoozeql-protect": "true"}, cost=100)
+    seed(ctx, ids["guarded"], lambda _t: False)
+    svc = RecommendationService(ctx)
+    [rec] = [r for r in svc.list() if r["instance_name"] == "guarded"]
+    with pytest.raises(ActionRefused) as info:
+        svc.apply(rec["id"], actor="tester", name="guarded-off")
+    assert info.value.message.startswith("protected")
+    assert [v.name for v in ScheduleService(ctx).list()] == []  # nothing was written

@@ -27,6 +27,7 @@ from snoozeql.services.context import Context
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.reconciler import Reconciler
 from snoozeql.services.schedules import OverrideService, ScheduleService
+from snoozeql.store import accounts as account_store
 from snoozeql.store import db, governed
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as claim_store
@@ -122,16 +123,19 @@ def test_a_run_materializes_only_governed_instances(ctx, monkeypatch) -> None:  
 
 
 def _reference(ctx: Context) -> set[str]:
-    """Governed or overridden instances by the full-fleet resolution (the old way)."""
-    gov = ScheduleService(ctx).governing()
+    """Governed or overridden instances by the full-fleet resolution (the old way);
+    protected ones included (the reconciler reports their transitions as refused)."""
+    from snoozeql.services.schedules import resolve
+
     with ctx.engine.connect() as conn:
         overridden = set(claim_store.all_overrides(conn))
         every = {i.id: i for i in instance_store.iter_all(
             conn, instance_store.InstanceFilter(missing=False))}
-    from snoozeql.services.schedules import is_protected
-
-    return {every[i].name for i in set(gov) | overridden
-            if i in every and not is_protected(every[i])}
+        gov = resolve(list(every.values()), claim_store.list_schedules(conn),
+                      claim_store.list_assignments(conn),
+                      {a.id: a.name for a in account_store.list_all(conn)},
+                      include_protected=True)
+    return {every[i].name for i in set(gov) | overridden if i in every}
 
 
 def test_governed_instances_found_in_sql_are_those_the_full_resolution_finds(ctx) -> None:  # noqa: ANN001

@@ -222,15 +222,17 @@ def test_protected_cluster_members_and_replicas(aws_ctx, aws_env) -> None:  # no
 
     report = run(aws_ctx, at(19, 1))
     got = sorted((i.instance_name, i.action, i.result) for i in report.items)
-    assert got == [("reports", "stop", "ok"), ("src-0000", "stop", "ok"),
-                   ("src-replica", "stop", "refused")]
+    assert got == [("reports", "stop", "ok"), ("safe-0000", "stop", "refused"),
+                   ("src-0000", "stop", "ok"), ("src-replica", "stop", "refused")]
+    safe = next(i for i in report.items if i.instance_name == "safe-0000")
+    assert (safe.error or "").startswith("protected")  # refused, reason "protected"
     replica = next(i for i in report.items if i.instance_name == "src-replica")
     assert "read replica" in (replica.error or "")
     cluster = rds.describe_db_clusters(DBClusterIdentifier="reports")["DBClusters"][0]
     assert cluster["Status"] == "stopped"
     assert moto_status(aws_env, "safe-0000") == "available"
     names = {n for n, _, _ in log(aws_ctx)}
-    assert "safe-0000" not in names and not names & set(members)
+    assert ("safe-0000", "stop", "refused") in log(aws_ctx) and not names & set(members)
     [refusal] = ActionLogService(aws_ctx).list(instance="src-replica")
     assert refusal.result == "refused" and "read replica" in (refusal.error or "")
     assert run(aws_ctx, at(19, 2)).items == []  # a refusal is not repeated every minute

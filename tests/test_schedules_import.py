@@ -17,6 +17,7 @@ from snoozeql.domain.schedules import (
     import_custodian,
     import_instance_scheduler,
     next_transition,
+    preview,
 )
 
 R, S, A = DesiredState.RUNNING, DesiredState.STOPPED, DesiredState.ANY
@@ -118,13 +119,6 @@ def test_custodian_time_zone_aliases(alias: str, zone: str) -> None:
 @pytest.mark.parametrize(
     ("tag", "message"),
     [
-        ("off=(M-X,19)", "custodian tag: off=(m-x,19): unknown day 'x'"),
-        ("off=(Z,19)", "custodian tag: off=(z,19): unknown day 'z'"),
-        ("off=(M-F,24)", "custodian tag: off=(m-f,24): hour '24' is not a whole hour 0-23"),
-        ("on=(M-F,seven)", "custodian tag: on=(m-f,seven): hour 'seven' is not a whole hour"),
-        ("off=M-F,19", "custodian tag: off=m-f,19: expected (days,hour)"),
-        ("off=[(M-F,19)", "custodian tag: off=[(m-f,19): unbalanced brackets"),
-        ("off=(M-F,19,20)", "custodian tag: off=(m-f,19,20): (m-f,19,20) must be (days,hour)"),
         ("off=(M-F,19);foo=1", "custodian tag: unknown key 'foo' in 'foo=1'"),
         ("off=(M-F,19);off=(M-F,20)", "custodian tag: 'off' is given twice"),
         ("off", "custodian tag: 'off' opts the resource out"),
@@ -132,13 +126,105 @@ def test_custodian_time_zone_aliases(alias: str, zone: str) -> None:
         ("on=(M,7);off=(M,7)", "custodian tag: on and off both at 7:00 on mon"),
         ("tz=mars", "custodian tag: tz=mars: unknown time zone 'mars'"),
         ("off(M-F,19)", "custodian tag: 'off(m-f,19)' is not key=value"),
-        ("off=(M-F,19) on", "custodian tag: off=(m-f,19) on: expected (days,hour)"),
+        ("", "custodian tag: no tag value; without opt-out"),
     ],
 )
 def test_custodian_refusals(tag: str, message: str) -> None:
     with pytest.raises(ValidationError) as info:
-        import_custodian(tag, name="x")
+        import_custodian(None if tag == "" and "no tag" in message else tag, name="x")
     assert info.value.message.startswith(message), info.value.message
+
+
+@pytest.mark.parametrize(
+    ("tag", "warning", "expected"),
+    [
+        # One side Custodian cannot parse: it falls back to the policy default for that
+        # side, and so does the import, saying so (issue 13 item 7).
+        ("off=(M-X,19);on=(M-F,8)", "off=(m-x,19): unknown day 'x'",
+         [{"begintime": "08:00", "endtime": "19:00", "weekdays": "mon-fri"}]),
+        ("off=(Z,17)", "off=(z,17): unknown day 'z'",
+         [{"begintime": "07:00", "endtime": "19:00", "weekdays": "mon-fri"}]),
+        ("off=(M-F,24)", "off=(m-f,24): hour '24' is not a whole hour 0-23",
+         [{"begintime": "07:00", "endtime": "19:00", "weekdays": "mon-fri"}]),
+        ("on=(M-F,seven);off=(M-F,18)", "on=(m-f,seven): hour 'seven' is not a whole hour",
+         [{"begintime": "07:00", "endtime": "18:00", "weekdays": "mon-fri"}]),
+        ("off=M-F,19", "off=m-f,19: expected (days,hour)",
+         [{"begintime": "07:00", "endtime": "19:00", "weekdays": "mon-fri"}]),
+        ("off=[(M-F,19)", "off=[(m-f,19): unbalanced brackets",
+         [{"begintime": "07:00", "endtime": "19:00", "weekdays": "mon-fri"}]),
+        ("off=(M-F,19,20)", "off=(m-f,19,20): (m-f,19,20) must be (days,hour)",
+         [{"begintime": "07:00", "endtime": "19:00", "weekdays": "mon-fri"}]),
+        ("off=(M-F,19) on", "off=(m-f,19) on: expected (days,hour)",
+         [{"begintime": "07:00", "endtime": "19:00", "weekdays": "mon-fri"}]),
+    ],
+)
+def test_custodian_unparsable_side_warns_and_takes_the_default(
+    tag: str, warning: str, expected: list[dict]
+) -> None:
+    warnings: list[str] = []
+    schedule = import_custodian(tag, name="x", warnings=warnings)
+    assert periods(schedule) == expected
+    [text] = warnings
+    assert text.startswith(warning), text
+    assert "falls back to the policy's default" in text and "SnoozeQL does the same" in text
+
+
+def test_custodian_warns_where_custodian_reads_the_tag_otherwise() -> None:
+    # A key after "; ": Custodian drops it silently; SnoozeQL uses it, and says so.
+    warnings: list[str] = []
+    schedule = import_custodian("off=(M-F,18); tz=pt", name="x", warnings=warnings)
+    assert schedule.timezone == "America/Los_Angeles"
+    [text] = warnings
+    assert "'tz=pt' follows '; '" in text and "silently ignores it" in text
+    assert "SnoozeQL reads it as written" in text
+    # on=disabled: a parse error for Custodian; SnoozeQL only stops, and says so.
+    warnings = []
+    schedule = import_custodian("off=(M-F,19);on=disabled", name="x", warnings=warnings)
+    assert periods(schedule) == [{"endtime": "19:00", "weekdays": "mon-fri"}]
+    [text] = warnings
+    assert text.startswith("on=disabled: Custodian treats the whole tag as a parse error")
+    assert "never started by this schedule" in text
+    # A tag Custodian reads as written gives no warning.
+    warnings = []
+    import_custodian("off=(M-F,19);on=(M-F,7);tz=pt", name="x", warnings=warnings)
+    assert warnings == []
+
+
+def test_custodian_opt_out_policy_gives_untagged_resources_the_defaults() -> None:
+    schedule = import_custodian(None, name="x", opt_out=True, onhour=8, offhour=20,
+                                weekends_only=True, default_tz="cet")
+    assert schedule.timezone == "Europe/Berlin"
+    berlin = ZoneInfo("Europe/Berlin")
+    assert desired_state(schedule, datetime(2026, 11, 27, 19, 59, tzinfo=berlin)).state is R
+    assert desired_state(schedule, datetime(2026, 11, 28, 12, tzinfo=berlin)).state is S
+    t = next_transition(schedule, datetime(2026, 11, 28, 12, tzinfo=berlin))
+    assert t is not None and t.at == datetime(2026, 11, 30, 8, tzinfo=berlin) and t.state is R
+    with pytest.raises(ValidationError, match="opts the resource out"):
+        import_custodian("off", name="x", opt_out=True)
+
+
+def test_custodian_repeated_start_at_midnight_is_a_transition() -> None:
+    """Issue 13 item 5: on=(M-F,0) starts again every weekday at 00:00, as Custodian's
+    on hour does, although the schedule already says running just before."""
+    schedule = import_custodian("off=(S,3);on=(M-F,0)", name="x")
+    ny = ZoneInfo("America/New_York")
+    t = next_transition(schedule, datetime(2026, 3, 2, 23, 30, tzinfo=ny))
+    assert t is not None and t.at == datetime(2026, 3, 3, 0, 0, tzinfo=ny)
+    assert t.state is R and t.previous is R
+    assert next_transition(schedule, datetime(2026, 3, 2, 23, 30, tzinfo=ny),
+                           into={"running"}) == t
+    assert desired_state(schedule, datetime(2026, 3, 2, 23, 30, tzinfo=ny)).state is R
+    segments = preview(schedule, datetime(2026, 3, 2, tzinfo=ny), datetime(2026, 3, 9, tzinfo=ny))
+    assert [(s.start.replace(tzinfo=None), s.state) for s in segments] == [
+        (datetime(2026, 3, 2, 0, 0), R), (datetime(2026, 3, 3, 0, 0), R),
+        (datetime(2026, 3, 4, 0, 0), R), (datetime(2026, 3, 5, 0, 0), R),
+        (datetime(2026, 3, 6, 0, 0), R), (datetime(2026, 3, 7, 3, 0), S),
+    ]
+    assert Schedule.from_dict(schedule.to_dict()) == schedule
+    # The same at hour 1 (an "any" stretch before the start) keeps working.
+    one = import_custodian("off=(S,3);on=(M-F,1)", name="x")
+    t = next_transition(one, datetime(2026, 3, 2, 23, 30, tzinfo=ny), into={"running"})
+    assert t is not None and t.at == datetime(2026, 3, 3, 1, 0, tzinfo=ny)
 
 
 # --------------------------------------------------------------------------- Custodian behaviour
@@ -198,6 +284,10 @@ def schedule_actions(
          [((0, 1, 2), 20)]),
         ("", {"weekends_only": True}, [((0,), 7)], [((4,), 19)]),
         ("off=(M-F,18);tz=aet", {}, [(WEEKDAYS, 7)], [(WEEKDAYS, 18)]),
+        # repeated actions at hour 0 of the next day (issue 13 item 5)
+        ("off=(S,3);on=(M-F,0)", {}, [(WEEKDAYS, 0)], [((5,), 3)]),
+        ("on=(M,7);off=(M-F,0);tz=pt", {}, [((0,), 7)], [(WEEKDAYS, 0)]),
+        ("on=(M-U,0);off=disabled;tz=cet", {}, [((0, 1, 2, 3, 4, 5, 6), 0)], []),
     ],
 )
 def test_custodian_import_starts_and_stops_at_the_same_moments(

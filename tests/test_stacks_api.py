@@ -96,7 +96,8 @@ def test_instance_endpoints_and_error_codes(api) -> None:  # noqa: ANN001
     items = api.get(base).json()
     assert [(i["name"], i["template"]) for i in items] == [
         ("db", "postgres"), ("db2", "postgres"), ("cache", "redis")]
-    assert [i["override_count"] for i in items] == [1, 2, 0]
+    # redis has a generated password too (REDIS_PASSWORD), like postgres
+    assert [i["override_count"] for i in items] == [1, 2, 1]
     assert [i["name"] for i in api.get(f"{base}?search=cach").json()] == ["cache"]
     assert [i["name"] for i in api.get(f"{base}?enabled=false").json()] == ["cache"]
     assert [i["name"] for i in api.get(f"{base}?enabled=true").json()] == ["db", "db2"]
@@ -145,14 +146,14 @@ def test_instance_endpoints_and_error_codes(api) -> None:  # noqa: ANN001
     assert eff["entry_provenance"]["healthcheck"]["interval"] == "template"
     assert eff["entry_provenance"]["healthcheck"]["test"] == "override"
     assert eff["healthcheck"]["test"] == ["CMD", "true"]
-    assert eff["override_count"] == 8
+    assert eff["override_count"] == 9  # the generated REDIS_PASSWORD was kept
 
     # duplicate (default name, disabled to avoid the port clash), rename, preview, delete
     r = api.post(f"{base}/cache/duplicate")
     assert r.status_code == 409 and "16379" in err(r)
     r = api.post(f"{base}/cache/duplicate", json={"enabled": False})
     assert r.status_code == 201 and r.json()["name"] == "cache-copy"
-    assert r.json()["override_count"] == 8
+    assert r.json()["override_count"] == 9
     r = api.post(f"{base}/cache/duplicate", json={"name": "cache-copy", "enabled": False})
     assert r.status_code == 409
     r = api.put(f"{base}/cache-copy/rename", json={"name": "db"})
@@ -172,7 +173,8 @@ def test_instance_endpoints_and_error_codes(api) -> None:  # noqa: ANN001
     doc = yaml.safe_load(r.json()["yaml"])
     assert set(doc["services"]) == {"db2", "cache", "db"}
     assert r.json()["env_variables"] == [
-        "SNOOZEQL_DB2_POSTGRES_PASSWORD", "SNOOZEQL_DB_MARIADB_ROOT_PASSWORD"]
+        "SNOOZEQL_CACHE_REDIS_PASSWORD", "SNOOZEQL_DB2_POSTGRES_PASSWORD",
+        "SNOOZEQL_DB_MARIADB_ROOT_PASSWORD"]
     env = doc["services"]["db2"]["environment"]["POSTGRES_PASSWORD"]
     assert env.startswith("${SNOOZEQL_DB2_")
     red = yaml.safe_load(api.get(f"{V1}/stacks/shop/compose?secrets=redact").json()["yaml"])

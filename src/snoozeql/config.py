@@ -101,6 +101,18 @@ class Settings(BaseSettings):
         default_factory=list, description="Slack-compatible webhooks ({'text': ...})"
     )
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # Endpoints the server may call besides the clouds' own, and files it may read for
+    # accounts (docs/providers.md): host or host:port patterns; empty = none.
+    allowed_endpoints: list[str] = Field(
+        default_factory=list,
+        description="custom endpoints (endpoint_url, api_endpoint, webhooks) allowed",
+    )
+    credentials_dir: Path | None = Field(
+        default=None, description="GCP key files only from here; default <data_dir>/credentials"
+    )
+    # Stack bind mounts may use these host folders besides the stack's own data folder.
+    allowed_host_paths: list[Path] = Field(default_factory=list)
     default_timezone: str = Field(
         default="UTC", description="zone for override times like '22:00' without a schedule"
     )
@@ -130,6 +142,22 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @field_validator("allowed_endpoints", mode="after")
+    @classmethod
+    def _endpoints(cls, v: list[str]) -> list[str]:
+        from snoozeql.domain.endpoints import validate_patterns
+        from snoozeql.domain.errors import ValidationError
+
+        try:
+            return validate_patterns(v)
+        except ValidationError as exc:
+            raise ValueError(exc.message) from None
+
+    @property
+    def effective_credentials_dir(self) -> Path:
+        """Where GCP key files must live: ``credentials_dir`` or ``<data_dir>/credentials``."""
+        return (self.credentials_dir or self.data_dir / "credentials").expanduser().resolve()
 
     @property
     def effective_database_url(self) -> str:

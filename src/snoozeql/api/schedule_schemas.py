@@ -93,11 +93,24 @@ class SelectorPreviewIn(BaseModel):
 
 
 class ImportIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Custodian's policy options may be spelled as in a policy (``weekends-only``,
+    ``opt-out``) or with underscores."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     custodian: str | None = Field(None, examples=["off=(M-F,19);on=(M-F,7);tz=pt"],
                                   description="a Cloud Custodian offhours tag value")
     name: str | None = Field(None, description="name of the schedule made from `custodian`")
     default_tz: str = Field("et", description="Custodian's default zone when the tag has none")
+    onhour: int = Field(7, ge=0, le=23, description="Custodian policy: default on hour")
+    offhour: int = Field(19, ge=0, le=23, description="Custodian policy: default off hour")
+    weekends: bool = Field(True, description="Custodian policy: default days are Mon-Fri "
+                                             "(false: every day)")
+    weekends_only: bool = Field(False, alias="weekends-only",
+                                description="Custodian policy: off Friday at offhour, on "
+                                            "Monday at onhour")
+    opt_out: bool = Field(False, alias="opt-out",
+                          description="Custodian policy: resources without the tag get the "
+                                      "defaults; `custodian` may then be omitted")
     instance_scheduler: Any = Field(
         None, description="Instance Scheduler configuration (periods and schedules) as JSON"
     )

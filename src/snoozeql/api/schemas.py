@@ -51,9 +51,12 @@ class AccountOut(BaseModel):
     created_at: datetime | None
 
     @classmethod
-    def of(cls, a: Account) -> AccountOut:
+    def of(cls, a: Account, reveal: bool = False) -> AccountOut:
+        """``reveal`` (admins only) shows secret settings; else they read ``set``."""
+        from snoozeql.services.accounts import public_config
+
         return cls(
-            id=a.id, name=a.name, provider=a.provider.value, config=a.config,
+            id=a.id, name=a.name, provider=a.provider.value, config=public_config(a, reveal),
             status=a.status.value, last_sync_at=a.last_sync_at, last_error=a.last_error,
             created_at=a.created_at,
         )
@@ -153,11 +156,21 @@ class ActionOut(BaseModel):
         return cls(**fields, outcome=r.outcome)
 
 
+class ActionIn(BaseModel):
+    """Optional body of ``POST /instances/{id}/start|stop|restart``."""
+
+    model_config = ConfigDict(extra="forbid")
+    force: bool = Field(False, description="act on a protected instance (snoozeql-protect="
+                                           "true); needs the admin role")
+
+
 class ActionResultOut(BaseModel):
     action_id: UUID
     action: str
     result: str
-    message: str | None
+    message: str | None = Field(description="e.g. 'already stopped' when nothing was to do")
+    already: bool = Field(False, description="the instance already was in (or on its way "
+                                             "to) the requested state; nothing was done")
     instance: InstanceOut
 
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from snoozeql.cli import state
-from snoozeql.cli.output import console, handle_errors, print_fields, print_json, print_table
+from snoozeql.cli.output import (
+    confirm,
+    console,
+    handle_errors,
+    line,
+    print_fields,
+    print_json,
+    print_table,
+    styled,
+)
 from snoozeql.domain.types import AccountStatus
-from snoozeql.services.accounts import AccountService
+from snoozeql.services.accounts import AccountService, public_config
 from snoozeql.services.discovery import DiscoveryService, SyncReport
 
 app = typer.Typer(help="Cloud accounts SnoozeQL discovers databases in.", no_args_is_help=True)
@@ -17,7 +27,8 @@ app = typer.Typer(help="Cloud accounts SnoozeQL discovers databases in.", no_arg
 
 def _account_json(a) -> dict:  # noqa: ANN001
     return {
-        "id": str(a.id), "name": a.name, "provider": a.provider.value, "config": a.config,
+        "id": str(a.id), "name": a.name, "provider": a.provider.value,
+        "config": public_config(a),
         "status": a.status.value,
         "last_sync_at": a.last_sync_at.isoformat() if a.last_sync_at else None,
         "last_error": a.last_error,
@@ -44,7 +55,9 @@ def add(
     sync: Annotated[bool, typer.Option("--sync", help="discover its databases now")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Add a cloud account. Credentials come from the provider's own chain, never the store."""
+    """Add a cloud account. Credentials come from the provider's own chain, never the store.
+
+    With --sync, exit 1 when the sync fails (the account stays added, status failed)."""
     config = {
         "regions": regions, "profile": profile, "role_arn": role_arn,
         "external_id": external_id, "endpoint_url": endpoint_url, "projects": projects,
@@ -54,9 +67,10 @@ def add(
     if as_json:
         print_json(_account_json(account))
     else:
-        console.print(f"added {account.provider.value} account [bold]{account.name}[/bold]")
-    if sync:
-        _sync_one(account.name, as_json=as_json)
+        console.print(line(f"added {account.provider.value} account ",
+                           styled(account.name, "bold")))
+    if sync and _sync_one(account.name, as_json=as_json).status != AccountStatus.CONNECTED:
+        raise typer.Exit(1)  # the account is added, but the sync asked for failed
 
 
 @app.command("list")
@@ -81,9 +95,9 @@ def list_(
     )
 
 
-def _status(s: AccountStatus) -> str:
+def _status(s: AccountStatus) -> Text:
     color = {"connected": "green", "failed": "red", "syncing": "yellow"}.get(s.value, "dim")
-    return f"[{color}]{s.value}[/{color}]"
+    return styled(s.value, color)
 
 
 @app.command("show")
@@ -97,7 +111,8 @@ def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) ->
     print_fields([
         ("id", a.id), ("name", a.name), ("provider", a.provider), ("status", a.status),
         ("last sync", a.last_sync_at), ("last error", a.last_error),
-        *[(k, v if not isinstance(v, list) else ",".join(v)) for k, v in a.config.items()],
+        *[(k, v if not isinstance(v, list) else ",".join(v))
+          for k, v in public_config(a).items()],
     ])
 
 
@@ -132,13 +147,14 @@ def _sync_one(name: str, as_json: bool, quiet: bool = False) -> SyncReport:
         print_json(_report_json(report))
     elif not quiet:
         if report.status == AccountStatus.CONNECTED:
-            console.print(
-                f"[green]{name}: connected[/green] - {report.found} databases "
+            console.print(line(
+                styled(f"{name}: connected", "green"),
+                f" - {report.found} databases "
                 f"({report.new} new, {report.changed} changed, {report.missing} missing) "
-                f"in {report.seconds:.1f}s"
-            )
+                f"in {report.seconds:.1f}s",
+            ))
         else:
-            console.print(f"[red]{name}: failed[/red] - {report.error}")
+            console.print(line(styled(f"{name}: failed", "red"), f" - {report.error}"))
     return report
 
 
@@ -160,8 +176,7 @@ def remove(
     svc = AccountService(state.ctx())
     account = svc.get(name)
     if not yes:
-        typer.confirm(
-            f"remove account {account.name} and its instances from the inventory?", abort=True
-        )
+        confirm(f"remove account {account.name} and its instances from the inventory?",
+                refused="not removed", hint="add --yes to remove without asking")
     svc.remove(account.id)
     console.print(f"removed account {account.name}")

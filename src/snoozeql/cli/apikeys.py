@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from snoozeql.cli import state
-from snoozeql.cli.output import console, handle_errors, print_json, print_table
+from snoozeql.cli.output import console, handle_errors, line, print_json, print_table, styled
 from snoozeql.services.apikeys import ApiKeyService
 
 app = typer.Typer(help="API keys for the REST API.", no_args_is_help=True)
@@ -25,7 +25,7 @@ def create(
     if as_json:
         print_json({"name": record.name, "role": record.role.value, "key": key})
         return
-    console.print(f"created {record.role.value} key [bold]{record.name}[/bold]:")
+    console.print(line(f"created {record.role.value} key ", styled(record.name, "bold"), ":"))
     console.print(key, highlight=False, soft_wrap=True)
     console.print("store it now: it cannot be shown again", style="yellow")
 

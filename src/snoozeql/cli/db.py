@@ -11,18 +11,23 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from snoozeql.cli import state
 from snoozeql.cli.output import (
+    action_line,
+    confirm,
     console,
     err_console,
     handle_errors,
+    line,
     print_fields,
     print_json,
     print_table,
+    styled,
 )
 from snoozeql.domain.engines import RuntimeState, engine_names
-from snoozeql.domain.types import Instance
+from snoozeql.domain.types import Instance, InstanceStatus
 from snoozeql.services.lifecycle import LifecycleService
 from snoozeql.services.local_databases import LocalDatabaseService
 
@@ -34,9 +39,8 @@ app = typer.Typer(
 _STATUS_COLORS = {"running": "green", "stopped": "dim", "failed": "red", "starting": "yellow"}
 
 
-def _colored(status: str) -> str:
-    c = _STATUS_COLORS.get(status, "yellow")
-    return f"[{c}]{status}[/{c}]"
+def _colored(status: str) -> Text:
+    return styled(status, _STATUS_COLORS.get(status, "yellow"))
 
 
 def _runtime(i: Instance) -> str:
@@ -93,11 +97,10 @@ def create(
             out["password"] = created.generated_password
         print_json(out)
         return
-    console.print(
+    console.print(line(
         f"created {i.name}: {i.engine} {i.engine_version or ''} ({_runtime(i)}) on "
-        f"{i.endpoint_host}:{i.endpoint_port}, {_colored(i.status.value)}",
-        highlight=False,
-    )
+        f"{i.endpoint_host}:{i.endpoint_port}, ", _colored(i.status.value),
+    ), highlight=False)
     if created.generated_password:
         console.print(f"password: {created.generated_password}", highlight=False, markup=False)
         console.print(
@@ -106,47 +109,50 @@ def create(
         )
 
 
-def _act(action: str, name: str, as_json: bool) -> None:
+def _act(action: str, name: str, as_json: bool, force: bool = False) -> None:
     ctx = state.ctx()
     instance = LocalDatabaseService(ctx).get(name)
     with err_console.status(f"{action} {instance.name}..."):
         report = LifecycleService(ctx).act(
-            instance.id, action, actor=state.ACTOR, reason="manual"
+            instance.id, action, actor=state.ACTOR, reason="manual", force=force
         )
     if as_json:
         print_json({
             "action_id": str(report.action_id), "action": report.action.value,
             "result": report.result.value, "message": report.message,
-            "instance": db_json(report.instance),
+            "already": report.already, "instance": db_json(report.instance),
         })
         return
-    console.print(
-        f"{action} {report.instance.name}: [green]ok[/green], now "
-        f"{_colored(report.instance.status.value)}"
-        + (f" ({report.message})" if report.message else ""),
-        highlight=False,
-    )
+    console.print(action_line(action, report.instance.name, report.already, report.message,
+                              _colored(report.instance.status.value)), highlight=False)
+
+
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="act on a protected database (tagged snoozeql-protect=true)")]
 
 
 @app.command("start")
 @handle_errors
-def start(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def start(name: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+          force: ForceOpt = False) -> None:
     """Start a stopped (or failed) database and wait until it answers."""
-    _act("start", name, as_json)
+    _act("start", name, as_json, force)
 
 
 @app.command("stop")
 @handle_errors
-def stop(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def stop(name: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+         force: ForceOpt = False) -> None:
     """Stop gracefully (forced after 10 s)."""
-    _act("stop", name, as_json)
+    _act("stop", name, as_json, force)
 
 
 @app.command("restart")
 @handle_errors
-def restart(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def restart(name: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+            force: ForceOpt = False) -> None:
     """Stop, then start and wait until it answers."""
-    _act("restart", name, as_json)
+    _act("restart", name, as_json, force)
 
 
 @app.command("delete")
@@ -161,9 +167,8 @@ def delete(
     instance = svc.get(name)
     if not yes:
         what = "the database (data kept)" if keep_data else "the database AND ITS DATA"
-        if not typer.confirm(f"delete {instance.name}: {what}?", default=False):
-            err_console.print("not deleted")
-            raise typer.Exit(1)
+        confirm(f"delete {instance.name}: {what}?", refused="not deleted",
+                hint="add --yes to delete without asking")
     with err_console.status(f"deleting {instance.name}..."):
         deleted = svc.delete(instance.id, keep_data=keep_data, actor=state.ACTOR)
     msg = f"deleted {instance.name}"
@@ -202,12 +207,25 @@ def list_(
 @app.command("status")
 @handle_errors
 def status(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The status measured now: process or container, port, and a login with the password."""
+    """The status measured now: process or container, port, and a login with the password.
+
+    Exit 0 when it is running, 3 when it is not (stopped, starting, failed), like
+    ``systemctl status``, so scripts can test it; 2 when there is no such database."""
     measured = LocalDatabaseService(state.ctx()).status(name)
     i, s = measured.instance, measured.state
     if as_json:
         print_json({**db_json(i), **state_json(s)})
-        return
+    else:
+        _print_status(i, s)
+    if s.status != InstanceStatus.RUNNING:
+        raise typer.Exit(NOT_RUNNING_EXIT)
+
+
+#: ``db status`` exit code for a database that is not running (LSB "program is not running").
+NOT_RUNNING_EXIT = 3
+
+
+def _print_status(i: Instance, s: RuntimeState) -> None:
     print_fields([
         ("name", i.name), ("engine", f"{i.engine} {i.engine_version or ''}"),
         ("runtime", _runtime(i)), ("endpoint", f"{i.endpoint_host}:{i.endpoint_port}"),
@@ -219,8 +237,8 @@ def status(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
     ])
     if s.log_tail:
         console.print("last log lines:", style="bold")
-        for line in s.log_tail:
-            console.print(line, highlight=False, markup=False)
+        for text in s.log_tail:
+            console.print(text, highlight=False, markup=False)
 
 
 @app.command("logs")
@@ -229,8 +247,8 @@ def logs(
     name: str, n: Annotated[int, typer.Option("-n", "--lines", help="last N lines")] = 50
 ) -> None:
     """The last lines of the server's log (the password masked)."""
-    for line in LocalDatabaseService(state.ctx()).logs(name, n):
-        typer.echo(line)
+    for text in LocalDatabaseService(state.ctx()).logs(name, n):
+        typer.echo(text)
 
 
 @app.command("url")

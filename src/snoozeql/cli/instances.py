@@ -7,16 +7,20 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from snoozeql.cli import state
 from snoozeql.cli.output import (
+    action_line,
     console,
     err_console,
     fail,
     handle_errors,
+    line,
     print_fields,
     print_json,
     print_table,
+    styled,
 )
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.selectors import selector_from_filters
@@ -55,10 +59,9 @@ def _cost(i: Instance) -> str:
 _STATUS_COLORS = {"running": "green", "stopped": "dim", "failed": "red", "unknown": "yellow"}
 
 
-def _status(i: Instance) -> str:
-    c = _STATUS_COLORS.get(i.status.value, "yellow")
-    s = f"[{c}]{i.status.value}[/{c}]"
-    return s + (" [red](missing)[/red]" if i.missing_since else "")
+def _status(i: Instance) -> Text:
+    s = styled(i.status.value, _STATUS_COLORS.get(i.status.value, "yellow"))
+    return line(s, " ", styled("(missing)", "red")) if i.missing_since else s
 
 
 @app.command("list")
@@ -136,20 +139,18 @@ def show(
         )
 
 
-def _act(action: str, ref: str, as_json: bool) -> None:
-    report = LifecycleService(state.ctx()).act(ref, action, actor=state.ACTOR, reason="manual")
+def _act(action: str, ref: str, as_json: bool, force: bool = False) -> None:
+    report = LifecycleService(state.ctx()).act(ref, action, actor=state.ACTOR, reason="manual",
+                                               force=force)
     if as_json:
         print_json({
             "action_id": str(report.action_id), "action": report.action.value,
             "result": report.result.value, "message": report.message,
-            "instance": instance_json(report.instance),
+            "already": report.already, "instance": instance_json(report.instance),
         })
         return
-    console.print(
-        f"{action} {report.instance.name}: [green]ok[/green], now "
-        f"{report.instance.status.value}"
-        + (f" ({report.message})" if report.message else "")
-    )
+    console.print(action_line(action, report.instance.name, report.already, report.message,
+                              _status(report.instance)), highlight=False)
 
 
 RefsArg = Annotated[
@@ -165,6 +166,8 @@ AccountOpt = Annotated[str | None, typer.Option("--account", help="account name 
 RegionOpt = Annotated[str | None, typer.Option("--region")]
 EngineOpt = Annotated[str | None, typer.Option("--engine")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="act on a protected instance (snoozeql-protect=true); one REF only")]
 JsonOpt = Annotated[bool, typer.Option("--json")]
 
 
@@ -175,8 +178,11 @@ def _bulk_item_json(r: BulkItemResult) -> dict[str, Any]:
 
 def _control(action: str, refs: list[str] | None, *, provider: str | None,
              tag: list[str] | None, name: str | None, account: str | None,
-             region: str | None, engine: str | None, yes: bool, as_json: bool) -> None:
-    """One ref and no filter: act at once. Otherwise list the instances, confirm, act."""
+             region: str | None, engine: str | None, yes: bool, as_json: bool,
+             force: bool = False) -> None:
+    """One ref and no filter: act at once. Otherwise list the instances, confirm, act.
+
+    Protected instances are refused ("protected") unless one REF alone is --force'd."""
     selector = selector_from_filters(provider=provider, tags=tag, name=name, account=account,
                                      region=region, engine=engine)
     refs = refs or []
@@ -186,8 +192,11 @@ def _control(action: str, refs: list[str] | None, *, provider: str | None,
         raise ValidationError("name at least one instance (id, ARN or name) or give a filter "
                               "(--provider, --tag, --name, --account, --region, --engine)")
     if len(refs) == 1 and selector is None:
-        _act(action, refs[0], as_json)
+        _act(action, refs[0], as_json, force)
         return
+    if force:
+        raise ValidationError("--force acts on one protected instance named alone; bulk and "
+                              "filtered actions always leave protected instances out")
     svc = BulkService(state.ctx())
     found = svc.resolve_detailed(refs or None, selector)
     out = err_console if as_json else console  # keep stdout pure JSON for scripts
@@ -202,7 +211,8 @@ def _control(action: str, refs: list[str] | None, *, provider: str | None,
         for col in ("NAME", "PROVIDER", "REGION", "STATUS", "ID"):
             table.add_column(col, overflow="fold")
         for i in found.instances:
-            table.add_row(i.name, i.provider.value, i.region or "-", _status(i), str(i.id)[:8])
+            table.add_row(Text(i.name), i.provider.value, Text(i.region or "-"), _status(i),
+                          str(i.id)[:8])
         out.print(table)
     if not n:
         out.print("no instance matches; nothing to do")
@@ -224,7 +234,7 @@ def _control(action: str, refs: list[str] | None, *, provider: str | None,
     elif results:
         colors = {"ok": "green", "refused": "yellow", "failed": "red"}
         print_table(None, ["NAME", "RESULT", "STATUS", "MESSAGE"], [
-            (r.instance.name, f"[{colors[r.result.value]}]{r.result.value}[/]", r.status.value,
+            (r.instance.name, styled(r.result.value, colors[r.result.value]), r.status.value,
              r.message) for r in results])
         counts = {k: sum(r.result.value == k for r in results) for k in colors}
         console.print(", ".join(f"{v} {k}" for k, v in counts.items()), highlight=False)
@@ -236,39 +246,42 @@ def _control(action: str, refs: list[str] | None, *, provider: str | None,
 @handle_errors
 def start(refs: RefsArg = None, provider: ProviderOpt = None, tag: TagOpt = None,
           name: NameOpt = None, account: AccountOpt = None, region: RegionOpt = None,
-          engine: EngineOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+          engine: EngineOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
+          force: ForceOpt = False) -> None:
     """Start instances or clusters through their providers.
 
     One REF acts at once; several REFs or filters list the instances and ask first
     (--yes to skip; without a terminal --yes is required). Exit 1 if any failed."""
     _control("start", refs, provider=provider, tag=tag, name=name, account=account,
-             region=region, engine=engine, yes=yes, as_json=as_json)
+             region=region, engine=engine, yes=yes, as_json=as_json, force=force)
 
 
 @app.command("stop")
 @handle_errors
 def stop(refs: RefsArg = None, provider: ProviderOpt = None, tag: TagOpt = None,
          name: NameOpt = None, account: AccountOpt = None, region: RegionOpt = None,
-         engine: EngineOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+         engine: EngineOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
+         force: ForceOpt = False) -> None:
     """Stop instances or clusters through their providers.
 
     One REF acts at once; several REFs or filters list the instances and ask first
     (--yes to skip; without a terminal --yes is required). Exit 1 if any failed."""
     _control("stop", refs, provider=provider, tag=tag, name=name, account=account,
-             region=region, engine=engine, yes=yes, as_json=as_json)
+             region=region, engine=engine, yes=yes, as_json=as_json, force=force)
 
 
 @app.command("restart")
 @handle_errors
 def restart(refs: RefsArg = None, provider: ProviderOpt = None, tag: TagOpt = None,
             name: NameOpt = None, account: AccountOpt = None, region: RegionOpt = None,
-            engine: EngineOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+            engine: EngineOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
+            force: ForceOpt = False) -> None:
     """Restart (reboot) instances, or every member of a cluster.
 
     One REF acts at once; several REFs or filters list the instances and ask first
     (--yes to skip; without a terminal --yes is required). Exit 1 if any failed."""
     _control("restart", refs, provider=provider, tag=tag, name=name, account=account,
-             region=region, engine=engine, yes=yes, as_json=as_json)
+             region=region, engine=engine, yes=yes, as_json=as_json, force=force)
 
 
 def _override(ref: str, state_: str, until: str, tz: str | None, reason: str | None,

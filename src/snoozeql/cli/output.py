@@ -15,9 +15,13 @@ from uuid import UUID
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+# Markup is off: names, tags, reasons and schedule text come from users and from the
+# schedule grammar (``[all day monthdays 1/14]``), and must print as written. Colour is
+# added on purpose with :func:`styled` / :func:`line` (Rich ``Text``), never with markup.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +42,26 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=_default, indent=2, sort_keys=False) + "\n")
 
 
+def styled(value: Any, style: str) -> Text:
+    """``value`` as text in ``style`` (e.g. ``"green"``), never read as markup."""
+    return Text(fmt(value), style=style)
+
+
+def line(*parts: str | Text | tuple[str, str]) -> Text:
+    """One line from plain strings, :func:`styled` pieces and ``(text, style)`` pairs."""
+    return Text.assemble(*parts)
+
+
+def action_line(action: str, name: str, already: bool, message: str | None,
+                status: Text) -> Text:
+    """``stop db1: ok, now stopped (StopDBInstance accepted)`` or, when nothing had to
+    be done, ``stop db1: ok, already stopped``."""
+    if already:
+        return line(f"{action} {name}: ", styled("ok", "green"), f", {message}")
+    return line(f"{action} {name}: ", styled("ok", "green"), ", now ", status,
+                f" ({message})" if message else "")
+
+
 def fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -53,12 +77,17 @@ def fmt(value: Any) -> str:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, show_lines=False, header_style="bold")
+    table = Table(title=Text(title) if title else None, show_lines=False,
+                  header_style="bold")
     for c in columns:
         table.add_column(c, overflow="fold")
     for row in rows:
-        table.add_row(*(fmt(v) for v in row))
+        table.add_row(*(_cell(v) for v in row))
     console.print(table)
+
+
+def _cell(value: Any) -> Text:
+    return value if isinstance(value, Text) else Text(fmt(value))
 
 
 def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
@@ -66,13 +95,28 @@ def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for k, v in pairs:
-        table.add_row(k, fmt(v))
+        table.add_row(Text(k), _cell(v))
     console.print(table)
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(line(("error:", "red"), " ", message), highlight=False)
     raise typer.Exit(code)
+
+
+def confirm(question: str, *, refused: str, hint: str) -> None:
+    """Ask ``question`` on the terminal; exit 1 with ``refused`` on "no".
+
+    Without an answer (no terminal, stdin at its end) exit 2 with ``hint`` (e.g. "add
+    --yes to delete without asking") rather than click's bare "Aborted!".
+    """
+    try:
+        answer = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        fail(f"{refused}: there is no terminal to ask {question!r} on; {hint}", 2)
+    if not answer:
+        err_console.print(refused, highlight=False)
+        raise typer.Exit(1)
 
 
 def handle_errors(fn: F) -> F:

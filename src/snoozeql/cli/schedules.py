@@ -10,7 +10,15 @@ import typer
 import yaml
 
 from snoozeql.cli import state
-from snoozeql.cli.output import console, handle_errors, print_fields, print_json, print_table
+from snoozeql.cli.output import (
+    console,
+    handle_errors,
+    line,
+    print_fields,
+    print_json,
+    print_table,
+    styled,
+)
 from snoozeql.domain.errors import ValidationError
 from snoozeql.services.schedules import Evaluation, MatchView, ScheduleService, ScheduleView
 
@@ -138,7 +146,7 @@ def add(
     if as_json:
         print_json(view.to_json())
         return
-    console.print(f"created schedule [bold]{view.name}[/bold] ({view.id})")
+    console.print(line("created schedule ", styled(view.name, "bold"), f" ({view.id})"))
 
 
 @app.command("list")
@@ -207,20 +215,37 @@ def import_(
     instance_scheduler: Annotated[Path | None, typer.Option(
         "--instance-scheduler", help="Instance Scheduler configuration (JSON/YAML file)")] = None,
     name: Annotated[str | None, typer.Option(help="name for the Custodian schedule")] = None,
-    default_tz: Annotated[str, typer.Option(help="Custodian default zone")] = "et",
+    default_tz: Annotated[str, typer.Option(
+        "--default-tz", "--default_tz", help="Custodian policy: default zone")] = "et",
+    onhour: Annotated[int, typer.Option(
+        min=0, max=23, help="Custodian policy: default on hour")] = 7,
+    offhour: Annotated[int, typer.Option(
+        min=0, max=23, help="Custodian policy: default off hour")] = 19,
+    weekends: Annotated[bool, typer.Option(
+        "--weekends/--no-weekends",
+        help="Custodian policy: default days Mon-Fri (--no-weekends: every day)")] = True,
+    weekends_only: Annotated[bool, typer.Option(
+        "--weekends-only", help="Custodian policy: off Friday at offhour, on Monday")] = False,
+    opt_out: Annotated[bool, typer.Option(
+        "--opt-out", help="Custodian policy: resources without the tag get the defaults "
+                          "(--custodian may then be left out)")] = False,
     default_timezone: Annotated[str, typer.Option(
         help="zone of Instance Scheduler schedules that name none")] = "UTC",
     as_json: JsonOpt = False,
 ) -> None:
     """Import schedules people already have."""
     svc = ScheduleService(state.ctx())
-    if (custodian is None) == (instance_scheduler is None):
+    from_custodian = custodian is not None or opt_out
+    if from_custodian == (instance_scheduler is not None):
         raise ValidationError("give exactly one of --custodian or --instance-scheduler")
     warnings: list[str] = []
-    if custodian is not None:
+    if from_custodian:
         if not name:
             raise ValidationError("--name: a schedule imported from a Custodian tag needs one")
-        views = [svc.import_custodian(custodian, name=name, default_tz=default_tz)]
+        views = [svc.import_custodian(
+            custodian, name=name, default_tz=default_tz, onhour=onhour, offhour=offhour,
+            weekends=weekends, weekends_only=weekends_only, opt_out=opt_out,
+            warnings=warnings)]
     else:
         assert instance_scheduler is not None
         views, warnings = svc.import_instance_scheduler(
@@ -230,9 +255,10 @@ def import_(
         print_json({"schedules": [v.to_json() for v in views], "warnings": warnings})
         return
     for v in views:
-        console.print(f"imported schedule [bold]{v.name}[/bold] ({v.schedule.timezone})")
+        console.print(line("imported schedule ", styled(v.name, "bold"),
+                           f" ({v.schedule.timezone})"))
     for w in warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        console.print(line(styled("warning:", "yellow"), " ", w), highlight=False)
 
 
 def _eval_json(e: Evaluation) -> dict[str, Any]:
@@ -252,8 +278,8 @@ def check(
     if as_json:
         print_json(_eval_json(ev))
         return
-    console.print(f"at {ev.at.isoformat()}: [bold]{ev.decision.state}[/bold] "
-                  f"({ev.decision.reason})", highlight=False)
+    console.print(line(f"at {ev.at.isoformat()}: ", styled(ev.decision.state, "bold"),
+                       f" ({ev.decision.reason})"), highlight=False)
     if ev.next:
         console.print(f"next: {ev.next.state} at {ev.next.at.isoformat()} ({ev.next.reason})",
                       highlight=False)
@@ -395,20 +421,26 @@ def reconcile(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the reconciler once now (what `serve` does every minute)."""
+    """Run the reconciler once now (what `serve` does every minute).
+
+    Exit 1 when an action failed (a provider error); refusals (a read replica, a
+    protected instance) are reported but are not failures of the run."""
     from snoozeql.services.reconciler import Reconciler
 
     report = Reconciler(state.ctx()).run(dry_run=dry_run)
     if as_json:
         print_json(report.to_json())
-        return
-    print_table(None, ["INSTANCE", "ACTION", "RESULT", "REASON", "ERROR"], [
-        (i.instance_name, i.action, i.result, i.reason, i.error) for i in report.items
-    ])
-    if dry_run:
-        acting = sum(1 for i in report.items if i.action not in ("none", "skip"))
-        console.print(f"dry run: {report.considered} scheduled instance(s), a run now would "
-                      f"act on {acting}; nothing was done", style="dim", highlight=False)
-        return
-    console.print(f"{report.considered} scheduled instance(s), {len(report.items)} action(s)",
-                  style="dim")
+    else:
+        print_table(None, ["INSTANCE", "ACTION", "RESULT", "REASON", "ERROR"], [
+            (i.instance_name, i.action, i.result, i.reason, i.error) for i in report.items
+        ])
+        if dry_run:
+            acting = sum(1 for i in report.items if i.action not in ("none", "skip"))
+            console.print(f"dry run: {report.considered} scheduled instance(s), a run now "
+                          f"would act on {acting}; nothing was done", style="dim",
+                          highlight=False)
+        else:
+            console.print(f"{report.considered} scheduled instance(s), "
+                          f"{len(report.items)} action(s)", style="dim")
+    if any(i.result == "failed" for i in report.items):
+        raise typer.Exit(1)

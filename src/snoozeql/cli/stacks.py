@@ -13,12 +13,15 @@ import yaml
 
 from snoozeql.cli import state
 from snoozeql.cli.output import (
+    confirm,
     console,
     err_console,
     handle_errors,
+    line,
     print_fields,
     print_json,
     print_table,
+    styled,
 )
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.stacks import ComposeExport
@@ -58,7 +61,7 @@ def create(
     if as_json:
         print_json(s.to_dict())
     else:
-        console.print(f"created stack [bold]{s.name}[/bold]")
+        console.print(line("created stack ", styled(s.name, "bold")))
 
 
 @app.command("list")
@@ -111,7 +114,8 @@ def update(
 def delete(name: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = False) -> None:
     """Soft-delete a stack (restore it with `snoozeql stacks restore`)."""
     if not yes:
-        typer.confirm(f"delete stack {name}?", abort=True)
+        confirm(f"delete stack {name}?", refused="not deleted",
+                hint="add --yes to delete without asking")
     _svc().delete_stack(name)
     console.print(f"deleted stack {name} (restore with: snoozeql stacks restore {name})")
 
@@ -249,8 +253,8 @@ def _print_instance(i: InstanceView, as_json: bool) -> None:
         ("description", i.description or None), ("override count", i.override_count),
     ])
     for o in i.overrides:
-        console.print(f"[bold]{o['kind']}[/bold] ({o['mode']}): "
-                      f"{json.dumps(o['entries'])}", highlight=False)
+        console.print(line(styled(o["kind"], "bold"),
+                           f" ({o['mode']}): {json.dumps(o['entries'])}"), highlight=False)
 
 
 def _load_entries(value: str) -> Any:
@@ -336,10 +340,8 @@ def instance_delete(stack: str, name: str,
     svc = _svc()
     if not yes:
         preview = svc.delete_preview(stack, name)
-        typer.confirm(
-            f"delete {stack}/{name} with {preview['override_count']} override entries?",
-            abort=True,
-        )
+        confirm(f"delete {stack}/{name} with {preview['override_count']} override entries?",
+                refused="not deleted", hint="add --yes to delete without asking")
     svc.delete_instance(stack, name)
     console.print(f"deleted {stack}/{name}")
 
@@ -391,13 +393,55 @@ def instance_override(
     name: str,
     kind: Annotated[str, typer.Argument(help="ports, volumes, env_vars, labels, domains, "
                                              "healthcheck or config_files")],
-    entries: Annotated[str, typer.Argument(help="JSON/YAML entries, @FILE or - for stdin")],
+    entries: Annotated[str | None, typer.Argument(
+        help="JSON/YAML entries, @FILE or - for stdin")] = None,
     mode: Annotated[str, typer.Option(help="merge or replace")] = "merge",
+    clear: Annotated[bool, typer.Option(
+        "--clear", help="remove every entry of this kind (instead of ENTRIES)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replace one kind of override, e.g. ports '["127.0.0.1:15432:5432"]' --mode replace."""
-    i = _svc().put_override(stack, name, kind, {"mode": mode, "entries": _load_entries(entries)})
+    """Replace one kind of override, e.g. ports '["127.0.0.1:15432:5432"]' --mode replace.
+
+    An empty ENTRIES is an error; removing every entry of a kind is `--clear`."""
+    if clear:
+        if entries is not None:
+            raise ValidationError("give ENTRIES or --clear, not both")
+        body: dict[str, Any] = {"mode": "replace", "entries": []}
+    else:
+        loaded = None if entries is None else _load_entries(entries)
+        if loaded is None or (isinstance(loaded, str | list | dict) and not loaded
+                               ) or (isinstance(loaded, str) and not loaded.strip()):
+            raise ValidationError(
+                f"no {kind} entries given (empty value); to remove every {kind} entry, "
+                f"pass --clear instead: snoozeql stacks instances override {stack} {name} "
+                f"{kind} --clear"
+            )
+        body = {"mode": mode, "entries": loaded}
+    i = _svc().put_override(stack, name, kind, body)
     _print_instance(i, as_json)
+
+
+@instances_app.command("secrets")
+@handle_errors
+def instance_secrets(stack: str, name: str, as_json: JsonOpt = False) -> None:
+    """The instance's secret values (generated passwords too) and its database password.
+
+    Shown in clear: the CLI acts with the local operator's full rights."""
+    data = _svc().secrets(stack, name)
+    if as_json:
+        print_json(data)
+        return
+    rows = [(e["key"], e["value"] if e["value"] is not None else "(no value)", e["source"])
+            for e in data["env_vars"]]
+    if data["engine"]:
+        shown = data["database_password"]
+        rows.append(("(database password)", shown if shown is not None else
+                     "(none yet: generated at the first apply)",
+                     data["database_password_from"] or "-"))
+    if not rows:
+        console.print(f"{stack}/{name} has no secrets")
+        return
+    print_table(None, ["KEY", "VALUE", "FROM"], rows)
 
 
 @instances_app.command("effective")

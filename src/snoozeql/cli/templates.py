@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from snoozeql.cli import state
-from snoozeql.cli.output import console, handle_errors, print_fields, print_json, print_table
+from snoozeql.cli.output import (
+    console,
+    handle_errors,
+    line,
+    print_fields,
+    print_json,
+    print_table,
+    styled,
+)
 from snoozeql.domain.errors import ValidationError
 from snoozeql.services.templates import TemplateService
 
@@ -74,7 +82,8 @@ def add(
     if as_json:
         print_json(info.to_dict())
     else:
-        console.print(f"added template [bold]{info.name}[/bold] ({info.template.image})")
+        console.print(line("added template ", styled(info.name, "bold"),
+                           f" ({info.template.image})"))
 
 
 @app.command("remove")

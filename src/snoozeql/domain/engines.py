@@ -57,7 +57,9 @@ class EngineInfo:
     ``docker_password_env`` lists the environment variables of the official image that
     receive the password; ``docker_user_env`` (MongoDB only) the one that receives the
     user name; ``docker_password_args`` is the command-line placement (Redis), where
-    ``{password}`` stands for the password.
+    ``{password}`` stands for the password. ``template_password_env`` names the
+    variable a stack template uses for the password of an image that reads none
+    (Redis: ``REDIS_PASSWORD``, handed to ``--requirepass`` by the template's command).
     """
 
     engine: Engine
@@ -77,6 +79,7 @@ class EngineInfo:
     docker_user_env: str | None = None
     docker_password_args: tuple[str, ...] = ()
     aliases: tuple[str, ...] = field(default=())
+    template_password_env: tuple[str, ...] = ()
 
 
 CATALOGUE: dict[Engine, EngineInfo] = {
@@ -145,6 +148,7 @@ CATALOGUE: dict[Engine, EngineInfo] = {
         url_scheme="redis",
         default_database="0",
         docker_password_args=("--requirepass", "{password}"),
+        template_password_env=("REDIS_PASSWORD",),
     ),
     Engine.MONGODB: EngineInfo(
         engine=Engine.MONGODB,

@@ -161,8 +161,30 @@ class Instance:
 
 @dataclass(frozen=True)
 class ActionOutcome:
-    """What a provider reports after a lifecycle call."""
+    """What a provider reports after a lifecycle call.
+
+    ``already`` means the provider did nothing because the instance already was in the
+    requested state (stopped for a stop) or on its way there (stopping): a success,
+    never a refusal.
+    """
 
     status: InstanceStatus
     raw_status: str | None
     message: str | None = None
+    already: bool = False
+
+
+#: For start and stop: the states in which the action has already happened, and the
+#: ones in which it is in progress. An action asked for in either is a success.
+ALREADY_DONE = {"start": InstanceStatus.RUNNING, "stop": InstanceStatus.STOPPED}
+IN_PROGRESS = {"start": InstanceStatus.STARTING, "stop": InstanceStatus.STOPPING}
+
+
+def already_message(action: str, status: InstanceStatus) -> str | None:
+    """``already stopped`` / ``already stopping (in progress)`` when ``action`` (start or
+    stop) needs nothing done in ``status``; None otherwise."""
+    if ALREADY_DONE.get(action) is status:
+        return f"already {status.value}"
+    if IN_PROGRESS.get(action) is status:
+        return f"already {status.value} (in progress)"
+    return None

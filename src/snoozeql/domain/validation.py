@@ -93,3 +93,20 @@ def iso_instant(value: datetime | str, what: str, *, naive_is_utc: bool = False)
             )
         value = value.replace(tzinfo=UTC)
     return value
+
+
+#: The shortest id prefix accepted as an instance reference (what tables print).
+MIN_ID_PREFIX = 8
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def id_prefix(ref: str) -> str | None:
+    """``ref`` as the start of an id (lower-case hex, dashes dropped), or None when it
+    cannot be one: fewer than :data:`MIN_ID_PREFIX` hex digits, or other characters."""
+    text = ref.strip().lower()
+    digits = text.replace("-", "")
+    if len(digits) < MIN_ID_PREFIX or len(digits) > 32 or not _HEX.match(digits):
+        return None
+    if text.startswith("-") or "--" in text:
+        return None
+    return digits

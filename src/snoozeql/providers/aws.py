@@ -34,6 +34,7 @@ import boto3
 from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from snoozeql.config import Settings
 from snoozeql.domain.errors import ActionRefused, ProviderError
@@ -45,7 +46,9 @@ from snoozeql.domain.types import (
     InstanceKind,
     InstanceStatus,
     ProviderKind,
+    already_message,
 )
+from snoozeql.providers.base import allowed_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +204,10 @@ def resolve_credentials(cfg: AwsAccountConfig, settings: Settings) -> AwsCredent
     """Credentials from the named profile or the default chain, then the role if any.
 
     Raises ProviderError with a readable message (never the credentials themselves).
+    A custom ``endpoint_url`` must be allowed (``allowed_endpoints``) before anything
+    is sent: every AWS call of an account resolves its credentials first.
     """
+    allowed_endpoint(cfg.endpoint_url, settings, "AWS endpoint_url")
     try:
         base = boto3.session.Session(profile_name=cfg.profile)
         found = base.get_credentials()
@@ -225,10 +231,17 @@ def resolve_credentials(cfg: AwsAccountConfig, settings: Settings) -> AwsCredent
         if cfg.external_id:
             kwargs["ExternalId"] = cfg.external_id
         got = sts.assume_role(**kwargs)["Credentials"]
+        return AwsCredentials(
+            str(got["AccessKeyId"]), str(got["SecretAccessKey"]), got.get("SessionToken")
+        )
+    except (ResponseParserError, KeyError, TypeError, AttributeError):
+        where = cfg.endpoint_url or "AWS STS"
+        raise ProviderError(
+            f"AWS {region}: cannot assume role {cfg.role_arn}: unexpected answer from {where}"
+        ) from None
     except (BotoCoreError, ClientError) as exc:
         msg = describe_error(exc, creds.secrets())
         raise ProviderError(f"AWS {region}: cannot assume role {cfg.role_arn}: {msg}") from None
-    return AwsCredentials(got["AccessKeyId"], got["SecretAccessKey"], got.get("SessionToken"))
 
 
 def client_config(settings: Settings) -> Config:
@@ -413,11 +426,19 @@ class AwsProvider:
 
     def _call(
         self, what: str, region: str, creds: AwsCredentials, fn: Callable[[], _T],
-        refusable: bool = False,
+        refusable: bool = False, endpoint: str | None = None,
     ) -> _T:
-        """Run one AWS call, translating its failure into a domain error."""
+        """Run one AWS call, translating its failure into a domain error.
+
+        An answer that is not what the API returns (a foreign endpoint) is reported as
+        ``unexpected answer from ENDPOINT``, never as a parser error or a raw body.
+        """
         try:
             return fn()
+        except (ResponseParserError, KeyError, TypeError, AttributeError):
+            raise ProviderError(
+                f"AWS {region}: {what} failed: unexpected answer from {endpoint or 'AWS'}"
+            ) from None
         except ClientError as exc:
             msg = describe_error(exc, creds.secrets())
             if refusable and error_code(exc) in _REFUSAL_CODES:
@@ -437,7 +458,9 @@ class AwsProvider:
         results: dict[str, list[DiscoveredInstance]] = {}
         errors: dict[str, str] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aws-discover") as pool:
-            futures = {r: pool.submit(self._discover_region, creds, cfg, r) for r in cfg.regions}
+            futures = {
+                r: pool.submit(self._discover_region_checked, creds, cfg, r) for r in cfg.regions
+            }
             for region, fut in futures.items():
                 try:
                     results[region] = fut.result()
@@ -463,11 +486,12 @@ class AwsProvider:
             return out
 
         clusters = self._call(
-            "DescribeDBClusters", region, creds, lambda: pages("describe_db_clusters", "DBClusters")
+            "DescribeDBClusters", region, creds,
+            lambda: pages("describe_db_clusters", "DBClusters"), endpoint=rds.meta.endpoint_url,
         )
         instances = self._call(
             "DescribeDBInstances", region, creds,
-            lambda: pages("describe_db_instances", "DBInstances"),
+            lambda: pages("describe_db_instances", "DBInstances"), endpoint=rds.meta.endpoint_url
         )
 
         def tags_of(item: dict[str, Any], arn: str) -> dict[str, str]:
@@ -475,7 +499,7 @@ class AwsProvider:
                 return _tags(item["TagList"])
             got = self._call(
                 "ListTagsForResource", region, creds,
-                lambda: rds.list_tags_for_resource(ResourceName=arn),
+                lambda: rds.list_tags_for_resource(ResourceName=arn), endpoint=rds.meta.endpoint_url
             )
             return _tags(got.get("TagList"))
 
@@ -501,6 +525,17 @@ class AwsProvider:
             found.append(item)
         return found
 
+    def _discover_region_checked(
+        self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str
+    ) -> list[DiscoveredInstance]:
+        """``_discover_region``; records without the fields RDS always sends (a foreign
+        endpoint) fail the region as ``unexpected answer from ENDPOINT``."""
+        try:
+            return self._discover_region(creds, cfg, region)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            where = cfg.endpoint_url or f"https://rds.{region}.amazonaws.com"
+            raise ProviderError(f"AWS {region}: unexpected answer from {where}") from None
+
     # --------------------------------------------------------------- lifecycle
 
     def _prepare(self, account: Account | None, instance: Instance) -> tuple[
@@ -510,7 +545,7 @@ class AwsProvider:
             raise ProviderError(f"{instance.name}: an AWS action needs the instance's account")
         cfg = AwsAccountConfig.from_account(account)
         target = _target(instance)
-        key = (cfg.profile, cfg.role_arn, cfg.external_id, cfg.endpoint_url, target.region)
+        key = (cfg, target.region)  # the whole (frozen) account config
         with self._clients_lock:  # held while building: one build per key, not 16
             hit = self._clients.get(key)
             if hit is None or hit[0] <= time.monotonic():
@@ -531,8 +566,16 @@ class AwsProvider:
         if instance.kind == InstanceKind.CLUSTER:
             op = rds.start_db_cluster if verb == "start" else rds.stop_db_cluster
             api = "StartDBCluster" if verb == "start" else "StopDBCluster"
-            self._call(f"{verb} cluster {t.identifier} ({api})", t.region, creds,
-                       lambda: op(DBClusterIdentifier=t.identifier), refusable=True)
+            try:
+                self._call(f"{verb} cluster {t.identifier} ({api})", t.region, creds,
+                           lambda: op(DBClusterIdentifier=t.identifier), refusable=True,
+                           endpoint=rds.meta.endpoint_url)
+            except ActionRefused:
+                done = self._already(verb, lambda: self._describe_cluster(rds, creds, t)
+                                     .get("Status"))
+                if done is None:
+                    raise
+                return done
             # Report the state AWS shows now (StopDBCluster's own answer may still be
             # the state before the call).
             after = self._describe_cluster(rds, creds, t)
@@ -553,10 +596,33 @@ class AwsProvider:
             )
         op = rds.start_db_instance if verb == "start" else rds.stop_db_instance
         api = "StartDBInstance" if verb == "start" else "StopDBInstance"
-        got = self._call(f"{verb} {t.identifier} ({api})", t.region, creds,
-                         lambda: op(DBInstanceIdentifier=t.identifier), refusable=True)
+        try:
+            got = self._call(f"{verb} {t.identifier} ({api})", t.region, creds,
+                             lambda: op(DBInstanceIdentifier=t.identifier), refusable=True,
+                             endpoint=rds.meta.endpoint_url)
+        except ActionRefused:
+            done = self._already(verb, lambda: self._describe_instance(rds, creds, t)
+                                 .get("DBInstanceStatus"))
+            if done is None:
+                raise
+            return done
         raw = got.get("DBInstance", {}).get("DBInstanceStatus")
         return ActionOutcome(normalize_status(raw), raw, f"{api} accepted for {t.identifier}")
+
+    @staticmethod
+    def _already(verb: str, read_status: Callable[[], Any]) -> ActionOutcome | None:
+        """After AWS refused a start/stop (``InvalidDBInstanceState`` when the instance
+        is already stopped, say): read the state. If the action already happened or is
+        under way, that is a success; None means the refusal stands."""
+        try:
+            raw = read_status()
+        except ActionRefused:
+            return None
+        status = normalize_status(raw)
+        message = already_message(verb, status)
+        if message is None:
+            return None
+        return ActionOutcome(status, raw, message, already=True)
 
     def restart(self, account: Account | None, instance: Instance) -> ActionOutcome:
         """Reboot an instance; for a cluster, reboot each of its member instances."""
@@ -565,7 +631,7 @@ class AwsProvider:
             got = self._call(
                 f"restart {t.identifier} (RebootDBInstance)", t.region, creds,
                 lambda: rds.reboot_db_instance(DBInstanceIdentifier=t.identifier),
-                refusable=True,
+                refusable=True, endpoint=rds.meta.endpoint_url
             )
             raw = got.get("DBInstance", {}).get("DBInstanceStatus")
             return ActionOutcome(normalize_status(raw), raw, f"rebooting {t.identifier}")
@@ -578,7 +644,7 @@ class AwsProvider:
             got = self._call(
                 f"restart {member} of cluster {t.identifier} (RebootDBInstance)", t.region,
                 creds, partial(rds.reboot_db_instance, DBInstanceIdentifier=member),
-                refusable=True,
+                refusable=True, endpoint=rds.meta.endpoint_url
             )
             raws.append(got.get("DBInstance", {}).get("DBInstanceStatus"))
         raw = "rebooting" if "rebooting" in raws else cluster.get("Status")
@@ -600,6 +666,7 @@ class AwsProvider:
         got = self._call(
             f"describe cluster {t.identifier}", t.region, creds,
             lambda: rds.describe_db_clusters(DBClusterIdentifier=t.identifier), refusable=True,
+            endpoint=rds.meta.endpoint_url
         )
         clusters = got.get("DBClusters") or []
         if not clusters:
@@ -610,7 +677,7 @@ class AwsProvider:
         got = self._call(
             f"describe {t.identifier}", t.region, creds,
             lambda: rds.describe_db_instances(DBInstanceIdentifier=t.identifier),
-            refusable=True,
+            refusable=True, endpoint=rds.meta.endpoint_url
         )
         items = got.get("DBInstances") or []
         if not items:

@@ -38,6 +38,7 @@ from snoozeql.providers.aws import (
     describe_error,
     resolve_credentials,
 )
+from snoozeql.providers.base import allowed_endpoint
 
 PRICING_REGION = "us-east-1"
 
@@ -156,6 +157,9 @@ class AwsPriceList:
         return price
 
     def _products(self, filters: list[dict[str, str]]) -> list[dict[str, Any]]:
+        if self._endpoint_url != getattr(self._settings, "aws_price_list_endpoint_url", None):
+            # an account's endpoint (the operator's own setting is trusted as is)
+            allowed_endpoint(self._endpoint_url, self._settings, "AWS Price List endpoint")
         creds = self._credentials()
         try:
             client = creds.session(PRICING_REGION).client(

@@ -12,9 +12,25 @@ Providers raise only :mod:`snoozeql.domain.errors` types:
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
+from snoozeql.domain.endpoints import check_endpoint
+from snoozeql.domain.errors import ProviderError, ValidationError
 from snoozeql.domain.types import Account, ActionOutcome, DiscoveredInstance, Instance
+
+
+def allowed_endpoint(url: str | None, settings: Any, what: str) -> str | None:
+    """``url`` when the operator allowed it (``allowed_endpoints``), else ProviderError.
+
+    Checked before any request is made, so a stored account whose endpoint is no longer
+    allowed never receives a signed request.
+    """
+    if not url:
+        return None
+    try:
+        return check_endpoint(url, getattr(settings, "allowed_endpoints", None) or [], what)
+    except ValidationError as exc:
+        raise ProviderError(exc.message) from None
 
 
 class Provider(Protocol):

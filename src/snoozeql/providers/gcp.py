@@ -50,7 +50,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import google.auth
@@ -63,7 +64,7 @@ from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 
 from snoozeql.config import Settings
-from snoozeql.domain.errors import ActionRefused, ProviderError
+from snoozeql.domain.errors import ActionRefused, ProviderError, SnoozeError, ValidationError
 from snoozeql.domain.types import (
     Account,
     ActionOutcome,
@@ -72,7 +73,9 @@ from snoozeql.domain.types import (
     InstanceKind,
     InstanceStatus,
     ProviderKind,
+    already_message,
 )
+from snoozeql.providers.base import allowed_endpoint
 
 __all__ = [
     "GcpProvider",
@@ -302,6 +305,11 @@ class GcpProvider:
                     results[project] = future.result()
                 except ProviderError as exc:
                     failures[project] = exc.message
+                except (KeyError, TypeError, AttributeError, ValueError):
+                    # a record without the fields Cloud SQL always sends: a foreign endpoint
+                    failures[project] = (
+                        f"project {project}: unexpected answer from {_endpoint(cfg)}"
+                    )
                 except Exception as exc:  # noqa: BLE001 - any failure fails the sync
                     logger.exception("unexpected error listing Cloud SQL in %s", project)
                     failures[project] = f"project {project}: {type(exc).__name__}: {exc}"
@@ -379,10 +387,9 @@ class GcpProvider:
 
         state = current.get("state")
         status = normalize_status(state, (current.get("settings") or {}).get("activationPolicy"))
-        if action == "stop" and status is InstanceStatus.STOPPED:
-            return self._outcome(current, f"{ident} is already stopped")
-        if action == "start" and status is InstanceStatus.RUNNING:
-            return self._outcome(current, f"{ident} is already running")
+        already = already_message(action, status) if action != "restart" else None
+        if already is not None:
+            return replace(self._outcome(current, already), already=True)
         if action == "restart" and status is InstanceStatus.STOPPED:
             raise ActionRefused(f"cannot restart {ident}: it is stopped; start it instead")
         if state not in ("RUNNABLE", "STOPPED"):
@@ -457,8 +464,10 @@ class GcpProvider:
         an edited or replaced file is reloaded) or per ADC source, and shared by every
         provider instance; google-auth refreshes the token when it expires.
         """
+        allowed_endpoint(cfg.api_endpoint, self._settings, "GCP api_endpoint")
         path = cfg.credentials_file
         if path:
+            path = credentials_file_path(path, self._settings, ProviderError)
             try:
                 st = os.stat(path)
             except OSError as exc:
@@ -517,12 +526,37 @@ class GcpProvider:
         except google.auth.exceptions.GoogleAuthError as exc:
             raise ProviderError(f"{what}: GCP authentication failed: {_first_line(exc)}") from None
         except (OSError, httplib2.HttpLib2Error) as exc:
-            endpoint = cfg.api_endpoint or "https://sqladmin.googleapis.com/"
+            endpoint = _endpoint(cfg)
             raise ProviderError(
                 f"{what}: cannot reach the Cloud SQL Admin API at {endpoint} "
                 f"after {self._num_retries} retries: {type(exc).__name__}: {exc}"
             ) from None
+        except (ValueError, KeyError, TypeError):
+            raise ProviderError(f"{what}: unexpected answer from {_endpoint(cfg)}") from None
         return result if isinstance(result, dict) else {}
+
+
+def _endpoint(cfg: GcpAccountConfig) -> str:
+    return cfg.api_endpoint or "https://sqladmin.googleapis.com/"
+
+
+def credentials_file_path(
+    value: str, settings: Any, error: type[SnoozeError] = ValidationError
+) -> str:
+    """The key file's resolved path when it lies in the credentials directory.
+
+    Relative paths are read from that directory. Every refusal has the same message,
+    whether the file exists or not, so the check reveals nothing about other paths.
+    """
+    base = settings.effective_credentials_dir
+    raw = Path(str(value)).expanduser()
+    path = (raw if raw.is_absolute() else base / raw).resolve()
+    if not path.is_relative_to(base) or not path.is_file():
+        raise error(
+            f"credentials file {str(value)!r} is not a key file in the credentials directory "
+            f"{base} (SNOOZEQL_CREDENTIALS_DIR); put the service-account key file there"
+        )
+    return str(path)
 
 
 def _load_key_file(path: str) -> Any:

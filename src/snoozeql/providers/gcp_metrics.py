@@ -39,6 +39,7 @@ from snoozeql.domain.errors import ProviderError
 from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, WRITE_IOPS, Sample
 from snoozeql.domain.types import Account
 from snoozeql.providers.aws_metrics import CollectResult, MetricTarget
+from snoozeql.providers.base import allowed_endpoint
 from snoozeql.providers.gcp import (
     GcpAccountConfig,
     GcpProvider,
@@ -130,6 +131,7 @@ class GcpMetricsCollector:
         cfg = GcpAccountConfig.from_account(account)
         endpoint = (account.config or {}).get("monitoring_endpoint") or cfg.api_endpoint
         credentials = self._provider._credentials(cfg)
+        allowed_endpoint(endpoint, self._settings, "GCP monitoring endpoint")
         service = self._service(credentials, endpoint)
         result = CollectResult()
         by_project: dict[str, list[MetricTarget]] = {}

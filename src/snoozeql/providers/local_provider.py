@@ -20,7 +20,14 @@ from typing import Any
 from snoozeql.config import Settings
 from snoozeql.domain.engines import RuntimeState
 from snoozeql.domain.errors import ActionRefused
-from snoozeql.domain.types import Account, ActionOutcome, DiscoveredInstance, Instance, ProviderKind
+from snoozeql.domain.types import (
+    Account,
+    ActionOutcome,
+    DiscoveredInstance,
+    Instance,
+    ProviderKind,
+    already_message,
+)
 
 PasswordLookup = Callable[[Instance], str | None]
 
@@ -66,10 +73,23 @@ class _RuntimeProvider:
         )
 
     def start(self, account: Account | None, instance: Instance) -> ActionOutcome:
-        return _outcome(self.runtime.start(instance.provider_id, self._password(instance)))
+        password = self._password(instance)
+        done = self._already("start", instance, password)
+        return done or _outcome(self.runtime.start(instance.provider_id, password))
 
     def stop(self, account: Account | None, instance: Instance) -> ActionOutcome:
-        return _outcome(self.runtime.stop(instance.provider_id))
+        done = self._already("stop", instance, None)
+        return done or _outcome(self.runtime.stop(instance.provider_id))
+
+    def _already(self, action: str, instance: Instance, password: str | None
+                 ) -> ActionOutcome | None:
+        """The outcome when the server already is (or is getting) where ``action`` would
+        take it, measured now; None when there is something to do."""
+        state = self.runtime.status(instance.provider_id, password)
+        message = already_message(action, state.status)
+        if message is None:
+            return None
+        return ActionOutcome(state.status, short_status(state.detail), message, already=True)
 
     def restart(self, account: Account | None, instance: Instance) -> ActionOutcome:
         return _outcome(self.runtime.restart(instance.provider_id, self._password(instance)))

@@ -1,23 +1,53 @@
-"""Cloud accounts: add, list, show, change, remove."""
+"""Cloud accounts: add, list, show, change, remove.
+
+An AWS role's ``external_id`` is a shared secret with the role's owner: it is kept
+encrypted in the secrets table (scope ``account``), never in the account's config row,
+and shown as ``set`` (:func:`public_config`) everywhere but to an admin over the API.
+Accounts returned by this service carry the real value in ``config`` for the providers.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 from uuid import UUID, uuid4
 
+from snoozeql.config import Settings, get_settings
 from snoozeql.domain import validation as v
+from snoozeql.domain.endpoints import check_endpoint
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import Account, AccountStatus, ProviderKind
 from snoozeql.services import audit
 from snoozeql.services.context import Context
+from snoozeql.services.secrets import SecretBox
 from snoozeql.store import accounts as store
+from snoozeql.store import secrets as secret_store
 
 CLOUD_PROVIDERS = (ProviderKind.AWS, ProviderKind.GCP)
+SECRET_SCOPE = "account"
+SECRET_CONFIG_KEYS = ("external_id",)
+SHOWN_AS = "set"
 
 
-def normalize_config(provider: ProviderKind, raw: dict[str, Any]) -> dict[str, Any]:
-    """Validate provider settings; the result is what the store keeps (no secrets)."""
+def public_config(account: Account, reveal: bool = False) -> dict[str, Any]:
+    """The account's settings as shown: secret settings as ``set`` unless ``reveal``."""
+    cfg = dict(account.config)
+    if not reveal:
+        for key in SECRET_CONFIG_KEYS:
+            if cfg.get(key):
+                cfg[key] = SHOWN_AS
+    return cfg
+
+
+def normalize_config(
+    provider: ProviderKind, raw: dict[str, Any], settings: Settings | None = None
+) -> dict[str, Any]:
+    """Validate provider settings; the result is what the store keeps (no secrets).
+
+    A custom endpoint must be allowed by the operator (``allowed_endpoints``) and a key
+    file must lie in the credentials directory (``credentials_dir``).
+    """
+    settings = settings or get_settings()
     raw = {k: val for k, val in raw.items() if val not in (None, "", [])}
     if provider == ProviderKind.AWS:
         allowed = {"regions", "profile", "role_arn", "external_id", "endpoint_url"}
@@ -35,7 +65,8 @@ def normalize_config(provider: ProviderKind, raw: dict[str, Any]) -> dict[str, A
                 raise ValidationError("--external-id only makes sense with --role-arn")
             cfg["external_id"] = str(raw["external_id"])
         if "endpoint_url" in raw:
-            cfg["endpoint_url"] = v.http_url(str(raw["endpoint_url"]), "endpoint URL")
+            url = v.http_url(str(raw["endpoint_url"]), "endpoint URL")
+            cfg["endpoint_url"] = check_endpoint(url, settings.allowed_endpoints, "endpoint URL")
         return cfg
     if provider == ProviderKind.GCP:
         allowed = {"projects", "credentials_file", "api_endpoint"}
@@ -45,12 +76,13 @@ def normalize_config(provider: ProviderKind, raw: dict[str, Any]) -> dict[str, A
             raise ValidationError("a GCP account needs at least one project (--projects)")
         cfg = {"projects": projects}
         if "credentials_file" in raw:
-            path = Path(str(raw["credentials_file"])).expanduser().resolve()
-            if not path.is_file():
-                raise ValidationError(f"credentials file {path} does not exist")
-            cfg["credentials_file"] = str(path)  # the path only, never the key
+            from snoozeql.providers.gcp import credentials_file_path
+
+            # the path only, never the key
+            cfg["credentials_file"] = credentials_file_path(raw["credentials_file"], settings)
         if "api_endpoint" in raw:
-            cfg["api_endpoint"] = v.http_url(str(raw["api_endpoint"]), "API endpoint")
+            url = v.http_url(str(raw["api_endpoint"]), "API endpoint")
+            cfg["api_endpoint"] = check_endpoint(url, settings.allowed_endpoints, "API endpoint")
         return cfg
     raise ValidationError(
         f"accounts are for cloud providers ({', '.join(p.value for p in CLOUD_PROVIDERS)}); "
@@ -68,12 +100,54 @@ def _no_unknown(raw: dict[str, Any], allowed: set[str]) -> None:
 
 
 def _audit_json(a: Account) -> dict[str, Any]:
-    return {"name": a.name, "provider": a.provider.value, "config": dict(a.config)}
+    return {"name": a.name, "provider": a.provider.value, "config": public_config(a)}
 
 
 class AccountService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._box: SecretBox | None = None
+
+    @property
+    def box(self) -> SecretBox:
+        if self._box is None:
+            self._box = SecretBox(self.ctx.settings)
+        return self._box
+
+    def _write_secrets(self, conn: Any, account_id: UUID, cfg: dict[str, Any]) -> dict[str, Any]:
+        """Move the secret settings out of ``cfg`` into the encrypted secrets table (or
+        drop the stored ones ``cfg`` no longer has); returns what the row keeps."""
+        public = dict(cfg)
+        for key in SECRET_CONFIG_KEYS:
+            value = public.pop(key, None)
+            if value:
+                secret_store.put(conn, SECRET_SCOPE, account_id, key,
+                                 self.box.encrypt(str(value)), self.ctx.now())
+            else:
+                secret_store.delete(conn, SECRET_SCOPE, account_id, key)
+        return public
+
+    def _with_secrets(self, accounts: list[Account]) -> list[Account]:
+        """The accounts with their secret settings decrypted into ``config``.
+
+        A row that still holds one in plain text (stored before it was encrypted) is
+        rewritten on the way."""
+        legacy = [a for a in accounts if any(a.config.get(k) for k in SECRET_CONFIG_KEYS)]
+        if legacy:
+            with self.ctx.engine.begin() as conn:
+                for a in legacy:
+                    public = self._write_secrets(conn, a.id, a.config)
+                    store.update(conn, a.id, self.ctx.now(), config=public)
+            return accounts  # the legacy ones already carry their values
+        with self.ctx.engine.connect() as conn:
+            tokens = {k: secret_store.get_named(conn, SECRET_SCOPE, k) for k in SECRET_CONFIG_KEYS}
+        if not any(tokens.values()):
+            return accounts
+        out = []
+        for a in accounts:
+            found = {k: self.box.decrypt(t[a.id]) for k, t in tokens.items() if a.id in t}
+            out.append(replace(a, config={**a.config, **found}) if found else a)
+        return out
 
     def add(self, provider: str, name: str, config: dict[str, Any], *, actor: str = "cli"
             ) -> Account:
@@ -85,7 +159,8 @@ class AccountService:
             ) from None
         v.dns_label(name, "account name")
         account = Account(
-            id=uuid4(), name=name, provider=kind, config=normalize_config(kind, config),
+            id=uuid4(), name=name, provider=kind, config=normalize_config(
+                kind, config, self.ctx.settings),
             status=AccountStatus.UNKNOWN,
         )
         with self.ctx.engine.begin() as conn:
@@ -94,14 +169,16 @@ class AccountService:
                     f"an account named {name!r} already exists; pick another name or "
                     f"remove it first (snoozeql accounts remove {name})"
                 )
-            store.insert(conn, account, self.ctx.now())
+            public = self._write_secrets(conn, account.id, account.config)
+            store.insert(conn, replace(account, config=public), self.ctx.now())
             audit.record(conn, at=self.ctx.now(), actor=actor, action="create", kind="account",
                          object_id=account.id, name=name, after=_audit_json(account))
-            return store.get(conn, account.id)  # type: ignore[return-value]
+        return self.get(account.id)
 
     def list(self, provider: str | None = None) -> list[Account]:
         with self.ctx.engine.connect() as conn:
-            return store.list_all(conn, provider)
+            found = store.list_all(conn, provider)
+        return self._with_secrets(found)
 
     def get(self, ref: str | UUID) -> Account:
         with self.ctx.engine.connect() as conn:
@@ -114,19 +191,23 @@ class AccountService:
                 account = store.get_by_name(conn, str(ref))
         if account is None:
             raise NotFoundError(f"no account {str(ref)!r}")
-        return account
+        return self._with_secrets([account])[0]
 
     def update(self, ref: str | UUID, config: dict[str, Any], *, actor: str = "cli"
                ) -> Account:
         account = self.get(ref)
+        # "set" is how a secret setting is shown: sent back unchanged, it keeps the value
+        config = {k: val for k, val in config.items()
+                  if not (k in SECRET_CONFIG_KEYS and val == SHOWN_AS)}
         merged = {**account.config, **config}
-        cfg = normalize_config(account.provider, merged)
+        cfg = normalize_config(account.provider, merged, self.ctx.settings)
         with self.ctx.engine.begin() as conn:
-            store.update(conn, account.id, self.ctx.now(), config=cfg)
+            public = self._write_secrets(conn, account.id, cfg)
+            store.update(conn, account.id, self.ctx.now(), config=public)
             audit.record(conn, at=self.ctx.now(), actor=actor, action="update", kind="account",
                          object_id=account.id, name=account.name,
                          before=_audit_json(account),
-                         after={**_audit_json(account), "config": cfg})
+                         after=_audit_json(replace(account, config=cfg)))
         return self.get(account.id)
 
     def remove(self, ref: str | UUID, *, actor: str = "cli") -> Account:
@@ -134,6 +215,7 @@ class AccountService:
         account = self.get(ref)
         with self.ctx.engine.begin() as conn:
             store.delete(conn, account.id)
+            secret_store.delete(conn, SECRET_SCOPE, account.id)
             audit.record(conn, at=self.ctx.now(), actor=actor, action="delete", kind="account",
                          object_id=account.id, name=account.name, before=_audit_json(account))
         return account

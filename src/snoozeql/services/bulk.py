@@ -1,5 +1,9 @@
 """Start, stop or restart many instances at once, named by reference or by selector.
 
+Protected instances (``snoozeql-protect=true``) are attempted and refused with the
+reason "protected" (in the results and the action log); ``--force`` is only for one
+instance named alone, never for a bulk action.
+
 One instance's failure never stops the others: each is carried out through
 :class:`LifecycleService` (so every attempt lands in the action log) and the outcome is
 reported per instance. The calls are independent cloud round trips, so they run in a
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from snoozeql.domain.errors import ActionRefused, SnoozeError, ValidationError
+from snoozeql.domain.protection import protected_refusal
 from snoozeql.domain.selectors import Selector, parse_selector
 from snoozeql.domain.types import (
     ActionResult,
@@ -186,7 +191,13 @@ class BulkService:
     @staticmethod
     def preview(action: str | LifecycleAction, instances: Sequence[Instance]) -> list[
             BulkItemResult]:
-        """What :meth:`run` would attempt, without acting or logging (dry run)."""
+        """What :meth:`run` would attempt, without acting or logging (dry run); a
+        protected instance shows as refused, as it would be."""
         act = bulk_action(action)
-        return [BulkItemResult(i, ActionResult.DRY_RUN, f"would {act.value}", i.status)
-                for i in instances]
+        out = []
+        for i in instances:
+            protected = protected_refusal(i, act.value)
+            out.append(BulkItemResult(i, ActionResult.REFUSED, protected, i.status) if protected
+                       else BulkItemResult(i, ActionResult.DRY_RUN, f"would {act.value}",
+                                           i.status))
+        return out

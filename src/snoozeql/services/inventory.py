@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
+from snoozeql.domain.validation import id_prefix
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.store import instances as store
@@ -30,6 +33,32 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
             raise ValidationError(f"tag filter {pair!r} must look like key=value")
         tags[key] = value
     return tags
+
+
+def by_id_prefix(conn: Any, ref: str, not_found: str,
+                 keep: Callable[[Instance], bool] = lambda _: True) -> Instance:
+    """The one instance whose id starts with ``ref``; NotFoundError(``not_found``) when
+    none does (or ``ref`` cannot be an id prefix), ConflictError listing the candidates
+    when several do."""
+    prefix = id_prefix(ref)
+    found = [i for i in store.find_by_id_prefix(conn, prefix, limit=PREFIX_CANDIDATES + 1)
+             if keep(i)] if prefix else []
+    if not found:
+        raise NotFoundError(not_found)
+    if len(found) > 1:
+        shown = found[:PREFIX_CANDIDATES]
+        more = " and more" if len(found) > PREFIX_CANDIDATES else ""
+        raise ConflictError(
+            f"id prefix {ref!r} is ambiguous: it matches "
+            + ", ".join(f"{i.id} ({i.name}, {i.provider.value}"
+                        + (f" {i.region})" if i.region else ")") for i in shown)
+            + f"{more}; give more of the id"
+        )
+    return found[0]
+
+
+#: How many candidates an ambiguous id prefix lists.
+PREFIX_CANDIDATES = 10
 
 
 class InventoryService:
@@ -90,7 +119,8 @@ class InventoryService:
             cursor = page.next_cursor
 
     def get(self, ref: str | UUID) -> Instance:
-        """Find by UUID, by provider id (ARN), or by name (which must be unambiguous)."""
+        """Find by UUID, by provider id (ARN), by name (which must be unambiguous), or by
+        a unique id prefix of 8 or more hex digits (the short id tables print)."""
         ref = str(ref)
         with self.ctx.engine.connect() as conn:
             try:
@@ -100,8 +130,8 @@ class InventoryService:
             except ValueError:
                 pass
             matches = store.find(conn, provider_id=ref) or store.find(conn, name=ref)
-        if not matches:
-            raise NotFoundError(f"no instance {ref!r}")
+            if not matches:
+                return by_id_prefix(conn, ref, f"no instance {ref!r}")
         if len(matches) > 1:
             choices = ", ".join(f"{m.id} ({m.provider.value} {m.region or ''})" for m in matches)
             raise ConflictError(

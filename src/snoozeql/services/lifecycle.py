@@ -10,6 +10,12 @@ ever made without a row. If the process dies in between, the intent stays ``pend
 until its lease runs out; :meth:`LifecycleService.resolve_stale` (run by every
 reconcile) then reads the instance's real state and completes it as ``ok`` with
 ``details.resolution = "confirmed after takeover"`` or as ``unknown``.
+
+An action that already happened (stop an instance that is stopped, or stopping) is
+``ok`` with the message ``already stopped`` (``already stopping (in progress)``): the
+provider reads the real state when the cloud refuses, so nothing is reported as failed
+that is in fact done. A protected instance (``snoozeql-protect=true``) is refused with
+the reason "protected" unless the caller forces it (one instance named explicitly).
 """
 
 from __future__ import annotations
@@ -21,7 +27,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from snoozeql.domain.errors import ActionRefused, ProviderError, SnoozeError, ValidationError
+from snoozeql.domain.errors import (
+    ActionRefused,
+    NotFoundError,
+    ProviderError,
+    SnoozeError,
+    ValidationError,
+)
+from snoozeql.domain.protection import is_protected, protected_refusal
 from snoozeql.domain.types import (
     CONFIRMED_AFTER_TAKEOVER,
     ActionOutcome,
@@ -30,11 +43,11 @@ from snoozeql.domain.types import (
     InstanceStatus,
     LifecycleAction,
 )
+from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.leases import action_lease, keeper, new_owner
 from snoozeql.services.local_databases import bind_password_lookup
-from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
 from snoozeql.store.actions import ActionRecord
@@ -51,6 +64,7 @@ class ActionReport:
     action: LifecycleAction
     result: ActionResult
     message: str | None
+    already: bool = False
 
 
 #: The states that show a start or a stop happened.
@@ -79,11 +93,12 @@ class LifecycleService:
 
     def act(
         self, ref: str | UUID, action: str | LifecycleAction, *, actor: str,
-        reason: str = "manual", details: dict[str, Any] | None = None,
+        reason: str = "manual", details: dict[str, Any] | None = None, force: bool = False,
     ) -> ActionReport:
         """Carry out ``action``; raises ActionRefused/ProviderError after logging them.
 
-        ``details`` (the schedule, say) go into the log entry with the intent.
+        ``details`` (the schedule, say) go into the log entry with the intent. ``force``
+        acts on a protected instance; only for one instance a person named.
         """
         try:
             act = LifecycleAction(action)
@@ -105,20 +120,22 @@ class LifecycleService:
             )
         leases = keeper(self.ctx)
         with leases.hold(leases.intent(intent, lease)):
-            return self._call(instance, act, actor, reason, started, intent)
+            return self._call(instance, act, actor, reason, started, intent, force)
 
     def _call(self, instance: Instance, act: LifecycleAction, actor: str, reason: str,
-              started: datetime, intent: UUID) -> ActionReport:
+              started: datetime, intent: UUID, force: bool = False) -> ActionReport:
         try:
+            protected = protected_refusal(instance, act.value, force=force)
+            if protected is not None:
+                raise ActionRefused(protected)
             if instance.missing_since is not None:
                 raise ActionRefused(
                     f"{instance.name} was not seen by the last sync (missing since "
                     f"{instance.missing_since:%Y-%m-%d %H:%M} UTC); sync its account first"
                 )
-            with self.ctx.engine.connect() as conn:
-                account = (
-                    account_store.get(conn, instance.account_id) if instance.account_id else None
-                )
+            account = (
+                AccountService(self.ctx).get(instance.account_id) if instance.account_id else None
+            )
             provider = self.ctx.providers.get(instance.provider)
             outcome = getattr(provider, act.value)(account, instance)
         except ActionRefused as exc:
@@ -141,12 +158,18 @@ class LifecycleService:
             raise ProviderError(message) from exc
         with self.ctx.engine.begin() as conn:
             instance_store.set_status(conn, instance.id, outcome.status, outcome.raw_status)
+        details: dict = {"status": outcome.status.value, "raw_status": outcome.raw_status}
+        if outcome.already:
+            details["already"] = outcome.message
+        if force and is_protected(instance):
+            details["forced"] = True
         action_id = self._record(
-            instance, act, actor, reason, started, ActionResult.OK, None,
-            {"status": outcome.status.value, "raw_status": outcome.raw_status}, intent=intent,
+            instance, act, actor, reason, started, ActionResult.OK, None, details,
+            intent=intent,
         )
         return ActionReport(
-            action_id, self.inventory.get(instance.id), act, ActionResult.OK, outcome.message
+            action_id, self.inventory.get(instance.id), act, ActionResult.OK, outcome.message,
+            outcome.already,
         )
 
     def _record(
@@ -204,8 +227,12 @@ class LifecycleService:
         with self.ctx.engine.connect() as conn:
             if entry.instance_id is not None:
                 instance = instance_store.get(conn, entry.instance_id)
-            account = (account_store.get(conn, instance.account_id)
-                       if instance is not None and instance.account_id else None)
+        account = None
+        if instance is not None and instance.account_id:
+            try:
+                account = AccountService(self.ctx).get(instance.account_id)
+            except NotFoundError:
+                instance = None  # its account (and so the instance) went away meanwhile
         if instance is None:
             message = f"{holder} died during the call; the instance is no longer in the inventory"
         else:

@@ -53,6 +53,7 @@ from snoozeql.domain.types import (
 from snoozeql.providers.local import free_port, port_in_use
 from snoozeql.providers.local_provider import short_status
 from snoozeql.services.context import Context
+from snoozeql.services.inventory import by_id_prefix
 from snoozeql.services.secrets import SecretBox, generate_password
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
@@ -174,8 +175,8 @@ class LocalDatabaseService:
                     )
                 return found
             matches = [i for i in instance_store.find(conn, name=ref) if is_local(i)]
-        if not matches:
-            raise NotFoundError(f"no local database named {ref!r}")
+            if not matches:
+                return by_id_prefix(conn, ref, f"no local database named {ref!r}", is_local)
         return matches[0]
 
     def password(self, instance: Instance) -> str | None:

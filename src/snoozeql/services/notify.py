@@ -8,6 +8,10 @@ Two body shapes, because teams point these at two kinds of receiver:
 - a Slack-compatible body (``slack_webhook_urls``), ``{"text": ...}``, which Slack
   incoming webhooks, Mattermost and Teams' Slack-compatible connectors all accept.
 
+A webhook URL is called only when its host matches ``allowed_endpoints``
+(``SNOOZEQL_ALLOWED_ENDPOINTS``), the rule custom cloud endpoints follow; the others are
+reported in the log once and never contacted.
+
 Sending is synchronous with a short timeout; the reconciler decides what to do with a
 failure (it retries on its next run, and a warning is only sent once per transition).
 """
@@ -22,6 +26,8 @@ from typing import Any
 import httpx
 
 from snoozeql.config import Settings
+from snoozeql.domain.endpoints import check_endpoint
+from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.types import Instance
 
 log = logging.getLogger(__name__)
@@ -78,21 +84,44 @@ class Notifier:
         self.generic = list(settings.webhook_urls)
         self.slack = list(settings.slack_webhook_urls)
         self.timeout = settings.webhook_timeout_seconds
+        self._allowed_patterns = list(settings.allowed_endpoints)
+        self.refused: dict[str, str] = {}
+        for url in [*self.generic, *self.slack]:
+            reason = self._refusal(url)
+            if reason is not None:
+                self.refused[url] = reason
+                log.error("webhook never called: %s", reason)
+
+    def _refusal(self, url: str) -> str | None:
+        try:
+            check_endpoint(url, self._allowed_patterns, "webhook")
+        except ValidationError as exc:
+            shown = _redact(url)
+            return f"{shown}: {exc.message.replace(repr(url), shown).replace(url, shown)}"
+        return None
 
     @property
     def enabled(self) -> bool:
-        return bool(self.generic or self.slack)
+        return any(u not in self.refused for u in [*self.generic, *self.slack])
 
     def targets(self, warning: StopWarning) -> list[tuple[str, str, dict[str, Any]]]:
-        """(claim kind, url, body) per webhook: each is claimed and sent on its own, so a
-        receiver that was down is retried without the others getting a second copy."""
-        out = [(f"warn-g{n}", u, warning.generic_body()) for n, u in enumerate(self.generic)]
-        out += [(f"warn-s{n}", u, warning.slack_body()) for n, u in enumerate(self.slack)]
+        """(claim kind, url, body) per allowed webhook: each is claimed and sent on its
+        own, so a receiver that was down is retried without the others getting a second
+        copy."""
+        out = [(f"warn-g{n}", u, warning.generic_body()) for n, u in enumerate(self.generic)
+               if u not in self.refused]
+        out += [(f"warn-s{n}", u, warning.slack_body()) for n, u in enumerate(self.slack)
+                if u not in self.refused]
         return out
 
     def post(self, url: str, body: dict[str, Any]) -> str | None:
-        """POST one body; the error (with the URL's secret path hidden) or None."""
+        """POST one body; the error (with the URL's secret path hidden) or None.
+
+        A URL outside ``allowed_endpoints`` is never contacted."""
         shown = _redact(url)
+        refused = self._refusal(url)
+        if refused is not None:
+            return refused
         try:
             resp = httpx.post(url, json=body, timeout=self.timeout)
         except httpx.HTTPError as exc:

@@ -35,8 +35,9 @@ from snoozeql.domain.analysis import (
     RecommendationKind,
     analyse,
 )
-from snoozeql.domain.errors import NotFoundError, ValidationError
+from snoozeql.domain.errors import ActionRefused, NotFoundError, ValidationError
 from snoozeql.domain.metrics import HourlySeries, floor_hour
+from snoozeql.domain.protection import PROTECT_TAG, PROTECTED, is_protected
 from snoozeql.domain.types import Instance, InstanceKind
 from snoozeql.services.context import Context
 from snoozeql.services.metrics import analysis_settings, timezone_of
@@ -245,6 +246,13 @@ class RecommendationService:
                 f"no recommendation {key}; list the recommendations to see current ids"
             )
         body = dict(row.body)
+        with self.ctx.engine.connect() as conn:
+            target = instance_store.get(conn, UUID(str(body["instance_id"])))
+        if target is not None and is_protected(target):
+            raise ActionRefused(
+                f"{PROTECTED}: {target.name} is tagged {PROTECT_TAG}=true, so no schedule "
+                "is applied to it; nothing was created"
+            )
         schedule = body.get("schedule") or {}
         definition: dict[str, Any] = {
             "name": name or suggest_dns_label(f"recommended-{body['instance_name']}"),

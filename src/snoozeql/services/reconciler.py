@@ -3,8 +3,10 @@
 One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
 
 1. Resolve which schedule governs each instance (``services.schedules.resolve``) and
-   read the overrides. Protected instances (``snoozeql-protect=true``) and members of a
-   cluster in the inventory (the cluster is acted on as a unit) are left out.
+   read the overrides. Members of a cluster in the inventory (the cluster is acted on
+   as a unit) are left out. Protected instances (``snoozeql-protect=true``) are planned
+   like the others, but each of their transitions is refused ("protected", once, in
+   the action log) by the lifecycle service: the schedule never touches them.
 2. For each instance, decide the *key* of the current situation:
 
    - an active override: (``override``, the instant it was set);
@@ -56,6 +58,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from snoozeql.domain.errors import ActionRefused, SnoozeError
+from snoozeql.domain.protection import protected_refusal
 from snoozeql.domain.schedules import DesiredState
 from snoozeql.domain.schedules.plan import (
     LOOKBACK,
@@ -194,9 +197,7 @@ class Reconciler:
             ov = overrides.get(inst.id)
             if gov is None and ov is None:
                 continue
-            if is_protected(inst) or (
-                inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters
-            ):
+            if inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters:
                 continue
             report.considered += 1
             try:
@@ -243,7 +244,8 @@ class Reconciler:
             )
             if condition is not None:
                 for part in governed.scan(conn, condition):
-                    found = resolve(part, records, assignments, accounts)
+                    found = resolve(part, records, assignments, accounts,
+                                    include_protected=True)
                     governing.update(found)
                     instances.extend(i for i in part if i.id in found or i.id in overrides)
             clusters = governed.cluster_ids(conn, {
@@ -342,6 +344,12 @@ class Reconciler:
             action = "stop" if p.desired is DesiredState.STOPPED else "start"
             if (p.instance.id, action, p.at.isoformat()) in said:
                 continue
+            protected = protected_refusal(p.instance, action)
+            if protected is not None:  # a real run is refused too (lifecycle)
+                report.items.append(ReconcileItem(p.instance.id, p.instance.name, action,
+                                                  ActionResult.REFUSED.value, p.reason,
+                                                  protected))
+                continue
             entries.append(self._entry(
                 p.instance, action, f"{p.reason} (dry run: would {action})",
                 ActionResult.DRY_RUN, now, done_at,
@@ -404,9 +412,12 @@ class Reconciler:
                     f"real state; then ")
         else:
             note = ""
+        protected = protected_refusal(inst, action)
         if p.dry_run:
             if _matches(inst.status, p.desired):
                 return item("none", "noop", f"already {inst.status.value}; {p.reason}")
+            if protected is not None:
+                return item(action, ActionResult.REFUSED.value, p.reason, protected)
             if (inst.id, action, p.at.isoformat()) in said:
                 return item("none", "skipped", f"dry run: already logged for this "
                             f"transition; {p.reason}")
@@ -430,6 +441,8 @@ class Reconciler:
                         f"{claim.lease_until:%H:%M:%S} UTC; {reason}")
         if _matches(inst.status, p.desired):
             return item("none", "noop", f"already {inst.status.value}; {reason}")
+        if protected is not None:
+            return item(action, ActionResult.REFUSED.value, reason, protected)
         if action == "stop" and inst.extra.get("read_replica_source"):
             return item(action, ActionResult.REFUSED.value, reason,
                         f"{inst.name} is a read replica of {inst.extra['read_replica_source']};"
@@ -561,7 +574,7 @@ class Reconciler:
             gov = governing.get(inst.id)
             if gov is None or gov.schedule.dry_run or self.ctx.settings.reconcile_dry_run:
                 continue
-            if inst.status not in _RUNNING_LIKE or (
+            if inst.status not in _RUNNING_LIKE or is_protected(inst) or (
                 inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters
             ):
                 continue

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
+from snoozeql.domain.protection import PROTECT_TAG, is_protected
 from snoozeql.domain.schedules import (
     Decision,
     DesiredState,
@@ -80,19 +81,12 @@ __all__ = [
 ]
 
 SCHEDULE_TAG = "snoozeql-schedule"
-PROTECT_TAG = "snoozeql-protect"
 MAX_PREVIEW_DAYS = 62
 CONFLICT_DAYS = 7
 MAX_PRIORITY = 1_000_000
 
 # Strength of each way of assigning, strongest first.
 _VIA_RANK = {"instance": 0, "own_tag": 1, "tag": 2, "selector": 3, "account": 4}
-
-
-def is_protected(instance: Instance) -> bool:
-    """``snoozeql-protect=true`` (any letter case): never touched by the reconciler."""
-    value = next((v for k, v in instance.tags.items() if k.lower() == PROTECT_TAG), None)
-    return value is not None and value.strip().lower() in ("true", "yes", "1")
 
 
 @dataclass(frozen=True)
@@ -349,11 +343,20 @@ class ScheduleService:
     # ------------------------------------------------------------------ import
 
     def import_custodian(
-        self, tag_value: str, *, name: str, default_tz: str = "et",
+        self, tag_value: str | None, *, name: str, default_tz: str = "et",
+        onhour: int = 7, offhour: int = 19, weekends: bool = True,
+        weekends_only: bool = False, opt_out: bool = False,
         description: str | None = None, actor: str = "cli",
+        warnings: builtins.list[str] | None = None,
     ) -> ScheduleView:
+        """Create the schedule a Custodian tag value means under a policy's options
+        (``default_tz``, ``onhour``, ``offhour``, ``weekends``, ``weekends-only``,
+        ``opt-out``); where Custodian would read the tag otherwise, a warning is
+        appended to ``warnings``."""
         return self.create(import_custodian(
-            tag_value, name=name, default_tz=default_tz, description=description
+            tag_value, name=name, default_tz=default_tz, onhour=onhour, offhour=offhour,
+            weekends=weekends, weekends_only=weekends_only, opt_out=opt_out,
+            description=description, warnings=warnings,
         ), actor=actor)
 
     def import_instance_scheduler(
@@ -596,9 +599,12 @@ def _conflict_view(view: ScheduleView, other_id: Any, other: Schedule, other_pri
 def resolve(
     instances: list[Instance], records: list[ScheduleRecord],
     assignments: list[AssignmentRecord], account_names: dict[UUID, str] | None = None,
+    *, include_protected: bool = False,
 ) -> dict[UUID, Governing]:
     """Pure resolution of assignments: every schedule matching each instance, and the
-    governing one (see module doc). ``account_names`` serve selector ``account`` rules."""
+    governing one (see module doc). ``account_names`` serve selector ``account`` rules.
+    Protected instances are left out unless ``include_protected`` (the reconciler
+    resolves them to report each of their transitions as refused, "protected")."""
     by_id = {r.id: r for r in records}
     by_name = {r.name: r for r in records}
     accounts = account_names or {}
@@ -630,7 +636,7 @@ def resolve(
 
     out: dict[UUID, Governing] = {}
     for inst in instances:
-        if is_protected(inst):
+        if is_protected(inst) and not include_protected:
             continue
         found: list[Match] = []
         for a in direct.get(inst.id, []):

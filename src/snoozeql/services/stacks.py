@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
@@ -50,7 +52,13 @@ from snoozeql.domain.stacks import (
     validate_stack_name,
 )
 from snoozeql.domain.stacks.compose import ConfigStyle, SecretMode
-from snoozeql.domain.stacks.entries import EnvVar
+from snoozeql.domain.stacks.entries import EnvVar, VolumeMount
+from snoozeql.domain.stacks.hostaccess import (
+    bind_sources,
+    check_bind_source,
+    check_port_addresses,
+    loopback_default,
+)
 from snoozeql.domain.stacks.names import suggest_name
 from snoozeql.services import audit
 from snoozeql.services.context import Context
@@ -63,6 +71,31 @@ from snoozeql.store.stacks import AppliedRecord, InstanceRecord, OverrideRow, St
 SECRET_SCOPE = "stack_instance"
 _ENV_PREFIX = "env:"
 RUNTIME_PASSWORD = "runtime:password"
+
+
+def stack_data_dir(settings: Any, stack: str) -> Path:
+    """The stack's own data directory, where its bind-mount sources may live."""
+    return Path(settings.data_dir).expanduser() / "stack-data" / stack
+
+
+def check_host_paths(settings: Any, stack: str | None, volumes: Iterable[VolumeMount]) -> None:
+    """ValidationError for a bind mount the host-path rules refuse (docs/stacks.md).
+
+    ``stack`` None (a template) checks traversal and protected paths only; the stack's
+    data directory is known once the template is used in a stack."""
+    sources = bind_sources(volumes)
+    if not sources:
+        return
+    allowed = [os.path.realpath(p) for p in getattr(settings, "allowed_host_paths", []) or []]
+    base = os.path.realpath(stack_data_dir(settings, stack)) if stack else None
+    for source in sources:
+        resolved = None
+        if not source.startswith("."):
+            resolved = os.path.realpath(os.path.expanduser(source))
+        check_bind_source(
+            source, resolved=resolved, stack_dir=base or "",
+            allowed=allowed if base else ["/"],
+        )
 
 
 def container_prefix(ctx: Context) -> str:
@@ -514,6 +547,17 @@ class StackService:
                     row["stored"] = True
         store.override_put(conn, iid, o.kind.value, o.mode.value, rows, now)
 
+    def _host_rules(self, stack: str, o: Override, admin: bool) -> Override:
+        """The override with 127.0.0.1 for ports without an address, after checking
+        what it may reach on the host: a public address needs ``admin``; bind mounts
+        stay in the stack's data directory or the allowed host paths (every role)."""
+        if o.kind is OverrideKind.PORTS:
+            o = Override(o.kind, loopback_default(o.entries), o.mode)  # type: ignore[arg-type]
+            check_port_addresses(o.entries, admin)  # type: ignore[arg-type]
+        elif o.kind is OverrideKind.VOLUMES:
+            check_host_paths(self.ctx.settings, stack, o.entries)  # type: ignore[arg-type]
+        return o
+
     # --------------------------------------------------------------- instances
 
     def _template(self, conn: sa.Connection, name: str) -> Template:
@@ -580,11 +624,13 @@ class StackService:
         enabled: bool = True,
         overrides: Mapping[str, Any] | None = None,
         actor: str = "cli",
+        admin: bool = True,
     ) -> InstanceView:
         """Create an instance from a template, optionally with overrides.
 
         Secret env vars the template leaves without a value (a database password) get a
-        generated value, stored encrypted as an env_vars override.
+        generated value, stored encrypted as an env_vars override. ``admin`` False (an
+        operator's API key) may not publish ports beyond 127.0.0.1.
         """
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
@@ -595,8 +641,10 @@ class StackService:
             raise ValidationError(f"unknown template {template!r}; templates: {known}")
         parsed = {OverrideKind.parse(k): parse_override(k, v)
                   for k, v in (overrides or {}).items()}
+        parsed = {k: self._host_rules(stack.name, o, admin) for k, o in parsed.items()}
         parsed = self._with_generated_secrets(tmpl, parsed)
         svc = effective(tmpl, parsed.values())
+        check_host_paths(self.ctx.settings, stack.name, svc.volumes)
         try:
             with self.ctx.engine.begin() as conn:
                 stack = self._stack(conn, stack_name)
@@ -618,19 +666,33 @@ class StackService:
 
     @staticmethod
     def _with_generated_secrets(
-        tmpl: Template, parsed: dict[OverrideKind, Override]
+        tmpl: Template,
+        parsed: dict[OverrideKind, Override],
+        previous: Override | None = None,
     ) -> dict[OverrideKind, Override]:
+        """``parsed`` with the instance's generated secrets in its env_vars override.
+
+        A secret env var the template leaves without a value (a database password) is
+        the instance's own: every env_vars override, in merge or replace mode, keeps it
+        (its value from ``previous``, the override being replaced, else a new one)
+        unless the new override names that key itself, which is how a user sets or
+        removes it explicitly.
+        """
         missing = [e.key for e in tmpl.environment if e.secret and e.value is None]
         if not missing:
             return parsed
         current = parsed.get(OverrideKind.ENV_VARS)
-        if current is not None and current.mode is MergeMode.REPLACE:
-            return parsed
         entries = list(current.entries) if current is not None else []  # type: ignore[arg-type]
         given = {e.key for e in entries}
-        entries += [EnvVar(k, generate_password(), secret=True) for k in missing if k not in given]
+        before: dict[str, str | None] = {}
+        if previous is not None:
+            before = {e.key: e.value for e in previous.entries}  # type: ignore[union-attr]
+        for key in missing:
+            if key not in given:
+                entries.append(EnvVar(key, before.get(key) or generate_password(), secret=True))
         out = dict(parsed)
-        out[OverrideKind.ENV_VARS] = Override(OverrideKind.ENV_VARS, tuple(entries))
+        mode = current.mode if current is not None else MergeMode.MERGE
+        out[OverrideKind.ENV_VARS] = Override(OverrideKind.ENV_VARS, tuple(entries), mode)
         return out
 
     def list_instances(
@@ -787,15 +849,27 @@ class StackService:
 
     def put_override(
         self, stack_name: str, name: str, kind: str, body: Mapping[str, Any], *,
-        actor: str = "cli",
+        actor: str = "cli", admin: bool = True,
     ) -> InstanceView:
-        """Replace the instance's override of one kind (``mode`` merge or replace)."""
+        """Replace the instance's override of one kind (``mode`` merge or replace).
+
+        ``entries`` is required: removing every entry of a kind is an explicit
+        ``{"mode": "replace", "entries": []}``, never the result of an empty value."""
+        if isinstance(body, Mapping) and body.get("entries") is None:
+            raise ValidationError(
+                f"{kind} override: entries is required; to remove every {kind} entry send "
+                '{"mode": "replace", "entries": []} (CLI: --clear)'
+            )
         o = parse_override(kind, body)
         with self.ctx.engine.begin() as conn:
             stack = self._stack(conn, stack_name)
+            o = self._host_rules(stack.name, o, admin)
             r = self._instance(conn, stack, name)
             overrides = self._load_overrides(conn, [r.id])[r.id]
             old = overrides.get(o.kind)
+            if o.kind is OverrideKind.ENV_VARS:
+                o = self._with_generated_secrets(
+                    self._template(conn, r.template), {o.kind: o}, old)[o.kind]
             self._audit(conn, actor, "update" if old else "create", "stack_override", r.id,
                         f"{stack.name}/{r.name}/{o.kind.value}",
                         old.redacted() if old else None, o.redacted())
@@ -815,17 +889,27 @@ class StackService:
             r = self._instance(conn, stack, name)
             overrides = self._load_overrides(conn, [r.id])[r.id]
             old = overrides.pop(k, None)
+            tmpl = self._template(conn, r.template)
+            kept = None
+            if k is OverrideKind.ENV_VARS:
+                # the generated secrets are the instance's own: they stay
+                kept = self._with_generated_secrets(tmpl, {}, old).get(k)
             if old is not None:
                 self._audit(conn, actor, "delete", "stack_override", r.id,
-                            f"{stack.name}/{r.name}/{k.value}", before=old.redacted())
-            svc = effective(self._template(conn, r.template), overrides)
+                            f"{stack.name}/{r.name}/{k.value}", before=old.redacted(),
+                            after=kept.redacted() if kept is not None else None)
+            svc = effective(tmpl, overrides)
             if r.enabled and k is OverrideKind.PORTS:
                 self._check_clashes(conn, stack, (r.id, r.name, svc))
-            store.override_delete(conn, r.id, k.value)
-            if k is OverrideKind.ENV_VARS:
-                for n in secret_store.get_all(conn, SECRET_SCOPE, r.id):
-                    if n.startswith(_ENV_PREFIX):
-                        secret_store.delete(conn, SECRET_SCOPE, r.id, n)
+            if kept is not None:
+                self._write_override(conn, r.id, kept)
+                overrides[k] = kept
+            else:
+                store.override_delete(conn, r.id, k.value)
+                if k is OverrideKind.ENV_VARS:
+                    for n in secret_store.get_all(conn, SECRET_SCOPE, r.id):
+                        if n.startswith(_ENV_PREFIX):
+                            secret_store.delete(conn, SECRET_SCOPE, r.id, n)
             return self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
 
     def effective(self, stack_name: str, name: str) -> tuple[InstanceView, EffectiveService]:
@@ -835,6 +919,70 @@ class StackService:
             overrides = self._load_overrides(conn, [r.id])[r.id]
             svc = effective(self._template(conn, r.template), overrides)
         return self._view(stack, r, overrides), svc
+
+    def _ensure_generated(self, stack_name: str) -> None:
+        """Give every instance the generated secrets its template asks for and its
+        env_vars override does not name: instances made before a template declared one
+        (``REDIS_PASSWORD``) or whose password an older version dropped. The database's
+        password is seeded from the one ``apply`` generated for it, if any, so the
+        running database and the export agree. Writes only when something is missing."""
+        from snoozeql.domain.engines import engine_info
+
+        with self.ctx.engine.begin() as conn:
+            stack = self._stack(conn, stack_name)
+            records = store.instance_list(conn, stack.id)
+            overrides = self._load_overrides(conn, [r.id for r in records])
+            for r in records:
+                tmpl = self.templates.find(conn, r.template)
+                if tmpl is None:
+                    continue
+                current = overrides[r.id].get(OverrideKind.ENV_VARS)
+                named = {e.key for e in current.entries} if current else set()  # type: ignore[union-attr]
+                missing = [e.key for e in tmpl.environment
+                           if e.secret and e.value is None and e.key not in named]
+                if not missing:
+                    continue
+                seed: dict[str, str] = {}
+                token = secret_store.get(conn, SECRET_SCOPE, r.id, RUNTIME_PASSWORD)
+                if token is not None and tmpl.engine:
+                    info = engine_info(tmpl.engine)
+                    for var in (*info.docker_password_env, *info.template_password_env):
+                        seed.setdefault(var, self.box.decrypt(token))
+                previous = Override(OverrideKind.ENV_VARS, tuple(
+                    EnvVar(k, v, secret=True) for k, v in seed.items()))
+                parsed = {current.kind: current} if current is not None else {}
+                new = self._with_generated_secrets(tmpl, parsed, previous)
+                self._write_override(conn, r.id, new[OverrideKind.ENV_VARS])
+
+    def secrets(self, stack_name: str, name: str) -> dict[str, Any]:
+        """The instance's effective secret values, and the password ``apply`` gives its
+        database. For the operator who runs it (CLI, operator API role) only."""
+        self._ensure_generated(stack_name)
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            r = self._instance(conn, stack, name)
+            overrides = self._load_overrides(conn, [r.id])[r.id]
+            svc = effective(self._template(conn, r.template), overrides)
+            token = secret_store.get(conn, SECRET_SCOPE, r.id, RUNTIME_PASSWORD)
+        origin = svc.entry_provenance.get(OverrideKind.ENV_VARS, {})
+        entries = [
+            {"key": e.key, "value": e.value, "source": origin.get(e.key, "template")}
+            for e in svc.environment if e.secret
+        ]
+        password: str | None = None
+        password_from: str | None = None
+        if svc.engine:
+            var = self._password_var(svc)
+            if var is not None:
+                password, password_from = svc.env()[var], var
+            elif token is not None:
+                password, password_from = self.box.decrypt(token), "generated at apply"
+        return {
+            "stack": stack.name, "instance": r.name,
+            "container_name": container_name(self.prefix, stack.name, r.name),
+            "engine": svc.engine, "env_vars": entries,
+            "database_password": password, "database_password_from": password_from,
+        }
 
     # ----------------------------------------------------------------- export
 
@@ -854,6 +1002,7 @@ class StackService:
         config_style: ConfigStyle = "bind",
     ) -> ComposeExport:
         """The Compose export of the stack's enabled instances."""
+        self._ensure_generated(stack_name)
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
             services = self._enabled_services(conn, stack)
@@ -876,11 +1025,16 @@ class StackService:
         image, _, tag = svc.image.partition(":")
         base = dict(instance_id=r.id, instance=r.name, runtime_name=runtime_name, service=svc,
                     engine=svc.engine, image=image, tag=tag or None)
+        try:
+            check_host_paths(self.ctx.settings, stack or None, svc.volumes)
+            host_problem = None
+        except ValidationError as exc:
+            host_problem = exc.message
         if svc.engine is None:
             # A plain image: the generic container runtime (Docker, host networking).
             from snoozeql.providers import containers
 
-            problem = containers.unit_problem(svc)
+            problem = host_problem or containers.unit_problem(svc)
             runtime = None
             if problem is None:
                 try:
@@ -953,15 +1107,27 @@ class StackService:
                 ))
         return Plan(stack.name, items), desired, applied
 
+    @staticmethod
+    def _password_var(service: EffectiveService) -> str | None:
+        """The env var holding the database password (POSTGRES_PASSWORD, REDIS_PASSWORD),
+        when the effective service sets it."""
+        from snoozeql.domain.engines import engine_info
+
+        if not service.engine:
+            return None
+        info = engine_info(service.engine)
+        env = service.env()
+        for var in (*info.docker_password_env, *info.template_password_env):
+            if env.get(var):
+                return var
+        return None
+
     def _password(self, conn: sa.Connection, unit: DesiredUnit) -> str:
         """The database password: the template's password variable when it has one,
         else a generated one kept encrypted for this instance."""
-        from snoozeql.domain.engines import engine_info
-
-        env = unit.service.env()
-        for var in engine_info(unit.engine or "").docker_password_env:
-            if env.get(var):
-                return str(env[var])
+        var = self._password_var(unit.service)
+        if var is not None:
+            return str(unit.service.env()[var])
         token = secret_store.get(conn, SECRET_SCOPE, unit.instance_id, RUNTIME_PASSWORD)
         if token is not None:
             return self.box.decrypt(token)
@@ -976,6 +1142,7 @@ class StackService:
         A failed step is reported and the others still run; ``refused`` items are
         reported without touching anything.
         """
+        self._ensure_generated(stack_name)
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
             plan, desired, applied = self._plan(conn, stack)

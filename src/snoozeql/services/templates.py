@@ -126,8 +126,21 @@ class TemplateService:
         definition: Mapping[str, Any] | str,
         name: str | None = None,
         default_name: str | None = None,
+        *,
+        admin: bool = True,
     ) -> TemplateInfo:
+        """Store a user template. Its ports publish on 127.0.0.1 unless they name an
+        address (another one needs ``admin``); its bind mounts follow the host-path
+        rules (docs/stacks.md), checked again against the stack when it is used."""
+        from dataclasses import replace
+
+        from snoozeql.domain.stacks.hostaccess import check_port_addresses, loopback_default
+        from snoozeql.services.stacks import check_host_paths
+
         template = parse_definition(definition, name, default_name)
+        template = replace(template, ports=loopback_default(template.ports))
+        check_port_addresses(template.ports, admin)
+        check_host_paths(self.ctx.settings, None, template.volumes)
         if template.name in builtin_templates():
             raise ConflictError(
                 f"{template.name!r} is a built-in template; give yours another name"

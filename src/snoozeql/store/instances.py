@@ -454,6 +454,17 @@ def find(conn: sa.Connection, *, name: str | None = None, provider_id: str | Non
     return [row_to_instance(r) for r in conn.execute(q)]
 
 
+def find_by_id_prefix(conn: sa.Connection, prefix: str, limit: int = 10) -> list[Instance]:
+    """Instances whose id (32 lower-case hex digits, no dashes) starts with ``prefix``.
+
+    The id is compared as text with its dashes removed, which reads the same on SQLite
+    (stored as 32 hex digits) and PostgreSQL (``uuid`` as text has dashes).
+    """
+    hex_id = sa.func.replace(sa.func.lower(sa.cast(t.c.id, sa.String)), "-", "")
+    q = _select().where(hex_id.like(prefix + "%")).order_by(t.c.name, t.c.id).limit(limit)
+    return [row_to_instance(r) for r in conn.execute(q)]
+
+
 def cluster_members(conn: sa.Connection, cluster_provider_id: str) -> list[Instance]:
     q = _select().where(t.c.cluster_provider_id == cluster_provider_id).order_by(t.c.name)
     return [row_to_instance(r) for r in conn.execute(q)]

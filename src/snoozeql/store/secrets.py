@@ -42,3 +42,11 @@ def delete(conn: sa.Connection, scope: str, owner_id: UUID, name: str | None = N
     if name is not None:
         q = q.where(t.c.name == name)
     return conn.execute(q).rowcount
+
+
+def get_named(conn: sa.Connection, scope: str, name: str) -> dict[UUID, str]:
+    """Owner id -> ciphertext of every secret called ``name`` in ``scope`` (one query)."""
+    rows = conn.execute(
+        sa.select(t.c.owner_id, t.c.ciphertext).where(t.c.scope == scope, t.c.name == name)
+    )
+    return {r.owner_id: r.ciphertext for r in rows}

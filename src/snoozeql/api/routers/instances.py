@@ -7,12 +7,20 @@ from fastapi import APIRouter, Query, Response
 from snoozeql.api.bulk_schemas import BulkIn, BulkItemOut, BulkOut, BulkSkippedOut
 from snoozeql.api.deps import CtxDep, Operator, Viewer
 from snoozeql.api.schedule_schemas import OverrideIn, OverrideOut
-from snoozeql.api.schemas import ActionResultOut, InstanceDetail, InstanceOut, InstancePage
-from snoozeql.domain.types import InstanceKind
+from snoozeql.api.schemas import (
+    ActionIn,
+    ActionResultOut,
+    InstanceDetail,
+    InstanceOut,
+    InstancePage,
+)
+from snoozeql.domain.errors import PermissionDenied
+from snoozeql.domain.types import InstanceKind, Role
 from snoozeql.services.bulk import BulkService, bulk_action
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.lifecycle import LifecycleService
 from snoozeql.services.schedules import OverrideService
+from snoozeql.store.apikeys import ApiKeyRecord
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 
@@ -71,27 +79,44 @@ def get_instance(instance: str, ctx: CtxDep, _: Viewer) -> InstanceDetail:
     )
 
 
-def _act(ctx: CtxDep, instance: str, action: str, actor: str) -> ActionResultOut:
-    r = LifecycleService(ctx).act(instance, action, actor=actor, reason="manual")
+def _act(ctx: CtxDep, instance: str, action: str, key: ApiKeyRecord,
+         body: ActionIn | None) -> ActionResultOut:
+    force = body is not None and body.force
+    if force and not key.role.allows(Role.ADMIN):
+        raise PermissionDenied(
+            f'"force": true (acting on a protected instance) needs the admin role; key '
+            f"{key.name!r} is {key.role}"
+        )
+    r = LifecycleService(ctx).act(instance, action, actor=key.name, reason="manual",
+                                  force=force)
     return ActionResultOut(
         action_id=r.action_id, action=r.action.value, result=r.result.value, message=r.message,
-        instance=InstanceOut.of(r.instance),
+        already=r.already, instance=InstanceOut.of(r.instance),
     )
 
 
-@router.post("/{instance}/start", response_model=ActionResultOut)
-def start_instance(instance: str, ctx: CtxDep, key: Operator) -> ActionResultOut:
-    return _act(ctx, instance, "start", key.name)
+_ACT_DOC = """A start/stop that already happened (stopped, or stopping) is 200 with result ok
+and message "already stopped" ("already stopping (in progress)"). A protected instance
+(snoozeql-protect=true) is refused (409, "protected") unless the body says
+`{"force": true}`, which needs the admin role."""
 
 
-@router.post("/{instance}/stop", response_model=ActionResultOut)
-def stop_instance(instance: str, ctx: CtxDep, key: Operator) -> ActionResultOut:
-    return _act(ctx, instance, "stop", key.name)
+@router.post("/{instance}/start", response_model=ActionResultOut, description=_ACT_DOC)
+def start_instance(instance: str, ctx: CtxDep, key: Operator,
+                   body: ActionIn | None = None) -> ActionResultOut:
+    return _act(ctx, instance, "start", key, body)
 
 
-@router.post("/{instance}/restart", response_model=ActionResultOut)
-def restart_instance(instance: str, ctx: CtxDep, key: Operator) -> ActionResultOut:
-    return _act(ctx, instance, "restart", key.name)
+@router.post("/{instance}/stop", response_model=ActionResultOut, description=_ACT_DOC)
+def stop_instance(instance: str, ctx: CtxDep, key: Operator,
+                  body: ActionIn | None = None) -> ActionResultOut:
+    return _act(ctx, instance, "stop", key, body)
+
+
+@router.post("/{instance}/restart", response_model=ActionResultOut, description=_ACT_DOC)
+def restart_instance(instance: str, ctx: CtxDep, key: Operator,
+                     body: ActionIn | None = None) -> ActionResultOut:
+    return _act(ctx, instance, "restart", key, body)
 
 
 @router.post("/{instance}/override", response_model=OverrideOut)

@@ -68,14 +68,19 @@ def preview_selector(body: SelectorPreviewIn, ctx: CtxDep, _: Viewer) -> Matches
 def import_schedules(body: ImportIn, ctx: CtxDep, key: Operator) -> ImportOut:
     """Import a Cloud Custodian tag value or Instance Scheduler configuration."""
     svc = ScheduleService(ctx)
-    if (body.custodian is None) == (body.instance_scheduler is None):
+    custodian = body.custodian is not None or body.opt_out
+    if custodian == (body.instance_scheduler is not None):
         raise ValidationError("give exactly one of custodian or instance_scheduler")
-    if body.custodian is not None:
+    if custodian:
         if not body.name:
             raise ValidationError("name: a schedule imported from a Custodian tag needs a name")
-        view = svc.import_custodian(body.custodian, name=body.name, default_tz=body.default_tz,
-                                    actor=key.name)
-        return ImportOut(schedules=[ScheduleOut.of(view)], warnings=[])
+        warnings: list[str] = []
+        view = svc.import_custodian(
+            body.custodian, name=body.name, default_tz=body.default_tz, onhour=body.onhour,
+            offhour=body.offhour, weekends=body.weekends, weekends_only=body.weekends_only,
+            opt_out=body.opt_out, actor=key.name, warnings=warnings,
+        )
+        return ImportOut(schedules=[ScheduleOut.of(view)], warnings=warnings)
     views, warnings = svc.import_instance_scheduler(
         body.instance_scheduler, default_timezone=body.default_timezone, actor=key.name
     )

@@ -16,7 +16,9 @@ from snoozeql.api.stack_schemas import (
     StackCreate,
     StackUpdate,
 )
+from snoozeql.domain.types import Role
 from snoozeql.services.stacks import StackService
+from snoozeql.store.apikeys import ApiKeyRecord
 
 router = APIRouter(prefix="/stacks", tags=["stacks"])
 
@@ -94,6 +96,11 @@ def stack_down(stack: str, ctx: CtxDep, _: Operator) -> dict[str, Any]:
     return {"stack": stack, "ok": all(s.ok for s in steps), "steps": [s.to_dict() for s in steps]}
 
 
+def _admin(key: ApiKeyRecord) -> bool:
+    """Publishing a port beyond 127.0.0.1 needs the admin role."""
+    return key.role.allows(Role.ADMIN)
+
+
 # -------------------------------------------------------------------------- instances
 
 
@@ -103,7 +110,7 @@ def create_instance(
 ) -> dict[str, Any]:
     return StackService(ctx).create_instance(
         stack, body.name, body.template, description=body.description, enabled=body.enabled,
-        overrides=body.overrides, actor=key.name,
+        overrides=body.overrides, actor=key.name, admin=_admin(key),
     ).to_dict()
 
 
@@ -174,7 +181,8 @@ def put_override(
     """Replace one kind of override: ports, volumes, env_vars, labels, domains,
     healthcheck, config_files."""
     return StackService(ctx).put_override(
-        stack, instance, kind, {"mode": body.mode, "entries": body.entries}, actor=key.name
+        stack, instance, kind, {"mode": body.mode, "entries": body.entries}, actor=key.name,
+        admin=_admin(key),
     ).to_dict()
 
 
@@ -183,6 +191,13 @@ def delete_override(
     stack: str, instance: str, kind: str, ctx: CtxDep, key: Operator
 ) -> dict[str, Any]:
     return StackService(ctx).delete_override(stack, instance, kind, actor=key.name).to_dict()
+
+
+@router.get("/{stack}/instances/{instance}/secrets")
+def get_secrets(stack: str, instance: str, ctx: CtxDep, _: Operator) -> dict[str, Any]:
+    """The instance's effective secret values (generated passwords included) and the
+    password `apply` gives its database: operators only, never in other responses."""
+    return StackService(ctx).secrets(stack, instance)
 
 
 @router.get("/{stack}/instances/{instance}/effective")

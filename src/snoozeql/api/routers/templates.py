@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Response
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
+from snoozeql.domain.types import Role
 from snoozeql.services.templates import TemplateService
 
 router = APIRouter(prefix="/templates", tags=["templates"])
@@ -25,7 +26,7 @@ def get_template(name: str, ctx: CtxDep, _: Viewer) -> dict[str, Any]:
 @router.post("", status_code=201)
 def create_template(
     ctx: CtxDep,
-    _: Operator,
+    key: Operator,
     definition: dict[str, Any] = Body(
         ...,
         examples=[{"name": "api", "image": "example/api:1", "ports": ["127.0.0.1:8000:8000"],
@@ -34,7 +35,8 @@ def create_template(
         "exactly one service under 'services'",
     ),
 ) -> dict[str, Any]:
-    return TemplateService(ctx).add(definition).to_dict()
+    admin = key.role.allows(Role.ADMIN)
+    return TemplateService(ctx).add(definition, admin=admin).to_dict()
 
 
 @router.delete("/{name}", status_code=204)

@@ -11,7 +11,11 @@ week of events into periods whose desired state changes exactly at those events:
 * when two events in a row do the same thing on different days (``on`` Monday 7:00 and
   ``on`` Tuesday 7:00 with no ``off`` between), the day of the second one says "any"
   (leave it as it is) from midnight until its hour, so the second start is still a
-  transition. A repeat of the same action later on the same day is dropped.
+  transition. When the second one is at hour 0 there is no such stretch: its day gets
+  a ``repeat`` period (begintime 00:00 for a start, endtime 00:00 for a stop), whose
+  boundary is a transition although the state stays the same, so a database stopped
+  by hand is started again at 00:00 as Custodian's on hour does. A repeat of the same
+  action later on the same day is dropped.
 
 Defaults follow Custodian: a missing ``on`` or ``off`` takes the policy's default (on
 at 7, off at 19, Monday to Friday unless ``weekends``/``weekends_only`` say otherwise),
@@ -141,16 +145,37 @@ def _events(key: str, text: str) -> list[Event]:
     return out
 
 
+def _describe(events: list[Event]) -> str:
+    return ", ".join(f"{format_weekdays(days)} {hour}:00" for days, hour in events) or "none"
+
+
 def parse_custodian_tag(
-    tag_value: str,
+    tag_value: str | None,
     *,
     default_tz: str = "et",
     onhour: int = 7,
     offhour: int = 19,
     weekends: bool = True,
     weekends_only: bool = False,
+    opt_out: bool = False,
+    warnings: list[str] | None = None,
 ) -> tuple[list[Event], list[Event], str]:
-    """Parse a tag value into (on events, off events, IANA zone), defaults applied."""
+    """Parse a tag value into (on events, off events, IANA zone), defaults applied.
+
+    ``tag_value`` None is a resource without the tag: with ``opt_out`` Custodian gives
+    it the policy's defaults, without it leaves it alone (a ValidationError here).
+    Where Custodian would read the tag differently from what it seems to say, a
+    sentence saying so, and what SnoozeQL does, is appended to ``warnings``.
+    """
+    notes: list[str] = warnings if warnings is not None else []
+    if tag_value is None:
+        if not opt_out:
+            raise ValidationError(
+                "custodian tag: no tag value; without opt-out Custodian leaves a resource "
+                "without the tag alone (give the tag value, or opt-out for the policy's "
+                "default schedule)"
+            )
+        tag_value = ""
     if not isinstance(tag_value, str):
         raise ValidationError("custodian tag: expected a string")
     value = _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group(0)], tag_value.strip().lower())
@@ -172,9 +197,16 @@ def parse_custodian_tag(
         default_on, default_off = [(tuple(range(7)), onhour)], [(tuple(range(7)), offhour)]
     found: dict[str, str] = {}
     if value not in ("", "on"):
-        for piece in (p.strip() for p in value.split(";")):
+        for raw_piece in value.split(";"):
+            piece = raw_piece.strip()
             if not piece:
                 continue
+            if raw_piece[:1].isspace() and piece.partition("=")[0].strip() in ("on", "off", "tz"):
+                notes.append(
+                    f"{piece!r} follows '; ': Custodian keeps the space in the key and "
+                    "silently ignores it, as if it were not in the tag; SnoozeQL reads it "
+                    "as written (remove the space so both agree)"
+                )
             key, sep, rest = piece.partition("=")
             key = key.strip()
             if not sep or "=" in rest:
@@ -186,21 +218,42 @@ def parse_custodian_tag(
             if key in found:
                 raise ValidationError(f"custodian tag: {key!r} is given twice")
             found[key] = rest.strip()
+    sides: dict[str, list[Event]] = {}
+    for key, default in (("on", default_on), ("off", default_off)):
+        if key not in found:
+            sides[key] = default
+            continue
+        if found[key].strip() == "disabled":
+            sides[key] = []
+            notes.append(
+                f"{key}=disabled: Custodian treats the whole tag as a parse error and "
+                "neither starts nor stops the resource; SnoozeQL reads it as written: "
+                + ("it is never started by this schedule, only stopped"
+                   if key == "on" else "it is never stopped by this schedule, only started")
+            )
+            continue
+        try:
+            sides[key] = _events(key, found[key])
+        except ValidationError as e:
+            sides[key] = default
+            notes.append(
+                f"{e.message}: Custodian cannot parse this side and falls back to the "
+                f"policy's default {key}hour ({_describe(default)}); SnoozeQL does the same"
+            )
     try:
-        on = _events("on", found["on"]) if "on" in found else default_on
-        off = _events("off", found["off"]) if "off" in found else default_off
         zone = resolve_custodian_tz(found.get("tz") or default_tz)
     except ValidationError as e:
         raise ValidationError(f"custodian tag: {e.message}") from None
-    return on, off, zone
+    return sides["on"], sides["off"], zone
 
 
 _HOURS = 24
 _WEEK = 7 * _HOURS
 
 
-def _week_cells(on: list[Event], off: list[Event]) -> list[DesiredState]:
-    """The desired state of every hour of the week (Monday 00:00 first)."""
+def _week_cells(on: list[Event], off: list[Event]) -> tuple[list[DesiredState], set[int]]:
+    """The desired state of every hour of the week (Monday 00:00 first), and the days
+    (0 = Monday) that begin with a repeat of the action before (see module doc)."""
     events: dict[int, DesiredState] = {}
     for kind, specs in ((DesiredState.RUNNING, on), (DesiredState.STOPPED, off)):
         for days, hour in specs:
@@ -222,20 +275,29 @@ def _week_cells(on: list[Event], off: list[Event]) -> list[DesiredState]:
         length = (nxt - pos) % _WEEK or _WEEK
         for k in range(length):
             cells[(pos + k) % _WEEK] = events[pos]
+    repeats: set[int] = set()
     for j, pos in enumerate(positions):
         prev = positions[j - 1]
         if events[prev] is not events[pos]:
             continue
         if prev < pos and prev // _HOURS == pos // _HOURS:
             continue  # the same action again later that day: nothing to mark
+        if pos % _HOURS == 0:
+            repeats.add(pos // _HOURS)
         for c in range((pos // _HOURS) * _HOURS, pos):
             cells[c] = DesiredState.ANY
-    return cells
+    return cells, repeats
 
 
-def _day_spec(cells: list[DesiredState]) -> tuple[tuple[str | None, str | None], ...]:
-    """(begintime, endtime) pairs of the periods that give one day's 24 cells."""
-    spec: list[tuple[str | None, str | None]] = []
+_Spec = tuple[str | None, str | None, bool]  # (begintime, endtime, repeat)
+
+
+def _day_spec(cells: list[DesiredState], repeat: bool = False) -> tuple[_Spec, ...]:
+    """(begintime, endtime, repeat) of the periods that give one day's 24 cells;
+    ``repeat``: the day begins with a repeat of the previous action (at 00:00)."""
+    spec: list[_Spec] = []
+    if repeat and cells[0] is DesiredState.STOPPED:
+        spec.append((None, format_time(0), True))  # stopped again at 00:00
     a = 0
     while a < _HOURS:
         b = a
@@ -243,24 +305,27 @@ def _day_spec(cells: list[DesiredState]) -> tuple[tuple[str | None, str | None],
             b += 1
         state = cells[a]
         if state is DesiredState.RUNNING:
-            if a == 0 and b == _HOURS:
-                spec.append((None, None))
+            again = repeat and a == 0
+            if a == 0 and b == _HOURS and not again:
+                spec.append((None, None, False))
             else:
-                spec.append((format_time(a * 60), format_time(b * 60)))
+                spec.append((format_time(a * 60), None if b == _HOURS and again
+                             else format_time(b * 60), again))
         elif state is DesiredState.ANY:
             # Only ever from midnight up to an event: an endtime-only period says "any"
             # before its endtime and stopped after it.
             assert a == 0, "an 'any' stretch starts at midnight by construction"
-            spec.append((None, format_time(b * 60)))
+            spec.append((None, format_time(b * 60), False))
         a = b
-    if len(spec) == 2 and spec[0][0] is None and spec[1] == (spec[0][1], "24:00"):
+    if (len(spec) == 2 and spec[0][0] is None and not spec[0][2]
+            and spec[1] == (spec[0][1], "24:00", False)):
         # "any" until an hour, then running to midnight: one begintime-only period.
-        return ((spec[1][0], None),)
+        return ((spec[1][0], None, False),)
     return tuple(spec)
 
 
 def import_custodian(
-    tag_value: str,
+    tag_value: str | None,
     *,
     name: str,
     default_tz: str = "et",
@@ -268,12 +333,16 @@ def import_custodian(
     offhour: int = 19,
     weekends: bool = True,
     weekends_only: bool = False,
+    opt_out: bool = False,
     description: str | None = None,
+    warnings: list[str] | None = None,
 ) -> Schedule:
     """Build a schedule that starts and stops at the same hours as the Custodian tag.
 
-    ``default_tz``, ``onhour``, ``offhour``, ``weekends`` and ``weekends_only`` are the
-    policy options Custodian reads when the tag leaves something out.
+    ``default_tz``, ``onhour``, ``offhour``, ``weekends``, ``weekends_only`` and
+    ``opt_out`` are the policy options Custodian reads when the tag leaves something out
+    (``opt_out``: a resource without the tag, ``tag_value`` None, gets the defaults).
+    Warnings (see :func:`parse_custodian_tag`) are appended to ``warnings``.
     """
     on, off, zone_name = parse_custodian_tag(
         tag_value,
@@ -282,21 +351,25 @@ def import_custodian(
         offhour=offhour,
         weekends=weekends,
         weekends_only=weekends_only,
+        opt_out=opt_out,
+        warnings=warnings,
     )
-    cells = _week_cells(on, off)
-    groups: dict[tuple[tuple[str | None, str | None], ...], list[int]] = {}
+    cells, repeats = _week_cells(on, off)
+    groups: dict[tuple[_Spec, ...], list[int]] = {}
     for wd in range(7):
-        spec = _day_spec(cells[wd * _HOURS : (wd + 1) * _HOURS])
+        spec = _day_spec(cells[wd * _HOURS : (wd + 1) * _HOURS], wd in repeats)
         if spec:
             groups.setdefault(spec, []).append(wd)
     periods = [
-        Period(begintime=begin, endtime=end, weekdays=format_weekdays(days))
+        Period(begintime=begin, endtime=end, weekdays=format_weekdays(days), repeat=again)
         for spec, days in groups.items()
-        for begin, end in spec
+        for begin, end, again in spec
     ]
     return Schedule(
         name=name,
         timezone=zone_name,
         periods=tuple(periods),
-        description=description or f"imported from Cloud Custodian tag {tag_value!r}",
+        description=description or (
+            f"imported from Cloud Custodian tag {tag_value!r}" if tag_value is not None
+            else "imported from a Cloud Custodian opt-out policy's defaults"),
     )

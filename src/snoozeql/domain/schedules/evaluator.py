@@ -13,7 +13,9 @@ How it works, and why:
    less between two running stretches is bridged (Instance Scheduler's adjacent-period
    rule, so ``endtime 23:59`` followed by ``begintime 00:00`` keeps running).
 4. ``desired_state`` is a lookup in that timeline; ``next_transition`` walks it forward
-   day by day (in growing chunks) until the state changes.
+   day by day (in growing chunks) until the state changes, or until a ``repeat``
+   period's begintime (a start) or endtime (a stop): a transition where the state stays
+   the same, which ``preview`` shows as a boundary between two segments of one state.
 
 Per-day breakpoints are cached per schedule (schedules are immutable and hashable), so
 the reconciler asking thousands of instances that share a few schedules every minute
@@ -56,6 +58,8 @@ _R, _S, _A = DesiredState.RUNNING, DesiredState.STOPPED, DesiredState.ANY
 
 # A decider says what decided a stretch of time:
 #   ("override",) | ("exception", date) | ("period", index) | ("none",) | ("bridge", index)
+#   | ("period", index, "repeat"): the begintime/endtime of a ``repeat`` period, a
+#   transition even where the state does not change
 _Decider = tuple[object, ...]
 _NONE: _Decider = ("none",)
 _Entry = tuple[datetime, DesiredState, _Decider]
@@ -162,6 +166,7 @@ class _Compiled:
             if p.end_minute is not None and p.end_minute < MINUTES_PER_DAY:
                 cuts.add(p.end_minute)
         out: list[tuple[int, DesiredState, _Decider]] = []
+        repeats = [(i, p) for i, p in active if p.repeat]
         for minute in sorted(cuts):
             states = [(i, p, p.state_at_minute(minute)) for i, p in active]
             running = [(i, p) for i, p, s in states if s is _R]
@@ -181,7 +186,13 @@ class _Compiled:
                     entry = (minute, _A, ("period", any_index))
                 else:
                     entry = (minute, _S, _NONE)
-            if out and out[-1][1:] == entry[1:]:
+            for i, p in repeats:
+                starts = entry[1] is _R and entry[2] == ("period", i) and p.begin_minute == minute
+                stops = entry[1] is _S and p.end_minute == minute
+                if starts or stops:
+                    entry = (minute, entry[1], ("period", i, _REPEAT))
+                    break
+            if out and out[-1][1:] == entry[1:] and not _is_repeat(entry[2]):
                 continue
             out.append(entry)
         return out
@@ -227,7 +238,7 @@ class _Compiled:
                     # Two boundaries on one instant (both inside one DST gap): the later
                     # one in wall-clock order wins.
                     entries[-1] = (entries[-1][0], state, decider)
-                elif entries and entries[-1][1:] == (state, decider):
+                elif entries and entries[-1][1:] == (state, decider) and not _is_repeat(decider):
                     continue
                 else:
                     entries.append((at, state, decider))
@@ -256,6 +267,14 @@ def _bridge(entries: list[_Entry]) -> list[_Entry]:
         for k in range(a, b):
             entries[k] = (entries[k][0], _R, ("bridge", index))
     return entries
+
+
+_REPEAT = "repeat"
+
+
+def _is_repeat(decider: _Decider) -> bool:
+    """A ``repeat`` period's start or stop: a transition even without a change of state."""
+    return len(decider) == 3 and decider[2] == _REPEAT
 
 
 @lru_cache(maxsize=512)
@@ -293,6 +312,11 @@ def _decision(schedule: Schedule, state: DesiredState, decider: _Decider) -> Dec
         i = decider[1]
         assert isinstance(i, int)
         label = _period_label(schedule, i)
+        if _is_repeat(decider):
+            p = schedule.periods[i]
+            text = (f"{label} is running (a repeated start at {p.begintime})" if state is _R
+                    else f"{label}: stopped (a repeated stop at {p.endtime})")
+            return Decision(state, text, "period", period=i)
         if state is _R:
             text = f"{label} is running"
         else:
@@ -382,7 +406,7 @@ def next_transition(
         for at, state, decider in entries[k + 1 :]:
             if at >= cutoff or at > limit:
                 break
-            if state is previous:
+            if state is previous and not _is_repeat(decider):
                 continue
             if wanted is None or state in wanted:
                 reason = _decision(schedule, state, decider).reason
@@ -396,8 +420,9 @@ def next_transition(
 def preview(schedule: Schedule, start: datetime, end: datetime) -> list[Segment]:
     """The desired state from ``start`` to ``end`` as consecutive segments.
 
-    Neighbouring segments always differ in state; times read as the schedule's local
-    time, each with its fixed UTC offset.
+    Neighbouring segments differ in state, except at a ``repeat`` period's start or stop
+    (a transition that keeps the state); times read as the schedule's local time, each
+    with its fixed UTC offset.
     This is what ``snoozeql schedules preview NAME --days 7`` prints.
     """
     s_utc, e_utc = _utc(start, "start"), _utc(end, "end")
@@ -418,7 +443,7 @@ def preview(schedule: Schedule, start: datetime, end: datetime) -> list[Segment]
     for at, state, decider in entries[k + 1 :]:
         if at >= e_utc:
             break
-        if state is seg_state:
+        if state is seg_state and not _is_repeat(decider):
             continue
         reason = _decision(schedule, seg_state, seg_decider).reason
         segments.append(Segment(_local(seg_start, zone), _local(at, zone), seg_state, reason))

@@ -84,6 +84,12 @@ class Period:
     All given fields must match (AND). Times are wall-clock ``HH:MM`` in the schedule's
     zone; ``endtime`` may be ``24:00``. Expressions are kept as the text the user wrote
     (what ``to_dict`` gives back); their parsed form lives in private fields.
+
+    ``repeat`` makes the period's begintime a start (and its endtime a stop) even where
+    the schedule already wants that state just before: a transition with no change of
+    state, which the reconciler acts on like any other (it starts again a database
+    stopped by hand). It is how a Cloud Custodian on hour repeated at 00:00 on the next
+    day is imported; Instance Scheduler has no such thing.
     """
 
     begintime: str | None = None
@@ -93,6 +99,7 @@ class Period:
     months: str | None = None
     name: str | None = None
     description: str | None = None
+    repeat: bool = False
 
     _begin: int | None = field(default=None, init=False, repr=False, compare=False)
     _end: int | None = field(default=None, init=False, repr=False, compare=False)
@@ -125,6 +132,10 @@ class Period:
                 f"begintime {format_time(begin)} is {word} endtime {format_time(end)}"
                 " (a period cannot cross midnight: split it into two periods)"
             )
+        if not isinstance(self.repeat, bool):
+            raise ValidationError("repeat: expected true or false")
+        if self.repeat and begin is None and end is None:
+            raise ValidationError("repeat: needs a begintime (a start) or an endtime (a stop)")
         setattr_(self, "_begin", begin)
         setattr_(self, "_end", end)
         for name, parser in (
@@ -187,15 +198,19 @@ class Period:
             value = getattr(self, name)
             if value is not None:
                 parts.append(f"{name} {value}")
+        if self.repeat:
+            parts.append("repeat")
         return " ".join(parts)
 
     # -- dict form
 
-    _KEYS = ("name", "description", "begintime", "endtime", "weekdays", "monthdays", "months")
+    _KEYS = ("name", "description", "begintime", "endtime", "weekdays", "monthdays", "months",
+             "repeat")
 
     def to_dict(self) -> dict[str, Any]:
         """The period as a JSON-able dict; fields that are not set are left out."""
-        return {k: getattr(self, k) for k in self._KEYS if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in self._KEYS
+                if getattr(self, k) is not None and getattr(self, k) is not False}
 
     @classmethod
     def from_dict(cls, data: object) -> Period:

@@ -39,6 +39,7 @@ import yaml
 
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.stacks.clashes import raise_on_clashes
+from snoozeql.domain.stacks.hostaccess import loopback_default
 from snoozeql.domain.stacks.merge import EffectiveService
 from snoozeql.domain.stacks.names import DEFAULT_PREFIX, container_name, validate_stack_name
 
@@ -205,7 +206,8 @@ def _service(
     labels.update(identity_labels(stack, instance, svc))
     body["labels"] = labels
     if svc.ports:
-        body["ports"] = [p.short() for p in svc.ports]
+        # a port without an address publishes on 127.0.0.1, never on every interface
+        body["ports"] = [p.short() for p in loopback_default(svc.ports)]
     mounts: list[dict[str, Any]] = []
     for v in svc.volumes:
         mount: dict[str, Any] = {"type": v.type}
