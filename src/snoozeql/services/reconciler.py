@@ -51,7 +51,7 @@ import logging
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import zip_longest
 from typing import TypeVar
@@ -261,10 +261,10 @@ class Reconciler:
         todo: list[Plan] = []
         enforce_candidates: list[Plan] = []
         for p in plans:
-            claimed = done.get((p.instance.id, p.at))
-            if claimed is None:
+            key = (p.instance.id, p.at)
+            if key not in done:
                 todo.append(p)
-            elif self._needs_enforcing(p, claimed.result):
+            elif self._needs_enforcing(p, done[key]):
                 enforce_candidates.append(p)
 
         jobs = [(p, p.kind, p.at, p.reason) for p in todo]
@@ -319,12 +319,13 @@ class Reconciler:
         with self.ctx.engine.begin() as conn:
             store.finish_claims(conn, outcomes, owner=self.owner, now=self.ctx.now())
 
-    def _finished(self, plans: list[Plan]) -> dict[tuple[UUID, datetime], store.ClaimRecord]:
+    def _finished(self, plans: list[Plan]) -> dict[tuple[UUID, datetime], str | None]:
+        """(instance, at) -> result of the plans' keys already acted on."""
         with self.ctx.engine.connect() as conn:
-            done = store.finished_claims(conn, "transition", {p.at for p in plans
-                                                              if p.kind == "transition"})
-            done |= store.finished_claims(conn, "override", {p.at for p in plans
-                                                             if p.kind == "override"})
+            done = store.done_results(conn, "transition", {p.at for p in plans
+                                                           if p.kind == "transition"})
+            done |= store.done_results(conn, "override", {p.at for p in plans
+                                                          if p.kind == "override"})
         return done
 
     @staticmethod
@@ -387,8 +388,14 @@ class Reconciler:
                                      {p.at for p in real})
             claims |= store.claims_at(conn, {"enforce"}, {minute})
             pending = {e.instance_id: e for e in action_log.pending(conn)}  # a few at most
+            # The plans hold a narrow projection: read ``extra`` (is it a read replica?)
+            # for those a run would act on.
+            extras = governed.extras(conn, [p.instance.id for p in plans
+                                            if not _matches(p.instance.status, p.desired)])
         said = self._said([p for p in plans if p.dry_run])
         for p in plans:
+            if p.instance.id in extras:
+                p = replace(p, instance=replace(p.instance, extra=extras[p.instance.id]))
             report.items.append(self._verdict(p, claims, pending, said, minute, now))
 
     def _verdict(self, p: Plan, claims: dict[tuple[UUID, str, datetime], ClaimState],

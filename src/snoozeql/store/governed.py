@@ -15,8 +15,8 @@ governed instances) and reads them as a narrow projection:
 
 With no assignment, no schedule and no override the scan reads no instance at all.
 The rows come back as :class:`Instance` values holding only the columns planning uses
-(see :data:`NARROW`); the others are empty. Read the full row
-(:func:`snoozeql.store.instances.get`) before acting on one.
+(see :data:`NARROW`); the others are empty (``extra`` too: :func:`extras` reads it).
+Read the full row (:func:`snoozeql.store.instances.get`) before acting on one.
 """
 
 from __future__ import annotations
@@ -41,13 +41,14 @@ from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, Provid
 from snoozeql.store.schedules import AssignmentRecord
 from snoozeql.store.tables import instances as t
 
-__all__ = ["NARROW", "cluster_ids", "running_among", "scan", "selector_condition", "where"]
+__all__ = ["NARROW", "cluster_ids", "extras", "running_among", "scan", "selector_condition",
+           "where"]
 
 #: The columns a plan needs (who it is, what governs it, its state, its cost).
 NARROW = (
     "id", "account_id", "provider", "provider_id", "kind", "name", "engine", "region",
     "status", "tags", "node_count", "cluster_provider_id", "hourly_cost_cents",
-    "first_seen_at", "extra",
+    "first_seen_at",
 )
 _ID_CHUNK = 500
 _JSONB_TAGS = sa.type_coerce(t.c.tags, postgresql.JSONB())
@@ -136,7 +137,7 @@ def _narrow(r: Any) -> Instance:
         endpoint_host=None, endpoint_port=None, multi_az=False, node_count=r.node_count,
         cluster_provider_id=r.cluster_provider_id, hourly_cost_cents=r.hourly_cost_cents,
         first_seen_at=r.first_seen_at, last_seen_at=r.first_seen_at, missing_since=None,
-        last_error=None, extra=dict(r.extra or {}),
+        last_error=None, extra={},
     )
 
 
@@ -148,6 +149,17 @@ def scan(conn: sa.Connection, condition: Any, *, chunk: int = 2_000
     result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q)
     for part in result.partitions(chunk):
         yield [_narrow(r) for r in part]
+
+
+def extras(conn: sa.Connection, ids: Iterable[UUID]) -> dict[UUID, dict[str, Any]]:
+    """The ``extra`` column of these instances (left out of :data:`NARROW`)."""
+    wanted = sorted(set(ids))
+    out: dict[UUID, dict[str, Any]] = {}
+    for i in range(0, len(wanted), _ID_CHUNK):
+        for r in conn.execute(sa.select(t.c.id, t.c.extra).where(
+                t.c.id.in_(wanted[i:i + _ID_CHUNK]))):
+            out[r.id] = dict(r.extra or {})
+    return out
 
 
 def cluster_ids(conn: sa.Connection, provider_ids: Iterable[str]) -> set[str]:

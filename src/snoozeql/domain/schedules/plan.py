@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from snoozeql.domain.schedules.conflicts import Ranked, combined_preview, winner
@@ -152,7 +152,7 @@ def decide(gov: Governing, now: datetime) -> tuple[UUID, Schedule, Decision, str
     return key, chosen.schedule, decisions[key], note  # type: ignore[return-value]
 
 
-def stretch_start(gov: Governing, now: datetime, cache: dict[object, datetime | None]
+def stretch_start(gov: Governing, now: datetime, cache: dict[object, Any]
                   ) -> datetime | None:
     """When the current (combined) desired state began (None: not within LOOKBACK).
     ``cache`` is shared by the instances of one run: one evaluation per schedule set."""
@@ -171,7 +171,7 @@ def stretch_start(gov: Governing, now: datetime, cache: dict[object, datetime | 
 
 
 def plan(inst: Instance, gov: Governing | None, ov: Override | None, now: datetime, *,
-         global_dry_run: bool, cache: dict[object, datetime | None]) -> Plan | None:
+         global_dry_run: bool, cache: dict[object, Any]) -> Plan | None:
     """The plan for one instance now (None: nothing decides its state now)."""
     if ov is not None and ov.until > now:
         return Plan(
@@ -185,7 +185,13 @@ def plan(inst: Instance, gov: Governing | None, ov: Override | None, now: dateti
             return Plan(inst, DesiredState.RUNNING, "override", ov.until,
                         short(f"override ended ({ov.reason})"), global_dry_run)
         return None
-    schedule_id, schedule, decision, note = decide(gov, now)
+    # The decision depends on the schedules and the instant only: once per schedule set.
+    ranks = ranked(gov)
+    dkey: object = ("decide", gov.schedule_id if len(ranks) == 1
+                    else tuple(sorted((str(r.key), r.priority) for r in ranks)))
+    if dkey not in cache:
+        cache[dkey] = decide(gov, now)  # type: ignore[assignment]
+    schedule_id, schedule, decision, note = cache[dkey]  # type: ignore[misc]
     if decision.state is DesiredState.ANY:
         return None
     since = max([gov.since, *(m.since for m in gov.matches)])
