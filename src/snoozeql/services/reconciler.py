@@ -7,9 +7,10 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
    down as far as they go, a narrow projection streamed in chunks; nothing at all when
    there is no schedule), resolve which schedules govern each
    (``services.schedules.resolve``) and read the overrides. Members of a cluster in
-   the inventory (the cluster is acted on as a unit) are left out. Protected instances (``snoozeql-protect=true``) are planned
-   like the others, but each of their transitions is refused ("protected", once, in
-   the action log) by the lifecycle service: the schedule never touches them.
+   the inventory (the cluster is acted on as a unit) are left out. Protected instances
+   (``snoozeql-protect=true``) are planned like the others, but each of their
+   transitions is refused ("protected", once, in the action log) by the lifecycle
+   service: the schedule never touches them.
 2. For each instance, decide the *key* of the current situation (the pure
    ``domain/schedules/plan.py``):
 
@@ -28,8 +29,9 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
 3. Act once per key: the key is claimed in ``reconcile_claims`` (unique per instance,
    kind and instant; 200 keys per statement) *before* acting, so two replicas never
    both act, and a finished claim is remembered, so a database a person started by
-   hand inside a stop window is left alone until the next transition. A claim is a short lease (half the job's,
-   ``services/leases.py``) renewed by the process's heartbeat while the action runs;
+   hand inside a stop window is left alone until the next transition. A claim is a
+   short lease (half the job's, ``services/leases.py``) renewed by the process's
+   heartbeat while the action runs;
    one left ``claimed`` by a dead replica is taken over when its lease runs out; a
    ``failed`` one (provider error) is retried on the next run; what was done stays done.
    The action itself is logged as an intent before the provider call (``lifecycle``);
