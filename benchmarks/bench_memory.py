@@ -224,7 +224,9 @@ def main() -> None:
             "SNOOZEQL_RECONCILE_INTERVAL_SECONDS": "10",
             "SNOOZEQL_SYNC_INTERVAL_SECONDS": str(args.sync_interval),
             "SNOOZEQL_STOP_WARNING_MINUTES": "0", "SNOOZEQL_JOB_POLL_SECONDS": "1",
+            "SNOOZEQL_ALLOWED_ENDPOINTS": '["127.0.0.1"]',  # the fake RDS endpoint
             "SNOOZEQL_LOG_LEVEL": "WARNING"}
+    os.environ["SNOOZEQL_ALLOWED_ENDPOINTS"] = env["SNOOZEQL_ALLOWED_ENDPOINTS"]
     try:
         settings = Settings(data_dir=tmp / "setup", database_url=url, aws_price_list=False,
                             _env_file=None)  # type: ignore[call-arg]

@@ -181,6 +181,7 @@ def bench_store(url: str, label: str, old: type | None, rounds: int) -> list[str
 
 def bench_stops(n: int = 1_000, latency: float = 0.1) -> list[str]:
     """1,000 stops against moto behind a 100 ms proxy, the default concurrency."""
+    os.environ.setdefault("SNOOZEQL_ALLOWED_ENDPOINTS", '["127.0.0.1"]')  # moto's proxy
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
     import boto3
