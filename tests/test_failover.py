@@ -123,6 +123,8 @@ def failover(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
             "SNOOZEQL_RECONCILE_INTERVAL_SECONDS": str(INTERVAL),
             "SNOOZEQL_JOB_POLL_SECONDS": "0.2", "SNOOZEQL_METRICS_ENABLED": "false",
             "SNOOZEQL_DISCOVERY_WORKERS": str(WORKERS), "SNOOZEQL_STOP_WARNING_MINUTES": "0",
+            "SNOOZEQL_ACTION_CONCURRENCY": str(WORKERS),  # provider calls in flight at once
+            "SNOOZEQL_ALLOWED_ENDPOINTS": '["127.0.0.1"]',  # the proxy (main's allowlist)
             "SNOOZEQL_AWS_MAX_ATTEMPTS": "1", "SNOOZEQL_LOG_LEVEL": "INFO",
             # the proxy in front of moto is a custom endpoint on loopback
             "SNOOZEQL_ALLOWED_ENDPOINTS": '["127.0.0.1"]',

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
 
     # Schedules: the reconciler job, warnings before a stop, overrides.
     reconcile_interval_seconds: int = Field(default=60, ge=5)
+    action_concurrency: int = Field(
+        default=16, ge=1, le=64, description="provider calls the reconciler has in flight "
+        "at once per account and region (throttling is retried with backoff)"
+    )
     reconcile_dry_run: bool = Field(
         default=False, description="record what every schedule would do, act on nothing"
     )

@@ -7,11 +7,16 @@ target at once and records the AWS ``Action`` of each; while :meth:`hold` is in 
 for an action, the answers to it are kept back until :meth:`release` (or a time
 limit). A client killed meanwhile never gets its answer, exactly as after a real crash.
 
+With ``latency_seconds`` every request waits that long before it is forwarded (a
+far-away AWS region), and the proxy counts the requests in flight at once per region
+(read from the request's signature): :meth:`max_in_flight`.
+
 Point an account's ``endpoint_url`` (or boto3's) at ``proxy.url``.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import urllib.error
@@ -21,8 +26,13 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 _HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length",
                "proxy-connection", "upgrade", "te", "trailer"}
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many clients connect at once (the default backlog is 5)
 
 
 @dataclass(frozen=True)
@@ -35,8 +45,12 @@ class Call:
 
 
 class LatencyProxy:
-    def __init__(self, target_url: str, *, max_hold_seconds: float = 60.0) -> None:
+    def __init__(self, target_url: str, *, max_hold_seconds: float = 60.0,
+                 latency_seconds: float = 0.0) -> None:
         self.target = target_url.rstrip("/")
+        self.latency = latency_seconds
+        self._in_flight: dict[str, int] = {}
+        self._max_in_flight: dict[str, int] = {}
         self.calls: list[Call] = []
         self.max_hold = max_hold_seconds
         self._held_actions: set[str] = set()
@@ -49,6 +63,22 @@ class LatencyProxy:
             protocol_version = "HTTP/1.1"
 
             def _forward(self) -> None:
+                auth = self.headers.get("Authorization") or ""
+                scope = _REGION.search(auth)
+                region = scope.group(1) if scope else ""
+                with proxy._lock:
+                    now = proxy._in_flight.get(region, 0) + 1
+                    proxy._in_flight[region] = now
+                    proxy._max_in_flight[region] = max(now, proxy._max_in_flight.get(region, 0))
+                try:
+                    if proxy.latency:
+                        time.sleep(proxy.latency)
+                    self._forward_now()
+                finally:
+                    with proxy._lock:
+                        proxy._in_flight[region] -= 1
+
+            def _forward_now(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 form = urllib.parse.parse_qs(body.decode("latin-1")) if body else {}
@@ -90,11 +120,21 @@ class LatencyProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def max_in_flight(self, region: str) -> int:
+        """The most requests signed for ``region`` that were in flight at once."""
+        with self._lock:
+            return self._max_in_flight.get(region, 0)
+
+    def reset_in_flight(self) -> None:
+        """Forget the maxima counted so far (say, those of a sync before the test)."""
+        with self._lock:
+            self._max_in_flight = dict(self._in_flight)
 
     def hold(self, *actions: str) -> None:
         """Keep back the answers to these AWS actions until :meth:`release`."""

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -249,6 +251,8 @@ def client_config(settings: Settings) -> Config:
         read_timeout=settings.aws_read_timeout,
         # total_max_attempts counts the first try (botocore's max_attempts would not).
         retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
+        # The reconciler shares one client per account and region among its threads.
+        max_pool_connections=max(10, settings.action_concurrency),
         user_agent_extra="snoozeql",
     )
 
@@ -393,6 +397,10 @@ def _target(instance: Instance) -> _Target:
     return _Target(region=instance.region, identifier=instance.name)
 
 
+#: How long lifecycle calls reuse resolved credentials and their client.
+CLIENT_TTL_SECONDS = 300.0
+
+
 class AwsProvider:
     """Discovery and lifecycle for RDS and Aurora through boto3."""
 
@@ -400,6 +408,11 @@ class AwsProvider:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings or Settings()
+        # Lifecycle calls reuse credentials and one (thread-safe) client per account
+        # config and region for a few minutes: building them costs more CPU than the
+        # call itself, which matters when the reconciler stops a thousand databases.
+        self._clients: dict[tuple[Any, ...], tuple[float, AwsCredentials, Any]] = {}
+        self._clients_lock = threading.Lock()
 
     # ---------------------------------------------------------------- plumbing
 
@@ -531,9 +544,16 @@ class AwsProvider:
         if account is None:
             raise ProviderError(f"{instance.name}: an AWS action needs the instance's account")
         cfg = AwsAccountConfig.from_account(account)
-        creds = resolve_credentials(cfg, self._settings)
         target = _target(instance)
-        return creds, cfg, target, self._client(creds, cfg, target.region)
+        key = (cfg, target.region)  # the whole (frozen) account config
+        with self._clients_lock:  # held while building: one build per key, not 16
+            hit = self._clients.get(key)
+            if hit is None or hit[0] <= time.monotonic():
+                creds = resolve_credentials(cfg, self._settings)
+                hit = (time.monotonic() + CLIENT_TTL_SECONDS, creds,
+                       self._client(creds, cfg, target.region))
+                self._clients[key] = hit
+        return hit[1], cfg, target, hit[2]
 
     def start(self, account: Account | None, instance: Instance) -> ActionOutcome:
         return self._start_stop(account, instance, "start")

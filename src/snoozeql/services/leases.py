@@ -99,6 +99,15 @@ class LeaseKeeper:
                                                            owner=owner, until=until),
         )
 
+    def claims(self, keys: list[tuple[UUID, str, datetime]], owner: str, lease: timedelta
+               ) -> _Held:
+        """A chunk of claims, renewed together (a few statements, not one per claim)."""
+        return _Held(
+            f"{len(keys)} claims", lease,
+            lambda conn, until: schedule_store.renew_claims(conn, keys, owner=owner,
+                                                            until=until),
+        )
+
     def intent(self, action_id: UUID, lease: timedelta) -> _Held:
         return _Held(f"intent {action_id}", lease,
                      lambda conn, until: action_store.renew(conn, action_id, until))

@@ -2,12 +2,17 @@
 
 One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
 
-1. Resolve which schedule governs each instance (``services.schedules.resolve``) and
-   read the overrides. Members of a cluster in the inventory (the cluster is acted on
-   as a unit) are left out. Protected instances (``snoozeql-protect=true``) are planned
-   like the others, but each of their transitions is refused ("protected", once, in
-   the action log) by the lifecycle service: the schedule never touches them.
-2. For each instance, decide the *key* of the current situation:
+1. Read the governed instances only (``store/governed.py``: the assignments, the own
+   ``snoozeql-schedule`` tag and the overrides as one SQL condition, selectors pushed
+   down as far as they go, a narrow projection streamed in chunks; nothing at all when
+   there is no schedule), resolve which schedules govern each
+   (``services.schedules.resolve``) and read the overrides. Members of a cluster in
+   the inventory (the cluster is acted on as a unit) are left out. Protected instances
+   (``snoozeql-protect=true``) are planned like the others, but each of their
+   transitions is refused ("protected", once, in the action log) by the lifecycle
+   service: the schedule never touches them.
+2. For each instance, decide the *key* of the current situation (the pure
+   ``domain/schedules/plan.py``):
 
    - an active override: (``override``, the instant it was set);
    - otherwise the schedules' desired state, keyed on (``transition``, the latest of:
@@ -22,10 +27,11 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
    that keeps the state is not a transition.
 
 3. Act once per key: the key is claimed in ``reconcile_claims`` (unique per instance,
-   kind and instant) *before* acting, so two replicas never both act, and a finished
-   claim is remembered, so a database a person started by hand inside a stop window
-   is left alone until the next transition. A claim is a short lease (half the job's,
-   ``services/leases.py``) renewed by the process's heartbeat while the action runs;
+   kind and instant; 200 keys per statement) *before* acting, so two replicas never
+   both act, and a finished claim is remembered, so a database a person started by
+   hand inside a stop window is left alone until the next transition. A claim is a
+   short lease (half the job's, ``services/leases.py``) renewed by the process's
+   heartbeat while the action runs;
    one left ``claimed`` by a dead replica is taken over when its lease runs out; a
    ``failed`` one (provider error) is retried on the next run; what was done stays done.
    The action itself is logged as an intent before the provider call (``lifecycle``);
@@ -48,42 +54,48 @@ stops and starts done here open and close ``stop_intervals`` for realized saving
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from itertools import zip_longest
+from typing import TypeVar
 from uuid import UUID
 
 from snoozeql.domain.errors import ActionRefused, SnoozeError
 from snoozeql.domain.protection import protected_refusal
-from snoozeql.domain.schedules import (
-    Decision,
-    DesiredState,
-    Schedule,
-    desired_state,
-    next_transition,
-    preview,
+from snoozeql.domain.schedules import DesiredState
+from snoozeql.domain.schedules.plan import (
+    LOOKBACK,
+    Governing,
+    Plan,
+    matches_state,
+    next_stop,
+    ranked,
+    short,
 )
-from snoozeql.domain.schedules.conflicts import Ranked, combined_preview, winner
+from snoozeql.domain.schedules.plan import plan as make_plan
 from snoozeql.domain.types import ActionResult, Instance, InstanceKind, InstanceStatus
 from snoozeql.services.context import Context
 from snoozeql.services.leases import action_lease, keeper, new_owner
 from snoozeql.services.lifecycle import LifecycleService, Resolution
 from snoozeql.services.notify import Notifier, StopWarning
-from snoozeql.services.schedules import Governing, is_protected, resolve
+from snoozeql.services.schedules import SCHEDULE_TAG, is_protected, resolve
 from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
+from snoozeql.store import governed
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 from snoozeql.store.schedules import ClaimState, OverrideRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ACTOR", "ReconcileItem", "ReconcileReport", "Reconciler"]
+__all__ = ["ACTOR", "LOOKBACK", "ReconcileItem", "ReconcileReport", "Reconciler"]
 
 ACTOR = "reconciler"
-#: How far back a run looks for the start of the current desired-state stretch.
-LOOKBACK = timedelta(days=8)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Plans claimed (and their claims finished) per statement.
+CHUNK = 200
 #: Finished enforcement and warning claims older than this are deleted.
 PRUNE_AFTER = timedelta(days=30)
 
@@ -122,25 +134,41 @@ class ReconcileReport:
         }
 
 
-@dataclass(frozen=True)
-class _Plan:
-    instance: Instance
-    desired: DesiredState
-    kind: str
-    at: datetime
-    reason: str
-    dry_run: bool
-    schedule_id: UUID | None = None
-    schedule_name: str | None = None
-    enforced: bool = False
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
-def _matches(status: InstanceStatus, desired: DesiredState) -> bool:
-    return status in (_STOPPED_LIKE if desired is DesiredState.STOPPED else _RUNNING_LIKE)
+def bounded_map(fn: Callable[[_T], _R], items: list[_T], *, key: Callable[[_T], Hashable],
+                limit: int, max_threads: int = 64) -> list[_R]:
+    """``[fn(x) for x in items]`` on threads, at most ``limit`` calls in flight per
+    ``key(x)`` (an account and region: provider APIs throttle per account and region).
+    Results come back in the order of ``items``; an exception in a call is raised."""
+    if not items:
+        return []
+    groups: dict[Hashable, threading.BoundedSemaphore] = {}
+    for x in items:
+        groups.setdefault(key(x), threading.BoundedSemaphore(limit))
+
+    def run(x: _T) -> _R:
+        with groups[key(x)]:
+            return fn(x)
+
+    # Interleave the groups, so the first threads do not all wait on one account.
+    order: dict[Hashable, list[int]] = {}
+    for n, x in enumerate(items):
+        order.setdefault(key(x), []).append(n)
+    queue = [n for batch in zip_longest(*order.values()) for n in batch if n is not None]
+    workers = max(1, min(len(items), limit * len(groups), max_threads))
+    out: list[_R | None] = [None] * len(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
+        futures = {n: pool.submit(run, items[n]) for n in queue}
+        for n, f in futures.items():
+            out[n] = f.result()
+    return out  # type: ignore[return-value]
 
 
-def _short(text: str, n: int = 255) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+_matches = matches_state
+_short = short
 
 
 class Reconciler:
@@ -162,21 +190,12 @@ class Reconciler:
         if not dry_run:
             for r in self.lifecycle.resolve_stale():
                 self._after_resolution(r, report)
-        with self.ctx.engine.connect() as conn:
-            instances = list(instance_store.iter_all(
-                conn, instance_store.InstanceFilter(missing=False)
-            ))
-            records = store.list_schedules(conn)
-            assignments = store.list_assignments(conn)
-            overrides = store.all_overrides(conn)
-            open_ids = store.open_interval_ids(conn)
-            accounts = {a.id: a.name for a in account_store.list_all(conn)}
-        governing = resolve(instances, records, assignments, accounts, include_protected=True)
-        if not dry_run:
-            self._close_started(instances, open_ids, now)
+        instances, governing, overrides, clusters, running_open = self._load()
+        if not dry_run and running_open:
+            with self.ctx.engine.begin() as conn:
+                store.close_intervals(conn, running_open, now)
 
-        clusters = {i.provider_id for i in instances if i.kind == InstanceKind.CLUSTER}
-        plans: list[_Plan] = []
+        plans: list[Plan] = []
         idle: list[Instance] = []
         starts: dict[object, datetime | None] = {}
         for inst in instances:
@@ -188,7 +207,8 @@ class Reconciler:
                 continue
             report.considered += 1
             try:
-                plan = self._plan(inst, gov, ov, now, starts)
+                plan = make_plan(inst, gov, ov, now, cache=starts,
+                                 global_dry_run=self.ctx.settings.reconcile_dry_run)
             except Exception as exc:  # noqa: BLE001 - one bad instance must not stop the run
                 log.exception("planning %s failed", inst.name)
                 report.items.append(ReconcileItem(inst.id, inst.name, "skip", "failed",
@@ -210,45 +230,121 @@ class Reconciler:
                 store.prune_claims(conn, now - PRUNE_AFTER)
         return report
 
-    def _enforce(self, plans: list[_Plan], now: datetime, report: ReconcileReport) -> None:
+    def _load(self) -> tuple[list[Instance], dict[UUID, Governing],
+                             dict[UUID, OverrideRecord], set[str], list[UUID]]:
+        """The governed instances (read in SQL, never the whole fleet), the schedules
+        governing them, the overrides, the clusters their members belong to, and the
+        instances we stopped that run again."""
+        instances: list[Instance] = []
+        governing: dict[UUID, Governing] = {}
+        with self.ctx.engine.connect() as conn:
+            records = store.list_schedules(conn)
+            assignments = store.list_assignments(conn)
+            overrides = store.all_overrides(conn)
+            open_ids = store.open_interval_ids(conn)
+            accounts = ({a.id: a.name for a in account_store.list_all(conn)}
+                        if any(a.kind == "selector" for a in assignments) else {})
+            condition = governed.where(
+                assignments, own_tag=SCHEDULE_TAG if records else None,
+                extra_ids=overrides, account_names=accounts, dialect=conn.dialect.name,
+            )
+            if condition is not None:
+                for part in governed.scan(conn, condition):
+                    found = resolve(part, records, assignments, accounts,
+                                    include_protected=True)
+                    governing.update(found)
+                    instances.extend(i for i in part if i.id in found or i.id in overrides)
+            clusters = governed.cluster_ids(conn, {
+                i.cluster_provider_id for i in instances
+                if i.kind == InstanceKind.INSTANCE and i.cluster_provider_id})
+            running_open = (governed.running_among(conn, open_ids, _RUNNING_LIKE)
+                            if open_ids else [])
+        return instances, governing, overrides, clusters, running_open
+
+    def _enforce(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
         """Claim and carry out each plan not acted on yet (and enforced convergence)."""
         done = self._finished(plans)
-        todo: list[_Plan] = []
-        enforce_candidates: list[_Plan] = []
+        todo: list[Plan] = []
+        enforce_candidates: list[Plan] = []
         for p in plans:
-            claimed = done.get((p.instance.id, p.at))
-            if claimed is None:
+            key = (p.instance.id, p.at)
+            if key not in done:
                 todo.append(p)
-            elif self._needs_enforcing(p, claimed.result):
+            elif self._needs_enforcing(p, done[key]):
                 enforce_candidates.append(p)
 
         jobs = [(p, p.kind, p.at, p.reason) for p in todo]
         minute = now.replace(second=0, microsecond=0)
         for p in enforce_candidates:
             jobs.append((p, "enforce", minute, f"enforced: {p.reason}"))
-        workers = max(1, min(self.ctx.settings.discovery_workers, len(jobs)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
-            for item in pool.map(lambda j: self._carry_out(*j, now=now), jobs):
+        for n in range(0, len(jobs), CHUNK):
+            self._carry_out_chunk(jobs[n:n + CHUNK], now, report)
+
+    def _carry_out_chunk(self, jobs: list[tuple[Plan, str, datetime, str]], now: datetime,
+                         report: ReconcileReport) -> None:
+        """Claim a chunk in one statement, act on what was won (at most
+        ``action_concurrency`` provider calls in flight per account and region), then
+        record every claim's outcome in one statement."""
+        try:
+            with self.ctx.engine.begin() as conn:
+                won = store.claim_many(
+                    conn, [(p.instance.id, kind, at, p.schedule_id) for p, kind, at, _ in jobs],
+                    owner=self.owner, now=self.ctx.now(), lease=self.lease)
+        except Exception:  # noqa: BLE001 - e.g. a deadlock with another replica: next run
+            log.warning("claiming %d plans failed; they are retried on the next run",
+                        len(jobs), exc_info=True)
+            return
+        mine = [j for j in jobs if (j[0].instance.id, j[1], j[2]) in won]
+        if not mine:
+            return
+        with self.ctx.engine.connect() as conn:  # actions in flight on any of them
+            busy = {e.instance_id for e in action_log.pending(
+                conn, instance_ids=[p.instance.id for p, *_ in mine])}
+        outcomes: list[tuple[UUID, str, datetime, str, str]] = []
+        acts: list[tuple[Plan, str, datetime, str]] = []
+        for j in mine:
+            p = j[0]
+            if p.instance.id not in busy and _matches(p.instance.status, p.desired):
+                # Already as wanted: the transition is remembered as acted on (so a
+                # later change by hand is left alone), with no provider call.
+                outcomes.append((p.instance.id, j[1], j[2], "done", "noop"))
+            else:
+                acts.append(j)
+        leases = keeper(self.ctx)
+        keys = [(p.instance.id, kind, at) for p, kind, at, _ in acts]
+        with leases.hold(*([leases.claims(keys, self.owner, self.lease)] if acts else [])):
+            for (p, kind, at, _), (status, result, item) in zip(
+                    acts, bounded_map(lambda j: self._carry_out(*j, now=now), acts,
+                                      key=lambda j: (j[0].instance.account_id,
+                                                     j[0].instance.region),
+                                      limit=self.ctx.settings.action_concurrency),
+                    strict=True):
+                outcomes.append((p.instance.id, kind, at, status, result))
                 if item is not None:
                     report.items.append(item)
+        with self.ctx.engine.begin() as conn:
+            store.finish_claims(conn, outcomes, owner=self.owner, now=self.ctx.now())
 
-    def _finished(self, plans: list[_Plan]) -> dict[tuple[UUID, datetime], store.ClaimRecord]:
+    def _finished(self, plans: list[Plan]) -> dict[tuple[UUID, datetime], str | None]:
+        """(instance, at) -> result of the plans' keys already acted on."""
         with self.ctx.engine.connect() as conn:
-            done = store.finished_claims(conn, "transition", {p.at for p in plans
-                                                              if p.kind == "transition"})
-            done |= store.finished_claims(conn, "override", {p.at for p in plans
-                                                             if p.kind == "override"})
+            done = store.done_results(conn, "transition", {p.at for p in plans
+                                                           if p.kind == "transition"})
+            done |= store.done_results(conn, "override", {p.at for p in plans
+                                                          if p.kind == "override"})
         return done
 
     @staticmethod
-    def _needs_enforcing(p: _Plan, claimed_result: str | None) -> bool:
+    def _needs_enforcing(p: Plan, claimed_result: str | None) -> bool:
         return (p.enforced and claimed_result not in (ActionResult.REFUSED,
                                                       ActionResult.DRY_RUN)
                 and p.instance.status in _SETTLED and not _matches(p.instance.status, p.desired))
 
-    def _dry_runs(self, plans: list[_Plan], now: datetime, report: ReconcileReport) -> None:
+    def _dry_runs(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
         """Log what dry-run schedules would do, once per transition, claiming nothing."""
         said = self._said(plans)
+        entries: list[dict[str, object]] = []
+        done_at = self.ctx.now()
         for p in plans:
             if _matches(p.instance.status, p.desired):
                 continue
@@ -261,14 +357,18 @@ class Reconciler:
                                                   ActionResult.REFUSED.value, p.reason,
                                                   protected))
                 continue
-            self._log(p.instance, action, f"{p.reason} (dry run: would {action})",
-                      ActionResult.DRY_RUN, now,
-                      details={"would": action, "schedule": p.schedule_name,
-                               "kind": p.kind, "transition_at": p.at.isoformat()})
+            entries.append(self._entry(
+                p.instance, action, f"{p.reason} (dry run: would {action})",
+                ActionResult.DRY_RUN, now, done_at,
+                details={"would": action, "schedule": p.schedule_name,
+                         "kind": p.kind, "transition_at": p.at.isoformat()}))
             report.items.append(ReconcileItem(p.instance.id, p.instance.name, action,
                                               ActionResult.DRY_RUN.value, p.reason))
+        if entries:
+            with self.ctx.engine.begin() as conn:  # one statement for all
+                action_log.append_many(conn, entries)
 
-    def _said(self, plans: list[_Plan]) -> set[tuple[UUID, str, str]]:
+    def _said(self, plans: list[Plan]) -> set[tuple[UUID, str, str]]:
         """(instance, action, transition) a dry run already logged."""
         if not plans:
             return set()
@@ -280,7 +380,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------ preview
 
-    def _preview(self, plans: list[_Plan], idle: list[Instance], now: datetime,
+    def _preview(self, plans: list[Plan], idle: list[Instance], now: datetime,
                  report: ReconcileReport) -> None:
         """What a real run would do now, per instance, without writing anything."""
         for inst in idle:
@@ -294,11 +394,17 @@ class Reconciler:
                                      {p.at for p in real})
             claims |= store.claims_at(conn, {"enforce"}, {minute})
             pending = {e.instance_id: e for e in action_log.pending(conn)}  # a few at most
+            # The plans hold a narrow projection: read ``extra`` (is it a read replica?)
+            # for those a run would act on.
+            extras = governed.extras(conn, [p.instance.id for p in plans
+                                            if not _matches(p.instance.status, p.desired)])
         said = self._said([p for p in plans if p.dry_run])
         for p in plans:
+            if p.instance.id in extras:
+                p = replace(p, instance=replace(p.instance, extra=extras[p.instance.id]))
             report.items.append(self._verdict(p, claims, pending, said, minute, now))
 
-    def _verdict(self, p: _Plan, claims: dict[tuple[UUID, str, datetime], ClaimState],
+    def _verdict(self, p: Plan, claims: dict[tuple[UUID, str, datetime], ClaimState],
                  pending: dict[UUID | None, action_log.ActionRecord],
                  said: set[tuple[UUID, str, str]], minute: datetime, now: datetime
                  ) -> ReconcileItem:
@@ -385,82 +491,25 @@ class Reconciler:
             elif r.entry.action == "start":
                 store.close_intervals(conn, [inst.id], at)
 
-    # ------------------------------------------------------------------ planning
-
-    def _stretch_start(self, gov: Governing, now: datetime,
-                       cache: dict[object, datetime | None]) -> datetime | None:
-        """When the current desired state began (None: not within LOOKBACK)."""
-        ranked = _ranked(gov)
-        if len(ranked) > 1:
-            key: object = tuple(sorted((str(r.key), r.priority) for r in ranked))
-            if key not in cache:
-                combined = combined_preview(ranked, now - LOOKBACK,
-                                            now + timedelta(microseconds=1))
-                cache[key] = None if len(combined) == 1 else combined[-1].start
-            return cache[key]
-        if gov.schedule_id not in cache:
-            segments = preview(gov.schedule, now - LOOKBACK, now + timedelta(microseconds=1))
-            first = segments[-1].start.astimezone(UTC)
-            cache[gov.schedule_id] = None if len(segments) == 1 else first
-        return cache[gov.schedule_id]
-
-    def _plan(self, inst: Instance, gov: Governing | None, ov: OverrideRecord | None,
-              now: datetime, cache: dict[object, datetime | None]) -> _Plan | None:
-        global_dry = self.ctx.settings.reconcile_dry_run
-        if ov is not None and ov.until > now:
-            return _Plan(
-                inst, DesiredState(ov.state), "override", ov.created_at,
-                _short(f"override by {ov.created_by}: {ov.reason}"), global_dry,
-                gov.schedule_id if gov else None, gov.schedule.name if gov else None,
-            )
-        if gov is None:
-            if ov is not None and ov.state == DesiredState.STOPPED:
-                # "sleep until T" on an instance no schedule governs: wake it at T.
-                return _Plan(inst, DesiredState.RUNNING, "override", ov.until,
-                             _short(f"override ended ({ov.reason})"), global_dry)
-            return None
-        schedule_id, schedule, decision, note = _decide(gov, now)
-        if decision.state is DesiredState.ANY:
-            return None
-        since = max([gov.since, *(m.since for m in gov.matches)])
-        at = max(self._stretch_start(gov, now, cache) or _EPOCH, since)
-        reason = f"schedule {schedule.name}{note}: {decision.reason}"
-        if ov is not None and ov.until > at:
-            at = ov.until
-            reason = f"schedule {schedule.name}{note} (override ended): {decision.reason}"
-        return _Plan(
-            inst, decision.state, "transition", at, _short(reason),
-            schedule.dry_run or global_dry, schedule_id, schedule.name, schedule.enforced,
-        )
-
     # ------------------------------------------------------------------ acting
 
-    def _carry_out(self, p: _Plan, kind: str, at: datetime, reason: str, *, now: datetime
-                   ) -> ReconcileItem | None:
+    def _carry_out(self, p: Plan, kind: str, at: datetime, reason: str, *, now: datetime
+                   ) -> tuple[str, str, ReconcileItem | None]:
+        """Act on one claimed plan: (claim status, claim result, report item)."""
         inst = p.instance
         try:
-            with self.ctx.engine.begin() as conn:
-                won = store.claim(conn, inst.id, kind, at, owner=self.owner, now=self.ctx.now(),
-                                  lease=self.lease, schedule_id=p.schedule_id)
-            if not won:
-                return None
-            leases = keeper(self.ctx)
-            with leases.hold(leases.claim(inst.id, kind, at, self.owner, self.lease)):
-                status, result, item = self._act(p, kind, at, reason, now)
+            return self._act(p, kind, at, reason, now)
         except Exception as exc:  # noqa: BLE001 - errors on one instance never stop the run
             log.exception("reconciling %s failed", inst.name)
-            status, result = "failed", ActionResult.FAILED.value
-            item = ReconcileItem(inst.id, inst.name, "skip", result, reason, str(exc))
-        with self.ctx.engine.begin() as conn:
-            store.finish_claim(conn, inst.id, kind, at, owner=self.owner, status=status,
-                               result=result, now=self.ctx.now())
-        return item
+            return "failed", ActionResult.FAILED.value, ReconcileItem(
+                inst.id, inst.name, "skip", ActionResult.FAILED.value, reason, str(exc))
 
-    def _act(self, p: _Plan, kind: str, at: datetime, reason: str, now: datetime
+    def _act(self, p: Plan, kind: str, at: datetime, reason: str, now: datetime
              ) -> tuple[str, str, ReconcileItem | None]:
         """Carry out one plan; (claim status, claim result, report item)."""
-        inst = p.instance
         action = "stop" if p.desired is DesiredState.STOPPED else "start"
+        with self.ctx.engine.connect() as conn:  # the plan holds a narrow projection
+            inst = instance_store.get(conn, p.instance.id) or p.instance
         in_flight = self.lifecycle.pending(inst.id)
         if in_flight:
             # An intent of a holder that died since this run began, or one alive (a
@@ -506,6 +555,15 @@ class Reconciler:
         return "done", ActionResult.OK.value, ReconcileItem(
             inst.id, inst.name, action, ActionResult.OK.value, reason)
 
+    @staticmethod
+    def _entry(inst: Instance, action: str, reason: str, result: ActionResult, at: datetime,
+               finished_at: datetime, *, error: str | None = None,
+               details: dict | None = None) -> dict[str, object]:  # noqa: ANN401
+        return {"at": at, "finished_at": finished_at, "actor": ACTOR, "action": action,
+                "reason": _short(reason), "result": result.value, "instance_id": inst.id,
+                "instance_name": inst.name, "provider": inst.provider.value, "error": error,
+                "details": details or {}}
+
     def _log(self, inst: Instance, action: str, reason: str, result: ActionResult,
              at: datetime, *, error: str | None = None, details: dict | None = None) -> None:  # noqa: ANN401
         with self.ctx.engine.begin() as conn:
@@ -515,15 +573,6 @@ class Reconciler:
                 instance_name=inst.name, provider=inst.provider.value, error=error,
                 details=details,
             )
-
-    def _close_started(self, instances: list[Instance], open_ids: set[UUID],
-                       now: datetime) -> None:
-        """An instance we stopped that is running again (started by hand or by AWS)
-        stops saving now."""
-        running = [i.id for i in instances if i.id in open_ids and i.status in _RUNNING_LIKE]
-        if running:
-            with self.ctx.engine.begin() as conn:
-                store.close_intervals(conn, running, now)
 
     # ------------------------------------------------------------------ warnings
 
@@ -542,11 +591,11 @@ class Reconciler:
                 inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters
             ):
                 continue
-            ranked = _ranked(gov)
-            key: object = (gov.schedule_id if len(ranked) == 1
-                           else tuple(sorted((str(r.key), r.priority) for r in ranked)))
+            ranks = ranked(gov)
+            key: object = (gov.schedule_id if len(ranks) == 1
+                           else tuple(sorted((str(r.key), r.priority) for r in ranks)))
             if key not in next_stops:
-                next_stops[key] = _next_stop(gov, ranked, now, lead)
+                next_stops[key] = next_stop(gov, ranks, now, lead)
             stop_at = next_stops[key]
             if stop_at is None:
                 continue
@@ -589,44 +638,3 @@ class Reconciler:
                           details={"webhook": kind, "stop_at": stop_at.isoformat()})
                 report.items.append(ReconcileItem(inst.id, inst.name, "warn", result.value,
                                                   reason, error))
-
-
-# --------------------------------------------------------------------------- several schedules
-
-
-def _ranked(gov: Governing) -> list[Ranked]:
-    """The distinct schedules matching the instance (the governing one alone if the
-    resolution did not list them)."""
-    seen: dict[UUID, Ranked] = {}
-    for m in gov.matches:
-        seen.setdefault(m.schedule_id, m.ranked())
-    return list(seen.values()) or [Ranked(gov.schedule_id, gov.schedule)]
-
-
-def _decide(gov: Governing, now: datetime) -> tuple[UUID, Schedule, Decision, str]:
-    """(deciding schedule id, schedule, its decision, a note on what it overruled)."""
-    ranked = _ranked(gov)
-    if len(ranked) == 1:
-        return gov.schedule_id, gov.schedule, desired_state(gov.schedule, now), ""
-    decisions = {r.key: desired_state(r.schedule, now) for r in ranked}
-    key, state = winner((r.key, r.priority, decisions[r.key].state) for r in ranked)
-    if key is None:  # every schedule says "any"
-        return gov.schedule_id, gov.schedule, decisions[gov.schedule_id], ""
-    chosen = next(r for r in ranked if r.key == key)
-    overruled = [r for r in ranked if decisions[r.key].state not in (state, DesiredState.ANY)]
-    note = ""
-    if overruled:
-        why = ("higher priority" if all(r.priority < chosen.priority for r in overruled)
-               else "running wins")
-        note = f" (over {', '.join(r.schedule.name for r in overruled)}: {why})"
-    return key, chosen.schedule, decisions[key], note  # type: ignore[return-value]
-
-
-def _next_stop(gov: Governing, ranked: list[Ranked], now: datetime, lead: timedelta
-               ) -> datetime | None:
-    """When the (combined) desired state next turns to stopped within ``lead``."""
-    if len(ranked) == 1:
-        t = next_transition(gov.schedule, now, lead, into={"stopped"})
-        return t.at if t else None
-    combined = combined_preview(ranked, now, now + lead + timedelta(microseconds=1))
-    return next((seg.start for seg in combined[1:] if seg.state is DesiredState.STOPPED), None)

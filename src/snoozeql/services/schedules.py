@@ -48,8 +48,9 @@ from snoozeql.domain.schedules import (
     next_transition,
     preview,
 )
-from snoozeql.domain.schedules.conflicts import Conflict, Ranked, pair_conflicts
+from snoozeql.domain.schedules.conflicts import Conflict, pair_conflicts
 from snoozeql.domain.schedules.model import load_zone
+from snoozeql.domain.schedules.plan import Governing, Match
 from snoozeql.domain.selectors import Selector, parse_selector
 from snoozeql.domain.types import Instance
 from snoozeql.domain.validation import iso_instant
@@ -159,35 +160,6 @@ class Evaluation:
             "reason": self.decision.reason, "source": self.decision.source,
             "next_transition": tr(self.next), "next_stop": tr(self.next_stop),
         }
-
-
-@dataclass(frozen=True)
-class Match:
-    """One schedule matching one instance, and through which assignment."""
-
-    schedule_id: UUID
-    schedule: Schedule
-    priority: int
-    via: str  # instance | own_tag | tag | selector | account
-    target: str  # the assignment's target (own_tag: ``tag:snoozeql-schedule=NAME``)
-    assignment_id: UUID | None  # None for the instance's own tag
-    since: datetime  # when this schedule (as it is now) started to match the instance
-
-    def ranked(self) -> Ranked:
-        return Ranked(self.schedule_id, self.schedule, self.priority)
-
-
-@dataclass(frozen=True)
-class Governing:
-    """The schedule that governs one instance, how it got there and since when; and
-    every schedule that matches it (``matches``, the governing one included), which the
-    reconciler combines by priority."""
-
-    schedule_id: UUID
-    schedule: Schedule
-    via: str  # instance | own_tag | tag | selector | account
-    since: datetime  # when this schedule (as it is now) started to govern the instance
-    matches: tuple[Match, ...] = ()
 
 
 @dataclass(frozen=True)

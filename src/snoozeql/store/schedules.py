@@ -223,6 +223,83 @@ def claim(
     return res.rowcount == 1
 
 
+ClaimKey = tuple[UUID, str, datetime]
+_CLAIM_CHUNK = 200
+
+
+def _insert_claims(conn: sa.Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(reconcile_claims)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(reconcile_claims)
+
+
+def claim_many(
+    conn: sa.Connection, keys: list[tuple[UUID, str, datetime, UUID | None]], *,
+    owner: str, now: datetime, lease: timedelta,
+) -> set[ClaimKey]:
+    """:func:`claim` for many keys, a few statements per chunk of 200: one
+    ``INSERT .. ON CONFLICT DO NOTHING RETURNING`` (the primary key lets exactly one of
+    several racers win each key), then one conditional ``UPDATE .. RETURNING`` taking
+    over the conflicting keys that are ``failed`` or whose lease ran out. Returns the
+    keys won (instance, kind, at). The caller must commit right after, before acting.
+    Works on SQLite 3.35+ and PostgreSQL."""
+    won: set[ClaimKey] = set()
+    c = reconcile_claims.c
+    # One order for every racer: rows are locked in it, so two reconcilers claiming
+    # overlapping batches wait for each other instead of deadlocking.
+    keys = sorted(keys, key=lambda k: (str(k[0]), k[1], k[2]))
+    for i in range(0, len(keys), _CLAIM_CHUNK):
+        part = keys[i:i + _CLAIM_CHUNK]
+        rows = [dict(instance_id=iid, kind=kind, at=at, schedule_id=sid, status="claimed",
+                     owner=owner, claimed_at=now, lease_until=now + lease, attempts=1,
+                     result=None, finished_at=None)
+                for iid, kind, at, sid in part]
+        ins = (_insert_claims(conn).values(rows).on_conflict_do_nothing()
+               .returning(c.instance_id, c.kind, c.at))
+        got = {(r.instance_id, r.kind, r.at) for r in conn.execute(ins)}
+        won |= got
+        rest = [(iid, kind, at) for iid, kind, at, _ in part if (iid, kind, at) not in got]
+        if not rest:
+            continue
+        res = conn.execute(
+            reconcile_claims.update()
+            .where(
+                sa.tuple_(c.instance_id, c.kind, c.at).in_(rest),
+                sa.or_(c.status == "failed",
+                       sa.and_(c.status == "claimed", c.lease_until < now)),
+            )
+            .values(status="claimed", owner=owner, claimed_at=now, lease_until=now + lease,
+                    attempts=c.attempts + 1, result=None, finished_at=None)
+            .returning(c.instance_id, c.kind, c.at)
+        )
+        won |= {(r.instance_id, r.kind, r.at) for r in res}
+    return won
+
+
+def finish_claims(
+    conn: sa.Connection, outcomes: list[tuple[UUID, str, datetime, str, str]], *,
+    owner: str, now: datetime,
+) -> None:
+    """:func:`finish_claim` for many (instance, kind, at, status, result): one
+    statement (executemany) for all."""
+    if not outcomes:
+        return
+    c = reconcile_claims.c
+    conn.execute(
+        reconcile_claims.update()
+        .where(c.instance_id == sa.bindparam("b_iid"), c.kind == sa.bindparam("b_kind"),
+               c.at == sa.bindparam("b_at"), c.owner == owner)
+        .values(status=sa.bindparam("b_status"), result=sa.bindparam("b_result"),
+                finished_at=now),
+        [{"b_iid": iid, "b_kind": kind, "b_at": at, "b_status": status, "b_result": result}
+         for iid, kind, at, status, result in outcomes],
+    )
+
+
 def finish_claim(
     conn: sa.Connection, instance_id: UUID, kind: str, at: datetime, *, owner: str,
     status: str, result: str, now: datetime,
@@ -248,6 +325,22 @@ def renew_claim(
         .values(lease_until=until)
     )
     return res.rowcount == 1
+
+
+def renew_claims(conn: sa.Connection, keys: list[ClaimKey], *, owner: str,
+                 until: datetime) -> bool:
+    """Extend ``owner``'s leases on the claims of ``keys`` still in flight (one
+    statement per 200); False if it holds none of them any more."""
+    c = reconcile_claims.c
+    kept = 0
+    for i in range(0, len(keys), _CLAIM_CHUNK):
+        kept += conn.execute(
+            reconcile_claims.update()
+            .where(sa.tuple_(c.instance_id, c.kind, c.at).in_(keys[i:i + _CLAIM_CHUNK]),
+                   c.owner == owner, c.status == "claimed")
+            .values(lease_until=until)
+        ).rowcount
+    return kept > 0
 
 
 @dataclass(frozen=True)
@@ -298,6 +391,18 @@ def finished_claims(conn: sa.Connection, kind: str, ats: set[datetime]
             r.instance_id, r.kind, r.at, r.status, r.result, r.owner, r.attempts, r.lease_until
         )
     return out
+
+
+def done_results(conn: sa.Connection, kind: str, ats: set[datetime]
+                 ) -> dict[tuple[UUID, datetime], str | None]:
+    """:func:`finished_claims` narrowed to what a run needs: (instance, at) -> result
+    (one query; three columns, so a steady-state run over many instances stays cheap)."""
+    if not ats:
+        return {}
+    c = reconcile_claims.c
+    q = sa.select(c.instance_id, c.at, c.result).where(
+        c.kind == kind, c.at.in_(sorted(ats)), c.status == "done")
+    return {(r.instance_id, r.at): r.result for r in conn.execute(q)}
 
 
 def prune_claims(conn: sa.Connection, before: datetime) -> int:

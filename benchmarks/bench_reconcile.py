@@ -1,0 +1,273 @@
+"""Reconcile cost at 100,000 instances (issue 19, item 2).
+
+Stores 100,000 AWS instances (synthetic, 5 regions, 40 teams; through
+``store.instances.sync_account``, the sync's write path) and times
+``Reconciler.run()``:
+
+1. no schedule at all;
+2. 10,000 governed instances (4 tag assignments of a schedule that wants them
+   running, which they are): the first run (a transition: 10,000 claims recorded as
+   acted on, no provider call), then the steady state (every later run);
+3. a dry-run transition of 10,000 instances (a dry-run schedule that wants them
+   stopped: 10,000 ``dry_run`` rows in the action log), then its steady state.
+
+Each with the statements the run sent. The reference in the same run is the
+reconciler before issue 19 (``git show REV:src/snoozeql/services/reconciler.py``,
+REV from ``--reference``, default ``main``), run on the same store.
+
+``--stops``: 1,000 real stops of RDS instances in moto's server behind a proxy that
+adds 100 ms to every request (``tests/support/latency_proxy.py``), with the default
+``SNOOZEQL_ACTION_CONCURRENCY`` (16 in flight per account and region).
+
+Run: ``.venv/bin/python -m benchmarks.bench_reconcile [--sqlite-only] [--stops]``
+(PostgreSQL from ``SNOOZEQL_TEST_PG_URL``). Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from benchmarks.bench_inventory import PG_ADMIN, drop_pg, pg_database, synthetic
+from snoozeql.config import Settings
+from snoozeql.domain.types import Account, ProviderKind
+from snoozeql.providers.registry import ProviderRegistry
+from snoozeql.services.context import Context
+from snoozeql.services.reconciler import Reconciler
+from snoozeql.services.schedules import ScheduleService
+from snoozeql.store import accounts, db
+from snoozeql.store import instances as inst
+
+ROOT = Path(__file__).resolve().parents[1]
+N = 100_000
+
+
+def old_reconciler(rev: str) -> type | None:
+    """The reconciler class as of ``rev`` (None if git cannot show it)."""
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{rev}:src/snoozeql/services/reconciler.py"], cwd=ROOT,
+            check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(tempfile.mkdtemp()) / "old_reconciler.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("snoozeql_old_reconciler", path)
+    assert spec and spec.loader
+    module = types.ModuleType(spec.name)
+    module.__file__ = str(path)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.Reconciler  # type: ignore[no-any-return]
+
+
+def make_store(url: str, tmp: Path) -> Context:
+    engine = db.create_engine(url)
+    db.upgrade(engine)
+    account_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        accounts.insert(conn, Account(id=account_id, name="bench", provider=ProviderKind.AWS,
+                                      config={"regions": ["us-east-1"]}), now)
+        inst.sync_account(conn, account_id, synthetic(N), now, {})
+        accounts.update(conn, account_id, now, last_sync_at=now)
+    settings = Settings(data_dir=tmp, database_url=url, aws_price_list=False,
+                        stop_warning_minutes=0, _env_file=None)  # type: ignore[call-arg]
+    return Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
+
+
+class Counter:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.n = 0
+        sa.event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, *args: Any) -> None:
+        self.n += 1
+
+
+def timed(fn: Callable[[], Any], counter: Counter) -> tuple[float, int, Any]:
+    before = counter.n
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, counter.n - before, out
+
+
+def median_runs(fn: Callable[[], Any], counter: Counter, rounds: int) -> tuple[float, int]:
+    got = [timed(fn, counter) for _ in range(rounds)]
+    return statistics.median(t for t, _, _ in got), max(n for _, n, _ in got)
+
+
+def assign_teams(ctx: Context, schedule: dict[str, Any], teams: list[int]) -> None:
+    svc = ScheduleService(ctx)
+    svc.create(schedule)
+    for k in teams:
+        svc.assign(schedule["name"], tag=f"team=team-{k}")
+
+
+def bench_store(url: str, label: str, old: type | None, rounds: int) -> list[str]:
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = make_store(url, Path(tmp))
+        counter = Counter(ctx.engine)
+
+        def new() -> Any:
+            return Reconciler(ctx).run()
+
+        def ref() -> Any:
+            assert old is not None
+            return old(ctx).run()
+
+        def line(case: str, t: float, n: int, governed: int, ref_t: float | None,
+                 ref_n: int | None) -> None:
+            ref_txt = f"{ref_t:.3f} s, {ref_n} statements" if ref_t is not None else "-"
+            ratio = f"{ref_t / t:.0f}x" if ref_t else "-"
+            rows.append(f"| {label} | {case} | {governed:,} | {t:.3f} s | {n} | {ref_txt} | "
+                        f"{ratio} |")
+
+        # 1. no schedule
+        new()
+        t, n = median_runs(new, counter, rounds)
+        rt, rn, _ = timed(ref, counter) if old else (None, None, None)
+        line("no schedule", t, n, 0, rt, rn)
+
+        # 2. 10k governed, wanting the state they are in
+        assign_teams(ctx, {"name": "always", "timezone": "UTC", "override_status": "running",
+                           "periods": []}, [1, 2, 3, 5])
+        t, n, report = timed(new, counter)
+        line("10k governed: first run (transition, all already running)", t, n,
+             report.considered, None, None)
+        t, n = median_runs(new, counter, rounds)
+        rt, rn, _ = timed(ref, counter) if old else (None, None, None)
+        line("10k governed: steady state", t, n, 10_000, rt, rn)
+        ScheduleService(ctx).delete("always")
+
+        # 3. a dry-run transition of 10k (stop wanted, all running)
+        assign_teams(ctx, {"name": "dry", "timezone": "UTC", "override_status": "stopped",
+                           "periods": [], "dry_run": True}, [13, 14, 15, 17])
+        t, n, report = timed(new, counter)
+        assert report.count("stop", "dry_run") == 10_000, report.count("stop", "dry_run")
+        rt = rn = None
+        if old:  # the old code on another 10k, so it has a transition of its own
+            assign_teams(ctx, {"name": "dry-old", "timezone": "UTC",
+                               "override_status": "stopped", "periods": [],
+                               "dry_run": True}, [21, 22, 23, 25])
+            ScheduleService(ctx).delete("dry")
+            rt, rn, rep = timed(ref, counter)
+            assert rep.count("stop", "dry_run") == 10_000
+            ScheduleService(ctx).delete("dry-old")
+            assign_teams(ctx, {"name": "dry", "timezone": "UTC", "override_status": "stopped",
+                               "periods": [], "dry_run": True}, [13, 14, 15, 17])
+        line("10k dry-run transition", t, n, 10_000, rt, rn)
+        new()  # the re-created schedule's first run (a new transition) is not timed
+        t, n = median_runs(new, counter, rounds)
+        line("10k dry run: steady state", t, n, 10_000, None, None)
+        ctx.engine.dispose()
+    return rows
+
+
+def bench_stops(n: int = 1_000, latency: float = 0.1) -> list[str]:
+    """1,000 stops against moto behind a 100 ms proxy, the default concurrency."""
+    os.environ.setdefault("SNOOZEQL_ALLOWED_ENDPOINTS", '["127.0.0.1"]')  # moto's proxy
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
+    import boto3
+    from tests.support.latency_proxy import LatencyProxy
+    from tests.support.moto_server import MotoServer
+
+    from snoozeql.services.accounts import AccountService
+    from snoozeql.services.discovery import DiscoveryService
+
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        moto = MotoServer(Path(tmp) / "moto.log")
+        proxy = None
+        try:
+            rds = boto3.client("rds", endpoint_url=moto.url, region_name="us-east-1")
+            for i in range(n):
+                rds.create_db_instance(
+                    DBInstanceIdentifier=f"db-{i:04d}", Engine="postgres",
+                    DBInstanceClass="db.t3.micro", MasterUsername="snooze",
+                    MasterUserPassword="not-a-real-pass", AllocatedStorage=20,
+                    Tags=[{"Key": "env", "Value": "dev"}])
+            proxy = LatencyProxy(moto.url, latency_seconds=latency)
+            url = f"sqlite:///{Path(tmp) / 'store.db'}"
+            settings = Settings(data_dir=Path(tmp), database_url=url, aws_price_list=False,
+                                stop_warning_minutes=0, _env_file=None)  # type: ignore[call-arg]
+            engine = db.create_engine(url)
+            db.upgrade(engine)
+            ctx = Context(settings=settings, engine=engine,
+                          providers=ProviderRegistry(settings))
+            AccountService(ctx).add("aws", "dev", {"regions": "us-east-1",
+                                                   "endpoint_url": proxy.url})
+            assert DiscoveryService(ctx).sync("dev").error is None
+            ScheduleService(ctx).create({"name": "night", "timezone": "UTC",
+                                         "override_status": "stopped", "periods": []})
+            ScheduleService(ctx).assign("night", tag="env=dev")
+            calls_before = len(proxy.calls)
+            proxy.reset_in_flight()
+            t0 = time.perf_counter()
+            report = Reconciler(ctx).run()
+            took = time.perf_counter() - t0
+            stopped = report.count("stop", "ok")
+            calls = len(proxy.calls) - calls_before
+            floor = calls / settings.action_concurrency * latency
+            rows.append(f"| {stopped:,} | {calls:,} | {settings.action_concurrency} | "
+                        f"{proxy.max_in_flight('us-east-1')} | {took:.1f} s | {floor:.1f} s |")
+            engine.dispose()
+        finally:
+            if proxy is not None:
+                proxy.close()
+            moto.stop()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--postgres-only", action="store_true")
+    parser.add_argument("--stops", action="store_true")
+    parser.add_argument("--reference", default="main")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if args.stops:
+        print("| stops ok | AWS requests | limit | most in flight | took | floor "
+              "(requests / limit x 100 ms) |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in bench_stops():
+            print(r, flush=True)
+        return
+    old = old_reconciler(args.reference)
+    print(f"| store | case | governed | run | statements | reference ({args.reference}) | "
+          "faster |")
+    print("| --- | --- | ---: | ---: | ---: | --- | ---: |")
+    if not args.postgres_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in bench_store(f"sqlite:///{Path(tmp) / 'bench.db'}", "SQLite", old,
+                                 args.rounds):
+                print(r, flush=True)
+    if not args.sqlite_only:
+        url, name = pg_database()
+        try:
+            for r in bench_store(url, "PostgreSQL", old, args.rounds):
+                print(r, flush=True)
+        finally:
+            drop_pg(name)
+    _ = PG_ADMIN
+
+
+if __name__ == "__main__":
+    main()
