@@ -126,8 +126,6 @@ def failover(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
             "SNOOZEQL_ACTION_CONCURRENCY": str(WORKERS),  # provider calls in flight at once
             "SNOOZEQL_ALLOWED_ENDPOINTS": '["127.0.0.1"]',  # the proxy (main's allowlist)
             "SNOOZEQL_AWS_MAX_ATTEMPTS": "1", "SNOOZEQL_LOG_LEVEL": "INFO",
-            # the proxy in front of moto is a custom endpoint on loopback
-            "SNOOZEQL_ALLOWED_ENDPOINTS": '["127.0.0.1"]',
         }
         logs, ports = [tmp / "serve-0.log", tmp / "serve-1.log"], [free_port(), free_port()]
         for n in range(2):

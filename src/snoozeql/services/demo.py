@@ -228,7 +228,7 @@ class DemoService:
         say("writing the action log and savings of the last two weeks")
         actions, intervals = self._history(stored, governing, timelines, manual_stops)
         with self.ctx.engine.begin() as conn:
-            out.actions = action_store.append_many(conn, actions)
+            out.actions = len(action_store.append_many(conn, actions))
             out.stop_intervals = schedule_store.insert_intervals(conn, intervals)
         self._override(stored, governing, now)
 

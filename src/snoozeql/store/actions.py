@@ -168,22 +168,6 @@ def dry_runs_since(conn: sa.Connection, since: datetime, instance_ids: list[UUID
     return out
 
 
-def append_many(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert many entries in one batch (a history import; the demo's seed).
-
-    Each row has the keyword arguments of :func:`append`; an ``id`` is added.
-    """
-    if not rows:
-        return 0
-    keys = ("at", "finished_at", "actor", "action", "instance_id", "instance_name",
-            "provider", "reason", "result", "error", "object_kind", "object_id",
-            "object_name", "before", "after")
-    values = [{"id": uuid4(), **{k: r.get(k) for k in keys}, "details": r.get("details") or {}}
-              for r in rows]
-    conn.execute(actions.insert(), values)
-    return len(values)
-
-
 def _record(r: Any) -> ActionRecord:
     return ActionRecord(
         id=r.id,
