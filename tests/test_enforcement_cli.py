@@ -350,3 +350,19 @@ def test_id_prefix_lookup_on_both_stores(ctx) -> None:  # noqa: ANN001
         svc.get("0123abcd")
     with pytest.raises(NotFoundError):
         svc.get("0123abc")  # seven digits: not a prefix, not a name
+
+
+def test_a_too_short_id_prefix_says_how_long_a_prefix_must_be(cli, api) -> None:  # noqa: ANN001
+    """7 hex digits of a real id: refused (exit 2 / 404), and the message says that an id
+    prefix needs 8 characters, not just "no instance"."""
+    listed = json.loads(cli("instances", "list", "--json").stdout)
+    seven = next(i["id"] for i in listed if i["name"] == "db-0001")[:7]
+    for args in (("instances", "show", seven), ("instances", "stop", seven),
+                 ("metrics", "show", seven)):
+        r = cli(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "at least 8" in r.stderr, (args, r.stderr)
+    r = api.get(f"/api/v1/instances/{seven}", headers=_h(api, "viewer"))
+    assert r.status_code == 404 and "at least 8" in r.text, r.text
+    r = cli("instances", "show", "nosuchname")  # a name that cannot be a prefix: no hint
+    assert r.exit_code == 2 and "at least 8" not in r.stderr

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
-from snoozeql.domain.validation import filter_text, id_prefix
+from snoozeql.domain.validation import MIN_ID_PREFIX, filter_text, id_prefix
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.store import instances as store
@@ -58,7 +58,7 @@ def by_id_prefix(conn: Any, ref: str, not_found: str,
     found = [i for i in store.find_by_id_prefix(conn, prefix, limit=PREFIX_CANDIDATES + 1)
              if keep(i)] if prefix else []
     if not found:
-        raise NotFoundError(not_found)
+        raise NotFoundError(not_found + short_prefix_hint(ref))
     if len(found) > 1:
         shown = found[:PREFIX_CANDIDATES]
         more = " and more" if len(found) > PREFIX_CANDIDATES else ""
@@ -69,6 +69,14 @@ def by_id_prefix(conn: Any, ref: str, not_found: str,
             + f"{more}; give more of the id"
         )
     return found[0]
+
+
+def short_prefix_hint(ref: str) -> str:
+    """Why a short run of hex digits found nothing: an id prefix needs MIN_ID_PREFIX."""
+    digits = ref.strip().lower().replace("-", "")
+    if digits and len(digits) < MIN_ID_PREFIX and all(c in "0123456789abcdef" for c in digits):
+        return f" (an id prefix needs at least {MIN_ID_PREFIX} characters)"
+    return ""
 
 
 #: How many candidates an ambiguous id prefix lists.
