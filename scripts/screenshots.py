@@ -94,13 +94,17 @@ def start_demo(data_dir: Path, port: int, instances: int) -> tuple[subprocess.Po
 
 
 def an_instance(base: str, key: str) -> str | None:
-    """A running simulated instance for the detail page."""
-    req = urllib.request.Request(
-        f"{base}/api/v1/instances?limit=1&status=running&kind=instance&provider=demo-aws",
-        headers={"X-API-Key": key})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        items = json.load(r)["items"]
-    return items[0]["id"] if items else None
+    """A scheduled dev database for the detail page (its office-hours pattern shows in
+    the heatmap, and its schedule with the next transitions), else any running one."""
+    for query in ("tag=env%3Ddev&kind=instance&provider=demo-aws",
+                  "status=running&kind=instance&provider=demo-aws"):
+        req = urllib.request.Request(f"{base}/api/v1/instances?limit=1&{query}",
+                                     headers={"X-API-Key": key})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            items = json.load(r)["items"]
+        if items:
+            return str(items[0]["id"])
+    return None
 
 
 def shoot(base: str, key: str, out: Path, width: int, height: int,
@@ -116,6 +120,7 @@ def shoot(base: str, key: str, out: Path, width: int, height: int,
         browser = pw.chromium.launch(executable_path=chromium, headless=True,
                                      args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(180_000)  # the first pages wait for the analysis jobs
         login = page.goto(f"{base}/login")
         if login is None or login.status == 404:
             print("skipped every page: the dashboard has no /login (404)", flush=True)
