@@ -469,6 +469,12 @@ def test_the_confirm_dialog_lists_twenty_and_counts_the_rest_and_is_keyboard_usa
     # focus is inside the modal dialog; Escape closes it and gives focus back
     assert page.evaluate("document.getElementById('bulk-dialog')"
                          ".contains(document.activeElement)")
+    # Tab and Shift+Tab cycle inside the dialog: focus never leaves it for the page
+    inside = ("document.getElementById('bulk-dialog').contains(document.activeElement)"
+              " && document.activeElement !== document.getElementById('bulk-dialog')")
+    for key in ["Tab"] * 6 + ["Shift+Tab"] * 6:
+        page.keyboard.press(key)
+        assert page.evaluate(inside), key
     page.keyboard.press("Escape")
     page.wait_for_function("!document.getElementById('bulk-dialog').open")
     assert page.evaluate("document.activeElement.dataset.bulkAction") == "stop"
