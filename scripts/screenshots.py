@@ -6,7 +6,8 @@ the admin key it prints, and saves one PNG per page into ``docs/img/`` as
 Python (never a downloaded browser). A page that answers 404 is skipped with a message.
 
 Run from the repository root: ``.venv/bin/python scripts/screenshots.py``
-(options: ``--instances N``, ``--out DIR``, ``--width``/``--height``).
+(options: ``--instances N``, ``--out DIR``, ``--width``/``--height`` (the viewport,
+1280x800 by default), ``--max-height`` (long pages are cut there)).
 """
 
 from __future__ import annotations
@@ -93,16 +94,21 @@ def start_demo(data_dir: Path, port: int, instances: int) -> tuple[subprocess.Po
 
 
 def an_instance(base: str, key: str) -> str | None:
-    """A running simulated instance for the detail page."""
-    req = urllib.request.Request(
-        f"{base}/api/v1/instances?limit=1&status=running&kind=instance&provider=demo-aws",
-        headers={"X-API-Key": key})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        items = json.load(r)["items"]
-    return items[0]["id"] if items else None
+    """A scheduled dev database for the detail page (its office-hours pattern shows in
+    the heatmap, and its schedule with the next transitions), else any running one."""
+    for query in ("tag=env%3Ddev&kind=instance&provider=demo-aws",
+                  "status=running&kind=instance&provider=demo-aws"):
+        req = urllib.request.Request(f"{base}/api/v1/instances?limit=1&{query}",
+                                     headers={"X-API-Key": key})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            items = json.load(r)["items"]
+        if items:
+            return str(items[0]["id"])
+    return None
 
 
-def shoot(base: str, key: str, out: Path, width: int, height: int) -> int:
+def shoot(base: str, key: str, out: Path, width: int, height: int,
+          max_height: int = 2000) -> int:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -114,6 +120,7 @@ def shoot(base: str, key: str, out: Path, width: int, height: int) -> int:
         browser = pw.chromium.launch(executable_path=chromium, headless=True,
                                      args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(180_000)  # the first pages wait for the analysis jobs
         login = page.goto(f"{base}/login")
         if login is None or login.status == 404:
             print("skipped every page: the dashboard has no /login (404)", flush=True)
@@ -146,7 +153,10 @@ def shoot(base: str, key: str, out: Path, width: int, height: int) -> int:
                 continue
             page.wait_for_load_state("networkidle")
             target = out / f"dashboard-{name}.png"
-            page.screenshot(path=str(target), full_page=True)
+            tall = int(page.evaluate("document.documentElement.scrollHeight"))
+            page.screenshot(path=str(target), full_page=True,
+                            clip={"x": 0, "y": 0, "width": width,
+                                  "height": min(max(tall, height), max_height)})
             print(f"saved {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}",
                   flush=True)
             saved += 1
@@ -158,14 +168,17 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="dashboard screenshots from the demo")
     ap.add_argument("--instances", type=int, default=500)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
-    ap.add_argument("--width", type=int, default=1440)
-    ap.add_argument("--height", type=int, default=900)
+    ap.add_argument("--width", type=int, default=1280)
+    ap.add_argument("--height", type=int, default=800)
+    ap.add_argument("--max-height", type=int, default=2000,
+                    help="long pages are cut at this height (pixels)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="snoozeql-shots-") as tmp:
         port = free_port()
         proc, key = start_demo(Path(tmp), port, args.instances)
         try:
-            saved = shoot(f"http://127.0.0.1:{port}", key, args.out, args.width, args.height)
+            saved = shoot(f"http://127.0.0.1:{port}", key, args.out, args.width, args.height,
+                          args.max_height)
         finally:
             proc.terminate()
             try:

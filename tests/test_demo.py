@@ -361,3 +361,29 @@ def test_reconciler_acts_on_the_simulation_at_the_next_transition(demo_ctx: Cont
         status = InventoryService(demo_ctx).get(item.instance_id).status
         assert status is (InstanceStatus.STOPPING if item.action == "stop"
                           else InstanceStatus.STARTING)
+
+
+def test_every_dashboard_page_renders_over_the_demo_fleet(demo_ctx: Context) -> None:
+    """The demo's accounts carry numbers and booleans in their config (instances, seed,
+    simulated): every page, the accounts page included, must render them."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from snoozeql.api.app import create_app
+
+    report = DemoService(demo_ctx).seed(12)
+    with TestClient(create_app(demo_ctx), base_url="http://127.0.0.1") as c:
+        page = c.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        c.post("/login", data={"api_key": report.admin_key, "csrf_token": token.group(1)})
+        one = c.get("/api/v1/instances?limit=1&kind=instance",
+                    headers={"X-API-Key": report.admin_key}).json()["items"][0]["id"]
+        for path in ("/", "/instances", f"/instances/{one}", "/accounts", "/local",
+                     "/activity", "/audit", "/keys"):
+            r = c.get(path)
+            assert r.status_code == 200, (path, r.status_code, r.text[-300:])
+            assert "demo" in r.text
+        accounts = c.get("/accounts").text
+        assert "simulated=true" in accounts and "seed=" in accounts

@@ -102,3 +102,16 @@ def test_instance_page_survives_a_bad_timezone_tag(client: TestClient, ctx: Cont
     r = client.get(f"/instances/{iid}")
     assert r.status_code == 200
     assert "Mars/Olympus" in r.text and 'class="alert error"' in r.text
+
+
+def test_bad_filter_values_are_explained_not_ignored_or_leaked(
+        client: TestClient, ctx: Context) -> None:
+    _, key = ApiKeyService(ctx).create("me", "viewer")
+    sign_in(client, key)
+    r = client.get("/instances?cursor=garbage")
+    assert r.status_code == 400 and "<html" in r.text
+    assert "codec" not in r.text and "first page" in r.text
+    for query, word in (("action=zzz", "action"), ("result=zzz", "result")):
+        r = client.get(f"/activity?{query}")
+        assert r.status_code == 400 and word in r.text and "<html" in r.text, query
+        assert "zzz" in r.text, query

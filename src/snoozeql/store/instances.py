@@ -586,7 +586,9 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, UUID]:
             raise ValueError("bad value")
         return value, UUID(row_id)
     except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"invalid cursor: {exc}") from None
+        reason = str(exc) if "sort order" in str(exc) else "it was not made by this listing"
+        raise ValidationError(f"invalid cursor ({reason}); start again from the first page "
+                              "(drop the cursor parameter)") from None
 
 
 def parse_sort(sort: str) -> tuple[str, bool]:

@@ -63,10 +63,20 @@ def ago(value: datetime | None) -> str:
     return when(value)
 
 
+def setting(value: object) -> str:
+    """An account config value in words: lists joined by commas, booleans in lower case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | set):
+        return ",".join(setting(v) for v in value)
+    return str(value)
+
+
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters["money"] = money
 templates.env.filters["when"] = when
 templates.env.filters["ago"] = ago
+templates.env.filters["setting"] = setting
 templates.env.globals["version"] = __version__
 templates.env.globals["TRANSITIONAL"] = TRANSITIONAL
 

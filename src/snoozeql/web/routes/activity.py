@@ -57,6 +57,10 @@ def activity_page(
 ) -> Response:
     if format not in ("html", "csv"):
         raise ValidationError("format: use html or csv")
+    for field, value, allowed in (("action", action, [a.value for a in LifecycleAction]),
+                                  ("result", result, [r.value for r in ActionResult])):
+        if _blank(value) and _blank(value) not in allowed:
+            raise ValidationError(f"{field}: {value!r} is not one of {', '.join(allowed)}")
     params: dict[str, Any] = {"instance": _blank(instance), "action": _blank(action),
                               "result": _blank(result), "actor": _blank(actor),
                               "since": _blank(since), "until": _blank(until)}

@@ -64,6 +64,28 @@
   function closeDialog(dialog) {
     if (dialog.open) dialog.close();
   }
+  // Tab and Shift+Tab wrap around inside an open modal dialog (a native modal lets
+  // focus leave for the browser's own controls; keep it in the dialog instead).
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Tab") return;
+    var d = document.querySelector("dialog[open]");
+    if (!d) return;
+    var items = Array.prototype.filter.call(
+      d.querySelectorAll("a[href], button, input, select, textarea, [tabindex]"),
+      function (el) {
+        return !el.disabled && el.tabIndex >= 0 && el.offsetParent !== null;
+      });
+    if (!items.length) { e.preventDefault(); return; }
+    var first = items[0], last = items[items.length - 1];
+    var active = document.activeElement;
+    if (!d.contains(active) || active === d) {
+      e.preventDefault(); (e.shiftKey ? last : first).focus();
+    } else if (e.shiftKey && active === first) {
+      e.preventDefault(); last.focus();
+    } else if (!e.shiftKey && active === last) {
+      e.preventDefault(); first.focus();
+    }
+  });
   document.addEventListener("close", function (e) {
     var d = e.target;
     if (d.tagName === "DIALOG" && d._opener && d._opener.focus) d._opener.focus();
