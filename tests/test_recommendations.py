@@ -261,3 +261,28 @@ def test_only_instances_whose_metrics_changed_are_analysed_again(
     ctx.memo.clear()
     RecommendationService(ctx).list()
     assert analysed[-1] == ["a", "b", "c"] and len(analysed) == 4
+
+
+def test_cached_serves_the_last_analysis_without_analysing(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's overview reads recommendations with ``cached()``: a page load
+    never starts a fleet analysis (it grows with the fleet)."""
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "quiet", cost=10)
+    seed(ctx, ids["quiet"], lambda _t: False)
+    svc = RecommendationService(ctx)
+    calls: list[int] = []
+    compute = RecommendationService.compute
+
+    def counted(self: RecommendationService, *a: Any, **k: Any) -> list:
+        calls.append(1)
+        return compute(self, *a, **k)
+
+    monkeypatch.setattr(RecommendationService, "compute", counted)
+    assert svc.cached() is None and calls == []  # nothing analysed in this process yet
+    listed = svc.list()
+    assert calls and svc.cached() == listed
+    before = len(calls)
+    assert [r["instance_name"] for r in svc.cached() or []] == ["quiet"]
+    assert len(calls) == before

@@ -19,6 +19,7 @@ so the recommendation is the cluster's.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import uuid
 from bisect import bisect_left
@@ -398,7 +399,18 @@ class RecommendationService:
         """Recommendations (largest savings first), then instances without one.
 
         The dicts are shared with the memo: read them, do not change them."""
-        memo = self._memo()
+        return self._listed(self._memo(), include_dismissed)
+
+    def cached(self) -> builtins.list[dict[str, Any]] | None:
+        """What :meth:`list` gives, from this process's last analysis as it stands,
+        without analysing anything; None when this process has not analysed yet.
+
+        For pages that must stay fast at any fleet size (the dashboard's overview): the
+        ``analyse-activity`` job keeps the analysis current where jobs run."""
+        memo: _Memo | None = self.ctx.memo.get(_MEMO)
+        return None if memo is None else self._listed(memo, False)
+
+    def _listed(self, memo: _Memo, include_dismissed: bool) -> builtins.list[dict[str, Any]]:
         with self.ctx.engine.connect() as conn:
             dismissed = store.dismissed_ids(conn)
         if not memo.sorted_:
