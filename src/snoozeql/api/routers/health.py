@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from snoozeql import __version__
 from snoozeql.api.deps import CtxDep
@@ -10,9 +11,15 @@ from snoozeql.services.maintenance import store_reachable
 router = APIRouter(tags=["health"])
 
 
+class HealthOut(BaseModel):
+    status: str = Field(examples=["ok"])
+    version: str
+    demo: bool = Field(description="true when serving `snoozeql demo`'s simulated fleet")
+
+
 @router.get(
     "/healthz", summary="Liveness and store reachability; needs no key",
-    response_model=dict[str, str],
+    response_model=HealthOut,
     responses={503: {"description": "the store is unreachable", "model": dict[str, str]}},
 )
 def healthz(ctx: CtxDep) -> JSONResponse:
