@@ -7,7 +7,14 @@ from fastapi import APIRouter, Query, Response
 from snoozeql.api.bulk_schemas import BulkIn, BulkItemOut, BulkOut, BulkSkippedOut
 from snoozeql.api.deps import CtxDep, Operator, Viewer
 from snoozeql.api.schedule_schemas import OverrideIn, OverrideOut
-from snoozeql.api.schemas import ActionResultOut, InstanceDetail, InstanceOut, InstancePage
+from snoozeql.api.schemas import (
+    ActionResultOut,
+    InstanceDetail,
+    InstanceOut,
+    InstancePage,
+    instance_json,
+    json_bytes,
+)
 from snoozeql.domain.types import InstanceKind
 from snoozeql.services.bulk import BulkService, bulk_action
 from snoozeql.services.inventory import InventoryService
@@ -33,14 +40,17 @@ def list_instances(
     sort: str = Query("name", description="name, engine, region, status, ...; '-' = desc"),
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = None,
-) -> InstancePage:
+) -> Response:
     svc = InventoryService(ctx)
     f = svc.build_filter(
         provider=provider, account=account, region=region, engine=engine, status=status,
         kind=kind, tags=tag, text=q, missing=missing,
     )
     page = svc.list(f, sort=sort, limit=limit, cursor=cursor)
-    return InstancePage(items=[InstanceOut.of(i) for i in page.items], next_cursor=page.next_cursor)
+    # Serialised straight from the instances (the body InstancePage describes): a
+    # listing is the hottest path, and validating each row as a model again doubled it.
+    body = {"items": [instance_json(i) for i in page.items], "next_cursor": page.next_cursor}
+    return Response(content=json_bytes(body), media_type="application/json")
 
 
 @router.post("/bulk", response_model=BulkOut)
