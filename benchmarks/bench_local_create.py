@@ -95,7 +95,7 @@ def main() -> None:
     runs: dict[str, list[float]] = {"snoozeql db create": [], "bare (initdb default)": [],
                                     "bare (initdb --no-sync)": []}
     for r in range(args.rounds + 1):
-        order = [("snoozeql db create", lambda: snoozeql_create(r)),
+        order = [("snoozeql db create", lambda r=r: snoozeql_create(r)),
                  ("bare (initdb default)", lambda: bare(False)),
                  ("bare (initdb --no-sync)", lambda: bare(True))]
         if r % 2:

@@ -5,8 +5,8 @@ response model describes. Both stores."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import sqlalchemy as sa

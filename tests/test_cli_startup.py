@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
+from typer import _click as click  # Typer vendors its own Click: its types, not click's
+from typer.core import TyperGroup
 
 from snoozeql import __version__
 from snoozeql.cli import main
@@ -79,9 +80,15 @@ def test_commands_run_and_typos_are_suggested(snoozeql_cli: Any) -> None:  # noq
     assert r.exit_code == 0 and "heatmap" in r.output
 
 
-def test_a_group_command_is_a_click_group() -> None:
+def test_lazy_groups_stay_groups(snoozeql_cli: Any) -> None:  # noqa: ANN401
     group = typer.main.get_command(main.app)
-    assert isinstance(group, click.Group)
+    assert isinstance(group, TyperGroup)
     ctx = click.Context(group)
     db = group.get_command(ctx, "db")
-    assert isinstance(db, click.Group) and "create" in db.list_commands(ctx)
+    assert isinstance(db, TyperGroup) and "create" in db.list_commands(ctx)
+    # `actions` has a single command: still `snoozeql actions list`, as before.
+    actions = group.get_command(ctx, "actions")
+    assert isinstance(actions, TyperGroup) and actions.list_commands(ctx) == ["list"]
+    r = snoozeql_cli("actions", "list", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == []

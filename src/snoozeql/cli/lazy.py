@@ -14,9 +14,9 @@ from __future__ import annotations
 import importlib
 from typing import Any, ClassVar, NamedTuple
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer import _click as click  # Typer vendors its own Click: its types, not click's
+from typer.core import TyperCommand, TyperGroup
 
 
 class LazyCommand(NamedTuple):
@@ -28,11 +28,14 @@ class LazyCommand(NamedTuple):
 def load_command(name: str, spec: LazyCommand) -> click.Command:
     """Import the module and build the Click command Typer would have built."""
     obj: Any = getattr(importlib.import_module(spec.module), spec.attribute)
-    if not isinstance(obj, typer.Typer):
+    cmd: click.Command
+    if isinstance(obj, typer.Typer):
+        # Always a group, as add_typer makes it (even with a single command).
+        cmd = typer.main.get_group(obj)
+    else:
         single = typer.Typer()
         single.command(name)(obj)
-        obj = single
-    cmd = typer.main.get_command(obj)
+        cmd = typer.main.get_command(single)
     cmd.name = name
     return cmd
 
@@ -52,7 +55,7 @@ class LazyGroup(TyperGroup):
             return super().get_command(ctx, cmd_name)
         spec = self.lazy[cmd_name]
         if self._help_only:  # listing the commands in --help: the name and its line
-            return click.Command(cmd_name, help=spec.help)
+            return TyperCommand(cmd_name, help=spec.help)
         cmd = load_command(cmd_name, spec)
         self.add_command(cmd, cmd_name)
         return cmd
@@ -70,5 +73,5 @@ class LazyGroup(TyperGroup):
         # Typos are matched against every name ("Did you mean ...?"), lazy ones too.
         if args and args[0] not in self.commands and args[0] not in self.lazy:
             for name, spec in self.lazy.items():
-                self.commands.setdefault(name, click.Command(name, help=spec.help))
+                self.commands.setdefault(name, TyperCommand(name, help=spec.help))
         return super().resolve_command(ctx, args)

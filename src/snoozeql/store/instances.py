@@ -490,7 +490,7 @@ def delete(conn: sa.Connection, instance_id: UUID) -> int:
 
 # --- listing -------------------------------------------------------------------------
 
-_EMPTY = sa.literal_column("''")
+_EMPTY: sa.ColumnClause[Any] = sa.literal_column("''")
 
 # Each sort key is a non-NULL expression so keyset comparisons are total.
 _SORTS: dict[str, tuple[Any, str]] = {
@@ -701,7 +701,8 @@ def list_page(
 
 
 def count(conn: sa.Connection, f: InstanceFilter) -> int:
-    return conn.execute(sa.select(sa.func.count()).select_from(t).where(*_where(f, conn))).scalar_one()
+    q = sa.select(sa.func.count()).select_from(t).where(*_where(f, conn))
+    return conn.execute(q).scalar_one()  # type: ignore[no-any-return]
 
 
 def iter_all(conn: sa.Connection, f: InstanceFilter | None = None) -> Iterable[Instance]:
