@@ -98,7 +98,9 @@ def _python_match(i: Any, text: str) -> bool:
     return any(text.lower() in f.lower() for f in fields)
 
 
-def test_search_matches_the_plain_substring_query(ctx: Any) -> None:  # noqa: ANN401
+def test_search_matches_the_plain_substring_query(
+    ctx: Any, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN401
+) -> None:
     rng = random.Random(19)
     with ctx.engine.begin() as conn:
         account = Account(id=uuid4(), name="acct", provider=ProviderKind.AWS, config={})
@@ -107,6 +109,10 @@ def test_search_matches_the_plain_substring_query(ctx: Any) -> None:  # noqa: AN
         _sync(conn, account, items, T0)
     queries = _queries(rng, [d.name for d in items])
     _check_all(ctx, queries)
+    # Texts with many candidates are checked along the sort order instead: the same.
+    monkeypatch.setattr(inst, "SELECTIVE_ROWS", 3)
+    _check_all(ctx, queries)
+    monkeypatch.undo()
 
     # A sync that renames a third, changes endpoints, drops a sixth (missing), and
     # instances deleted outright: the FTS table and triggers follow.
@@ -163,7 +169,9 @@ def test_search_pages_and_counts_with_the_index(ctx: Any) -> None:  # noqa: ANN4
             assert inst.count(conn, f) == len(pages)
 
 
-def test_tag_filters_match_the_stored_tags(ctx: Any) -> None:  # noqa: ANN401
+def test_tag_filters_match_the_stored_tags(
+    ctx: Any, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN401
+) -> None:
     rng = random.Random(3)
     with ctx.engine.begin() as conn:
         account = Account(id=uuid4(), name="acct", provider=ProviderKind.AWS, config={})
@@ -171,6 +179,9 @@ def test_tag_filters_match_the_stored_tags(ctx: Any) -> None:  # noqa: ANN401
         items = [_item(rng, n) for n in range(300)]
         _sync(conn, account, items, T0)
     _check_tags(ctx)
+    monkeypatch.setattr(inst, "SELECTIVE_ROWS", 3)  # common tags: checked row by row
+    _check_tags(ctx)
+    monkeypatch.undo()
     retagged = [
         DiscoveredInstance(**{**d.__dict__, "tags": {"env": rng.choice(["dev", "prod"])}})
         if n % 2 else d
@@ -226,6 +237,14 @@ def test_the_indexes_exist_and_are_used(ctx: Any) -> None:  # noqa: ANN401
             conn.exec_driver_sql("SET LOCAL enable_sort = off")
         region = _plan(conn, inst.listing_query(conn, InstanceFilter(), sort="-region"))
     if ctx.engine.dialect.name == "sqlite":
+        # The candidates come from the FTS5 table and the tag table's index.
+        with ctx.engine.connect() as conn:
+            search = _plan(conn, sa.text(
+                "SELECT rowid FROM instances_search WHERE instances_search MATCH "
+                "'\"postgres\"' LIMIT 2001"))
+            tags = _plan(conn, sa.text(
+                "SELECT instance_id FROM instance_tags WHERE key = 'env' AND value = 'dev' "
+                "LIMIT 2001"))
         assert "VIRTUAL TABLE INDEX" in search, search
         assert "ix_instance_tags_key_value" in tags, tags
     else:

@@ -523,7 +523,6 @@ class InstanceFilter:
 
 
 def _where(f: InstanceFilter, conn: sa.Connection) -> list[Any]:
-    dialect = conn.dialect.name
     w: list[Any] = []
     if f.provider:
         w.append(t.c.provider == f.provider)
@@ -538,7 +537,7 @@ def _where(f: InstanceFilter, conn: sa.Connection) -> list[Any]:
     if f.kind:
         w.append(t.c.kind == f.kind)
     for key, value in f.tags.items():
-        w.append(_tag_match(key, value, dialect))
+        w.append(_tag_match(key, value, conn))
     if f.text:
         w.extend(_text_match(f.text, conn))
     if f.missing is True:
@@ -556,14 +555,28 @@ _tags_t = sa.table("instance_tags", sa.column("instance_id"), sa.column("key"),
                    sa.column("value"))
 
 
-def _tag_match(key: str, value: str, dialect: str) -> Any:
-    if dialect == "postgresql":
+# How many rows an index lookup may return before a filter counts as common. Below
+# it, the matching rows are fetched and the page is sorted from them (at most this
+# many). Above it, the page is read along the sort order's index, checking each row:
+# with at least this many matches, about (rows / matches) x limit rows are read.
+SELECTIVE_ROWS = 2_000
+
+
+def _tag_match(key: str, value: str, conn: sa.Connection) -> Any:
+    if conn.dialect.name == "postgresql":
         doc = sa.cast(sa.literal(json.dumps({key: value})), postgresql.JSONB)
         return t.c.tags.op("@>")(doc)
-    if dialect == "sqlite":
-        return t.c.id.in_(
+    if conn.dialect.name == "sqlite":
+        ids = conn.execute(
             sa.select(_tags_t.c.instance_id)
             .where(_tags_t.c.key == key, _tags_t.c.value == value)
+            .limit(SELECTIVE_ROWS + 1)
+        ).scalars().all()
+        if len(ids) <= SELECTIVE_ROWS:
+            return sa.literal_column("instances.id").in_(ids)
+        return sa.exists().where(
+            _tags_t.c.instance_id == sa.literal_column("instances.id"),
+            _tags_t.c.key == key, _tags_t.c.value == value,
         )
     return t.c.tags[key].as_string() == value  # pragma: no cover - other stores
 
@@ -614,14 +627,16 @@ def _text_match(text: str, conn: sa.Connection) -> list[Any]:
         return [plain]
     # FTS5 finds the rows holding the text as a phrase of trigrams (case folded, a
     # superset of the plain match); the plain predicate then keeps exactly its answers.
+    # A common text (more than SELECTIVE_ROWS candidates) is checked along the sort
+    # order instead, which finds a page of matches after reading few rows.
     phrase = '"' + needle.replace('"', '""') + '"'
-    return [
-        sa.text(
-            "instances.rowid IN (SELECT rowid FROM instances_search "
-            "WHERE instances_search MATCH :search_phrase)"
-        ).bindparams(search_phrase=phrase),
-        plain,
-    ]
+    rowids = conn.exec_driver_sql(
+        "SELECT rowid FROM instances_search WHERE instances_search MATCH ? LIMIT ?",
+        (phrase, SELECTIVE_ROWS + 1),
+    ).scalars().all()
+    if len(rowids) > SELECTIVE_ROWS:
+        return [plain]
+    return [sa.literal_column("instances.rowid").in_(rowids), plain]
 
 
 def _encode_cursor(sort: str, value: Any, row_id: UUID) -> str:

@@ -14,6 +14,9 @@ INDEX_NAMES = frozenset({
     "ix_instances_tags", "ix_instances_trgm_name", "ix_instances_trgm_provider_id",
     "ix_instances_trgm_engine", "ix_instances_trgm_endpoint_host",
     "ix_instance_tags_key_value", "ix_instance_tags_instance_id",
+    "ix_instances_filter_provider", "ix_instances_filter_engine",
+    "ix_instances_filter_status", "ix_instances_filter_region", "ix_instances_filter_kind",
+    "ix_instances_filter_missing",
 })
 # instance_tags and the FTS5 table with its shadow tables (SQLite only).
 TABLE_PREFIXES = ("instance_tags", "instances_search")

@@ -10,6 +10,8 @@
   table of (instance, key, value) rows (``instance_tags``) kept in step by triggers.
 - sorts: ``(sort key, id)`` indexes for every sort key of the listing but
   ``last_seen_at``, which is derived from the account's last sync.
+- filters with the default sort: ``(column, name, id)`` for provider, engine, status,
+  region and kind, and a partial ``(name, id)`` index of the missing instances.
 
 None of these objects is in ``store/tables.py``: they are not tables the code writes,
 and ``store/search.py`` names them for the schema comparison.
@@ -44,6 +46,16 @@ _SORT_INDEXES = (
     ("ix_instances_sort_hourly_cost", "coalesce(hourly_cost_cents, -1), id"),
     ("ix_instances_sort_first_seen_at", "first_seen_at, id"),
 )
+# A filter on one of these columns with the default sort (name) reads its page from
+# (column, name, id); so does "missing=true" from a partial index.
+_FILTER_INDEXES = (
+    ("ix_instances_filter_provider", "provider, name, id"),
+    ("ix_instances_filter_engine", "engine, name, id"),
+    ("ix_instances_filter_status", "status, name, id"),
+    ("ix_instances_filter_region", "region, name, id"),
+    ("ix_instances_filter_kind", "kind, name, id"),
+)
+_MISSING_INDEX = "ix_instances_filter_missing"
 # The lowered columns a search compares (store/instances.py, _search_columns).
 _TRGM_INDEXES = (
     ("ix_instances_trgm_name", "lower(name)"),
@@ -56,8 +68,10 @@ _FTS_COLUMNS = "name, provider_id, engine, endpoint_host"
 
 def upgrade() -> None:
     bind = op.get_bind()
-    for name, expr in _SORT_INDEXES:
+    for name, expr in _SORT_INDEXES + _FILTER_INDEXES:
         op.execute(f"CREATE INDEX {name} ON instances ({expr})")
+    op.execute(f"CREATE INDEX {_MISSING_INDEX} ON instances (name, id) "
+               "WHERE missing_since IS NOT NULL")
     if bind.dialect.name == "postgresql":
         _upgrade_pg(bind)
     else:
@@ -139,5 +153,6 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {trig}")
         op.execute("DROP TABLE IF EXISTS instances_search")
         op.execute("DROP TABLE IF EXISTS instance_tags")
-    for name, _ in _SORT_INDEXES:
+    for name, _ in _SORT_INDEXES + _FILTER_INDEXES:
         op.execute(f"DROP INDEX IF EXISTS {name}")
+    op.execute(f"DROP INDEX IF EXISTS {_MISSING_INDEX}")
