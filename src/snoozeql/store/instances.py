@@ -22,7 +22,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import orjson
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -342,6 +341,8 @@ def _write_pg(
 ) -> None:
     if not new and not changed:
         return
+    import psycopg  # the PostgreSQL driver: not imported by SQLite stores (CLI start-up)
+
     raw = conn.connection.driver_connection
     assert raw is not None
     # Losing the last sync in a crash is harmless (the next sync redoes it), so the
