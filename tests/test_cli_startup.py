@@ -92,3 +92,16 @@ def test_lazy_groups_stay_groups(snoozeql_cli: Any) -> None:  # noqa: ANN401
     r = snoozeql_cli("actions", "list", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == []
+
+
+def test_a_command_on_a_migrated_store_does_not_load_alembic(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom snoozeql.cli.main import app\n"
+        "sys.argv = ['snoozeql', 'instances', 'list', '--json']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+    )
+    first = _modules_after(code, tmp_path)  # a new store: migrated by Alembic
+    assert "alembic" in first
+    again = _modules_after(code, tmp_path)
+    assert "sqlalchemy" in again and "alembic" not in again
+    assert "psycopg" not in again and "snoozeql.services.bulk" not in again
