@@ -3,7 +3,6 @@ remove; operators sync now, with progress polled into the row."""
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -11,24 +10,14 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from snoozeql.domain.errors import SnoozeError
 from snoozeql.domain.types import ProviderKind
 from snoozeql.services.accounts import AccountService, normalize_config
-from snoozeql.services.context import Context
-from snoozeql.services.discovery import DiscoveryService
+from snoozeql.services.background_sync import start_sync, sync_progress
 from snoozeql.services.inventory import InventoryService
 from snoozeql.web.core import Admin, Operator, Viewer, WebRoute, csrf_protect, ctx_of, render
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
-_PROGRESS = "web.sync_progress"  # ctx.memo key: account id -> last progress line
 _FIELDS = ("regions", "profile", "role_arn", "external_id", "endpoint_url", "projects",
            "credentials_file", "api_endpoint")
-
-
-_LOCK = threading.Lock()  # not ctx.memo_lock: that one is held while analyses compute
-
-
-def _progress(ctx: Context) -> dict[str, str]:
-    with _LOCK:
-        return ctx.memo.setdefault(_PROGRESS, {})  # type: ignore[no-any-return]
 
 
 def _page(request: Request, form: dict[str, Any] | None = None, error: str | None = None,
@@ -38,7 +27,7 @@ def _page(request: Request, form: dict[str, Any] | None = None, error: str | Non
     counts = InventoryService(ctx).summary().by_account
     return render(request, "accounts.html", {
         "accounts": accounts, "counts": counts, "form": form or {"provider": "aws"},
-        "error": error, "notice": notice, "progress": _progress(ctx),
+        "error": error, "notice": notice, "progress": sync_progress(ctx),
     }, status_code=status_code)
 
 
@@ -86,26 +75,6 @@ def add_account(
     return _page(request, None, None, notice)
 
 
-def start_sync(ctx: Context, account_id: str) -> None:
-    """Sync the account in a background thread, unless one started here already runs."""
-    progress = _progress(ctx)
-    with _LOCK:
-        if account_id in progress:
-            return
-        progress[account_id] = "starting"
-
-    def say(message: str) -> None:
-        progress[account_id] = message
-
-    def run() -> None:
-        try:
-            DiscoveryService(ctx).sync(account_id, progress=say)
-        finally:
-            progress.pop(account_id, None)
-
-    threading.Thread(target=run, name=f"web-sync-{account_id[:8]}", daemon=True).start()
-
-
 @router.post("/accounts/{account}/sync", dependencies=[Depends(csrf_protect)])
 def sync_account(request: Request, account: str, _: Operator) -> Response:
     """Start a sync in the background; the row polls itself until it is done."""
@@ -125,7 +94,7 @@ def _row(request: Request, account: str) -> Response:
     a = AccountService(ctx).get(account)
     counts = InventoryService(ctx).summary().by_account
     return render(request, "partials/account_row.html",
-                  {"a": a, "counts": counts, "progress": _progress(ctx)})
+                  {"a": a, "counts": counts, "progress": sync_progress(ctx)})
 
 
 @router.post("/accounts/{account}/remove", dependencies=[Depends(csrf_protect)])

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.accounts import AccountService
+from snoozeql.services.background_sync import start_sync
 from snoozeql.services.bulk import MAX_REFS, BulkService, Resolution, bulk_action
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
@@ -33,7 +34,6 @@ from snoozeql.web.core import (
     is_htmx,
     render,
 )
-from snoozeql.web.routes.accounts import start_sync
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
