@@ -112,12 +112,12 @@ class Info:
 def info(settings: Settings, ctx: Context | None, store_error: str | None = None) -> Info:
     """Facts about this installation; ``ctx`` is None when the store could not be opened."""
     from snoozeql.services.secrets import KEY_FILE_NAME
+    from snoozeql.store.db import safe_url
 
-    url = settings.effective_database_url
-    with contextlib.suppress(Exception):
-        import sqlalchemy as sa
-
-        url = sa.engine.make_url(url).render_as_string(hide_password=True)
+    try:
+        url = safe_url(settings.effective_database_url)
+    except Exception:  # noqa: BLE001 - never shown as written: it may hold a password
+        url = "(not a valid database URL)"
     sid = None
     if ctx is not None:
         from snoozeql.services.maintenance import store_reachable

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+def safe_url(url: str) -> str:
+    """The store URL to show a person: the password replaced by ``***``."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     """An engine with the per-dialect settings SnoozeQL relies on.
 
