@@ -115,3 +115,20 @@ def test_bad_filter_values_are_explained_not_ignored_or_leaked(
         r = client.get(f"/activity?{query}")
         assert r.status_code == 400 and word in r.text and "<html" in r.text, query
         assert "zzz" in r.text, query
+
+
+def test_the_overview_never_analyses_the_fleet_on_a_page_load(
+    client: TestClient, ctx: Context
+) -> None:
+    """Top recommendations come from this process's last analysis; before there is one
+    the panel says so instead of analysing every instance while the page waits."""
+    from snoozeql.services.recommendations import RecommendationService
+
+    _, key = ApiKeyService(ctx).create("ov", "viewer")
+    sign_in(client, key)
+    page = client.get("/").text
+    assert "being analysed in the background" in page
+    RecommendationService(ctx).list()  # what the analyse-activity job does
+    page = client.get("/").text
+    assert "being analysed in the background" not in page
+    assert "No recommendations yet" in page

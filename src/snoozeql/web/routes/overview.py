@@ -26,14 +26,13 @@ def overview(request: Request, _: Viewer) -> Response:
     accounts = AccountService(ctx).list()
     names = {a.id: a.name for a in accounts}
     recent = ActionLogService(ctx).list(limit=10)
+    listed: list[dict[str, Any]] | None = None
     try:
         # Never an analysis on a page load (it grows with the fleet): the last one this
         # process made, which the analyse-activity job keeps current.
-        listed: list[dict[str, Any]] | None = RecommendationService(ctx).cached()
+        listed = RecommendationService(ctx).cached()
         recs = [r for r in (listed or []) if r.get("status") == "open"][:5]
-        recs_error = None if listed is not None else (
-            "recommendations are being analysed in the background (the analyse-activity "
-            "job); they show here once it has run")
+        recs_error = None
     except SnoozeError as exc:  # the overview still shows; the panel says why not
         recs, recs_error = [], exc.message
     except Exception:  # noqa: BLE001 - one panel must not take the whole page down
@@ -42,4 +41,5 @@ def overview(request: Request, _: Viewer) -> Response:
     return render(request, "overview.html", {
         "summary": summary, "accounts": accounts, "names": names, "recent": recent,
         "recs": recs, "recs_error": recs_error,
+        "recs_pending": listed is None and recs_error is None,
     })
