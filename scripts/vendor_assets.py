@@ -8,7 +8,7 @@ Each package is fetched with ``npm pack NAME@VERSION`` in a temporary directory 
 npm registry's own tarball, with its integrity checked by npm), and the listed dist
 files plus the package's licence are copied into ``src/snoozeql/web/static/vendor/``.
 MANIFEST.json records, for every copied file, its package, version and sha256; the
-test suite (tests/test_web_assets.py) checks the files on disk still match it, so a
+test suite (tests/e2e/test_web_assets.py) checks the files on disk still match it, so a
 hand-edited or truncated vendored file is caught. Nothing is fetched at install time:
 the files ship inside the Python package.
 

@@ -1,4 +1,4 @@
-"""Schemathesis hooks for tests/test_api_contract.py (loaded with SCHEMATHESIS_HOOKS).
+"""Schemathesis hooks for tests/e2e/test_api_contract.py (loaded with SCHEMATHESIS_HOOKS).
 
 ``no_server_error``: every 5xx is a failure, with one exception the test machine
 forces: it has no Docker engine, so operations that need one answer the documented

@@ -4,7 +4,10 @@ Fixtures:
 - ``pg_url``: URL of a PostgreSQL database created for this test session (unique
   name, dropped at the end), migrated to head. The server comes from
   ``SNOOZEQL_TEST_PG_URL`` (the test command points it at 127.0.0.1:5432).
-- ``store_url`` (parametrised ``sqlite`` / ``postgres``): a migrated, empty store.
+- ``store_url`` (parametrised ``sqlite`` / ``postgres``): a migrated, empty store. SQLite
+  stores are copies of one template migrated once per session (``fresh_sqlite_store``),
+  each given its own store identity; PostgreSQL tests share the session's database,
+  emptied before each test.
 - ``settings``: Settings whose data_dir is a temporary directory and whose store is
   ``store_url``.
 - ``ctx``: a service Context on that store, with a controllable clock
@@ -14,6 +17,8 @@ Fixtures:
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +74,31 @@ def pg_url() -> Iterator[str]:
     drop_pg_database(url)
 
 
+_sqlite_template: Path | None = None
+
+
+def fresh_sqlite_store(path: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated, empty SQLite store at ``path``: a copy of this session's template
+    (migrating a new file costs far more than copying one), with a store identity of its
+    own as a newly created store has. Returns its URL."""
+    global _sqlite_template
+    if _sqlite_template is None:
+        template = tmp_path_factory.mktemp("store-template") / "template.db"
+        engine = db.create_engine(f"sqlite:///{template}")
+        db.upgrade(engine)
+        engine.dispose()
+        _sqlite_template = template
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_sqlite_template, path)
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.execute("UPDATE store_identity SET id = ?", (str(uuid.uuid4()),))
+    finally:
+        conn.close()
+    return f"sqlite:///{path}"
+
+
 def _truncate_pg(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -78,13 +108,10 @@ def _truncate_pg(url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> str:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        engine = db.create_engine(url)
-        db.upgrade(engine)
-        engine.dispose()
-        return url
+        return fresh_sqlite_store(tmp_path / "store.db", tmp_path_factory)
     url = request.getfixturevalue("pg_url")
     _truncate_pg(url)
     return url

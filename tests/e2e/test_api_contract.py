@@ -25,7 +25,7 @@ from snoozeql.api.openapi import ERROR_STATUSES
 from snoozeql.services.apikeys import ApiKeyService
 from tests.support.moto_server import AwsTestEnv, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SNOOZEQL = str(Path(sys.executable).with_name("snoozeql"))
 SWAGGER = ROOT / "src" / "snoozeql" / "api" / "static" / "swagger"
 METHODS = {"get", "put", "post", "delete", "patch"}

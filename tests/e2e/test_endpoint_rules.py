@@ -9,10 +9,8 @@ nothing reached it (no signed request, no access key id)."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from snoozeql.services.context import Context
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.notify import Notifier, StopWarning
 from snoozeql.store import accounts as account_store
+from tests.support.recording_server import Answer, RecordingServer
 
 # ------------------------------------------------------------------ the pattern rule
 
@@ -97,48 +96,10 @@ def test_message_says_how_to_allow_it() -> None:
 # ------------------------------------------------------------- a recording peer
 
 
-class Recorder:
-    """An HTTP server on 127.0.0.1 that records every request and answers ``body``."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.body = b"{}"
-        self.content_type = "application/json"
-        rec = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                rec.requests.append({"method": self.command, "path": self.path,
-                                     "headers": dict(self.headers),
-                                     "body": self.rfile.read(length)})
-                self.send_response(200)
-                self.send_header("Content-Type", rec.content_type)
-                self.send_header("Content-Length", str(len(rec.body)))
-                self.end_headers()
-                self.wfile.write(rec.body)
-
-            do_GET = do_POST = do_PUT = _answer  # noqa: N815
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    r = Recorder()
-    yield r
-    r.close()
+def recorder(recording_server: Callable[..., RecordingServer]) -> RecordingServer:
+    """An endpoint that answers 200 with its ``body`` and records every request."""
+    return recording_server()
 
 
 def _instance(account_id: uuid.UUID | None) -> Instance:
@@ -166,7 +127,7 @@ def _only(ctx: Context, *patterns: str, **extra: Any) -> Context:
 
 
 def test_an_unlisted_endpoint_is_refused_and_never_called(ctx: Context, aws_env: Any,
-                                                          recorder: Recorder) -> None:
+                                                          recorder: RecordingServer) -> None:
     _only(ctx)  # empty: nothing custom, loopback included
     metadata = f"{recorder.url}/latest/meta-data/iam"
     with pytest.raises(ValidationError, match="SNOOZEQL_ALLOWED_ENDPOINTS"):
@@ -199,7 +160,7 @@ def test_an_unlisted_endpoint_is_refused_and_never_called(ctx: Context, aws_env:
                                                     "endpoint_url": recorder.url})
 
 
-def test_api_refuses_an_unlisted_endpoint_with_400(ctx: Context, recorder: Recorder) -> None:
+def test_api_refuses_an_unlisted_endpoint_with_400(ctx: Context, recorder: RecordingServer) -> None:
     _only(ctx)
     key = ApiKeyService(ctx).create("admin-key", "admin")[1]
     api = TestClient(create_app(ctx), raise_server_exceptions=False)
@@ -222,7 +183,7 @@ _NOT_RDS = (b'<?xml version="1.0"?><DescribeDBClustersResponse><DescribeDBCluste
 
 @pytest.mark.parametrize("body", [b"{}", b"<html>metadata</html>", _NOT_RDS])
 def test_a_foreign_answer_is_an_unexpected_answer_not_a_key_error(
-    ctx: Context, aws_env: Any, recorder: Recorder, body: bytes
+    ctx: Context, aws_env: Any, recorder: RecordingServer, body: bytes
 ) -> None:
     _only(ctx, "127.0.0.1")
     recorder.body, recorder.content_type = body, "text/xml"
@@ -287,7 +248,8 @@ def test_gcp_stored_key_outside_the_directory_is_never_read(tmp_path: Path) -> N
     assert "JSON" not in exc.value.message and "Permission" not in exc.value.message
 
 
-def test_gcp_unlisted_api_endpoint_is_never_called(tmp_path: Path, recorder: Recorder) -> None:
+def test_gcp_unlisted_api_endpoint_is_never_called(tmp_path: Path,
+                                                  recorder: RecordingServer) -> None:
     settings = Settings(data_dir=tmp_path, allowed_endpoints=[], _env_file=None)  # type: ignore[call-arg]
     account = Account(id=uuid.uuid4(), name="g", provider=ProviderKind.GCP,
                       config={"projects": ["p"], "api_endpoint": recorder.url})
@@ -296,7 +258,7 @@ def test_gcp_unlisted_api_endpoint_is_never_called(tmp_path: Path, recorder: Rec
     assert recorder.requests == []
 
 
-def test_gcp_foreign_answer_is_reported_as_unexpected(gcp_account: Any, recorder: Recorder,
+def test_gcp_foreign_answer_is_reported_as_unexpected(gcp_account: Any, recorder: RecordingServer,
                                                       tmp_path: Path) -> None:
     account = gcp_account("proj-a")
     account = Account(id=account.id, name=account.name, provider=account.provider,
@@ -319,7 +281,7 @@ def _warning() -> StopWarning:
     return StopWarning(_instance(None), "office", now.replace(hour=19), now)
 
 
-def test_webhooks_follow_the_same_allow_list(tmp_path: Path, recorder: Recorder,
+def test_webhooks_follow_the_same_allow_list(tmp_path: Path, recorder: RecordingServer,
                                              caplog: pytest.LogCaptureFixture) -> None:
     hook = f"{recorder.url}/services/T000/B000/secret-path"
     refused = Notifier(Settings(data_dir=tmp_path, webhook_urls=[hook],
@@ -336,67 +298,35 @@ def test_webhooks_follow_the_same_allow_list(tmp_path: Path, recorder: Recorder,
                                 _env_file=None))  # type: ignore[call-arg]
     [(_, url, body)] = allowed.targets(_warning())
     assert allowed.post(url, body) is None
-    assert [r["path"] for r in recorder.requests] == ["/services/T000/B000/secret-path"]
+    assert recorder.paths == ["/services/T000/B000/secret-path"]
 
 
 # ----------------------------------------------------------- redirects elsewhere
 
 
-class Redirector:
-    """An HTTP server on 127.0.0.1 that answers every request with ``status`` and a
-    Location on ``target`` (another server, not in the allow-list)."""
-
-    def __init__(self, target: str, status: int) -> None:
-        self.requests: list[str] = []
-        rec = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                rec.requests.append(self.path)
-                self.send_response(status)
-                self.send_header("Location", f"{target}/moved{self.path}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = do_PUT = do_PATCH = _answer  # noqa: N815
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_gcp_never_follows_a_redirect_off_the_allowed_endpoint(
-    gcp_account: Any, recorder: Recorder, tmp_path: Path, status: int
+    gcp_account: Any, recorder: RecordingServer, tmp_path: Path, status: int,
+    recording_server: Callable[..., RecordingServer],
 ) -> None:
     """An allowed endpoint that redirects elsewhere (an open redirect, a compromised
     test server) must not make the server call the place it points at."""
-    redirector = Redirector(recorder.url, status)
-    try:
-        account = gcp_account("proj-a")
-        account = Account(id=account.id, name=account.name, provider=account.provider,
-                          config={**account.config, "api_endpoint": redirector.url})
-        settings = Settings(data_dir=tmp_path, gcp_num_retries=0,
-                            allowed_endpoints=[f"127.0.0.1:{redirector.port}"],
-                            _env_file=None)  # type: ignore[call-arg]
-        with pytest.raises(ProviderError):
-            GcpProvider(settings).discover(account)
-        assert redirector.requests  # the allowed endpoint was called ...
-        assert recorder.requests == []  # ... and the place it points at never was
-    finally:
-        redirector.close()
+    redirector = recording_server(lambda req: Answer(
+        status, headers={"Location": f"{recorder.url}/moved{req.path}"}))
+    account = gcp_account("proj-a")
+    account = Account(id=account.id, name=account.name, provider=account.provider,
+                      config={**account.config, "api_endpoint": redirector.url})
+    settings = Settings(data_dir=tmp_path, gcp_num_retries=0,
+                        allowed_endpoints=[f"127.0.0.1:{redirector.port}"],
+                        _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ProviderError):
+        GcpProvider(settings).discover(account)
+    assert redirector.requests  # the allowed endpoint was called ...
+    assert recorder.requests == []  # ... and the place it points at never was
 
 
 def test_a_url_clients_read_differently_is_refused_and_never_called(
-    ctx: Context, aws_env: Any, recorder: Recorder
+    ctx: Context, aws_env: Any, recorder: RecordingServer
 ) -> None:
     """``http://A\\@B`` is host B for Python's URL parser (the rule) but host A for
     urllib3 (botocore): the rule must not allow what the client then sends elsewhere.

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -30,6 +29,7 @@ from snoozeql.services.schedules import OverrideService, ScheduleService
 from snoozeql.store import db
 from snoozeql.store.schedule_tables import reconcile_claims
 from tests.support.moto_server import free_port
+from tests.support.recording_server import Answer, RecordingServer
 from tests.support.store import _truncate_pg
 
 #: Tests whose store behaviour the others already cover on both stores run on SQLite.
@@ -363,36 +363,10 @@ def test_two_reconcilers_racing_on_postgres_act_once(pg_settings, aws_env) -> No
 # --------------------------------------------------------------------------- warnings
 
 
-class _Hooks:
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hooks.received.append((self.path, json.loads(body)))
-                self.send_response(200 if "broken" not in self.path else 500)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def hooks() -> Iterator[_Hooks]:
-    h = _Hooks()
-    yield h
-    h.close()
+def hooks(recording_server: Callable[..., RecordingServer]) -> RecordingServer:
+    """Webhook receivers: a path with "broken" in it answers 500, the others 200."""
+    return recording_server(lambda req: Answer(500 if "broken" in req.path else 200))
 
 
 @sqlite_only
@@ -410,19 +384,19 @@ def test_stop_warning_reaches_each_webhook_exactly_once(aws_ctx, aws_env, hooks)
                                  timezone="UTC")
 
     run(aws_ctx, at(18, 45))  # 20:00 Berlin = 19:00 UTC: 15 minutes away
-    assert hooks.received == []
+    assert hooks.requests == []
     run(aws_ctx, at(18, 51))
     run(aws_ctx, at(18, 52))
     run(aws_ctx, at(18, 59))
-    assert sorted(p for p, _ in hooks.received) == ["/generic", "/slack/T000/B000/secret"]
-    generic = next(b for p, b in hooks.received if p == "/generic")
+    assert sorted(hooks.paths) == ["/generic", "/slack/T000/B000/secret"]
+    generic = next(r.json() for r in hooks.requests if r.path == "/generic")
     assert generic["event"] == "snoozeql.stop_warning"
     assert generic["instance"]["name"] == "db-0000"  # db-0001 is kept awake
     assert generic["schedule"] == "office"
     assert datetime.fromisoformat(generic["stop_at"]) == at(19)
     assert generic["stop_at"].endswith("+01:00")
     assert "keep-awake db-0000" in generic["keep_awake"]["cli"]
-    slack = next(b for p, b in hooks.received if p.startswith("/slack"))
+    slack = next(r.json() for r in hooks.requests if r.path.startswith("/slack"))
     assert set(slack) == {"text"} and "db-0000" in slack["text"] and "keep-awake" in slack[
         "text"]
     warns = [e for e in ActionLogService(aws_ctx).list(action="warn")]
@@ -440,6 +414,6 @@ def test_a_failed_webhook_is_retried_without_repeating_the_others(aws_ctx, aws_e
     ScheduleService(aws_ctx).assign("office", instance="db-0000")
     run(aws_ctx, at(18, 51))
     run(aws_ctx, at(18, 52))
-    assert [p for p, _ in hooks.received] == ["/ok", "/broken", "/broken"]
+    assert hooks.paths == ["/ok", "/broken", "/broken"]
     [failed, *_] = ActionLogService(aws_ctx).list(action="warn", result="failed")
     assert "HTTP 500" in (failed.error or "") and "broken" not in (failed.error or "")

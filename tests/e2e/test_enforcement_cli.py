@@ -337,7 +337,7 @@ def test_id_prefix_lookup_on_both_stores(ctx) -> None:  # noqa: ANN001
     """The prefix lookup reads ids the same on SQLite (hex) and PostgreSQL (uuid)."""
     from snoozeql.domain.errors import ConflictError, NotFoundError
     from snoozeql.services.inventory import InventoryService
-    from tests.test_metrics_store import add_instances
+    from tests.store.test_metrics_store import add_instances
 
     ids = add_instances(ctx, "one", "two")
     with ctx.engine.begin() as conn:

@@ -91,7 +91,7 @@ def test_csv_downloads(client: TestClient, ctx: Context) -> None:
 def test_instance_page_survives_a_bad_timezone_tag(client: TestClient, ctx: Context) -> None:
     from snoozeql.domain.types import InstanceStatus
     from snoozeql.store import instances as instance_store
-    from tests.test_web_services import add
+    from tests.store.test_web_services import add
 
     _, key = ApiKeyService(ctx).create("me", "viewer")
     sign_in(client, key)

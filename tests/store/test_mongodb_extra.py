@@ -16,7 +16,7 @@ from snoozeql.providers.local_metrics import LocalTarget, connections
 from snoozeql.services.apikeys import ApiKeyService
 from tests.support.cli import CliHarness
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

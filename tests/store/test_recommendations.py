@@ -15,7 +15,7 @@ from snoozeql.services.context import Context
 from snoozeql.services.recommendations import RecommendationService
 from snoozeql.store import instances as instance_store
 from snoozeql.store import metrics as store
-from tests.test_metrics_store import add_instances
+from tests.store.test_metrics_store import add_instances
 
 NOW = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)  # a Monday
 PARIS = ZoneInfo("Europe/Paris")

@@ -12,7 +12,7 @@ import pytest
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.schedules import Period, Schedule, desired_state, preview
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "schedules.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "schedules.md"
 
 
 def _section() -> str:

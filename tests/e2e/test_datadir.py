@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.support.cli import CliHarness
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_second_store_is_refused_instead_of_told_already_exists(

@@ -8,8 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from snoozeql.services.context import Context
-from tests.test_metrics_api import api, h  # noqa: F401 - the fixture
-from tests.test_recommendations import NOW, office_hours
+from tests.store.test_metrics_api import api, h  # noqa: F401 - the fixture
+from tests.store.test_recommendations import NOW, office_hours
 
 
 def office_samples(hours: int = 14 * 24) -> list[dict[str, Any]]:

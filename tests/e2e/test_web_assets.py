@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VENDOR = ROOT / "src" / "snoozeql" / "web" / "static" / "vendor"
 SCRIPT = ROOT / "scripts" / "vendor_assets.py"
 

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from snoozeql.api.app import create_app
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
-from tests.test_metrics_store import add_instances
-from tests.test_recommendations import NOW, office_hours, seed
+from tests.store.test_metrics_store import add_instances
+from tests.store.test_recommendations import NOW, office_hours, seed
 
 
 @pytest.fixture

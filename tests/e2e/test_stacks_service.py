@@ -16,8 +16,8 @@ from snoozeql.services.stacks import StackService
 from snoozeql.services.templates import TemplateService
 from snoozeql.store.stack_tables import stack_override_entries, stack_overrides
 from snoozeql.store.tables import secrets as secrets_table
+from tests.e2e.test_compose_export import as_mapping, compose_config, unescape
 from tests.support.moto_server import free_port
-from tests.test_compose_export import as_mapping, compose_config, unescape
 
 
 def test_stack_lifecycle_names_and_soft_delete(ctx: Context) -> None:
