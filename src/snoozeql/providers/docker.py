@@ -43,7 +43,6 @@ from snoozeql.providers.docker_engine import DockerEngine
 from snoozeql.providers.local import port_in_use
 
 HOST = "127.0.0.1"
-LABEL_PREFIX = "snoozeql."
 MANAGED_LABEL = "snoozeql.managed"
 LOG_TAIL_LINES = 20
 

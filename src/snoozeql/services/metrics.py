@@ -200,9 +200,6 @@ class MetricsService:
             cache[kind] = self.ctx.providers.metrics_collector(kind).collect
         return cache[kind]
 
-    def set_cloud_collector(self, kind: ProviderKind, collector: CloudCollector) -> None:
-        _collectors(self.ctx).cloud[kind] = collector
-
     def local_collector(self) -> Any:
         holder = _collectors(self.ctx)
         if holder.local is None:

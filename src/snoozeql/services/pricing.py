@@ -17,7 +17,7 @@ from pathlib import Path
 
 from snoozeql.domain.errors import SnoozeError, ValidationError
 from snoozeql.domain.pricing import PriceTable, parse_price_text, usd_to_cents
-from snoozeql.domain.types import Account, DiscoveredInstance, InstanceKind, ProviderKind
+from snoozeql.domain.types import Account, DiscoveredInstance, InstanceKind
 from snoozeql.services.context import Context
 from snoozeql.store import prices as cache
 
@@ -146,7 +146,3 @@ class PriceResolver:
             cache.put(conn, key, price, now)
         api_cache[key] = price
         return price
-
-
-def is_cloud(provider: ProviderKind) -> bool:
-    return provider in (ProviderKind.AWS, ProviderKind.GCP)

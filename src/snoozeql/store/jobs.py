@@ -61,7 +61,3 @@ def finish(
             last_error=error,
         )
     ).rowcount == 1
-
-
-def request_now(conn: sa.Connection, name: str, now: datetime) -> None:
-    conn.execute(t.update().where(t.c.name == name).values(next_run_at=now))

@@ -333,14 +333,3 @@ def count_rows(conn: sa.Connection, instance_id: UUID | None = None) -> int:
     return int(conn.execute(q).scalar_one())
 
 
-def latest_hour(conn: sa.Connection, instance_id: UUID) -> datetime | None:
-    value = conn.execute(
-        sa.select(sa.func.max(t.c.hour)).where(t.c.instance_id == instance_id)
-    ).scalar_one()
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-

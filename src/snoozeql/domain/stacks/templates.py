@@ -78,10 +78,6 @@ class Template:
     config_files: tuple[ConfigFile, ...] = ()
     domains: tuple[str, ...] = field(default=())
 
-    @property
-    def is_database(self) -> bool:
-        return self.engine is not None
-
     @classmethod
     def from_dict(cls, data: Any, *, name: str | None = None) -> Template:
         """Parse and validate a Compose-style service definition.
