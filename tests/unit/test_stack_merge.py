@@ -115,6 +115,27 @@ def test_ports_merge_by_ip_host_container_protocol(entries: Any, expected: list[
     assert [p.short() for p in eff.ports] == expected
 
 
+@pytest.mark.parametrize("template_port", ["18700:80", "0.0.0.0:18700:80"])
+@pytest.mark.parametrize("override_port", ["0.0.0.0:18700:80", "18700:80/tcp"])
+def test_no_host_ip_and_0000_are_one_socket(template_port: str, override_port: str) -> None:
+    """Compose reads an address-less port as every IPv4 interface (0.0.0.0): the override
+    replaces the template's mapping instead of binding the same socket twice."""
+    eff = effective(tpl(ports=[template_port, "9000/udp"]), [ov("ports", [override_port])])
+    assert [p.short() for p in eff.ports] == [
+        PortMapping.parse(override_port).short(), "9000/udp"]
+    assert find_port_clashes([("app", eff.ports)]) == []
+
+
+@pytest.mark.parametrize(("a", "b"), [("18700:80", "0.0.0.0:18700:80"),
+                                      ("[::]:8080:80", "[0:0::0]:8080:80"),
+                                      ("[::1]:8080:80", "[0:0:0:0:0:0:0:1]:8080:80/tcp")])
+def test_one_socket_written_two_ways_in_one_list_is_refused(a: str, b: str) -> None:
+    with pytest.raises(ValidationError, match="listed twice"):
+        ov("ports", [a, b])
+    with pytest.raises(ValidationError, match="listed twice"):
+        tpl(ports=[a, b])
+
+
 @pytest.mark.parametrize(
     ("entries", "expected"),
     [
@@ -161,6 +182,20 @@ def test_config_files_merge_by_target(entries: Any, expected: list[Any]) -> None
 )
 def test_domains_merge_as_a_set(entries: list[str], expected: tuple[str, ...]) -> None:
     assert effective(tpl(), [ov("domains", entries)]).domains == expected
+
+
+@pytest.mark.parametrize("pair", [["api.localhost", "API.localhost"],
+                                  ["api.localhost", "api.localhost."],
+                                  ["Api.Localhost.", "api.localhost"],
+                                  ["api.localhost", "api.localhost"]])
+def test_one_domain_written_twice_is_refused_not_merged(pair: list[str]) -> None:
+    """Duplicates in one override (or template) are refused, as for every other kind;
+    names compare lower-cased without the trailing dot."""
+    with pytest.raises(ValidationError, match="domain api.localhost is listed twice") as exc:
+        ov("domains", pair)
+    assert exc.value.message.startswith("domains override: ")
+    with pytest.raises(ValidationError, match="domain api.localhost is listed twice"):
+        tpl(domains=pair)
 
 
 @pytest.mark.parametrize(

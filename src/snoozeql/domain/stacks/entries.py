@@ -84,6 +84,10 @@ def _absolute_path(value: Any, what: str) -> str:
 # ---------------------------------------------------------------------------- ports
 
 
+def _bind_address(host_ip: str) -> str:
+    return ipaddress.ip_address(host_ip).compressed if host_ip else "0.0.0.0"
+
+
 @dataclass(frozen=True)
 class PortMapping:
     """A published port: ``[host_ip:][host_port:]container_port[/protocol]``.
@@ -113,7 +117,11 @@ class PortMapping:
 
     @property
     def key(self) -> tuple[str, int | None, int, str]:
-        return (self.host_ip, self.host_port, self.container_port, self.protocol)
+        """The socket this mapping binds, as Compose sees it: no host IP means every
+        IPv4 interface, so ``18700:80`` and ``0.0.0.0:18700:80`` are one mapping, and
+        IPv6 addresses compare in their compressed form."""
+        return (_bind_address(self.host_ip), self.host_port, self.container_port,
+                self.protocol)
 
     def short(self) -> str:
         """Compose short syntax, e.g. ``127.0.0.1:8080:80/tcp``."""
@@ -552,5 +560,16 @@ def unique_entries(items: list[Any], what: str) -> tuple[Any, ...]:
     return tuple(items)
 
 
-def unique_domains(domains: list[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(domains))
+def unique_domains(values: list[Any]) -> tuple[str, ...]:
+    """Parse host names, refusing two that name the same host: names compare
+    lower-cased without a trailing dot, so ``App.localhost`` and ``app.localhost.``
+    are one domain listed twice."""
+    seen: dict[str, Any] = {}
+    for value in values:
+        name = parse_domain(value)
+        if name in seen:
+            first, again = seen[name], value
+            same = f"{first!r} and {again!r} are" if first != again else f"{again!r} is"
+            raise ValidationError(f"domain {name} is listed twice: {same} the same host name")
+        seen[name] = value
+    return tuple(seen)

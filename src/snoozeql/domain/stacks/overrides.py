@@ -30,7 +30,6 @@ from snoozeql.domain.stacks.entries import (
     Healthcheck,
     PortMapping,
     VolumeMount,
-    parse_domain,
     unique_domains,
     unique_entries,
 )
@@ -161,7 +160,7 @@ def _parse_entries(k: OverrideKind, raw: Any) -> Entries:
     if k is OverrideKind.LABELS:
         return unique_entries(parse_labels(raw), "label")
     if k is OverrideKind.DOMAINS:
-        return unique_domains([parse_domain(d) for d in _list(raw, k)])
+        return unique_domains(_list(raw, k))
     if k is OverrideKind.CONFIG_FILES:
         return unique_entries([ConfigFile.parse(c) for c in _list(raw, k)], "config file target")
     return Healthcheck.parse(raw if raw is not None else {})

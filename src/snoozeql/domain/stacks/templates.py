@@ -27,7 +27,6 @@ from snoozeql.domain.stacks.entries import (
     Label,
     PortMapping,
     VolumeMount,
-    parse_domain,
     unique_domains,
     unique_entries,
 )
@@ -135,7 +134,7 @@ class Template:
                     [ConfigFile.parse(c) for c in _as_list(data, "config_files")],
                     "config file target",
                 ),
-                domains=unique_domains([parse_domain(d) for d in _as_list(data, "domains")]),
+                domains=unique_domains(_as_list(data, "domains")),
             )
         except ValidationError as exc:
             if exc.message.startswith(f"template {tname}"):
