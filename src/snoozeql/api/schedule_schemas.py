@@ -29,6 +29,9 @@ class ScheduleOut(BaseModel):
     enforced: bool
     dry_run: bool
     exceptions: list[dict[str, Any]]
+    mode: str = Field("periods", description="`periods`, or `cron` for a cron pair")
+    start_cron: str | None = Field(None, description="cron pair: when to start (5 fields)")
+    stop_cron: str | None = Field(None, description="cron pair: when to stop (5 fields)")
     priority: int = Field(0, description="the highest priority wins when schedules disagree")
     created_at: datetime
     updated_at: datetime
@@ -38,7 +41,7 @@ class ScheduleOut(BaseModel):
     @classmethod
     def of(cls, v: ScheduleView, conflicts: list[ConflictView] | None = None) -> ScheduleOut:
         return cls(id=v.id, created_at=v.created_at, updated_at=v.updated_at,
-                   priority=v.priority, **v.schedule.to_dict(),
+                   priority=v.priority, mode=v.schedule.mode, **v.schedule.to_dict(),
                    conflicts=None if conflicts is None else [ConflictOut.of(c)
                                                              for c in conflicts])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -22,6 +22,9 @@ from snoozeql.cli.output import (
 )
 from snoozeql.domain.errors import ValidationError
 from snoozeql.services.schedules import Evaluation, MatchView, ScheduleService, ScheduleView
+
+if TYPE_CHECKING:
+    from snoozeql.domain.schedules import Schedule
 
 app = typer.Typer(help="Sleep schedules: when databases should run.", no_args_is_help=True)
 
@@ -69,8 +72,16 @@ def _fields(
     name: str | None, timezone: str | None, period: list[str] | None,
     description: str | None, enforced: bool | None, dry_run: bool | None,
     override_status: str | None, exception: list[str] | None, priority: int | None = None,
+    start_cron: str | None = None, stop_cron: str | None = None,
 ) -> dict[str, Any]:
     d: dict[str, Any] = {}
+    if start_cron is not None or stop_cron is not None:
+        # a cron pair replaces the periods (a schedule has one or the other)
+        d["periods"] = []
+        if start_cron is not None:
+            d["start_cron"] = start_cron
+        if stop_cron is not None:
+            d["stop_cron"] = stop_cron
     if priority is not None:
         d["priority"] = priority
     if name is not None:
@@ -78,7 +89,9 @@ def _fields(
     if timezone is not None:
         d["timezone"] = timezone
     if period:
-        d["periods"] = [parse_period(p) for p in period]
+        if start_cron is not None or stop_cron is not None:
+            raise ValidationError("give --period or --start-cron/--stop-cron, not both")
+        d.update(periods=[parse_period(p) for p in period], start_cron=None, stop_cron=None)
     if description is not None:
         d["description"] = description
     if enforced is not None:
@@ -105,6 +118,10 @@ def _show(view: ScheduleView, as_json: bool) -> None:
         ("exceptions", ", ".join(f"{e.date.isoformat()} {e.state}" for e in s.exceptions)
          or None),
     ])
+    if s.start_cron is not None:
+        print_fields([("mode", "cron"), ("start cron", s.start_cron),
+                      ("stop cron", s.stop_cron)])
+        return
     print_table("periods", ["#", "NAME", "PERIOD"],
                 [(i, p.name, p.describe()) for i, p in enumerate(s.periods)])
 
@@ -113,6 +130,10 @@ Name = Annotated[str | None, typer.Option("--name", help="schedule name")]
 Zone = Annotated[str | None, typer.Option("--timezone", "--tz", help="IANA zone")]
 PeriodOpt = Annotated[list[str] | None, typer.Option(
     "--period", help="'begintime=08:00 endtime=19:00 weekdays=mon-fri' (repeatable)")]
+StartCron = Annotated[str | None, typer.Option(
+    "--start-cron", help="cron pair: when to start, e.g. '0 7 * * 1-5' (with --stop-cron)")]
+StopCron = Annotated[str | None, typer.Option(
+    "--stop-cron", help="cron pair: when to stop, e.g. '0 19 * * 1-5' (with --start-cron)")]
 Desc = Annotated[str | None, typer.Option("--description")]
 Enf = Annotated[bool | None, typer.Option("--enforced/--not-enforced",
                                           help="converge on every run")]
@@ -132,19 +153,28 @@ def add(
     name: Name = None, timezone: Zone = None, period: PeriodOpt = None,
     description: Desc = None, enforced: Enf = None, dry_run: Dry = None,
     override_status: Ovr = None, exception: Exc = None, priority: Prio = None,
-    as_json: JsonOpt = False,
+    start_cron: StartCron = None, stop_cron: StopCron = None, as_json: JsonOpt = False,
 ) -> None:
-    """Create a schedule from a file or from options (options override the file)."""
+    """Create a schedule from a file or from options (options override the file): periods
+    (--period) or a cron pair (--start-cron and --stop-cron)."""
     base = _read(file) if file else {}
     if not isinstance(base, dict):
         raise ValidationError(f"{file}: expected one schedule object")
     base.update(_fields(name, timezone, period, description, enforced, dry_run,
-                        override_status, exception, priority))
+                        override_status, exception, priority, start_cron, stop_cron))
     view = ScheduleService(state.ctx()).create(base, actor=state.ACTOR)
     if as_json:
         print_json(view.to_json())
         return
     console.print(line("created schedule ", styled(view.name, "bold"), f" ({view.id})"))
+
+
+def _describe(s: Schedule) -> str:
+    if s.periods:
+        return "; ".join(p.describe() for p in s.periods)
+    if s.start_cron is not None:
+        return f"cron: start {s.start_cron!r}, stop {s.stop_cron!r}"
+    return f"always {s.override_status}"
 
 
 @app.command("list")
@@ -156,9 +186,8 @@ def list_(as_json: JsonOpt = False) -> None:
         print_json([v.to_json() for v in views])
         return
     print_table(None, ["NAME", "TIMEZONE", "PERIODS", "ENFORCED", "DRY RUN", "ID"], [
-        (v.name, v.schedule.timezone, "; ".join(p.describe() for p in v.schedule.periods)
-         or f"always {v.schedule.override_status}", v.schedule.enforced, v.schedule.dry_run,
-         str(v.id)[:8])
+        (v.name, v.schedule.timezone, _describe(v.schedule), v.schedule.enforced,
+         v.schedule.dry_run, str(v.id)[:8])
         for v in views
     ])
 
@@ -179,11 +208,12 @@ def update(
     name: Name = None, timezone: Zone = None, period: PeriodOpt = None,
     description: Desc = None, enforced: Enf = None, dry_run: Dry = None,
     override_status: Ovr = None, exception: Exc = None, priority: Prio = None,
-    as_json: JsonOpt = False,
+    start_cron: StartCron = None, stop_cron: StopCron = None, as_json: JsonOpt = False,
 ) -> None:
-    """Replace a schedule with FILE, or change only the fields given as options."""
+    """Replace a schedule with FILE, or change only the fields given as options (a cron
+    pair replaces the periods, and periods replace a cron pair)."""
     changes = _fields(name, timezone, period, description, enforced, dry_run,
-                      override_status, exception, priority)
+                      override_status, exception, priority, start_cron, stop_cron)
     svc = ScheduleService(state.ctx())
     if file:
         data = _read(file)

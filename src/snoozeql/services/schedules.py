@@ -103,7 +103,8 @@ class ScheduleView:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": str(self.id), **self.schedule.to_dict(), "priority": self.priority,
+            "id": str(self.id), **self.schedule.to_dict(), "mode": self.schedule.mode,
+            "priority": self.priority,
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
         }
 

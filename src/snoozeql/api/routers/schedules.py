@@ -39,6 +39,10 @@ _EXAMPLE = {
     "periods": [{"begintime": "08:00", "endtime": "19:00", "weekdays": "mon-fri"}],
     "exceptions": ["2026-12-24"],
 }
+_CRON_EXAMPLE = {
+    "name": "batch-window", "timezone": "UTC",
+    "start_cron": "0 7 * * 1-5", "stop_cron": "0 19 * * 1-5",
+}
 
 
 @router.get("", response_model=list[ScheduleOut])
@@ -49,10 +53,10 @@ def list_schedules(ctx: CtxDep, _: Viewer) -> list[ScheduleOut]:
 @router.post("", response_model=ScheduleOut, status_code=201)
 def create_schedule(
     ctx: CtxDep, key: Operator,
-    body: dict[str, Any] = Body(..., examples=[_EXAMPLE]),  # noqa: B008
+    body: dict[str, Any] = Body(..., examples=[_EXAMPLE, _CRON_EXAMPLE]),  # noqa: B008
 ) -> ScheduleOut:
-    """Create a schedule from its dict form (see docs/schedules.md), optionally with a
-    ``priority``."""
+    """Create a schedule from its dict form (see docs/schedules.md): periods, or a cron
+    pair (``start_cron`` and ``stop_cron``), optionally with a ``priority``."""
     return ScheduleOut.of(ScheduleService(ctx).create(body, actor=key.name))
 
 

@@ -51,6 +51,9 @@ __all__ = [
 #: (``months jan``) are found; the reconciler may pass a shorter one.
 DEFAULT_HORIZON = timedelta(days=400)
 
+#: How far back a cron pair's latest firing is looked for.
+CRON_LOOKBACK = timedelta(days=400)
+
 #: Stopped stretches this short between two running stretches are bridged.
 BRIDGE_GAP = timedelta(minutes=1)
 
@@ -69,8 +72,8 @@ _Entry = tuple[datetime, DesiredState, _Decider]
 class Decision:
     """The desired state at an instant and what decided it.
 
-    ``source`` is one of ``override``, ``exception``, ``period``, ``no_period`` and
-    ``bridge``; ``period`` is the index of the deciding period in ``schedule.periods``
+    ``source`` is one of ``override``, ``exception``, ``period``, ``no_period``,
+    ``bridge`` and ``cron``; ``period`` is the index of the deciding period in ``schedule.periods``
     and ``exception`` the exception date, where they apply.
     """
 
@@ -150,12 +153,55 @@ class _Compiled:
         self.exceptions = {ex.date: ex for ex in schedule.exceptions}
         self._days: dict[date, tuple[_Entry, ...]] = {}
         self._spans: dict[tuple[date, date], tuple[list[_Entry], list[datetime]]] = {}
+        self.cron = schedule.cron
+        self._carried: dict[date, DesiredState] = {}
+
+    # A cron pair: each firing is a transition into its state (start: running, stop:
+    # stopped), also when the state does not change, as a repeated period start is; a
+    # day begins in the state of the latest firing before it.
+
+    def _firings(self, d: date) -> list[tuple[int, DesiredState]]:
+        assert self.cron is not None
+        start, stop = self.cron
+        fired = [(m, _R) for m in start.minutes_of_day(d)]
+        fired += [(m, _S) for m in stop.minutes_of_day(d)]
+        return sorted(fired, key=lambda f: f[0])
+
+    def _carried_into(self, d: date) -> DesiredState:
+        """The state of the latest firing before local day ``d`` (``any`` when nothing
+        fired within CRON_LOOKBACK: the instance is then left as it is)."""
+        found = self._carried.get(d)
+        if found is not None:
+            return found
+        state = _A
+        for back in range(1, CRON_LOOKBACK.days + 1):
+            firings = self._firings(d - timedelta(days=back))
+            if firings:
+                state = firings[-1][1]
+                break
+        if len(self._carried) >= self._MAX_DAYS:
+            self._carried.clear()
+        self._carried[d] = state
+        return state
+
+    def _cron_profile(self, d: date) -> list[tuple[int, DesiredState, _Decider]]:
+        out: list[tuple[int, DesiredState, _Decider]] = [
+            (0, self._carried_into(d), ("cron", "carried"))]
+        for minute, state in self._firings(d):
+            entry = (minute, state, ("cron", "start" if state is _R else "stop", _REPEAT))
+            if minute == 0:
+                out[0] = entry
+            else:
+                out.append(entry)
+        return out
 
     def profile(self, d: date) -> list[tuple[int, DesiredState, _Decider]]:
         """Breakpoints of local day ``d`` in wall-clock minutes, first one at minute 0."""
         ex = self.exceptions.get(d)
         if ex is not None:
             return [(0, ex.state, ("exception", d))]
+        if self.cron is not None:
+            return self._cron_profile(d)
         active = [(i, p) for i, p in enumerate(self.schedule.periods) if p.matches_day(d)]
         if not active:
             return [(0, _S, _NONE)]
@@ -256,8 +302,8 @@ def _bridge(entries: list[_Entry]) -> list[_Entry]:
             start = k
     for r in range(1, len(runs) - 1):
         a, b = runs[r]
-        if entries[a][1] is not _S:
-            continue
+        if entries[a][1] is not _S or entries[a][2][0] == "cron":
+            continue  # a cron pair's stop is never bridged: the latest firing decides
         if entries[runs[r - 1][0]][1] is not _R or entries[runs[r + 1][0]][1] is not _R:
             continue
         if entries[b][0] - entries[a][0] > BRIDGE_GAP:
@@ -322,6 +368,18 @@ def _decision(schedule: Schedule, state: DesiredState, decider: _Decider) -> Dec
         else:
             text = f"{label} sets no state now: the instance is left as it is"
         return Decision(state, text, "period", period=i)
+    if kind == "cron":
+        start_cron, stop_cron = schedule.start_cron, schedule.stop_cron
+        if decider[1] == "start":
+            return Decision(state, f"start_cron {start_cron!r} fired: running", "cron")
+        if decider[1] == "stop":
+            return Decision(state, f"stop_cron {stop_cron!r} fired: stopped", "cron")
+        if state is _A:
+            return Decision(state, "neither cron expression fired in the last "
+                            f"{CRON_LOOKBACK.days} days: the instance is left as it is", "cron")
+        which = (f"start_cron {start_cron!r}" if state is _R
+                 else f"stop_cron {stop_cron!r}")
+        return Decision(state, f"{state}: the latest firing was {which}", "cron")
     if kind == "bridge":
         i = decider[1]
         return Decision(

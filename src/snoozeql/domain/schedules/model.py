@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from snoozeql.domain.errors import ValidationError
+from snoozeql.domain.schedules.cron import CronExpr, fires_ever, first_common_firing
 from snoozeql.domain.schedules.grammar import (
     MonthdaySet,
     MonthSet,
@@ -285,12 +286,14 @@ _NAME_MAX = MAX_NAME_CHARS
 
 @dataclass(frozen=True)
 class Schedule:
-    """A named set of periods in one IANA time zone, with its options.
+    """A named set of periods, or a cron pair, in one IANA time zone, with its options.
 
     ``override_status`` forces the state at every instant; an exception date fixes the
     state for its whole local day; otherwise the periods decide (running wins over
-    "any", which wins over stopped). ``enforced`` and ``dry_run`` are carried for the
-    reconciler and do not change the desired state.
+    "any", which wins over stopped), or, for a cron pair (``start_cron`` and
+    ``stop_cron``), the latest firing at or before the instant (start: running, stop:
+    stopped). ``enforced`` and ``dry_run`` are carried for the reconciler and do not
+    change the desired state.
     """
 
     name: str
@@ -301,6 +304,8 @@ class Schedule:
     dry_run: bool = False
     description: str | None = None
     exceptions: tuple[ExceptionDate, ...] = ()
+    start_cron: str | None = None
+    stop_cron: str | None = None
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__
@@ -332,9 +337,11 @@ class Schedule:
         for i, p in enumerate(periods):
             if not isinstance(p, Period):
                 raise ValidationError(f"periods[{i}]: expected a Period")
-        if not periods and self.override_status is None:
+        cron = self._check_cron(periods)
+        if not periods and cron is None and self.override_status is None:
             raise ValidationError(
-                "periods: a schedule needs at least one period (or an override_status)"
+                "periods: a schedule needs at least one period, a start_cron and stop_cron "
+                "pair, or an override_status"
             )
         setattr_(self, "periods", periods)
         exceptions = tuple(self.exceptions)
@@ -349,6 +356,47 @@ class Schedule:
                 )
             seen[ex.date] = i
         setattr_(self, "exceptions", exceptions)
+
+    def _check_cron(self, periods: tuple[Period, ...]) -> tuple[CronExpr, CronExpr] | None:
+        if self.start_cron is None and self.stop_cron is None:
+            return None
+        if self.start_cron is None or self.stop_cron is None:
+            missing = "start_cron" if self.start_cron is None else "stop_cron"
+            raise ValidationError(f"{missing}: a cron schedule needs both start_cron and "
+                                  "stop_cron")
+        if periods:
+            raise ValidationError(
+                "periods: a schedule has periods or a cron pair, not both (to switch, set "
+                "periods to [] or start_cron and stop_cron to null)")
+        start = CronExpr.parse(self.start_cron, "start_cron")
+        stop = CronExpr.parse(self.stop_cron, "stop_cron")
+        for name, expr in (("start_cron", start), ("stop_cron", stop)):
+            if not fires_ever(expr):
+                raise ValidationError(f"{name}: {expr.text!r} never fires (no such day)")
+        both = first_common_firing(start, stop)
+        if both is not None:
+            day, minute = both
+            raise ValidationError(
+                f"stop_cron: {stop.text!r} fires at the same minute as start_cron "
+                f"{start.text!r} (e.g. {day.isoformat()} {minute // 60:02d}:{minute % 60:02d}): "
+                "which one wins would be unclear"
+            )
+        object.__setattr__(self, "start_cron", start.text)
+        object.__setattr__(self, "stop_cron", stop.text)
+        return start, stop
+
+    @property
+    def cron(self) -> tuple[CronExpr, CronExpr] | None:
+        """(start, stop) of a cron-pair schedule, else None."""
+        if self.start_cron is None or self.stop_cron is None:
+            return None
+        return CronExpr.parse(self.start_cron, "start_cron"), CronExpr.parse(
+            self.stop_cron, "stop_cron")
+
+    @property
+    def mode(self) -> str:
+        """``cron`` for a cron pair, else ``periods``."""
+        return "cron" if self.start_cron is not None else "periods"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -371,10 +419,13 @@ class Schedule:
         "enforced",
         "dry_run",
         "exceptions",
+        "start_cron",
+        "stop_cron",
     )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-able form the store and the REST API hold."""
+        """The JSON-able form the store and the REST API hold (``start_cron`` and
+        ``stop_cron`` only for a cron pair)."""
         return {
             "name": self.name,
             "timezone": self.timezone,
@@ -384,7 +435,8 @@ class Schedule:
             "enforced": self.enforced,
             "dry_run": self.dry_run,
             "exceptions": [ex.to_dict() for ex in self.exceptions],
-        }
+        } | ({"start_cron": self.start_cron, "stop_cron": self.stop_cron}
+             if self.start_cron is not None else {})
 
     @classmethod
     def from_dict(cls, data: object) -> Schedule:
@@ -431,4 +483,6 @@ class Schedule:
             dry_run=data.get("dry_run", False),
             description=data.get("description"),
             exceptions=tuple(exceptions),
+            start_cron=data.get("start_cron"),
+            stop_cron=data.get("stop_cron"),
         )
