@@ -194,6 +194,7 @@ def test_demo_command_serves_a_populated_simulated_fleet_and_leaves_user_store_a
 
 def test_demo_refuses_the_users_data_directory(snoozeql_cli, tmp_path: Path) -> None:  # noqa: ANN001
     data = tmp_path / "data"
+    snoozeql_cli.seed_store = False  # nothing may be written there: not even a store
     r = snoozeql_cli("demo", "--dir", str(data))
     assert r.exit_code == 2
     assert "your SnoozeQL data directory" in " ".join(r.output.split())

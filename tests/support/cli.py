@@ -31,6 +31,8 @@ class CliHarness:
         self._monkeypatch = monkeypatch
         self._tmp_path_factory = tmp_path_factory
         self._seeded = False
+        #: False for a test that checks what the CLI itself writes (or refuses to).
+        self.seed_store = True
         self._runner = CliRunner()
         self.env(
             SNOOZEQL_DATA_DIR=str(data_dir),
@@ -65,7 +67,7 @@ class CliHarness:
         from tests.support.store import fresh_sqlite_store  # a plugin of its own: load it first
 
         self._seeded = True
-        if os.environ.get("SNOOZEQL_DATABASE_URL"):
+        if not self.seed_store or os.environ.get("SNOOZEQL_DATABASE_URL"):
             return
         path = Path(os.environ["SNOOZEQL_DATA_DIR"]) / "snoozeql.db"
         if not path.exists():
