@@ -8,6 +8,7 @@ is taken over with one conditional UPDATE, which is atomic on both stores.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -83,6 +84,20 @@ def list_schedules(conn: sa.Connection) -> list[ScheduleRecord]:
     return [_schedule(r) for r in conn.execute(sa.select(schedules).order_by(schedules.c.name))]
 
 
+def schedules_by_id_or_name(conn: sa.Connection, ids: Collection[UUID], names: Collection[str]
+                       ) -> list[ScheduleRecord]:
+    """The schedules with one of ``ids`` or one of ``names``, ordered by name."""
+    where = []
+    if ids:
+        where.append(schedules.c.id.in_(sorted(ids)))
+    if names:
+        where.append(schedules.c.name.in_(sorted(names)))
+    if not where:
+        return []
+    q = sa.select(schedules).where(sa.or_(*where)).order_by(schedules.c.name)
+    return [_schedule(r) for r in conn.execute(q)]
+
+
 # --------------------------------------------------------------------------- assignments
 
 
@@ -127,6 +142,20 @@ def list_assignments(conn: sa.Connection, schedule_id: UUID | None = None
     )
     if schedule_id is not None:
         q = q.where(schedule_assignments.c.schedule_id == schedule_id)
+    return [_assignment(r) for r in conn.execute(q)]
+
+
+def assignments_for(conn: sa.Connection, instance_ids: Collection[UUID]
+                    ) -> list[AssignmentRecord]:
+    """The assignments that can match any of ``instance_ids``: the ones made to these
+    instances and every rule-based one (account, tag, selector; their ``instance_id``
+    is NULL), in the order of :func:`list_assignments`. Both halves are read through
+    ``ix_schedule_assignments_instance_id``: the rows read grow with the instances
+    asked about and the rules, not with every instance's own assignments."""
+    c = schedule_assignments.c
+    mine = c.instance_id.in_(sorted(instance_ids)) if instance_ids else sa.false()
+    q = (sa.select(schedule_assignments).where(sa.or_(c.instance_id.is_(None), mine))
+         .order_by(c.created_at, c.id))
     return [_assignment(r) for r in conn.execute(q)]
 
 

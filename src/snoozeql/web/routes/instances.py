@@ -15,14 +15,14 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from snoozeql.domain.errors import ValidationError
-from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
+from snoozeql.domain.types import InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.background_sync import start_sync
 from snoozeql.services.bulk import MAX_REFS, BulkService, Resolution, bulk_action
-from snoozeql.services.context import Context
+from snoozeql.services.instance_table import InstanceTableService
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.local_databases import LocalDatabaseService, is_local
-from snoozeql.services.schedules import ScheduleService
+from snoozeql.services.schedules import Upcoming
 from snoozeql.store.instances import SORT_KEYS, InstanceFilter
 from snoozeql.web.core import (
     TRANSITIONAL,
@@ -39,7 +39,9 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 PAGE_SIZES = (25, 50, 100, 200)
 REFRESH_AFTER = timedelta(seconds=5)
-COUNT_CAP = 10_000  # the table header counts this far ("10,000+ matching")
+# The table header counts exactly as far as "select all matching" reaches; beyond it,
+# "more than 1,000 matching" and a button that counts them all on request.
+COUNT_CAP = MAX_REFS + 1
 PREVIEW_LIMIT = 20
 FILTER_KEYS = ("provider", "account", "region", "engine", "status", "kind", "tag", "q")
 ACTION_WORDS = {"stop": "Sleep", "start": "Wake", "restart": "Restart"}
@@ -98,37 +100,26 @@ def table_query(
                       _blank(q), sort, limit, _blank(cursor))
 
 
-def schedule_columns(ctx: Context, items: list[Instance]) -> dict[UUID, tuple[str, str]]:
+def schedule_columns(upcoming: dict[UUID, Upcoming]) -> dict[UUID, tuple[str, str]]:
     """Per instance: (governing schedule's name, its next transition in words)."""
-    if not items:
-        return {}
-    schedules = ScheduleService(ctx)
-    governing = schedules.governing(items)
     out: dict[UUID, tuple[str, str]] = {}
-    evaluated: dict[UUID, str] = {}
-    for inst in items:
-        gov = governing.get(inst.id)
-        if gov is None:
-            continue
-        if gov.schedule_id not in evaluated:
-            nxt = schedules.evaluate(gov.schedule_id).next
-            evaluated[gov.schedule_id] = (
-                f"{nxt.state} at {nxt.at:%a %Y-%m-%d %H:%M} UTC" if nxt else "none")
-        out[inst.id] = (gov.schedule.name, evaluated[gov.schedule_id])
+    for iid, up in upcoming.items():
+        nxt = up.next
+        out[iid] = (up.schedule_name,
+                    f"{nxt.state} at {nxt.at:%a %Y-%m-%d %H:%M} UTC" if nxt else "none")
     return out
 
 
 def _table(request: Request, tq: TableQuery) -> dict[str, Any]:
     ctx = ctx_of(request)
-    inventory = InventoryService(ctx)
-    f = tq.build(inventory)
-    page = inventory.list(f, sort=tq.sort, limit=tq.limit, cursor=tq.cursor)
-    accounts = AccountService(ctx).list()
+    f = tq.build(InventoryService(ctx))
+    page = InstanceTableService(ctx).page(f, sort=tq.sort, limit=tq.limit, cursor=tq.cursor,
+                                          count_cap=COUNT_CAP)
     return {
         "tq": tq, "params": tq.params(), "items": page.items, "next_cursor": page.next_cursor,
-        "matching": inventory.count(f, cap=COUNT_CAP), "count_cap": COUNT_CAP,
-        "names": {a.id: a.name for a in accounts},
-        "accounts": accounts, "schedules": schedule_columns(ctx, page.items),
+        "matching": page.matching, "count_cap": COUNT_CAP,
+        "names": page.account_names, "account_names": list(page.account_names.values()),
+        "schedules": schedule_columns(page.upcoming),
         "columns": COLUMNS, "page_sizes": PAGE_SIZES,
         "providers": [p.value for p in ProviderKind],
         "statuses": [s.value for s in InstanceStatus],
@@ -143,6 +134,16 @@ def instances_page(request: Request, _: Viewer,
     if is_htmx(request) and request.headers.get("HX-Target") == "table-region":
         return render(request, "partials/instances_table.html", data)
     return render(request, "instances.html", data)
+
+
+@router.get("/instances/count")
+def matching_count(request: Request, _: Viewer,
+                   tq: Annotated[TableQuery, Depends(table_query)]) -> Response:
+    """Every instance the table's filters match, counted to the end: asked for by the
+    header's "count all" button when there are more than the page counts by itself."""
+    inventory = InventoryService(ctx_of(request))
+    total = inventory.count(tq.build(inventory))
+    return render(request, "partials/matching_count.html", {"matching": total})
 
 
 @router.get("/instances/{instance}/status-cell")
