@@ -702,10 +702,9 @@ def read_for(conn: sa.Connection, instances: Iterable[Instance]
     selector), the schedules those and the instances' own tags name, and the account
     names. The rows read follow the instances asked about, not the fleet."""
     instances = builtins.list(instances)
-    assignments = store.assignments_for(conn, {i.id for i in instances})
     own = {i.tags[SCHEDULE_TAG].strip() for i in instances
            if i.tags.get(SCHEDULE_TAG, "").strip()}
-    records = store.schedules_by_id_or_name(conn, {a.schedule_id for a in assignments}, own)
+    records, assignments = store.governing_candidates(conn, {i.id for i in instances}, own)
     return records, assignments, dict(account_store.names(conn))
 
 

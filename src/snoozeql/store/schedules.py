@@ -84,20 +84,6 @@ def list_schedules(conn: sa.Connection) -> list[ScheduleRecord]:
     return [_schedule(r) for r in conn.execute(sa.select(schedules).order_by(schedules.c.name))]
 
 
-def schedules_by_id_or_name(conn: sa.Connection, ids: Collection[UUID], names: Collection[str]
-                       ) -> list[ScheduleRecord]:
-    """The schedules with one of ``ids`` or one of ``names``, ordered by name."""
-    where = []
-    if ids:
-        where.append(schedules.c.id.in_(sorted(ids)))
-    if names:
-        where.append(schedules.c.name.in_(sorted(names)))
-    if not where:
-        return []
-    q = sa.select(schedules).where(sa.or_(*where)).order_by(schedules.c.name)
-    return [_schedule(r) for r in conn.execute(q)]
-
-
 # --------------------------------------------------------------------------- assignments
 
 
@@ -145,18 +131,46 @@ def list_assignments(conn: sa.Connection, schedule_id: UUID | None = None
     return [_assignment(r) for r in conn.execute(q)]
 
 
-def assignments_for(conn: sa.Connection, instance_ids: Collection[UUID]
-                    ) -> list[AssignmentRecord]:
-    """The assignments that can match any of ``instance_ids``: the ones made to these
-    instances and every rule-based one (account, tag, selector; their ``instance_id``
-    is NULL), in the order of :func:`list_assignments`. Both halves are read through
-    ``ix_schedule_assignments_instance_id``: the rows read grow with the instances
-    asked about and the rules, not with every instance's own assignments."""
-    c = schedule_assignments.c
-    mine = c.instance_id.in_(sorted(instance_ids)) if instance_ids else sa.false()
-    q = (sa.select(schedule_assignments).where(sa.or_(c.instance_id.is_(None), mine))
-         .order_by(c.created_at, c.id))
-    return [_assignment(r) for r in conn.execute(q)]
+# What can govern some instances (see governing_candidates): built once, so that a
+# table page pays for executing it, not for building and compiling it again.
+_A = schedule_assignments.c
+_CANDIDATES = (
+    sa.select(*schedules.c, *(col.label(f"a_{col.name}") for col in _A))
+    .select_from(schedules.outerjoin(schedule_assignments, sa.and_(
+        _A.schedule_id == schedules.c.id,
+        sa.or_(_A.instance_id.is_(None),
+               _A.instance_id.in_(sa.bindparam("ids", expanding=True))),
+    )))
+    .where(sa.or_(_A.id.is_not(None),
+                  schedules.c.name.in_(sa.bindparam("names", expanding=True))))
+)
+
+
+def governing_candidates(conn: sa.Connection, instance_ids: Collection[UUID],
+                         own_names: Collection[str]
+                         ) -> tuple[list[ScheduleRecord], list[AssignmentRecord]]:
+    """In one statement, what can govern these instances: the schedules named in
+    ``own_names`` (the instances' own ``snoozeql-schedule`` tags) and every schedule
+    with an assignment that can match one of them, with those assignments: the ones
+    made to these instances and every rule-based one (account, tag, selector; their
+    ``instance_id`` is NULL). Assignments come in the order of
+    :func:`list_assignments`. The rows read follow the instances asked about and the
+    rules (``ix_schedule_assignments_instance_id``), not every instance's own
+    assignments."""
+    records: dict[UUID, ScheduleRecord] = {}
+    found: list[AssignmentRecord] = []
+    rows = conn.execute(_CANDIDATES, {"ids": list(instance_ids), "names": list(own_names)})
+    for r in rows:
+        if r.id not in records:
+            records[r.id] = _schedule(r)
+        if r.a_id is not None:
+            found.append(AssignmentRecord(
+                r.a_id, r.a_schedule_id, r.a_kind, r.a_target, r.a_instance_id,
+                r.a_account_id, r.a_tag_key, r.a_tag_value, r.a_created_at,
+                dict(r.a_selector) if r.a_selector is not None else None,
+            ))
+    found.sort(key=lambda x: (x.created_at, x.id))
+    return sorted(records.values(), key=lambda x: x.name), found
 
 
 # --------------------------------------------------------------------------- overrides

@@ -85,7 +85,7 @@ def _blank(v: str | None) -> str | None:
     return v.strip() if v and v.strip() else None
 
 
-def table_query(
+async def table_query(  # async: pure checks, no reason to hop to a worker thread
     provider: str | None = None, account: str | None = None, region: str | None = None,
     engine: str | None = None, status: str | None = None, kind: str | None = None,
     tag: Annotated[list[str] | None, Query()] = None, q: str | None = None,
@@ -188,7 +188,7 @@ async def _bulk_form(request: Request) -> tuple[str, list[str], bool, TableQuery
         v = form.get(key)
         return v if isinstance(v, str) else None
 
-    tq = table_query(
+    tq = await table_query(
         provider=one("provider"), account=one("account"), region=one("region"),
         engine=one("engine"), status=one("status"), kind=one("kind"),
         tag=[t for t in form.getlist("tag") if isinstance(t, str)], q=one("q"),
