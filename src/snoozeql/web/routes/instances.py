@@ -15,7 +15,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from snoozeql.domain.errors import ValidationError
-from snoozeql.domain.types import InstanceKind, InstanceStatus, ProviderKind
+from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.background_sync import start_sync
 from snoozeql.services.bulk import MAX_REFS, BulkService, Resolution, bulk_action
@@ -32,6 +32,7 @@ from snoozeql.web.core import (
     csrf_protect,
     ctx_of,
     is_htmx,
+    money,
     render,
 )
 
@@ -100,13 +101,44 @@ async def table_query(  # async: pure checks, no reason to hop to a worker threa
                       _blank(q), sort, limit, _blank(cursor))
 
 
-def schedule_columns(upcoming: dict[UUID, Upcoming]) -> dict[UUID, tuple[str, str]]:
-    """Per instance: (governing schedule's name, its next transition in words)."""
-    out: dict[UUID, tuple[str, str]] = {}
-    for iid, up in upcoming.items():
-        nxt = up.next
-        out[iid] = (up.schedule_name,
-                    f"{nxt.state} at {nxt.at:%a %Y-%m-%d %H:%M} UTC" if nxt else "none")
+@dataclass(slots=True)
+class Row:
+    """One table row, its cells already in words: the template only places them."""
+
+    id: str
+    name: str
+    cluster: bool
+    missing: bool
+    provider: str
+    account: str
+    region: str
+    engine: str
+    instance_class: str
+    status: str
+    last_error: str | None
+    cost: str
+    schedule: str
+    next_transition: str
+
+
+def table_rows(items: list[Instance], account_names: dict[UUID, str],
+               upcoming: dict[UUID, Upcoming]) -> list[Row]:
+    out = []
+    for i in items:
+        up = upcoming.get(i.id)
+        nxt = up.next if up else None
+        out.append(Row(
+            id=str(i.id), name=i.name, cluster=i.kind is InstanceKind.CLUSTER,
+            missing=i.missing_since is not None, provider=i.provider.value,
+            account=account_names.get(i.account_id, "") if i.account_id else "local",
+            region=i.region or "",
+            engine=f"{i.engine} {i.engine_version}" if i.engine_version else i.engine,
+            instance_class=i.instance_class or "", status=i.status.value,
+            last_error=i.last_error, cost=money(i.hourly_cost_cents),
+            schedule=up.schedule_name if up else "–",
+            next_transition=(f"{nxt.state} at {nxt.at:%a %Y-%m-%d %H:%M} UTC" if nxt
+                             else "none" if up else "–"),
+        ))
     return out
 
 
@@ -116,10 +148,10 @@ def _table(request: Request, tq: TableQuery) -> dict[str, Any]:
     page = InstanceTableService(ctx).page(f, sort=tq.sort, limit=tq.limit, cursor=tq.cursor,
                                           count_cap=COUNT_CAP)
     return {
-        "tq": tq, "params": tq.params(), "items": page.items, "next_cursor": page.next_cursor,
+        "tq": tq, "params": tq.params(), "next_cursor": page.next_cursor,
+        "rows": table_rows(page.items, page.account_names, page.upcoming),
         "matching": page.matching, "count_cap": COUNT_CAP,
-        "names": page.account_names, "account_names": list(page.account_names.values()),
-        "schedules": schedule_columns(page.upcoming),
+        "account_names": list(page.account_names.values()),
         "columns": COLUMNS, "page_sizes": PAGE_SIZES,
         "providers": [p.value for p in ProviderKind],
         "statuses": [s.value for s in InstanceStatus],
