@@ -536,17 +536,6 @@ class ScheduleService:
     def governing_one(self, instance: Instance) -> Governing | None:
         return self.governing([instance]).get(instance.id)
 
-    def upcoming(self, instances: builtins.list[Instance], at: datetime | None = None
-                 ) -> dict[UUID, Upcoming]:
-        """For a page of instances: the governing schedule of each and its next
-        transition after ``at`` (default now), from one read of what can match them;
-        the same answer as :meth:`governing_one` and :meth:`evaluate` row by row."""
-        if not instances:
-            return {}
-        instant = self.ctx.now() if at is None else _instant(at, "at")
-        instances, records, assignments, accounts = self._snapshot(instances)
-        return upcoming_of(instances, records, assignments, accounts, instant)
-
     # ------------------------------------------------------------------ matches, conflicts
 
     def matches(self, ref: str | UUID) -> tuple[ScheduleView, builtins.list[MatchView]]:
