@@ -2,7 +2,12 @@
 
 1. Creates a PostgreSQL database (``SNOOZEQL_TEST_PG_URL``'s server, default the local
    one), migrates it and loads ``--instances`` (default 100,000) synthetic instances in
-   batches through the store's COPY path (``store.instances.sync_account``).
+   batches through the store's COPY path (``store.instances.sync_account``), and gives
+   the fleet schedules the way a team would: one assigned to two accounts, one to the
+   tag ``env=dev``, one to a selector (mysql in eu-west-1), one named by the instances'
+   own ``snoozeql-schedule`` tag on every 7th instance, and one assigned directly to
+   every 25th instance (4,000 instance assignments at 100,000), so the page's schedule
+   and next-transition columns have real work.
 2. Starts the real ``snoozeql serve --no-jobs`` on it (a subprocess on a free port).
 3. Signs in to the dashboard like a browser: ``GET /login``, the hidden
    ``csrf_token`` input, ``POST /login`` with ``api_key`` and ``csrf_token``, keeping
@@ -14,6 +19,9 @@
    * the same with ``status=running&region=eu-west-1`` (a filtered page).
 
    and prints p50/p95 per case plus the ratio web p95 / API p95 (target: under 2).
+   When more than 1,000 instances match, the page's header offers "count all", a
+   request of its own (``GET /instances/count?<filters>``) that counts to the end; it
+   is timed in the same rounds and reported apart (it is not part of loading a page).
 
 If the dashboard is not there (``/login`` or ``/instances`` answers 404), the web side is
 reported as "web page missing (404)" and the API side is still measured.
@@ -51,14 +59,22 @@ from snoozeql.domain.types import (
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
+from snoozeql.services.schedules import ScheduleService
 from snoozeql.store import accounts, db
 from snoozeql.store import instances as inst
+from snoozeql.store.schedule_tables import schedule_assignments
 
 ENGINES = ("postgres", "mysql", "mariadb", "aurora-postgresql", "aurora-mysql")
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2")
 FILTER = "status=running&region=eu-west-1"
 CASES = (("first page", "limit=50"), ("filtered page", f"limit=50&{FILTER}"))
 BATCH = 10_000
+COUNT_PATH = "/instances/count"
+COUNT_SHOWN = 1_000  # the page counts this far by itself
+DIRECT_EVERY = 25  # every 25th instance has a schedule assigned to it directly
+OWN_TAG_EVERY = 7  # every 7th names its schedule in its own snoozeql-schedule tag
+OFFICE = {"timezone": "Europe/Berlin",
+          "periods": [{"begintime": "08:00", "endtime": "19:00", "weekdays": "mon-fri"}]}
 _CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*>', re.I)
 _VALUE = re.compile(r'value="([^"]*)"')
 
@@ -75,7 +91,8 @@ def synthetic(n: int, offset: int, account: int) -> list[DiscoveredInstance]:
             region=region,
             status=InstanceStatus.RUNNING if i % 4 else InstanceStatus.STOPPED,
             raw_status="available" if i % 4 else "stopped",
-            tags={"env": ("dev", "staging", "prod")[i % 3], "team": f"team-{i % 40}"},
+            tags={"env": ("dev", "staging", "prod")[i % 3], "team": f"team-{i % 40}",
+                  **({"snoozeql-schedule": "own-tag"} if i % OWN_TAG_EVERY == 0 else {})},
             endpoint_host=f"dash-{i:07d}.abc.{region}.rds.amazonaws.com", endpoint_port=5432,
         ))
     return out
@@ -107,9 +124,34 @@ def load(url: str, n: int, accounts_n: int = 10) -> str:
     print(f"loaded {n:,} instances in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
     ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
+    give_schedules(ctx)
     _, key = ApiKeyService(ctx).create(f"bench-{uuid.uuid4().hex[:6]}", "admin")
     engine.dispose()
     return key
+
+
+def give_schedules(ctx: Context) -> None:
+    """Schedules assigned by account, tag, selector, own tag and directly (see above)."""
+    svc = ScheduleService(ctx)
+    svc.create_and_assign({**OFFICE, "name": "office-hours"}, accounts=["bench-00", "bench-01"])
+    svc.create_and_assign({**OFFICE, "name": "dev-nights", "priority": 5,
+                           "periods": [{"begintime": "07:00", "endtime": "20:00"}]},
+                          tags=["env=dev"])
+    svc.create_and_assign({**OFFICE, "name": "mysql-eu", "timezone": "Europe/Dublin"},
+                          selectors=[{"all": [{"engine": "mysql"}, {"region": "eu-west-1"}]}])
+    svc.create({**OFFICE, "name": "own-tag", "timezone": "America/New_York"})
+    direct, _ = svc.create_and_assign({**OFFICE, "name": "direct", "priority": 10,
+                                       "timezone": "Asia/Tokyo"})
+    now = datetime.now(UTC)
+    with ctx.engine.begin() as conn:
+        ids = [r[0] for r in conn.exec_driver_sql(
+            "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY name) AS n FROM instances)"
+            f" s WHERE n %% {DIRECT_EVERY} = 1")]
+        conn.execute(schedule_assignments.insert(), [
+            {"id": uuid.uuid4(), "schedule_id": direct.id, "kind": "instance",
+             "target": f"instance:{i}", "instance_id": i, "created_at": now} for i in ids])
+        conn.exec_driver_sql("ANALYZE")
+    print(f"schedules: 5, direct assignments: {len(ids):,}", file=sys.stderr)
 
 
 def free_port() -> int:
@@ -157,7 +199,15 @@ def sign_in(web: httpx.Client, key: str) -> str | None:
         return "web page missing (404)"
     if probe.status_code != 200 or "/login" in str(probe.url):
         return f"GET /instances answered {probe.status_code} ({probe.url.path})"
+    rows = probe.text.count("<tr data-id=")
+    if rows != 50:
+        raise SystemExit(f"GET /instances?{CASES[0][1]} shows {rows} rows, not 50")
     return None
+
+
+def counts_on_request(web: httpx.Client) -> bool:
+    """Whether the dashboard has the header's "count all" request (issue 15 follow-up)."""
+    return web.get(f"{COUNT_PATH}?{CASES[0][1]}").status_code == 200
 
 
 def timed(client: httpx.Client, path: str) -> float:
@@ -194,15 +244,19 @@ def main(argv: list[str] | None = None) -> None:
                 sides = [("API", api, "/api/v1/instances")]
                 if web_missing is None:
                     sides.append(("web", web, "/instances"))
+                    if counts_on_request(web):
+                        sides.append(("count all", web, COUNT_PATH))
                 else:
                     print(f"web: {web_missing}; measuring the API only", file=sys.stderr)
                 times: dict[tuple[str, str], list[float]] = {}
+                load_before = os.getloadavg()
                 for r in range(args.warmup + args.rounds):
                     for case, query in CASES:
                         for side, client, path in sides:
                             ms = timed(client, f"{path}?{query}")
                             if r >= args.warmup:
                                 times.setdefault((case, side), []).append(ms)
+                load_after = os.getloadavg()
     finally:
         if proc is not None:
             proc.terminate()
@@ -210,7 +264,9 @@ def main(argv: list[str] | None = None) -> None:
         drop_pg(name)
 
     print(f"\n{args.instances:,} instances on PostgreSQL, {args.rounds} interleaved rounds "
-          f"after {args.warmup} warm-up rounds; one client, keep-alive.\n")
+          f"after {args.warmup} warm-up rounds; one client, keep-alive; load average "
+          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after "
+          f"({os.cpu_count()} CPUs).\n")
     print("| page | API p50 (ms) | API p95 (ms) | web p50 (ms) | web p95 (ms) | "
           "web p95 / API p95 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -223,6 +279,15 @@ def main(argv: list[str] | None = None) -> None:
         else:
             cells = f"{web_missing} | - | -"
         print(f"| {case} (`{query}`) | {pct(a, 50):.1f} | {pct(a, 95):.1f} | {cells} |")
+    if any(side == "count all" for _, side in times):
+        print("\nOn request: the header's \"count all\" button (when more than "
+              f"{COUNT_SHOWN:,} match), `GET {COUNT_PATH}?...`, in the same rounds:\n")
+        print("| filter | p50 (ms) | p95 (ms) | p95 / API p95 of the same page |")
+        print("| --- | ---: | ---: | ---: |")
+        for case, query in CASES:
+            c, a = times[(case, "count all")], times[(case, "API")]
+            print(f"| {case} (`{query}`) | {pct(c, 50):.1f} | {pct(c, 95):.1f} | "
+                  f"{pct(c, 95) / pct(a, 95):.2f} |")
 
 
 if __name__ == "__main__":

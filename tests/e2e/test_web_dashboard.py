@@ -25,7 +25,7 @@ import pytest
 from botocore.config import Config
 
 from snoozeql.config import Settings
-from snoozeql.domain.types import InstanceStatus
+from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.providers.local import NativeRuntime
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService
@@ -313,6 +313,41 @@ def test_overview_counts_the_fleet_and_shows_the_account_chip(dash: Dash) -> Non
     page.get_by_role("link", name="dev", exact=True).first.click()
     page.wait_for_url(re.compile(r"/instances\?account=dev"))
     page.context.close()
+
+
+def test_beyond_the_bulk_limit_the_header_says_so_and_counts_all_on_request(
+        dash: Dash) -> None:
+    """The table counts as far as "select all matching" reaches (1,000); past it the
+    header says "more than 1,000" and its "count all" button fetches the full count."""
+    ctx = dash.server.ctx()
+    ids = []
+    with ctx.engine.begin() as conn:  # not in any account: no sync touches them
+        for n in range(1001):
+            row = instance_store.discovered_row(DiscoveredInstance(
+                provider=ProviderKind.AWS, provider_id=f"arn:aws:rds:eu-west-1:9:db:many-{n}",
+                kind=InstanceKind.INSTANCE, name=f"many-{n:04d}", engine="mysql",
+                engine_version="8.0", instance_class="db.t3.micro", region="eu-west-1",
+                status=InstanceStatus.RUNNING, raw_status="available",
+                tags={"batch": "many"}), None, ctx.now(), None)
+            instance_store.insert_one(conn, row)
+            ids.append(row["id"])
+    try:
+        page = dash.page("operator")
+        page.goto("/instances?tag=batch%3Dmany&limit=25")
+        header = page.get_by_test_id("matching")
+        assert header.inner_text().startswith("more than 1,000 matching")
+        assert page.locator("#select-all-matching").is_disabled()
+        page.get_by_test_id("count-all").click()
+        page.wait_for_function(
+            "document.getElementById('matching-total').innerText.startsWith('1,001')")
+        assert header.inner_text() == "1,001 matching, showing 25"
+        assert "tag=batch%3Dmany" in page.url  # the table itself stayed as it was
+        assert len(rows(page)) == 25
+        page.context.close()
+    finally:
+        with ctx.engine.begin() as conn:
+            for iid in ids:
+                instance_store.delete(conn, iid)
 
 
 def test_filters_sorting_and_paging_live_in_the_url(dash: Dash) -> None:

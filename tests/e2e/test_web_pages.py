@@ -132,3 +132,38 @@ def test_the_overview_never_analyses_the_fleet_on_a_page_load(
     page = client.get("/").text
     assert "being analysed in the background" not in page
     assert "No recommendations yet" in page
+
+
+def test_the_table_counts_as_far_as_select_all_reaches_and_all_on_request(
+        client: TestClient, ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The header counts exactly up to the bulk limit (here 3) and says "more than"
+    beyond it, with a "count all" button whose request counts to the end."""
+    from snoozeql.domain.types import InstanceStatus
+    from snoozeql.web.routes import instances as page_module
+    from tests.test_web_services import add
+
+    monkeypatch.setattr(page_module, "MAX_REFS", 3)
+    monkeypatch.setattr(page_module, "COUNT_CAP", 4)
+    for n in range(30):
+        add(ctx, f"db-{n:02d}", InstanceStatus.STOPPED if n < 2 else InstanceStatus.RUNNING)
+    assert client.get("/instances/count", follow_redirects=False).status_code == 303
+    _, key = ApiKeyService(ctx).create("op", "operator")
+    sign_in(client, key)
+
+    page = client.get("/instances?limit=25&status=running").text
+    assert page.count('<tr data-id="') == 25
+    count = re.search(r'data-testid="matching">(.*?)</p>', page, re.S).group(1)  # type: ignore[union-attr]
+    assert "<strong>more than 3</strong> matching" in count and ", showing 25" in count
+    button = re.search(r'<button[^>]*data-testid="count-all"[^>]*>', count).group(0)  # type: ignore[union-attr]
+    url = re.search(r'hx-get="([^"]+)"', button).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    assert "status=running" in url and url.startswith("/instances/count?")
+    assert client.get(url).text.strip() == "<strong>28</strong> matching"
+    assert re.search(r'id="select-all-matching" disabled title="more than 3 match', page)
+    assert "Select all matching</label>" in page
+
+    page = client.get("/instances?limit=25&status=stopped").text  # one page holds both
+    assert "<strong>2</strong> matching</span>, showing 2" in page and "count-all" not in page
+    assert "Select all 2 matching</label>" in page
+    assert re.search(r'id="select-all-matching">', page)  # not disabled
+    r = client.get("/instances/count?status=sleepy")
+    assert r.status_code == 400 and "unknown status" in r.text

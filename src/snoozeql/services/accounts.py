@@ -192,6 +192,12 @@ class AccountService:
             found = store.list_all(conn, provider)
         return self._with_secrets(found)
 
+    def names(self) -> dict[UUID, str]:
+        """Every account's name by id, ordered by name; for lists that only show names
+        (nothing is decrypted)."""
+        with self.ctx.engine.connect() as conn:
+            return dict(store.names(conn))
+
     def get(self, ref: str | UUID) -> Account:
         with self.ctx.engine.connect() as conn:
             account = None

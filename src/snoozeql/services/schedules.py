@@ -76,6 +76,7 @@ __all__ = [
     "OverrideService",
     "ScheduleService",
     "ScheduleView",
+    "Upcoming",
     "is_protected",
     "parse_until",
 ]
@@ -84,6 +85,9 @@ SCHEDULE_TAG = "snoozeql-schedule"
 MAX_PREVIEW_DAYS = 62
 CONFLICT_DAYS = 7
 MAX_PRIORITY = 1_000_000
+# Up to this many instances, resolution reads only what can match them (a table page
+# is at most 200); beyond it, every assignment (one query, no huge IN list).
+NARROW_READ_MAX = 500
 
 # Strength of each way of assigning, strongest first.
 _VIA_RANK = {"instance": 0, "own_tag": 1, "tag": 2, "selector": 3, "account": 4}
@@ -140,6 +144,15 @@ class Assignment:
     def audit_json(self) -> dict[str, Any]:
         return {"schedule": self.schedule_name, "kind": self.kind, "target": self.target,
                 "selector": self.selector}
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """The schedule governing an instance and that schedule's next transition."""
+
+    schedule_id: UUID
+    schedule_name: str
+    next: Transition | None
 
 
 @dataclass(frozen=True)
@@ -500,10 +513,14 @@ class ScheduleService:
     def _snapshot(self, instances: builtins.list[Instance] | None = None
                   ) -> tuple[builtins.list[Instance], builtins.list[ScheduleRecord],
                              builtins.list[AssignmentRecord], dict[UUID, str]]:
+        """What resolution reads, in one connection; for a few given instances only
+        what can match them (:func:`read_for`)."""
         with self.ctx.engine.connect() as conn:
+            if instances is not None and len(instances) <= NARROW_READ_MAX:
+                return (instances, *read_for(conn, instances))
+            accounts = dict(account_store.names(conn))
             records = store.list_schedules(conn)
             assignments = store.list_assignments(conn)
-            accounts = {a.id: a.name for a in account_store.list_all(conn)}
             if instances is None:
                 instances = list(instance_store.iter_all(
                     conn, instance_store.InstanceFilter(missing=False)
@@ -664,6 +681,36 @@ def resolve(
         best = min(found, key=lambda m: (-m.priority, _VIA_RANK[m.via], m.schedule.name))
         out[inst.id] = Governing(best.schedule_id, best.schedule, best.via, best.since,
                                  tuple(found))
+    return out
+
+
+def read_for(conn: sa.Connection, instances: Iterable[Instance]
+             ) -> tuple[builtins.list[ScheduleRecord], builtins.list[AssignmentRecord],
+                        dict[UUID, str]]:
+    """What :func:`resolve` needs for these instances (a page of a table, a few) and
+    nothing more: their own assignments and the rule-based ones (account, tag,
+    selector), the schedules those and the instances' own tags name, and the account
+    names. The rows read follow the instances asked about, not the fleet."""
+    instances = builtins.list(instances)
+    own = {i.tags[SCHEDULE_TAG].strip() for i in instances
+           if i.tags.get(SCHEDULE_TAG, "").strip()}
+    records, assignments = store.governing_candidates(conn, {i.id for i in instances}, own)
+    return records, assignments, dict(account_store.names(conn))
+
+
+def upcoming_of(
+    instances: builtins.list[Instance], records: builtins.list[ScheduleRecord],
+    assignments: builtins.list[AssignmentRecord], account_names: dict[UUID, str],
+    at: datetime,
+) -> dict[UUID, Upcoming]:
+    """Each instance's governing schedule (:func:`resolve`) and its next transition
+    after ``at``, evaluated once per distinct schedule."""
+    nexts: dict[UUID, Transition | None] = {}
+    out: dict[UUID, Upcoming] = {}
+    for iid, gov in resolve(instances, records, assignments, account_names).items():
+        if gov.schedule_id not in nexts:
+            nexts[gov.schedule_id] = next_transition(gov.schedule, at)
+        out[iid] = Upcoming(gov.schedule_id, gov.schedule.name, nexts[gov.schedule_id])
     return out
 
 

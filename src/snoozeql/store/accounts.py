@@ -57,6 +57,12 @@ def list_all(conn: sa.Connection, provider: str | None = None) -> list[Account]:
     return [_row(r) for r in conn.execute(q)]
 
 
+def names(conn: sa.Connection) -> list[tuple[UUID, str]]:
+    """(id, name) of every account, by name: no config, nothing secret."""
+    q = sa.select(accounts.c.id, accounts.c.name).order_by(accounts.c.name)
+    return [(r.id, r.name) for r in conn.execute(q)]
+
+
 def update(conn: sa.Connection, account_id: UUID, now: datetime, **values: Any) -> None:
     if "status" in values and isinstance(values["status"], AccountStatus):
         values["status"] = values["status"].value

@@ -61,6 +61,9 @@ schedule_assignments = sa.Table(
     # kind ``selector``: the rule tree (domain/selectors.py); ``target`` holds its digest.
     sa.Column("selector", JSONType),
     sa.UniqueConstraint("schedule_id", "target"),
+    # A page of instances reads its own assignments (and the rule-based ones, NULL
+    # here) without scanning every instance's; deleting an instance finds its rows.
+    sa.Index("ix_schedule_assignments_instance_id", "instance_id"),
 )
 
 # One override per instance; a new one replaces the old. Expired rows stay until

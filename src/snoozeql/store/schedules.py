@@ -8,6 +8,7 @@ is taken over with one conditional UPDATE, which is atomic on both stores.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -128,6 +129,48 @@ def list_assignments(conn: sa.Connection, schedule_id: UUID | None = None
     if schedule_id is not None:
         q = q.where(schedule_assignments.c.schedule_id == schedule_id)
     return [_assignment(r) for r in conn.execute(q)]
+
+
+# What can govern some instances (see governing_candidates): built once, so that a
+# table page pays for executing it, not for building and compiling it again.
+_A = schedule_assignments.c
+_CANDIDATES = (
+    sa.select(*schedules.c, *(col.label(f"a_{col.name}") for col in _A))
+    .select_from(schedules.outerjoin(schedule_assignments, sa.and_(
+        _A.schedule_id == schedules.c.id,
+        sa.or_(_A.instance_id.is_(None),
+               _A.instance_id.in_(sa.bindparam("ids", expanding=True))),
+    )))
+    .where(sa.or_(_A.id.is_not(None),
+                  schedules.c.name.in_(sa.bindparam("names", expanding=True))))
+)
+
+
+def governing_candidates(conn: sa.Connection, instance_ids: Collection[UUID],
+                         own_names: Collection[str]
+                         ) -> tuple[list[ScheduleRecord], list[AssignmentRecord]]:
+    """In one statement, what can govern these instances: the schedules named in
+    ``own_names`` (the instances' own ``snoozeql-schedule`` tags) and every schedule
+    with an assignment that can match one of them, with those assignments: the ones
+    made to these instances and every rule-based one (account, tag, selector; their
+    ``instance_id`` is NULL). Assignments come in the order of
+    :func:`list_assignments`. The rows read follow the instances asked about and the
+    rules (``ix_schedule_assignments_instance_id``), not every instance's own
+    assignments."""
+    records: dict[UUID, ScheduleRecord] = {}
+    found: list[AssignmentRecord] = []
+    rows = conn.execute(_CANDIDATES, {"ids": list(instance_ids), "names": list(own_names)})
+    for r in rows:
+        if r.id not in records:
+            records[r.id] = _schedule(r)
+        if r.a_id is not None:
+            found.append(AssignmentRecord(
+                r.a_id, r.a_schedule_id, r.a_kind, r.a_target, r.a_instance_id,
+                r.a_account_id, r.a_tag_key, r.a_tag_value, r.a_created_at,
+                dict(r.a_selector) if r.a_selector is not None else None,
+            ))
+    found.sort(key=lambda x: (x.created_at, x.id))
+    return sorted(records.values(), key=lambda x: x.name), found
 
 
 # --------------------------------------------------------------------------- overrides

@@ -19,10 +19,10 @@ from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, Provid
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.background_sync import start_sync
 from snoozeql.services.bulk import MAX_REFS, BulkService, Resolution, bulk_action
-from snoozeql.services.context import Context
+from snoozeql.services.instance_table import InstanceTableService
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.local_databases import LocalDatabaseService, is_local
-from snoozeql.services.schedules import ScheduleService
+from snoozeql.services.schedules import Upcoming
 from snoozeql.store.instances import SORT_KEYS, InstanceFilter
 from snoozeql.web.core import (
     TRANSITIONAL,
@@ -32,6 +32,7 @@ from snoozeql.web.core import (
     csrf_protect,
     ctx_of,
     is_htmx,
+    money,
     render,
 )
 
@@ -39,7 +40,9 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 PAGE_SIZES = (25, 50, 100, 200)
 REFRESH_AFTER = timedelta(seconds=5)
-COUNT_CAP = 10_000  # the table header counts this far ("10,000+ matching")
+# The table header counts exactly as far as "select all matching" reaches; beyond it,
+# "more than 1,000 matching" and a button that counts them all on request.
+COUNT_CAP = MAX_REFS + 1
 PREVIEW_LIMIT = 20
 FILTER_KEYS = ("provider", "account", "region", "engine", "status", "kind", "tag", "q")
 ACTION_WORDS = {"stop": "Sleep", "start": "Wake", "restart": "Restart"}
@@ -83,7 +86,7 @@ def _blank(v: str | None) -> str | None:
     return v.strip() if v and v.strip() else None
 
 
-def table_query(
+async def table_query(  # async: pure checks, no reason to hop to a worker thread
     provider: str | None = None, account: str | None = None, region: str | None = None,
     engine: str | None = None, status: str | None = None, kind: str | None = None,
     tag: Annotated[list[str] | None, Query()] = None, q: str | None = None,
@@ -98,37 +101,57 @@ def table_query(
                       _blank(q), sort, limit, _blank(cursor))
 
 
-def schedule_columns(ctx: Context, items: list[Instance]) -> dict[UUID, tuple[str, str]]:
-    """Per instance: (governing schedule's name, its next transition in words)."""
-    if not items:
-        return {}
-    schedules = ScheduleService(ctx)
-    governing = schedules.governing(items)
-    out: dict[UUID, tuple[str, str]] = {}
-    evaluated: dict[UUID, str] = {}
-    for inst in items:
-        gov = governing.get(inst.id)
-        if gov is None:
-            continue
-        if gov.schedule_id not in evaluated:
-            nxt = schedules.evaluate(gov.schedule_id).next
-            evaluated[gov.schedule_id] = (
-                f"{nxt.state} at {nxt.at:%a %Y-%m-%d %H:%M} UTC" if nxt else "none")
-        out[inst.id] = (gov.schedule.name, evaluated[gov.schedule_id])
+@dataclass(slots=True)
+class Row:
+    """One table row, its cells already in words: the template only places them."""
+
+    id: str
+    name: str
+    cluster: bool
+    missing: bool
+    provider: str
+    account: str
+    region: str
+    engine: str
+    instance_class: str
+    status: str
+    last_error: str | None
+    cost: str
+    schedule: str
+    next_transition: str
+
+
+def table_rows(items: list[Instance], account_names: dict[UUID, str],
+               upcoming: dict[UUID, Upcoming]) -> list[Row]:
+    out = []
+    for i in items:
+        up = upcoming.get(i.id)
+        nxt = up.next if up else None
+        out.append(Row(
+            id=str(i.id), name=i.name, cluster=i.kind is InstanceKind.CLUSTER,
+            missing=i.missing_since is not None, provider=i.provider.value,
+            account=account_names.get(i.account_id, "") if i.account_id else "local",
+            region=i.region or "",
+            engine=f"{i.engine} {i.engine_version}" if i.engine_version else i.engine,
+            instance_class=i.instance_class or "", status=i.status.value,
+            last_error=i.last_error, cost=money(i.hourly_cost_cents),
+            schedule=up.schedule_name if up else "–",
+            next_transition=(f"{nxt.state} at {nxt.at:%a %Y-%m-%d %H:%M} UTC" if nxt
+                             else "none" if up else "–"),
+        ))
     return out
 
 
 def _table(request: Request, tq: TableQuery) -> dict[str, Any]:
     ctx = ctx_of(request)
-    inventory = InventoryService(ctx)
-    f = tq.build(inventory)
-    page = inventory.list(f, sort=tq.sort, limit=tq.limit, cursor=tq.cursor)
-    accounts = AccountService(ctx).list()
+    f = tq.build(InventoryService(ctx))
+    page = InstanceTableService(ctx).page(f, sort=tq.sort, limit=tq.limit, cursor=tq.cursor,
+                                          count_cap=COUNT_CAP)
     return {
-        "tq": tq, "params": tq.params(), "items": page.items, "next_cursor": page.next_cursor,
-        "matching": inventory.count(f, cap=COUNT_CAP), "count_cap": COUNT_CAP,
-        "names": {a.id: a.name for a in accounts},
-        "accounts": accounts, "schedules": schedule_columns(ctx, page.items),
+        "tq": tq, "params": tq.params(), "next_cursor": page.next_cursor,
+        "rows": table_rows(page.items, page.account_names, page.upcoming),
+        "matching": page.matching, "count_cap": COUNT_CAP,
+        "account_names": list(page.account_names.values()),
         "columns": COLUMNS, "page_sizes": PAGE_SIZES,
         "providers": [p.value for p in ProviderKind],
         "statuses": [s.value for s in InstanceStatus],
@@ -143,6 +166,16 @@ def instances_page(request: Request, _: Viewer,
     if is_htmx(request) and request.headers.get("HX-Target") == "table-region":
         return render(request, "partials/instances_table.html", data)
     return render(request, "instances.html", data)
+
+
+@router.get("/instances/count")
+def matching_count(request: Request, _: Viewer,
+                   tq: Annotated[TableQuery, Depends(table_query)]) -> Response:
+    """Every instance the table's filters match, counted to the end: asked for by the
+    header's "count all" button when there are more than the page counts by itself."""
+    inventory = InventoryService(ctx_of(request))
+    total = inventory.count(tq.build(inventory))
+    return render(request, "partials/matching_count.html", {"matching": total})
 
 
 @router.get("/instances/{instance}/status-cell")
@@ -187,7 +220,7 @@ async def _bulk_form(request: Request) -> tuple[str, list[str], bool, TableQuery
         v = form.get(key)
         return v if isinstance(v, str) else None
 
-    tq = table_query(
+    tq = await table_query(
         provider=one("provider"), account=one("account"), region=one("region"),
         engine=one("engine"), status=one("status"), kind=one("kind"),
         tag=[t for t in form.getlist("tag") if isinstance(t, str)], q=one("q"),

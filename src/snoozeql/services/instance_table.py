@@ -1,0 +1,56 @@
+"""The dashboard's instances table as one read.
+
+A page of the inventory, how many instances match its filter, the account names, and
+each row's governing schedule with its next transition: read in one connection with a
+handful of queries, so the work follows the page (at most a few hundred rows), not the
+size of the fleet:
+
+- the page itself is the store's keyset page (``store.instances.list_page``);
+- the count stops at ``count_cap`` (the header only needs to know "more than that"),
+  and is not asked at all when the first page already holds every match;
+- schedules are resolved from the page's own assignments plus the rule-based ones
+  (``services.schedules.read_for``) and each distinct schedule is evaluated once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from snoozeql.domain.errors import ValidationError
+from snoozeql.domain.types import Instance
+from snoozeql.services.context import Context
+from snoozeql.services.inventory import MAX_LIMIT
+from snoozeql.services.schedules import Upcoming, read_for, upcoming_of
+from snoozeql.store import instances as instance_store
+from snoozeql.store.instances import InstanceFilter
+
+
+@dataclass(frozen=True)
+class TablePage:
+    items: list[Instance]
+    next_cursor: str | None
+    matching: int  # exact below the cap it was counted to; equal to it means "at least"
+    account_names: dict[UUID, str]  # every account, ordered by name
+    upcoming: dict[UUID, Upcoming]  # rows that have a governing schedule
+
+
+class InstanceTableService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def page(self, f: InstanceFilter, *, sort: str = "name", limit: int = 50,
+             cursor: str | None = None, count_cap: int | None = None) -> TablePage:
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}")
+        with self.ctx.engine.connect() as conn:
+            items, nxt = instance_store.list_page(conn, f, sort=sort, limit=limit,
+                                                  cursor=cursor)
+            if cursor is None and nxt is None:
+                matching = len(items)  # the first page holds every match
+            else:
+                matching = instance_store.count(conn, f, count_cap)
+            records, assignments, names = read_for(conn, items)
+        at = self.ctx.now()
+        return TablePage(items, nxt, matching, names,
+                         upcoming_of(items, records, assignments, names, at))
