@@ -140,7 +140,7 @@ def test_the_table_counts_as_far_as_select_all_reaches_and_all_on_request(
     beyond it, with a "count all" button whose request counts to the end."""
     from snoozeql.domain.types import InstanceStatus
     from snoozeql.web.routes import instances as page_module
-    from tests.test_web_services import add
+    from tests.store.test_web_services import add
 
     monkeypatch.setattr(page_module, "MAX_REFS", 3)
     monkeypatch.setattr(page_module, "COUNT_CAP", 4)
