@@ -29,6 +29,7 @@ from snoozeql.config import Settings
 from snoozeql.domain.errors import ProviderError
 from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, WRITE_IOPS, Sample
 from snoozeql.domain.types import Account, InstanceKind
+from snoozeql.observability import Telemetry
 from snoozeql.providers.aws import (
     AwsAccountConfig,
     AwsCredentials,
@@ -120,6 +121,7 @@ class AwsMetricsCollector:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self.telemetry: Telemetry | None = None  # set by the registry: counts API calls
 
     def collect(
         self, account: Account, targets: Sequence[MetricTarget], start: datetime, end: datetime
@@ -152,7 +154,7 @@ class AwsMetricsCollector:
         result: CollectResult,
     ) -> None:
         try:
-            cw = creds.session(region).client(
+            cw = creds.session(region, self.telemetry).client(
                 "cloudwatch", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
             )
         except (BotoCoreError, ValueError) as exc:
