@@ -39,9 +39,12 @@ class Context:
     # This process's Prometheus series, on a registry of their own (observability.py).
     telemetry: Telemetry = field(default_factory=Telemetry)
 
-    def __post_init__(self) -> None:
-        # Providers built from here on report their API calls to this context's series.
-        if isinstance(self.providers, ProviderRegistry):
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        # The providers always report their API calls to this context's series, also
+        # when a registry is swapped in later (settings changed, a test's own).
+        if name in ("providers", "telemetry") and hasattr(self, "telemetry") \
+                and isinstance(getattr(self, "providers", None), ProviderRegistry):
             self.providers.telemetry = self.telemetry
 
     def now(self) -> datetime:
