@@ -171,8 +171,11 @@ class Telemetry:
         """
         run = TaskRun(name, retry=retry)
         self.tasks_started.labels(name).inc()
+        retried = self.tasks_retried.labels(name)  # every series of the task exists, at 0
         if retry:
-            self.tasks_retried.labels(name).inc()
+            retried.inc()
+        self.tasks_failed.labels(name)
+        self.tasks_succeeded.labels(name)
         running = self.tasks_running.labels(name)
         running.inc()
         token = _current_task.set(run)

@@ -90,7 +90,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_middleware(RequestBounds, max_body_bytes=ctx.settings.max_body_bytes,
                        prefix=API_PREFIX)
     # Outermost of ours: counts every answer, a 413 of RequestBounds too.
-    app.add_middleware(HttpMetrics, telemetry=ctx.telemetry)
+    app.add_middleware(HttpMetrics, telemetry=ctx.telemetry, routes=lambda: app.router.routes)
     errors = error_responses()  # every error status, declared on every operation
     app.include_router(health.router)
     app.include_router(prometheus.router)  # GET /metrics (Prometheus text format)

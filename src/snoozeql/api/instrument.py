@@ -15,9 +15,10 @@ of the app keeps uvicorn's usual handling of a local TLS proxy's headers.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from snoozeql.observability import HTTP_METHODS, UNMATCHED, Telemetry
@@ -26,18 +27,45 @@ from snoozeql.observability import HTTP_METHODS, UNMATCHED, Telemetry
 PEER = "snoozeql.peer"
 
 
-def route_template(scope: Scope) -> str:
+def _plain_route(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """The template of a top-level Starlette route or mount (the OpenAPI document, the
+    static assets), which do not record themselves in the scope as FastAPI's do."""
+    # A mount rewrote root_path while routing: match on the request as it came in.
+    scope = {"type": "http", "path": scope.get("path", ""), "root_path": "",
+             "method": scope.get("method", "GET")}
+    for route in routes:
+        if isinstance(route, Route | Mount) and route.matches(scope)[0] is not Match.NONE:
+            return f"{route.path}/{{path}}" if isinstance(route, Mount) else route.path
+    return UNMATCHED
+
+
+def route_template(scope: Scope, routes: Sequence[BaseRoute] = ()) -> str:
+    """The matched route's template with the prefix it was included under.
+
+    FastAPI keeps an included router's routes with their own path
+    (``/instances/{instance}/stop``) and the prefix apart; prefixes here are literal
+    (``/api/v1``), so the prefix is the request path's leading segments that the
+    route's template does not cover."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     if not isinstance(path, str):
-        return UNMATCHED
-    return f"{path}/{{path}}" if isinstance(route, Mount) else path
+        return _plain_route(scope, routes)
+    if isinstance(route, Mount):
+        return f"{path}/{{path}}"
+    if ":path}" in path:
+        return path  # a template that spans segments: counted without its prefix
+    extra = scope.get("path", "").count("/") - path.count("/")
+    if extra <= 0:
+        return path
+    return "/".join(scope["path"].split("/")[: extra + 1]) + path
 
 
 class HttpMetrics:
-    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry,
+                 routes: Callable[[], Sequence[BaseRoute]] = list) -> None:
         self.app = app
         self.telemetry = telemetry
+        self.routes = routes  # the app's top-level routes, for those FastAPI does not mark
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +85,7 @@ class HttpMetrics:
         finally:
             method = scope.get("method", "")
             self.telemetry.observe_request(
-                route_template(scope), method if method in HTTP_METHODS else "other",
+                route_template(scope, self.routes()), method if method in HTTP_METHODS else "other",
                 status, time.perf_counter() - began)
 
 
