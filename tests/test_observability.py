@@ -174,6 +174,11 @@ def test_metrics_and_log_lines_after_sync_collection_and_actions(
         ("reconcile-schedules", "succeeded"), ("flaky", "failed"),
         ("reconcile-schedules", "succeeded"), ("flaky", "succeeded")]
     assert [t["retry"] for t in tasks if t["task"] == "flaky"] == [False, True]
+    assert (tasks[0]["accounts"], tasks[0]["failed_accounts"]) == (1, 0)
+    syncs = [x for x in lines if x.get("event") == "sync"]
+    assert [(x["account"], x["account_id"], x["task_id"], x["result"], x["found"])
+            for x in syncs] == [("dev-account", account_id, tasks[0]["task_id"],
+                                 "connected", 5)]
     actions = [x for x in lines if x.get("event") == "action"]
     assert len(actions) == 4
     reconcile_id = tasks[2]["task_id"]
@@ -267,3 +272,36 @@ def test_serve_decides_on_the_tcp_peer_and_logs_json(tmp_path: Path) -> None:
     assert lines
     for ln in lines:
         assert isinstance(json.loads(ln), dict), ln
+
+
+def test_throttling_is_counted_apart_from_the_calls(aws_env, aws_proxy) -> None:  # noqa: ANN001
+    """Through the throttling proxy in front of moto: two throttled answers then one
+    that gets through is one ok call and two throttled answers; a call still throttled
+    after its retries is a ``throttled`` call."""
+    from snoozeql.domain.errors import ProviderError
+    from snoozeql.observability import Telemetry
+    from snoozeql.providers.aws import AwsProvider
+
+    aws_env.create_instances("us-east-1", 2)
+    aws_env.create_instances("eu-west-1", 1, prefix="west")
+    telemetry = Telemetry()
+    provider = AwsProvider(aws_env.settings.model_copy(update={"aws_max_attempts": 3}))
+    provider.telemetry = telemetry
+    aws_proxy.throttle(2, action="DescribeDBInstances", region="us-east-1")
+    assert len(provider.discover(aws_env.account(endpoint_url=aws_proxy.url))) == 2
+    m = samples(telemetry.exposition()[0].decode())
+    ops = {k[1]: v for k, v in m.items() if k[0] == "snoozeql_provider_calls_total"}
+    assert ops == {
+        (("operation", "DescribeDBInstances"), ("provider", "aws"), ("result", "ok")): 1,
+        (("operation", "DescribeDBClusters"), ("provider", "aws"), ("result", "ok")): 1}
+    assert value(m, "snoozeql_provider_throttled_total", provider="aws",
+                 operation="DescribeDBInstances") == 2
+
+    aws_proxy.throttle(100, action="DescribeDBInstances", region="eu-west-1")
+    with pytest.raises(ProviderError, match="Throttling"):
+        provider.discover(aws_env.account(["eu-west-1"], endpoint_url=aws_proxy.url))
+    m = samples(telemetry.exposition()[0].decode())
+    assert value(m, "snoozeql_provider_calls_total", provider="aws",
+                 operation="DescribeDBInstances", result="throttled") == 1
+    assert value(m, "snoozeql_provider_throttled_total", provider="aws",
+                 operation="DescribeDBInstances") == 5

@@ -85,6 +85,13 @@ def current_task() -> TaskRun | None:
     return _current_task.get()
 
 
+def task_fields() -> dict[str, str | None]:
+    """``task`` and ``task_id`` of the current task run (None outside one), for the
+    structured fields of a log line written on its behalf."""
+    run = _current_task.get()
+    return {"task": run.task if run else None, "task_id": run.id if run else None}
+
+
 def in_context(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """``fn`` bound to the caller's context variables (the current task), for
     ``ThreadPoolExecutor.submit`` / ``map``, whose threads would otherwise not see them."""
@@ -255,7 +262,7 @@ def log_action(telemetry: Telemetry | None, *, action_id: Any, action: str, resu
     if error:
         fields["error"] = error
     if message:
-        fields["message"] = message
+        fields["note"] = message  # e.g. "already stopped"
     fields.update(more)
     level = logging.WARNING if result in ("failed", "unknown") else logging.INFO
     log.log(level, "action %s of %s: %s%s (action id %s)", action, instance_name, result,

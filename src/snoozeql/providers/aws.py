@@ -155,18 +155,14 @@ class AwsCredentials:
     def secrets(self) -> list[str]:
         return [s for s in (self.access_key, self.secret_key, self.token) if s]
 
-    def session(self, region: str, telemetry: Telemetry | None = None) -> boto3.session.Session:
-        """A new session (one per thread: sessions are not thread-safe); its clients
-        count their calls on ``telemetry`` when given."""
-        session = boto3.session.Session(
+    def session(self, region: str) -> boto3.session.Session:
+        """A new session (one per thread: sessions are not thread-safe)."""
+        return boto3.session.Session(
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             aws_session_token=self.token,
             region_name=region,
         )
-        if telemetry is not None:
-            count_calls(session, telemetry)
-        return session
 
 
 #: Error codes AWS answers when it throttles (botocore retries them with backoff).
@@ -184,6 +180,14 @@ def _throttling(http_response: Any, parsed: Any) -> bool:
         return True
     err = parsed.get("Error") if isinstance(parsed, dict) else None
     return isinstance(err, dict) and err.get("Code") in THROTTLING_CODES
+
+
+def counted(session: boto3.session.Session, telemetry: Telemetry | None
+            ) -> boto3.session.Session:
+    """``session``, whose clients count their calls on ``telemetry`` (when given)."""
+    if telemetry is not None:
+        count_calls(session, telemetry)
+    return session
 
 
 def count_calls(session: boto3.session.Session, telemetry: Telemetry) -> None:
@@ -471,7 +475,7 @@ class AwsProvider:
 
     def _client(self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str) -> Any:
         try:
-            return creds.session(region, self.telemetry).client(
+            return counted(creds.session(region), self.telemetry).client(
                 "rds", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
             )
         except (BotoCoreError, ValueError) as exc:  # bad region name, bad endpoint URL

@@ -34,6 +34,7 @@ from snoozeql.providers.aws import (
     AwsAccountConfig,
     AwsCredentials,
     client_config,
+    counted,
     describe_error,
     resolve_credentials,
 )
@@ -154,7 +155,7 @@ class AwsMetricsCollector:
         result: CollectResult,
     ) -> None:
         try:
-            cw = creds.session(region, self.telemetry).client(
+            cw = counted(creds.session(region), self.telemetry).client(
                 "cloudwatch", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
             )
         except (BotoCoreError, ValueError) as exc:
