@@ -111,12 +111,14 @@ def test_metrics_and_log_lines_after_sync_collection_and_actions(
 
     # HTTP: by route template, never the raw path (no series per instance name).
     stop_route = "/api/v1/instances/{instance}/stop"
-    assert value(m, "snoozeql_http_requests_total", route=stop_route, method="POST",
-                 status="200") == 1
     assert value(m, "snoozeql_http_request_duration_seconds_count", route=stop_route,
-                 method="POST") == 1
-    assert value(m, "snoozeql_http_requests_total", route="/api/v1/instances/{instance}",
-                 method="GET", status="404") == 1
+                 method="POST", status="200") == 1
+    assert value(m, "snoozeql_http_request_duration_seconds_bucket", route=stop_route,
+                 method="POST", status="200", le="+Inf") == 1
+    assert value(m, "snoozeql_http_request_duration_seconds_count",
+                 route="/api/v1/instances/{instance}", method="GET", status="404") == 1
+    assert value(m, "snoozeql_http_request_duration_seconds_count",
+                 route="/api/v1/instances", method="GET", status="200") == 1
     assert not [k for k in m if any("prod-0000" in v or "no-such-db" in v for _, v in k[1])]
 
     # Tasks: started/succeeded/failed/retried and durations by task.
@@ -260,8 +262,8 @@ def test_serve_decides_on_the_tcp_peer_and_logs_json(tmp_path: Path) -> None:
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 200
             m = samples(r.read().decode())
-        assert value(m, "snoozeql_http_requests_total", route="/healthz", method="GET",
-                     status="200") >= 1
+        assert value(m, "snoozeql_http_request_duration_seconds_count", route="/healthz",
+                     method="GET", status="200") >= 1
         assert value(m, "snoozeql_instances", provider="aws", status="running") is None
         assert value(m, "snoozeql_store_up") == 1
     finally:

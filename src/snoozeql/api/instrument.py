@@ -4,7 +4,8 @@
 app answered, the router has put the matched route in the scope, and the request is
 counted under that route's *template* (``/api/v1/instances/{instance_id}``), never
 its raw path, so ids and scanners' probes make no new series. The cost per request
-is a clock read, one dict lookup, a counter increment and a histogram observation.
+is two clock reads, two dict lookups (route template, labelled child) and one
+histogram observation (``benchmarks/bench_metrics.py`` measures it).
 
 :func:`keep_peer` wraps the app given to uvicorn: it records the TCP peer in the scope
 before uvicorn's proxy-headers middleware may replace ``client`` with an
@@ -39,25 +40,34 @@ def _plain_route(scope: Scope, routes: Sequence[BaseRoute]) -> str:
     return UNMATCHED
 
 
-def route_template(scope: Scope, routes: Sequence[BaseRoute] = ()) -> str:
+def route_template(scope: Scope, routes: Sequence[BaseRoute] = (),
+                   cache: dict[tuple[int, int], str] | None = None) -> str:
     """The matched route's template with the prefix it was included under.
 
     FastAPI keeps an included router's routes with their own path
     (``/instances/{instance}/stop``) and the prefix apart; prefixes here are literal
     (``/api/v1``), so the prefix is the request path's leading segments that the
-    route's template does not cover."""
+    route's template does not cover. ``cache`` keeps the answer per route object and
+    depth, so a request usually costs a dict lookup (each router is included once, as
+    in ``api/app.py``, so a route object and a depth name one prefix)."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     if not isinstance(path, str):
         return _plain_route(scope, routes)
+    depth = scope.get("path", "").count("/")
+    key = (id(route), depth)  # routes live as long as the app: ids are not reused
+    if cache is not None and (known := cache.get(key)) is not None:
+        return known
     if isinstance(route, Mount):
-        return f"{path}/{{path}}"
-    if ":path}" in path:
-        return path  # a template that spans segments: counted without its prefix
-    extra = scope.get("path", "").count("/") - path.count("/")
-    if extra <= 0:
-        return path
-    return "/".join(scope["path"].split("/")[: extra + 1]) + path
+        template = f"{path}/{{path}}"
+    elif ":path}" in path:
+        template = path  # a template that spans segments: counted without its prefix
+    else:
+        extra = depth - path.count("/")
+        template = path if extra <= 0 else "/".join(scope["path"].split("/")[: extra + 1]) + path
+    if cache is not None:
+        cache[key] = template
+    return template
 
 
 class HttpMetrics:
@@ -66,6 +76,7 @@ class HttpMetrics:
         self.app = app
         self.telemetry = telemetry
         self.routes = routes  # the app's top-level routes, for those FastAPI does not mark
+        self.templates: dict[tuple[int, int], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,8 +96,9 @@ class HttpMetrics:
         finally:
             method = scope.get("method", "")
             self.telemetry.observe_request(
-                route_template(scope, self.routes()), method if method in HTTP_METHODS else "other",
-                status, time.perf_counter() - began)
+                route_template(scope, self.routes(), self.templates),
+                method if method in HTTP_METHODS else "other", status,
+                time.perf_counter() - began)
 
 
 def peer_of(scope: Scope) -> str | None:
