@@ -1,7 +1,8 @@
 """What operators see of a running SnoozeQL: Prometheus series and joinable log lines.
 
-Every metric SnoozeQL exports is defined here, once, on a :class:`Telemetry` object that
-owns its own ``CollectorRegistry``. Each :class:`~snoozeql.services.context.Context`
+Every counter, gauge and histogram SnoozeQL keeps is defined here, once, on a
+:class:`Telemetry` object that owns its own ``CollectorRegistry`` (the fleet gauges,
+computed at scrape time, are in ``services/telemetry.py``). Each :class:`~snoozeql.services.context.Context`
 (one per process, or per test) has one, so two apps in one process never share or
 collide on series, and nothing is registered on prometheus-client's global registry.
 
@@ -113,9 +114,8 @@ class Telemetry:
         # requests by route template, method and status, so a request costs one observe.
         self.http_duration = Histogram(
             "snoozeql_http_request_duration_seconds", "HTTP requests answered and the time "
-            "to answer them, by route template, method and status", ["route", "method",
-                                                                    "status"],
-            buckets=_HTTP_BUCKETS, registry=r)
+            "to answer them, by route template, method and status",
+            ["route", "method", "status"], buckets=_HTTP_BUCKETS, registry=r)
         self.tasks_started = Counter(
             "snoozeql_tasks_started", "Background task runs started", ["task"], registry=r)
         self.tasks_succeeded = Counter(
