@@ -307,3 +307,29 @@ def test_throttling_is_counted_apart_from_the_calls(aws_env, aws_proxy) -> None:
                  operation="DescribeDBInstances", result="throttled") == 1
     assert value(m, "snoozeql_provider_throttled_total", provider="aws",
                  operation="DescribeDBInstances") == 5
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_local_database_actions_are_counted_and_logged_without_the_password(
+    local_ctx, caplog: pytest.LogCaptureFixture,  # noqa: ANN001
+) -> None:
+    """A real local Redis: its create, stop and delete are counted and logged, one
+    line each, and its password is in none of them."""
+    from snoozeql.services.lifecycle import LifecycleService
+    from snoozeql.services.local_databases import LocalDatabaseService
+
+    caplog.set_level(logging.INFO, logger="snoozeql")
+    password = "local-redis-pw-7c1e"
+    svc = LocalDatabaseService(local_ctx)
+    created = svc.create(name="cache1", engine="redis", password=password, actor="dev")
+    LifecycleService(local_ctx).act(created.instance.id, "stop", actor="dev")
+    svc.delete("cache1", actor="dev")
+
+    m = samples(local_ctx.telemetry.exposition()[0].decode())
+    for action in ("create", "stop", "delete"):
+        assert value(m, "snoozeql_actions_total", action=action, result="ok") == 1
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
+    actions = [x for x in lines if x.get("event") == "action"]
+    assert [(a["action"], a["instance_id"], a["provider"]) for a in actions] == [
+        (a, str(created.instance.id), "local") for a in ("create", "stop", "delete")]
+    assert password not in "\n".join(JsonFormatter().format(r) for r in caplog.records)
