@@ -2,9 +2,10 @@
 
 Every counter, gauge and histogram SnoozeQL keeps is defined here, once, on a
 :class:`Telemetry` object that owns its own ``CollectorRegistry`` (the fleet gauges,
-computed at scrape time, are in ``services/telemetry.py``). Each :class:`~snoozeql.services.context.Context`
-(one per process, or per test) has one, so two apps in one process never share or
-collide on series, and nothing is registered on prometheus-client's global registry.
+computed at scrape time, are in ``services/telemetry.py``). Each
+:class:`~snoozeql.services.context.Context` (one per process, or per test) has one, so
+two apps in one process never share or collide on series, and nothing is registered
+on prometheus-client's global registry.
 
 The series are counted in the process that does the work: HTTP series in the process
 that serves the API, task and action series in the process that runs the task (today
