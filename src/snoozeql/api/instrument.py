@@ -15,6 +15,7 @@ of the app keeps uvicorn's usual handling of a local TLS proxy's headers.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -111,9 +112,10 @@ def keep_peer(app: ASGIApp) -> ASGIApp:
     """``app`` behind uvicorn's proxy-headers handling, with the TCP peer kept first."""
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-    # Trusts 127.0.0.1, as uvicorn does by default. (uvicorn types ASGI more narrowly
-    # than Starlette; both describe the same calls.)
-    inner: Any = ProxyHeadersMiddleware(app)  # type: ignore[arg-type]
+    # Trusts whom uvicorn would (FORWARDED_ALLOW_IPS, default 127.0.0.1). (uvicorn types
+    # ASGI more narrowly than Starlette; both describe the same calls.)
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    inner: Any = ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type]
 
     async def recorded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
