@@ -26,6 +26,7 @@ from snoozeql.config import Settings
 from snoozeql.jobs.catalogue import Job, catalogue
 from snoozeql.jobs.runner import JobRunner
 from snoozeql.logging import JsonFormatter
+from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.store import actions as action_log
 from tests.support.moto_server import FAKE_SECRET_KEY, free_port
@@ -333,3 +334,34 @@ def test_local_database_actions_are_counted_and_logged_without_the_password(
     assert [(a["action"], a["instance_id"], a["provider"]) for a in actions] == [
         (a, str(created.instance.id), "local") for a in ("create", "stop", "delete")]
     assert password not in "\n".join(JsonFormatter().format(r) for r in caplog.records)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_gcp_calls_are_counted_by_api_method_and_throttling_apart(
+    ctx, gcp_api, gcp_service_account,  # noqa: ANN001
+) -> None:
+    """Against the Cloud SQL test server: a sync's instances.list calls are ``ok``;
+    a project still answering 429 after the client library's retries is ``throttled``."""
+    from snoozeql.services.accounts import AccountService
+    from snoozeql.services.discovery import DiscoveryService
+
+    ctx.settings = ctx.settings.model_copy(update={"gcp_num_retries": 0})
+    ctx.providers = ProviderRegistry(ctx.settings)  # reports to ctx.telemetry all the same
+    gcp_api.add_instances("proj-a", 3)
+    AccountService(ctx).add("gcp", "analytics", {
+        "projects": "proj-a", "credentials_file": str(gcp_service_account.path),
+        "api_endpoint": gcp_api.url})
+    assert DiscoveryService(ctx).sync("analytics").error is None
+    listed = gcp_api.count("GET", "/v1/projects/{project}/instances", "proj-a")
+    assert listed >= 1
+    m = samples(ctx.telemetry.exposition()[0].decode())
+    assert value(m, "snoozeql_provider_calls_total", provider="gcp",
+                 operation="sql.instances.list", result="ok") == listed
+
+    gcp_api.fail_next("proj-a", 429)
+    assert "429" in (DiscoveryService(ctx).sync("analytics").error or "")
+    m = samples(ctx.telemetry.exposition()[0].decode())
+    assert value(m, "snoozeql_provider_calls_total", provider="gcp",
+                 operation="sql.instances.list", result="throttled") == 1
+    assert value(m, "snoozeql_provider_throttled_total", provider="gcp",
+                 operation="sql.instances.list") == 1
