@@ -6,6 +6,7 @@ SQLite file in the user's data directory, the API listens on 127.0.0.1:8080.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -38,7 +39,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
-    log_json: bool = False
+    log_json: bool = Field(
+        default=False, description="one JSON object per log line; task runs and actions "
+        "carry task_id, action_id, instance_id and account_id"
+    )
+    metrics_allow: list[str] = Field(
+        default_factory=list, description="networks (JSON list, e.g. [\"10.0.0.0/8\"]) "
+        "whose peers may read /metrics besides loopback"
+    )
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="largest API request body (413 above it)"
     )
@@ -164,6 +172,24 @@ class Settings(BaseSettings):
             return validate_patterns(v)
         except ValidationError as exc:
             raise ValueError(exc.message) from None
+
+    @field_validator("metrics_allow", mode="after")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for text in v:
+            try:
+                ipaddress.ip_network(text.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"SNOOZEQL_METRICS_ALLOW: {text!r} is not a network such as 10.0.0.0/8 "
+                    "or an address"
+                ) from None
+        return [t.strip() for t in v]
+
+    @property
+    def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """``metrics_allow`` parsed (host bits allowed: 10.1.2.3/8 means 10.0.0.0/8)."""
+        return [ipaddress.ip_network(t, strict=False) for t in self.metrics_allow]
 
     @property
     def effective_credentials_dir(self) -> Path:

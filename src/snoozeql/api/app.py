@@ -12,9 +12,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from snoozeql import __version__
 from snoozeql.api.docs import install_docs
+from snoozeql.api.instrument import HttpMetrics
 from snoozeql.api.limits import RequestBounds
 from snoozeql.api.openapi import add_links, allowed_methods, error_responses
-from snoozeql.api.routers import accounts, actions, apikeys, health, instances
+from snoozeql.api.routers import accounts, actions, apikeys, health, instances, prometheus
 from snoozeql.api.routers import audit as audit_router
 from snoozeql.api.routers import local_instances as local_router
 from snoozeql.api.routers import metrics as metrics_router
@@ -88,8 +89,11 @@ def create_app(ctx: Context) -> FastAPI:
     app.openapi = openapi_with_links  # type: ignore[method-assign]
     app.add_middleware(RequestBounds, max_body_bytes=ctx.settings.max_body_bytes,
                        prefix=API_PREFIX)
+    # Outermost of ours: counts every answer, a 413 of RequestBounds too.
+    app.add_middleware(HttpMetrics, telemetry=ctx.telemetry, routes=lambda: app.router.routes)
     errors = error_responses()  # every error status, declared on every operation
     app.include_router(health.router)
+    app.include_router(prometheus.router)  # GET /metrics (Prometheus text format)
     for r in (accounts.router, instances.router, actions.router, apikeys.router):
         app.include_router(r, prefix=API_PREFIX, responses=errors)
     for r in (templates_router.router, stacks_router.router):

@@ -85,6 +85,7 @@ def demo(
     import uvicorn
 
     from snoozeql.api.app import create_app
+    from snoozeql.api.instrument import keep_peer
     from snoozeql.config import get_settings
     from snoozeql.jobs.runner import JobRunner
     from snoozeql.services.apikeys import ApiKeyService
@@ -133,8 +134,9 @@ def demo(
         _say(f"viewer API key (read only): {viewer_key}")
     _say("press Ctrl+C to stop; `snoozeql demo --keep` serves this demo store again")
     try:
-        uvicorn.run(create_app(ctx), host=h, port=p, log_level=settings.log_level.lower(),
-                    log_config=None)
+        # keep_peer: /metrics decides on the TCP peer, not on X-Forwarded-For.
+        uvicorn.run(keep_peer(create_app(ctx)), host=h, port=p,
+                    log_level=settings.log_level.lower(), log_config=None, proxy_headers=False)
     finally:
         if runner:
             runner.stop()

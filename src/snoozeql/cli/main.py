@@ -72,6 +72,7 @@ def serve(
     import uvicorn
 
     from snoozeql.api.app import create_app
+    from snoozeql.api.instrument import keep_peer
     from snoozeql.config import get_settings
     from snoozeql.jobs.runner import JobRunner
 
@@ -92,9 +93,10 @@ def serve(
     console.print(f"Dashboard on http://{host or s.host}:{port or s.port}/ "
                   "(sign in with an API key)", highlight=False)
     try:
+        # keep_peer: /metrics decides on the TCP peer, not on X-Forwarded-For.
         uvicorn.run(
-            create_app(ctx), host=host or s.host, port=port or s.port,
-            log_level=s.log_level.lower(), log_config=None,
+            keep_peer(create_app(ctx)), host=host or s.host, port=port or s.port,
+            log_level=s.log_level.lower(), log_config=None, proxy_headers=False,
         )
     finally:
         if runner:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from snoozeql.config import Settings
+from snoozeql.observability import current_task
 from snoozeql.services.context import Context
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.leases import job_lease
@@ -29,7 +30,12 @@ class Job:
 
 
 def _sync_accounts(ctx: Context) -> object:
-    return DiscoveryService(ctx).sync_all()
+    reports = DiscoveryService(ctx).sync_all()
+    run = current_task()
+    if run is not None:  # shown in the task run's log line (one line per account too)
+        run.fields.update(accounts=len(reports),
+                          failed_accounts=sum(1 for r in reports if r.error))
+    return reports
 
 
 def _refresh_local_databases(ctx: Context) -> object:

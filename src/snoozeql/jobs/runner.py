@@ -43,17 +43,20 @@ class JobRunner:
             now = self.ctx.now()
             lease = job.lease_for(self.ctx.settings)
             with self.ctx.engine.begin() as conn:
+                retry = store.last_run_failed(conn, job.name)
                 won = store.claim(conn, job.name, self.owner, now, lease)
             if not won:
                 continue
             error = None
             leases = keeper(self.ctx)
             try:
-                log.info("job %s started", job.name)
-                with leases.hold(leases.job(job.name, self.owner, lease)):
+                log.debug("job %s started", job.name)
+                # One log line per run (observability.Telemetry.task), failures with
+                # their traceback; counted and timed on the process's series.
+                with self.ctx.telemetry.task(job.name, retry=retry), \
+                        leases.hold(leases.job(job.name, self.owner, lease)):
                     job.run(self.ctx)
             except Exception as exc:  # noqa: BLE001 - a failing job must not kill the runner
-                log.exception("job %s failed", job.name)
                 error = f"{type(exc).__name__}: {exc}"[:2000]
             finished = self.ctx.now()
             with self.ctx.engine.begin() as conn:

@@ -48,6 +48,7 @@ from snoozeql.domain.types import (
     ProviderKind,
     already_message,
 )
+from snoozeql.observability import Telemetry
 from snoozeql.providers.base import allowed_endpoint
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,60 @@ class AwsCredentials:
             aws_session_token=self.token,
             region_name=region,
         )
+
+
+#: Error codes AWS answers when it throttles (botocore retries them with backoff).
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded", "RequestThrottled", "BandwidthLimitExceeded",
+    "LimitExceededException", "SlowDown", "PriorRequestNotComplete",
+    "EC2ThrottledException",
+})
+
+
+def _throttling(http_response: Any, parsed: Any) -> bool:
+    if getattr(http_response, "status_code", None) == 429:
+        return True
+    err = parsed.get("Error") if isinstance(parsed, dict) else None
+    return isinstance(err, dict) and err.get("Code") in THROTTLING_CODES
+
+
+def counted(session: boto3.session.Session, telemetry: Telemetry | None
+            ) -> boto3.session.Session:
+    """``session``, whose clients count their calls on ``telemetry`` (when given)."""
+    if telemetry is not None:
+        count_calls(session, telemetry)
+    return session
+
+
+def count_calls(session: boto3.session.Session, telemetry: Telemetry) -> None:
+    """Count every API call of the session's clients by operation and final result,
+    and every throttling answer (each attempt, also those a retry then got through),
+    through botocore's events: no wrapper around the calls themselves."""
+
+    def operation(event_name: str) -> str:
+        return event_name.rsplit(".", 1)[-1]
+
+    def after_call(event_name: str = "", http_response: Any = None, parsed: Any = None,
+                   **_: Any) -> None:
+        status = getattr(http_response, "status_code", 0) or 0
+        result = ("ok" if status < 300 else
+                  "throttled" if _throttling(http_response, parsed) else "error")
+        telemetry.provider_call("aws", operation(event_name), result)
+
+    def after_call_error(event_name: str = "", **_: Any) -> None:
+        telemetry.provider_call("aws", operation(event_name), "error")  # no answer at all
+
+    def needs_retry(event_name: str = "", response: Any = None, **_: Any) -> None:
+        if isinstance(response, tuple) and len(response) == 2 and _throttling(*response):
+            telemetry.throttled("aws", operation(event_name))
+        return None  # never decides the retry: botocore's own handler does
+
+    events = session.events
+    events.register("after-call", after_call)
+    events.register("after-call-error", after_call_error)
+    events.register("needs-retry", needs_retry)
 
 
 _KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}(?![A-Z0-9])")
@@ -413,12 +468,14 @@ class AwsProvider:
         # call itself, which matters when the reconciler stops a thousand databases.
         self._clients: dict[tuple[Any, ...], tuple[float, AwsCredentials, Any]] = {}
         self._clients_lock = threading.Lock()
+        # Set by the provider registry: where this provider counts its API calls.
+        self.telemetry: Telemetry | None = None
 
     # ---------------------------------------------------------------- plumbing
 
     def _client(self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str) -> Any:
         try:
-            return creds.session(region).client(
+            return counted(creds.session(region), self.telemetry).client(
                 "rds", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
             )
         except (BotoCoreError, ValueError) as exc:  # bad region name, bad endpoint URL

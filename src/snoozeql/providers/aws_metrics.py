@@ -29,10 +29,12 @@ from snoozeql.config import Settings
 from snoozeql.domain.errors import ProviderError
 from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, WRITE_IOPS, Sample
 from snoozeql.domain.types import Account, InstanceKind
+from snoozeql.observability import Telemetry
 from snoozeql.providers.aws import (
     AwsAccountConfig,
     AwsCredentials,
     client_config,
+    counted,
     describe_error,
     resolve_credentials,
 )
@@ -120,6 +122,7 @@ class AwsMetricsCollector:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self.telemetry: Telemetry | None = None  # set by the registry: counts API calls
 
     def collect(
         self, account: Account, targets: Sequence[MetricTarget], start: datetime, end: datetime
@@ -152,7 +155,7 @@ class AwsMetricsCollector:
         result: CollectResult,
     ) -> None:
         try:
-            cw = creds.session(region).client(
+            cw = counted(creds.session(region), self.telemetry).client(
                 "cloudwatch", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
             )
         except (BotoCoreError, ValueError) as exc:

@@ -75,6 +75,7 @@ from snoozeql.domain.types import (
     ProviderKind,
     already_message,
 )
+from snoozeql.observability import Telemetry
 from snoozeql.providers.base import allowed_endpoint
 
 __all__ = [
@@ -284,6 +285,7 @@ class GcpProvider:
         self._num_retries = int(knob(num_retries, "gcp_num_retries", 5))
         self._http_timeout = float(knob(http_timeout, "gcp_http_timeout_seconds", 30.0))
         self._workers = max(1, int(getattr(settings, "discovery_workers", 8)))
+        self.telemetry: Telemetry | None = None  # set by the registry: counts API calls
         self._sleep = sleep
 
     # -- discovery -------------------------------------------------------------------
@@ -516,7 +518,7 @@ class GcpProvider:
     ) -> dict[str, Any]:
         """Run a request with retries and translate every failure into a domain error."""
         try:
-            result = request.execute(num_retries=self._num_retries)
+            result = counted_execute(self.telemetry, request, self._num_retries)
         except HttpError as exc:
             raise _http_error(exc, what, self._num_retries, refusable) from None
         except google.auth.exceptions.RefreshError as exc:
@@ -534,6 +536,27 @@ class GcpProvider:
         except (ValueError, KeyError, TypeError):
             raise ProviderError(f"{what}: unexpected answer from {_endpoint(cfg)}") from None
         return result if isinstance(result, dict) else {}
+
+
+def counted_execute(telemetry: Telemetry | None, request: Any, num_retries: int) -> Any:
+    """``request.execute`` counted by API method and final result on ``telemetry``.
+
+    The client library retries a 429 inside ``execute(num_retries=...)``, out of our
+    sight, so a call counts as ``throttled`` when it was still throttled after them."""
+    try:
+        answer = request.execute(num_retries=num_retries)
+    except BaseException as exc:
+        if telemetry is not None:
+            operation = str(getattr(request, "methodId", None) or "request")
+            throttled = isinstance(exc, HttpError) and int(exc.resp.status) == 429
+            if throttled:
+                telemetry.throttled("gcp", operation)
+            telemetry.provider_call("gcp", operation, "throttled" if throttled else "error")
+        raise
+    if telemetry is not None:
+        telemetry.provider_call("gcp", str(getattr(request, "methodId", None) or "request"),
+                                "ok")
+    return answer
 
 
 def no_redirects_http(timeout: float) -> httplib2.Http:

@@ -38,6 +38,7 @@ from snoozeql.config import Settings
 from snoozeql.domain.errors import ProviderError
 from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, WRITE_IOPS, Sample
 from snoozeql.domain.types import Account
+from snoozeql.observability import Telemetry
 from snoozeql.providers.aws_metrics import CollectResult, MetricTarget
 from snoozeql.providers.base import allowed_endpoint
 from snoozeql.providers.gcp import (
@@ -45,6 +46,7 @@ from snoozeql.providers.gcp import (
     GcpProvider,
     _first_line,
     _http_error,
+    counted_execute,
     no_redirects_http,
     split_provider_id,
 )
@@ -116,6 +118,7 @@ class GcpMetricsCollector:
         self._provider = provider or GcpProvider(settings)
         self._num_retries = int(getattr(settings, "gcp_num_retries", 5))
         self._timeout = float(getattr(settings, "gcp_http_timeout_seconds", 30.0))
+        self.telemetry: Telemetry | None = None  # set by the registry: counts API calls
 
     def _service(self, credentials: Any, endpoint: str | None) -> Any:
         http = google_auth_httplib2.AuthorizedHttp(
@@ -226,7 +229,7 @@ class GcpMetricsCollector:
 
     def _execute(self, request: Any, what: str) -> dict[str, Any]:
         try:
-            answer = request.execute(num_retries=self._num_retries)
+            answer = counted_execute(self.telemetry, request, self._num_retries)
         except HttpError as exc:
             raise _http_error(exc, what, self._num_retries, False) from None
         except google.auth.exceptions.GoogleAuthError as exc:

@@ -12,6 +12,7 @@ from typing import Any
 from snoozeql.config import Settings
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.types import ProviderKind
+from snoozeql.observability import Telemetry
 from snoozeql.providers.base import Provider
 
 _IMPLEMENTATIONS: dict[ProviderKind, str] = {
@@ -32,9 +33,12 @@ _COLLECTORS: dict[ProviderKind, str] = {
 }
 
 
-def _build(target: str, settings: Settings) -> Any:
+def _build(target: str, settings: Settings, telemetry: Telemetry | None = None) -> Any:
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)(settings)
+    built = getattr(importlib.import_module(module), cls)(settings)
+    if telemetry is not None and hasattr(built, "telemetry"):
+        built.telemetry = telemetry  # a provider that counts its API calls
+    return built
 
 
 class ProviderRegistry:
@@ -43,6 +47,8 @@ class ProviderRegistry:
     def __init__(self, settings: Settings, overrides: dict[ProviderKind, Any] | None = None):
         self._settings = settings
         self._built: dict[ProviderKind, Provider] = dict(overrides or {})
+        # Where providers count their API calls (the Context sets its own).
+        self.telemetry: Telemetry | None = None
 
     def get(self, kind: ProviderKind | str) -> Provider:
         kind = ProviderKind(kind)
@@ -50,7 +56,7 @@ class ProviderRegistry:
             target = _IMPLEMENTATIONS.get(kind)
             if target is None:
                 raise ValidationError(f"provider {kind.value!r} has no cloud driver")
-            self._built[kind] = _build(target, self._settings)
+            self._built[kind] = _build(target, self._settings, self.telemetry)
         return self._built[kind]
 
     def metrics_collector(self, kind: ProviderKind | str) -> Any:
@@ -59,4 +65,4 @@ class ProviderRegistry:
         target = _COLLECTORS.get(kind)
         if target is None:
             raise ValidationError(f"no cloud metrics collector for {kind.value}")
-        return _build(target, self._settings)
+        return _build(target, self._settings, self.telemetry)

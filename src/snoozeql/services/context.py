@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from snoozeql.config import Settings
+from snoozeql.observability import Telemetry
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.store import db
 
@@ -35,6 +36,16 @@ class Context:
     memo_lock: threading.Lock = field(default_factory=threading.Lock)
     # The heartbeat renewing this process's leases (services/leases.py), made on first use.
     lease_keeper: Any = None
+    # This process's Prometheus series, on a registry of their own (observability.py).
+    telemetry: Telemetry = field(default_factory=Telemetry)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        # The providers always report their API calls to this context's series, also
+        # when a registry is swapped in later (settings changed, a test's own).
+        if name in ("providers", "telemetry") and hasattr(self, "telemetry") \
+                and isinstance(getattr(self, "providers", None), ProviderRegistry):
+            self.providers.telemetry = self.telemetry
 
     def now(self) -> datetime:
         return self.clock()

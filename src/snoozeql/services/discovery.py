@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from snoozeql.domain.errors import ConflictError, SnoozeError
 from snoozeql.domain.types import Account, AccountStatus
+from snoozeql.observability import FIELDS, task_fields
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.pricing import PriceResolver
@@ -76,10 +77,13 @@ class DiscoveryService:
                 )
         except Exception as exc:  # noqa: BLE001 - every failure must land on the account
             message = _describe(exc)
+            fields = _sync_fields(account, "failed", started) | {"error": message}
             if not isinstance(exc, SnoozeError):
-                log.exception("sync of account %s failed unexpectedly", account.name)
+                log.exception("sync of account %s failed unexpectedly", account.name,
+                              extra={FIELDS: fields})
             else:
-                log.warning("sync of account %s failed: %s", account.name, message)
+                log.warning("sync of account %s failed: %s", account.name, message,
+                            extra={FIELDS: fields})
             with self.ctx.engine.begin() as conn:
                 account_store.update(
                     conn, account.id, self.ctx.now(), status=AccountStatus.FAILED,
@@ -92,6 +96,9 @@ class DiscoveryService:
         log.info(
             "synced account %s: %d databases (%d new, %d changed, %d missing)",
             account.name, len(found), written.new, written.changed, written.missing,
+            extra={FIELDS: _sync_fields(account, "connected", started) | {
+                "found": len(found), "new": written.new, "changed": written.changed,
+                "missing": written.missing}},
         )
         return SyncReport(
             account.id, account.name, AccountStatus.CONNECTED, found=len(found),
@@ -125,6 +132,13 @@ class DiscoveryService:
             )
         if res.rowcount != 1:
             raise ConflictError(f"account {account.name!r} is already being synced")
+
+
+def _sync_fields(account: Account, result: str, started: float) -> dict[str, object]:
+    """The structured fields of a sync's log line (one per account and sync)."""
+    return {"event": "sync", "account": account.name, "account_id": str(account.id),
+            "provider": account.provider.value, "result": result,
+            "duration_s": round(time.monotonic() - started, 3), **task_fields()}
 
 
 def _describe(exc: BaseException) -> str:

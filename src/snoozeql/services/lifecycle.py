@@ -43,6 +43,7 @@ from snoozeql.domain.types import (
     InstanceStatus,
     LifecycleAction,
 )
+from snoozeql.observability import in_context, log_action
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.external import refuse_action
@@ -180,20 +181,31 @@ class LifecycleService:
         *, intent: UUID | None = None,
     ) -> UUID:
         """Complete the ``intent`` with the outcome (or append a whole entry)."""
+        finished = self.ctx.now()
         with self.ctx.engine.begin() as conn:
             if intent is not None:
+                action_id = intent
                 if not action_log.complete(conn, intent, result=result.value,
-                                           finished_at=self.ctx.now(), error=error,
+                                           finished_at=finished, error=error,
                                            details=details):
                     log.warning("the %s of %s (%s) was resolved by a takeover before it "
                                 "finished here", act.value, instance.name, result.value)
-                return intent
-            return action_log.append(
-                conn, at=started, finished_at=self.ctx.now(), actor=actor, action=act.value,
-                reason=reason, result=result.value, instance_id=instance.id,
-                instance_name=instance.name, provider=instance.provider.value, error=error,
-                details=details,
-            )
+                    return intent  # counted and logged by the takeover that wrote it
+            else:
+                action_id = action_log.append(
+                    conn, at=started, finished_at=finished, actor=actor, action=act.value,
+                    reason=reason, result=result.value, instance_id=instance.id,
+                    instance_name=instance.name, provider=instance.provider.value,
+                    error=error, details=details,
+                )
+        log_action(
+            self.ctx.telemetry, action_id=action_id, action=act.value, result=result.value,
+            instance_id=instance.id, instance_name=instance.name,
+            account_id=instance.account_id, provider=instance.provider.value, actor=actor,
+            reason=reason, seconds=(finished - started).total_seconds(), error=error,
+            message=(details or {}).get("already"),
+        )
+        return action_id
 
     # ------------------------------------------------------------------ takeover
 
@@ -220,7 +232,7 @@ class LifecycleService:
 
         workers = max(1, min(self.ctx.settings.discovery_workers, len(stale)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="resolve") as pool:
-            return [r for r in pool.map(one, stale) if r is not None]
+            return [r for r in pool.map(in_context(one), stale) if r is not None]
 
     def _resolve(self, entry: ActionRecord) -> Resolution | None:
         holder = entry.details.get("owner") or "its holder"
@@ -274,6 +286,13 @@ class LifecycleService:
                 instance_store.set_status(conn, instance.id, outcome.status, outcome.raw_status)
         if not done:
             return None  # another replica resolved it first
+        log_action(
+            self.ctx.telemetry, action_id=entry.id, action=entry.action, result=result.value,
+            instance_id=entry.instance_id, instance_name=entry.instance_name,
+            account_id=instance.account_id if instance is not None else None,
+            provider=entry.provider, actor=entry.actor, reason=entry.reason,
+            error=None if confirmed else message, resolution="takeover",
+        )
         log.warning("pending %s of %s by %s resolved after takeover: %s", entry.action,
                     entry.instance_name, holder, "confirmed" if confirmed else "unknown")
         return Resolution(entry, instance, confirmed, message)

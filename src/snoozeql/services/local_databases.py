@@ -50,6 +50,7 @@ from snoozeql.domain.types import (
     LifecycleAction,
     ProviderKind,
 )
+from snoozeql.observability import log_action
 from snoozeql.providers.local import free_port, port_in_use
 from snoozeql.providers.local_provider import short_status
 from snoozeql.providers.optional import require_pymongo
@@ -290,7 +291,7 @@ class LocalDatabaseService:
             with self.ctx.engine.begin() as conn:
                 instance_store.insert_one(conn, row)
                 secret_store.put(conn, SECRET_SCOPE, instance_id, PASSWORD_SECRET, ciphertext, now)
-                action_log.append(
+                created_id = action_log.append(
                     conn, at=started, finished_at=self.ctx.now(), actor=actor,
                     action=LifecycleAction.CREATE.value, reason="manual",
                     result=ActionResult.OK.value, instance_id=instance_id, instance_name=name,
@@ -305,6 +306,8 @@ class LocalDatabaseService:
             except Exception:  # noqa: BLE001 - the original error matters more
                 log.exception("could not remove local database %s after a failed create", name)
             raise
+        _logged(self.ctx, created_id, LifecycleAction.CREATE.value, ActionResult.OK.value,
+                instance_id, name, kind, actor, started, self.ctx.now(), None)
         with self.ctx.engine.connect() as conn:
             instance = instance_store.get(conn, instance_id)
         assert instance is not None
@@ -355,13 +358,16 @@ class LocalDatabaseService:
         with self.ctx.engine.begin() as conn:
             instance_store.delete(conn, instance.id)
             secret_store.delete(conn, SECRET_SCOPE, instance.id)
-            action_log.append(
+            deleted_id = action_log.append(
                 conn, at=started, finished_at=self.ctx.now(), actor=actor,
                 action=LifecycleAction.DELETE.value, reason="manual", result=ActionResult.OK.value,
                 instance_id=instance.id, instance_name=instance.name,
                 provider=instance.provider.value,
                 details={"keep_data": keep_data, "kept_at": kept},
             )
+        _logged(self.ctx, deleted_id, LifecycleAction.DELETE.value, ActionResult.OK.value,
+                instance.id, instance.name, instance.provider, actor, started, self.ctx.now(),
+                None)
         return DeletedDatabase(instance, kept)
 
     # ------------------------------------------------------------------ inspect
@@ -451,12 +457,25 @@ class LocalDatabaseService:
         actor: str, started: Any, result: ActionResult, error: str | None,
         details: dict[str, Any],
     ) -> None:
+        finished = self.ctx.now()
         with self.ctx.engine.begin() as conn:
-            action_log.append(
-                conn, at=started, finished_at=self.ctx.now(), actor=actor, action=action.value,
+            action_id = action_log.append(
+                conn, at=started, finished_at=finished, actor=actor, action=action.value,
                 reason="manual", result=result.value, instance_id=instance_id,
                 instance_name=name, provider=kind.value, error=error, details=details,
             )
+        _logged(self.ctx, action_id, action.value, result.value, instance_id, name, kind,
+                actor, started, finished, error)
+
+
+def _logged(ctx: Context, action_id: UUID, action: str, result: str, instance_id: UUID | None,
+            name: str, kind: ProviderKind, actor: str, started: Any, finished: Any,
+            error: str | None) -> None:
+    """Count the create or delete and write its log line (observability.log_action)."""
+    log_action(ctx.telemetry, action_id=action_id, action=action, result=result,
+               instance_id=instance_id, instance_name=name, account_id=None,
+               provider=kind.value, actor=actor, reason="manual",
+               seconds=(finished - started).total_seconds(), error=error)
 
 
 def _raw(detail: str | None) -> str | None:

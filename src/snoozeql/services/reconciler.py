@@ -77,6 +77,7 @@ from snoozeql.domain.schedules.plan import (
 )
 from snoozeql.domain.schedules.plan import plan as make_plan
 from snoozeql.domain.types import ActionResult, Instance, InstanceKind, InstanceStatus
+from snoozeql.observability import in_context, log_action
 from snoozeql.services.context import Context
 from snoozeql.services.leases import action_lease, keeper, new_owner
 from snoozeql.services.lifecycle import LifecycleService, Resolution
@@ -161,7 +162,8 @@ def bounded_map(fn: Callable[[_T], _R], items: list[_T], *, key: Callable[[_T], 
     workers = max(1, min(len(items), limit * len(groups), max_threads))
     out: list[_R | None] = [None] * len(items)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
-        futures = {n: pool.submit(run, items[n]) for n in queue}
+        bound = in_context(run)  # the task run's id reaches the actions' log lines
+        futures = {n: pool.submit(bound, items[n]) for n in queue}
         for n, f in futures.items():
             out[n] = f.result()
     return out  # type: ignore[return-value]
@@ -344,6 +346,7 @@ class Reconciler:
         """Log what dry-run schedules would do, once per transition, claiming nothing."""
         said = self._said(plans)
         entries: list[dict[str, object]] = []
+        logged: list[Instance] = []
         done_at = self.ctx.now()
         for p in plans:
             if _matches(p.instance.status, p.desired):
@@ -357,6 +360,7 @@ class Reconciler:
                                                   ActionResult.REFUSED.value, p.reason,
                                                   protected))
                 continue
+            logged.append(p.instance)
             entries.append(self._entry(
                 p.instance, action, f"{p.reason} (dry run: would {action})",
                 ActionResult.DRY_RUN, now, done_at,
@@ -366,7 +370,12 @@ class Reconciler:
                                               ActionResult.DRY_RUN.value, p.reason))
         if entries:
             with self.ctx.engine.begin() as conn:  # one statement for all
-                action_log.append_many(conn, entries)
+                ids = action_log.append_many(conn, entries)
+            for action_id, e, inst in zip(ids, entries, logged, strict=True):
+                log_action(self.ctx.telemetry, action_id=action_id, action=str(e["action"]),
+                           result=ActionResult.DRY_RUN.value, instance_id=inst.id,
+                           instance_name=inst.name, account_id=inst.account_id,
+                           provider=inst.provider.value, actor=ACTOR, reason=str(e["reason"]))
 
     def _said(self, plans: list[Plan]) -> set[tuple[UUID, str, str]]:
         """(instance, action, transition) a dry run already logged."""
@@ -567,12 +576,16 @@ class Reconciler:
     def _log(self, inst: Instance, action: str, reason: str, result: ActionResult,
              at: datetime, *, error: str | None = None, details: dict | None = None) -> None:  # noqa: ANN401
         with self.ctx.engine.begin() as conn:
-            action_log.append(
+            action_id = action_log.append(
                 conn, at=at, finished_at=self.ctx.now(), actor=ACTOR, action=action,
                 reason=_short(reason), result=result.value, instance_id=inst.id,
                 instance_name=inst.name, provider=inst.provider.value, error=error,
                 details=details,
             )
+        log_action(self.ctx.telemetry, action_id=action_id, action=action, result=result.value,
+                   instance_id=inst.id, instance_name=inst.name, account_id=inst.account_id,
+                   provider=inst.provider.value, actor=ACTOR, reason=_short(reason),
+                   error=error)
 
     # ------------------------------------------------------------------ warnings
 

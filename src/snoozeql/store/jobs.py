@@ -27,6 +27,15 @@ def ensure(conn: sa.Connection, name: str, first_run_at: datetime) -> None:
             pass  # another replica registered it first
 
 
+def last_run_failed(conn: sa.Connection, name: str) -> bool:
+    """Whether the job's last run failed or was abandoned (its holder died holding it):
+    the next run of it is then a retry. Read before :func:`claim`."""
+    row = conn.execute(
+        sa.select(t.c.last_error, t.c.locked_by).where(t.c.name == name)
+    ).first()
+    return row is not None and (row.last_error is not None or row.locked_by is not None)
+
+
 def claim(conn: sa.Connection, name: str, owner: str, now: datetime, lease: timedelta) -> bool:
     res = conn.execute(
         t.update()
