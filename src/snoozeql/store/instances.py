@@ -12,6 +12,7 @@ import gc
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import orjson
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -342,6 +342,8 @@ def _write_pg(
 ) -> None:
     if not new and not changed:
         return
+    import psycopg  # the PostgreSQL driver: not imported by SQLite stores (CLI start-up)
+
     raw = conn.connection.driver_connection
     assert raw is not None
     # Losing the last sync in a crash is harmless (the next sync redoes it), so the
@@ -501,15 +503,19 @@ def delete(conn: sa.Connection, instance_id: UUID) -> int:
 
 # --- listing -------------------------------------------------------------------------
 
+_EMPTY: sa.ColumnClause[Any] = sa.literal_column("''")
+
 # Each sort key is a non-NULL expression so keyset comparisons are total.
 _SORTS: dict[str, tuple[Any, str]] = {
     "name": (t.c.name, "str"),
     "engine": (t.c.engine, "str"),
     "provider": (t.c.provider, "str"),
     "status": (t.c.status, "str"),
-    "region": (sa.func.coalesce(t.c.region, ""), "str"),
-    "instance_class": (sa.func.coalesce(t.c.instance_class, ""), "str"),
-    "hourly_cost": (sa.func.coalesce(t.c.hourly_cost_cents, -1), "decimal"),
+    # Constants as literals, not parameters: these are the indexed expressions (0017).
+    "region": (sa.func.coalesce(t.c.region, _EMPTY), "str"),
+    "instance_class": (sa.func.coalesce(t.c.instance_class, _EMPTY), "str"),
+    "hourly_cost": (sa.func.coalesce(t.c.hourly_cost_cents, sa.literal_column("-1")),
+                    "decimal"),
     "first_seen_at": (t.c.first_seen_at, "datetime"),
     "last_seen_at": (_LAST_SEEN, "datetime"),
 }
@@ -529,7 +535,7 @@ class InstanceFilter:
     missing: bool | None = None
 
 
-def _where(f: InstanceFilter) -> list[Any]:
+def _where(f: InstanceFilter, conn: sa.Connection) -> list[Any]:
     w: list[Any] = []
     if f.provider:
         w.append(t.c.provider == f.provider)
@@ -544,22 +550,99 @@ def _where(f: InstanceFilter) -> list[Any]:
     if f.kind:
         w.append(t.c.kind == f.kind)
     for key, value in f.tags.items():
-        w.append(t.c.tags[key].as_string() == value)
+        w.append(_tag_match(key, value, conn))
     if f.text:
-        like, esc = contains_pattern(f.text), LIKE_ESCAPE
-        w.append(
-            sa.or_(
-                sa.func.lower(t.c.name).like(like, escape=esc),
-                sa.func.lower(t.c.provider_id).like(like, escape=esc),
-                sa.func.lower(t.c.engine).like(like, escape=esc),
-                sa.func.lower(sa.func.coalesce(t.c.endpoint_host, "")).like(like, escape=esc),
-            )
-        )
+        w.extend(_text_match(f.text, conn))
     if f.missing is True:
         w.append(t.c.missing_since.is_not(None))
     elif f.missing is False:
         w.append(t.c.missing_since.is_(None))
     return w
+
+
+# Searches and tag filters use the indexes of migration 0017 (store/search.py names
+# them): trigram GIN indexes and a JSONB GIN index on PostgreSQL, an FTS5 trigram
+# table and a tag table on SQLite. The answers are those of the plain predicates.
+
+_tags_t = sa.table("instance_tags", sa.column("instance_id"), sa.column("key"),
+                   sa.column("value"))
+
+
+# How many rows an index lookup may return before a filter counts as common. Below
+# it, the matching rows are fetched and the page is sorted from them (at most this
+# many). Above it, the page is read along the sort order's index, checking each row:
+# with at least this many matches, about (rows / matches) x limit rows are read.
+SELECTIVE_ROWS = 2_000
+
+
+def _tag_match(key: str, value: str, conn: sa.Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        doc = sa.cast(sa.literal(json.dumps({key: value})), postgresql.JSONB)
+        return t.c.tags.op("@>")(doc)
+    if conn.dialect.name == "sqlite":
+        ids = conn.execute(
+            sa.select(_tags_t.c.instance_id)
+            .where(_tags_t.c.key == key, _tags_t.c.value == value)
+            .limit(SELECTIVE_ROWS + 1)
+        ).scalars().all()
+        if len(ids) <= SELECTIVE_ROWS:
+            return sa.literal_column("instances.id").in_(ids)
+        return sa.exists().where(
+            _tags_t.c.instance_id == sa.literal_column("instances.id"),
+            _tags_t.c.key == key, _tags_t.c.value == value,
+        )
+    return t.c.tags[key].as_string() == value  # pragma: no cover - other stores
+
+
+def search_columns() -> list[Any]:
+    """The lowered columns a search compares; PostgreSQL's trigram indexes are on
+    exactly these expressions."""
+    return [
+        sa.func.lower(t.c.name), sa.func.lower(t.c.provider_id), sa.func.lower(t.c.engine),
+        sa.func.lower(sa.func.coalesce(t.c.endpoint_host, _EMPTY)),
+    ]
+
+
+def plain_text_match(text: str) -> Any:
+    """Case-insensitive literal substring over name, provider id, engine, endpoint."""
+    like = contains_pattern(text)
+    return sa.or_(*(c.like(like, escape=LIKE_ESCAPE) for c in search_columns()))
+
+
+_FTS_READY: weakref.WeakKeyDictionary[sa.Engine, bool] = weakref.WeakKeyDictionary()
+
+
+def _has_fts(conn: sa.Connection) -> bool:
+    """Whether migration 0017 made the FTS5 table (SQLite 3.34+); remembered once seen."""
+    if _FTS_READY.get(conn.engine):
+        return True
+    found = conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'instances_search'"
+    ).first() is not None
+    if found:
+        _FTS_READY[conn.engine] = True
+    return found
+
+
+def _text_match(text: str, conn: sa.Connection) -> list[Any]:
+    plain = plain_text_match(text)
+    needle = text.lower()
+    if conn.dialect.name != "sqlite" or len(needle) < 3 or not _has_fts(conn):
+        # PostgreSQL plans the trigram indexes for this predicate itself. On SQLite
+        # fewer than 3 characters have no trigram: the table is scanned.
+        return [plain]
+    # FTS5 finds the rows holding the text as a phrase of trigrams (case folded, a
+    # superset of the plain match); the plain predicate then keeps exactly its answers.
+    # A common text (more than SELECTIVE_ROWS candidates) is checked along the sort
+    # order instead, which finds a page of matches after reading few rows.
+    phrase = '"' + needle.replace('"', '""') + '"'
+    rowids = conn.exec_driver_sql(
+        "SELECT rowid FROM instances_search WHERE instances_search MATCH ? LIMIT ?",
+        (phrase, SELECTIVE_ROWS + 1),
+    ).scalars().all()
+    if len(rowids) > SELECTIVE_ROWS:
+        return [plain]
+    return [sa.literal_column("instances.rowid").in_(rowids), plain]
 
 
 def _encode_cursor(sort: str, value: Any, row_id: UUID) -> str:
@@ -599,6 +682,28 @@ def parse_sort(sort: str) -> tuple[str, bool]:
     return key, desc
 
 
+def listing_query(
+    conn: sa.Connection,
+    f: InstanceFilter,
+    *,
+    sort: str = "name",
+    limit: int = 100,
+    cursor: str | None = None,
+) -> sa.Select[Any]:
+    """The statement :func:`list_page` runs (one row more than ``limit``)."""
+    key, desc = parse_sort(sort)
+    expr = _SORTS[key][0]
+    q = _select(expr.label("_sortval")).where(*_where(f, conn))
+    if cursor:
+        value, last_id = _decode_cursor(cursor, key)
+        if desc:
+            q = q.where(sa.or_(expr < value, sa.and_(expr == value, t.c.id < last_id)))
+        else:
+            q = q.where(sa.or_(expr > value, sa.and_(expr == value, t.c.id > last_id)))
+    order = (expr.desc(), t.c.id.desc()) if desc else (expr.asc(), t.c.id.asc())
+    return q.order_by(*order).limit(limit + 1)
+
+
 def list_page(
     conn: sa.Connection,
     f: InstanceFilter,
@@ -608,17 +713,8 @@ def list_page(
     cursor: str | None = None,
 ) -> tuple[list[Instance], str | None]:
     """One page of instances and the cursor of the next page (None at the end)."""
-    key, desc = parse_sort(sort)
-    expr = _SORTS[key][0]
-    q = _select(expr.label("_sortval")).where(*_where(f))
-    if cursor:
-        value, last_id = _decode_cursor(cursor, key)
-        if desc:
-            q = q.where(sa.or_(expr < value, sa.and_(expr == value, t.c.id < last_id)))
-        else:
-            q = q.where(sa.or_(expr > value, sa.and_(expr == value, t.c.id > last_id)))
-    order = (expr.desc(), t.c.id.desc()) if desc else (expr.asc(), t.c.id.asc())
-    rows = conn.execute(q.order_by(*order).limit(limit + 1)).all()
+    key, _ = parse_sort(sort)
+    rows = conn.execute(listing_query(conn, f, sort=sort, limit=limit, cursor=cursor)).all()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -630,15 +726,15 @@ def list_page(
 def count(conn: sa.Connection, f: InstanceFilter, cap: int | None = None) -> int:
     """How many match; with ``cap``, counting stops there (``cap`` means "at least")."""
     if cap is None:
-        q = sa.select(sa.func.count()).select_from(t).where(*_where(f))
+        q = sa.select(sa.func.count()).select_from(t).where(*_where(f, conn))
     else:
-        sub = sa.select(t.c.id).where(*_where(f)).limit(cap).subquery()
+        sub = sa.select(t.c.id).where(*_where(f, conn)).limit(cap).subquery()
         q = sa.select(sa.func.count()).select_from(sub)
     return int(conn.execute(q).scalar_one())
 
 
 def iter_all(conn: sa.Connection, f: InstanceFilter | None = None) -> Iterable[Instance]:
-    q = _select().where(*_where(f or InstanceFilter())).order_by(t.c.name, t.c.id)
+    q = _select().where(*_where(f or InstanceFilter(), conn)).order_by(t.c.name, t.c.id)
     for r in conn.execute(q):
         yield row_to_instance(r)
 
