@@ -23,6 +23,7 @@ from snoozeql.domain.types import (
 from snoozeql.services import apikeys as apikeys_service
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.inventory import InventoryService
+from snoozeql.services.web_sessions import WebSessionService
 from snoozeql.store import apikeys as key_store
 from snoozeql.store import instances as inst
 from snoozeql.store.tables import api_keys
@@ -167,3 +168,68 @@ def test_listing_body_is_the_response_model(ctx: Any, client: TestClient) -> Non
     assert body["next_cursor"]
     assert [i["name"] for i in body["items"]] == ["d0", "d1", "d2", "d3", "d4"]
     assert body["items"][1]["hourly_cost_cents"] == 12.5
+
+
+def test_a_lookup_racing_a_revocation_does_not_cache_the_key(
+    ctx: Any, client: TestClient, ticks: _Ticks, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    svc = ApiKeyService(ctx)
+    _, key = svc.create("reader", "viewer")
+    real = key_store.get_by_hash
+    raced: list[bool] = []
+
+    def read_then_revoked(conn: sa.Connection, digest: str) -> Any:  # noqa: ANN401
+        record = real(conn, digest)
+        if not raced:  # the revocation commits after this lookup read the key
+            raced.append(True)
+            svc.revoke("reader")
+        return record
+
+    monkeypatch.setattr(apikeys_service.store, "get_by_hash", read_then_revoked)
+    assert svc.authenticate(key) is None
+    # Nothing was cached from the stale read: the clock has not moved, yet it is refused.
+    assert client.get("/api/v1/instances", headers={"X-API-Key": key}).status_code == 401
+
+
+def test_role_changed_elsewhere_applies_within_the_cache_bound(
+    ctx: Any, client: TestClient, ticks: _Ticks,
+) -> None:
+    _, key = ApiKeyService(ctx).create("boss", "admin")
+    h = {"X-API-Key": key}
+    assert client.get("/api/v1/apikeys", headers=h).status_code == 200
+    with ctx.engine.begin() as conn:  # demoted by another process, straight in the store
+        conn.execute(api_keys.update().where(api_keys.c.name == "boss").values(role="viewer"))
+    ticks.now += apikeys_service.AUTH_CACHE_SECONDS + 0.01
+    assert client.get("/api/v1/apikeys", headers=h).status_code == 403
+    assert client.get("/api/v1/instances", headers=h).status_code == 200
+
+
+def test_dashboard_sign_in_and_sessions_follow_a_revocation_at_once(
+    ctx: Any, client: TestClient, ticks: _Ticks,
+) -> None:
+    keys = ApiKeyService(ctx)
+    _, key = keys.create("lead", "operator")
+    sessions = WebSessionService(ctx)
+    assert client.get("/api/v1/instances", headers={"X-API-Key": key}).status_code == 200
+    token, _ = sessions.sign_in(key)  # type: ignore[misc]  # the lookup is cached now
+    keys.revoke("lead")  # in this process; the clock does not move
+    assert sessions.resolve(token) is None
+    assert sessions.sign_in(key) is None
+    client.cookies.set("snoozeql_session", token)
+    r = client.get("/instances", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+def test_a_session_of_a_key_revoked_elsewhere_ends_at_once(
+    ctx: Any, client: TestClient, ticks: _Ticks,
+) -> None:
+    _, key = ApiKeyService(ctx).create("lead", "operator")
+    sessions = WebSessionService(ctx)
+    token, _ = sessions.sign_in(key)  # type: ignore[misc]
+    assert sessions.resolve(token) is not None
+    with ctx.engine.begin() as conn:  # revoked by another process
+        conn.execute(api_keys.update().where(api_keys.c.name == "lead")
+                     .values(revoked_at=T0))
+    # A session re-reads its key on every request (no cache): refused at once, while
+    # the API key lookup itself may still be cached for up to AUTH_CACHE_SECONDS.
+    assert sessions.resolve(token) is None

@@ -63,7 +63,7 @@ def test_the_lazy_table_says_what_each_command_says() -> None:
     for name, spec in main._Commands.lazy.items():
         cmd = load_command(name, spec)
         assert cmd.name == name
-        real = (cmd.help or "").strip().splitlines()[0]
+        real = " ".join((cmd.help or "").strip().split("\n\n")[0].split())
         assert real == spec.help, f"{name}: {spec.help!r} but the command says {real!r}"
 
 
@@ -105,3 +105,96 @@ def test_a_command_on_a_migrated_store_does_not_load_alembic(tmp_path: Path) -> 
     again = _modules_after(code, tmp_path)
     assert "sqlalchemy" in again and "alembic" not in again
     assert "psycopg" not in again and "snoozeql.services.bulk" not in again
+
+
+def _eager_app() -> typer.Typer:
+    """The command tree as an eager import builds it: every command module imported and
+    registered with add_typer / command, as cli/main.py did before it was lazy."""
+    from snoozeql.cli import (
+        accounts,
+        actions,
+        apikeys,
+        audit,
+        db,
+        demo,
+        info,
+        instances,
+        metrics,
+        savings,
+        schedules,
+        stacks,
+        templates,
+    )
+
+    app = typer.Typer(name="snoozeql", help=main.app.info.help)
+    for name, sub in (
+        ("accounts", accounts.app), ("instances", instances.app), ("actions", actions.app),
+        ("apikeys", apikeys.app), ("templates", templates.app), ("stacks", stacks.app),
+        ("db", db.app), ("metrics", metrics.metrics_app),
+        ("recommendations", metrics.recommendations_app), ("schedules", schedules.app),
+        ("audit", audit.app),
+    ):
+        app.add_typer(sub, name=name)
+    app.command("activity")(metrics.activity)
+    app.command("savings")(savings.savings)
+    app.command("info")(info.info)
+    app.command("demo")(demo.demo)
+    app.registered_commands.extend(main.app.registered_commands)  # serve, migrate
+    app.registered_callback = main.app.registered_callback
+    return app
+
+
+def _tree(cmd: click.Command, ctx: click.Context, path: str = "") -> dict[str, Any]:
+    """Every command path with what a user sees of it: help, options, arguments."""
+    params = sorted(
+        (p.name or "", tuple(p.opts), tuple(p.secondary_opts), p.required,
+         repr(p.default), getattr(p, "help", None))
+        for p in cmd.params if p.name not in ("install_completion", "show_completion")
+    )
+    found: dict[str, Any] = {path or "<root>": (isinstance(cmd, TyperGroup),
+                                                (cmd.help or "").strip(), params)}
+    if isinstance(cmd, TyperGroup):
+        sub_ctx = click.Context(cmd, info_name=path or "snoozeql", parent=ctx)
+        for name in cmd.list_commands(sub_ctx):
+            sub = cmd.get_command(sub_ctx, name)
+            assert sub is not None, f"{path} {name}"
+            found |= _tree(sub, sub_ctx, f"{path} {name}".strip())
+    return found
+
+
+def test_the_lazy_cli_has_the_command_tree_of_an_eager_import() -> None:
+    eager_group = typer.main.get_command(_eager_app())
+    lazy_group = typer.main.get_command(main.app)
+    eager = _tree(eager_group, click.Context(eager_group))
+    lazy = _tree(lazy_group, click.Context(lazy_group))
+    assert sorted(lazy) == sorted(eager)
+    assert len(eager) > 80  # every group's sub-commands, not only the top level
+    for path, seen in eager.items():
+        assert lazy[path] == seen, path
+
+
+def test_every_command_group_module_is_reachable_from_the_cli() -> None:
+    """A Typer app defined in a command module but registered nowhere would be a
+    command nobody can run; the lazy table (or a group in it) must reach every one."""
+    import importlib
+    import pkgutil
+
+    import snoozeql.cli as cli_pkg
+
+    reachable: set[int] = set()
+
+    def add(app: typer.Typer) -> None:
+        reachable.add(id(app))
+        for info in app.registered_groups:
+            if info.typer_instance is not None:
+                add(info.typer_instance)
+
+    for spec in main._Commands.lazy.values():
+        obj = getattr(importlib.import_module(spec.module), spec.attribute)
+        if isinstance(obj, typer.Typer):
+            add(obj)
+    for mod in pkgutil.iter_modules(cli_pkg.__path__):
+        module = importlib.import_module(f"snoozeql.cli.{mod.name}")
+        for attr, obj in vars(module).items():
+            if isinstance(obj, typer.Typer) and obj is not main.app:
+                assert id(obj) in reachable, f"snoozeql.cli.{mod.name}.{attr}"

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import typer
 from typer import _click as click  # Typer vendors its own Click: its types, not click's
-from typer.core import TyperCommand, TyperGroup
+from typer.core import DEFAULT_MARKUP_MODE, TyperCommand, TyperGroup
 
 
 class LazyCommand(NamedTuple):
@@ -33,7 +33,8 @@ def load_command(name: str, spec: LazyCommand) -> click.Command:
         # Always a group, as add_typer makes it (even with a single command).
         cmd = typer.main.get_group(obj)
     else:
-        single = typer.Typer()
+        # No completion options: those belong to the top-level command only.
+        single = typer.Typer(add_completion=False)
         single.command(name)(obj)
         cmd = typer.main.get_command(single)
     cmd.name = name
@@ -45,6 +46,14 @@ class LazyGroup(TyperGroup):
 
     lazy: ClassVar[dict[str, LazyCommand]] = {}
     _help_only = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The group itself may print plain help (no Rich import for the command list);
+        # the commands defined on it directly keep Rich help, as lazy ones do.
+        for cmd in self.commands.values():
+            if isinstance(cmd, (TyperCommand, TyperGroup)):
+                cmd.rich_markup_mode = DEFAULT_MARKUP_MODE
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = super().list_commands(ctx)

@@ -46,7 +46,8 @@ class _Commands(LazyGroup):
                                "save per month."),
         "info": LazyCommand("snoozeql.cli.info", "info",
                             "Version, data directory, store URL (password hidden), key file, "
-                            "Docker host, jobs,"),
+                            "Docker host, jobs, and which store owns the data directory's "
+                            "local databases."),
         "demo": LazyCommand("snoozeql.cli.demo", "demo",
                             "Serve the dashboard over a simulated fleet (two clouds, 14 days "
                             "of history)."),

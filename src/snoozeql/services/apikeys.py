@@ -43,6 +43,9 @@ class _AuthCache:
     found: dict[str, tuple[ApiKeyRecord, float]] = field(default_factory=dict)
     # key id -> the last_used_at this process wrote (or read)
     touched: dict[UUID, datetime] = field(default_factory=dict)
+    # Moved by every revocation in this process: a lookup that read the store before
+    # a revocation committed does not cache what it read (it may be the unrevoked key).
+    generation: int = 0
 
 
 def hash_key(key: str) -> str:
@@ -96,20 +99,27 @@ class ApiKeyService:
         tick = time.monotonic()
         with cache.lock:
             hit = cache.found.get(digest)
+            generation = cache.generation
         if hit is not None and tick - hit[1] < AUTH_CACHE_SECONDS:
             record = hit[0]
         else:
-            with self.ctx.engine.connect() as conn:
-                found = store.get_by_hash(conn, digest)
-            with cache.lock:
-                if found is None or found.revoked_at is not None:
-                    cache.found.pop(digest, None)
-                    return None
-                cache.found[digest] = (found, tick)
-                if found.last_used_at is not None:
-                    seen = cache.touched.get(found.id)
-                    if seen is None or found.last_used_at > seen:
-                        cache.touched[found.id] = found.last_used_at
+            while True:
+                with self.ctx.engine.connect() as conn:
+                    found = store.get_by_hash(conn, digest)
+                with cache.lock:
+                    if found is None or found.revoked_at is not None:
+                        cache.found.pop(digest, None)
+                        return None
+                    if cache.generation == generation:
+                        cache.found[digest] = (found, tick)
+                        if found.last_used_at is not None:
+                            seen = cache.touched.get(found.id)
+                            if seen is None or found.last_used_at > seen:
+                                cache.touched[found.id] = found.last_used_at
+                        break
+                    # A key was revoked in this process while this lookup ran: what
+                    # it read may predate the revocation, so read it again.
+                    generation = cache.generation
             record = found
         now = self.ctx.now()
         with cache.lock:
@@ -127,6 +137,7 @@ class ApiKeyService:
         cache = self._cache()
         with cache.lock:
             cache.found.clear()
+            cache.generation += 1
 
     def list(self) -> list[ApiKeyRecord]:
         with self.ctx.engine.connect() as conn:
