@@ -8,12 +8,14 @@ rows change.
 from __future__ import annotations
 
 import base64
+import functools
 import gc
 import hashlib
 import json
+import operator
 import os
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,34 +40,57 @@ from snoozeql.store.tables import accounts as accounts_t
 from snoozeql.store.tables import instances as t
 from snoozeql.store.types import LIKE_ESCAPE, contains_pattern
 
+# The columns an Instance is made of, in the dataclass's order.
+_INSTANCE_COLUMNS = (
+    "id", "account_id", "provider", "provider_id", "kind", "name", "engine",
+    "engine_version", "instance_class", "region", "status", "raw_status", "tags",
+    "endpoint_host", "endpoint_port", "multi_az", "node_count", "cluster_provider_id",
+    "hourly_cost_cents", "first_seen_at", "last_seen_at", "missing_since", "last_error",
+    "extra",
+)
+_PROVIDERS = {k.value: k for k in ProviderKind}
+_KINDS = {k.value: k for k in InstanceKind}
+_STATUSES = {s.value: s for s in InstanceStatus}
+
+
+@functools.lru_cache(maxsize=64)
+def _reader(keys: tuple[str, ...]) -> Callable[[Any], Instance]:
+    """Rows with these column names -> Instance, by position.
+
+    Reading a row's values by name costs about a microsecond each, and an instance has
+    24 of them: a 100-row page spent more time here than in the query. The positions
+    are looked up once per result shape.
+    """
+    get = operator.itemgetter(*(keys.index(c) for c in _INSTANCE_COLUMNS))
+
+    def read(r: Any) -> Instance:
+        (id_, account_id, provider, provider_id, kind, name, engine, engine_version,
+         instance_class, region, status, raw_status, tags, endpoint_host, endpoint_port,
+         multi_az, node_count, cluster_provider_id, hourly_cost_cents, first_seen_at,
+         last_seen_at, missing_since, last_error, extra) = get(r)
+        return Instance(
+            id=id_, account_id=account_id, provider=_PROVIDERS[provider],
+            provider_id=provider_id, kind=_KINDS[kind], name=name, engine=engine,
+            engine_version=engine_version, instance_class=instance_class, region=region,
+            status=_STATUSES[status], raw_status=raw_status, tags=dict(tags or {}),
+            endpoint_host=endpoint_host, endpoint_port=endpoint_port,
+            multi_az=bool(multi_az), node_count=node_count,
+            cluster_provider_id=cluster_provider_id, hourly_cost_cents=hourly_cost_cents,
+            first_seen_at=first_seen_at, last_seen_at=last_seen_at,
+            missing_since=missing_since, last_error=last_error, extra=dict(extra or {}),
+        )
+
+    return read
+
 
 def row_to_instance(r: Any) -> Instance:
-    return Instance(
-        id=r.id,
-        account_id=r.account_id,
-        provider=ProviderKind(r.provider),
-        provider_id=r.provider_id,
-        kind=InstanceKind(r.kind),
-        name=r.name,
-        engine=r.engine,
-        engine_version=r.engine_version,
-        instance_class=r.instance_class,
-        region=r.region,
-        status=InstanceStatus(r.status),
-        raw_status=r.raw_status,
-        tags=dict(r.tags or {}),
-        endpoint_host=r.endpoint_host,
-        endpoint_port=r.endpoint_port,
-        multi_az=bool(r.multi_az),
-        node_count=r.node_count,
-        cluster_provider_id=r.cluster_provider_id,
-        hourly_cost_cents=r.hourly_cost_cents,
-        first_seen_at=r.first_seen_at,
-        last_seen_at=r.last_seen_at,
-        missing_since=r.missing_since,
-        last_error=r.last_error,
-        extra=dict(r.extra or {}),
-    )
+    return _reader(tuple(r._fields))(r)
+
+
+def _instances(result: sa.CursorResult[Any] | Sequence[Any], keys: Iterable[str]
+               ) -> list[Instance]:
+    read = _reader(tuple(keys))
+    return [read(r) for r in result]
 
 
 def discovered_row(
@@ -454,7 +479,8 @@ def find(conn: sa.Connection, *, name: str | None = None, provider_id: str | Non
         q = q.where(t.c.name == name)
     if provider_id is not None:
         q = q.where(t.c.provider_id == provider_id)
-    return [row_to_instance(r) for r in conn.execute(q)]
+    result = conn.execute(q)
+    return _instances(result, result.keys())
 
 
 def find_by_id_prefix(conn: sa.Connection, prefix: str, limit: int = 10) -> list[Instance]:
@@ -714,13 +740,15 @@ def list_page(
 ) -> tuple[list[Instance], str | None]:
     """One page of instances and the cursor of the next page (None at the end)."""
     key, _ = parse_sort(sort)
-    rows = conn.execute(listing_query(conn, f, sort=sort, limit=limit, cursor=cursor)).all()
+    result = conn.execute(listing_query(conn, f, sort=sort, limit=limit, cursor=cursor))
+    keys = result.keys()
+    rows = result.all()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = _encode_cursor(key, last._sortval, last.id)
-    return [row_to_instance(r) for r in rows], next_cursor
+    return _instances(rows, keys), next_cursor
 
 
 def count(conn: sa.Connection, f: InstanceFilter, cap: int | None = None) -> int:
@@ -735,8 +763,10 @@ def count(conn: sa.Connection, f: InstanceFilter, cap: int | None = None) -> int
 
 def iter_all(conn: sa.Connection, f: InstanceFilter | None = None) -> Iterable[Instance]:
     q = _select().where(*_where(f or InstanceFilter(), conn)).order_by(t.c.name, t.c.id)
-    for r in conn.execute(q):
-        yield row_to_instance(r)
+    result = conn.execute(q)
+    read = _reader(tuple(result.keys()))
+    for r in result:
+        yield read(r)
 
 
 def summary(conn: sa.Connection) -> list[tuple[str, str, UUID | None, int, Decimal | None]]:
