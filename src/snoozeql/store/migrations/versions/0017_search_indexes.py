@@ -78,8 +78,17 @@ def upgrade() -> None:
         _upgrade_sqlite(bind)
 
 
+# GIN indexes take new entries into a pending list that every search reads in full
+# until it is merged (by VACUUM, or by an insert once it exceeds this many kB). With
+# the default limit (4 MB) a search after a big sync read megabytes of pending
+# entries: 40 ms for a term that matches nothing, 0.6 ms once merged. A small limit
+# keeps the list short; inserts merge it more often.
+_GIN_OPTIONS = "WITH (gin_pending_list_limit = 64)"
+
+
 def _upgrade_pg(bind: sa.Connection) -> None:
-    op.execute("CREATE INDEX ix_instances_tags ON instances USING gin (tags jsonb_path_ops)")
+    op.execute("CREATE INDEX ix_instances_tags ON instances USING gin (tags jsonb_path_ops) "
+               f"{_GIN_OPTIONS}")
     try:
         with bind.begin_nested():
             bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
@@ -91,7 +100,8 @@ def _upgrade_pg(bind: sa.Connection) -> None:
         )
         return
     for name, expr in _TRGM_INDEXES:
-        op.execute(f"CREATE INDEX {name} ON instances USING gin (({expr}) gin_trgm_ops)")
+        op.execute(f"CREATE INDEX {name} ON instances USING gin (({expr}) gin_trgm_ops) "
+                   f"{_GIN_OPTIONS}")
 
 
 def _upgrade_sqlite(bind: sa.Connection) -> None:
