@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -210,9 +211,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="snoozeql-bench-"))
     if args.store in ("sqlite", "both"):
-        run(f"sqlite:///{tmp / 'list.db'}", "SQLite", args.instances, args.rounds)
+        tmp = Path(tempfile.mkdtemp(prefix="snoozeql-bench-"))
+        try:
+            run(f"sqlite:///{tmp / 'list.db'}", "SQLite", args.instances, args.rounds)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     if args.store in ("postgres", "both"):
         pg_url, pg_name = pg_database()
         try:
