@@ -23,6 +23,7 @@ from snoozeql.domain.types import (
 from snoozeql.store import accounts, actions, db, tables
 from snoozeql.store import instances as inst
 from snoozeql.store.instances import InstanceFilter
+from snoozeql.store.search import unmodelled
 from snoozeql.store.tables import metadata
 from tests.support.store import create_pg_database, drop_pg_database
 
@@ -62,7 +63,11 @@ def test_migrations_upgrade_downgrade_and_match_tables(dialect: str, tmp_path) -
         db.upgrade(engine)
         assert db.current_revision(engine) == db.head_revision()
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            # The search and sort indexes of 0017 are made by the migration only.
+            mc = MigrationContext.configure(conn, opts={
+                "include_name": lambda name, type_, _parents: not unmodelled(name, type_),
+            })
+            diff = compare_metadata(mc, metadata)
         assert diff == [], f"migrations and tables.py disagree: {diff}"
         db.downgrade(engine, "base")
         assert db.current_revision(engine) is None

@@ -8,6 +8,10 @@ request. Listings and ``--json`` never carry a password.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -66,6 +70,30 @@ def state_json(s: RuntimeState) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _progress(status: Any, name: str) -> Iterator[None]:
+    """Show each step of a native create (the runtime logs them) with the time so far."""
+    began = time.monotonic()
+
+    class _Step(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            status.update(f"creating {name}: {record.getMessage()} "
+                          f"({time.monotonic() - began:.1f} s)")
+
+    source = logging.getLogger("snoozeql.providers.local")
+    handler, level, propagate = _Step(logging.INFO), source.level, source.propagate
+    source.addHandler(handler)
+    source.setLevel(logging.INFO)
+    # Shown on the status line; logged as well only when the log level asks for INFO.
+    source.propagate = logging.getLogger().getEffectiveLevel() <= logging.INFO
+    try:
+        yield
+    finally:
+        source.removeHandler(handler)
+        source.setLevel(level)
+        source.propagate = propagate
+
+
 @app.command("create")
 @handle_errors
 def create(
@@ -85,7 +113,7 @@ def create(
 ) -> None:
     """Create a database, start it and wait until it answers with its password."""
     svc = LocalDatabaseService(state.ctx())
-    with err_console.status(f"creating {name}: waiting until it answers..."):
+    with err_console.status(f"creating {name}...") as status, _progress(status, name):
         created = svc.create(
             name=name, engine=engine, version=version, image=image, tag=tag, port=port,
             password=password, runtime=runtime, actor=state.ACTOR,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -25,10 +25,10 @@ from snoozeql.cli.output import (
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.selectors import selector_from_filters
 from snoozeql.domain.types import ActionResult, Instance, InstanceKind
-from snoozeql.services.bulk import BulkItemResult, BulkService
 from snoozeql.services.inventory import InventoryService
-from snoozeql.services.lifecycle import LifecycleService
-from snoozeql.services.schedules import OverrideService
+
+if TYPE_CHECKING:
+    from snoozeql.services.bulk import BulkItemResult
 
 app = typer.Typer(help="Databases in the inventory (cloud and local).", no_args_is_help=True)
 
@@ -165,6 +165,8 @@ def register(
 
 
 def _act(action: str, ref: str, as_json: bool, force: bool = False) -> None:
+    from snoozeql.services.lifecycle import LifecycleService
+
     report = LifecycleService(state.ctx()).act(ref, action, actor=state.ACTOR, reason="manual",
                                                force=force)
     if as_json:
@@ -222,6 +224,8 @@ def _control(action: str, refs: list[str] | None, *, provider: str | None,
     if force:
         raise ValidationError("--force acts on one protected instance named alone; bulk and "
                               "filtered actions always leave protected instances out")
+    from snoozeql.services.bulk import BulkService
+
     svc = BulkService(state.ctx())
     found = svc.resolve_detailed(refs or None, selector)
     out = err_console if as_json else console  # keep stdout pure JSON for scripts
@@ -311,6 +315,8 @@ def restart(refs: RefsArg = None, provider: ProviderOpt = None, tag: TagOpt = No
 
 def _override(ref: str, state_: str, until: str, tz: str | None, reason: str | None,
               as_json: bool) -> None:
+    from snoozeql.services.schedules import OverrideService
+
     instance, rec = OverrideService(state.ctx()).set(
         ref, state_, until, actor=state.ACTOR, reason=reason, timezone=tz
     )

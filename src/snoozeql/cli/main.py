@@ -7,44 +7,68 @@ from typing import Annotated
 import typer
 
 from snoozeql import __version__
-from snoozeql.cli import accounts, actions, apikeys, instances, state
-from snoozeql.cli import audit as audit_cli
-from snoozeql.cli import db as db_cli
-from snoozeql.cli import demo as demo_cli
-from snoozeql.cli import info as info_cli
-from snoozeql.cli import metrics as metrics_cli
-from snoozeql.cli import savings as savings_cli
-from snoozeql.cli import schedules as schedules_cli
-from snoozeql.cli import stacks as stacks_cli
-from snoozeql.cli import templates as templates_cli
+from snoozeql.cli import state
+from snoozeql.cli.lazy import LazyCommand, LazyGroup
 from snoozeql.cli.output import console, handle_errors
+
+
+class _Commands(LazyGroup):
+    # Imported when run (cli/lazy.py): `snoozeql --help` imports none of them.
+    lazy = {
+        "accounts": LazyCommand("snoozeql.cli.accounts", "app",
+                                "Cloud accounts SnoozeQL discovers databases in."),
+        "instances": LazyCommand("snoozeql.cli.instances", "app",
+                                 "Databases in the inventory (cloud and local)."),
+        "actions": LazyCommand("snoozeql.cli.actions", "app",
+                               "The action log: who did what to which database, and how it "
+                               "went."),
+        "apikeys": LazyCommand("snoozeql.cli.apikeys", "app", "API keys for the REST API."),
+        "templates": LazyCommand("snoozeql.cli.templates", "app",
+                                 "Service templates that stack instances are made from."),
+        "stacks": LazyCommand("snoozeql.cli.stacks", "app",
+                              "Stacks of service instances made from templates."),
+        "db": LazyCommand("snoozeql.cli.db", "app",
+                          "Local databases: PostgreSQL, MySQL, MariaDB, Redis, MongoDB on this "
+                          "machine."),
+        "metrics": LazyCommand("snoozeql.cli.metrics", "metrics_app",
+                               "Hourly metrics of an instance."),
+        "recommendations": LazyCommand("snoozeql.cli.metrics", "recommendations_app",
+                                       "When each database could sleep, and what that saves."),
+        "activity": LazyCommand("snoozeql.cli.metrics", "activity",
+                                "When the instance is used: a week-by-hour heatmap in its time "
+                                "zone."),
+        "schedules": LazyCommand("snoozeql.cli.schedules", "app",
+                                 "Sleep schedules: when databases should run."),
+        "audit": LazyCommand("snoozeql.cli.audit", "app",
+                             "The audit trail: who changed what, when, from what to what."),
+        "savings": LazyCommand("snoozeql.cli.savings", "savings",
+                               "What stopping databases saved, and what every schedule will "
+                               "save per month."),
+        "info": LazyCommand("snoozeql.cli.info", "info",
+                            "Version, data directory, store URL (password hidden), key file, "
+                            "Docker host, jobs, and which store owns the data directory's "
+                            "local databases."),
+        "demo": LazyCommand("snoozeql.cli.demo", "demo",
+                            "Serve the dashboard over a simulated fleet (two clouds, 14 days "
+                            "of history)."),
+    }
+
 
 app = typer.Typer(
     name="snoozeql",
     help="SnoozeQL: find every database, see when it is used, put it to sleep when it is not.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=_Commands,
+    # Plain help here: Typer's Rich help imports Rich's Markdown, Syntax and Traceback
+    # (0.2 s of CPU) to print this list. Sub-commands keep Rich help.
+    rich_markup_mode=None,
 )
-app.add_typer(accounts.app, name="accounts")
-app.add_typer(instances.app, name="instances")
-app.add_typer(actions.app, name="actions")
-app.add_typer(apikeys.app, name="apikeys")
-app.add_typer(templates_cli.app, name="templates")
-app.add_typer(stacks_cli.app, name="stacks")
-app.add_typer(db_cli.app, name="db")
-app.add_typer(metrics_cli.metrics_app, name="metrics")
-app.add_typer(metrics_cli.recommendations_app, name="recommendations")
-app.command("activity")(metrics_cli.activity)
-app.add_typer(schedules_cli.app, name="schedules")
-app.add_typer(audit_cli.app, name="audit")
-app.command("savings")(savings_cli.savings)
-app.command("info")(info_cli.info)
-app.command("demo")(demo_cli.demo)
 
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"snoozeql {__version__}")
+        typer.echo(f"snoozeql {__version__}")
         raise typer.Exit()
 
 

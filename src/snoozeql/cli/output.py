@@ -9,19 +9,37 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+
+class _LazyConsole:
+    """A Rich console made on first use: importing Rich costs more than the rest of
+    ``snoozeql --version``."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
 
 # Markup is off: names, tags, reasons and schedule text come from users and from the
 # schedule grammar (``[all day monthdays 1/14]``), and must print as written. Colour is
 # added on purpose with :func:`styled` / :func:`line` (Rich ``Text``), never with markup.
-console = Console(markup=False)
-err_console = Console(stderr=True, markup=False)
+console = cast("Console", _LazyConsole(markup=False))
+err_console = cast("Console", _LazyConsole(stderr=True, markup=False))
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,11 +62,15 @@ def print_json(data: Any) -> None:
 
 def styled(value: Any, style: str) -> Text:
     """``value`` as text in ``style`` (e.g. ``"green"``), never read as markup."""
+    from rich.text import Text
+
     return Text(fmt(value), style=style)
 
 
 def line(*parts: str | Text | tuple[str, str]) -> Text:
     """One line from plain strings, :func:`styled` pieces and ``(text, style)`` pairs."""
+    from rich.text import Text
+
     return Text.assemble(*parts)
 
 
@@ -77,6 +99,9 @@ def fmt(value: Any) -> str:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=Text(title) if title else None, show_lines=False,
                   header_style="bold")
     for c in columns:
@@ -87,10 +112,15 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
 
 
 def _cell(value: Any) -> Text:
+    from rich.text import Text
+
     return value if isinstance(value, Text) else Text(fmt(value))
 
 
 def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(overflow="fold")

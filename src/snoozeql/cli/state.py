@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from snoozeql.config import get_settings
-from snoozeql.services.context import Context, build_context
+if TYPE_CHECKING:  # imported when first used: the CLI starts without the store
+    from snoozeql.services.context import Context
 
 _ctx: Context | None = None
 
@@ -15,6 +16,9 @@ ACTOR = "cli"
 def ctx() -> Context:
     global _ctx
     if _ctx is None:
+        from snoozeql.config import get_settings
+        from snoozeql.services.context import build_context
+
         _ctx = build_context(get_settings())
     return _ctx
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from uuid import uuid4
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from threading import Lock
+from uuid import UUID, uuid4
 
 from snoozeql.domain import validation as v
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
@@ -20,6 +24,28 @@ from snoozeql.store import web_sessions
 from snoozeql.store.apikeys import ApiKeyRecord
 
 KEY_PREFIX = "sqk_"
+
+# How long a successful key lookup is reused without asking the store again. A key
+# revoked in this process stops working at once (the revocation clears the cache); one
+# revoked by another process (another replica, or the CLI while `serve` runs) stops
+# working within this many seconds.
+AUTH_CACHE_SECONDS = 2.0
+# ``last_used_at`` is written at most once per this many seconds per key (and process).
+TOUCH_INTERVAL_SECONDS = 60.0
+
+
+@dataclass
+class _AuthCache:
+    """Per-process memo of recent key lookups (by hash), kept in ``ctx.memo``."""
+
+    lock: Lock = field(default_factory=Lock)
+    # key hash -> (record, monotonic time of the lookup)
+    found: dict[str, tuple[ApiKeyRecord, float]] = field(default_factory=dict)
+    # key id -> the last_used_at this process wrote (or read)
+    touched: dict[UUID, datetime] = field(default_factory=dict)
+    # Moved by every revocation in this process: a lookup that read the store before
+    # a revocation committed does not cache what it read (it may be the unrevoked key).
+    generation: int = 0
 
 
 def hash_key(key: str) -> str:
@@ -52,17 +78,66 @@ class ApiKeyService:
                          after={"name": name, "role": r.value, "revoked": False})
         return record, key
 
+    def _cache(self) -> _AuthCache:
+        with self.ctx.memo_lock:
+            cache = self.ctx.memo.get("apikeys.auth")
+            if cache is None:
+                cache = self.ctx.memo["apikeys.auth"] = _AuthCache()
+            return cache  # type: ignore[no-any-return]
+
     def authenticate(self, key: str) -> ApiKeyRecord | None:
+        """The key's record if it is valid and not revoked, else None.
+
+        A request costs no store access while the lookup is cached
+        (``AUTH_CACHE_SECONDS``), and a write only when the key's ``last_used_at`` is
+        older than ``TOUCH_INTERVAL_SECONDS``. Unknown keys are never cached.
+        """
         if not key.startswith(KEY_PREFIX):
             return None
-        with self.ctx.engine.begin() as conn:
-            record = store.get_by_hash(conn, hash_key(key))
-            if record is None or record.revoked_at is not None:
-                return None
-            now = self.ctx.now()
-            if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:
+        digest = hash_key(key)
+        cache = self._cache()
+        tick = time.monotonic()
+        with cache.lock:
+            hit = cache.found.get(digest)
+            generation = cache.generation
+        if hit is not None and tick - hit[1] < AUTH_CACHE_SECONDS:
+            record = hit[0]
+        else:
+            while True:
+                with self.ctx.engine.connect() as conn:
+                    found = store.get_by_hash(conn, digest)
+                with cache.lock:
+                    if found is None or found.revoked_at is not None:
+                        cache.found.pop(digest, None)
+                        return None
+                    if cache.generation == generation:
+                        cache.found[digest] = (found, tick)
+                        if found.last_used_at is not None:
+                            seen = cache.touched.get(found.id)
+                            if seen is None or found.last_used_at > seen:
+                                cache.touched[found.id] = found.last_used_at
+                        break
+                    # A key was revoked in this process while this lookup ran: what
+                    # it read may predate the revocation, so read it again.
+                    generation = cache.generation
+            record = found
+        now = self.ctx.now()
+        with cache.lock:
+            last = cache.touched.get(record.id)
+            due = last is None or (now - last).total_seconds() >= TOUCH_INTERVAL_SECONDS
+            if due:
+                cache.touched[record.id] = now
+        if due:
+            with self.ctx.engine.begin() as conn:
                 store.touch(conn, record.id, now)
-            return record
+        return record
+
+    def forget_cached(self) -> None:
+        """Drop every cached lookup (after a revocation in this process)."""
+        cache = self._cache()
+        with cache.lock:
+            cache.found.clear()
+            cache.generation += 1
 
     def list(self) -> list[ApiKeyRecord]:
         with self.ctx.engine.connect() as conn:
@@ -80,4 +155,7 @@ class ApiKeyService:
                          before={"name": name, "role": record.role.value,
                                  "revoked": record.revoked_at is not None},
                          after={"name": name, "role": record.role.value, "revoked": True})
-            return store.get_by_name(conn, name)  # type: ignore[return-value]
+            revoked = store.get_by_name(conn, name)
+        # After the commit, so no request can cache the key again as still valid.
+        self.forget_cached()
+        return revoked  # type: ignore[return-value]

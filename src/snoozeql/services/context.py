@@ -54,5 +54,5 @@ class Context:
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     engine = db.create_engine(settings.effective_database_url)
     if migrate:
-        db.upgrade(engine)
+        db.upgrade_if_needed(engine)
     return Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))

@@ -8,14 +8,15 @@ production store. Alembic migrations run on start and through ``snoozeql migrate
 from __future__ import annotations
 
 import logging
+import re
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+
+if TYPE_CHECKING:  # Alembic is imported only when a migration runs (CLI start-up)
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
 
 
 def _alembic_config(engine: sa.Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     # Only used for logging by Alembic; the live connection is passed in attributes.
@@ -66,6 +69,8 @@ def _alembic_config(engine: sa.Engine) -> Config:
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    from alembic import command
+
     cfg = _alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -73,6 +78,8 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:
+    from alembic import command
+
     cfg = _alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -80,11 +87,51 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
 
 
 def current_revision(engine: sa.Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision() -> str | None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+_REVISION = re.compile(r'^(down_revision|revision)\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
+
+
+@cache
+def _script_head() -> str | None:
+    """The head revision read from the migration files' text, without Alembic; None
+    when it is not one plain chain (then Alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = {m.group(1): m.group(2) for m in _REVISION.finditer(path.read_text())}
+        if "revision" not in found:
+            return None
+        revisions.add(found["revision"])
+        if "down_revision" in found:
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def upgrade_if_needed(engine: sa.Engine) -> None:
+    """:func:`upgrade` to head, unless the store is there already: every command opens
+    the store, and asking Alembic costs more than the rest of a short command."""
+    head = _script_head()
+    if head is not None:
+        try:
+            with engine.connect() as conn:
+                rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        except sa.exc.DBAPIError:
+            rows = []
+        if [r[0] for r in rows] == [head]:
+            return
+    upgrade(engine)

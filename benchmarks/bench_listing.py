@@ -1,0 +1,229 @@
+"""Listing overhead, search, filters and sorts at scale (issue 19, items 4 and 5).
+
+Run: ``.venv/bin/python -m benchmarks.bench_listing [--instances 100000] [--rounds 15]``
+(PostgreSQL from ``SNOOZEQL_TEST_PG_URL``; it creates and drops its own database).
+
+1. Overhead: ``GET /api/v1/instances?limit=100`` over real HTTP (uvicorn, keep-alive)
+   against the raw SQL of the same page run through the driver (sqlite3 / psycopg,
+   no SQLAlchemy), interleaved request by request, walking pages with the cursor.
+2. Filters and sorts: for every documented filter and sort key, the median time of a
+   100-row page (``InventoryService.list``, in process) minus the median of the
+   unfiltered page measured in the same rounds (interleaved): what it adds to a page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+import uvicorn
+
+from benchmarks.bench_inventory import drop_pg, fresh_engine, pg_database, synthetic
+from snoozeql.api.app import create_app
+from snoozeql.config import Settings
+from snoozeql.providers.registry import ProviderRegistry
+from snoozeql.services.apikeys import ApiKeyService
+from snoozeql.services.context import Context
+from snoozeql.services.inventory import InventoryService
+from snoozeql.store import instances as inst
+
+
+def _seed(url: str, n: int) -> tuple[sa.Engine, str]:
+    engine, account_id = fresh_engine(url)
+    seen = datetime.now(UTC) - timedelta(minutes=1)
+    for start in range(0, n, 10_000):
+        with engine.begin() as conn:
+            inst.upsert_discovered(conn, synthetic(min(10_000, n - start), start),
+                                   account_id, seen, {})
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE" if engine.dialect.name == "sqlite" else
+                             "ANALYZE instances")
+        name = conn.exec_driver_sql("SELECT name FROM accounts").scalar_one()
+    return engine, name
+
+
+def _serve(ctx: Context) -> tuple[uvicorn.Server, threading.Thread, int]:
+    port = 18000 + os.getpid() % 1000
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, thread, port
+
+
+def _raw_sql(ctx: Context, params: dict[str, Any]) -> str:
+    """The page's SQL with its values inlined, as the driver gets it."""
+    svc = InventoryService(ctx)
+    f = svc.build_filter(engine=params.get("engine"))
+    with ctx.engine.connect() as conn:
+        q = inst.listing_query(conn, f, limit=100, cursor=params.get("cursor"))
+        return str(q.compile(conn, compile_kwargs={"literal_binds": True}))
+
+
+def _pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[max(0, int(round(len(s) * p)) - 1)]
+
+
+def bench_overhead(ctx: Context, client: httpx.Client, rounds: int, per_round: int
+                   ) -> tuple[list[float], list[float]]:
+    http: list[float] = []
+    raw: list[float] = []
+    dbapi = ctx.engine.raw_connection()
+    try:
+        cursor: str | None = None
+        for r in range(rounds + 1):
+            for i in range(per_round):
+                params: dict[str, Any] = {"limit": "100"}
+                if cursor and i % 10:
+                    params["cursor"] = cursor
+                sql = _raw_sql(ctx, params)
+                t = time.perf_counter()
+                resp = client.get("/api/v1/instances", params=params)
+                dt_http = time.perf_counter() - t
+                resp.raise_for_status()
+                cursor = resp.json()["next_cursor"]
+                cur = dbapi.cursor()
+                t = time.perf_counter()
+                cur.execute(sql)
+                rows = cur.fetchall()
+                dt_raw = time.perf_counter() - t
+                cur.close()
+                dbapi.commit()
+                assert len(rows) >= 1
+                if r:  # round 0 warms up
+                    http.append(dt_http * 1000)
+                    raw.append(dt_raw * 1000)
+    finally:
+        dbapi.close()
+    return http, raw
+
+
+CASES: list[tuple[str, dict[str, str]]] = [
+    ("provider=aws", {"provider": "aws"}),
+    ("account=NAME", {"account": "<account>"}),
+    ("region=eu-west-1", {"region": "eu-west-1"}),
+    ("engine=mysql", {"engine": "mysql"}),
+    ("status=stopped", {"status": "stopped"}),
+    ("kind=instance", {"kind": "instance"}),
+    ("missing=false", {"missing": "false"}),
+    ("tag=env=prod", {"tag": "env=prod"}),
+    ("tag=team=team-7", {"tag": "team=team-7"}),
+    ("tag=env=dev&tag=cost-center=cc-3", {"tag": ["env=dev", "cost-center=cc-3"]}),  # type: ignore[dict-item]
+    ("q=bench-004217 (1 match)", {"q": "bench-004217"}),
+    ("q=0042 (~100 matches)", {"q": "0042"}),
+    ("q=eu-central (20%)", {"q": "eu-central"}),
+    ("q=rds (all)", {"q": "rds"}),
+    ("q=77 (2 chars, scan)", {"q": "77"}),
+    ("q=nothing-like-this (0)", {"q": "nothing-like-this"}),
+    ("engine=postgres&q=bench-01", {"engine": "postgres", "q": "bench-01"}),
+]
+for _key in inst.SORT_KEYS:
+    CASES.append((f"sort={_key}", {"sort": _key}))
+    CASES.append((f"sort=-{_key}", {"sort": f"-{_key}"}))
+
+
+def bench_filters(ctx: Context, account: str, rounds: int) -> list[tuple[str, float]]:
+    """In process (``InventoryService.list``, what the route calls): on this shared
+    VM, HTTP round trips add more noise than the filters cost."""
+    svc = InventoryService(ctx)
+    base: list[float] = []
+    times: dict[str, list[float]] = {label: [] for label, _ in CASES}
+
+    def one(params: dict[str, Any]) -> float:
+        p = dict(params)
+        sort = p.pop("sort", "name")
+        tags = p.pop("tag", None)
+        f = svc.build_filter(
+            provider=p.get("provider"), account=p.get("account"), region=p.get("region"),
+            engine=p.get("engine"), status=p.get("status"), kind=p.get("kind"),
+            tags=[tags] if isinstance(tags, str) else tags, text=p.get("q"),
+            missing=None if "missing" not in p else p["missing"] == "true",
+        )
+        t = time.perf_counter()
+        svc.list(f, sort=sort, limit=100)
+        return (time.perf_counter() - t) * 1000
+
+    for r in range(rounds + 1):
+        for label, params in CASES:
+            p = {k: (account if v == "<account>" else v) for k, v in params.items()}
+            b, x = one({}), one(p)
+            if r:
+                base.append(b)
+                times[label].append(x)
+    mb = statistics.median(base)
+    return [("(unfiltered page)", mb)] + [
+        (label, statistics.median(v) - mb) for label, v in times.items()
+    ]
+
+
+def run(url: str, label: str, n: int, rounds: int) -> None:
+    engine, account = _seed(url, n)
+    settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
+    ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
+    _, key = ApiKeyService(ctx).create(f"bench-{uuid.uuid4().hex[:6]}", "viewer")
+    server, thread, port = _serve(ctx)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                          headers={"X-API-Key": key}) as client:
+            http, raw = bench_overhead(ctx, client, rounds, 20)
+            print(f"\n{label}, {n:,} instances: `GET /api/v1/instances?limit=100` vs raw SQL "
+                  f"of the same page, {rounds} interleaved rounds x 20 requests (ms)\n")
+            print("| measured | p50 | p99 |")
+            print("| --- | ---: | ---: |")
+            hp50, hp99 = statistics.median(http), _pct(http, 0.99)
+            rp50, rp99 = statistics.median(raw), _pct(raw, 0.99)
+            print(f"| HTTP listing | {hp50:.1f} | {hp99:.1f} |")
+            print(f"| raw SQL, same page | {rp50:.1f} | {rp99:.1f} |")
+            print(f"| ratio | {hp50 / rp50:.2f}x | {hp99 / rp99:.2f}x |")
+            sys.stdout.flush()
+            print(f"\n{label}, {n:,} instances: what each filter or sort adds to a 100-row "
+                  f"page, in process (median of {rounds} interleaved rounds, ms)\n")
+            print("| case | added ms |")
+            print("| --- | ---: |")
+            for case, ms in bench_filters(ctx, account, rounds):
+                print(f"| {case} | {ms:+.1f} |")
+            sys.stdout.flush()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        engine.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--instances", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
+    args = ap.parse_args()
+    if args.store in ("sqlite", "both"):
+        tmp = Path(tempfile.mkdtemp(prefix="snoozeql-bench-"))
+        try:
+            run(f"sqlite:///{tmp / 'list.db'}", "SQLite", args.instances, args.rounds)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if args.store in ("postgres", "both"):
+        pg_url, pg_name = pg_database()
+        try:
+            run(pg_url, "PostgreSQL 15", args.instances, args.rounds)
+        finally:
+            drop_pg(pg_name)
+
+
+if __name__ == "__main__":
+    main()
