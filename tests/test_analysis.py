@@ -615,9 +615,20 @@ def analyse_kind_traces(kinds: tuple[str, ...], seeds: int) -> dict[str, Score]:
     return by_kind
 
 
+# Least recall per regular class (issue 21 asks >= 95% over the regular classes
+# together). Lower for two classes, for reasons docs/analysis.md ("What recall costs")
+# measures: an office day plus a nightly job has four edges of activity a day, each
+# costing the 30-minute margin (9 points of recall), and the gap between the job and
+# the office is often too short for a 2-hour window once the margins are taken; a
+# one-off visit in a noisy trace keeps its slot awake.
+RECALL_FLOORS = {"office_nightly": 0.86, "noisy": 0.88}
+
+
 def test_precision_and_recall_on_messy_traces() -> None:
     """Issue 21: precision >= 99% per class, recall >= 95% over the regular classes and
-    >= 80% on sparse data; no minute of recurring activity inside a window."""
+    >= 80% on sparse data; no minute of recurring activity inside a window; and no
+    regular class falls below its floor (95% over all of them could hide one class
+    collapsing)."""
     by_kind = analyse_kind_traces(KINDS + MESSY_KINDS, 450)
     regular = Score()
     for kind in sorted(by_kind):
@@ -627,8 +638,9 @@ def test_precision_and_recall_on_messy_traces() -> None:
         assert s.recurring_busy_minutes_slept == 0, kind
         if kind in REGULAR_KINDS:
             regular.add(s)
+            assert s.recall >= RECALL_FLOORS.get(kind, 0.92), (kind, s.recall)
     print(f"regular classes: {regular.summary()}")
-    assert set(MESSY_KINDS) <= set(by_kind)
+    assert set(MESSY_KINDS) <= set(by_kind) and set(REGULAR_KINDS) <= set(by_kind)
     assert regular.recall >= 0.95
     assert by_kind["sparse"].recall >= 0.80
     assert by_kind["monitoring"].recall >= 0.90
