@@ -561,9 +561,9 @@ def _classify(
     """Per lookback hour its state (0 no data, 1 idle, 2 busy), and the idle hours' means.
 
     Missing values are NaN and every comparison with NaN is false, so a missing metric
-    never makes an hour busy; an hour is observed when it has connections or CPU. This
-    loop runs for every hour of every instance of the fleet: keep it this plain (a
-    ``map`` over float methods measured three times slower).
+    never makes an hour busy; an hour is observed when it has connections or CPU. A
+    fleet takes :class:`BlockAnalysis`, which does the same in array operations (and
+    must stay equal to this loop: tests/test_analysis.py compares them).
     """
     conn = cols.connections_max if s.connections_statistic == "max" else cols.connections_avg
     t_conn, t_cpu = s.idle_connections + background, s.idle_cpu_percent
@@ -785,7 +785,6 @@ class BlockAnalysis:
                 f"block: covers {block.hours} hours from {block.start.isoformat()}, the"
                 f" analysis needs {n} hours from {start.isoformat()}"
             )
-        self.start = start
         v = block.values
         c_avg, c_max, cpu, rd, wr = (v[k] for k in range(5))
         rows = len(block)
