@@ -297,46 +297,27 @@ def series(
 # its code times 2**16 plus its hour offset, so a row is three numbers and a text id.
 _BLOCK_CODES = {CONNECTIONS: 0, CPU: 1, READ_IOPS: 2, WRITE_IOPS: 3}
 _READ_BATCH = 100_000  # rows fetched at a time: bounded memory at any fleet size
-_GROUP_BATCH = 500  # (instance, metric) groups of a few hundred hours each at a time
 _FIRST, _SECOND, _THIRD, _FOURTH = (itemgetter(k) for k in range(4))
 
 
-def _raw_batches(conn: sa.Connection, query: sa.Select[Any],
-                 size: int = _READ_BATCH) -> Iterator[list[Any]]:
+def _raw_batches(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[list[Any]]:
     """The rows of ``query`` as the driver gives them (tuples, no result processing),
-    ``size`` at a time; on PostgreSQL through a server-side cursor in binary (arrays of
-    floats arrive as C-parsed lists, exact), so a fleet's lookback is never held whole
-    in the client."""
+    ``_READ_BATCH`` at a time; on PostgreSQL through a server-side cursor, so a fleet's
+    lookback is never held whole in the client."""
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params: Any = compiled.params
     if conn.dialect.positional:
         params = tuple(compiled.params[k] for k in compiled.positiontup or ())
     raw = conn.connection.driver_connection
     assert raw is not None
-    cursor = raw.cursor(name="snoozeql_fleet", binary=True) \
-        if conn.dialect.name == "postgresql" else raw.cursor()
+    cursor = raw.cursor(name="snoozeql_fleet") if conn.dialect.name == "postgresql" \
+        else raw.cursor()
     try:
         cursor.execute(str(compiled), params)
-        while batch := cursor.fetchmany(size):
+        while batch := cursor.fetchmany(_READ_BATCH):
             yield batch
     finally:
         cursor.close()
-
-
-def _grouped_part(
-    batch: list[Any], row_of: dict[str, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, codes, means, maxima) of a batch of (id, code, offsets, means, maxima)."""
-    rows, codes, avgs, maxes = [], [], [], []
-    for key, code, offsets, avg, max_ in batch:
-        row = row_of.setdefault(key, len(row_of))
-        hours = np.array(offsets, dtype=np.int64)
-        rows.append(np.full(len(hours), row, dtype=np.int64))
-        codes.append(hours + code)
-        avgs.append(np.array(avg, dtype=np.float64))
-        maxes.append(np.array(max_, dtype=np.float64))
-    return (np.concatenate(rows), np.concatenate(codes), np.concatenate(avgs),
-            np.concatenate(maxes))
 
 
 def fleet_series(
@@ -346,34 +327,19 @@ def fleet_series(
     ``instance_ids``), as one :class:`SeriesBlock`: a row per instance with data.
 
     A fleet's lookback is millions of rows, so they never become Python objects one
-    by one beyond what the driver hands over: on SQLite, batches of raw rows (instance
-    id as text, metric code and hour offset in one integer computed in SQL, mean, max)
-    are turned into arrays; PostgreSQL sends one row per instance and metric with its
-    offsets, means and maxima as arrays (``array_agg``, in binary: six times less
-    client work than a row per hour). Either is scattered into the block in a few
-    array operations.
+    by one beyond what the driver hands over: batches of raw rows (instance id as text,
+    metric code and hour offset in one integer computed in SQL, mean, max) are turned
+    into arrays and scattered into the block in a few array operations.
     """
     start = floor_hour(start)
     base = epoch_hour(start)
     code = sa.case(_BLOCK_CODES, value=t.c.metric, else_=len(_BLOCK_CODES))
-    grouped = conn.dialect.name == "postgresql"
-    if grouped:
-        # The three arrays of a group are built from its rows in one order.
-        q = sa.select(
-            sa.cast(t.c.instance_id, sa.String),
-            code * 65536,
-            sa.func.array_agg(t.c.epoch_hour - base),
-            sa.func.array_agg(t.c.avg),
-            sa.func.array_agg(t.c.max),
-        ).group_by(t.c.instance_id, t.c.metric)
-    else:
-        q = sa.select(
-            sa.cast(t.c.instance_id, sa.String),
-            code * 65536 + (t.c.epoch_hour - base),
-            t.c.avg,
-            t.c.max,
-        )
-    q = q.where(t.c.epoch_hour >= base, t.c.epoch_hour < base + hours)
+    q = sa.select(
+        sa.cast(t.c.instance_id, sa.String),
+        code * 65536 + (t.c.epoch_hour - base),
+        t.c.avg,
+        t.c.max,
+    ).where(t.c.epoch_hour >= base, t.c.epoch_hour < base + hours)
     queries = [q]
     if instance_ids is not None:
         # Ids as the driver stores them (the raw read below skips SQLAlchemy's
@@ -389,10 +355,6 @@ def fleet_series(
     row_of: dict[str, int] = {}
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for query in queries:
-        if grouped:
-            for batch in _raw_batches(conn, query, _GROUP_BATCH):
-                parts.append(_grouped_part(batch, row_of))
-            continue
         for batch in _raw_batches(conn, query):
             n = len(batch)
             keys = list(map(_FIRST, batch))
