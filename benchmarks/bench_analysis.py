@@ -31,11 +31,17 @@ from tests.synthetic_traces import Score, Trace, random_trace, score  # noqa: E4
 
 from snoozeql.domain.analysis import (  # noqa: E402
     AnalysisSettings,
+    BlockAnalysis,
     NoRecommendation,
     Recommendation,
     analyse,
 )
-from snoozeql.domain.metrics import HourlyAggregate, HourlySeries  # noqa: E402
+from snoozeql.domain.metrics import (  # noqa: E402
+    BLOCK_COLUMNS,
+    HourlyAggregate,
+    HourlySeries,
+    SeriesBlock,
+)
 
 LOOKBACK_DAYS = 14
 
@@ -65,14 +71,14 @@ def bench_speed(instances: int, pool_size: int, chunk: int) -> None:
         shift = start - trace.start
         pool.append(([a._replace(hour=a.hour + shift) for a in trace.aggregates], trace.timezone))
 
-    wall = {"columns": 0.0, "aggregates": 0.0}
-    cpu = {"columns": 0.0, "aggregates": 0.0}
+    wall = {"columns": 0.0, "aggregates": 0.0, "block": 0.0}
+    cpu = {"columns": 0.0, "aggregates": 0.0, "block": 0.0}
     aggregates = 0
     kinds: Counter[str] = Counter()
     done = 0
     while done < instances:
         ids = range(done, min(instances, done + chunk))
-        for form in ("aggregates", "columns"):
+        for form in ("aggregates", "columns", "block"):
             batch: list[tuple[list[HourlyAggregate] | HourlySeries, str]] = []
             for j in ids:
                 aggs, zone = pool[j % pool_size]
@@ -84,6 +90,18 @@ def bench_speed(instances: int, pool_size: int, chunk: int) -> None:
                     columns = HourlySeries.from_aggregates(fresh, start, LOOKBACK_DAYS * 24)
                     batch.append((columns, zone))
             gc.collect()
+            if form == "block":  # the whole chunk as one block, as the store reads it
+                block = SeriesBlock.empty(start, LOOKBACK_DAYS * 24, range(len(batch)))
+                for r, (series, _) in enumerate(batch):
+                    for c, name in enumerate(BLOCK_COLUMNS):
+                        block.values[c, r] = getattr(series, name)
+                t0, c0 = time.perf_counter(), time.process_time()
+                fleet = BlockAnalysis(block, settings, now)
+                for r, (_, zone) in enumerate(batch):
+                    fleet.analyse(r, zone, Decimal("12.5"), 1)
+                wall[form] += time.perf_counter() - t0
+                cpu[form] += time.process_time() - c0
+                continue
             t0, c0 = time.perf_counter(), time.process_time()
             for series, zone in batch:
                 r = analyse(series, settings, now, zone, Decimal("12.5"), 1)
@@ -96,6 +114,7 @@ def bench_speed(instances: int, pool_size: int, chunk: int) -> None:
     print(f"speed: {instances} instances x {LOOKBACK_DAYS} days x 4 metrics")
     print(f"  hourly aggregates: {aggregates:,}")
     for form, what in (
+        ("block", "BlockAnalysis(SeriesBlock), the fleet path of the recommendations"),
         ("columns", "analyse(HourlySeries), columns as the store would pivot them"),
         ("aggregates", "analyse(list[HourlyAggregate]), building the columns inside"),
     ):

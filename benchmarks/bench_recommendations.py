@@ -23,6 +23,8 @@ Run: ``.venv/bin/python -m benchmarks.bench_recommendations [--instances N]
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -35,9 +37,11 @@ import sqlalchemy as sa
 
 from benchmarks.bench_inventory import drop_pg, fresh_engine, pg_database, synthetic
 from snoozeql.config import Settings
-from snoozeql.domain.metrics import CONNECTIONS, CPU, Sample, floor_hour
+from snoozeql.domain.analysis import BlockAnalysis, Recommendation, analyse
+from snoozeql.domain.metrics import CONNECTIONS, CPU, HourlySeries, Sample, floor_hour
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.context import Context
+from snoozeql.services.metrics import analysis_settings
 from snoozeql.services.recommendations import RecommendationService
 from snoozeql.store import instances as inst
 from snoozeql.store import metrics as metric_store
@@ -107,13 +111,59 @@ def seed(ctx: Context, account: UUID, n: int, fast: bool) -> list[UUID]:
     return ids
 
 
+def reference_read_and_analyse(ctx: Context) -> int:
+    """The cold path as it was before the block read (kept here as the reference):
+    every stored hour a SQLAlchemy row, put into one ``HourlySeries`` per instance,
+    then ``analyse`` per instance. Returns how many recommendations it made."""
+    settings = analysis_settings(ctx)
+    hours = settings.lookback_hours
+    start = floor_hour(NOW) - timedelta(hours=hours)
+    base = metric_store.epoch_hour(start)
+    t = metric_hours
+    q = sa.select(sa.cast(t.c.instance_id, sa.String), t.c.metric, t.c.epoch_hour, t.c.avg,
+                  t.c.max).where(t.c.epoch_hour >= base, t.c.epoch_hour < base + hours)
+    out: dict[str, HourlySeries] = {}
+    with ctx.engine.connect() as conn:
+        for instance_id, metric, hour_no, avg, max_ in conn.execute(q).all():
+            cols = out.get(instance_id)
+            if cols is None:
+                cols = out[instance_id] = HourlySeries.empty(start, hours)
+            cols.put(metric, hour_no - base, avg, max_)
+    return sum(isinstance(analyse(cols, settings, NOW, "UTC"), Recommendation)
+               for cols in out.values())
+
+
+def block_read_and_analyse(ctx: Context) -> int:
+    """The same with the block read and ``BlockAnalysis`` (what the service runs)."""
+    settings = analysis_settings(ctx)
+    hours = settings.lookback_hours
+    start = floor_hour(NOW) - timedelta(hours=hours)
+    with ctx.engine.connect() as conn:
+        block = metric_store.fleet_series(conn, start, hours)
+    fleet = BlockAnalysis(block, settings, NOW)
+    return sum(isinstance(fleet.analyse(r, "UTC"), Recommendation) for r in range(len(block)))
+
+
+def compare(ctx: Context, label: str, n: int) -> str:
+    """Read + analyse, reference and block, side by side on the same store: block,
+    reference, block (the block figure is the mean of its two runs)."""
+    counts: list[int] = []
+    block_a = timed(lambda: counts.append(block_read_and_analyse(ctx)))
+    reference = timed(lambda: counts.append(reference_read_and_analyse(ctx)))
+    block_b = timed(lambda: counts.append(block_read_and_analyse(ctx)))
+    assert len(set(counts)) == 1, counts  # the same recommendations
+    block = (block_a + block_b) / 2
+    return (f"| {label} | {n:,} | {reference:,.0f} | {block:,.0f} | "
+            f"{reference / block:.1f}x |")
+
+
 def timed(fn) -> float:  # noqa: ANN001
     t = time.perf_counter()
     fn()
     return (time.perf_counter() - t) * 1000
 
 
-def run(url: str, label: str, n: int, fast: bool) -> str:
+def run(url: str, label: str, n: int, fast: bool, side: list[str]) -> str:
     engine, account = fresh_engine(url)
     settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
     ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
@@ -123,6 +173,7 @@ def run(url: str, label: str, n: int, fast: bool) -> str:
     print(f"  ({label}: seeded {n:,} instances in {time.perf_counter() - t0:,.0f} s)",
           flush=True)
     first = timed(lambda: RecommendationService(ctx).list())
+    side.append(compare(ctx, label, n))
     # A new process: the same store, an empty memo; the analyses are stored.
     fresh = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
     fresh.clock = lambda: NOW
@@ -154,14 +205,24 @@ def main() -> None:
               "| first list of a new process (ms) | unchanged, median of 20 (ms) "
               "| after one new sample, median of 5 (ms) |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        side: list[str] = []
         if "sqlite" in stores:
             print(run(f"sqlite:///{tmp / 'recs.db'}", "SQLite", args.instances,
-                      args.fast_seed), flush=True)
+                      args.fast_seed, side), flush=True)
         if "postgresql" in stores:
-            print(run(pg_url, "PostgreSQL 15", args.instances, args.fast_seed), flush=True)
+            print(run(pg_url, "PostgreSQL 15", args.instances, args.fast_seed, side),
+                  flush=True)
+        print("\nRead the lookback and analyse every instance, side by side on the same store"
+              " (block, per-row reference, block again; load average"
+              f" {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end):")
+        print("| store | instances | per-row reference (ms) | block (ms) | speed-up |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for line in side:
+            print(line)
     finally:
         if pg_name:
             drop_pg(pg_name)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

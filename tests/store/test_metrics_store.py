@@ -10,7 +10,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, Sample
+from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, HourlySeries, Sample
 from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.context import Context
 from snoozeql.services.metrics import MetricsService
@@ -127,7 +127,7 @@ def test_batched_writes_one_statement_per_thousand_buckets(ctx: Context) -> None
     with ctx.engine.connect() as conn:
         cols = store.fleet_series(conn, at(0, 9), 3)
     assert len(cols) == 300
-    one = cols[ids["db7"]]
+    one = cols.series(cols.keys.index(ids["db7"]))
     assert list(one.cpu) [:2] == [1.0, 1.0] and math.isnan(one.cpu[2])
     assert list(one.connections_max)[:2] == [1.0, 1.0] and math.isnan(one.read_iops[0])
 
@@ -154,3 +154,41 @@ def test_concurrent_writers_lose_nothing(ctx: Context) -> None:
         [agg] = store.series(conn, ids["db1"], at(0), at(0, 11))
     assert agg.count == 60 and math.isclose(agg.avg, sum(range(60)) / 60)
     assert (agg.min, agg.max) == (0.0, 59.0)
+
+
+def test_the_fleet_block_holds_exactly_what_each_instance_read_holds(ctx: Context) -> None:
+    """The fleet read (one block of arrays, used by the recommendations) gives, per
+    instance, the same floats as reading that instance's aggregates one by one."""
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "db1", "db2", "db3")
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    samples = {
+        ids["db1"]: [Sample(CPU, start + timedelta(minutes=7 * k), 1.0 / (k + 3))
+                     for k in range(300)]
+        + [Sample(CONNECTIONS, start + timedelta(minutes=11 * k), float(k % 5))
+           for k in range(200)],
+        ids["db2"]: [Sample(READ_IOPS, start + timedelta(hours=5, minutes=k), 0.1 * k)
+                     for k in range(90)],
+    }
+    store.apply_samples(ctx.engine, samples)
+    hours = 72
+    with ctx.engine.connect() as conn:
+        block = store.fleet_series(conn, start, hours)
+        picked = store.fleet_series(conn, start, hours, [ids["db2"], ids["db3"]])
+        shifted = store.fleet_series(conn, start + timedelta(hours=30), 10)
+        each = {i: store.series(conn, i, start, start + timedelta(hours=hours))
+                for i in ids.values()}
+    assert set(block.keys) == {ids["db1"], ids["db2"]}  # db3 has no data
+    assert picked.keys == (ids["db2"],)
+    for r, key in enumerate(block.keys):
+        want = HourlySeries.from_aggregates(each[key], start, hours)
+        got = block.series(r)
+        for name in ("connections_avg", "connections_max", "cpu", "read_iops", "write_iops"):
+            assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), (
+                name, list(getattr(got, name))[:8], list(getattr(want, name))[:8])
+    want = HourlySeries.from_aggregates(each[ids["db1"]], start, hours).window(
+        start + timedelta(hours=30), 10)
+    got = shifted.series(shifted.keys.index(ids["db1"]))
+    assert got.cpu.tobytes() == want.cpu.tobytes()
+    assert not math.isnan(got.cpu[0]) and math.isnan(got.read_iops[0])
+

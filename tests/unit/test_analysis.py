@@ -6,6 +6,8 @@ traces (tests/synthetic_traces.py) measure precision and recall over many seeds.
 
 from __future__ import annotations
 
+import math
+import random
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 from snoozeql.domain.analysis import (
     AnalysisSettings,
+    BlockAnalysis,
     NoRecommendation,
     NoRecommendationReason,
     Recommendation,
@@ -30,17 +33,20 @@ from snoozeql.domain.analysis import (
 )
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.metrics import (
+    BLOCK_COLUMNS,
     CONNECTIONS,
     CPU,
     READ_IOPS,
     WRITE_IOPS,
     HourlyAggregate,
     HourlySeries,
+    SeriesBlock,
 )
 from tests.synthetic_traces import (
     KINDS,
     MESSY_KINDS,
     REGULAR_KINDS,
+    ZONES,
     Score,
     make_trace,
     random_trace,
@@ -609,9 +615,20 @@ def analyse_kind_traces(kinds: tuple[str, ...], seeds: int) -> dict[str, Score]:
     return by_kind
 
 
+# Least recall per regular class (issue 21 asks >= 95% over the regular classes
+# together). Lower for two classes, for reasons docs/analysis.md ("What recall costs")
+# measures: an office day plus a nightly job has four edges of activity a day, each
+# costing the 30-minute margin (9 points of recall), and the gap between the job and
+# the office is often too short for a 2-hour window once the margins are taken; a
+# one-off visit in a noisy trace keeps its slot awake.
+RECALL_FLOORS = {"office_nightly": 0.86, "noisy": 0.88}
+
+
 def test_precision_and_recall_on_messy_traces() -> None:
     """Issue 21: precision >= 99% per class, recall >= 95% over the regular classes and
-    >= 80% on sparse data; no minute of recurring activity inside a window."""
+    >= 80% on sparse data; no minute of recurring activity inside a window; and no
+    regular class falls below its floor (95% over all of them could hide one class
+    collapsing)."""
     by_kind = analyse_kind_traces(KINDS + MESSY_KINDS, 450)
     regular = Score()
     for kind in sorted(by_kind):
@@ -621,8 +638,84 @@ def test_precision_and_recall_on_messy_traces() -> None:
         assert s.recurring_busy_minutes_slept == 0, kind
         if kind in REGULAR_KINDS:
             regular.add(s)
+            assert s.recall >= RECALL_FLOORS.get(kind, 0.92), (kind, s.recall)
     print(f"regular classes: {regular.summary()}")
-    assert set(MESSY_KINDS) <= set(by_kind)
+    assert set(MESSY_KINDS) <= set(by_kind) and set(REGULAR_KINDS) <= set(by_kind)
     assert regular.recall >= 0.95
     assert by_kind["sparse"].recall >= 0.80
     assert by_kind["monitoring"].recall >= 0.90
+
+
+# -- the fleet path: one block, the same answers -------------------------------------------
+
+
+@pytest.mark.parametrize("tuned", [
+    DEFAULTS,
+    AnalysisSettings(connections_statistic="avg", idle_connections=0.5),
+    AnalysisSettings(background_connections=0, required_idle_share=0.5),
+    AnalysisSettings(lookback_days=21, min_weeks=3, margin_minutes=15),
+])
+def test_the_block_analysis_equals_the_one_instance_analysis(tuned: AnalysisSettings) -> None:
+    """``BlockAnalysis`` (what the recommendations of a fleet run) gives exactly what
+    ``analyse`` gives, instance by instance, on every trace kind, in zones with DST
+    changes, half-hour offsets, missing hours and instances without any data."""
+    for start, now_minute in ((datetime(2026, 3, 16, 5, tzinfo=UTC), 17),
+                              (datetime(2026, 10, 12, 22, tzinfo=UTC), 59)):
+        days = tuned.lookback_days
+        now = start + timedelta(days=days, minutes=now_minute)
+        first = now.replace(minute=0) - timedelta(days=days)
+        traces = [
+            make_trace(kind, seed=seed, start=start, days=days + 1,
+                       timezone=ZONES[(seed + n) % len(ZONES)], lookback_days=days)
+            for n, kind in enumerate(KINDS + MESSY_KINDS) for seed in range(4)
+        ]
+        series = [HourlySeries.from_aggregates(t.until(now), first, days * 24)
+                  for t in traces] + _edge_series(first, days * 24)
+        block = SeriesBlock.empty(first, days * 24, range(len(series)))
+        for r, cols in enumerate(series):
+            for c, name in enumerate(BLOCK_COLUMNS):
+                block.values[c, r] = getattr(cols, name)
+        fleet = BlockAnalysis(block, tuned, now)
+        backgrounds = 0
+        for r, cols in enumerate(series):
+            zone = traces[r].timezone if r < len(traces) else ZONES[r % len(ZONES)]
+            cost = Decimal("12.5") if r % 2 else None
+            want = analyse(cols, tuned, now, zone, cost, 1 + r % 3)
+            got = fleet.analyse(r, zone, cost, 1 + r % 3)
+            assert got == want, r
+            backgrounds += bool(getattr(want, "background_connections", 0))
+        assert backgrounds or tuned.background_connections == 0  # the path was taken
+        empty = analyse([], tuned, now, "Europe/Paris")
+        assert fleet.analyse(None, "Europe/Paris") == empty
+        with pytest.raises(ValidationError, match="unknown time zone"):
+            fleet.analyse(0, "Mars/Olympus")
+
+
+def _edge_series(first: datetime, hours: int) -> list[HourlySeries]:
+    """Weekly patterns whose values sit on and next to the idle thresholds (and are
+    missing now and then): any difference in how an hour is classified shows."""
+    rng = random.Random(21)
+    nan = math.nan
+    out = []
+    for _ in range(24):
+        levels = {slot: (rng.choice((0.0, 0.0, 0.5, 1.0, 2.0, nan)),
+                         rng.choice((0.0, 1.0, 9.999, 10.0, 10.5, nan)),
+                         rng.choice((0.0, 5.0, 19.99, 20.0, nan)),
+                         rng.choice((0.0, 20.0, 20.01, nan)))
+                  for slot in range(0, 168, rng.choice((3, 6, 12)))}
+        cols = HourlySeries.empty(first, hours)
+        level = levels[0]
+        for i in range(hours):
+            level = levels.get(i % 168, level)
+            c, u, r, w = level if rng.random() > 0.03 else (nan, nan, nan, nan)
+            cols.set_hour(i, c / 2 if c == c else None, None if c != c else c,
+                          None if u != u else u, None if r != r else r,
+                          None if w != w else w)
+        out.append(cols)
+    return out
+
+
+def test_a_block_for_another_lookback_is_refused() -> None:
+    block = SeriesBlock.empty(MONDAY, 24, ["a"])
+    with pytest.raises(ValidationError, match="block: covers 24 hours"):
+        BlockAnalysis(block, DEFAULTS, MONDAY + timedelta(days=14))

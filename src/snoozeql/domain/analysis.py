@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -36,8 +36,16 @@ from operator import add, itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
+
 from snoozeql.domain.errors import ValidationError
-from snoozeql.domain.metrics import CONNECTIONS, CPU, HourlyAggregate, HourlySeries
+from snoozeql.domain.metrics import (
+    CONNECTIONS,
+    CPU,
+    HourlyAggregate,
+    HourlySeries,
+    SeriesBlock,
+)
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -46,6 +54,7 @@ __all__ = [
     "WEEKDAY_NAMES",
     "ActivityProfile",
     "AnalysisSettings",
+    "BlockAnalysis",
     "NoRecommendation",
     "NoRecommendationReason",
     "Recommendation",
@@ -552,9 +561,9 @@ def _classify(
     """Per lookback hour its state (0 no data, 1 idle, 2 busy), and the idle hours' means.
 
     Missing values are NaN and every comparison with NaN is false, so a missing metric
-    never makes an hour busy; an hour is observed when it has connections or CPU. This
-    loop runs for every hour of every instance of the fleet: keep it this plain (a
-    ``map`` over float methods measured three times slower).
+    never makes an hour busy; an hour is observed when it has connections or CPU. A
+    fleet takes :class:`BlockAnalysis`, which does the same in array operations (and
+    must stay equal to this loop: tests/test_analysis.py compares them).
     """
     conn = cols.connections_max if s.connections_statistic == "max" else cols.connections_avg
     t_conn, t_cpu = s.idle_connections + background, s.idle_cpu_percent
@@ -708,6 +717,19 @@ def _when(layout: _Layout, position: int) -> str:
     return f"{day.isoformat()} {position % 24:02d}:00"
 
 
+def _frame(settings: AnalysisSettings, now: datetime, timezone: str,
+           node_count: int) -> tuple[datetime, int]:
+    """Validate the arguments every analysis takes; (first hour, hours) of the lookback."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValidationError("now: naive datetime; use timezone-aware UTC")
+    if node_count < 1:
+        raise ValidationError(f"node_count: {node_count} must be at least 1")
+    _zone(timezone)
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    n = settings.lookback_hours
+    return end - n * _HOUR, n
+
+
 def analyse(
     series: Iterable[HourlyAggregate] | HourlySeries,
     settings: AnalysisSettings,
@@ -719,27 +741,124 @@ def analyse(
     """Recommend when one instance can sleep, from its hourly aggregates.
 
     ``series`` holds the instance's aggregates (any metrics, any order), or the same as
-    columns (:class:`HourlySeries`, the fast path for a whole fleet); only hours in the
-    ``lookback_days`` before ``now``'s (unfinished) hour are used. Windows are in
-    ``timezone`` (IANA). Raises ValidationError for an unknown zone, a naive ``now``
-    or a node count below 1.
+    columns (:class:`HourlySeries`); only hours in the ``lookback_days`` before
+    ``now``'s (unfinished) hour are used. Windows are in ``timezone`` (IANA). Raises
+    ValidationError for an unknown zone, a naive ``now`` or a node count below 1.
+    A whole fleet is analysed faster with :class:`BlockAnalysis` (same results).
     """
     s = settings
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValidationError("now: naive datetime; use timezone-aware UTC")
-    if node_count < 1:
-        raise ValidationError(f"node_count: {node_count} must be at least 1")
-    _zone(timezone)
-    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    n = s.lookback_hours
-    start = end - n * _HOUR
+    start, n = _frame(s, now, timezone, node_count)
     if isinstance(series, HourlySeries):
         cols = series.window(start, n)
     else:
         cols = HourlySeries.from_aggregates(series, start, n)
     background = _background(cols, s)
     state, idleness = _classify(cols, s, background)
+    return _recommend(
+        s, start, state, idleness, background, lambda: _floor(cols), timezone,
+        hourly_cost_cents, node_count,
+    )
 
+
+def _floor(cols: HourlySeries) -> float:
+    """The lowest connections maximum of any observed hour (0 without any)."""
+    return min((v for v in cols.connections_max if v == v), default=0.0)
+
+
+class BlockAnalysis:
+    """The analysis of many instances whose hours are in one :class:`SeriesBlock`.
+
+    Classifying every hour (step 1) and finding the constant background are done for
+    all rows at once with array operations; the rest is the same code as
+    :func:`analyse`, row by row, so ``BlockAnalysis(block, s, now).analyse(r, ...)``
+    equals ``analyse(block.series(r), s, now, ...)`` exactly (tests/test_analysis.py
+    checks it on every trace kind). The block must cover the lookback of ``now``.
+    """
+
+    def __init__(self, block: SeriesBlock, settings: AnalysisSettings, now: datetime) -> None:
+        s = self.settings = settings
+        self.block = block
+        self.now = now
+        start, n = _frame(s, now, "UTC", 1)
+        if block.start != start or block.hours != n:
+            raise ValidationError(
+                f"block: covers {block.hours} hours from {block.start.isoformat()}, the"
+                f" analysis needs {n} hours from {start.isoformat()}"
+            )
+        v = block.values
+        c_avg, c_max, cpu, rd, wr = (v[k] for k in range(5))
+        rows = len(block)
+        # The background: the common case (no connection in many hours) is decided
+        # here for every row; the few rows left take the one-instance code.
+        background = np.zeros(rows)
+        if s.background_connections > 0 and rows:
+            zeros = np.count_nonzero(c_max == 0.0, axis=1)
+            for r in np.flatnonzero(zeros <= 0.05 * n).tolist():
+                background[r] = _background(block.series(r), s)
+        self.background = background.tolist()
+        conn = c_max if s.connections_statistic == "max" else c_avg
+        t_conn = (s.idle_connections + background)[:, None]
+        with np.errstate(invalid="ignore"):
+            busy = (conn > t_conn) | (cpu >= s.idle_cpu_percent)
+            seen = ~(np.isnan(conn) & np.isnan(cpu))
+            busy |= seen & ((rd >= s.idle_read_iops) | (wr >= s.idle_write_iops))
+        idle = seen & ~busy
+        state = np.where(busy, np.uint8(_BUSY), np.where(idle, np.uint8(_IDLE),
+                                                         np.uint8(_NONE)))
+        self._state = state.astype(np.uint8)
+        # Sums in hour order, as the one-instance loop adds them (a cumulative sum is
+        # sequential; adding 0.0 for the hours left out changes nothing).
+        sums, counts = [], []
+        for col in (conn, cpu, rd, wr):
+            take = idle & ~np.isnan(col)
+            counts.append(np.count_nonzero(take, axis=1).tolist())
+            acc = np.cumsum(np.where(take, col, 0.0), axis=1)
+            sums.append(acc[:, -1].tolist() if n else [0.0] * rows)
+        self._sums = list(zip(*sums, strict=True)) if rows else []
+        self._counts = list(zip(*counts, strict=True)) if rows else []
+        with np.errstate(invalid="ignore"):
+            floors = np.where(np.isnan(c_max), np.inf, c_max).min(axis=1, initial=np.inf)
+        self._floors = [0.0 if f == np.inf else f for f in floors.tolist()]
+
+    def analyse(
+        self,
+        row: int | None,
+        timezone: str = "UTC",
+        hourly_cost_cents: Decimal | None = None,
+        node_count: int = 1,
+    ) -> Recommendation | NoRecommendation:
+        """Row ``row``'s analysis (None: an instance without any data)."""
+        s = self.settings
+        start, n = _frame(s, self.now, timezone, node_count)
+        if row is None:
+            return _recommend(s, start, bytes(n), _Idleness(), 0.0, lambda: 0.0, timezone,
+                              hourly_cost_cents, node_count)
+        background = self.background[row]
+        (sc, su, sr, sw), (nc, nu, nr, nw) = self._sums[row], self._counts[row]
+        means = _Idleness(
+            max(0.0, sc / nc - background) if nc else 0.0,
+            su / nu if nu else 0.0,
+            sr / nr if nr else 0.0,
+            sw / nw if nw else 0.0,
+        )
+        floor = self._floors[row]
+        return _recommend(s, start, self._state[row].tobytes(), means, background,
+                          lambda: floor, timezone, hourly_cost_cents, node_count)
+
+
+def _recommend(
+    s: AnalysisSettings,
+    start: datetime,
+    state: bytes,
+    idleness: _Idleness,
+    background: float,
+    floor: Callable[[], float],
+    timezone: str,
+    hourly_cost_cents: Decimal | None,
+    node_count: int,
+) -> Recommendation | NoRecommendation:
+    """Steps 2 to 4 from the hours' states (step 1)."""
+    n = len(state)
     observed = n - state.count(_NONE)
     if observed < s.min_hours:
         return NoRecommendation(
@@ -863,7 +982,7 @@ def analyse(
             cand[j] = 1
             bridged += 1
     if 1 not in cand:
-        return _no_window(s, observed, cols, background, changed_on, notes)
+        return _no_window(s, observed, floor, background, changed_on, notes)
 
     min_minutes = math.ceil(s.min_window_hours * 60)
     spans: list[SleepSpan] = []
@@ -899,7 +1018,7 @@ def analyse(
         else:
             slept[first : first + length] = b"\x01" * length
     if not spans:
-        return _no_window(s, observed, cols, background, changed_on, notes)
+        return _no_window(s, observed, floor, background, changed_on, notes)
     spans.sort(key=lambda sp: sp.start)
 
     # Confidence = evidence x consistency x headroom (docs/analysis.md). The evidence
@@ -966,7 +1085,7 @@ def analyse(
 def _no_window(
     s: AnalysisSettings,
     observed: int,
-    cols: HourlySeries,
+    floor_of: Callable[[], float],
     background: float,
     changed_on: date | None,
     notes: list[str],
@@ -980,7 +1099,7 @@ def _no_window(
         f"no idle window: no run of hours of at least {s.min_window_hours:g} h was idle in "
         f"{share} (with at least {s.min_weeks} weeks of data)"
     )
-    floor = min((v for v in cols.connections_max if v == v), default=0.0)
+    floor = floor_of()
     if floor > s.idle_connections + background:
         reason += (
             f"; connections never fell below {floor:g} in any hour: something holds them"

@@ -28,11 +28,14 @@ from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
+
+import numpy as np
 
 from snoozeql.domain.errors import ValidationError
 
 __all__ = [
+    "BLOCK_COLUMNS",
     "CONNECTIONS",
     "CPU",
     "METRICS",
@@ -43,6 +46,7 @@ __all__ = [
     "HourBucket",
     "HourlyAggregate",
     "HourlySeries",
+    "SeriesBlock",
     "Sample",
     "absorb",
     "aggregate_samples",
@@ -411,3 +415,41 @@ def retention_cutoff(now: datetime, retention_days: int) -> datetime:
     if retention_days < 1:
         raise ValidationError(f"retention must be at least 1 day, not {retention_days}")
     return floor_hour(now) - timedelta(days=retention_days)
+
+
+# Row of each column in a SeriesBlock's ``values``.
+BLOCK_COLUMNS: Final = ("connections_avg", "connections_max", "cpu", "read_iops", "write_iops")
+
+
+@dataclass(frozen=True)
+class SeriesBlock:
+    """Many instances' hours at once: ``values[c, r, i]`` is column ``c``
+    (:data:`BLOCK_COLUMNS`) of row ``r``'s instance (``keys[r]``) at the UTC hour
+    ``start + i h``; NaN where there is no data.
+
+    What a whole fleet's analysis reads: the store fills it in bulk (no Python object
+    per stored hour) and the analysis classifies every hour of every row in a few
+    array operations (:func:`snoozeql.domain.analysis.analyse_block`).
+    """
+
+    start: datetime
+    keys: tuple[Any, ...]
+    values: np.ndarray
+
+    @classmethod
+    def empty(cls, start: datetime, hours: int, keys: Iterable[Any]) -> SeriesBlock:
+        ks = tuple(keys)
+        values = np.full((len(BLOCK_COLUMNS), len(ks), hours), np.nan, dtype=np.float64)
+        return cls(floor_hour(start), ks, values)
+
+    @property
+    def hours(self) -> int:
+        return int(self.values.shape[2])
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def series(self, row: int) -> HourlySeries:
+        """Row ``row`` as one instance's :class:`HourlySeries` (the same floats)."""
+        cols = [array("d", self.values[c, row].tobytes()) for c in range(len(BLOCK_COLUMNS))]
+        return HourlySeries(self.start, *cols)

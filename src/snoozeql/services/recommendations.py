@@ -1,9 +1,10 @@
 """Sleep recommendations for the whole inventory, and their dismissal.
 
-The analysis itself is the pure :func:`snoozeql.domain.analysis.analyse`. This service
-feeds it: it reads the whole fleet's lookback from the store as columns (one query, no
-datetime per row: the fast path measured in benchmarks/bench_analysis.py), analyses
-every instance in its own time zone with its hourly cost and node count, and keeps the
+The analysis itself is pure (:mod:`snoozeql.domain.analysis`). This service feeds
+it: it reads the whole fleet's lookback from the store as one block of arrays (one
+query, no Python object per stored hour), has ``BlockAnalysis`` classify every hour
+of every instance in array operations, analyses each instance in its own time zone
+with its hourly cost and node count (the same results as ``analyse``), and keeps the
 recommendations it showed (``store/recommendations.py``) so one can be dismissed by id.
 
 Reading a fleet's lookback and analysing it costs seconds for thousands of instances,
@@ -30,14 +31,14 @@ from typing import Any
 from uuid import UUID
 
 from snoozeql.domain.analysis import (
+    BlockAnalysis,
     NoRecommendation,
     NoRecommendationReason,
     Recommendation,
     RecommendationKind,
-    analyse,
 )
 from snoozeql.domain.errors import ActionRefused, NotFoundError, ValidationError
-from snoozeql.domain.metrics import HourlySeries, floor_hour
+from snoozeql.domain.metrics import floor_hour
 from snoozeql.domain.protection import PROTECT_TAG, PROTECTED, is_protected
 from snoozeql.domain.types import Instance, InstanceKind
 from snoozeql.services.context import Context
@@ -360,15 +361,16 @@ class RecommendationService:
         if not instances:
             return []
         with self.ctx.engine.connect() as conn:
-            columns = metric_store.fleet_series(
+            block = metric_store.fleet_series(
                 conn, start, hours, None if everything else [i.id for i in instances]
             )
+        fleet = BlockAnalysis(block, settings, now)
+        row_of = {key: r for r, key in enumerate(block.keys)}
         entries: list[Entry] = []
         for i in instances:
-            cols = columns.get(i.id) or HourlySeries.empty(start, hours)
             try:
-                result = analyse(
-                    cols, settings, now, timezone_of(self.ctx, i), i.hourly_cost_cents,
+                result = fleet.analyse(
+                    row_of.get(i.id), timezone_of(self.ctx, i), i.hourly_cost_cents,
                     max(1, i.node_count),
                 )
             except ValidationError as exc:  # e.g. a bad timezone tag on the instance

@@ -22,20 +22,26 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from snoozeql.domain.metrics import (
+    CONNECTIONS,
+    CPU,
+    READ_IOPS,
+    WRITE_IOPS,
     BucketKey,
     HourBucket,
     HourlyAggregate,
-    HourlySeries,
     Sample,
+    SeriesBlock,
     absorb,
     floor_hour,
 )
@@ -287,35 +293,92 @@ def series(
     return [HourlyAggregate._make(r) for r in conn.execute(q)]
 
 
+# Column of the SeriesBlock each metric's (avg, max) go to; a row's metric is sent as
+# its code times 2**16 plus its hour offset, so a row is three numbers and a text id.
+_BLOCK_CODES = {CONNECTIONS: 0, CPU: 1, READ_IOPS: 2, WRITE_IOPS: 3}
+_READ_BATCH = 100_000  # rows fetched at a time: bounded memory at any fleet size
+_FIRST, _SECOND, _THIRD, _FOURTH = (itemgetter(k) for k in range(4))
+
+
+def _raw_batches(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[list[Any]]:
+    """The rows of ``query`` as the driver gives them (tuples, no result processing),
+    ``_READ_BATCH`` at a time; on PostgreSQL through a server-side cursor, so a fleet's
+    lookback is never held whole in the client."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if conn.dialect.positional:
+        params = tuple(compiled.params[k] for k in compiled.positiontup or ())
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor(name="snoozeql_fleet") if conn.dialect.name == "postgresql" \
+        else raw.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        while batch := cursor.fetchmany(_READ_BATCH):
+            yield batch
+    finally:
+        cursor.close()
+
+
 def fleet_series(
     conn: sa.Connection, start: datetime, hours: int, instance_ids: Sequence[UUID] | None = None
-) -> dict[UUID, HourlySeries]:
-    """Columns for every instance with data in ``hours`` hours from ``start``.
+) -> SeriesBlock:
+    """The ``hours`` hours from ``start`` of every instance with data in them (or of
+    ``instance_ids``), as one :class:`SeriesBlock`: a row per instance with data.
 
-    Rows are placed by their integer ``epoch_hour``: no datetime is built per row,
-    which keeps a fleet read on the analysis' fast path. Likewise the instance id is
-    read as text (hashing a str is cached, a UUID's is not) and made a UUID once per
-    instance, not once per row.
+    A fleet's lookback is millions of rows, so they never become Python objects one
+    by one beyond what the driver hands over: batches of raw rows (instance id as text,
+    metric code and hour offset in one integer computed in SQL, mean, max) are turned
+    into arrays and scattered into the block in a few array operations.
     """
     start = floor_hour(start)
     base = epoch_hour(start)
-    raw_id = sa.cast(t.c.instance_id, sa.String)
-    q = sa.select(raw_id, t.c.metric, t.c.epoch_hour, t.c.avg, t.c.max).where(
-        t.c.epoch_hour >= base, t.c.epoch_hour < base + hours
-    )
-    out: dict[str, HourlySeries] = {}
-    ids = list(instance_ids) if instance_ids is not None else None
-    chunks = (
-        [None] if ids is None else [ids[n : n + _ID_CHUNK] for n in range(0, len(ids), _ID_CHUNK)]
-    )
-    for chunk in chunks:
-        query = q if chunk is None else q.where(t.c.instance_id.in_(chunk))
-        for instance_id, metric, hour_no, avg, max_ in conn.execute(query).all():
-            cols = out.get(instance_id)
-            if cols is None:
-                cols = out[instance_id] = HourlySeries.empty(start, hours)
-            cols.put(metric, hour_no - base, avg, max_)
-    return {UUID(k): v for k, v in out.items()}
+    code = sa.case(_BLOCK_CODES, value=t.c.metric, else_=len(_BLOCK_CODES))
+    q = sa.select(
+        sa.cast(t.c.instance_id, sa.String),
+        code * 65536 + (t.c.epoch_hour - base),
+        t.c.avg,
+        t.c.max,
+    ).where(t.c.epoch_hour >= base, t.c.epoch_hour < base + hours)
+    queries = [q]
+    if instance_ids is not None:
+        # Ids as the driver stores them (the raw read below skips SQLAlchemy's
+        # processing of parameters as well as of rows).
+        to_db = t.c.instance_id.type.bind_processor(conn.dialect)
+        ids = [to_db(i) if to_db else i for i in instance_ids]
+        kind = sa.String() if to_db else t.c.instance_id.type
+        queries = [
+            q.where(t.c.instance_id.in_(
+                sa.bindparam("ids", ids[n : n + _ID_CHUNK], expanding=True, type_=kind)))
+            for n in range(0, len(ids), _ID_CHUNK)
+        ]
+    row_of: dict[str, int] = {}
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for query in queries:
+        for batch in _raw_batches(conn, query):
+            n = len(batch)
+            keys = list(map(_FIRST, batch))
+            for k in dict.fromkeys(keys):  # a few new instances per batch
+                if k not in row_of:
+                    row_of[k] = len(row_of)
+            parts.append((
+                np.fromiter(map(row_of.__getitem__, keys), np.int64, n),
+                np.fromiter(map(_SECOND, batch), np.int64, n),
+                np.fromiter(map(_THIRD, batch), np.float64, n),
+                np.fromiter(map(_FOURTH, batch), np.float64, n),
+            ))
+    block = SeriesBlock.empty(start, hours, (UUID(k) for k in row_of))
+    flat = block.values.reshape(-1)
+    plane = len(row_of) * hours
+    for rows, codes, avgs, maxes in parts:
+        metric, offset = codes >> 16, codes & 0xFFFF
+        cell = rows * hours + offset
+        for m, column in ((0, 0), (1, 2), (2, 3), (3, 4)):
+            take = metric == m
+            flat[column * plane + cell[take]] = avgs[take]
+            if m == 0:
+                flat[plane + cell[take]] = maxes[take]
+    return block
 
 
 def delete_before(conn: sa.Connection, cutoff: datetime) -> int:
