@@ -147,8 +147,8 @@ def test_demo_command_serves_a_populated_simulated_fleet_and_leaves_user_store_a
         cpu = next(s for s in series if s["metric"] == "cpu")["points"]
         assert len(cpu) >= 13 * 24
 
-        recs = api("/api/v1/recommendations")
-        assert any(r["status"] == "open" and r["kind"] for r in recs)
+        recs = api("/api/v1/recommendations")["items"]
+        assert recs and all(r["status"] == "open" and r["kind"] for r in recs)
 
         schedules = api("/api/v1/schedules")
         assert len(schedules) >= 3

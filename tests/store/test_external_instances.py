@@ -47,7 +47,7 @@ def test_register_push_recommend_and_refuse_over_the_api(api: Any, ctx: Context)
     r = api.post("/api/v1/instances/billing-db/metrics", json={"samples": office_samples()},
                  headers=h(api, "operator"))
     assert r.status_code == 202 and r.json()["accepted"] == 14 * 24 * 2
-    [rec] = api.get("/api/v1/recommendations", headers=h(api, "viewer")).json()
+    [rec] = api.get("/api/v1/recommendations", headers=h(api, "viewer")).json()["items"]
     assert rec["instance_name"] == "billing-db" and rec["provider"] == "external"
     assert rec["kind"] == "sleep" and rec["timezone"] == "Europe/Paris"
     assert rec["monthly_savings_cents"] > 0 and "margin" in rec["advice"]

@@ -85,7 +85,9 @@ def test_activity_and_recommendations(api: Any, ctx: Context) -> None:
     assert act["hours"][0][10] == 2 and act["hours_observed"] == 14 * 24
 
     recs = api.get("/api/v1/recommendations", headers=h(api, "viewer")).json()
-    [rec] = recs
+    assert (recs["without_recommendation"], recs["dismissed"], recs["next_cursor"]) == (
+        0, 0, None)
+    [rec] = recs["items"]
     assert rec["schedule"] == {"timezone": "Europe/Paris", "periods": [
         {"begintime": "08:30", "endtime": "18:30", "weekdays": "mon-fri"}]}
     assert rec["monthly_savings_cents"] > 0 and rec["sleep_hours_per_week"] == 118
@@ -98,7 +100,11 @@ def test_activity_and_recommendations(api: Any, ctx: Context) -> None:
     assert api.post(url, headers=h(api, "viewer")).status_code == 403
     r = api.post(url, headers=h(api, "operator"))
     assert r.status_code == 200 and r.json()["status"] == "dismissed"
-    assert api.get("/api/v1/recommendations", headers=h(api, "viewer")).json() == []
+    after = api.get("/api/v1/recommendations", headers=h(api, "viewer")).json()
+    assert (after["items"], after["dismissed"]) == ([], 1)
+    listed = api.get("/api/v1/recommendations?include_dismissed=true",
+                     headers=h(api, "viewer")).json()["items"]
+    assert [(r["id"], r["status"]) for r in listed] == [(rec["id"], "dismissed")]
     assert api.post("/api/v1/recommendations/00000000-0000-0000-0000-000000000001/dismiss",
                     headers=h(api, "operator")).status_code == 404
 

@@ -286,3 +286,49 @@ def test_cached_serves_the_last_analysis_without_analysing(
     before = len(calls)
     assert [r["instance_name"] for r in svc.cached() or []] == ["quiet"]
     assert len(calls) == before
+
+
+def test_the_listing_is_paged_and_counts_what_has_no_recommendation(ctx: Context) -> None:
+    """GET /recommendations serves pages of recommendations, largest savings first; the
+    instances without one are a count unless asked for, so the body follows the page."""
+    from fastapi.testclient import TestClient
+
+    from snoozeql.api.app import create_app
+    from snoozeql.services.apikeys import ApiKeyService
+
+    ctx.clock = lambda: NOW
+    costs = {f"idle-{k}": 10 * (k + 1) for k in range(5)}
+    for name, cost in costs.items():
+        ids = add_instances(ctx, name, cost=cost)
+        seed(ctx, ids[name], lambda _t: False)
+    for k in range(7):
+        add_instances(ctx, f"nodata-{k}")
+    key = ApiKeyService(ctx).create("viewer", "viewer")[1]
+    api = TestClient(create_app(ctx), headers={"X-API-Key": key})
+
+    names: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        r = api.get("/api/v1/recommendations",
+                    params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["without_recommendation"] == 7 and body["dismissed"] == 0
+        names += [i["instance_name"] for i in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert names == sorted(costs, key=lambda n: -costs[n])  # largest savings first
+
+    every = api.get("/api/v1/recommendations",
+                    params={"include_without": "true", "limit": 1000}).json()
+    assert [i["instance_name"] for i in every["items"][5:]] == [f"nodata-{k}" for k in range(7)]
+    assert all(i["status"] == "none" for i in every["items"][5:])
+    assert every["items"] == RecommendationService(ctx).list()
+
+    r = api.get("/api/v1/recommendations", params={"cursor": "not-a-cursor"})
+    assert r.status_code == 400 and "cursor" in r.json()["error"]["message"]
+    assert api.get("/api/v1/recommendations", params={"limit": 0}).status_code == 422

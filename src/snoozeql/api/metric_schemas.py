@@ -66,3 +66,18 @@ class ActivityOut(BaseModel):
 
 
 RecommendationOut = dict[str, Any]
+
+
+class RecommendationPageOut(BaseModel):
+    """A page of recommendations (largest savings first). Instances without one are
+    counted in ``without_recommendation`` and listed only with ``include_without``."""
+
+    items: list[dict[str, Any]] = Field(
+        description="recommendations (and, with include_without, instances without one "
+                    "and the reason)")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+    without_recommendation: int = Field(
+        description="instances without a recommendation (lacking data, busy, protected)")
+    dismissed: int = Field(description="dismissed recommendations (listed with "
+                                       "include_dismissed)")
+

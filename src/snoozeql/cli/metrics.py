@@ -153,6 +153,9 @@ def activity(
                   highlight=False)
 
 
+_WITHOUT_SHOWN = 20
+
+
 def _money(cents: int | None) -> str:
     return "-" if cents is None else f"${cents / 100:,.2f}"
 
@@ -161,9 +164,13 @@ def _money(cents: int | None) -> str:
 @handle_errors
 def list_recommendations(
     all_: Annotated[bool, typer.Option("--all", help="include dismissed ones")] = False,
+    without: Annotated[bool, typer.Option(
+        "--without", help=f"list every instance without a recommendation (default: the "
+                          f"first {_WITHOUT_SHOWN} and a count)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Recommended sleep windows per instance (largest savings first)."""
+    """Recommended sleep windows per instance (largest savings first), then instances
+    without one and why. --json prints every entry (the API pages them)."""
     from snoozeql.services.recommendations import RecommendationService
 
     items = RecommendationService(state.ctx()).list(include_dismissed=all_)
@@ -194,9 +201,13 @@ def list_recommendations(
     else:
         console.print("no recommendations yet", highlight=False)
     if none:
+        shown = none if without else none[:_WITHOUT_SHOWN]
         print_table("No recommendation", ["instance", "reason"],
                     [(r["instance_name"], "; ".join([r["reason"], *(r.get("notes") or [])]))
-                     for r in none])
+                     for r in shown])
+        if len(shown) < len(none):
+            console.print(f"... and {len(none) - len(shown)} more instances without a "
+                          "recommendation (--without lists them all)", highlight=False)
 
 
 @recommendations_app.command("dismiss")

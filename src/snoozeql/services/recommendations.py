@@ -20,10 +20,12 @@ so the recommendation is the cluster's.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import hashlib
+import json
 import uuid
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from operator import itemgetter
@@ -197,6 +199,37 @@ class _Memo:
             out.jsons.insert(i, e.to_json())
             out.rec_keys.insert(i, e.rec_id.int if e.rec_id else None)
         return out
+
+
+@dataclass(frozen=True)
+class RecommendationPage:
+    """One page of the listing (``GET /recommendations``): recommendations, largest
+    savings first; instances without one only when asked for, after them.
+    ``without_recommendation`` counts the instances without one (lacking data, busy,
+    protected ...) and ``dismissed`` the dismissed recommendations, over the whole
+    listing."""
+
+    items: builtins.list[dict[str, Any]]
+    next_cursor: str | None
+    without_recommendation: int
+    dismissed: int
+
+
+def _encode_cursor(key: tuple[int, float, str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, float, str, str]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        group, savings, name, ident = raw
+        if not (isinstance(group, int) and isinstance(savings, int | float)
+                and isinstance(name, str) and isinstance(ident, str)):
+            raise ValueError
+        return (group, float(savings), name, ident)
+    except (ValueError, TypeError):
+        raise ValidationError(
+            "cursor: not a cursor of this listing (pass next_cursor as it came)") from None
 
 
 def _sort_key(e: Entry) -> tuple[int, float, str, str]:
@@ -402,6 +435,39 @@ class RecommendationService:
 
         The dicts are shared with the memo: read them, do not change them."""
         return self._listed(self._memo(), include_dismissed)
+
+    def page(self, *, limit: int = 100, cursor: str | None = None,
+             include_dismissed: bool = False,
+             include_without: bool = False) -> RecommendationPage:
+        """A page of :meth:`list`, recommendations only unless ``include_without``:
+        what the API serves, so its body follows the page, not the fleet."""
+        if not 1 <= limit <= 1000:
+            raise ValidationError("limit: must be between 1 and 1000")
+        after = _decode_cursor(cursor) if cursor is not None else None
+        memo = self._memo()
+        with self.ctx.engine.connect() as conn:
+            gone = {d.int for d in store.dismissed_ids(conn)}
+        with self.ctx.memo_lock:
+            if not memo.sorted_:
+                memo.sort()
+            keys, jsons, rec_keys = memo.keys, memo.jsons, memo.rec_keys
+        first_without = bisect_left(keys, (1,))  # type: ignore[arg-type]
+        end = len(keys) if include_without else first_without
+        i = 0 if after is None else bisect_right(keys, after)
+        items: builtins.list[dict[str, Any]] = []
+        while i < end and len(items) < limit:
+            body, key = jsons[i], rec_keys[i]
+            if key is not None and key in gone:
+                if include_dismissed:
+                    items.append(dict(body, status="dismissed"))
+            else:
+                items.append(body)
+            i += 1
+        more = i < end and bool(items)
+        dismissed = sum(1 for k in rec_keys[:first_without] if k in gone) if gone else 0
+        return RecommendationPage(
+            items=items, next_cursor=_encode_cursor(keys[i - 1]) if more else None,
+            without_recommendation=len(keys) - first_without, dismissed=dismissed)
 
     def cached(self) -> builtins.list[dict[str, Any]] | None:
         """What :meth:`list` gives, from this process's last analysis as it stands,

@@ -12,6 +12,7 @@ from snoozeql.api.metric_schemas import (
     HourOut,
     MetricsOut,
     PushOut,
+    RecommendationPageOut,
     SamplesIn,
     SeriesOut,
 )
@@ -67,14 +68,26 @@ def get_activity(instance: str, ctx: CtxDep, _: Viewer) -> ActivityOut:
     )
 
 
-@router.get("/recommendations")
+@router.get("/recommendations", response_model=RecommendationPageOut)
 def list_recommendations(
     ctx: CtxDep, _: Viewer,
     include_dismissed: bool = Query(False, description="also list dismissed ones"),
-) -> list[dict[str, Any]]:
-    """Per instance: sleep windows as a schedule in its zone, confidence, hours asleep a
-    week and monthly savings (null when the cost is unknown); or why there is none."""
-    return RecommendationService(ctx).list(include_dismissed=include_dismissed)
+    include_without: bool = Query(
+        False, description="also list the instances without a recommendation, and why"),
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = Query(None, max_length=2000,
+                               description="next_cursor of the previous page"),
+) -> RecommendationPageOut:
+    """Recommendations, largest savings first: per instance, sleep windows as a schedule
+    in its zone, confidence, hours asleep a week and monthly savings (null when the cost
+    is unknown). Paged; instances without one are counted, and listed with the reason
+    when ``include_without`` is set."""
+    page = RecommendationService(ctx).page(
+        limit=limit, cursor=cursor, include_dismissed=include_dismissed,
+        include_without=include_without)
+    return RecommendationPageOut(
+        items=page.items, next_cursor=page.next_cursor,
+        without_recommendation=page.without_recommendation, dismissed=page.dismissed)
 
 
 @router.post("/recommendations/{rec_id}/dismiss")
