@@ -31,18 +31,22 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from snoozeql.domain.metrics import (
+    FULL_HOUR,
     BucketKey,
     HourBucket,
     HourlyAggregate,
     HourlySeries,
     Sample,
     absorb,
+    absorb_hour,
     floor_hour,
 )
 from snoozeql.store import versions
 from snoozeql.store.metric_tables import metric_hours as t
 
 __all__ = [
+    "FULL_HOUR",
+    "apply_hours",
     "apply_samples",
     "count_rows",
     "delete_before",
@@ -159,13 +163,58 @@ def apply_samples(
     keep colliding after a few attempts (they would have to write the same minutes of
     the same hours in a tight loop).
     """
+    keys = {i: {(s.metric, s.hour) for s in batch} for i, batch in samples.items()}
+    return _apply(engine, keys, lambda existing: _deltas(existing, samples))
+
+
+def _hour_deltas(
+    existing: Mapping[tuple[UUID, str, datetime], HourBucket],
+    hours: Mapping[UUID, Sequence[HourlyAggregate]],
+) -> list[dict[str, Any]]:
+    """One row per history hour that gains minutes: its value for the free minutes."""
+    rows: list[dict[str, Any]] = []
+    for instance_id, batch in hours.items():
+        for a in batch:
+            stored = existing.get((instance_id, a.metric, a.hour))
+            taken = stored.minutes if stored is not None else 0
+            if taken == FULL_HOUR:
+                continue
+            delta = absorb_hour(None, a)
+            free = delta.minutes & ~taken
+            rows.append({
+                "instance_id": instance_id, "metric": a.metric, "hour": a.hour,
+                "epoch_hour": epoch_hour(a.hour), "avg": a.avg, "min": a.min, "max": a.max,
+                "count": free.bit_count(), "minutes": free,
+            })
+    return rows
+
+
+def apply_hours(
+    engine: sa.Engine, hours: Mapping[UUID, Sequence[HourlyAggregate]]
+) -> tuple[int, int]:
+    """Fold whole hours read from a provider's history (per instance) into the stored
+    hours; (buckets changed, statements).
+
+    Each history hour counts for the minutes its stored hour does not count yet
+    (:func:`snoozeql.domain.metrics.absorb_hour`), through the same guarded upsert as
+    samples: an hour complete already is not touched, a partly collected one gets the
+    rest, and reading the same history twice changes nothing.
+    """
+    keys = {i: {(a.metric, a.hour) for a in batch} for i, batch in hours.items()}
+    return _apply(engine, keys, lambda existing: _hour_deltas(existing, hours))
+
+
+def _apply(
+    engine: sa.Engine,
+    keys: Mapping[UUID, Iterable[BucketKey]],
+    deltas: Any,
+) -> tuple[int, int]:
     statements = 0
     for attempt in range(_MAX_ATTEMPTS):
         try:
             with engine.begin() as conn:
-                keys = {i: {(s.metric, s.hour) for s in batch} for i, batch in samples.items()}
                 existing = read_buckets(conn, keys)
-                rows = _deltas(existing, samples)
+                rows = deltas(existing)
                 if not rows:
                     return 0, statements
                 merged = _upsert(conn, rows)
@@ -184,8 +233,6 @@ def apply_samples(
     raise RuntimeError("metric writes kept colliding with another writer; try again")
 
 
-FULL_HOUR = (1 << 60) - 1
-"""The minute mask of an hour whose every minute is counted."""
 _LOAD_CHUNK = 20_000
 _LOAD_CACHE_KIB = -131_072  # 128 MiB page cache while loading (negative: KiB)
 
