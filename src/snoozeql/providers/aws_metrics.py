@@ -113,17 +113,34 @@ class CollectResult:
         return sum(len(v) for v in self.samples.values())
 
 
+Sink = Callable[[dict[Hashable, list[HourlyAggregate]]], None]
+"""Takes the hours of a batch of targets as soon as their calls are done."""
+
+
 @dataclass
 class HistoryResult:
-    """What one history read of one account brought back: whole hours per target."""
+    """What one history read of one account brought back.
 
+    With a ``sink``, each batch of whole hours goes there as soon as it is read (the
+    service writes it, so a thousand instances' history is never all in memory);
+    without one, the hours are kept in ``hours``."""
+
+    sink: Sink | None = None
     hours: dict[Hashable, list[HourlyAggregate]] = field(default_factory=dict)
+    hour_count: int = 0
     api_calls: int = 0
     errors: list[str] = field(default_factory=list)
 
-    @property
-    def hour_count(self) -> int:
-        return sum(len(v) for v in self.hours.values())
+    def deliver(self, values: dict[Hashable, dict[tuple[str, datetime], dict[str, float]]]
+                ) -> None:
+        batch = {k: a for k, v in values.items() if (a := hour_aggregates(v))}
+        self.hour_count += sum(len(v) for v in batch.values())
+        if self.sink is not None:
+            if batch:
+                self.sink(batch)
+        else:
+            for k, v in batch.items():
+                self.hours.setdefault(k, []).extend(v)
 
 
 Progress = Callable[[str], None]
@@ -140,8 +157,11 @@ HISTORY_QUERIES: tuple[tuple[str, str, str, str], ...] = (
 
 
 def history_queries_per_call(hours: int) -> int:
-    """Queries per GetMetricData call so that its answer fits one page."""
-    return max(1, min(MAX_QUERIES, MAX_DATAPOINTS // max(1, hours)))
+    """Queries per GetMetricData call so that its answer fits one page, rounded down to
+    whole instances (a call then brings every statistic of the hours it reads)."""
+    fit = min(MAX_QUERIES, MAX_DATAPOINTS // max(1, hours))
+    per_instance = len(HISTORY_QUERIES)
+    return max(per_instance, fit // per_instance * per_instance)
 
 
 def hour_aggregates(
@@ -270,6 +290,7 @@ class AwsMetricsCollector:
         start: datetime,
         end: datetime,
         progress: Progress | None = None,
+        sink: Sink | None = None,
     ) -> HistoryResult:
         """Whole hours in [start, end) (both on the hour) at a 1-hour period.
 
@@ -277,7 +298,7 @@ class AwsMetricsCollector:
         """
         cfg = AwsAccountConfig.from_account(account)
         creds = resolve_credentials(cfg, self._settings)
-        result = HistoryResult()
+        result = HistoryResult(sink)
         by_region: dict[str, list[MetricTarget]] = {}
         for t in targets:
             by_region.setdefault(t.region or cfg.regions[0], []).append(t)
@@ -335,9 +356,9 @@ class AwsMetricsCollector:
                 index[qid] = (t.key, metric, role)
         hours = max(1, int((end - start).total_seconds()) // HISTORY_PERIOD)
         per_call = history_queries_per_call(hours)
-        values: dict[Hashable, dict[tuple[str, datetime], dict[str, float]]] = {}
         for n in range(0, len(queries), per_call):
             chunk = queries[n : n + per_call]
+            values: dict[Hashable, dict[tuple[str, datetime], dict[str, float]]] = {}
             token: str | None = None
             for _page in range(MAX_PAGES):
                 kwargs: dict[str, Any] = {
@@ -367,7 +388,4 @@ class AwsMetricsCollector:
                 token = answer.get("NextToken")
                 if not token:
                     break
-        for key, by_hour in values.items():
-            aggregates = hour_aggregates(by_hour)
-            if aggregates:
-                result.hours.setdefault(key, []).extend(aggregates)
+            result.deliver(values)  # a call holds whole instances (all their queries)

@@ -48,7 +48,7 @@ from snoozeql.providers.aws_metrics import (
     HistoryResult,
     MetricTarget,
     Progress,
-    hour_aggregates,
+    Sink,
 )
 from snoozeql.providers.base import allowed_endpoint
 from snoozeql.providers.gcp import (
@@ -257,6 +257,7 @@ class GcpMetricsCollector:
         start: datetime,
         end: datetime,
         progress: Progress | None = None,
+        sink: Sink | None = None,
     ) -> HistoryResult:
         """Whole hours in [start, end) (both on the hour), aligned to one hour.
 
@@ -267,7 +268,7 @@ class GcpMetricsCollector:
         credentials = self._provider._credentials(cfg)
         allowed_endpoint(endpoint, self._settings, "GCP monitoring endpoint")
         service = self._service(credentials, endpoint)
-        result = HistoryResult()
+        result = HistoryResult(sink)
         by_project: dict[str, list[MetricTarget]] = {}
         for t in targets:
             by_project.setdefault(split_provider_id(t.provider_id)[0], []).append(t)
@@ -294,6 +295,22 @@ class GcpMetricsCollector:
         end: datetime,
         result: HistoryResult,
     ) -> None:
+        # Per batch of instances (one filter each), every metric: the batch's hours are
+        # then complete and go to the sink before the next batch is read.
+        ordered = sorted(targets, key=lambda t: t.provider_id)
+        for n in range(0, len(ordered), INSTANCES_PER_CALL):
+            self._history_batch(service, project, ordered[n : n + INSTANCES_PER_CALL],
+                                start, end, result)
+
+    def _history_batch(
+        self,
+        service: Any,
+        project: str,
+        targets: Sequence[MetricTarget],
+        start: datetime,
+        end: datetime,
+        result: HistoryResult,
+    ) -> None:
         # (metric type, aligner, scale, our metric, avg|max) -> database_id -> target key
         plans: dict[tuple[str, str, float, str, str], dict[str, Any]] = {}
         for t in targets:
@@ -309,22 +326,16 @@ class GcpMetricsCollector:
                     ] = t.key
         values: dict[Any, dict[tuple[str, datetime], dict[str, float]]] = {}
         for (metric_type, aligner, scale, metric, role), ids in plans.items():
-            names = sorted(ids)
-            for n in range(0, len(names), INSTANCES_PER_CALL):
-                chunk = names[n : n + INSTANCES_PER_CALL]
-                sums = self._list_aligned(
-                    service, project, build_filter(metric_type, chunk), aligner, start, end,
-                    result, HISTORY_ALIGNMENT_SECONDS,
-                )
-                for (database_id, ts), value in sums.items():
-                    key = ids.get(database_id)
-                    if key is not None and value >= 0:
-                        values.setdefault(key, {}).setdefault(
-                            (metric, floor_hour(ts)), {})[role] = value * scale
-        for key, by_hour in values.items():
-            aggregates = hour_aggregates(by_hour)
-            if aggregates:
-                result.hours.setdefault(key, []).extend(aggregates)
+            sums = self._list_aligned(
+                service, project, build_filter(metric_type, sorted(ids)), aligner, start, end,
+                result, HISTORY_ALIGNMENT_SECONDS,
+            )
+            for (database_id, ts), value in sums.items():
+                key = ids.get(database_id)
+                if key is not None and value >= 0:
+                    values.setdefault(key, {}).setdefault(
+                        (metric, floor_hour(ts)), {})[role] = value * scale
+        result.deliver(values)
 
     def _execute(self, request: Any, what: str) -> dict[str, Any]:
         try:

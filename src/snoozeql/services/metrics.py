@@ -429,20 +429,26 @@ class MetricsService:
         if read is None:
             return replace(base, note=f"{acc.provider.value} keeps no metric history: "
                                       "nothing to read")
+        written = 0
+
+        def write(batch: dict[Hashable, list[HourlyAggregate]]) -> None:
+            nonlocal written
+            kept = {k: [a for a in v if a.hour >= cutoff] for k, v in batch.items()}
+            kept = {k: v for k, v in kept.items() if v}
+            if kept:
+                written += store.apply_hours(self.ctx.engine, kept)[0]  # type: ignore[arg-type]
+
         try:
-            result = read(acc, [_target(i) for i in instances], start, end, progress)
+            result = read(acc, [_target(i) for i in instances], start, end, progress, write)
         except SnoozeError as exc:
             log.warning("metric history of account %s: %s", acc.name, exc.message)
-            return replace(base, errors=(exc.message,))
+            return replace(base, hours_written=written, errors=(exc.message,))
         except Exception as exc:  # noqa: BLE001 - reported like a provider failure
             log.exception("metric history of account %s failed unexpectedly", acc.name)
-            return replace(base, errors=(
+            return replace(base, hours_written=written, errors=(
                 f"internal error ({type(exc).__name__}); see the server log",))
         for err in result.errors:
             log.warning("metric history of account %s: %s", acc.name, err)
-        kept = {k: [a for a in v if a.hour >= cutoff] for k, v in result.hours.items()}
-        kept = {k: v for k, v in kept.items() if v}
-        written = store.apply_hours(self.ctx.engine, kept)[0] if kept else 0  # type: ignore[arg-type]
         if not result.errors:
             with self.ctx.engine.begin() as conn:  # done: the first sync need not read it
                 account_store.claim_history(conn, acc.id, now)
