@@ -341,3 +341,21 @@ def test_absorb_hour_refuses_another_bucket() -> None:
     bucket = absorb(None, (CPU, H10), [Sample(CPU, at(1), 1.0)])
     with pytest.raises(ValueError):
         absorb_hour(bucket, HourlyAggregate(CPU, H10 + timedelta(hours=1), 1.0, 1.0, 1.0, 60))
+
+
+@pytest.mark.parametrize(("hours", "per_call"), [
+    (336, 300),  # 14 days: 300 x 336 = 100,800 datapoints, exactly one page
+    (24, 500),  # a day: the 500-query cap
+    (63 * 24, 65),  # 63 days: 66 would fit, 65 keeps an instance's 5 queries together
+    (10**6, 5),  # never fewer than one instance
+])
+def test_history_calls_hold_whole_instances_within_one_page(hours: int, per_call: int) -> None:
+    from snoozeql.providers.aws_metrics import (
+        HISTORY_QUERIES,
+        MAX_DATAPOINTS,
+        history_queries_per_call,
+    )
+
+    assert history_queries_per_call(hours) == per_call
+    assert per_call % len(HISTORY_QUERIES) == 0
+    assert per_call * hours <= MAX_DATAPOINTS or per_call == len(HISTORY_QUERIES)
