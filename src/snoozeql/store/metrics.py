@@ -134,23 +134,26 @@ def _upsert(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
         least, greatest = sa.func.min, sa.func.max  # SQLite's scalar two-argument forms
     else:  # pragma: no cover - only the two supported stores reach here
         raise NotImplementedError(f"unsupported database dialect {dialect}")
+    # One statement with bound parameters, run as an executemany: SQLAlchemy sends it
+    # as multi-row INSERTs (``insertmanyvalues``) without compiling 10,000 literal
+    # parameters per chunk, which made a large write (a history) 7 times slower.
+    ins = insert
+    ex = ins.excluded
+    total = t.c.count + ex.count
+    stmt = ins.on_conflict_do_update(
+        index_elements=[t.c.instance_id, t.c.metric, t.c.hour],
+        set_={
+            "avg": (t.c.avg * t.c.count + ex.avg * ex.count) / total,
+            "min": least(t.c.min, ex.min),
+            "max": greatest(t.c.max, ex.max),
+            "count": total,
+            "minutes": t.c.minutes.op("|")(ex.minutes),
+        },
+        where=t.c.minutes.op("&")(ex.minutes) == 0,
+    ).returning(t.c.metric)  # rowcount of a multi-row upsert is not portable
     done = 0
     for n in range(0, len(rows), _CHUNK):
-        ins = insert.values(rows[n : n + _CHUNK])
-        ex = ins.excluded
-        total = t.c.count + ex.count
-        stmt = ins.on_conflict_do_update(
-            index_elements=[t.c.instance_id, t.c.metric, t.c.hour],
-            set_={
-                "avg": (t.c.avg * t.c.count + ex.avg * ex.count) / total,
-                "min": least(t.c.min, ex.min),
-                "max": greatest(t.c.max, ex.max),
-                "count": total,
-                "minutes": t.c.minutes.op("|")(ex.minutes),
-            },
-            where=t.c.minutes.op("&")(ex.minutes) == 0,
-        ).returning(t.c.metric)  # rowcount of a multi-row upsert is not portable
-        done += len(conn.execute(stmt).all())
+        done += len(conn.execute(stmt, rows[n : n + _CHUNK]).all())
     return done
 
 
