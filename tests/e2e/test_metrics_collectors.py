@@ -24,6 +24,7 @@ from snoozeql.providers.local import free_port
 from snoozeql.providers.local_metrics import LocalMetricsCollector, LocalTarget
 from snoozeql.providers.probes import _read_line, _resp_command
 from snoozeql.services.accounts import AccountService
+from snoozeql.services.background_sync import wait_for_history
 from snoozeql.services.context import Context
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.metrics import MetricsService
@@ -74,6 +75,7 @@ def test_aws_collection_aggregates_instances_and_aurora_clusters(
     AccountService(ctx).add("aws", "dev", {"regions": ["us-east-1"],
                                            "endpoint_url": aws_env.endpoint_url})
     assert DiscoveryService(ctx).sync("dev").error is None
+    wait_for_history(ctx)  # the first sync's history read (nothing there yet)
     cw = aws_env.client("cloudwatch")
     minutes = [now - timedelta(minutes=k) for k in range(1, 21)]
     put(cw, "DBInstanceIdentifier", "db-0000", "CPUUtilization",
@@ -149,6 +151,7 @@ def test_a_failing_account_does_not_stop_another_and_is_retried(
     accounts.add("aws", "bad", {"regions": ["us-west-2"], "endpoint_url": aws_env.endpoint_url})
     for name in ("good", "bad"):
         assert DiscoveryService(ctx).sync(name).error is None
+    wait_for_history(ctx)
     # "bad" becomes unreachable (its endpoint now points at a closed port).
     closed = f"http://127.0.0.1:{free_port()}"
     accounts.update("bad", {"regions": ["us-west-2"], "endpoint_url": closed})
@@ -345,6 +348,7 @@ def test_cli_metrics_collect_runs_one_collection_with_progress(
     AccountService(ctx).add("aws", "dev", {"regions": ["us-east-1"],
                                            "endpoint_url": aws_env.endpoint_url})
     assert DiscoveryService(ctx).sync("dev").error is None
+    wait_for_history(ctx)  # the first sync's history read (nothing there yet)
     put(aws_env.client("cloudwatch"), "DBInstanceIdentifier", "db-0000", "CPUUtilization",
         [(now - timedelta(minutes=k), 7.0) for k in range(1, 6)])
     r = cli("metrics", "collect", "--account", "dev")

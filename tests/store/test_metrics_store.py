@@ -192,3 +192,22 @@ def test_the_fleet_block_holds_exactly_what_each_instance_read_holds(ctx: Contex
     assert got.cpu.tobytes() == want.cpu.tobytes()
     assert not math.isnan(got.cpu[0]) and math.isnan(got.read_iops[0])
 
+
+def test_history_hours_fill_only_uncounted_minutes_and_repeat_as_a_no_op(ctx: Context) -> None:
+    from snoozeql.domain.metrics import HourlyAggregate
+
+    db1 = add_instances(ctx, "db1")["db1"]
+    h10, h11 = at(0), at(0, hour=11)
+    # Collection counted minutes 40..59 of 10:00 first (value 1 each).
+    store.apply_samples(ctx.engine, {db1: [Sample(CPU, at(m), 1.0) for m in range(40, 60)]})
+    history = [HourlyAggregate(CPU, h10, 4.0, 4.0, 4.0, 60),
+               HourlyAggregate(CPU, h11, 2.0, 2.0, 2.0, 60)]
+    assert store.apply_hours(ctx.engine, {db1: history}) == (2, 1)
+    with ctx.engine.connect() as conn:
+        got = {a.hour: a for a in store.series(conn, db1, h10, h11 + timedelta(hours=1))}
+    assert got[h10].count == 60 and math.isclose(got[h10].avg, (4.0 * 40 + 1.0 * 20) / 60)
+    assert (got[h10].min, got[h10].max) == (1.0, 4.0)
+    assert (got[h11].avg, got[h11].count) == (2.0, 60)
+    # The same history again, and collection of a minute already counted: nothing.
+    assert store.apply_hours(ctx.engine, {db1: history}) == (0, 0)
+    assert store.apply_samples(ctx.engine, {db1: [Sample(CPU, at(5, hour=11), 9.0)]})[0] == 0

@@ -51,6 +51,9 @@ class CliHarness:
 
     def reset(self) -> None:
         if state._ctx is not None:
+            from snoozeql.services.background_sync import wait_for_history
+
+            wait_for_history(state._ctx)  # a first sync's history read, if one runs
             state._ctx.engine.dispose()
         state._ctx = None
         get_settings.cache_clear()

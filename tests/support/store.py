@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from snoozeql.config import Settings
 from snoozeql.providers.registry import ProviderRegistry
+from snoozeql.services.background_sync import wait_for_history
 from snoozeql.services.context import Context
 from snoozeql.store import db
 from snoozeql.store.tables import metadata
@@ -130,4 +131,7 @@ def ctx(settings: Settings) -> Iterator[Context]:
     engine = db.create_engine(settings.effective_database_url)
     c = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
     yield c
+    # A first sync reads the account's metric history in a background thread: let it
+    # end before the store goes (it would hold a connection into the next test).
+    wait_for_history(c)
     engine.dispose()

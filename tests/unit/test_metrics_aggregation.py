@@ -15,6 +15,7 @@ from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.metrics import (
     CONNECTIONS,
     CPU,
+    FULL_HOUR,
     READ_IOPS,
     WRITE_IOPS,
     HourBucket,
@@ -22,6 +23,7 @@ from snoozeql.domain.metrics import (
     HourlySeries,
     Sample,
     absorb,
+    absorb_hour,
     aggregate_samples,
     apply_samples,
     bucket_keys,
@@ -308,3 +310,52 @@ def test_hourly_series_from_pivoted_rows() -> None:
     for name in ("connections_avg", "connections_max", "cpu", "read_iops", "write_iops"):
         a, b = getattr(cols, name), getattr(built, name)
         assert [str(v) for v in a] == [str(v) for v in b], name  # str: nan equals nan
+
+
+# -- whole hours from a provider's history (day-one backfill) ----------------------------
+
+
+def test_a_history_hour_counts_for_every_minute_of_a_new_hour() -> None:
+    hour = absorb_hour(None, HourlyAggregate(CPU, H10, 12.0, 12.0, 12.0, 1))
+    assert hour.minutes == FULL_HOUR and hour.aggregate == HourlyAggregate(
+        CPU, H10, 12.0, 12.0, 12.0, 60)
+    # The same hour read again, or collected afterwards: nothing changes (first wins).
+    assert absorb_hour(hour, HourlyAggregate(CPU, H10, 99.0, 99.0, 99.0, 60)) is hour
+    assert absorb(hour, (CPU, H10), [Sample(CPU, at(5), 70.0)]) is hour
+
+
+def test_a_history_hour_fills_only_the_minutes_collection_has_not_counted() -> None:
+    # Collection counted minutes 40..59 at 60 s first; the hour's history (mean 10,
+    # peak 4 connections) then stands for minutes 0..39 only.
+    collected = absorb(None, (CONNECTIONS, H10),
+                       [Sample(CONNECTIONS, at(m), 1.0) for m in range(40, 60)])
+    merged = absorb_hour(collected, HourlyAggregate(CONNECTIONS, H10, 2.5, 2.5, 4.0, 60))
+    assert merged.minutes == FULL_HOUR and merged.aggregate.count == 60
+    assert math.isclose(merged.aggregate.avg, (2.5 * 40 + 1.0 * 20) / 60)
+    assert merged.aggregate.max == 4.0 and merged.aggregate.min == 1.0
+    # One value per minute, whichever came first: the total is never over 60.
+    assert absorb(merged, (CONNECTIONS, H10), [Sample(CONNECTIONS, at(3), 9.0)]) is merged
+
+
+def test_absorb_hour_refuses_another_bucket() -> None:
+    bucket = absorb(None, (CPU, H10), [Sample(CPU, at(1), 1.0)])
+    with pytest.raises(ValueError):
+        absorb_hour(bucket, HourlyAggregate(CPU, H10 + timedelta(hours=1), 1.0, 1.0, 1.0, 60))
+
+
+@pytest.mark.parametrize(("hours", "per_call"), [
+    (336, 300),  # 14 days: 300 x 336 = 100,800 datapoints, exactly one page
+    (24, 500),  # a day: the 500-query cap
+    (63 * 24, 65),  # 63 days: 66 would fit, 65 keeps an instance's 5 queries together
+    (10**6, 5),  # never fewer than one instance
+])
+def test_history_calls_hold_whole_instances_within_one_page(hours: int, per_call: int) -> None:
+    from snoozeql.providers.aws_metrics import (
+        HISTORY_QUERIES,
+        MAX_DATAPOINTS,
+        history_queries_per_call,
+    )
+
+    assert history_queries_per_call(hours) == per_call
+    assert per_call % len(HISTORY_QUERIES) == 0
+    assert per_call * hours <= MAX_DATAPOINTS or per_call == len(HISTORY_QUERIES)

@@ -24,6 +24,32 @@ class SamplesIn(BaseModel):
     samples: list[SampleIn] = Field(min_length=1, max_length=10_000)
 
 
+class BackfillIn(BaseModel):
+    """Which account's history to read, and how far back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account: str = Field(min_length=1, max_length=63, pattern=r"^[^\x00-\x1f\x7f]+$",
+                         description="account id or name ('local': nothing to read)")
+    days: int = Field(14, ge=1, le=63, description=(
+        "days back from the current hour, 1-63 (CloudWatch keeps 5-minute data 63 days); "
+        "cut to the metrics retention"))
+
+
+class BackfillOut(BaseModel):
+    account: str
+    provider: str
+    days: int
+    start: datetime
+    end: datetime
+    instances: int
+    api_calls: int
+    samples: int = Field(description="hourly values read from the provider")
+    hours_written: int = Field(description="stored hours that gained minutes")
+    errors: list[str] = Field(description="per region or project; empty when all read")
+    note: str | None = None
+
+
 class PushOut(BaseModel):
     accepted: int
     buckets_changed: int

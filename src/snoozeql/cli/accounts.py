@@ -155,6 +155,15 @@ def _sync_one(name: str, as_json: bool, quiet: bool = False) -> SyncReport:
             ))
         else:
             console.print(line(styled(f"{name}: failed", "red"), f" - {report.error}"))
+    # A first sync starts reading the account's metric history in the background; a
+    # CLI process waits for it before it exits (it would be cut off otherwise).
+    from snoozeql.services.background_sync import wait_for_history
+
+    if quiet or as_json:
+        wait_for_history(state.ctx(), timeout=600)
+    else:
+        with console.status(f"{name}: reading its metric history..."):
+            wait_for_history(state.ctx(), timeout=600)
     return report
 
 

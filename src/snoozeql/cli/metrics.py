@@ -62,6 +62,47 @@ def collect(
         raise typer.Exit(1)
 
 
+@metrics_app.command("backfill")
+@handle_errors
+def backfill(
+    account: Annotated[str, typer.Argument(
+        help="account (id or name); 'local' for the local databases (nothing to read)")],
+    days: Annotated[int, typer.Option(
+        "--days", help="how far back, 1-63 (cut to the metrics retention)")] = 14,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Read the metric history the provider already keeps (CloudWatch, Cloud
+    Monitoring) for the account's databases, so recommendations need not wait a day.
+
+    One line per region or project as it is read. Exit code 1 if a source failed."""
+    from snoozeql.services.metrics import MetricsService
+
+    def progress(message: str) -> None:
+        if not as_json:
+            console.print(f"{account}: {message}", highlight=False, markup=False)
+
+    svc = MetricsService(state.ctx())
+    svc.check_backfill_days(days)
+    if not as_json:
+        console.print(f"reading {days} days of metric history of {account} ...",
+                      highlight=False, markup=False)
+    report = svc.backfill(account, days, progress=progress)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        if report.note:
+            console.print(f"{report.account}: {report.note}", highlight=False, markup=False)
+        console.print(
+            f"done: {report.hours_written} hours written from {report.hours_read} hourly "
+            f"values of {report.instances} database(s), {report.api_calls} API calls, "
+            f"{report.start:%Y-%m-%d %H:00} to {report.end:%Y-%m-%d %H:00} UTC"
+            + (" - FAILED: " + "; ".join(report.errors) if report.errors else ""),
+            highlight=False, markup=False,
+        )
+    if report.failed:
+        raise typer.Exit(1)
+
+
 @metrics_app.command("show")
 @handle_errors
 def show(

@@ -48,7 +48,9 @@ __all__ = [
     "HourlySeries",
     "SeriesBlock",
     "Sample",
+    "FULL_HOUR",
     "absorb",
+    "absorb_hour",
     "aggregate_samples",
     "apply_samples",
     "bucket_keys",
@@ -378,6 +380,37 @@ def absorb(bucket: HourBucket | None, key: BucketKey, samples: Iterable[Sample])
     if bucket is None:
         return HourBucket(fresh, mask)
     return HourBucket(merge(bucket.aggregate, fresh), bucket.minutes | mask)
+
+
+FULL_HOUR: Final = (1 << 60) - 1
+"""The minute mask of an hour whose every minute is counted."""
+
+
+def absorb_hour(bucket: HourBucket | None, history: HourlyAggregate) -> HourBucket:
+    """Fold one whole hour read from a provider's history (a 1-hour period) into
+    ``bucket`` (``None``: a new hour).
+
+    The hour's value stands for every minute of the hour, so it is counted for each
+    minute the bucket does not count yet, and for no other: the rule stays one value
+    per minute, the first counted wins. An hour already complete is returned as is
+    (``result is bucket``); an hour partly collected gets the history's mean for its
+    missing minutes (its max and min merge as usual). ``history.count`` is ignored:
+    the count is the number of minutes taken.
+    """
+    key = (history.metric, history.hour)
+    if bucket is not None and bucket.key != key:
+        raise ValueError(f"bucket {bucket.key!r} is not {key!r}")
+    taken = bucket.minutes if bucket is not None else 0
+    free = FULL_HOUR & ~taken
+    if not free:
+        if bucket is None:  # pragma: no cover - a fresh hour always has free minutes
+            raise ValueError("no minutes for a new bucket")
+        return bucket
+    fresh = HourlyAggregate(history.metric, history.hour, history.avg, history.min,
+                            history.max, free.bit_count())
+    if bucket is None:
+        return HourBucket(fresh, free)
+    return HourBucket(merge(bucket.aggregate, fresh), taken | free)
 
 
 def bucket_keys(samples: Iterable[Sample]) -> set[BucketKey]:

@@ -105,6 +105,7 @@ class Account:
     last_sync_at: datetime | None = None
     last_error: str | None = None
     created_at: datetime | None = None
+    history_read_at: datetime | None = None
 
 
 @dataclass

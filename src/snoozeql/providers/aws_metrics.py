@@ -13,21 +13,38 @@ Why it looks the way it does:
   minute and the store's minute masks make re-reading a window harmless.
 * Partial results are fine here (unlike discovery): a failing region is reported in
   :attr:`CollectResult.errors` and the other regions' samples are still returned.
+
+History (:meth:`AwsMetricsCollector.history`, the day-one backfill) reads the same
+queries with a **3600 s period**: the store keeps hours, CloudWatch keeps 1-hour data
+for 455 days (60 s data only 15 days, 5-minute data 63 days), so one period serves
+every age a backfill may ask for, and it needs 60 times fewer datapoints than 60 s
+(12 times fewer than 300 s). Connections are read twice, ``Average`` and ``Maximum``,
+so the stored hour keeps both its mean and its peak (the analysis needs both). A call
+holds at most 500 queries and at most 100,800 datapoints (GetMetricData's page), so
+14 days (336 hours) put 300 queries in a call and no call needs a second page.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from snoozeql.config import Settings
 from snoozeql.domain.errors import ProviderError
-from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, WRITE_IOPS, Sample
+from snoozeql.domain.metrics import (
+    CONNECTIONS,
+    CPU,
+    READ_IOPS,
+    WRITE_IOPS,
+    HourlyAggregate,
+    Sample,
+    floor_hour,
+)
 from snoozeql.domain.types import Account, InstanceKind
 from snoozeql.observability import Telemetry
 from snoozeql.providers.aws import (
@@ -39,7 +56,16 @@ from snoozeql.providers.aws import (
     resolve_credentials,
 )
 
-__all__ = ["MAX_QUERIES", "AwsMetricsCollector", "CollectResult", "MetricTarget"]
+__all__ = [
+    "HISTORY_PERIOD",
+    "MAX_DATAPOINTS",
+    "MAX_QUERIES",
+    "AwsMetricsCollector",
+    "CollectResult",
+    "HistoryResult",
+    "MetricTarget",
+    "history_queries_per_call",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +73,10 @@ MAX_QUERIES = 500
 """Metric queries per GetMetricData call (the API's maximum)."""
 PERIOD = 60
 MAX_PAGES = 100
+HISTORY_PERIOD = 3600
+"""Period of history reads: one datapoint per hour (valid for any age up to 455 days)."""
+MAX_DATAPOINTS = 100_800
+"""Datapoints GetMetricData returns in one answer before it pages (its default)."""
 
 # Our metric -> (CloudWatch metric name, statistic).
 CLOUDWATCH_METRICS: dict[str, tuple[str, str]] = {
@@ -83,6 +113,73 @@ class CollectResult:
     @property
     def sample_count(self) -> int:
         return sum(len(v) for v in self.samples.values())
+
+
+Sink = Callable[[dict[Hashable, list[HourlyAggregate]]], None]
+"""Takes the hours of a batch of targets as soon as their calls are done."""
+
+
+@dataclass
+class HistoryResult:
+    """What one history read of one account brought back.
+
+    With a ``sink``, each batch of whole hours goes there as soon as it is read (the
+    service writes it, so a thousand instances' history is never all in memory);
+    without one, the hours are kept in ``hours``."""
+
+    sink: Sink | None = None
+    hours: dict[Hashable, list[HourlyAggregate]] = field(default_factory=dict)
+    hour_count: int = 0
+    api_calls: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def deliver(self, values: dict[Hashable, dict[tuple[str, datetime], dict[str, float]]]
+                ) -> None:
+        batch = {k: a for k, v in values.items() if (a := hour_aggregates(v))}
+        self.hour_count += sum(len(v) for v in batch.values())
+        if self.sink is not None:
+            if batch:
+                self.sink(batch)
+        else:
+            for k, v in batch.items():
+                self.hours.setdefault(k, []).extend(v)
+
+
+Progress = Callable[[str], None]
+"""Called with one line per region (project) as it is read."""
+
+# History: (our metric, CloudWatch name, statistic, what the value is for the hour).
+HISTORY_QUERIES: tuple[tuple[str, str, str, str], ...] = (
+    (CPU, "CPUUtilization", "Average", "avg"),
+    (CONNECTIONS, "DatabaseConnections", "Average", "avg"),
+    (CONNECTIONS, "DatabaseConnections", "Maximum", "max"),
+    (READ_IOPS, "ReadIOPS", "Average", "avg"),
+    (WRITE_IOPS, "WriteIOPS", "Average", "avg"),
+)
+
+
+def history_queries_per_call(hours: int) -> int:
+    """Queries per GetMetricData call so that its answer fits one page, rounded down to
+    whole instances (a call then brings every statistic of the hours it reads)."""
+    fit = min(MAX_QUERIES, MAX_DATAPOINTS // max(1, hours))
+    per_instance = len(HISTORY_QUERIES)
+    return max(per_instance, fit // per_instance * per_instance)
+
+
+def hour_aggregates(
+    values: dict[tuple[str, datetime], dict[str, float]],
+) -> list[HourlyAggregate]:
+    """(metric, hour) -> {"avg": .., "max": ..} as aggregates. An hour's min is not
+    read (one statistic fewer to pay for): it is the lower of its mean and max."""
+    out = []
+    for (metric, hour), v in sorted(values.items()):
+        avg = v.get("avg", v.get("max"))
+        peak = v.get("max", avg)
+        if avg is None or peak is None:
+            continue
+        peak = max(peak, avg)
+        out.append(HourlyAggregate(metric, hour, avg, min(avg, peak), peak, 60))
+    return out
 
 
 def identifier(provider_id: str) -> str:
@@ -188,3 +285,110 @@ class AwsMetricsCollector:
                 token = answer.get("NextToken")
                 if not token:
                     break
+
+    def history(
+        self,
+        account: Account,
+        targets: Sequence[MetricTarget],
+        start: datetime,
+        end: datetime,
+        progress: Progress | None = None,
+        sink: Sink | None = None,
+    ) -> HistoryResult:
+        """Whole hours in [start, end) (both on the hour) at a 1-hour period.
+
+        Per-region failures land in ``errors``; the other regions' hours are kept.
+        """
+        cfg = AwsAccountConfig.from_account(account)
+        creds = resolve_credentials(cfg, self._settings)
+        result = HistoryResult(sink)
+        by_region: dict[str, list[MetricTarget]] = {}
+        for t in targets:
+            by_region.setdefault(t.region or cfg.regions[0], []).append(t)
+        for region, group in sorted(by_region.items()):
+            calls = result.api_calls
+            try:
+                self._history_region(creds, cfg, region, group, start, end, result)
+            except ProviderError as exc:
+                result.errors.append(exc.message)
+                if progress:
+                    progress(f"{region}: {len(group)} database(s) - FAILED: {exc.message}")
+                continue
+            if progress:
+                progress(f"{region}: {len(group)} database(s), "
+                         f"{result.api_calls - calls} GetMetricData call(s)")
+        return result
+
+    def _history_region(
+        self,
+        creds: AwsCredentials,
+        cfg: AwsAccountConfig,
+        region: str,
+        targets: Sequence[MetricTarget],
+        start: datetime,
+        end: datetime,
+        result: HistoryResult,
+    ) -> None:
+        try:
+            cw = counted(creds.session(region), self.telemetry).client(
+                "cloudwatch", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
+            )
+        except (BotoCoreError, ValueError) as exc:
+            raise ProviderError(f"AWS {region}: {describe_error(exc, creds.secrets())}") from None
+        queries: list[dict[str, Any]] = []
+        index: dict[str, tuple[Hashable, str, str]] = {}
+        for t in targets:
+            dimension = "DBClusterIdentifier" if t.kind is InstanceKind.CLUSTER else (
+                "DBInstanceIdentifier"
+            )
+            for metric, name, stat, role in HISTORY_QUERIES:
+                qid = f"h{len(queries)}"
+                queries.append({
+                    "Id": qid,
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/RDS", "MetricName": name,
+                            "Dimensions": [{"Name": dimension,
+                                            "Value": identifier(t.provider_id)}],
+                        },
+                        "Period": HISTORY_PERIOD,
+                        "Stat": stat,
+                    },
+                    "ReturnData": True,
+                })
+                index[qid] = (t.key, metric, role)
+        hours = max(1, int((end - start).total_seconds()) // HISTORY_PERIOD)
+        per_call = history_queries_per_call(hours)
+        for n in range(0, len(queries), per_call):
+            chunk = queries[n : n + per_call]
+            values: dict[Hashable, dict[tuple[str, datetime], dict[str, float]]] = {}
+            token: str | None = None
+            for _page in range(MAX_PAGES):
+                kwargs: dict[str, Any] = {
+                    "MetricDataQueries": chunk, "StartTime": start, "EndTime": end,
+                    "ScanBy": "TimestampAscending",
+                }
+                if token:
+                    kwargs["NextToken"] = token
+                try:
+                    result.api_calls += 1
+                    answer = cw.get_metric_data(**kwargs)
+                except (ClientError, BotoCoreError) as exc:
+                    msg = describe_error(exc, creds.secrets())
+                    raise ProviderError(f"AWS {region}: GetMetricData failed: {msg}") from None
+                for item in answer.get("MetricDataResults", []):
+                    key, metric, role = index[item["Id"]]
+                    per_key = values.setdefault(key, {})
+                    for ts, value in zip(
+                        item.get("Timestamps", []), item.get("Values", []), strict=False
+                    ):
+                        if value is None or value < 0 or value != value:
+                            continue
+                        hour = floor_hour(ts.astimezone(UTC))
+                        if hour < start or hour >= end:
+                            continue
+                        per_key.setdefault((metric, hour), {})[role] = float(value)
+                token = answer.get("NextToken")
+                if not token:
+                    break
+            result.deliver(values)  # a call holds whole instances (all their queries)

@@ -19,6 +19,11 @@ Why it looks the way it does:
   and SQL Server ``database/network/connections``.
 * Partial results are fine: a failing project is reported in ``errors`` and the
   other projects' samples are kept.
+
+History (:meth:`GcpMetricsCollector.history`, the day-one backfill) makes the same
+calls with a **3600 s alignment**: one point per instance and hour, so 100 instances x
+14 days is 33,600 points, one page. Connections are read with ``ALIGN_MEAN`` and
+``ALIGN_MAX`` so the stored hour keeps its mean and its peak.
 """
 
 from __future__ import annotations
@@ -36,10 +41,16 @@ from googleapiclient.errors import HttpError
 
 from snoozeql.config import Settings
 from snoozeql.domain.errors import ProviderError
-from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, WRITE_IOPS, Sample
+from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, WRITE_IOPS, Sample, floor_hour
 from snoozeql.domain.types import Account
 from snoozeql.observability import Telemetry
-from snoozeql.providers.aws_metrics import CollectResult, MetricTarget
+from snoozeql.providers.aws_metrics import (
+    CollectResult,
+    HistoryResult,
+    MetricTarget,
+    Progress,
+    Sink,
+)
 from snoozeql.providers.base import allowed_endpoint
 from snoozeql.providers.gcp import (
     GcpAccountConfig,
@@ -61,6 +72,7 @@ PAGE_SIZE = 100_000
 """Points per page (the API's maximum)."""
 MAX_PAGES = 1000
 ALIGNMENT_SECONDS = 60
+HISTORY_ALIGNMENT_SECONDS = 3600
 PREFIX = "cloudsql.googleapis.com/database/"
 
 # metric -> (Cloud Monitoring type, aligner, scale)
@@ -188,8 +200,22 @@ class GcpMetricsCollector:
         result: CollectResult,
     ) -> dict[tuple[str, datetime], float]:
         """Every page of one timeSeries.list; values summed per (instance, minute)."""
+        return self._list_aligned(service, project, filter_, aligner, start, end, result,
+                                  ALIGNMENT_SECONDS)
+
+    def _list_aligned(
+        self,
+        service: Any,
+        project: str,
+        filter_: str,
+        aligner: str,
+        start: datetime,
+        end: datetime,
+        result: CollectResult | HistoryResult,
+        seconds: int,
+    ) -> dict[tuple[str, datetime], float]:
         what = f"project {project}: reading Cloud Monitoring time series"
-        period = timedelta(seconds=ALIGNMENT_SECONDS)
+        period = timedelta(seconds=seconds)
         sums: dict[tuple[str, datetime], float] = {}
         token: str | None = None
         for _ in range(MAX_PAGES):
@@ -198,7 +224,7 @@ class GcpMetricsCollector:
                 "filter": filter_,
                 "interval_startTime": _rfc3339(start),
                 "interval_endTime": _rfc3339(end),
-                "aggregation_alignmentPeriod": f"{ALIGNMENT_SECONDS}s",
+                "aggregation_alignmentPeriod": f"{seconds}s",
                 "aggregation_perSeriesAligner": aligner,
                 "pageSize": PAGE_SIZE,
             }
@@ -216,7 +242,7 @@ class GcpMetricsCollector:
                     end_time = (point.get("interval") or {}).get("endTime")
                     if value is None or value != value or not end_time:
                         continue
-                    # An aligned point covers the minute that ends at endTime.
+                    # An aligned point covers the period that ends at endTime.
                     ts = _parse_time(end_time) - period
                     if ts < start or ts >= end:
                         continue
@@ -226,6 +252,93 @@ class GcpMetricsCollector:
             if not token:
                 break
         return sums
+
+    def history(
+        self,
+        account: Account,
+        targets: Sequence[MetricTarget],
+        start: datetime,
+        end: datetime,
+        progress: Progress | None = None,
+        sink: Sink | None = None,
+    ) -> HistoryResult:
+        """Whole hours in [start, end) (both on the hour), aligned to one hour.
+
+        Per-project failures land in ``errors``; the other projects' hours are kept.
+        """
+        cfg = GcpAccountConfig.from_account(account)
+        endpoint = (account.config or {}).get("monitoring_endpoint") or cfg.api_endpoint
+        credentials = self._provider._credentials(cfg)
+        allowed_endpoint(endpoint, self._settings, "GCP monitoring endpoint")
+        service = self._service(credentials, endpoint)
+        result = HistoryResult(sink)
+        by_project: dict[str, list[MetricTarget]] = {}
+        for t in targets:
+            by_project.setdefault(split_provider_id(t.provider_id)[0], []).append(t)
+        for project, group in sorted(by_project.items()):
+            calls = result.api_calls
+            try:
+                self._history_project(service, project, group, start, end, result)
+            except ProviderError as exc:
+                result.errors.append(exc.message)
+                if progress:
+                    progress(f"{project}: {len(group)} database(s) - FAILED: {exc.message}")
+                continue
+            if progress:
+                progress(f"{project}: {len(group)} database(s), "
+                         f"{result.api_calls - calls} timeSeries.list call(s)")
+        return result
+
+    def _history_project(
+        self,
+        service: Any,
+        project: str,
+        targets: Sequence[MetricTarget],
+        start: datetime,
+        end: datetime,
+        result: HistoryResult,
+    ) -> None:
+        # Per batch of instances (one filter each), every metric: the batch's hours are
+        # then complete and go to the sink before the next batch is read.
+        ordered = sorted(targets, key=lambda t: t.provider_id)
+        for n in range(0, len(ordered), INSTANCES_PER_CALL):
+            self._history_batch(service, project, ordered[n : n + INSTANCES_PER_CALL],
+                                start, end, result)
+
+    def _history_batch(
+        self,
+        service: Any,
+        project: str,
+        targets: Sequence[MetricTarget],
+        start: datetime,
+        end: datetime,
+        result: HistoryResult,
+    ) -> None:
+        # (metric type, aligner, scale, our metric, avg|max) -> database_id -> target key
+        plans: dict[tuple[str, str, float, str, str], dict[str, Any]] = {}
+        for t in targets:
+            for metric in (CPU, CONNECTIONS, READ_IOPS, WRITE_IOPS):
+                metric_type, aligner, scale = metric_type_for(metric, t.engine)
+                roles: tuple[tuple[str, str], ...] = (
+                    (("ALIGN_MEAN", "avg"), ("ALIGN_MAX", "max")) if metric == CONNECTIONS
+                    else ((aligner, "avg"),)
+                )
+                for how, role in roles:
+                    plans.setdefault((metric_type, how, scale, metric, role), {})[
+                        t.provider_id
+                    ] = t.key
+        values: dict[Any, dict[tuple[str, datetime], dict[str, float]]] = {}
+        for (metric_type, aligner, scale, metric, role), ids in plans.items():
+            sums = self._list_aligned(
+                service, project, build_filter(metric_type, sorted(ids)), aligner, start, end,
+                result, HISTORY_ALIGNMENT_SECONDS,
+            )
+            for (database_id, ts), value in sums.items():
+                key = ids.get(database_id)
+                if key is not None and value >= 0:
+                    values.setdefault(key, {}).setdefault(
+                        (metric, floor_hour(ts)), {})[role] = value * scale
+        result.deliver(values)
 
     def _execute(self, request: Any, what: str) -> dict[str, Any]:
         try:

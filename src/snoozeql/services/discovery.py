@@ -100,6 +100,12 @@ class DiscoveryService:
                 "found": len(found), "new": written.new, "changed": written.changed,
                 "missing": written.missing}},
         )
+        if account.history_read_at is None and self.ctx.settings.metrics_enabled:
+            # The first successful sync of a new account: read the metric history the
+            # provider keeps, in the background (once; the store decides).
+            from snoozeql.services.background_sync import start_history
+
+            start_history(self.ctx, account.id)
         return SyncReport(
             account.id, account.name, AccountStatus.CONNECTED, found=len(found),
             new=written.new, changed=written.changed, missing=written.missing,

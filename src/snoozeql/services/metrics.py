@@ -15,6 +15,12 @@ Collection (the ``collect-metrics`` job, every ``metrics_interval_seconds``):
 
 Pushed samples (``POST /api/v1/instances/{id}/metrics``) take the same path, so they
 are aggregated exactly the same way.
+
+Day-one history (:meth:`MetricsService.backfill`): the hours the provider already
+keeps, read in the collectors' batched calls at a 1-hour period and folded into the
+stored hours by the same minute-mask rule, so recommendations are there minutes after
+an account is added. It runs by itself once after an account's first successful sync
+(:func:`snoozeql.services.background_sync.start_history`), and on request.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import logging
 import re
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -45,6 +51,7 @@ from snoozeql.providers.aws_metrics import CollectResult, MetricTarget
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
+from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store import metrics as store
 from snoozeql.store.instances import InstanceFilter
@@ -52,6 +59,7 @@ from snoozeql.store.instances import InstanceFilter
 __all__ = [
     "MAX_PUSH_SAMPLES",
     "AccountCollection",
+    "BackfillReport",
     "CollectionReport",
     "MetricsService",
     "analysis_settings",
@@ -61,6 +69,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+MAX_BACKFILL_DAYS = 63
+"""The longest history a backfill reads (CloudWatch keeps 5-minute data this long)."""
+DEFAULT_BACKFILL_DAYS = 14
 MAX_PUSH_SAMPLES = 10_000
 """Samples one push request may carry."""
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -159,6 +170,36 @@ class CollectionReport:
     @property
     def failed(self) -> list[AccountCollection]:
         return [s for s in self.sources if s.errors]
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    """How one account's history read went."""
+
+    account: str
+    provider: str
+    days: int
+    start: datetime
+    end: datetime
+    instances: int = 0
+    api_calls: int = 0
+    hours_read: int = 0
+    hours_written: int = 0
+    errors: tuple[str, ...] = ()
+    note: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account, "provider": self.provider, "days": self.days,
+            "start": self.start.isoformat(), "end": self.end.isoformat(),
+            "instances": self.instances, "api_calls": self.api_calls,
+            "samples": self.hours_read, "hours_written": self.hours_written,
+            "errors": list(self.errors), "note": self.note,
+        }
 
 
 @dataclass
@@ -338,6 +379,116 @@ class MetricsService:
             return 0
         changed, _ = store.apply_samples(self.ctx.engine, kept)  # type: ignore[arg-type]
         return changed
+
+    # ------------------------------------------------------------------ history
+
+    def backfill(
+        self,
+        account: str | UUID,
+        days: int = DEFAULT_BACKFILL_DAYS,
+        progress: Callable[[str], None] | None = None,
+    ) -> BackfillReport:
+        """Read the history the provider keeps for the account's instances and store it.
+
+        ``days`` back from the current hour (the hour under way is left to collection),
+        cut to the metrics retention. A provider failure is in the report's ``errors``,
+        never raised; an unknown account is a NotFoundError, bad ``days`` a
+        ValidationError. ``local`` (the local databases) has nothing to read.
+        """
+        self.check_backfill_days(days)
+        now = self.ctx.now()
+        end = floor_hour(now)
+        cutoff = retention_cutoff(now, self.ctx.settings.metrics_retention_days)
+        start = max(end - timedelta(days=days), cutoff)
+        note = None
+        if start > end - timedelta(days=days):
+            note = (f"limited to the metrics retention of "
+                    f"{self.ctx.settings.metrics_retention_days} days "
+                    f"(SNOOZEQL_METRICS_RETENTION_DAYS)")
+        if str(account) == "local" and not self._account_named(str(account)):
+            return BackfillReport(
+                "local", "local", days, start, end,
+                note="local databases keep no history: nothing to read (their metrics "
+                     "start with the first collection)",
+            )
+        acc = AccountService(self.ctx).get(account)
+        with self.ctx.engine.connect() as conn:
+            instances = [
+                i for i in instance_store.iter_all(conn, InstanceFilter(account_id=acc.id))
+                if i.missing_since is None
+            ]
+        base = BackfillReport(acc.name, acc.provider.value, days, start, end, len(instances),
+                              note=note)
+        if not instances:
+            return replace(base, note="no databases in this account yet: nothing to read")
+        try:
+            collector = self.ctx.providers.metrics_collector(acc.provider)
+        except SnoozeError:
+            collector = None
+        read = getattr(collector, "history", None)
+        if read is None:
+            return replace(base, note=f"{acc.provider.value} keeps no metric history: "
+                                      "nothing to read")
+        written = 0
+
+        def write(batch: dict[Hashable, list[HourlyAggregate]]) -> None:
+            nonlocal written
+            kept = {k: [a for a in v if a.hour >= cutoff] for k, v in batch.items()}
+            kept = {k: v for k, v in kept.items() if v}
+            if kept:
+                written += store.apply_hours(self.ctx.engine, kept)[0]  # type: ignore[arg-type]
+
+        try:
+            result = read(acc, [_target(i) for i in instances], start, end, progress, write)
+        except SnoozeError as exc:
+            log.warning("metric history of account %s: %s", acc.name, exc.message)
+            return replace(base, hours_written=written, errors=(exc.message,))
+        except Exception as exc:  # noqa: BLE001 - reported like a provider failure
+            log.exception("metric history of account %s failed unexpectedly", acc.name)
+            return replace(base, hours_written=written, errors=(
+                f"internal error ({type(exc).__name__}); see the server log",))
+        for err in result.errors:
+            log.warning("metric history of account %s: %s", acc.name, err)
+        if not result.errors:
+            with self.ctx.engine.begin() as conn:  # done: the first sync need not read it
+                account_store.claim_history(conn, acc.id, now)
+        log.info("read %d days of metric history of account %s: %d hours, %d written, "
+                 "%d API calls, %d errors", days, acc.name, result.hour_count, written,
+                 result.api_calls, len(result.errors))
+        return replace(base, api_calls=result.api_calls, hours_read=result.hour_count,
+                       hours_written=written, errors=tuple(result.errors))
+
+    def check_backfill_days(self, days: object) -> None:
+        """A ValidationError unless ``days`` is a whole number of days from 1 to 63."""
+        if isinstance(days, bool) or not isinstance(days, int) or not (
+            1 <= days <= MAX_BACKFILL_DAYS
+        ):
+            raise ValidationError(
+                f"days: {days!r} is not between 1 and {MAX_BACKFILL_DAYS}: CloudWatch keeps "
+                f"5-minute data for {MAX_BACKFILL_DAYS} days, and the analysis reads "
+                f"{self.ctx.settings.analysis_lookback_days}"
+            )
+
+    def _account_named(self, name: str) -> bool:
+        with self.ctx.engine.connect() as conn:
+            return account_store.get_by_name(conn, name) is not None
+
+    def first_history(self, account_id: UUID) -> BackfillReport | None:
+        """The automatic day-one backfill of a newly synced account, at most once.
+
+        Claims the account first (one conditional UPDATE): a second call, a restart or
+        another replica finds it claimed and returns None. A failure is logged; it is
+        not retried (the regular collection goes on as for any account)."""
+        with self.ctx.engine.begin() as conn:
+            if not account_store.claim_history(conn, account_id, self.ctx.now()):
+                return None
+        report = self.backfill(account_id, min(DEFAULT_BACKFILL_DAYS,
+                                               self.ctx.settings.metrics_retention_days))
+        if report.failed:
+            log.warning("day-one metric history of account %s failed: %s (not retried; "
+                        "the regular collection goes on, or run `snoozeql metrics backfill`)",
+                        report.account, "; ".join(report.errors))
+        return report
 
     # ------------------------------------------------------------------ push
 

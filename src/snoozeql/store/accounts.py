@@ -23,6 +23,7 @@ def _row(r: Any) -> Account:
         last_sync_at=r.last_sync_at,
         last_error=r.last_error,
         created_at=r.created_at,
+        history_read_at=r.history_read_at,
     )
 
 
@@ -77,3 +78,15 @@ def delete(conn: sa.Connection, account_id: UUID) -> int:
     if removed:
         versions.bump(conn, versions.INSTANCES)
     return removed
+
+
+def claim_history(conn: sa.Connection, account_id: UUID, now: datetime) -> bool:
+    """Mark the account's day-one history as read, if nobody did; True if this call did.
+
+    One conditional UPDATE, so of two replicas (or a restart) only one reads it."""
+    res = conn.execute(
+        accounts.update()
+        .where(accounts.c.id == account_id, accounts.c.history_read_at.is_(None))
+        .values(history_read_at=now)
+    )
+    return bool(res.rowcount == 1)

@@ -34,6 +34,9 @@ accounts = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # When the metric history was read after the first sync (day-one backfill, claimed
+    # once: services/metrics.py); NULL: not yet.
+    sa.Column("history_read_at", UTCDateTime),
 )
 
 instances = sa.Table(

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query
 from snoozeql.api.deps import CtxDep, Operator, Viewer
 from snoozeql.api.metric_schemas import (
     ActivityOut,
+    BackfillIn,
+    BackfillOut,
     HourOut,
     MetricsOut,
     PushOut,
@@ -56,6 +58,18 @@ def push_metrics(instance: str, body: SamplesIn, ctx: CtxDep, _: Operator) -> Pu
     return PushOut(
         accepted=r.accepted, buckets_changed=r.buckets_changed, ignored_too_old=r.ignored_too_old
     )
+
+
+@router.post("/metrics/backfill", response_model=BackfillOut)
+def backfill_metrics(body: BackfillIn, ctx: CtxDep, _: Operator) -> BackfillOut:
+    """Read the metric history the provider keeps (CloudWatch, Cloud Monitoring) for one
+    account's databases, at a 1-hour period, and store it like collected metrics.
+
+    A region or project that fails is listed in ``errors`` (the others are stored);
+    an unknown account is a 404. The request waits for the read (seconds for a
+    thousand databases)."""
+    report = MetricsService(ctx).backfill(body.account, body.days)
+    return BackfillOut(**report.as_dict())
 
 
 @router.get("/instances/{instance}/activity", response_model=ActivityOut)
