@@ -229,7 +229,7 @@ def test_api_metrics_backfill(ctx: Context, aws_env: Any) -> None:
         "dev", "aws", 1, 1)
     assert body["hours_written"] == body["samples"] == DAYS * 24 * 4 and body["errors"] == []
     recs = api.get("/api/v1/recommendations", headers={"X-API-Key": keys["viewer"]}).json()
-    [rec] = [x for x in recs if x["instance_name"] == "db-0000"]
+    [rec] = [x for x in recs["items"] if x["instance_name"] == "db-0000"]
     assert_office_hours_recommended(rec)
 
 

@@ -343,6 +343,7 @@ def test_gcp_calls_are_counted_by_api_method_and_throttling_apart(
     """Against the Cloud SQL test server: a sync's instances.list calls are ``ok``;
     a project still answering 429 after the client library's retries is ``throttled``."""
     from snoozeql.services.accounts import AccountService
+    from snoozeql.services.background_sync import wait_for_history
     from snoozeql.services.discovery import DiscoveryService
 
     ctx.settings = ctx.settings.model_copy(update={"gcp_num_retries": 0})
@@ -358,6 +359,7 @@ def test_gcp_calls_are_counted_by_api_method_and_throttling_apart(
     assert value(m, "snoozeql_provider_calls_total", provider="gcp",
                  operation="sql.instances.list", result="ok") == listed
 
+    wait_for_history(ctx)  # the new account's history read must not take the 429
     gcp_api.fail_next("proj-a", 429)
     assert "429" in (DiscoveryService(ctx).sync("analytics").error or "")
     m = samples(ctx.telemetry.exposition()[0].decode())

@@ -23,6 +23,7 @@ from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStat
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.actions import ActionLogService
+from snoozeql.services.background_sync import wait_for_history
 from snoozeql.services.context import Context
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.reconciler import Reconciler
@@ -285,6 +286,7 @@ def test_provider_calls_stay_within_the_limit_per_account_and_region(ctx, aws_en
         AccountService(ctx).add("aws", "dev-account", {"regions": "us-east-1,eu-west-1",
                                                        "endpoint_url": proxy.url})
         assert DiscoveryService(ctx).sync("dev-account").error is None
+        wait_for_history(ctx)  # the new account's history read goes through the proxy too
         svc = ScheduleService(ctx)
         svc.create(OFFICE)
         svc.assign("office", tag="env=dev")
