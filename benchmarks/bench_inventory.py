@@ -19,7 +19,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -27,9 +26,8 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-import uvicorn
 
-from snoozeql.api.app import create_app
+from benchmarks.serving import serve_in_thread
 from snoozeql.config import Settings
 from snoozeql.domain.types import (
     Account,
@@ -182,14 +180,7 @@ def bench_list(url: str, label: str, n: int = 100_000, requests: int = 300) -> s
     settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
     ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
     _, key = ApiKeyService(ctx).create(f"bench-{uuid.uuid4().hex[:6]}", "viewer")
-    port = 18000 + os.getpid() % 1000
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    server, thread, port = serve_in_thread(ctx)
     latencies = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}) as c:
         cursor = None

@@ -14,12 +14,10 @@ Run: ``.venv/bin/python -m benchmarks.bench_listing [--instances 100000] [--roun
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -28,10 +26,9 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-import uvicorn
 
 from benchmarks.bench_inventory import drop_pg, fresh_engine, pg_database, synthetic
-from snoozeql.api.app import create_app
+from benchmarks.serving import serve_in_thread
 from snoozeql.config import Settings
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.apikeys import ApiKeyService
@@ -52,18 +49,6 @@ def _seed(url: str, n: int) -> tuple[sa.Engine, str]:
                              "ANALYZE instances")
         name = conn.exec_driver_sql("SELECT name FROM accounts").scalar_one()
     return engine, name
-
-
-def _serve(ctx: Context) -> tuple[uvicorn.Server, threading.Thread, int]:
-    port = 18000 + os.getpid() % 1000
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    return server, thread, port
 
 
 def _raw_sql(ctx: Context, params: dict[str, Any]) -> str:
@@ -177,7 +162,7 @@ def run(url: str, label: str, n: int, rounds: int) -> None:
     settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
     ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
     _, key = ApiKeyService(ctx).create(f"bench-{uuid.uuid4().hex[:6]}", "viewer")
-    server, thread, port = _serve(ctx)
+    server, thread, port = serve_in_thread(ctx)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}",
                           headers={"X-API-Key": key}) as client:
