@@ -506,21 +506,50 @@ def _copy_parts(conn: sa.Connection, base: int, hours: int,
 
     size = _COPY_ROW.itemsize
     pending = bytearray()
-    with raw.cursor() as cursor, cursor.copy(
-            f"COPY ({compiled}) TO STDOUT (FORMAT BINARY)") as copy:
-        header = True
-        for data in copy:
-            pending += data
-            if header and len(pending) >= 19:
-                if bytes(pending[:11]) != _COPY_HEADER:
-                    raise RuntimeError("unexpected binary COPY header")
-                extension = int.from_bytes(pending[15:19], "big")
-                del pending[: 19 + extension]
-                header = False
-            if not header and len(pending) >= _COPY_CHUNK:
-                whole = len(pending) // size * size
+    header = True
+
+    def take() -> None:
+        nonlocal header
+        if header and len(pending) >= 19:
+            if bytes(pending[:11]) != _COPY_HEADER:
+                raise RuntimeError("unexpected binary COPY header")
+            extension = int.from_bytes(pending[15:19], "big")
+            del pending[: 19 + extension]
+            header = False
+        if not header:
+            whole = len(pending) // size * size
+            if whole:
                 parse(memoryview(pending)[:whole].tobytes())
                 del pending[:whole]
+
+    # PostgreSQL sends a CopyData message per row. Going through ``Copy.read`` for each
+    # costs a generator and a wait per row, most of the read's time; so the messages
+    # libpq already holds are taken straight from it (``PGconn.get_copy_data`` without
+    # blocking), and ``Copy.read`` is used only to wait for more, and for the end: the
+    # binary trailer comes as a message of its own (with the header if no row came),
+    # after which psycopg reads the end of the COPY and its result itself.
+    pgconn = raw.pgconn
+    with raw.cursor() as cursor, cursor.copy(
+            f"COPY ({compiled}) TO STDOUT (FORMAT BINARY)") as copy:
+        first = True
+        while True:
+            nbytes, data = pgconn.get_copy_data(1)
+            if nbytes <= 0:  # nothing held yet, or an error: psycopg waits, or raises
+                data = copy.read()
+                nbytes = len(data)
+                if not nbytes:
+                    break
+            pending += data
+            # The trailer alone, or with the header when there is no row at all.
+            end = 2 + (19 + int.from_bytes(data[15:19], "big") if first else 0)
+            first = False
+            if nbytes == end and bytes(data[-2:]) == b"\xff\xff":
+                while rest := copy.read():  # only the end is left
+                    pending += rest
+                break
+            if len(pending) >= _COPY_CHUNK:
+                take()
+    take()
     if pending[-2:] != b"\xff\xff" or (len(pending) - 2) % size:
         raise RuntimeError("unexpected binary COPY trailer")
     if len(pending) > 2:
