@@ -221,8 +221,13 @@ def test_the_fleet_block_keeps_every_float_bit_for_bit_across_gaps(ctx: Context)
     with ctx.engine.connect() as conn:
         block = store.fleet_series(conn, start, hours)
         picked = store.fleet_series(conn, start, hours, [ids["db3"], ids["db4"]])
+        nothing = store.fleet_series(conn, start, hours, [ids["db4"]])
+        before = store.fleet_series(conn, start - timedelta(hours=hours), hours)
         each = {i: store.series(conn, i, start, start + timedelta(hours=hours))
                 for i in ids.values()}
+    # No row at all (on PostgreSQL a COPY of only its header and trailer) is no error,
+    # and the connection is still usable after it.
+    assert nothing.keys == () and before.keys == ()
     assert set(block.keys) == {ids["db1"], ids["db2"], ids["db3"]}  # db4 has no data
     assert picked.keys == (ids["db3"],)
     for b in (block, picked):
