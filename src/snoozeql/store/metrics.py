@@ -47,7 +47,6 @@ from snoozeql.domain.metrics import (
 )
 from snoozeql.store import versions
 from snoozeql.store.metric_tables import metric_hours as t
-from snoozeql.store.tables import instances as instance_table
 
 __all__ = [
     "apply_samples",
@@ -341,8 +340,6 @@ def fleet_series(
     base = epoch_hour(start)
     if conn.dialect.name == "postgresql" and not by_rows:
         keys, parts = _copy_parts(conn, base, hours, instance_ids)
-    elif conn.dialect.name == "sqlite" and not by_rows and _rowids_fit(conn):
-        keys, parts = _sqlite_parts(conn, base, hours, instance_ids)
     else:
         keys, parts = _row_parts(conn, base, hours, instance_ids)
     block = SeriesBlock.empty(start, hours, keys)
@@ -404,69 +401,6 @@ def _row_parts(conn: sa.Connection, base: int, hours: int,
                 np.fromiter(map(_FOURTH, batch), np.float64, n),
             ))
     return [UUID(k) for k in row_of], parts
-
-
-def _rowids_fit(conn: sa.Connection) -> bool:
-    """Whether every instance rowid times 2**20 is exact as a float64 (it always is
-    when SQLite assigns them: one more than the largest)."""
-    top = conn.execute(sa.select(sa.func.max(sa.literal_column("rowid")))
-                       .select_from(instance_table)).scalar()
-    return top is None or top < 1 << 33
-
-
-def _sqlite_parts(conn: sa.Connection, base: int, hours: int,
-                  instance_ids: Sequence[UUID] | None) -> tuple[list[UUID], _Parts]:
-    """SQLite's driver makes a Python object of every value it hands over, so each row
-    is made as small as it can be: the instance as its integer ``rowid`` folded with
-    the metric code and hour offset into one integer, the mean, and the max only where
-    the block keeps it (connections; NULL elsewhere, which costs no object). The rowids
-    are turned back into ids from the ``instances`` table read in the same read
-    transaction (so an id cannot change under a rowid in between)."""
-    i = instance_table
-    rowid = sa.literal_column(f"{i.name}.rowid", sa.Integer)
-    code = sa.case(_BLOCK_CODES, value=t.c.metric, else_=len(_BLOCK_CODES))
-    q = sa.select(
-        rowid * 1048576 + code * 65536 + (t.c.epoch_hour - base),
-        t.c.avg,
-        sa.case((t.c.metric == CONNECTIONS, t.c.max)),
-    ).select_from(t.join(i, i.c.id == t.c.instance_id)).where(
-        t.c.epoch_hour >= base, t.c.epoch_hour < base + hours)
-    queries = [q]
-    if instance_ids is not None:
-        to_db = t.c.instance_id.type.bind_processor(conn.dialect)
-        ids = [to_db(x) if to_db else x for x in instance_ids]
-        queries = [
-            q.where(t.c.instance_id.in_(
-                sa.bindparam("ids", ids[n : n + _ID_CHUNK], expanding=True, type_=sa.String())))
-            for n in range(0, len(ids), _ID_CHUNK)
-        ]
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    began = not raw.in_transaction
-    if began:  # one snapshot for the rows and the rowid -> id map
-        raw.execute("BEGIN")
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    try:
-        for query in queries:
-            for batch in _raw_batches(conn, query):
-                a = np.array(batch, dtype=np.float64)  # NULL max -> NaN, never stored
-                key = a[:, 0].astype(np.int64)
-                parts.append((key >> 20, key & 0xFFFFF, a[:, 1:].copy()))
-        id_of = dict(raw.execute(f"SELECT rowid, id FROM {i.name}").fetchall())
-    finally:
-        if began:
-            raw.commit()
-    top = max(id_of, default=0)
-    seen = np.zeros(top + 1, dtype=bool)
-    for rowids, _codes, _values in parts:
-        if len(rowids) and rowids.max() > top:
-            raise RuntimeError("metric rows of an unknown instance")
-        seen[rowids] = True
-    present = np.flatnonzero(seen)
-    row_of = np.full(top + 1, -1, dtype=np.int64)
-    row_of[present] = np.arange(len(present))
-    keys = [UUID(id_of[int(r)]) for r in present]
-    return keys, [(row_of[r], c, v[:, 0], v[:, 1]) for r, c, v in parts]
 
 
 # A row of PostgreSQL's binary COPY of (uuid, int4, float8, float8), none NULL: the
