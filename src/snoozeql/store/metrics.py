@@ -330,7 +330,8 @@ def fleet_series(
     A fleet's lookback is millions of rows, so they never become Python objects one
     by one beyond what the driver must hand over. On PostgreSQL they come as one binary
     ``COPY`` (fixed-size rows of the exact float8 bits, parsed by NumPy: no Python
-    object per row at all); on SQLite, whose driver can only give tuples, as batches of
+    object per value, only the message libpq hands over per row); on SQLite, whose
+    driver can only give tuples, as batches of
     raw rows (instance id as text, metric code and hour offset in one integer computed
     in SQL, mean, max) turned into arrays. Either way the floats are the stored ones,
     bit for bit, scattered into the block in a few array operations. ``by_rows`` reads
