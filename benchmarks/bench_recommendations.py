@@ -133,13 +133,14 @@ def reference_read_and_analyse(ctx: Context) -> int:
                for cols in out.values())
 
 
-def block_read_and_analyse(ctx: Context) -> int:
-    """The same with the block read and ``BlockAnalysis`` (what the service runs)."""
+def block_read_and_analyse(ctx: Context, by_rows: bool = False) -> int:
+    """The same with the block read and ``BlockAnalysis`` (what the service runs);
+    ``by_rows``: the block read row by row on PostgreSQL too (before the binary COPY)."""
     settings = analysis_settings(ctx)
     hours = settings.lookback_hours
     start = floor_hour(NOW) - timedelta(hours=hours)
     with ctx.engine.connect() as conn:
-        block = metric_store.fleet_series(conn, start, hours)
+        block = metric_store.fleet_series(conn, start, hours, by_rows=by_rows)
     fleet = BlockAnalysis(block, settings, NOW)
     return sum(isinstance(fleet.analyse(r, "UTC"), Recommendation) for r in range(len(block)))
 
@@ -150,11 +151,12 @@ def compare(ctx: Context, label: str, n: int) -> str:
     counts: list[int] = []
     block_a = timed(lambda: counts.append(block_read_and_analyse(ctx)))
     reference = timed(lambda: counts.append(reference_read_and_analyse(ctx)))
+    rows = timed(lambda: counts.append(block_read_and_analyse(ctx, by_rows=True)))
     block_b = timed(lambda: counts.append(block_read_and_analyse(ctx)))
     assert len(set(counts)) == 1, counts  # the same recommendations
     block = (block_a + block_b) / 2
-    return (f"| {label} | {n:,} | {reference:,.0f} | {block:,.0f} | "
-            f"{reference / block:.1f}x |")
+    return (f"| {label} | {n:,} | {reference:,.0f} | {rows:,.0f} | {block:,.0f} | "
+            f"{reference / block:.1f}x | {rows / block:.1f}x |")
 
 
 def timed(fn) -> float:  # noqa: ANN001
@@ -213,10 +215,11 @@ def main() -> None:
             print(run(pg_url, "PostgreSQL 15", args.instances, args.fast_seed, side),
                   flush=True)
         print("\nRead the lookback and analyse every instance, side by side on the same store"
-              " (block, per-row reference, block again; load average"
+              " (block, per-row reference, block read row by row, block again; load average"
               f" {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end):")
-        print("| store | instances | per-row reference (ms) | block (ms) | speed-up |")
-        print("| --- | ---: | ---: | ---: | ---: |")
+        print("| store | instances | per-row reference (ms) | block, rows (ms) | block (ms) "
+              "| vs reference | vs block by rows |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for line in side:
             print(line)
     finally:

@@ -211,3 +211,53 @@ def test_history_hours_fill_only_uncounted_minutes_and_repeat_as_a_no_op(ctx: Co
     # The same history again, and collection of a minute already counted: nothing.
     assert store.apply_hours(ctx.engine, {db1: history}) == (0, 0)
     assert store.apply_samples(ctx.engine, {db1: [Sample(CPU, at(5, hour=11), 9.0)]})[0] == 0
+
+
+
+def test_the_fleet_block_keeps_every_float_bit_for_bit_across_gaps(ctx: Context) -> None:
+    """The bulk read (a binary COPY on PostgreSQL, raw rows on SQLite) hands over the
+    stored floats exactly, extreme ones included, each in its own hour and column, with
+    gaps left empty; the same as each instance's own read."""
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "db1", "db2", "db3", "db4")
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    edge = [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1 / 3, 0.1, 0.0,
+            2.0 ** 52 + 1, 123456.789e-7, 99.99999999999999]
+    rows_in = []
+    for n, (name, metrics) in enumerate(
+            (("db1", (CPU, CONNECTIONS)), ("db2", (READ_IOPS, "write_iops")),
+             ("db3", (CONNECTIONS,)))):
+        for m, metric in enumerate(metrics):
+            for k, value in enumerate(edge):
+                hour = start + timedelta(hours=3 * k + n + m)  # gaps between the hours
+                rows_in.append({
+                    "instance_id": ids[name], "metric": metric, "hour": hour,
+                    "epoch_hour": store.epoch_hour(hour), "avg": value, "min": 0.0,
+                    "max": edge[-1 - k], "count": 1, "minutes": 1,
+                })
+    with ctx.engine.begin() as conn:
+        conn.execute(metric_hours.insert(), rows_in)
+    hours = 40
+    with ctx.engine.connect() as conn:
+        block = store.fleet_series(conn, start, hours)
+        picked = store.fleet_series(conn, start, hours, [ids["db3"], ids["db4"]])
+        nothing = store.fleet_series(conn, start, hours, [ids["db4"]])
+        before = store.fleet_series(conn, start - timedelta(hours=hours), hours)
+        each = {i: store.series(conn, i, start, start + timedelta(hours=hours))
+                for i in ids.values()}
+    # No row at all (on PostgreSQL a COPY of only its header and trailer) is no error,
+    # and the connection is still usable after it.
+    assert nothing.keys == () and before.keys == ()
+    assert set(block.keys) == {ids["db1"], ids["db2"], ids["db3"]}  # db4 has no data
+    assert picked.keys == (ids["db3"],)
+    for b in (block, picked):
+        for r, key in enumerate(b.keys):
+            want = HourlySeries.from_aggregates(each[key], start, hours)
+            got = b.series(r)
+            for name in ("connections_avg", "connections_max", "cpu", "read_iops",
+                         "write_iops"):
+                assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
+    db1 = block.series(block.keys.index(ids["db1"]))
+    assert [db1.cpu[3 * k] for k in range(len(edge))] == edge
+    assert math.isnan(db1.cpu[1]) and math.isnan(db1.cpu[2])
+    assert [db1.connections_max[3 * k + 1] for k in range(len(edge))] == edge[::-1]

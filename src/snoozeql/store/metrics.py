@@ -371,25 +371,59 @@ def _raw_batches(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[list[An
 
 
 def fleet_series(
-    conn: sa.Connection, start: datetime, hours: int, instance_ids: Sequence[UUID] | None = None
+    conn: sa.Connection, start: datetime, hours: int, instance_ids: Sequence[UUID] | None = None,
+    *, by_rows: bool = False,
 ) -> SeriesBlock:
     """The ``hours`` hours from ``start`` of every instance with data in them (or of
     ``instance_ids``), as one :class:`SeriesBlock`: a row per instance with data.
 
     A fleet's lookback is millions of rows, so they never become Python objects one
-    by one beyond what the driver hands over: batches of raw rows (instance id as text,
-    metric code and hour offset in one integer computed in SQL, mean, max) are turned
-    into arrays and scattered into the block in a few array operations.
+    by one beyond what the driver must hand over. On PostgreSQL they come as one binary
+    ``COPY`` (fixed-size rows of the exact float8 bits, parsed by NumPy: no Python
+    object per value, only the message libpq hands over per row); on SQLite, whose
+    driver can only give tuples, as batches of
+    raw rows (instance id as text, metric code and hour offset in one integer computed
+    in SQL, mean, max) turned into arrays. Either way the floats are the stored ones,
+    bit for bit, scattered into the block in a few array operations. ``by_rows`` reads
+    PostgreSQL row by row too (the benchmark's reference for the COPY).
     """
     start = floor_hour(start)
     base = epoch_hour(start)
+    if conn.dialect.name == "postgresql" and not by_rows:
+        keys, parts = _copy_parts(conn, base, hours, instance_ids)
+    else:
+        keys, parts = _row_parts(conn, base, hours, instance_ids)
+    block = SeriesBlock.empty(start, hours, keys)
+    flat = block.values.reshape(-1)
+    plane = len(block) * hours
+    for rows, codes, avgs, maxes in parts:
+        metric, offset = codes >> 16, codes & 0xFFFF
+        cell = rows * hours + offset
+        for m, column in ((0, 0), (1, 2), (2, 3), (3, 4)):
+            take = metric == m
+            flat[column * plane + cell[take]] = avgs[take]
+            if m == 0:
+                flat[plane + cell[take]] = maxes[take]
+    return block
+
+
+_Parts = list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _block_query(base: int, hours: int) -> sa.Select[Any]:
     code = sa.case(_BLOCK_CODES, value=t.c.metric, else_=len(_BLOCK_CODES))
-    q = sa.select(
-        sa.cast(t.c.instance_id, sa.String),
-        code * 65536 + (t.c.epoch_hour - base),
+    return sa.select(
+        t.c.instance_id,
+        sa.cast(code * 65536 + (t.c.epoch_hour - base), sa.Integer),
         t.c.avg,
         t.c.max,
     ).where(t.c.epoch_hour >= base, t.c.epoch_hour < base + hours)
+
+
+def _row_parts(conn: sa.Connection, base: int, hours: int,
+               instance_ids: Sequence[UUID] | None) -> tuple[list[UUID], _Parts]:
+    q = _block_query(base, hours)
+    q = q.with_only_columns(sa.cast(t.c.instance_id, sa.String), *q.selected_columns[1:])
     queries = [q]
     if instance_ids is not None:
         # Ids as the driver stores them (the raw read below skips SQLAlchemy's
@@ -403,7 +437,7 @@ def fleet_series(
             for n in range(0, len(ids), _ID_CHUNK)
         ]
     row_of: dict[str, int] = {}
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    parts: _Parts = []
     for query in queries:
         for batch in _raw_batches(conn, query):
             n = len(batch)
@@ -417,18 +451,95 @@ def fleet_series(
                 np.fromiter(map(_THIRD, batch), np.float64, n),
                 np.fromiter(map(_FOURTH, batch), np.float64, n),
             ))
-    block = SeriesBlock.empty(start, hours, (UUID(k) for k in row_of))
-    flat = block.values.reshape(-1)
-    plane = len(row_of) * hours
-    for rows, codes, avgs, maxes in parts:
-        metric, offset = codes >> 16, codes & 0xFFFF
-        cell = rows * hours + offset
-        for m, column in ((0, 0), (1, 2), (2, 3), (3, 4)):
-            take = metric == m
-            flat[column * plane + cell[take]] = avgs[take]
-            if m == 0:
-                flat[plane + cell[take]] = maxes[take]
-    return block
+    return [UUID(k) for k in row_of], parts
+
+
+# A row of PostgreSQL's binary COPY of (uuid, int4, float8, float8), none NULL: the
+# field count, then each field's length and its big-endian bytes.
+_COPY_ROW = np.dtype([
+    ("fields", ">i2"), ("n_id", ">i4"), ("id", "V16"), ("n_code", ">i4"), ("code", ">i4"),
+    ("n_avg", ">i4"), ("avg", ">f8"), ("n_max", ">i4"), ("max", ">f8"),
+])
+_COPY_LENGTHS = {"fields": 4, "n_id": 16, "n_code": 4, "n_avg": 8, "n_max": 8}
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00"
+_COPY_CHUNK = 1 << 23  # bytes parsed at a time (about 155,000 rows)
+
+
+def _copy_parts(conn: sa.Connection, base: int, hours: int,
+                instance_ids: Sequence[UUID] | None) -> tuple[list[UUID], _Parts]:
+    q = _block_query(base, hours)
+    if instance_ids is not None:
+        q = q.where(t.c.instance_id.in_(list(instance_ids)))
+    compiled = q.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    row_of: dict[bytes, int] = {}
+    parts: _Parts = []
+
+    def parse(buf: bytes | bytearray | memoryview) -> None:
+        rows = np.frombuffer(buf, _COPY_ROW)
+        for name, size in _COPY_LENGTHS.items():
+            if not (rows[name] == size).all():
+                raise RuntimeError(f"unexpected binary COPY row layout ({name})")
+        uniq, inverse = np.unique(rows["id"], return_inverse=True)
+        index = np.fromiter(
+            (row_of.setdefault(u.tobytes(), len(row_of)) for u in uniq), np.int64, len(uniq))
+        parts.append((
+            index[inverse], rows["code"].astype(np.int64),
+            rows["avg"].astype(np.float64), rows["max"].astype(np.float64),
+        ))
+
+    size = _COPY_ROW.itemsize
+    pending = bytearray()
+    header = True
+
+    def take() -> None:
+        nonlocal header
+        if header and len(pending) >= 19:
+            if bytes(pending[:11]) != _COPY_HEADER:
+                raise RuntimeError("unexpected binary COPY header")
+            extension = int.from_bytes(pending[15:19], "big")
+            del pending[: 19 + extension]
+            header = False
+        if not header:
+            whole = len(pending) // size * size
+            if whole:
+                parse(memoryview(pending)[:whole].tobytes())
+                del pending[:whole]
+
+    # PostgreSQL sends a CopyData message per row. Going through ``Copy.read`` for each
+    # costs a generator and a wait per row, most of the read's time; so the messages
+    # libpq already holds are taken straight from it (``PGconn.get_copy_data`` without
+    # blocking), and ``Copy.read`` is used only to wait for more, and for the end: the
+    # binary trailer comes as a message of its own (with the header if no row came),
+    # after which psycopg reads the end of the COPY and its result itself.
+    pgconn = raw.pgconn
+    with raw.cursor() as cursor, cursor.copy(
+            f"COPY ({compiled}) TO STDOUT (FORMAT BINARY)") as copy:
+        first = True
+        while True:
+            nbytes, data = pgconn.get_copy_data(1)
+            if nbytes <= 0:  # nothing held yet, or an error: psycopg waits, or raises
+                data = copy.read()
+                nbytes = len(data)
+                if not nbytes:
+                    break
+            pending += data
+            # The trailer alone, or with the header when there is no row at all.
+            end = 2 + (19 + int.from_bytes(data[15:19], "big") if first else 0)
+            first = False
+            if nbytes == end and bytes(data[-2:]) == b"\xff\xff":
+                while rest := copy.read():  # only the end is left
+                    pending += rest
+                break
+            if len(pending) >= _COPY_CHUNK:
+                take()
+    take()
+    if pending[-2:] != b"\xff\xff" or (len(pending) - 2) % size:
+        raise RuntimeError("unexpected binary COPY trailer")
+    if len(pending) > 2:
+        parse(bytes(pending[:-2]))
+    return [UUID(bytes=k) for k in row_of], parts
 
 
 def delete_before(conn: sa.Connection, cutoff: datetime) -> int:
