@@ -220,7 +220,7 @@ def test_dashboard_sign_in_and_sessions_follow_a_revocation_at_once(
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
 
 
-def test_a_session_of_a_key_revoked_elsewhere_ends_at_once(
+def test_a_session_of_a_key_revoked_elsewhere_ends_within_the_cache_bound(
     ctx: Any, client: TestClient, ticks: _Ticks,
 ) -> None:
     _, key = ApiKeyService(ctx).create("lead", "operator")
@@ -230,6 +230,37 @@ def test_a_session_of_a_key_revoked_elsewhere_ends_at_once(
     with ctx.engine.begin() as conn:  # revoked by another process
         conn.execute(api_keys.update().where(api_keys.c.name == "lead")
                      .values(revoked_at=T0))
-    # A session re-reads its key on every request (no cache): refused at once, while
-    # the API key lookup itself may still be cached for up to AUTH_CACHE_SECONDS.
+    # Session lookups are cached as key lookups are: another process's revocation
+    # applies within AUTH_CACHE_SECONDS, and then for good.
+    ticks.now += apikeys_service.AUTH_CACHE_SECONDS / 2
+    assert sessions.resolve(token) is not None
+    ticks.now += apikeys_service.AUTH_CACHE_SECONDS / 2 + 0.01
     assert sessions.resolve(token) is None
+    ticks.now += apikeys_service.AUTH_CACHE_SECONDS + 0.01
+    assert sessions.resolve(token) is None
+
+
+def test_a_session_lookup_is_cached_and_a_sign_out_here_ends_it_at_once(
+    ctx: Any, client: TestClient, ticks: _Ticks,
+) -> None:
+    _, key = ApiKeyService(ctx).create("lead", "operator")
+    sessions = WebSessionService(ctx)
+    token, _ = sessions.sign_in(key)  # type: ignore[misc]
+    assert sessions.resolve(token) is not None
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(ctx.engine, "before_cursor_execute", seen)
+    try:
+        assert sessions.resolve(token) is not None  # cached: asks the store nothing
+    finally:
+        sa.event.remove(ctx.engine, "before_cursor_execute", seen)
+    assert statements == []
+    assert sessions.sign_out(token)
+    assert sessions.resolve(token) is None  # at once, although the lookup was cached
+    other_token, _ = sessions.sign_in(key)  # type: ignore[misc]
+    assert sessions.resolve(other_token) is not None
+    ApiKeyService(ctx).revoke("lead")
+    assert sessions.resolve(other_token) is None  # a revocation here: at once too

@@ -132,6 +132,13 @@ class ApiKeyService:
                 store.touch(conn, record.id, now)
         return record
 
+    def cache_generation(self) -> int:
+        """Moves with every revocation in this process: caches built on key lookups (the
+        dashboard's sessions) compare it to drop what they hold."""
+        cache = self._cache()
+        with cache.lock:
+            return cache.generation
+
     def forget_cached(self) -> None:
         """Drop every cached lookup (after a revocation in this process)."""
         cache = self._cache()
