@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from snoozeql.config import Settings
 from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.providers.local import NativeRuntime
 from snoozeql.services.accounts import AccountService
-from snoozeql.services.apikeys import ApiKeyService
+from snoozeql.services.apikeys import AUTH_CACHE_SECONDS, ApiKeyService
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.metrics import MetricsService
@@ -202,7 +203,15 @@ def test_a_revoked_key_ends_its_sessions(dash: Dash) -> None:
     _, key = ApiKeyService(ctx).create("short-lived", "viewer")
     page = sign_in(dash.browser, dash.url, key)
     assert "short-lived" in page.get_by_test_id("whoami").inner_text()
-    ApiKeyService(ctx).revoke("short-lived")
+    ApiKeyService(ctx).revoke("short-lived")  # by this process, not by the server's
+    # The server caches session lookups for AUTH_CACHE_SECONDS: a revocation made by
+    # another process ends the session within that bound, then for good.
+    deadline = time.monotonic() + AUTH_CACHE_SECONDS + 1.0
+    page.goto("/instances")
+    while "/login" not in page.url and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        page.goto("/instances")
+    assert "/login" in page.url
     page.goto("/instances")
     assert "/login" in page.url
     page.context.close()
