@@ -31,6 +31,7 @@ from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.actions import ActionLogService
 from snoozeql.services.apikeys import ApiKeyService
+from snoozeql.services.background_sync import wait_for_history
 from snoozeql.services.context import Context
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.lifecycle import LifecycleService
@@ -66,6 +67,7 @@ def office(ctx: Context, aws_env, count: int = 2, **schedule: Any) -> None:  # n
     AccountService(ctx).add("aws", "dev-account", {"regions": "us-east-1",
                                                    "endpoint_url": aws_env.endpoint_url})
     assert DiscoveryService(ctx).sync("dev-account").error is None
+    wait_for_history(ctx)  # the new account's history read is done before any timing
     ScheduleService(ctx).create({**OFFICE, **schedule})
     ScheduleService(ctx).assign("office", tag="env=dev")
 
