@@ -27,7 +27,7 @@ holds at most 500 queries and at most 100,800 datapoints (GetMetricData's page),
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -148,6 +148,28 @@ class HistoryResult:
 Progress = Callable[[str], None]
 """Called with one line per region (project) as it is read."""
 
+
+def read_history_by_group(
+    groups: Sequence[tuple[str, list[MetricTarget]]],
+    read: Callable[[str, list[MetricTarget]], None],
+    result: HistoryResult, progress: Progress | None, calls_named: str,
+) -> HistoryResult:
+    """Read each group (an AWS region, a GCP project) with ``read``; a group's failure
+    lands in ``result.errors`` and the others go on; one progress line per group."""
+    for group, targets in groups:
+        calls = result.api_calls
+        try:
+            read(group, targets)
+        except ProviderError as exc:
+            result.errors.append(exc.message)
+            if progress:
+                progress(f"{group}: {len(targets)} database(s) - FAILED: {exc.message}")
+            continue
+        if progress:
+            progress(f"{group}: {len(targets)} database(s), "
+                     f"{result.api_calls - calls} {calls_named} call(s)")
+    return result
+
 # History: (our metric, CloudWatch name, statistic, what the value is for the hour).
 HISTORY_QUERIES: tuple[tuple[str, str, str, str], ...] = (
     (CPU, "CPUUtilization", "Average", "avg"),
@@ -187,31 +209,46 @@ def identifier(provider_id: str) -> str:
     return provider_id.rsplit(":", 1)[-1]
 
 
+def metric_query(qid: str, target: MetricTarget, name: str, stat: str,
+                 period: int) -> dict[str, Any]:
+    """One GetMetricData query: an RDS metric of one instance or Aurora cluster."""
+    dimension = "DBClusterIdentifier" if target.kind is InstanceKind.CLUSTER else (
+        "DBInstanceIdentifier"
+    )
+    return {
+        "Id": qid,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": "AWS/RDS",
+                "MetricName": name,
+                "Dimensions": [{"Name": dimension, "Value": identifier(target.provider_id)}],
+            },
+            "Period": period,
+            "Stat": stat,
+        },
+        "ReturnData": True,
+    }
+
+
 def build_queries(targets: Sequence[MetricTarget]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every metric query for ``targets``; and query id -> (target key, metric)."""
     queries: list[dict[str, Any]] = []
     index: dict[str, Any] = {}
     for t in targets:
-        dimension = "DBClusterIdentifier" if t.kind is InstanceKind.CLUSTER else (
-            "DBInstanceIdentifier"
-        )
         for metric, (name, stat) in CLOUDWATCH_METRICS.items():
             qid = f"q{len(queries)}"
-            queries.append({
-                "Id": qid,
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/RDS",
-                        "MetricName": name,
-                        "Dimensions": [{"Name": dimension, "Value": identifier(t.provider_id)}],
-                    },
-                    "Period": PERIOD,
-                    "Stat": stat,
-                },
-                "ReturnData": True,
-            })
+            queries.append(metric_query(qid, t, name, stat, PERIOD))
             index[qid] = (t.key, metric)
     return queries, index
+
+
+def by_region(cfg: AwsAccountConfig, targets: Sequence[MetricTarget]
+              ) -> list[tuple[str, list[MetricTarget]]]:
+    """Targets grouped by region (an instance without one: the account's first)."""
+    groups: dict[str, list[MetricTarget]] = {}
+    for t in targets:
+        groups.setdefault(t.region or cfg.regions[0], []).append(t)
+    return sorted(groups.items())
 
 
 class AwsMetricsCollector:
@@ -231,15 +268,52 @@ class AwsMetricsCollector:
         cfg = AwsAccountConfig.from_account(account)
         creds = resolve_credentials(cfg, self._settings)
         result = CollectResult()
-        by_region: dict[str, list[MetricTarget]] = {}
-        for t in targets:
-            by_region.setdefault(t.region or cfg.regions[0], []).append(t)
-        for region, group in sorted(by_region.items()):
+        for region, group in by_region(cfg, targets):
             try:
                 self._collect_region(creds, cfg, region, group, start, end, result)
             except ProviderError as exc:
                 result.errors.append(exc.message)
         return result
+
+    def _cloudwatch(self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str) -> Any:
+        try:
+            return counted(creds.session(region), self.telemetry).client(
+                "cloudwatch", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
+            )
+        except (BotoCoreError, ValueError) as exc:
+            raise ProviderError(f"AWS {region}: {describe_error(exc, creds.secrets())}") from None
+
+    @staticmethod
+    def _values(
+        cw: Any, creds: AwsCredentials, region: str, chunk: list[dict[str, Any]],
+        start: datetime, end: datetime, result: CollectResult | HistoryResult,
+    ) -> Iterator[tuple[str, datetime, float]]:
+        """(query id, timestamp, value) of one chunk of queries, page by page; counts
+        each call in ``result`` and skips missing, negative and NaN values."""
+        token: str | None = None
+        for _page in range(MAX_PAGES):
+            kwargs: dict[str, Any] = {
+                "MetricDataQueries": chunk, "StartTime": start, "EndTime": end,
+                "ScanBy": "TimestampAscending",
+            }
+            if token:
+                kwargs["NextToken"] = token
+            try:
+                result.api_calls += 1
+                answer = cw.get_metric_data(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                msg = describe_error(exc, creds.secrets())
+                raise ProviderError(f"AWS {region}: GetMetricData failed: {msg}") from None
+            for item in answer.get("MetricDataResults", []):
+                for ts, value in zip(
+                    item.get("Timestamps", []), item.get("Values", []), strict=False
+                ):
+                    if value is None or value < 0 or value != value:
+                        continue
+                    yield item["Id"], ts, float(value)
+            token = answer.get("NextToken")
+            if not token:
+                break
 
     def _collect_region(
         self,
@@ -251,40 +325,13 @@ class AwsMetricsCollector:
         end: datetime,
         result: CollectResult,
     ) -> None:
-        try:
-            cw = counted(creds.session(region), self.telemetry).client(
-                "cloudwatch", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
-            )
-        except (BotoCoreError, ValueError) as exc:
-            raise ProviderError(f"AWS {region}: {describe_error(exc, creds.secrets())}") from None
+        cw = self._cloudwatch(creds, cfg, region)
         queries, index = build_queries(targets)
         for n in range(0, len(queries), MAX_QUERIES):
             chunk = queries[n : n + MAX_QUERIES]
-            token: str | None = None
-            for _page in range(MAX_PAGES):
-                kwargs: dict[str, Any] = {
-                    "MetricDataQueries": chunk, "StartTime": start, "EndTime": end,
-                    "ScanBy": "TimestampAscending",
-                }
-                if token:
-                    kwargs["NextToken"] = token
-                try:
-                    result.api_calls += 1
-                    answer = cw.get_metric_data(**kwargs)
-                except (ClientError, BotoCoreError) as exc:
-                    msg = describe_error(exc, creds.secrets())
-                    raise ProviderError(f"AWS {region}: GetMetricData failed: {msg}") from None
-                for item in answer.get("MetricDataResults", []):
-                    key, metric = index[item["Id"]]
-                    for ts, value in zip(
-                        item.get("Timestamps", []), item.get("Values", []), strict=False
-                    ):
-                        if value is None or value < 0 or value != value:
-                            continue
-                        result.add(key, Sample(metric, ts, float(value)))
-                token = answer.get("NextToken")
-                if not token:
-                    break
+            for qid, ts, value in self._values(cw, creds, region, chunk, start, end, result):
+                key, metric = index[qid]
+                result.add(key, Sample(metric, ts, value))
 
     def history(
         self,
@@ -302,22 +349,11 @@ class AwsMetricsCollector:
         cfg = AwsAccountConfig.from_account(account)
         creds = resolve_credentials(cfg, self._settings)
         result = HistoryResult(sink)
-        by_region: dict[str, list[MetricTarget]] = {}
-        for t in targets:
-            by_region.setdefault(t.region or cfg.regions[0], []).append(t)
-        for region, group in sorted(by_region.items()):
-            calls = result.api_calls
-            try:
-                self._history_region(creds, cfg, region, group, start, end, result)
-            except ProviderError as exc:
-                result.errors.append(exc.message)
-                if progress:
-                    progress(f"{region}: {len(group)} database(s) - FAILED: {exc.message}")
-                continue
-            if progress:
-                progress(f"{region}: {len(group)} database(s), "
-                         f"{result.api_calls - calls} GetMetricData call(s)")
-        return result
+        return read_history_by_group(
+            by_region(cfg, targets),
+            lambda region, group: self._history_region(
+                creds, cfg, region, group, start, end, result),
+            result, progress, "GetMetricData")
 
     def _history_region(
         self,
@@ -329,66 +365,22 @@ class AwsMetricsCollector:
         end: datetime,
         result: HistoryResult,
     ) -> None:
-        try:
-            cw = counted(creds.session(region), self.telemetry).client(
-                "cloudwatch", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
-            )
-        except (BotoCoreError, ValueError) as exc:
-            raise ProviderError(f"AWS {region}: {describe_error(exc, creds.secrets())}") from None
+        cw = self._cloudwatch(creds, cfg, region)
         queries: list[dict[str, Any]] = []
         index: dict[str, tuple[Hashable, str, str]] = {}
         for t in targets:
-            dimension = "DBClusterIdentifier" if t.kind is InstanceKind.CLUSTER else (
-                "DBInstanceIdentifier"
-            )
             for metric, name, stat, role in HISTORY_QUERIES:
                 qid = f"h{len(queries)}"
-                queries.append({
-                    "Id": qid,
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": "AWS/RDS", "MetricName": name,
-                            "Dimensions": [{"Name": dimension,
-                                            "Value": identifier(t.provider_id)}],
-                        },
-                        "Period": HISTORY_PERIOD,
-                        "Stat": stat,
-                    },
-                    "ReturnData": True,
-                })
+                queries.append(metric_query(qid, t, name, stat, HISTORY_PERIOD))
                 index[qid] = (t.key, metric, role)
         hours = max(1, int((end - start).total_seconds()) // HISTORY_PERIOD)
         per_call = history_queries_per_call(hours)
         for n in range(0, len(queries), per_call):
             chunk = queries[n : n + per_call]
             values: dict[Hashable, dict[tuple[str, datetime], dict[str, float]]] = {}
-            token: str | None = None
-            for _page in range(MAX_PAGES):
-                kwargs: dict[str, Any] = {
-                    "MetricDataQueries": chunk, "StartTime": start, "EndTime": end,
-                    "ScanBy": "TimestampAscending",
-                }
-                if token:
-                    kwargs["NextToken"] = token
-                try:
-                    result.api_calls += 1
-                    answer = cw.get_metric_data(**kwargs)
-                except (ClientError, BotoCoreError) as exc:
-                    msg = describe_error(exc, creds.secrets())
-                    raise ProviderError(f"AWS {region}: GetMetricData failed: {msg}") from None
-                for item in answer.get("MetricDataResults", []):
-                    key, metric, role = index[item["Id"]]
-                    per_key = values.setdefault(key, {})
-                    for ts, value in zip(
-                        item.get("Timestamps", []), item.get("Values", []), strict=False
-                    ):
-                        if value is None or value < 0 or value != value:
-                            continue
-                        hour = floor_hour(ts.astimezone(UTC))
-                        if hour < start or hour >= end:
-                            continue
-                        per_key.setdefault((metric, hour), {})[role] = float(value)
-                token = answer.get("NextToken")
-                if not token:
-                    break
+            for qid, ts, value in self._values(cw, creds, region, chunk, start, end, result):
+                key, metric, role = index[qid]
+                hour = floor_hour(ts.astimezone(UTC))
+                if start <= hour < end:
+                    values.setdefault(key, {}).setdefault((metric, hour), {})[role] = value
             result.deliver(values)  # a call holds whole instances (all their queries)

@@ -50,6 +50,7 @@ from snoozeql.providers.aws_metrics import (
     MetricTarget,
     Progress,
     Sink,
+    read_history_by_group,
 )
 from snoozeql.providers.base import allowed_endpoint
 from snoozeql.providers.gcp import (
@@ -122,6 +123,13 @@ def build_filter(metric_type: str, database_ids: Sequence[str]) -> str:
     )
 
 
+def _by_project(targets: Sequence[MetricTarget]) -> list[tuple[str, list[MetricTarget]]]:
+    groups: dict[str, list[MetricTarget]] = {}
+    for t in targets:
+        groups.setdefault(split_provider_id(t.provider_id)[0], []).append(t)
+    return sorted(groups.items())
+
+
 class GcpMetricsCollector:
     """Reads CPU, connections and disk operations of Cloud SQL instances."""
 
@@ -141,19 +149,20 @@ class GcpMetricsCollector:
             client_options={"api_endpoint": endpoint} if endpoint else None,
         )
 
-    def collect(
-        self, account: Account, targets: Sequence[MetricTarget], start: datetime, end: datetime
-    ) -> CollectResult:
+    def _monitoring(self, account: Account) -> Any:
+        """The Cloud Monitoring client of ``account`` (its endpoint must be allowed)."""
         cfg = GcpAccountConfig.from_account(account)
         endpoint = (account.config or {}).get("monitoring_endpoint") or cfg.api_endpoint
         credentials = self._provider._credentials(cfg)
         allowed_endpoint(endpoint, self._settings, "GCP monitoring endpoint")
-        service = self._service(credentials, endpoint)
+        return self._service(credentials, endpoint)
+
+    def collect(
+        self, account: Account, targets: Sequence[MetricTarget], start: datetime, end: datetime
+    ) -> CollectResult:
+        service = self._monitoring(account)
         result = CollectResult()
-        by_project: dict[str, list[MetricTarget]] = {}
-        for t in targets:
-            by_project.setdefault(split_provider_id(t.provider_id)[0], []).append(t)
-        for project, group in sorted(by_project.items()):
+        for project, group in _by_project(targets):
             try:
                 self._collect_project(service, project, group, start, end, result)
             except ProviderError as exc:
@@ -266,28 +275,13 @@ class GcpMetricsCollector:
 
         Per-project failures land in ``errors``; the other projects' hours are kept.
         """
-        cfg = GcpAccountConfig.from_account(account)
-        endpoint = (account.config or {}).get("monitoring_endpoint") or cfg.api_endpoint
-        credentials = self._provider._credentials(cfg)
-        allowed_endpoint(endpoint, self._settings, "GCP monitoring endpoint")
-        service = self._service(credentials, endpoint)
+        service = self._monitoring(account)
         result = HistoryResult(sink)
-        by_project: dict[str, list[MetricTarget]] = {}
-        for t in targets:
-            by_project.setdefault(split_provider_id(t.provider_id)[0], []).append(t)
-        for project, group in sorted(by_project.items()):
-            calls = result.api_calls
-            try:
-                self._history_project(service, project, group, start, end, result)
-            except ProviderError as exc:
-                result.errors.append(exc.message)
-                if progress:
-                    progress(f"{project}: {len(group)} database(s) - FAILED: {exc.message}")
-                continue
-            if progress:
-                progress(f"{project}: {len(group)} database(s), "
-                         f"{result.api_calls - calls} timeSeries.list call(s)")
-        return result
+        return read_history_by_group(
+            _by_project(targets),
+            lambda project, group: self._history_project(
+                service, project, group, start, end, result),
+            result, progress, "timeSeries.list")
 
     def _history_project(
         self,
