@@ -25,7 +25,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,23 +32,19 @@ from typing import Any
 import boto3
 from tests.support.moto_server import MotoServer
 
-from snoozeql.config import Settings
+from benchmarks.cloudwatch_bench import counting_get_metric_data, moto_setup
 from snoozeql.domain.metrics import METRICS, HourlyAggregate
 from snoozeql.domain.types import (
-    Account,
-    AccountStatus,
     DiscoveredInstance,
     InstanceKind,
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.providers import aws as aws_module
 from snoozeql.providers.aws_metrics import (
     HISTORY_QUERIES,
     MAX_DATAPOINTS,
     MAX_QUERIES,
     AwsMetricsCollector,
-    MetricTarget,
     history_queries_per_call,
 )
 from snoozeql.store import db
@@ -93,32 +88,12 @@ def run(endpoint: str, workdir: Path, write: bool) -> None:
             for metric in ("CPUUtilization", "DatabaseConnections", "ReadIOPS", "WriteIOPS")
         ])
 
-    calls: list[str] = []
-    original = aws_module.AwsCredentials.session
-
-    def session(self: Any, region: str) -> Any:
-        s = original(self, region)
-        s.events.register("before-call.cloudwatch.GetMetricData",
-                          lambda **_kw: calls.append(region))
-        return s
-
-    aws_module.AwsCredentials.session = session  # type: ignore[method-assign]
-    settings = Settings(data_dir=workdir, aws_read_timeout=600, aws_max_attempts=1,
-                        allowed_endpoints=["127.0.0.1", "localhost"],  # the local moto
-                        _env_file=None)  # type: ignore[call-arg]
-    account = Account(id=uuid.uuid4(), name="bench", provider=ProviderKind.AWS,
-                      config={"regions": ["us-east-1"], "endpoint_url": endpoint},
-                      status=AccountStatus.CONNECTED)
     names = [f"db-{i:04d}" for i in range(INSTANCES)]
-    targets = [
-        MetricTarget(n, f"arn:aws:rds:us-east-1:123456789012:db:{n}", InstanceKind.INSTANCE,
-                     "postgres", "us-east-1")
-        for n in names
-    ]
-    t0 = time.perf_counter()
-    result = AwsMetricsCollector(settings).history(account, targets, start, end)
-    read_s = time.perf_counter() - t0
-    aws_module.AwsCredentials.session = original  # type: ignore[method-assign]
+    settings, account, targets = moto_setup(workdir, endpoint, names)
+    with counting_get_metric_data() as calls:
+        t0 = time.perf_counter()
+        result = AwsMetricsCollector(settings).history(account, targets, start, end)
+        read_s = time.perf_counter() - t0
 
     per_call = history_queries_per_call(hours)
     queries = INSTANCES * len(HISTORY_QUERIES)

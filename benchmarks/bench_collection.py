@@ -18,22 +18,18 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import boto3
 from tests.support.moto_server import MotoServer
 
-from snoozeql.config import Settings
+from benchmarks.cloudwatch_bench import counting_get_metric_data, moto_setup
 from snoozeql.domain.types import (
-    Account,
-    AccountStatus,
     DiscoveredInstance,
     InstanceKind,
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.providers import aws as aws_module
-from snoozeql.providers.aws_metrics import CLOUDWATCH_METRICS, AwsMetricsCollector, MetricTarget
+from snoozeql.providers.aws_metrics import CLOUDWATCH_METRICS, AwsMetricsCollector
 from snoozeql.store import db
 from snoozeql.store import instances as instance_store
 from snoozeql.store import metrics as metric_store
@@ -72,31 +68,11 @@ def run(endpoint: str, workdir: Path) -> None:
         cw.put_metric_data(Namespace="AWS/RDS", MetricData=data[i : i + 1000])
     put_s = time.perf_counter() - t0
 
-    calls: list[str] = []
-    original = aws_module.AwsCredentials.session
-
-    def session(self: Any, region: str) -> Any:
-        s = original(self, region)
-        s.events.register("before-call.cloudwatch.GetMetricData",
-                          lambda **_kw: calls.append(region))
-        return s
-
-    aws_module.AwsCredentials.session = session  # type: ignore[method-assign]
-    settings = Settings(data_dir=workdir, aws_read_timeout=600, aws_max_attempts=1,
-                        allowed_endpoints=["127.0.0.1", "localhost"],  # the local moto
-                        _env_file=None)  # type: ignore[call-arg]
-    account = Account(id=__import__("uuid").uuid4(), name="bench", provider=ProviderKind.AWS,
-                      config={"regions": ["us-east-1"], "endpoint_url": endpoint},
-                      status=AccountStatus.CONNECTED)
-    targets = [
-        MetricTarget(n, f"arn:aws:rds:us-east-1:123456789012:db:{n}", InstanceKind.INSTANCE,
-                     "postgres", "us-east-1")
-        for n in names
-    ]
-    t0 = time.perf_counter()
-    result = AwsMetricsCollector(settings).collect(account, targets, start, end)
-    collect_s = time.perf_counter() - t0
-    aws_module.AwsCredentials.session = original  # type: ignore[method-assign]
+    settings, account, targets = moto_setup(workdir, endpoint, names)
+    with counting_get_metric_data() as calls:
+        t0 = time.perf_counter()
+        result = AwsMetricsCollector(settings).collect(account, targets, start, end)
+        collect_s = time.perf_counter() - t0
 
     engine = db.create_engine(f"sqlite:///{workdir / 'store.db'}")
     db.upgrade(engine)

@@ -527,33 +527,30 @@ class _DemoProvider:
                 "it runs as long as its source does")
             raise ActionRefused(f"demo: {instance.name} is a read replica of {source}; {why}")
 
-    def stop(self, account: Account | None, instance: Instance) -> ActionOutcome:
-        self._refuse_part(instance, "stop")
+    def _move(self, account: Account | None, instance: Instance, verb: str,
+              frm: InstanceStatus, during: InstanceStatus, final: InstanceStatus,
+              ending: str) -> ActionOutcome:
+        """Start a simulated stop or start (``verb``) from ``frm`` through ``during`` to
+        ``final``; an instance already there (or on its way) is answered as such."""
+        self._refuse_part(instance, verb)
         seconds = self._seconds(account)
         already = self.sim.transition(
-            self._ids(instance), instance.status, allowed={InstanceStatus.RUNNING},
-            during=InstanceStatus.STOPPING, final=InstanceStatus.STOPPED, seconds=seconds,
-            name=instance.name, verb="stop",
+            self._ids(instance), instance.status, allowed={frm}, during=during, final=final,
+            seconds=seconds, name=instance.name, verb=verb,
         )
         if already is not None:
             return ActionOutcome(already, _raw(self._kind, already),
-                                 already_message("stop", already), already=True)
-        return ActionOutcome(InstanceStatus.STOPPING, _raw(self._kind, InstanceStatus.STOPPING),
-                             f"stopping (simulated: stopped in about {seconds:g} s)")
+                                 already_message(verb, already), already=True)
+        return ActionOutcome(during, _raw(self._kind, during),
+                             f"{during.value} (simulated: {ending} in about {seconds:g} s)")
+
+    def stop(self, account: Account | None, instance: Instance) -> ActionOutcome:
+        return self._move(account, instance, "stop", InstanceStatus.RUNNING,
+                          InstanceStatus.STOPPING, InstanceStatus.STOPPED, "stopped")
 
     def start(self, account: Account | None, instance: Instance) -> ActionOutcome:
-        self._refuse_part(instance, "start")
-        seconds = self._seconds(account)
-        already = self.sim.transition(
-            self._ids(instance), instance.status, allowed={InstanceStatus.STOPPED},
-            during=InstanceStatus.STARTING, final=InstanceStatus.RUNNING, seconds=seconds,
-            name=instance.name, verb="start",
-        )
-        if already is not None:
-            return ActionOutcome(already, _raw(self._kind, already),
-                                 already_message("start", already), already=True)
-        return ActionOutcome(InstanceStatus.STARTING, _raw(self._kind, InstanceStatus.STARTING),
-                             f"starting (simulated: running in about {seconds:g} s)")
+        return self._move(account, instance, "start", InstanceStatus.STOPPED,
+                          InstanceStatus.STARTING, InstanceStatus.RUNNING, "running")
 
     def status(self, account: Account | None, instance: Instance) -> ActionOutcome:
         """The simulated state now (what a takeover reads to resolve an intent)."""
