@@ -18,7 +18,7 @@ from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.instance_table import InstanceTableService
 from snoozeql.services.inventory import InventoryService
-from snoozeql.services.schedules import ScheduleService
+from snoozeql.services.schedules import ScheduleService, read_for
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as schedule_store
 from snoozeql.store.instances import InstanceFilter
@@ -129,24 +129,22 @@ def test_page_schedules_are_those_of_asking_row_by_row(tctx: Context) -> None:
 def test_a_page_reads_only_what_can_govern_its_rows(tctx: Context) -> None:
     ids = fleet(tctx)
     page_ids = {ids["a-direct"], ids["b-owntag"], ids["e-rule"]}
+    inventory = InventoryService(tctx)
+    page = [inventory.get(i) for i in page_ids]
     with tctx.engine.connect() as conn:
-        records, found = schedule_store.governing_candidates(conn, page_ids, {"night"})
+        found = read_for(tctx, conn, page)
         every = schedule_store.list_assignments(conn)
     # the page's own assignment and the rule-based ones, in list_assignments' order;
     # none of the other instances' own assignments
-    assert [a.id for a in found] == [a.id for a in every
-                                     if a.instance_id is None or a.instance_id in page_ids]
-    assert {a.target for a in found} == {
+    assert [a.id for a in found.assignments] == [
+        a.id for a in every if a.instance_id is None or a.instance_id in page_ids]
+    assert {a.target for a in found.assignments} == {
         f"instance:{ids['a-direct']}", "tag:env=dev", "tag:team=pay",
         next(a.target for a in every if a.kind == "selector"),
         next(a.target for a in every if a.kind == "account")}
-    # schedules: those assigned so and the one named by an own tag, by name
-    assert [r.name for r in records] == ["by-rule", "fallback", "night", "office", "tagged",
-                                         "urgent"]
+    assert list(found.account_names.values()) == ["dev", "ops"]
     with tctx.engine.connect() as conn:
-        records, found = schedule_store.governing_candidates(conn, set(), set())
-    assert all(a.instance_id is None for a in found)
-    assert "office" not in {r.name for r in records}
+        assert all(a.instance_id is None for a in read_for(tctx, conn, []).assignments)
 
 
 @contextmanager
@@ -166,17 +164,75 @@ def statements(ctx: Context) -> Iterator[list[str]]:
 def test_statements_per_page_do_not_grow_with_the_fleet(tctx: Context) -> None:
     fleet(tctx)
     table = InstanceTableService(tctx)
+    table.page(InstanceFilter(), limit=5, count_cap=100)  # reads the rules once
     with statements(tctx) as small:
         table.page(InstanceFilter(), limit=5, count_cap=100)
     svc = ScheduleService(tctx)
     for n in range(60):  # more instances, each with an assignment of its own
         add(tctx, f"y-more-{n:02d}")
         svc.assign("elsewhere", instance=f"y-more-{n:02d}")
+    with statements(tctx) as cold:  # the assignments changed: the rules are read again
+        table.page(InstanceFilter(), limit=5, count_cap=100)
     with statements(tctx) as big:
         page = table.page(InstanceFilter(), limit=5, count_cap=100)
     assert len(page.items) == 5
-    # the keyset page, its capped count, the schedule candidates, the account names
+    # the keyset page, its capped count, the data versions, the page's own assignments
     assert len(small) == len(big) == 4
+    # ... and, once after a change: the schedules, the rule-based assignments, the
+    # account names
+    assert len(cold) == 7
+
+
+def test_a_change_made_by_another_process_shows_on_the_next_page(tctx: Context) -> None:
+    ids = fleet(tctx)
+    table = InstanceTableService(tctx)
+
+    def governed() -> dict[str, str | None]:
+        page = table.page(InstanceFilter(), limit=100, count_cap=1000)
+        names = {v: k for k, v in ids.items()}
+        return {names[i.id]: (page.upcoming[i.id].schedule_name if i.id in page.upcoming
+                              else None) for i in page.items}
+
+    assert governed()["c-bytag"] == "tagged"
+    # another process: its own context (and memo) on the same store
+    other = Context(settings=tctx.settings, engine=sa.create_engine(tctx.engine.url),
+                    providers=tctx.providers, clock=tctx.clock)
+    try:
+        svc = ScheduleService(other)
+        svc.unassign("tagged", tag="env=dev")
+        assert governed()["c-bytag"] == "fallback"  # its account's schedule now
+        svc.create({**OFFICE, "name": "late", "priority": 9})
+        svc.assign("late", instance="i-none")
+        assert governed()["i-none"] == "late"
+        svc.update("urgent", {"priority": 0})
+        assert governed()["d-urgent"] == "office"  # no longer the stronger one
+        svc.delete("fallback")
+        assert governed()["f-account"] is None
+        AccountService(other).add("aws", "qa", {"regions": "eu-west-1"})
+    finally:
+        other.engine.dispose()
+    page = table.page(InstanceFilter(), limit=100, count_cap=1000)
+    assert list(page.account_names.values()) == ["dev", "ops", "qa"]
+
+
+def test_a_next_transition_is_reused_only_until_it_has_passed(tctx: Context) -> None:
+    ids = fleet(tctx)
+    table = InstanceTableService(tctx)
+    one = InstanceFilter(text="d-urgent")
+
+    def nxt() -> tuple[str, datetime]:
+        up = table.page(one, count_cap=10).upcoming[ids["d-urgent"]]
+        assert up.next is not None
+        return str(up.next.state), up.next.at
+
+    # 10:30 Berlin: "urgent" (10:00-11:00 Berlin) stops at 11:00 Berlin (10:00 UTC)
+    assert nxt() == ("stopped", MON + timedelta(hours=10))
+    tctx.clock = lambda: MON + timedelta(hours=9, minutes=59)
+    assert nxt() == ("stopped", MON + timedelta(hours=10))
+    tctx.clock = lambda: MON + timedelta(hours=10)  # the stop itself: the next is Tuesday's
+    assert nxt() == ("running", MON + timedelta(days=1, hours=9))
+    tctx.clock = lambda: MON + timedelta(hours=8)  # earlier than any answer kept
+    assert nxt() == ("running", MON + timedelta(hours=9))
 
 
 def test_matching_count_stops_at_its_cap_and_is_skipped_when_one_page_holds_all(

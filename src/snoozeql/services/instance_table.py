@@ -9,7 +9,9 @@ size of the fleet:
 - the count stops at ``count_cap`` (the header only needs to know "more than that"),
   and is not asked at all when the first page already holds every match;
 - schedules are resolved from the page's own assignments plus the rule-based ones
-  (``services.schedules.read_for``) and each distinct schedule is evaluated once.
+  (``services.schedules.read_for``; the rules, schedules and account names are kept
+  in the context's memo until one of them changes) and each distinct schedule is
+  evaluated once (its next transition is reused until it has passed).
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ class InstanceTableService:
                 matching = len(items)  # the first page holds every match
             else:
                 matching = instance_store.count(conn, f, count_cap)
-            records, assignments, names = read_for(conn, items)
-        at = self.ctx.now()
-        return TablePage(items, nxt, matching, names,
-                         upcoming_of(items, records, assignments, names, at))
+            found = read_for(self.ctx, conn, items)
+        return TablePage(items, nxt, matching, found.account_names,
+                         upcoming_of(items, found, self.ctx.now()))

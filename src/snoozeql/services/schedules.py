@@ -26,7 +26,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -61,6 +61,7 @@ from snoozeql.services.inventory import InventoryService, parse_tags
 from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
+from snoozeql.store import versions
 from snoozeql.store.schedules import AssignmentRecord, OverrideRecord, ScheduleRecord
 
 __all__ = [
@@ -517,7 +518,8 @@ class ScheduleService:
         what can match them (:func:`read_for`)."""
         with self.ctx.engine.connect() as conn:
             if instances is not None and len(instances) <= NARROW_READ_MAX:
-                return (instances, *read_for(conn, instances))
+                found = read_for(self.ctx, conn, instances)
+                return instances, found.records, found.assignments, found.account_names
             accounts = dict(account_store.names(conn))
             records = store.list_schedules(conn)
             assignments = store.list_assignments(conn)
@@ -617,7 +619,7 @@ def _conflict_view(view: ScheduleView, other_id: Any, other: Schedule, other_pri
 def resolve(
     instances: list[Instance], records: list[ScheduleRecord],
     assignments: list[AssignmentRecord], account_names: dict[UUID, str] | None = None,
-    *, include_protected: bool = False,
+    *, include_protected: bool = False, parsed: ParsedRules | None = None,
 ) -> dict[UUID, Governing]:
     """Pure resolution of assignments: every schedule matching each instance, and the
     governing one (see module doc). ``account_names`` serve selector ``account`` rules.
@@ -626,12 +628,19 @@ def resolve(
     by_id = {r.id: r for r in records}
     by_name = {r.name: r for r in records}
     accounts = account_names or {}
-    parsed: dict[UUID, Schedule] = {}
+    known = parsed if parsed is not None else ParsedRules()
 
     def schedule_of(r: ScheduleRecord) -> Schedule:
-        if r.id not in parsed:
-            parsed[r.id] = Schedule.from_dict(r.definition)
-        return parsed[r.id]
+        found = known.schedules.get(r.id)
+        if found is None:
+            found = known.schedules[r.id] = Schedule.from_dict(r.definition)
+        return found
+
+    def selector_of(a: AssignmentRecord, tree: dict[str, Any]) -> Selector:
+        found = known.selectors.get(a.id)
+        if found is None:
+            found = known.selectors[a.id] = parse_selector(tree)
+        return found
 
     direct: dict[UUID, list[AssignmentRecord]] = {}
     by_account: dict[UUID, list[AssignmentRecord]] = {}
@@ -645,7 +654,7 @@ def resolve(
         elif a.kind == "tag":
             by_tag.append(a)
         elif a.kind == "selector" and a.selector is not None:
-            by_selector.append((a, parse_selector(a.selector)))
+            by_selector.append((a, selector_of(a, a.selector)))
 
     def match(r: ScheduleRecord, via: str, target: str, aid: UUID | None, at: datetime
               ) -> Match:
@@ -684,33 +693,99 @@ def resolve(
     return out
 
 
-def read_for(conn: sa.Connection, instances: Iterable[Instance]
-             ) -> tuple[builtins.list[ScheduleRecord], builtins.list[AssignmentRecord],
-                        dict[UUID, str]]:
-    """What :func:`resolve` needs for these instances (a page of a table, a few) and
-    nothing more: their own assignments and the rule-based ones (account, tag,
-    selector), the schedules those and the instances' own tags name, and the account
-    names. The rows read follow the instances asked about, not the fleet."""
-    instances = builtins.list(instances)
-    own = {i.tags[SCHEDULE_TAG].strip() for i in instances
-           if i.tags.get(SCHEDULE_TAG, "").strip()}
-    records, assignments = store.governing_candidates(conn, {i.id for i in instances}, own)
-    return records, assignments, dict(account_store.names(conn))
+@dataclass
+class ParsedRules:
+    """Parsed schedule definitions (by schedule id) and selectors (by assignment id),
+    kept across calls of :func:`resolve` for as long as the rows they came from."""
+
+    schedules: dict[UUID, Schedule] = field(default_factory=dict)
+    selectors: dict[UUID, Selector] = field(default_factory=dict)
 
 
-def upcoming_of(
-    instances: builtins.list[Instance], records: builtins.list[ScheduleRecord],
-    assignments: builtins.list[AssignmentRecord], account_names: dict[UUID, str],
-    at: datetime,
-) -> dict[UUID, Upcoming]:
+@dataclass
+class _Rules:
+    """Everything resolution needs that does not depend on the instances asked about:
+    every schedule, the rule-based assignments and the account names, with their parsed
+    forms and each schedule's next transition as far as it is known. Kept in the
+    context's memo under the data versions it was read at."""
+
+    versions: tuple[int, int]
+    records: builtins.list[ScheduleRecord]
+    rules: builtins.list[AssignmentRecord]
+    account_names: dict[UUID, str]
+    parsed: ParsedRules = field(default_factory=ParsedRules)
+    # schedule id -> (evaluated at, next transition after that instant): the answer
+    # holds for every instant from the first up to (not including) the transition.
+    nexts: dict[UUID, tuple[datetime, Transition]] = field(default_factory=dict)
+    schedule_ids: frozenset[UUID] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.schedule_ids = frozenset(r.id for r in self.records)
+
+
+_RULES_MEMO = "schedules.rules"
+
+
+def _rules(ctx: Context, conn: sa.Connection, *, again: bool = False) -> _Rules:
+    # Versions are read before the rows: a write landing in between leaves the memo
+    # keyed to the older versions, so the next call reads again.
+    seen = versions.read(conn)
+    key = (seen.get(versions.SCHEDULES, 0), seen.get(versions.ACCOUNTS, 0))
+    memo: _Rules | None = ctx.memo.get(_RULES_MEMO)
+    if memo is None or memo.versions != key or again:
+        memo = _Rules(key, store.list_schedules(conn), store.rule_assignments(conn),
+                      dict(account_store.names(conn)))
+        ctx.memo[_RULES_MEMO] = memo
+    return memo
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What :func:`resolve` needs for some instances (see :func:`read_for`)."""
+
+    records: builtins.list[ScheduleRecord]
+    assignments: builtins.list[AssignmentRecord]
+    account_names: dict[UUID, str]
+    rules: _Rules
+
+
+def read_for(ctx: Context, conn: sa.Connection, instances: Iterable[Instance]) -> Candidates:
+    """What :func:`resolve` needs for these instances (a page of a table, a few): every
+    schedule, the rule-based assignments and the account names (few, and kept in the
+    context's memo until a schedule, assignment or account changes: store/versions.py),
+    and the instances' own assignments. The rows read follow the instances asked
+    about, not the fleet: a data-version read and one indexed query when nothing
+    changed."""
+    rules = _rules(ctx, conn)
+    own = store.own_assignments(conn, {i.id for i in instances})
+    if any(a.schedule_id not in rules.schedule_ids for a in own):
+        # A schedule made and assigned after the versions were read: read them again.
+        rules = _rules(ctx, conn, again=True)
+    assignments = sorted([*rules.rules, *own], key=lambda x: (x.created_at, x.id))
+    return Candidates(rules.records, assignments, rules.account_names, rules)
+
+
+def upcoming_of(instances: builtins.list[Instance], found: Candidates, at: datetime
+                ) -> dict[UUID, Upcoming]:
     """Each instance's governing schedule (:func:`resolve`) and its next transition
-    after ``at``, evaluated once per distinct schedule."""
+    after ``at``, evaluated once per distinct schedule (and reused across calls while
+    ``at`` is before that transition)."""
+    rules = found.rules
     nexts: dict[UUID, Transition | None] = {}
     out: dict[UUID, Upcoming] = {}
-    for iid, gov in resolve(instances, records, assignments, account_names).items():
-        if gov.schedule_id not in nexts:
-            nexts[gov.schedule_id] = next_transition(gov.schedule, at)
-        out[iid] = Upcoming(gov.schedule_id, gov.schedule.name, nexts[gov.schedule_id])
+    governing = resolve(instances, found.records, found.assignments, found.account_names,
+                        parsed=rules.parsed)
+    for iid, gov in governing.items():
+        sid = gov.schedule_id
+        if sid not in nexts:
+            known = rules.nexts.get(sid)
+            if known is not None and known[0] <= at < known[1].at:
+                nexts[sid] = known[1]
+            else:
+                nexts[sid] = nxt = next_transition(gov.schedule, at)
+                if nxt is not None:
+                    rules.nexts[sid] = (at, nxt)
+        out[iid] = Upcoming(sid, gov.schedule.name, nexts[sid])
     return out
 
 

@@ -39,6 +39,7 @@ def insert(conn: sa.Connection, account: Account, now: datetime) -> None:
             updated_at=now,
         )
     )
+    versions.bump(conn, versions.ACCOUNTS)
 
 
 def get(conn: sa.Connection, account_id: UUID) -> Account | None:
@@ -70,13 +71,16 @@ def update(conn: sa.Connection, account_id: UUID, now: datetime, **values: Any) 
     conn.execute(
         accounts.update().where(accounts.c.id == account_id).values(updated_at=now, **values)
     )
+    if "name" in values:
+        versions.bump(conn, versions.ACCOUNTS)
 
 
 def delete(conn: sa.Connection, account_id: UUID) -> int:
     """Delete the account; its instances go with it (ON DELETE CASCADE)."""
     removed: int = conn.execute(accounts.delete().where(accounts.c.id == account_id)).rowcount
-    if removed:
-        versions.bump(conn, versions.INSTANCES)
+    if removed:  # its instances and its assignments go with it
+        for name in (versions.ACCOUNTS, versions.INSTANCES, versions.SCHEDULES):
+            versions.bump(conn, name)
     return removed
 
 

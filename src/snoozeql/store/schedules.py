@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
+from snoozeql.store import versions
 from snoozeql.store.schedule_tables import (
     instance_overrides,
     reconcile_claims,
@@ -52,6 +53,7 @@ def insert_schedule(
         id=sid, name=name, definition=definition, created_at=now, updated_at=now,
         priority=priority,
     ))
+    versions.bump(conn, versions.SCHEDULES)
     return sid
 
 
@@ -63,11 +65,14 @@ def update_schedule(
     if priority is not None:
         values["priority"] = priority
     conn.execute(schedules.update().where(schedules.c.id == sid).values(**values))
+    versions.bump(conn, versions.SCHEDULES)
 
 
 def delete_schedule(conn: sa.Connection, sid: UUID) -> int:
     conn.execute(schedule_assignments.delete().where(schedule_assignments.c.schedule_id == sid))
-    return conn.execute(schedules.delete().where(schedules.c.id == sid)).rowcount
+    removed: int = conn.execute(schedules.delete().where(schedules.c.id == sid)).rowcount
+    versions.bump(conn, versions.SCHEDULES)
+    return removed
 
 
 def get_schedule(conn: sa.Connection, sid: UUID) -> ScheduleRecord | None:
@@ -111,14 +116,17 @@ def _assignment(r: Any) -> AssignmentRecord:
 def insert_assignment(conn: sa.Connection, **values: Any) -> UUID:
     aid = uuid4()
     conn.execute(schedule_assignments.insert().values(id=aid, **values))
+    versions.bump(conn, versions.SCHEDULES)
     return aid
 
 
 def delete_assignment(conn: sa.Connection, schedule_id: UUID, target: str) -> int:
-    return conn.execute(schedule_assignments.delete().where(
+    removed: int = conn.execute(schedule_assignments.delete().where(
         schedule_assignments.c.schedule_id == schedule_id,
         schedule_assignments.c.target == target,
     )).rowcount
+    versions.bump(conn, versions.SCHEDULES)
+    return removed
 
 
 def list_assignments(conn: sa.Connection, schedule_id: UUID | None = None
@@ -131,46 +139,28 @@ def list_assignments(conn: sa.Connection, schedule_id: UUID | None = None
     return [_assignment(r) for r in conn.execute(q)]
 
 
-# What can govern some instances (see governing_candidates): built once, so that a
-# table page pays for executing it, not for building and compiling it again.
-_A = schedule_assignments.c
-_CANDIDATES = (
-    sa.select(*schedules.c, *(col.label(f"a_{col.name}") for col in _A))
-    .select_from(schedules.outerjoin(schedule_assignments, sa.and_(
-        _A.schedule_id == schedules.c.id,
-        sa.or_(_A.instance_id.is_(None),
-               _A.instance_id.in_(sa.bindparam("ids", expanding=True))),
-    )))
-    .where(sa.or_(_A.id.is_not(None),
-                  schedules.c.name.in_(sa.bindparam("names", expanding=True))))
+# Built once, so that a table page pays for executing them, not for building and
+# compiling them again.
+_OWN = (
+    sa.select(schedule_assignments)
+    .where(schedule_assignments.c.instance_id.in_(sa.bindparam("ids", expanding=True)))
 )
+_RULES = sa.select(schedule_assignments).where(schedule_assignments.c.instance_id.is_(None))
 
 
-def governing_candidates(conn: sa.Connection, instance_ids: Collection[UUID],
-                         own_names: Collection[str]
-                         ) -> tuple[list[ScheduleRecord], list[AssignmentRecord]]:
-    """In one statement, what can govern these instances: the schedules named in
-    ``own_names`` (the instances' own ``snoozeql-schedule`` tags) and every schedule
-    with an assignment that can match one of them, with those assignments: the ones
-    made to these instances and every rule-based one (account, tag, selector; their
-    ``instance_id`` is NULL). Assignments come in the order of
-    :func:`list_assignments`. The rows read follow the instances asked about and the
-    rules (``ix_schedule_assignments_instance_id``), not every instance's own
-    assignments."""
-    records: dict[UUID, ScheduleRecord] = {}
-    found: list[AssignmentRecord] = []
-    rows = conn.execute(_CANDIDATES, {"ids": list(instance_ids), "names": list(own_names)})
-    for r in rows:
-        if r.id not in records:
-            records[r.id] = _schedule(r)
-        if r.a_id is not None:
-            found.append(AssignmentRecord(
-                r.a_id, r.a_schedule_id, r.a_kind, r.a_target, r.a_instance_id,
-                r.a_account_id, r.a_tag_key, r.a_tag_value, r.a_created_at,
-                dict(r.a_selector) if r.a_selector is not None else None,
-            ))
-    found.sort(key=lambda x: (x.created_at, x.id))
-    return sorted(records.values(), key=lambda x: x.name), found
+def own_assignments(conn: sa.Connection, instance_ids: Collection[UUID]
+                    ) -> list[AssignmentRecord]:
+    """The assignments made to these instances themselves (through
+    ``ix_schedule_assignments_instance_id``: the rows read follow the instances asked
+    about, not every instance's own assignments)."""
+    if not instance_ids:
+        return []
+    return [_assignment(r) for r in conn.execute(_OWN, {"ids": list(instance_ids)})]
+
+
+def rule_assignments(conn: sa.Connection) -> list[AssignmentRecord]:
+    """Every rule-based assignment (account, tag, selector: no ``instance_id``)."""
+    return [_assignment(r) for r in conn.execute(_RULES)]
 
 
 # --------------------------------------------------------------------------- overrides

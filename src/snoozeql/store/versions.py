@@ -18,9 +18,11 @@ from snoozeql.store.tables import data_versions as t
 from snoozeql.store.tables import instance_data_versions as per_instance
 
 __all__ = [
+    "ACCOUNTS",
     "INSTANCES",
     "METRICS",
     "PRUNED",
+    "SCHEDULES",
     "bump",
     "bump_metrics",
     "changed_since",
@@ -30,6 +32,10 @@ __all__ = [
 
 INSTANCES = "instances"
 METRICS = "metrics"
+SCHEDULES = "schedules"
+"""Schedules and their assignments (any insert, update or delete of either)."""
+ACCOUNTS = "accounts"
+"""The set of accounts and their names (not their sync status)."""
 
 
 def bump(conn: sa.Connection, name: str) -> None:
