@@ -176,10 +176,11 @@ def test_statements_per_page_do_not_grow_with_the_fleet(tctx: Context) -> None:
     with statements(tctx) as big:
         page = table.page(InstanceFilter(), limit=5, count_cap=100)
     assert len(page.items) == 5
-    # the keyset page, its capped count, the data versions, the page's own assignments
-    assert len(small) == len(big) == 4
-    # ... and, once after a change: the schedules, the rule-based assignments, the
-    # account names
+    # the data versions, the keyset page, the page's own assignments (its capped count
+    # is kept until the inventory changes)
+    assert len(small) == len(big) == 3
+    # ... and, once after a change: the count, the schedules, the rule-based
+    # assignments, the account names
     assert len(cold) == 7
 
 
@@ -252,3 +253,10 @@ def test_matching_count_stops_at_its_cap_and_is_skipped_when_one_page_holds_all(
     last = table.page(running, limit=3, cursor=first.next_cursor, count_cap=100)
     assert (len(last.items), last.matching, last.next_cursor) == (2, 5, None)
     assert table.page(InstanceFilter(status="starting"), count_cap=4).matching == 0
+    # what is kept follows the inventory: a new instance, a status set by an action
+    new = add(tctx, "db-new")
+    assert table.page(running, limit=3, count_cap=100).matching == 6
+    with tctx.engine.begin() as conn:
+        instance_store.set_status(conn, new, InstanceStatus.STOPPED, "stopped")
+    assert table.page(running, limit=3, count_cap=100).matching == 5
+    assert table.page(InstanceFilter(status="stopped"), limit=1, count_cap=100).matching == 3

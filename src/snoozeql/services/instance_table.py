@@ -7,7 +7,9 @@ size of the fleet:
 
 - the page itself is the store's keyset page (``store.instances.list_page``);
 - the count stops at ``count_cap`` (the header only needs to know "more than that"),
-  and is not asked at all when the first page already holds every match;
+  is not asked at all when the first page already holds every match, and is kept in
+  the context's memo for the inventory's data versions (store/versions.py: a sync
+  that changed anything, or a status set by an action, counts again);
 - schedules are resolved from the page's own assignments plus the rule-based ones
   (``services.schedules.read_for``; the rules, schedules and account names are kept
   in the context's memo until one of them changes) and each distinct schedule is
@@ -16,8 +18,10 @@ size of the fleet:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
+
+import sqlalchemy as sa
 
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.types import Instance
@@ -25,7 +29,17 @@ from snoozeql.services.context import Context
 from snoozeql.services.inventory import MAX_LIMIT
 from snoozeql.services.schedules import Upcoming, read_for, upcoming_of
 from snoozeql.store import instances as instance_store
+from snoozeql.store import versions
 from snoozeql.store.instances import InstanceFilter
+
+COUNTS_KEPT = 256  # filters whose counts are kept per inventory version
+_COUNTS = "instance_table.counts"
+
+
+@dataclass
+class _Counts:
+    version: tuple[int, int]  # the inventory's and the statuses' data versions
+    counts: dict[tuple[object, ...], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,12 +60,31 @@ class InstanceTableService:
         if not 1 <= limit <= MAX_LIMIT:
             raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}")
         with self.ctx.engine.connect() as conn:
+            # Versions are read before the data: a write landing in between leaves what
+            # is kept keyed to the older version, so the next page reads again.
+            seen = versions.read(conn)
             items, nxt = instance_store.list_page(conn, f, sort=sort, limit=limit,
                                                   cursor=cursor)
             if cursor is None and nxt is None:
                 matching = len(items)  # the first page holds every match
             else:
-                matching = instance_store.count(conn, f, count_cap)
-            found = read_for(self.ctx, conn, items)
+                matching = self._count(conn, f, count_cap, (
+                    seen.get(versions.INSTANCES, 0), seen.get(versions.STATUSES, 0)))
+            found = read_for(self.ctx, conn, items, seen=seen)
         return TablePage(items, nxt, matching, found.account_names,
                          upcoming_of(items, found, self.ctx.now()))
+
+    def _count(self, conn: sa.Connection, f: InstanceFilter, cap: int | None,
+               version: tuple[int, int]) -> int:
+        key = (f.provider, f.account_id, f.region, f.engine, f.status, f.kind,
+               tuple(sorted(f.tags.items())), f.text, f.missing, cap)
+        kept: _Counts | None = self.ctx.memo.get(_COUNTS)
+        if kept is None or kept.version != version:
+            kept = self.ctx.memo[_COUNTS] = _Counts(version)
+        found = kept.counts.get(key)
+        if found is None:
+            found = instance_store.count(conn, f, cap)
+            if len(kept.counts) >= COUNTS_KEPT:
+                kept.counts.pop(next(iter(kept.counts)), None)  # the oldest goes
+            kept.counts[key] = found
+        return found

@@ -726,10 +726,11 @@ class _Rules:
 _RULES_MEMO = "schedules.rules"
 
 
-def _rules(ctx: Context, conn: sa.Connection, *, again: bool = False) -> _Rules:
+def _rules(ctx: Context, conn: sa.Connection, seen: dict[str, int] | None = None, *,
+           again: bool = False) -> _Rules:
     # Versions are read before the rows: a write landing in between leaves the memo
     # keyed to the older versions, so the next call reads again.
-    seen = versions.read(conn)
+    seen = versions.read(conn) if seen is None or again else seen
     key = (seen.get(versions.SCHEDULES, 0), seen.get(versions.ACCOUNTS, 0))
     memo: _Rules | None = ctx.memo.get(_RULES_MEMO)
     if memo is None or memo.versions != key or again:
@@ -749,14 +750,16 @@ class Candidates:
     rules: _Rules
 
 
-def read_for(ctx: Context, conn: sa.Connection, instances: Iterable[Instance]) -> Candidates:
+def read_for(ctx: Context, conn: sa.Connection, instances: Iterable[Instance], *,
+             seen: dict[str, int] | None = None) -> Candidates:
     """What :func:`resolve` needs for these instances (a page of a table, a few): every
     schedule, the rule-based assignments and the account names (few, and kept in the
     context's memo until a schedule, assignment or account changes: store/versions.py),
     and the instances' own assignments. The rows read follow the instances asked
     about, not the fleet: a data-version read and one indexed query when nothing
-    changed."""
-    rules = _rules(ctx, conn)
+    changed. ``seen``: the data versions, when the caller read them (before the
+    instances)."""
+    rules = _rules(ctx, conn, seen)
     own = store.own_assignments(conn, {i.id for i in instances})
     if any(a.schedule_id not in rules.schedule_ids for a in own):
         # A schedule made and assigned after the versions were read: read them again.

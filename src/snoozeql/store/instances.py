@@ -513,6 +513,7 @@ def set_status(
         .values(status=status.value, raw_status=raw_status, last_error=last_error,
                 sync_hash=None)
     )
+    versions.bump(conn, versions.STATUSES)
 
 
 def insert_one(conn: sa.Connection, row: dict[str, Any]) -> None:

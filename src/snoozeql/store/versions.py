@@ -23,6 +23,7 @@ __all__ = [
     "METRICS",
     "PRUNED",
     "SCHEDULES",
+    "STATUSES",
     "bump",
     "bump_metrics",
     "changed_since",
@@ -36,6 +37,8 @@ SCHEDULES = "schedules"
 """Schedules and their assignments (any insert, update or delete of either)."""
 ACCOUNTS = "accounts"
 """The set of accounts and their names (not their sync status)."""
+STATUSES = "instance_status"
+"""An instance's status set by an action (a sync's changes bump ``INSTANCES``)."""
 
 
 def bump(conn: sa.Connection, name: str) -> None:
