@@ -26,7 +26,12 @@
 If the dashboard is not there (``/login`` or ``/instances`` answers 404), the web side is
 reported as "web page missing (404)" and the API side is still measured.
 
-Run: ``.venv/bin/python -m benchmarks.bench_dashboard [--instances 100000] [--rounds 200]``.
+``--churn``: before every request an action sets one instance's status through the
+store, so nothing the server keeps between requests that follows the inventory (the
+page's capped count) can be reused: the worst case of a busy fleet.
+
+Run: ``.venv/bin/python -m benchmarks.bench_dashboard [--instances 100000] [--rounds 200]
+[--churn]``.
 Prints a Markdown table; the database is dropped at the end.
 """
 
@@ -46,6 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 
 from benchmarks.bench_inventory import drop_pg, pg_database
 from snoozeql.config import Settings
@@ -223,11 +229,37 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+class Churn:
+    """An action landing between requests: one instance's status set through the
+    store (as the lifecycle service does), alternating over the first 500 instances."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url)
+        with self.engine.connect() as conn:
+            self.ids = [r[0] for r in conn.execute(
+                sa.text("SELECT id FROM instances ORDER BY name LIMIT 500"))]
+        self.n = 0
+
+    def step(self) -> None:
+        iid = self.ids[self.n % len(self.ids)]
+        status = InstanceStatus.STOPPED if self.n % 2 == 0 else InstanceStatus.RUNNING
+        self.n += 1
+        with self.engine.begin() as conn:
+            inst.set_status(conn, iid, status, status.value)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instances", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--churn", action="store_true",
+                    help="before each page, an action sets one instance's status (as a "
+                         "busy fleet would): nothing the page keeps between requests "
+                         "that follows the inventory can be reused")
     args = ap.parse_args(argv)
 
     url, name = pg_database()
@@ -249,14 +281,19 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     print(f"web: {web_missing}; measuring the API only", file=sys.stderr)
                 times: dict[tuple[str, str], list[float]] = {}
+                churn = Churn(url) if args.churn else None
                 load_before = os.getloadavg()
                 for r in range(args.warmup + args.rounds):
                     for case, query in CASES:
                         for side, client, path in sides:
+                            if churn is not None:
+                                churn.step()
                             ms = timed(client, f"{path}?{query}")
                             if r >= args.warmup:
                                 times.setdefault((case, side), []).append(ms)
                 load_after = os.getloadavg()
+                if churn is not None:
+                    churn.close()
     finally:
         if proc is not None:
             proc.terminate()
@@ -266,7 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{args.instances:,} instances on PostgreSQL, {args.rounds} interleaved rounds "
           f"after {args.warmup} warm-up rounds; one client, keep-alive; load average "
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after "
-          f"({os.cpu_count()} CPUs).\n")
+          f"({os.cpu_count()} CPUs)"
+          f"{'; an instance status set before every request (--churn)' if args.churn else ''}"
+          ".\n")
     print("| page | API p50 (ms) | API p95 (ms) | web p50 (ms) | web p95 (ms) | "
           "web p95 / API p95 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
