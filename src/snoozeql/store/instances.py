@@ -152,6 +152,11 @@ class SyncWrite:
     missing: int = 0
 
 
+# A discovered instance to write, with its COPY line body and digest (None: not encoded
+# yet; only new rows on PostgreSQL, encoded as they are copied).
+_Line = tuple[DiscoveredInstance, str | None, str | None]
+
+
 @dataclass(frozen=True)
 class _Known:
     id: UUID
@@ -301,21 +306,27 @@ def _write(
     ).all()
     known = {(p, pid): _Known(i, h, bool(m)) for p, pid, i, h, m in rows}
     latest = {(d.provider, d.provider_id): d for d in items}  # last report wins
-    new: list[tuple[DiscoveredInstance, str, str]] = []
-    changed: list[tuple[DiscoveredInstance, str, str]] = []
+    new: list[_Line] = []
+    changed: list[_Line] = []
     unchanged = 0
+    pg = conn.dialect.name == "postgresql"
     for key, d in latest.items():
+        k = known.pop(key, None)
+        if k is None and pg:
+            # Encoded chunk by chunk while the server writes the previous chunk
+            # (_copy_lines): a first sync's Python work overlaps the COPY.
+            new.append((d, None, None))
+            continue
         body = _encode(d, costs.get(d.provider_id))
         digest = _digest(body)
-        k = known.pop(key, None)
         if k is None:
             new.append((d, body, digest))
         elif k.sync_hash != digest or k.missing:
             changed.append((d, body, digest))
         else:
             unchanged += 1
-    if conn.dialect.name == "postgresql":
-        _write_pg(conn, new, changed, account_id, seen_at)
+    if pg:
+        _write_pg(conn, new, changed, account_id, seen_at, costs)
     elif conn.dialect.name == "sqlite":
         _write_sqlite(conn, new + changed, account_id, seen_at, costs)
     else:  # pragma: no cover - only the two supported stores reach here
@@ -342,28 +353,35 @@ _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def _copy_lines(
-    conn: Any, table: str, rows: list[tuple[DiscoveredInstance, str, str]],
-    account_id: UUID | None, seen_at: datetime,
+    conn: Any, table: str, rows: list[_Line], account_id: UUID | None, seen_at: datetime,
+    costs: dict[str, Decimal | None],
 ) -> None:
+    """COPY the rows, chunk by chunk: each chunk's ids (and lines not encoded yet) are
+    made while the server parses and indexes the previous one."""
     account = _NULL if account_id is None else str(account_id)
     seen = seen_at.astimezone(UTC).isoformat()
-    ids = _uuid4_texts(len(rows))
     with conn.cursor() as cur, cur.copy(
         f"COPY {table} ({', '.join(_LINE_COLUMNS)}) FROM STDIN"
     ) as copy:
         for i in range(0, len(rows), _COPY_CHUNK):
-            copy.write("".join(
-                f"{ids[j]}\t{account}\t{body}\t{digest}\t{seen}\t{seen}\n"
-                for j, (_, body, digest) in enumerate(rows[i : i + _COPY_CHUNK], i)
-            ))
+            chunk = rows[i : i + _COPY_CHUNK]
+            lines = []
+            for row_id, (d, body, digest) in zip(_uuid4_texts(len(chunk)), chunk,
+                                                 strict=True):
+                if body is None or digest is None:
+                    body = _encode(d, costs.get(d.provider_id))
+                    digest = _digest(body)
+                lines.append(f"{row_id}\t{account}\t{body}\t{digest}\t{seen}\t{seen}\n")
+            copy.write("".join(lines))
 
 
 def _write_pg(
     conn: sa.Connection,
-    new: list[tuple[DiscoveredInstance, str, str]],
-    changed: list[tuple[DiscoveredInstance, str, str]],
+    new: list[_Line],
+    changed: list[_Line],
     account_id: UUID | None,
     seen_at: datetime,
+    costs: dict[str, Decimal | None],
 ) -> None:
     if not new and not changed:
         return
@@ -379,7 +397,7 @@ def _write_pg(
         # sync racing this one) holds the same provider_id: then merge instead.
         try:
             with raw.transaction():  # a savepoint inside the sync's transaction
-                _copy_lines(raw, "instances", new, account_id, seen_at)
+                _copy_lines(raw, "instances", new, account_id, seen_at, costs)
         except psycopg.errors.UniqueViolation:
             changed = new + changed
     if changed:
@@ -390,7 +408,7 @@ def _write_pg(
                 f"AS SELECT {cols} FROM instances WITH NO DATA"
             )
             cur.execute(f"TRUNCATE {_PG_STAGE}")
-        _copy_lines(raw, _PG_STAGE, changed, account_id, seen_at)
+        _copy_lines(raw, _PG_STAGE, changed, account_id, seen_at, costs)
         with raw.cursor() as cur:
             cur.execute(
                 f"INSERT INTO instances ({cols}) SELECT {cols} FROM {_PG_STAGE} "
@@ -406,7 +424,7 @@ _UPDATE_SET = ", ".join(
 
 def _write_sqlite(
     conn: sa.Connection,
-    rows: list[tuple[DiscoveredInstance, str, str]],
+    rows: list[_Line],
     account_id: UUID | None,
     seen_at: datetime,
     costs: dict[str, Decimal | None],
