@@ -47,7 +47,9 @@
           nextRow = Math.max(nextRow, parseInt(r.dataset.row, 10) + 1);
         });
       }
-      var html = tpl.innerHTML.split("__N__").join(String(nextRow++));
+      var html = tpl.innerHTML.split("__N__").join(String(nextRow))
+        .split("__R__").join(String(nextRow + 1));
+      nextRow++;
       body.insertAdjacentHTML("beforeend", html);
       var none = document.getElementById("no-rows"); if (none) none.hidden = true;
       var rows = body.querySelectorAll("tr.sk-row");
