@@ -191,13 +191,6 @@ def stack_page(request: Request, stack: str, _: Viewer) -> Response:
     return flashed(request, _stack_page(request, stack, notice=flash(request)))
 
 
-@router.get("/stacks/{stack}/plan")
-def stack_plan(request: Request, stack: str, _: Viewer) -> Response:
-    """The plan table alone (refreshed in place after apply or down)."""
-    svc = _svc(request)
-    return render(request, "stacks/plan.html", {"plan": svc.plan(stack), "s": svc.get_stack(stack)})
-
-
 @router.post("/stacks/{stack}/instances", dependencies=[Depends(csrf_protect)])
 def add_instance(request: Request, stack: str, session: Operator,
                  name: Annotated[str, Form()] = "", template: Annotated[str, Form()] = "",
