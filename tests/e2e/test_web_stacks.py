@@ -189,6 +189,9 @@ def test_create_override_export_apply_kill_and_apply_again(dash: Dash) -> None:
     assert eff.evaluate_all("trs => trs.map(t => [t.dataset.entry, t.dataset.origin])") == [
         [f"127.0.0.1:{cache_port}:6379/tcp", "replaced"]]
 
+    for kind in ("volumes", "labels", "domains", "healthcheck", "config_files"):
+        page.goto(f"/stacks/shop/instances/cache?tab={kind}")
+        no_serious_violations(page)
     page.goto("/stacks/shop/instances/db?tab=ports")
     page.get_by_label("replace the template's ports").check()
     page.get_by_role("button", name="Add a row").click()
@@ -223,8 +226,10 @@ def test_create_override_export_apply_kill_and_apply_again(dash: Dash) -> None:
     no_serious_violations(page)
     cli_yaml = dash.cli("stacks", "export", "shop")
     assert cli_yaml.returncode == 0, cli_yaml.stderr
-    assert page.get_by_test_id("compose-yaml").inner_text() == cli_yaml.stdout.rstrip("\n") \
-        or page.get_by_test_id("compose-yaml").text_content() == cli_yaml.stdout
+    assert page.get_by_test_id("compose-yaml").text_content() == cli_yaml.stdout
+    with page.expect_download() as dl:
+        page.get_by_test_id("download-yaml").click()
+    assert Path(dl.value.path()).read_text() == cli_yaml.stdout
     assert "${SNOOZEQL_DB_POSTGRES_PASSWORD}" in cli_yaml.stdout and password not in page.content()
     with page.expect_download() as dl:
         page.get_by_test_id("download-zip").click()
@@ -250,6 +255,7 @@ def test_create_override_export_apply_kill_and_apply_again(dash: Dash) -> None:
     try:
         assert run(page, "Apply") == {"cache": "ok", "db": "ok"}
         assert page.locator("#run-status").inner_text() == "Done: every step succeeded."
+        no_serious_violations(page)  # with the progress table
         page.wait_for_function("() => document.querySelector('h1 [data-testid=state]')"
                                ".textContent.trim() === 'up'")
         assert states(page) == {"cache": "running", "db": "running"}
@@ -474,3 +480,71 @@ def test_unknown_stack_and_instance_are_pages_not_json(dash: Dash) -> None:
     page.goto("/stacks/empty/instances/ghost")
     assert "has no instance 'ghost'" in page.get_by_test_id("error-message").inner_text()
     page.context.close()
+
+
+def test_override_errors_are_shown_inline_and_write_nothing(dash: Dash) -> None:
+    svc = dash.svc()
+    svc.create_stack("val")
+    svc.create_instance("val", "kv", "redis", overrides={
+        "ports": {"mode": "replace", "entries": [f"127.0.0.1:{free_port()}:6379"]}})
+    before = svc.get_instance("val", "kv").overrides
+    page = dash.page("operator")
+
+    # a new value for the stored secret, with a bad row beside it: refused at its row,
+    # and what was typed is still in the form
+    page.goto("/stacks/val/instances/kv?tab=env_vars")
+    page.locator("#value-0").fill("n3w-redis-pass")
+    page.get_by_role("button", name="Add a row").click()
+    page.get_by_label("Name of row 2").fill("1BAD")
+    page.get_by_role("button", name="Save environment").click()
+    assert "row 2: " in page.get_by_test_id("form-error").inner_text()
+    assert "1BAD" in page.locator("tr.sk-bad + tr.sk-row-error").inner_text()
+    assert svc.get_instance("val", "kv").overrides == before
+    assert page.locator("#value-0").input_value() == "n3w-redis-pass"
+    page.get_by_label("Name of row 2").fill("GOOD")
+    page.get_by_label("Value of row 2").fill("1")
+    page.get_by_role("button", name="Save environment").click()
+    page.get_by_test_id("notice").wait_for()
+    values = {e["key"]: e["value"] for e in svc.secrets("val", "kv")["env_vars"]}
+    assert values["REDIS_PASSWORD"] == "n3w-redis-pass"
+
+    # two entries with one key: refused as a whole by the domain
+    page.goto("/stacks/val/instances/kv?tab=labels")
+    for n, value in ((1, "a"), (2, "b")):
+        page.get_by_role("button", name="Add a row").click()
+        page.get_by_label(f"Key of row {n}").fill("team")
+        page.get_by_label(f"Value of row {n}").fill(value)
+    page.get_by_role("button", name="Save labels").click()
+    assert "label team is listed twice" in page.get_by_test_id("form-error").inner_text()
+    assert all(o["kind"] != "labels" for o in svc.get_instance("val", "kv").overrides)
+
+    # a public address needs the admin role, as over the API
+    public = f"0.0.0.0:{free_port()}:6379"
+    page.goto("/stacks/val/instances/kv?tab=ports")
+    page.get_by_label("Host IP of row 1").fill("0.0.0.0")
+    page.get_by_role("button", name="Save ports").click()
+    assert "admin" in page.get_by_test_id("form-error").inner_text()
+    page.context.close()
+    admin = dash.page("admin")
+    admin.goto("/stacks/val/instances/kv?tab=ports")
+    admin.get_by_label("Host IP of row 1").fill("0.0.0.0")
+    admin.get_by_label("Host port of row 1").fill(public.split(":")[1])
+    admin.get_by_role("button", name="Save ports").click()
+    admin.get_by_test_id("notice").wait_for()
+    _, eff = svc.effective("val", "kv")
+    assert [p.short() for p in eff.ports] == [f"{public}/tcp"]
+
+    # healthcheck: a bad duration is the domain's message; removing the override works
+    admin.goto("/stacks/val/instances/kv?tab=healthcheck")
+    admin.get_by_label("Interval").fill("soon")
+    admin.get_by_role("button", name="Save healthcheck").click()
+    assert "duration" in admin.get_by_test_id("form-error").inner_text()
+    admin.get_by_label("Interval").fill("2s")
+    admin.get_by_role("button", name="Save healthcheck").click()
+    admin.get_by_test_id("notice").wait_for()
+    assert svc.effective("val", "kv")[1].healthcheck.interval == "2s"  # type: ignore[union-attr]
+    admin.on("dialog", lambda d: d.accept())
+    admin.get_by_role("button", name="Remove this override").click()
+    assert "Removed the healthcheck override" in admin.get_by_test_id("notice").inner_text()
+    assert svc.effective("val", "kv")[1].healthcheck.interval == "5s"  # type: ignore[union-attr]
+    admin.context.close()

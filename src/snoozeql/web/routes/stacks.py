@@ -585,12 +585,10 @@ async def save_override(request: Request, stack: str, name: str, kind: str,
         svc.put_override(stack, name, k, {"mode": mode, "entries": entries},
                          actor=session.key_name, admin=_admin(request))
     except SnoozeError as exc:
+        # The rows as posted, so nothing typed is lost: a stored secret left blank stays
+        # blank ("unchanged"); only what the operator typed in this form comes back.
         shown_rows = [{**r, "secret": bool(r.get("secret")), "stored": bool(r.get("stored")),
-                       "value": "" if r.get("stored") and not r.get("value") else
-                       r.get("value", "")} if k == "env_vars" else r for r in rows]
-        if k == "env_vars":  # a typed secret is not sent back into the page
-            shown_rows = [{**r, "value": "", "stored": bool(r.get("stored"))}
-                          if r.get("secret") else r for r in shown_rows]
+                       "value": r.get("value", "")} if k == "env_vars" else r for r in rows]
         return _editor(request, stack, name, tab=k, error=exc.message, row_errors=row_errors,
                        posted={"rows": shown_rows, "mode": mode, "health": health},
                        status_code=exc.http_status)
