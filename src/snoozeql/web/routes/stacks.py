@@ -453,6 +453,7 @@ def _editor(request: Request, stack: str, name: str, *, tab: str = "ports",
             status_code: int = 200) -> Response:
     svc = _svc(request)
     view, eff = svc.effective(stack, name)
+    live = svc.live_states(stack).get(view.name)
     if tab not in dict(KINDS):
         tab = "ports"
     current = {o["kind"]: o for o in view.overrides}
@@ -464,7 +465,7 @@ def _editor(request: Request, stack: str, name: str, *, tab: str = "ports",
         mode = override["mode"] if override else "merge"
         health = _health_form(override) if tab == "healthcheck" else {}
     return render(request, "stacks/instance.html", {
-        "stack": stack, "i": view, "eff": eff, "effective": _effective_rows(eff),
+        "stack": stack, "i": view, "eff": eff, "effective": _effective_rows(eff), "live": live,
         "kinds": KINDS, "tab": tab, "tab_label": dict(KINDS)[tab], "override": override,
         "overrides": current, "rows": rows, "mode": mode, "health": health,
         "fields": ROW_FIELDS.get(tab, ()), "error": error, "row_errors": row_errors or {},
