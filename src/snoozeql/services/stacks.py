@@ -106,17 +106,19 @@ def _same_time(stored: datetime, given: datetime | str) -> bool:
     (``2026-12-02T04:17`` matches the whole minute, ``...:05`` that second)."""
     from datetime import UTC, timedelta
 
-    if isinstance(given, datetime):
-        text = given.isoformat()
-        when = given
-    else:
-        text = given.strip().replace(" ", "T").removesuffix("Z").removesuffix("UTC").strip()
-        try:
-            when = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValidationError(
-                f"deleted_at {given!r} is not a time; write it like 2026-12-02T04:17:05 (UTC)"
-            ) from None
+    if isinstance(given, datetime):  # a datetime is exact
+        when = given if given.tzinfo else given.replace(tzinfo=UTC)
+        return stored.astimezone(UTC) == when.astimezone(UTC)
+    text = given.strip()
+    for suffix in ("UTC", "Z"):
+        text = text.removesuffix(suffix).strip()
+    text = text.replace(" ", "T")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            f"deleted_at {given!r} is not a time; write it like 2026-12-02T04:17:05 (UTC)"
+        ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     clock = text.partition("T")[2].split("+")[0]
