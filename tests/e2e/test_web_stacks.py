@@ -133,8 +133,20 @@ def add_instance(page: Any, stack: str, template: str, name: str) -> None:
     assert f"Added {name} from {template}" in page.get_by_test_id("notice").inner_text()
 
 
+WATCH_PROGRESS = """() => {
+    // every state of the progress table the page went through, as it went
+    window.__seen = [];
+    new MutationObserver(() => {
+        window.__seen.push(Array.from(document.querySelectorAll('#run-table tbody tr'))
+            .map(tr => tr.dataset.outcome || tr.children[2].textContent));
+    }).observe(document.getElementById('run-region'),
+               {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
 def run(page: Any, what: str) -> dict[str, str]:
     """Click Apply or Down and wait for the streamed outcome; outcome per instance."""
+    page.evaluate(WATCH_PROGRESS)
     page.get_by_role("button", name=what, exact=True).click()
     if what == "Down":
         page.get_by_test_id("confirm").click()
@@ -255,6 +267,10 @@ def test_create_override_export_apply_kill_and_apply_again(dash: Dash) -> None:
     try:
         assert run(page, "Apply") == {"cache": "ok", "db": "ok"}
         assert page.locator("#run-status").inner_text() == "Done: every step succeeded."
+        # the steps arrived one by one: the page showed the first done while the
+        # second still waited or worked (a buffered answer would show only the end)
+        seen = page.evaluate("window.__seen")
+        assert ["ok", "working…"] in seen or ["ok", "waiting"] in seen, seen
         no_serious_violations(page)  # with the progress table
         page.wait_for_function("() => document.querySelector('h1 [data-testid=state]')"
                                ".textContent.trim() === 'up'")
