@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -43,6 +44,28 @@ PAGES = [
     ("activity", "/activity"),
     ("audit", "/audit"),
     ("keys", "/keys"),
+    ("stacks", "/stacks"),
+    ("stack", "/stacks/shop"),
+    ("stack-instance", "/stacks/shop/instances/db?tab=env_vars"),
+    ("stack-export", "/stacks/shop/export"),
+    ("templates", "/templates"),
+]
+# A stack for the stacks pages, made through the API: a native PostgreSQL and Redis
+# (applied, so their state shows) and an nginx that apply refuses without Docker.
+STACK_CALLS = [
+    ("POST", "/stacks", {"name": "shop", "description": "the web shop: app, database, cache"}),
+    ("POST", "/stacks/shop/instances", {"name": "db", "template": "postgres", "overrides": {
+        "ports": {"mode": "replace", "entries": ["127.0.0.1:{db_port}:5432"]},
+        "env_vars": {"entries": [{"key": "TZ", "value": "UTC"},
+                                 {"key": "POSTGRES_DB", "value": "shop"}]}}}),
+    ("POST", "/stacks/shop/instances", {"name": "cache", "template": "redis", "overrides": {
+        "ports": {"mode": "replace", "entries": ["127.0.0.1:{cache_port}:6379"]}}}),
+    ("POST", "/stacks/shop/instances", {"name": "web", "template": "nginx", "overrides": {
+        "domains": {"entries": ["shop.localhost"]},
+        "labels": {"entries": {"team": "web"}}}}),
+    ("POST", "/stacks", {"name": "scratch", "description": "an old experiment"}),
+    ("DELETE", "/stacks/scratch", None),
+    ("POST", "/stacks/shop/apply", None),
 ]
 
 
@@ -93,6 +116,30 @@ def start_demo(data_dir: Path, port: int, instances: int) -> tuple[subprocess.Po
         time.sleep(0.3)
 
 
+def api(base: str, key: str, method: str, path: str, body: object = None) -> object:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{base}/api/v1{path}", data=data, method=method,
+                                 headers={"X-API-Key": key, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as r:
+        text = r.read()
+    return json.loads(text) if text else None
+
+
+def seed_stack(base: str, key: str) -> bool:
+    """The demo stack (see STACK_CALLS); False (and a message) if the API refused."""
+    ports = {"db_port": str(free_port()), "cache_port": str(free_port())}
+    try:
+        for method, path, body in STACK_CALLS:
+            text = json.dumps(body)
+            for k, v in ports.items():
+                text = text.replace("{" + k + "}", v)
+            api(base, key, method, path, json.loads(text))
+    except urllib.error.HTTPError as exc:
+        print(f"the demo stack could not be made: {exc.code} {exc.read()[:300]!r}", flush=True)
+        return False
+    return True
+
+
 def an_instance(base: str, key: str) -> str | None:
     """A scheduled dev database for the detail page (its office-hours pattern shows in
     the heatmap, and its schedule with the next transitions), else any running one."""
@@ -137,6 +184,7 @@ def shoot(base: str, key: str, out: Path, width: int, height: int,
             browser.close()
             raise SystemExit("sign-in with the demo's admin key failed (still on /login)")
         instance = an_instance(base, key)
+        seed_stack(base, key)
         for name, path in PAGES:
             if "{instance}" in path:
                 if instance is None:
@@ -173,13 +221,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-height", type=int, default=2000,
                     help="long pages are cut at this height (pixels)")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="snoozeql-shots-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="snoozeql-shots-", dir="/tmp") as tmp:
+        os.chmod(tmp, 0o755)  # native database servers run as unprivileged users
         port = free_port()
         proc, key = start_demo(Path(tmp), port, args.instances)
+        base = f"http://127.0.0.1:{port}"
         try:
-            saved = shoot(f"http://127.0.0.1:{port}", key, args.out, args.width, args.height,
-                          args.max_height)
+            saved = shoot(base, key, args.out, args.width, args.height, args.max_height)
         finally:
+            try:  # the demo stack's database processes
+                api(base, key, "POST", "/stacks/shop/down")
+            except OSError:
+                pass
             proc.terminate()
             try:
                 proc.wait(timeout=30)

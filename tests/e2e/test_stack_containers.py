@@ -218,6 +218,15 @@ def test_plain_image_plan_apply_down_remove(
         assert state.status is InstanceStatus.FAILED and state.exit_code == 137
         assert "exit code 137" in state.detail and state.log_tail
         assert all(SECRET not in line for line in state.log_tail)
+        # plan compares with that state: failed, and apply starts it again
+        [item] = svc.plan("lab").items
+        assert item.action == "start" and item.state == "failed", item
+        assert "exit code 137" in item.reason
+        assert svc.stack_states("lab")[0] == "down"
+        [step] = svc.apply("lab")
+        assert step.ok and step.action == "start", step
+        assert runtime.status(name).status is InstanceStatus.RUNNING and _ping(port)
+        assert svc.live_states("lab")["kv"].status == "running"
 
         # deleted from the stack: the next apply removes the container, keeps the volume
         svc.delete_instance("lab", "kv")

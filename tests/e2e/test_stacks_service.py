@@ -261,3 +261,113 @@ def test_plan_apply_down_through_the_native_runtime(
         assert [i.action for i in svc.plan("lab").items] == ["refused"]
     finally:
         svc.down("lab")
+
+
+def test_a_killed_process_is_failed_in_plan_and_apply_starts_it_again(
+    ctx: Context, local_data_dir: Path, debian_servers: None
+) -> None:
+    import os
+    import signal
+    import time
+
+    from snoozeql.providers.local import NativeRuntime
+
+    ctx.settings = ctx.settings.model_copy(update={"data_dir": local_data_dir})
+    svc = StackService(ctx)
+    svc.create_stack("lab")
+    port = free_port()
+    svc.create_instance("lab", "cache", "redis", overrides={
+        "ports": {"mode": "replace", "entries": [f"127.0.0.1:{port}:6379"]}})
+    assert svc.stack_states("lab")[0] == "down"
+    assert svc.live_states("lab")["cache"].status == "not applied"
+    try:
+        [step] = svc.apply("lab")
+        assert step.ok and _port_open(port)
+        overall, states = svc.stack_states("lab")
+        assert overall == "up" and states["cache"].status == "running"
+        assert svc.get_stack("lab").last_applied_at is not None
+
+        # killed behind SnoozeQL's back
+        pid = NativeRuntime(ctx.settings).status("snoozeql-lab-cache", None).pid
+        assert pid
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        [item] = svc.plan("lab").items
+        assert item.action == "start" and item.state == "failed", item
+        assert item.reason.startswith("failed: the server process exited")
+        overall, states = svc.stack_states("lab")
+        assert overall == "down" and states["cache"].status == "failed"
+
+        events: list[str] = []
+        [step] = svc.apply("lab", progress=lambda event, data: events.append(event))
+        assert events == ["plan", "begin", "end"]
+        assert step.ok and step.action == "start" and step.status == "running", step
+        assert _port_open(port)
+        [item] = svc.plan("lab").items
+        assert item.action == "unchanged" and item.state == "running"
+
+        # down stops it; "stopped by down" is not a failure, and last applied stays
+        last = svc.get_stack("lab").last_applied_at
+        [stop] = svc.down("lab")
+        assert stop.ok
+        assert svc.live_states("lab")["cache"].status == "stopped"
+        assert svc.get_stack("lab").last_applied_at == last
+        [item] = svc.plan("lab").items
+        assert item.action == "start" and item.state == "stopped"
+    finally:
+        svc.down("lab")
+
+
+def test_any_deleted_stack_can_be_restored_by_id_or_deletion_time(ctx: Context) -> None:
+    from datetime import timedelta
+
+    svc = StackService(ctx)
+    first = svc.create_stack("shop", "first")
+    svc.create_instance("shop", "db", "postgres")
+    svc.delete_stack("shop")
+    ctx_now = ctx.now
+    second = svc.create_stack("shop", "second")
+    later = ctx_now() + timedelta(minutes=5)
+    ctx.now = lambda: later  # type: ignore[method-assign]
+    try:
+        svc.delete_stack("shop")
+    finally:
+        ctx.now = ctx_now  # type: ignore[method-assign]
+    deleted = svc.list_deleted()
+    assert [d.id for d in deleted] == [second.id, first.id]  # newest deletion first
+
+    with pytest.raises(ConflictError, match="2 deleted stacks are named 'shop'.*--id"):
+        svc.restore_stack("shop")
+    with pytest.raises(NotFoundError, match="no deleted stack 'shop' has id"):
+        svc.restore_stack("shop", stack_id="00000000-0000-0000-0000-000000000000")
+    with pytest.raises(ValidationError, match="not a stack id"):
+        svc.restore_stack("shop", stack_id="nope")
+    with pytest.raises(ValidationError, match="not a time"):
+        svc.restore_stack("shop", deleted_at="yesterday")
+    with pytest.raises(NotFoundError, match="no deleted stack 'nope'"):
+        svc.restore_stack("nope")
+
+    # the older one, not only the latest
+    restored = svc.restore_stack("shop", stack_id=str(first.id))
+    assert restored.id == first.id and restored.description == "first"
+    assert [i.name for i in svc.list_instances("shop")] == ["db"]
+    with pytest.raises(ConflictError, match="live stack named 'shop' exists"):
+        svc.restore_stack("shop", stack_id=str(second.id))
+    svc.delete_stack("shop")
+    # by deletion time, at minute precision
+    when = f"{later:%Y-%m-%dT%H:%M}"
+    assert svc.restore_stack("shop", deleted_at=when).id == second.id
+
+
+def test_stack_delete_preview_and_delete_with_down(ctx: Context) -> None:
+    svc = StackService(ctx)
+    svc.create_stack("shop")
+    svc.create_instance("shop", "db", "postgres")
+    svc.create_instance("shop", "web", "nginx", enabled=False)
+    p = svc.delete_stack_preview("shop")
+    assert [(i["name"], i["enabled"]) for i in p["instances"]] == [("db", True), ("web", False)]
+    assert p["applied"] == [] and p["running"] == []
+    view = svc.delete_stack("shop", down=True)  # nothing applied: nothing to stop
+    assert view.deleted_at is not None

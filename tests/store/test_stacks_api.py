@@ -204,3 +204,32 @@ def test_apply_and_down_endpoints_report_each_step(api) -> None:  # noqa: ANN001
     assert api.post(f"{V1}/stacks/nope/apply").status_code == 404
     viewer = {"X-API-Key": api.keys["viewer"]}
     assert api.post(f"{V1}/stacks/web/apply", headers=viewer).status_code == 403
+
+
+def test_restore_any_deleted_stack_by_id_and_the_delete_preview(api) -> None:  # noqa: ANN001
+    ids = []
+    for desc in ("first", "second"):
+        ids.append(api.post(f"{V1}/stacks", json={"name": "shop", "description": desc}
+                            ).json()["id"])
+        api.post(f"{V1}/stacks/shop/instances", json={"name": "db", "template": "postgres"})
+        preview = api.get(f"{V1}/stacks/shop/delete-preview").json()
+        assert [i["name"] for i in preview["instances"]] == ["db"]
+        assert preview["running"] == []
+        assert api.delete(f"{V1}/stacks/shop?down=true").status_code == 204
+    deleted = api.get(f"{V1}/stacks?deleted=true").json()
+    assert sorted(s["id"] for s in deleted) == sorted(ids)
+    r = api.post(f"{V1}/stacks/shop/restore")
+    assert r.status_code == 409 and "2 deleted stacks" in err(r) and ids[0] in err(r)
+    r = api.post(f"{V1}/stacks/shop/restore", json={"id": "nope"})
+    assert r.status_code == 400 and "not a stack id" in err(r)
+    r = api.post(f"{V1}/stacks/shop/restore", json={"deleted_at": "1999-01-01T00:00"})
+    assert r.status_code == 404 and "was deleted at" in err(r)
+    viewer = {"X-API-Key": api.keys["viewer"]}
+    assert api.post(f"{V1}/stacks/shop/restore", json={"id": ids[0]},
+                    headers=viewer).status_code == 403
+    r = api.post(f"{V1}/stacks/shop/restore", json={"id": ids[0]})
+    assert r.status_code == 200 and r.json()["description"] == "first"
+    state = api.get(f"{V1}/stacks/shop/state").json()
+    assert state == {"stack": "shop", "state": "down", "instances": {
+        "db": {"status": "not applied", "detail": "not applied yet: run apply"}}}
+    assert api.get(f"{V1}/stacks/shop").json()["last_applied_at"] is None

@@ -94,3 +94,26 @@ def test_stacks_and_instances_commands(cli, tmp_path: Path) -> None:  # noqa: AN
     assert r.exit_code == 2 and "restore" in r.output
     r = cli("stacks", "restore", "shop", "--json")
     assert json.loads(r.stdout)["instance_count"] == 2
+
+
+def test_restore_picks_any_deleted_stack(cli) -> None:  # noqa: ANN001
+    ids = []
+    for _ in range(2):
+        r = cli("stacks", "create", "shop", "--json")
+        ids.append(json.loads(r.stdout)["id"])
+        r = cli("stacks", "delete", "shop", "-y")
+        assert r.exit_code == 0 and "--id" in r.output
+    r = cli("stacks", "list", "--deleted")
+    assert "ID" in r.output and all(i[:8] in r.output for i in ids)
+    r = cli("stacks", "list", "--deleted", "--json")
+    assert sorted(s["id"] for s in json.loads(r.stdout)) == sorted(ids)
+    r = cli("stacks", "restore", "shop")
+    assert r.exit_code == 2 and "2 deleted stacks" in r.output and "--id" in r.output
+    r = cli("stacks", "restore", "shop", "--id", "00000000-0000-0000-0000-000000000000")
+    assert r.exit_code == 2 and "has id" in r.output
+    r = cli("stacks", "restore", "shop", "--id", ids[0], "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["id"] == ids[0]
+    r = cli("stacks", "state", "shop", "--json")
+    assert json.loads(r.stdout)["state"] == "empty"
+    r = cli("stacks", "delete-preview", "shop", "--json")
+    assert json.loads(r.stdout)["instances"] == []

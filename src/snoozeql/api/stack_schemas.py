@@ -18,6 +18,17 @@ class StackCreate(BaseModel):
     description: str = Field("", max_length=MAX_DESCRIPTION_CHARS)
 
 
+class StackRestore(BaseModel):
+    """Which deleted stack to restore when several share the name."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, max_length=64,
+                           description="the deleted stack's id (GET /stacks?deleted=true)")
+    deleted_at: str | None = Field(
+        None, max_length=64, examples=["2026-12-02T04:17:05"],
+        description="its deletion time (UTC) at the precision written: a minute or a second")
+
+
 class StackUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str = Field(max_length=MAX_DESCRIPTION_CHARS)

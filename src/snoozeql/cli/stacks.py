@@ -76,8 +76,14 @@ def list_(
     if as_json:
         print_json([s.to_dict() for s in items])
         return
-    print_table(None, ["NAME", "INSTANCES", "DESCRIPTION", "CREATED (UTC)", "DELETED"],
-                [(s.name, s.instance_count, s.description, s.created_at, s.deleted_at)
+    if deleted:
+        # the id comes second: it is what `stacks restore NAME --id ID` takes
+        print_table(None, ["NAME", "ID", "DELETED (UTC)", "INSTANCES", "DESCRIPTION"],
+                    [(s.name, str(s.id), s.deleted_at, s.instance_count, s.description)
+                     for s in items])
+        return
+    print_table(None, ["NAME", "INSTANCES", "DESCRIPTION", "LAST APPLIED (UTC)", "CREATED (UTC)"],
+                [(s.name, s.instance_count, s.description, s.last_applied_at, s.created_at)
                  for s in items])
 
 
@@ -112,20 +118,67 @@ def update(
 
 @app.command("delete")
 @handle_errors
-def delete(name: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = False) -> None:
+def delete(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
+    down: Annotated[bool, typer.Option(
+        "--down", help="stop what apply brought up before deleting")] = False,
+) -> None:
     """Soft-delete a stack (restore it with `snoozeql stacks restore`)."""
+    svc = _svc()
     if not yes:
-        confirm(f"delete stack {name}?", refused="not deleted",
+        p = svc.delete_stack_preview(name)
+        what = f"{len(p['instances'])} instance(s)"
+        if p["running"] and not down:
+            what += (f"; still running and left running: {', '.join(p['running'])} "
+                     "(add --down to stop them)")
+        confirm(f"delete stack {name} with {what}?", refused="not deleted",
                 hint="add --yes to delete without asking")
-    _svc().delete_stack(name)
-    console.print(f"deleted stack {name} (restore with: snoozeql stacks restore {name})")
+    s = svc.delete_stack(name, down=down)
+    console.print(f"deleted stack {name} (restore with: snoozeql stacks restore {name} "
+                  f"--id {s.id})", highlight=False)
+
+
+@app.command("delete-preview")
+@handle_errors
+def delete_preview(name: str, as_json: JsonOpt = False) -> None:
+    """What deleting the stack would take away (instances, applied objects)."""
+    p = _svc().delete_stack_preview(name)
+    if as_json:
+        print_json(p)
+        return
+    print_fields([(k, json.dumps(v) if isinstance(v, list | dict) else v)
+                  for k, v in p.items()])
+
+
+@app.command("state")
+@handle_errors
+def state_(name: str, as_json: JsonOpt = False) -> None:
+    """The stack's state measured now, and each instance's."""
+    overall, states = _svc().stack_states(name)
+    if as_json:
+        print_json({"stack": name, "state": overall,
+                    "instances": {n: s.to_dict() for n, s in states.items()}})
+        return
+    console.print(f"stack {name}: {overall}", highlight=False)
+    print_table(None, ["INSTANCE", "STATE", "DETAIL"],
+                [(n, s.status, s.detail) for n, s in states.items()])
 
 
 @app.command("restore")
 @handle_errors
-def restore(name: str, as_json: JsonOpt = False) -> None:
-    """Restore the most recently deleted stack of that name."""
-    s = _svc().restore_stack(name)
+def restore(
+    name: str,
+    stack_id: Annotated[str | None, typer.Option(
+        "--id", help="the deleted stack's id (stacks list --deleted)")] = None,
+    deleted_at: Annotated[str | None, typer.Option(
+        "--deleted-at", help="its deletion time in UTC, e.g. 2026-12-02T04:17 (minute) or "
+        "2026-12-02T04:17:05 (second)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore a deleted stack: the only deleted one of that name, or the one picked
+    with --id or --deleted-at when several are."""
+    s = _svc().restore_stack(name, stack_id=stack_id, deleted_at=deleted_at)
     if as_json:
         print_json(s.to_dict())
     else:
@@ -216,8 +269,8 @@ def plan(name: str, as_json: JsonOpt = False) -> None:
         print_json(p.to_dict())
         return
     print_table(f"plan for {p.stack}: {p.changes} change(s)",
-                ["ACTION", "INSTANCE", "RUNTIME NAME", "RUNTIME", "REASON", "CHANGES"],
-                [(i.action, i.instance, i.runtime_name, i.runtime, i.reason,
+                ["ACTION", "INSTANCE", "RUNTIME NAME", "RUNTIME", "STATE", "REASON", "CHANGES"],
+                [(i.action, i.instance, i.runtime_name, i.runtime, i.state, i.reason,
                   json.dumps(i.changes) if i.changes else None) for i in p.items])
 
 

@@ -15,10 +15,11 @@ the generic container runtime for plain images).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -100,6 +101,38 @@ def check_host_paths(settings: Any, stack: str | None, volumes: Iterable[VolumeM
         )
 
 
+def _same_time(stored: datetime, given: datetime | str) -> bool:
+    """Whether ``stored`` falls in the ``given`` time at the precision it is written in
+    (``2026-12-02T04:17`` matches the whole minute, ``...:05`` that second)."""
+    from datetime import UTC, timedelta
+
+    if isinstance(given, datetime):  # a datetime is exact
+        when = given if given.tzinfo else given.replace(tzinfo=UTC)
+        return stored.astimezone(UTC) == when.astimezone(UTC)
+    text = given.strip()
+    for suffix in ("UTC", "Z"):
+        text = text.removesuffix(suffix).strip()
+    text = text.replace(" ", "T")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            f"deleted_at {given!r} is not a time; write it like 2026-12-02T04:17:05 (UTC)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    clock = text.partition("T")[2].split("+")[0]
+    if "." in clock:
+        span = timedelta(microseconds=1)
+    elif clock.count(":") >= 2:
+        span = timedelta(seconds=1)
+    elif clock:
+        span = timedelta(minutes=1)
+    else:
+        span = timedelta(days=1)
+    return when <= stored.astimezone(UTC) < when + span
+
+
 def container_prefix(ctx: Context) -> str:
     """The container-name prefix: setting ``stack_prefix`` when present, else ``snoozeql``."""
     return str(getattr(ctx.settings, "stack_prefix", None) or DEFAULT_PREFIX)
@@ -117,6 +150,7 @@ class StackView:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    last_applied_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,7 +158,27 @@ class StackView:
             "instance_count": self.instance_count, "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
+            "last_applied_at": (self.last_applied_at.isoformat()
+                                if self.last_applied_at else None),
         }
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """A runtime object's state measured now.
+
+    ``status``: running, starting, stopped, failed (not running while it was meant to),
+    missing (its runtime object is gone), unknown (could not be measured), or, for an
+    instance, ``not applied`` / ``disabled``."""
+
+    status: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "detail": self.detail}
+
+
+UP_STATES = ("running", "starting")
 
 
 @dataclass(frozen=True)
@@ -157,7 +211,10 @@ class InstanceView:
         return out
 
 
-PlanAction = Literal["create", "start", "update", "remove", "unchanged", "refused"]
+# "stop" is a step of down, never a plan item
+PlanAction = Literal["create", "start", "update", "remove", "unchanged", "refused", "stop"]
+# progress(event, data): ("plan", [PlanItem]), ("begin", PlanItem), ("end", StepResult)
+Progress = Callable[[str, Any], None]
 
 
 @dataclass(frozen=True)
@@ -202,12 +259,14 @@ class PlanItem:
     runtime: str | None
     reason: str
     changes: dict[str, Any] = field(default_factory=dict)
+    # the runtime object's state measured while planning (None: nothing applied yet)
+    state: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "action": self.action, "instance": self.instance,
             "runtime_name": self.runtime_name, "runtime": self.runtime,
-            "reason": self.reason, "changes": self.changes,
+            "reason": self.reason, "changes": self.changes, "state": self.state,
         }
 
 
@@ -258,6 +317,10 @@ class StackRuntime(Protocol):
 
     def remove(self, runtime: str, name: str) -> str:
         """Delete the runtime object, keeping its data; returns where it was kept."""
+
+    def status(self, runtime: str, name: str) -> LiveState:
+        """Measured now; ``missing`` when the object is gone, ``failed`` when it is not
+        running although it was meant to (killed, crashed)."""
 
 
 class LocalRuntimes:
@@ -340,6 +403,19 @@ class LocalRuntimes:
             return str(self._generic().stop(name).status.value)
         return str(self._rt(runtime).stop(name).status.value)
 
+    def status(self, runtime: str, name: str) -> LiveState:
+        try:
+            if runtime == "container":
+                cstate = self._generic().status(name)
+                return LiveState(str(cstate.status.value), cstate.detail)
+            state = self._rt(runtime).status(name, None)
+        except NotFoundError:
+            return LiveState("missing", f"{name} no longer exists in the {runtime} runtime "
+                                        "(removed outside SnoozeQL)")
+        except SnoozeError as exc:
+            return LiveState("unknown", exc.message)
+        return LiveState(str(state.status.value), state.detail or str(state.status.value))
+
     def remove(self, runtime: str, name: str) -> str:
         if runtime == "container":
             volumes = self._generic().delete(name, keep_volumes=True)
@@ -400,8 +476,9 @@ class StackService:
 
     def _stack_view(self, conn: sa.Connection, s: StackRecord) -> StackView:
         count = store.instance_counts(conn, [s.id]).get(s.id, 0)
+        last = store.applied_last(conn, [s.id]).get(s.id)
         return StackView(s.id, s.name, s.description, count, s.created_at, s.updated_at,
-                         s.deleted_at)
+                         s.deleted_at, last)
 
     def _audit(self, conn: sa.Connection, actor: str, action: str, kind: str,
                object_id: UUID, name: str, before: Any = None, after: Any = None) -> None:
@@ -447,11 +524,22 @@ class StackService:
         with self.ctx.engine.connect() as conn:
             rows = store.stack_list(conn, include_deleted)
             counts = store.instance_counts(conn, [s.id for s in rows])
+            last = store.applied_last(conn, [s.id for s in rows])
         return [
             StackView(s.id, s.name, s.description, counts.get(s.id, 0), s.created_at,
-                      s.updated_at, s.deleted_at)
+                      s.updated_at, s.deleted_at, last.get(s.id))
             for s in rows
         ]
+
+    def list_deleted(self) -> list[StackView]:
+        """The soft-deleted stacks, most recently deleted first (each restorable)."""
+        views = [v for v in self.list_stacks(include_deleted=True) if v.deleted_at]
+        return sorted(views, key=lambda v: v.deleted_at or v.created_at, reverse=True)
+
+    def stack_states(self, stack_name: str) -> tuple[str, dict[str, LiveState]]:
+        """The stack's overall state (up, partly up, down, empty) and each instance's."""
+        states = self.live_states(stack_name)
+        return self.overall(states), states
 
     def get_stack(self, name: str) -> StackView:
         with self.ctx.engine.connect() as conn:
@@ -468,8 +556,17 @@ class StackService:
                         self._stack_json(before), self._stack_json(view))
             return view
 
-    def delete_stack(self, name: str, *, actor: str = "cli") -> StackView:
-        """Soft delete: the stack and its instances disappear from every view; restorable."""
+    def delete_stack(self, name: str, *, down: bool = False, actor: str = "cli"
+                     ) -> StackView:
+        """Soft delete: the stack and its instances disappear from every view; restorable.
+
+        ``down`` first stops what apply brought up (a failed stop keeps the stack)."""
+        if down:
+            failed = [s for s in self.down(name) if not s.ok]
+            if failed:
+                raise ActionRefused(
+                    "not deleted: could not stop " + ", ".join(
+                        f"{s.runtime_name} ({s.detail})" for s in failed))
         with self.ctx.engine.begin() as conn:
             s = self._stack(conn, name)
             before = self._stack_view(conn, s)
@@ -479,18 +576,84 @@ class StackService:
                         self._stack_json(before), self._stack_json(view))
             return view
 
-    def restore_stack(self, name: str, *, actor: str = "cli") -> StackView:
-        """Bring back the most recently deleted stack of that name, with its instances."""
+    def delete_stack_preview(self, name: str) -> dict[str, Any]:
+        """What deleting the stack takes away: its instances (with their overrides and
+        secrets) and the runtime objects apply brought up, measured now."""
+        with self.ctx.engine.connect() as conn:
+            s = self._stack(conn, name)
+            records = store.instance_list(conn, s.id)
+            overrides = self._load_overrides(conn, [r.id for r in records])
+            applied = store.applied_list(conn, s.id)
+        objects = []
+        for a in applied:
+            live = self.runtime.status(a.runtime, a.runtime_name) if a.state == "running" \
+                else LiveState("stopped", "stopped by down")
+            objects.append({"runtime_name": a.runtime_name, "runtime": a.runtime,
+                            "instance": a.instance_name, "state": live.status})
+        running = [o["runtime_name"] for o in objects if o["state"] in UP_STATES]
+        return {
+            "stack": s.name,
+            "instances": [
+                {"name": r.name, "template": r.template, "enabled": r.enabled,
+                 "override_count": sum(o.entry_count for o in overrides[r.id].values())}
+                for r in records
+            ],
+            "applied": objects,
+            "running": running,
+            "note": "the delete is soft: the stack can be restored from the deleted list "
+                    "(snoozeql stacks restore NAME --id ID); what still runs keeps running "
+                    "unless it is taken down first (--down)",
+        }
+
+    def _pick_deleted(self, conn: sa.Connection, name: str, stack_id: UUID | str | None,
+                      deleted_at: datetime | str | None) -> StackRecord:
+        """The deleted stack to restore: by id, by deletion time, or the only one."""
+        found = store.stack_deleted(conn, name)
+        listing = "; ".join(f"id {c.id} deleted {c.deleted_at:%Y-%m-%d %H:%M:%S} UTC"
+                            for c in found[:10])
+        if not found:
+            raise NotFoundError(f"no deleted stack {name!r} to restore; see "
+                                "`snoozeql stacks list --deleted`")
+        if stack_id is not None:
+            try:
+                wanted = stack_id if isinstance(stack_id, UUID) else UUID(str(stack_id))
+            except ValueError:
+                raise ValidationError(f"id {stack_id!r} is not a stack id (a UUID)") from None
+            match = [c for c in found if c.id == wanted]
+            if not match:
+                raise NotFoundError(f"no deleted stack {name!r} has id {wanted}; deleted ones: "
+                                    f"{listing}")
+            return match[0]
+        if deleted_at is not None:
+            match = [c for c in found if c.deleted_at and _same_time(c.deleted_at, deleted_at)]
+            if not match:
+                raise NotFoundError(f"no stack {name!r} was deleted at {deleted_at}; deleted "
+                                    f"ones: {listing}")
+            if len(match) > 1:
+                raise ConflictError(
+                    f"{len(match)} stacks {name!r} were deleted at {deleted_at}; give the "
+                    f"time to the second or pick one with --id: {listing}")
+            return match[0]
+        if len(found) > 1:
+            raise ConflictError(
+                f"{len(found)} deleted stacks are named {name!r}; pick one with --id ID or "
+                f"--deleted-at TIME (API: id or deleted_at): {listing}")
+        return found[0]
+
+    def restore_stack(self, name: str, *, stack_id: UUID | str | None = None,
+                      deleted_at: datetime | str | None = None, actor: str = "cli"
+                      ) -> StackView:
+        """Bring a deleted stack back with its instances: the one with ``stack_id``, the
+        one deleted at ``deleted_at``, or the only deleted stack of that name (several
+        without either is an error listing them)."""
         try:
             with self.ctx.engine.begin() as conn:
                 if store.stack_by_name(conn, name):
                     raise ConflictError(
-                        f"a live stack named {name!r} exists; delete or rename its "
-                        "instances elsewhere before restoring the deleted one"
+                        f"a live stack named {name!r} exists; delete it (or rename it) "
+                        "before restoring a deleted one"
                     )
-                s = store.stack_latest_deleted(conn, name)
-                if s is None:
-                    raise NotFoundError(f"no deleted stack {name!r} to restore")
+                s = self._pick_deleted(conn, name, stack_id, deleted_at)
                 store.stack_update(conn, s.id, self.ctx.now(), deleted_at=None)
                 view = self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
                 self._audit(conn, actor, "restore", "stack", s.id, s.name,
@@ -1136,9 +1299,10 @@ class StackService:
                     "instance (its data is kept) and creating it again", changes,
                 ))
             elif a.state != "running":
-                items.append(PlanItem("start", u.instance, name, a.runtime, f"is {a.state}"))
+                items.append(PlanItem("start", u.instance, name, a.runtime,
+                                      f"stopped by down ({a.state})", state=a.state))
             else:
-                items.append(PlanItem("unchanged", u.instance, name, a.runtime, "up to date"))
+                items.append(self._compare_live(u, a))
         for name, a in applied.items():
             if name not in desired:
                 items.append(PlanItem(
@@ -1146,6 +1310,73 @@ class StackService:
                     "instance deleted, disabled or renamed since the last apply",
                 ))
         return Plan(stack.name, items), desired, applied
+
+    def _compare_live(self, u: DesiredUnit, a: AppliedRecord) -> PlanItem:
+        """An up-to-date object that should run, against its state measured now: one
+        that died (killed, crashed) or was stopped behind SnoozeQL's back is started
+        again, one that is gone is created again."""
+        live = self.runtime.status(a.runtime, a.runtime_name)
+        name = a.runtime_name
+        if live.status in UP_STATES:
+            return PlanItem("unchanged", u.instance, name, a.runtime, "up to date",
+                            state=live.status)
+        if live.status == "missing":
+            return PlanItem("create", u.instance, name, u.runtime,
+                            f"{live.detail}; apply creates it again", u.summary,
+                            state="missing")
+        if live.status == "unknown":
+            return PlanItem("unchanged", u.instance, name, a.runtime,
+                            f"up to date, but its state could not be measured: {live.detail}",
+                            state="unknown")
+        why = "failed" if live.status == "failed" else f"{live.status} outside SnoozeQL"
+        return PlanItem("start", u.instance, name, a.runtime,
+                        f"{why}: {live.detail}; apply starts it again", state=live.status)
+
+    def live_states(self, stack_name: str) -> dict[str, LiveState]:
+        """Each live instance's state measured now, by instance name: ``disabled``,
+        ``not applied``, or its runtime object's status (``stopped`` after down)."""
+        with self.ctx.engine.connect() as conn:
+            stack = self._stack(conn, stack_name)
+            return self._live_states(conn, stack)
+
+    def _live_states(self, conn: sa.Connection, stack: StackRecord) -> dict[str, LiveState]:
+        records = store.instance_list(conn, stack.id)
+        applied = {a.instance_id: a for a in store.applied_list(conn, stack.id)}
+        out: dict[str, LiveState] = {}
+        todo: list[tuple[str, AppliedRecord]] = []
+        for r in records:
+            a = applied.get(r.id)
+            if not r.enabled:
+                out[r.name] = LiveState("disabled", "disabled: apply leaves it out"
+                                        + ("; the next apply removes what runs"
+                                           if a is not None else ""))
+            elif a is None or a.runtime_name != container_name(self.prefix, stack.name,
+                                                                r.name):
+                out[r.name] = LiveState("not applied", "not applied yet: run apply")
+            else:
+                todo.append((r.name, a))
+        if todo:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
+                measured = list(pool.map(
+                    lambda item: self.runtime.status(item[1].runtime, item[1].runtime_name),
+                    todo))
+            for (name, a), live in zip(todo, measured, strict=True):
+                if a.state != "running" and live.status == "stopped":
+                    live = LiveState("stopped", "stopped by down; apply starts it again")
+                out[name] = live
+        return {r.name: out[r.name] for r in records}
+
+    @staticmethod
+    def overall(states: Mapping[str, LiveState]) -> str:
+        """``up`` (every enabled instance runs), ``partly up``, ``down``, or ``empty``
+        (no enabled instance)."""
+        enabled = [s for s in states.values() if s.status != "disabled"]
+        if not enabled:
+            return "empty"
+        up = sum(1 for s in enabled if s.status in UP_STATES)
+        return "up" if up == len(enabled) else "partly up" if up else "down"
 
     @staticmethod
     def _password_var(service: EffectiveService) -> str | None:
@@ -1176,26 +1407,32 @@ class StackService:
                          self.box.encrypt(password), self.ctx.now())
         return password
 
-    def apply(self, stack_name: str) -> list[StepResult]:
+    def apply(self, stack_name: str, progress: Progress | None = None) -> list[StepResult]:
         """Carry the plan out, one runtime object at a time, recording each success.
 
         A failed step is reported and the others still run; ``refused`` items are
-        reported without touching anything.
+        reported without touching anything. ``progress`` hears of the steps to come
+        (``"plan"``, the list of :class:`PlanItem`), each one starting (``"begin"``,
+        its item) and its outcome (``"end"``, its :class:`StepResult`).
         """
+        notify = progress or (lambda event, data: None)
         self._ensure_generated(stack_name)
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
             plan, desired, applied = self._plan(conn, stack)
+        todo = [i for i in plan.items if i.action != "unchanged"]
+        notify("plan", todo)
         results = []
-        for item in plan.items:
-            if item.action == "unchanged":
-                continue
+        for item in todo:
+            notify("begin", item)
             if item.action == "refused":
-                results.append(StepResult("refused", item.instance, item.runtime_name, False,
-                                          None, item.reason))
-                continue
-            results.append(self._step(stack, item, desired.get(item.runtime_name),
-                                      applied.get(item.runtime_name)))
+                result = StepResult("refused", item.instance, item.runtime_name, False,
+                                    None, item.reason)
+            else:
+                result = self._step(stack, item, desired.get(item.runtime_name),
+                                    applied.get(item.runtime_name))
+            results.append(result)
+            notify("end", result)
         return results
 
     def _step(
@@ -1210,7 +1447,10 @@ class StackService:
         try:
             if item.action == "remove":
                 assert applied is not None
-                detail = rt.remove(applied.runtime, applied.runtime_name)
+                try:
+                    detail = rt.remove(applied.runtime, applied.runtime_name)
+                except NotFoundError:
+                    detail = "already gone"
                 with self.ctx.engine.begin() as conn:
                     store.applied_delete(conn, stack.id, applied.runtime_name)
                 return StepResult("remove", item.instance, item.runtime_name, True, None, detail)
@@ -1223,8 +1463,9 @@ class StackService:
                 with self.ctx.engine.begin() as conn:
                     store.applied_set_state(conn, stack.id, unit.runtime_name, "running", now())
                 return StepResult("start", item.instance, item.runtime_name, True, status, None)
-            if item.action == "update" and applied is not None:
-                rt.remove(applied.runtime, applied.runtime_name)
+            if item.action in ("update", "create") and applied is not None:
+                with contextlib.suppress(NotFoundError):  # gone behind SnoozeQL's back
+                    rt.remove(applied.runtime, applied.runtime_name)
                 with self.ctx.engine.begin() as conn:
                     store.applied_delete(conn, stack.id, applied.runtime_name)
             status = rt.up(unit, password)
@@ -1240,25 +1481,28 @@ class StackService:
             return StepResult(item.action, item.instance, item.runtime_name, False, None,
                               exc.message)
 
-    def down(self, stack_name: str) -> list[StepResult]:
+    def down(self, stack_name: str, progress: Progress | None = None) -> list[StepResult]:
         """Stop every runtime object the stack has applied; they stay recorded, so the
-        next apply starts them again."""
+        next apply starts them again. ``progress`` as for :meth:`apply`."""
+        notify = progress or (lambda event, data: None)
         with self.ctx.engine.connect() as conn:
             stack = self._stack(conn, stack_name)
-            applied = store.applied_list(conn, stack.id)
+            applied = [a for a in store.applied_list(conn, stack.id) if a.state == "running"]
+        notify("plan", [PlanItem("stop", a.instance_name, a.runtime_name, a.runtime,
+                                 "stop what apply brought up") for a in applied])
         results = []
         for a in applied:
-            if a.state != "running":
-                continue
+            notify("begin", PlanItem("stop", a.instance_name, a.runtime_name, a.runtime,
+                                     "stop what apply brought up"))
             try:
                 status = self.runtime.stop(a.runtime, a.runtime_name)
                 with self.ctx.engine.begin() as conn:
-                    store.applied_set_state(conn, stack.id, a.runtime_name, "stopped",
-                                            self.ctx.now())
+                    store.applied_set_state(conn, stack.id, a.runtime_name, "stopped")
                 results.append(StepResult("stop", a.instance_name, a.runtime_name, True,
                                           status, None))
             except SnoozeError as exc:
                 results.append(StepResult("stop", a.instance_name, a.runtime_name, False,
                                           None, exc.message))
+            notify("end", results[-1])
         return results
 

@@ -152,6 +152,13 @@ def stack_latest_deleted(conn: sa.Connection, name: str) -> StackRecord | None:
     return _stack(r) if r else None
 
 
+def stack_deleted(conn: sa.Connection, name: str) -> list[StackRecord]:
+    """The deleted stacks of that name, most recently deleted first."""
+    q = (sa.select(ts).where(ts.c.name == name, ts.c.deleted_at.is_not(None))
+         .order_by(ts.c.deleted_at.desc()))
+    return [_stack(r) for r in conn.execute(q)]
+
+
 def stack_list(conn: sa.Connection, include_deleted: bool = False) -> list[StackRecord]:
     q = sa.select(ts).order_by(ts.c.name, ts.c.created_at)
     if not include_deleted:
@@ -313,6 +320,15 @@ def applied_list(conn: sa.Connection, stack_id: UUID) -> list[AppliedRecord]:
     return [_applied(r) for r in conn.execute(q)]
 
 
+def applied_last(conn: sa.Connection, stack_ids: Sequence[UUID]) -> dict[UUID, datetime]:
+    """When each stack's objects were last brought up by ``apply``."""
+    if not stack_ids:
+        return {}
+    q = (sa.select(ta.c.stack_id, sa.func.max(ta.c.applied_at))
+         .where(ta.c.stack_id.in_(list(stack_ids))).group_by(ta.c.stack_id))
+    return {r[0]: r[1] for r in conn.execute(q) if r[1] is not None}
+
+
 def applied_put(
     conn: sa.Connection,
     *,
@@ -342,12 +358,18 @@ def applied_put(
 
 
 def applied_set_state(
-    conn: sa.Connection, stack_id: UUID, runtime_name: str, state: str, now: datetime
+    conn: sa.Connection, stack_id: UUID, runtime_name: str, state: str,
+    now: datetime | None = None,
 ) -> None:
+    """Record the object's state; ``now`` (an apply that started it) also moves
+    ``applied_at``, while ``down`` leaves it as the time of the last apply."""
+    values: dict[str, Any] = {"state": state}
+    if now is not None:
+        values["applied_at"] = now
     conn.execute(
         ta.update()
         .where(ta.c.stack_id == stack_id, ta.c.runtime_name == runtime_name)
-        .values(state=state, applied_at=now)
+        .values(**values)
     )
 
 

@@ -28,10 +28,12 @@ def install(app: FastAPI) -> None:
         local,
         login,
         overview,
+        stacks,
+        templates,
     )
 
     for module in (login, overview, instances, instance_detail, accounts, local, activity,
-                   apikeys):
+                   apikeys, stacks, templates):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 

@@ -14,6 +14,7 @@ from snoozeql.api.stack_schemas import (
     InstanceUpdate,
     OverrideBody,
     StackCreate,
+    StackRestore,
     StackUpdate,
 )
 from snoozeql.domain.types import Role
@@ -52,14 +53,38 @@ def update_stack(stack: str, body: StackUpdate, ctx: CtxDep, key: Operator) -> d
 
 
 @router.delete("/{stack}", status_code=204)
-def delete_stack(stack: str, ctx: CtxDep, key: Operator) -> Response:
-    StackService(ctx).delete_stack(stack, actor=key.name)
+def delete_stack(
+    stack: str, ctx: CtxDep, key: Operator,
+    down: bool = Query(False, description="stop what apply brought up before deleting"),
+) -> Response:
+    StackService(ctx).delete_stack(stack, down=down, actor=key.name)
     return Response(status_code=204)
 
 
+@router.get("/{stack}/delete-preview")
+def stack_delete_preview(stack: str, ctx: CtxDep, _: Viewer) -> dict[str, Any]:
+    """What a delete takes away: instances, and applied runtime objects measured now."""
+    return StackService(ctx).delete_stack_preview(stack)
+
+
+@router.get("/{stack}/state")
+def stack_state(stack: str, ctx: CtxDep, _: Viewer) -> dict[str, Any]:
+    """The stack's state measured now (up, partly up, down, empty) and each instance's
+    (running, starting, stopped, failed, missing, unknown, not applied, disabled)."""
+    overall, states = StackService(ctx).stack_states(stack)
+    return {"stack": stack, "state": overall,
+            "instances": {name: s.to_dict() for name, s in states.items()}}
+
+
 @router.post("/{stack}/restore")
-def restore_stack(stack: str, ctx: CtxDep, key: Operator) -> dict[str, Any]:
-    return StackService(ctx).restore_stack(stack, actor=key.name).to_dict()
+def restore_stack(
+    stack: str, ctx: CtxDep, key: Operator, body: StackRestore | None = None
+) -> dict[str, Any]:
+    """Restore a deleted stack: the one with ``id`` or deleted at ``deleted_at``, or the
+    only deleted one of that name (409 listing them when several are)."""
+    body = body or StackRestore(id=None, deleted_at=None)
+    return StackService(ctx).restore_stack(stack, stack_id=body.id, deleted_at=body.deleted_at,
+                                           actor=key.name).to_dict()
 
 
 @router.get("/{stack}/compose")
