@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -45,7 +46,7 @@ import sqlalchemy as sa
 
 from benchmarks.bench_inventory import changed, drop_pg, fresh_engine, pg_database, synthetic
 from snoozeql.domain.types import DiscoveredInstance
-from snoozeql.store import accounts
+from snoozeql.store import accounts, db
 from snoozeql.store import instances as inst
 
 COLUMNS = inst._LINE_COLUMNS  # the columns a sync writes, in its COPY order
@@ -78,12 +79,45 @@ def sqlite_tuples(engine: sa.Engine, items: list[DiscoveredInstance], account_id
     ]
 
 
-def empty(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("TRUNCATE instances CASCADE")
+class Stores:
+    """A fresh, empty ``instances`` table for every timed write, so no write pays for
+    the previous one's leftovers (SQLite: a copy of one migrated template file, as
+    deleting rows leaves FTS5 delete markers and free pages behind; PostgreSQL:
+    ``TRUNCATE``, new files for the table and its indexes, then a ``CHECKPOINT`` so no
+    checkpoint of the previous write lands in the next)."""
+
+    def __init__(self, url: str, tmp: Path | None) -> None:
+        engine, self.account_id = fresh_engine(url)
+        self.url, self.tmp, self.n = url, tmp, 0
+        if tmp is not None:
+            engine.dispose()
+            self.template = Path(sa.engine.make_url(url).database or "")
+            self.engine: sa.Engine | None = None
         else:
-            conn.exec_driver_sql("DELETE FROM instances")
+            self.engine = engine
+
+    def fresh(self) -> sa.Engine:
+        if self.tmp is None:
+            assert self.engine is not None
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("TRUNCATE instances CASCADE")
+                conn.commit()
+                conn.exec_driver_sql("CHECKPOINT")
+                conn.commit()
+            return self.engine
+        self.n += 1
+        path = self.tmp / f"copy-{self.n}.db"
+        shutil.copyfile(self.template, path)
+        return db.create_engine(f"sqlite:///{path}")
+
+    def done(self, engine: sa.Engine) -> None:
+        if self.tmp is not None:
+            engine.dispose()
+            Path(engine.url.database or "").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
 
 
 def ceiling(engine: sa.Engine, payload: Any) -> float:
@@ -140,28 +174,35 @@ def per_row(engine: sa.Engine, payload: Any, rows: int) -> float:
         return time.perf_counter() - started
 
 
-def bench(url: str, label: str, n: int, rounds: int, loop_rows: int) -> list[str]:
-    engine, account_id = fresh_engine(url)
+def bench(url: str, label: str, n: int, rounds: int, loop_rows: int,
+          tmp: Path | None) -> list[str]:
+    stores = Stores(url, tmp)
+    account_id = stores.account_id
     items = synthetic(n)
     hundredth = changed(items, 100)
     seen = datetime.now(UTC)
-    payload = (copy_lines(items, account_id, seen) if engine.dialect.name == "postgresql"
-               else sqlite_tuples(engine, items, account_id, seen))
+    probe = stores.fresh()
+    payload = (copy_lines(items, account_id, seen) if probe.dialect.name == "postgresql"
+               else sqlite_tuples(probe, items, account_id, seen))
+    stores.done(probe)
     times: dict[str, list[float]] = {"ceiling": [], "first": [], "resync": [], "loop": []}
-    steps: list[tuple[str, Callable[[], float]]] = [
-        ("ceiling", lambda: ceiling(engine, payload)),
-        ("first", lambda: sync(engine, account_id, items)),
+
+    def first(engine: sa.Engine) -> float:
+        took = sync(engine, account_id, items)
+        times["resync"].append(sync(engine, account_id, hundredth))
+        return took
+
+    steps: list[tuple[str, Callable[[sa.Engine], float]]] = [
+        ("ceiling", lambda e: ceiling(e, payload)),
+        ("first", first),
+        ("loop", lambda e: per_row(e, payload, loop_rows)),
     ]
     for r in range(rounds):
         for name, step in steps if r % 2 == 0 else reversed(steps):
-            empty(engine)
-            times[name].append(step())
-            if name == "first":
-                times["resync"].append(sync(engine, account_id, hundredth))
-        empty(engine)
-        times["loop"].append(per_row(engine, payload, loop_rows))
-    empty(engine)
-    engine.dispose()
+            engine = stores.fresh()
+            times[name].append(step(engine))
+            stores.done(engine)
+    stores.close()
     rate = {k: (loop_rows if k == "loop" else n) / statistics.median(v)
             for k, v in times.items()}
     ceil = rate["ceiling"]
@@ -181,19 +222,22 @@ def main() -> None:
     ap.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
     ap.add_argument("--instances", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--loop-rows", type=int, default=5_000)
+    ap.add_argument("--loop-rows", type=int, default=0,
+                    help="rows for the per-row loop (default: --instances)")
     args = ap.parse_args()
+    args.loop_rows = args.loop_rows or args.instances
     load_before = os.getloadavg()
     lines: list[str] = []
     if args.store in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            lines += bench(url, "SQLite", args.instances, args.rounds, args.loop_rows)
+            lines += bench(url, "SQLite", args.instances, args.rounds, args.loop_rows,
+                           Path(tmp))
     if args.store in ("postgres", "both"):
         url, name = pg_database()
         try:
             lines += bench(url, "PostgreSQL 15", args.instances, args.rounds,
-                           args.loop_rows)
+                           args.loop_rows, None)
         finally:
             drop_pg(name)
     load_after = os.getloadavg()

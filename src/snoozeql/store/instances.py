@@ -328,7 +328,7 @@ def _write(
     if pg:
         _write_pg(conn, new, changed, account_id, seen_at, costs)
     elif conn.dialect.name == "sqlite":
-        _write_sqlite(conn, new + changed, account_id, seen_at, costs)
+        _write_sqlite(conn, new, changed, account_id, seen_at, costs)
     else:  # pragma: no cover - only the two supported stores reach here
         raise NotImplementedError(f"unsupported database dialect {conn.dialect.name}")
     if new or changed:
@@ -424,7 +424,8 @@ _UPDATE_SET = ", ".join(
 
 def _write_sqlite(
     conn: sa.Connection,
-    rows: list[_Line],
+    new: list[_Line],
+    changed: list[_Line],
     account_id: UUID | None,
     seen_at: datetime,
     costs: dict[str, Decimal | None],
@@ -436,23 +437,37 @@ def _write_sqlite(
             for c in ("account_id", "hourly_cost_cents", "last_seen_at")}
     account, seen = bind["account_id"](account_id), bind["last_seen_at"](seen_at)
     cost, dumps, sort = bind["hourly_cost_cents"], orjson.dumps, orjson.OPT_SORT_KEYS
-    values = [
-        (
-            row_id, account, d.provider, d.provider_id, d.kind, d.name, d.engine,
-            d.engine_version, d.instance_class, d.region, d.status, d.raw_status,
-            dumps(d.tags, option=sort).decode(), d.endpoint_host, d.endpoint_port,
-            d.multi_az, d.node_count, d.cluster_provider_id, cost(costs.get(d.provider_id)),
-            dumps(d.extra, option=sort).decode(), digest, seen, seen,
-        )
-        for row_id, (d, _, digest) in zip(_uuid4_hex(len(rows)), rows, strict=True)
-    ]
-    marks = ", ".join("?" for _ in _LINE_COLUMNS)
-    for i in range(0, len(values), _SQLITE_CHUNK):
-        conn.exec_driver_sql(
-            f"INSERT INTO instances ({', '.join(_LINE_COLUMNS)}) VALUES ({marks}) "
-            f"ON CONFLICT (provider, provider_id) DO UPDATE SET {_UPDATE_SET}",
-            values[i : i + _SQLITE_CHUNK],
-        )
+
+    def values(rows: list[_Line]) -> list[tuple[Any, ...]]:
+        return [
+            (
+                row_id, account, d.provider, d.provider_id, d.kind, d.name, d.engine,
+                d.engine_version, d.instance_class, d.region, d.status, d.raw_status,
+                dumps(d.tags, option=sort).decode(), d.endpoint_host, d.endpoint_port,
+                d.multi_az, d.node_count, d.cluster_provider_id,
+                cost(costs.get(d.provider_id)), dumps(d.extra, option=sort).decode(),
+                digest, seen, seen,
+            )
+            for row_id, (d, _, digest) in zip(_uuid4_hex(len(rows)), rows, strict=True)
+        ]
+
+    insert = (f"INSERT INTO instances ({', '.join(_LINE_COLUMNS)}) "
+              f"VALUES ({', '.join('?' for _ in _LINE_COLUMNS)})")
+    upsert = f"{insert} ON CONFLICT (provider, provider_id) DO UPDATE SET {_UPDATE_SET}"
+    if new:
+        # A plain INSERT: SQLite's upsert costs more per row even when nothing
+        # conflicts. A row can only collide if another account (or a sync racing this
+        # one) holds the same provider_id: then merge instead.
+        try:
+            with conn.begin_nested():  # a savepoint inside the sync's transaction
+                fresh = values(new)
+                for i in range(0, len(fresh), _SQLITE_CHUNK):
+                    conn.exec_driver_sql(insert, fresh[i : i + _SQLITE_CHUNK])
+        except sa.exc.IntegrityError:
+            changed = new + changed
+    rows = values(changed)
+    for i in range(0, len(rows), _SQLITE_CHUNK):
+        conn.exec_driver_sql(upsert, rows[i : i + _SQLITE_CHUNK])
 
 
 def upsert_one_naive(conn: sa.Connection, row: dict[str, Any]) -> None:
