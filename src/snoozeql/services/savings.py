@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -36,7 +36,8 @@ from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 
 __all__ = [
-    "CSV_COLUMNS", "GROUPS", "ProjectedRow", "RealizedRow", "SavingsReport", "SavingsService",
+    "CSV_COLUMNS", "GROUPS", "DailyRow", "ProjectedRow", "RealizedRow", "SavingsReport",
+    "SavingsService",
 ]
 
 CSV_COLUMNS = (
@@ -115,6 +116,24 @@ class SavingsReport:
             "projected": [p.to_json() for p in self.projected],
             "projected_monthly_total_usd": float(round(self.projected_total_cents / 100, 2)),
         }
+
+
+@dataclass
+class DailyRow:
+    """One UTC day of a window: what stopping saved, and what the fleet of today would
+    have cost running all of that day's hours (clipped to the window and to now)."""
+
+    day: date
+    hours: Decimal
+    always_on_cents: Decimal
+    saved_cents: Decimal = Decimal(0)
+    stopped_hours: Decimal = Decimal(0)
+    unpriced_hours: Decimal = Decimal(0)
+
+    @property
+    def cost_cents(self) -> Decimal:
+        """What it cost: always-on minus what stopping saved."""
+        return self.always_on_cents - self.saved_cents
 
 
 def _aware(value: datetime | str | None, what: str) -> datetime | None:
@@ -236,3 +255,72 @@ class SavingsService:
             out.append(ProjectedRow(view.id, view.name, count, Decimal(stopped) / _HOUR, cost,
                                     unpriced))
         return sorted(out, key=lambda p: (-p.monthly_cents, p.schedule))
+
+    def always_on_hourly_cents(self) -> tuple[Decimal, int]:
+        """What the current fleet costs per hour with everything running (hourly cost x
+        nodes; cluster members counted through their cluster, as in projections), and
+        how many instances have no known cost."""
+        with self.ctx.engine.connect() as conn:
+            instances = list(instance_store.iter_all(
+                conn, instance_store.InstanceFilter(missing=False)))
+        clusters = {i.provider_id for i in instances if i.kind.value == "cluster"}
+        total, unpriced = Decimal(0), 0
+        for inst in instances:
+            if inst.kind.value == "instance" and inst.cluster_provider_id in clusters:
+                continue
+            if inst.hourly_cost_cents is None:
+                unpriced += 1
+            else:
+                total += Decimal(inst.hourly_cost_cents) * inst.node_count
+        return total, unpriced
+
+    def daily(self, *, start: datetime | str | None = None,
+              end: datetime | str | None = None,
+              always_on_hourly_cents: Decimal | None = None) -> list[DailyRow]:
+        """The window cut into UTC days: realized savings per day (the stop intervals
+        as in :meth:`report`, so the days add up to its total) and the always-on cost of
+        each day's hours at the current fleet's rates."""
+        s, e, now = self._window(start, end)
+        if always_on_hourly_cents is None:
+            always_on_hourly_cents, _ = self.always_on_hourly_cents()
+        stop = min(e, now)
+        rows: list[DailyRow] = []
+        day = s.astimezone(UTC).date()
+        while True:
+            lo = max(s, datetime.combine(day, time(), tzinfo=UTC))
+            hi = min(e, datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC))
+            if lo >= e:
+                break
+            hours = Decimal(max(0.0, (min(hi, now) - lo).total_seconds())) / _HOUR
+            rows.append(DailyRow(day, hours, hours * always_on_hourly_cents))
+            day += timedelta(days=1)
+        if not rows or stop <= s:
+            return rows
+        first = rows[0].day
+        with self.ctx.engine.connect() as conn:
+            intervals = store.intervals_overlapping(conn, s, stop)
+        for iv in intervals:
+            lo = max(iv.stopped_at, s)
+            hi = min(iv.started_at or now, e, now)
+            while lo < hi:
+                d = lo.astimezone(UTC).date()
+                cut = min(hi, datetime.combine(d + timedelta(days=1), time(), tzinfo=UTC))
+                hours = Decimal((cut - lo).total_seconds()) / _HOUR
+                row = rows[(d - first).days]
+                row.stopped_hours += hours
+                if iv.hourly_cost_cents is None:
+                    row.unpriced_hours += hours
+                else:
+                    row.saved_cents += hours * Decimal(iv.hourly_cost_cents) * iv.node_count
+                lo = cut
+        return rows
+
+    def realized(self, *, start: datetime | str | None = None,
+                 end: datetime | str | None = None, group_by: str = "instance"
+                 ) -> tuple[datetime, datetime, list[RealizedRow]]:
+        """The window and its realized rows, as :meth:`report` gives them (without the
+        projections)."""
+        if group_by not in GROUPS:
+            raise ValidationError(f"group_by: use one of {', '.join(GROUPS)}")
+        s, e, now = self._window(start, end)
+        return s, e, self._realized(s, e, now, group_by)

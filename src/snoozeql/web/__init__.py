@@ -28,10 +28,13 @@ def install(app: FastAPI) -> None:
         local,
         login,
         overview,
+        recommendations,
+        savings,
+        schedules,
     )
 
     for module in (login, overview, instances, instance_detail, accounts, local, activity,
-                   apikeys):
+                   apikeys, schedules, recommendations, savings):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
