@@ -23,7 +23,7 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 RANGES = {"7d": 7, "30d": 30, "90d": 90}
 HOURS_PER_MONTH = Decimal("365.25") * 24 / 12
-SHOWN = 50
+SHOWN = 20
 
 
 @dataclass

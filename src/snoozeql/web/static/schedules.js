@@ -45,6 +45,7 @@
     var startCron = $("#f-start-cron", form), stopCron = $("#f-stop-cron", form);
     var check = poster("/schedules/check");
     var gridOk = !$("#grid-reason", form) || $("#grid-reason", form).hidden;
+    var painting = null;
 
     function mode() { var m = $("input[name=mode]:checked", form); return m ? m.value : "text"; }
     function showMode() {
@@ -59,9 +60,9 @@
     function gridValue() { return cells.map(function (c) { return c.classList.contains("on") ? "1" : "0"; }).join(""); }
     function loadGrid(value) { cells.forEach(function (c, i) { setCell(c, value.charAt(i) === "1"); }); gridInput.value = value; }
 
-    function payload() {
+    function payload(m) {
       return {
-        mode: mode(), timezone: $("#f-tz", form).value, grid: gridValue(),
+        mode: m || mode(), timezone: $("#f-tz", form).value, grid: gridValue(),
         periods_text: text.value, start_cron: startCron.value, stop_cron: stopCron.value,
         override_status: $("#f-force", form).value
       };
@@ -85,7 +86,7 @@
       var periodsBox = $("#periods-error", form), cronBox = $("#cron-error", form);
       showError(periodsBox, null); showError(cronBox, null);
       list.textContent = "";
-      if (data.periods_text !== undefined && mode() === "grid" && document.activeElement !== text) {
+      if (data.periods_text !== undefined && data.mode === "grid" && document.activeElement !== text) {
         text.value = data.periods_text;
       }
       if (data.grid !== undefined) {
@@ -96,7 +97,7 @@
           reason.firstChild.textContent = "These periods cannot be drawn on the grid: " + data.grid_reason + ". Edit them as text, or ";
         } else {
           gridOk = true; reason.hidden = true;
-          if (mode() !== "grid") loadGrid(data.grid);
+          if (data.mode !== "grid" && painting === null) loadGrid(data.grid);
         }
       }
       if (!data.ok) {
@@ -118,15 +119,24 @@
       });
       if (!list.children.length) list.appendChild(el("li", { "class": "muted" }, "no transition within 400 days"));
     }
-    var run = debounce(function () { check(payload(), render); }, 300);
+    var pending = null;
+    function run() {
+      clearTimeout(pending);
+      pending = setTimeout(function () { pending = null; check(payload(), render); }, 300);
+    }
 
-    // mode switches: the grid and the text follow each other through the checks
+    // mode switches: what was edited in the mode left is converted at once (the text
+    // from the grid, the grid from the text), so both always show the same schedule
+    var lastMode = mode();
     $all("input[name=mode]", form).forEach(function (r) {
       r.addEventListener("change", function () {
-        if (mode() === "grid" && !gridOk) {
-          $("#grid-reason", form).hidden = false;
-        }
-        showMode(); run();
+        var left = lastMode;
+        lastMode = mode();
+        clearTimeout(pending); pending = null;
+        if (mode() === "grid" && !gridOk) $("#grid-reason", form).hidden = false;
+        showMode();
+        if (left !== "cron" && mode() !== "cron") check(payload(left), render);
+        run();
       });
     });
     [text, startCron, stopCron, $("#f-tz", form), $("#f-force", form)].forEach(function (i) {
@@ -135,17 +145,29 @@
     });
 
     // painting: the first cell decides the paint (the opposite of its state)
-    var painting = null;
-    function paintAt(c) { if (painting !== null && c) { setCell(c, painting); gridInput.value = gridValue(); } }
+    // a drag paints the rectangle from the first cell to the one under the pointer
+    var anchor = null, before = null;
+    function paintTo(c) {
+      if (painting === null || !c) return;
+      var d0 = Math.min(anchor[0], +c.dataset.d), d1 = Math.max(anchor[0], +c.dataset.d);
+      var h0 = Math.min(anchor[1], +c.dataset.h), h1 = Math.max(anchor[1], +c.dataset.h);
+      cells.forEach(function (x, i) {
+        var d = +x.dataset.d, h = +x.dataset.h;
+        var inside = d >= d0 && d <= d1 && h >= h0 && h <= h1;
+        setCell(x, inside ? painting : before.charAt(i) === "1");
+      });
+      gridInput.value = gridValue();
+    }
     table.addEventListener("mousedown", function (e) {
       var c = e.target.closest("td.cell"); if (!c) return;
       e.preventDefault();
       painting = !c.classList.contains("on");
-      focusCell(c); paintAt(c);
+      anchor = [+c.dataset.d, +c.dataset.h]; before = gridValue();
+      focusCell(c); paintTo(c);
     });
     table.addEventListener("mouseover", function (e) {
       if (painting === null) return;
-      paintAt(e.target.closest("td.cell"));
+      paintTo(e.target.closest("td.cell"));
     });
     document.addEventListener("mouseup", function () {
       if (painting !== null) { painting = null; gridOk = true; $("#grid-reason", form).hidden = true; run(); }
