@@ -249,7 +249,7 @@ def test_periods_text_and_cron_are_checked_as_you_type(web: Web) -> None:
         error.inner_text()
     text.fill("begintime=08:00 endtime=19:00 weekdays=mon-fri\nbegintime=18:00 endtime=09:00")
     error.get_by_text("is after endtime").wait_for()
-    assert "Line 2, column 1" in error.inner_text()
+    assert "Line 2, column 11" in error.inner_text()  # at begintime's value
     text.fill("begintime=08:00 endtime=19:00 weekdays=mon-fri")
     page.wait_for_function("() => !document.querySelector('#periods-error').textContent")
     page.locator("[data-testid=draft-transitions] li strong").first.wait_for()
