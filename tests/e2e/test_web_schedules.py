@@ -26,7 +26,7 @@ from snoozeql.cli.demo import demo_settings
 from snoozeql.config import Settings
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.audit import AuditService
-from snoozeql.services.context import Context, build_context
+from snoozeql.services.context import Context
 from snoozeql.services.demo import DemoService
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.recommendations import RecommendationService

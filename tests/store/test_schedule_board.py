@@ -9,6 +9,8 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+
 from snoozeql.services.audit import AuditService
 from snoozeql.services.context import Context
 from snoozeql.services.recommendations import RecommendationService
@@ -16,7 +18,15 @@ from snoozeql.services.savings import SavingsService
 from snoozeql.services.schedule_board import ScheduleBoard
 from snoozeql.services.schedules import OverrideService, ScheduleService
 from snoozeql.store import recommendations as rec_store
-from tests.store.test_schedules_service import _interval, add_instance, sctx  # noqa: F401
+from tests.store.test_schedules_service import MON, _interval, add_instance
+
+
+
+@pytest.fixture
+def sctx(ctx: Context) -> Context:
+    ctx.clock = lambda: MON + timedelta(hours=9)  # a Monday, 09:00 UTC
+    return ctx
+
 
 OFFICE = {"name": "office", "timezone": "UTC",
           "periods": [{"begintime": "08:00", "endtime": "18:00", "weekdays": "mon-fri"}]}
