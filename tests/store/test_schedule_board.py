@@ -21,7 +21,6 @@ from snoozeql.store import recommendations as rec_store
 from tests.store.test_schedules_service import MON, _interval, add_instance
 
 
-
 @pytest.fixture
 def sctx(ctx: Context) -> Context:
     ctx.clock = lambda: MON + timedelta(hours=9)  # a Monday, 09:00 UTC
