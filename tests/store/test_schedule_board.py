@@ -52,6 +52,12 @@ def test_counts_conflicts_and_the_winning_rule(sctx: Context) -> None:
     assert "priority 5 is higher" in c.explanation
     assert rows["office"].conflicts == rows["nightly"].conflicts == (c,)
     assert rows["office"].next is not None and str(rows["office"].next.state) == "stopped"
+    # the schedule page's matched instances, a page at a time, as the service lists them
+    _, every = svc.matches("office")
+    total, page = board.matches_page(rows["office"].view.id, 1, 2)
+    assert total == len(every) == 3
+    assert [(m.instance.name, m.via) for m in page] == sorted(
+        (m.instance.name, m.via) for m in every)[1:3]
     # same priority: running wins, explained
     svc.update("nightly", {"priority": 0})
     (c,) = ScheduleBoard(sctx).conflicts()

@@ -35,9 +35,11 @@ from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.schedules import (
     CONFLICT_DAYS,
+    MatchView,
     OverrideService,
     ScheduleService,
     ScheduleView,
+    Via,
     resolve,
 )
 from snoozeql.store import accounts as account_store
@@ -104,6 +106,9 @@ class _Resolved:
     counts: dict[UUID, int]
     # distinct sets of schedules matching some instance -> the instances' names
     groups: dict[frozenset[UUID], list[str]]
+    # per schedule, the instances it matches: (name, id, how it matched), by name
+    members: dict[UUID, list[tuple[str, UUID, tuple[Via, ...]]]] = field(
+        default_factory=dict)
     conflicts: dict[str, list[BoardConflict]] = field(default_factory=dict)  # by hour
 
 
@@ -147,14 +152,20 @@ class ScheduleBoard:
                 names = {i.id: i.name for i in instances}
                 counts: dict[UUID, int] = {}
                 groups: dict[frozenset[UUID], list[str]] = {}
+                members: dict[UUID, list[tuple[str, UUID, tuple[Via, ...]]]] = {}
                 for iid, gov in found.items():
                     ids = frozenset(m.schedule_id for m in gov.matches) or frozenset(
                         {gov.schedule_id})
                     for sid in ids:
                         counts[sid] = counts.get(sid, 0) + 1
+                        via = tuple(Via(m.via, m.target, m.assignment_id)
+                                    for m in gov.matches if m.schedule_id == sid)
+                        members.setdefault(sid, []).append((names[iid], iid, via))
                     if len(ids) > 1:
                         groups.setdefault(ids, []).append(names[iid])
-                memo = _Resolved(key, counts, groups)
+                for rows in members.values():
+                    rows.sort(key=lambda r: (r[0], str(r[1])))
+                memo = _Resolved(key, counts, groups, members)
                 self.ctx.memo[_MEMO] = memo
         views = {r.id: ScheduleView(r.id, Schedule.from_dict(r.definition), r.created_at,
                                     r.updated_at, r.priority) for r in records}
@@ -202,9 +213,21 @@ class ScheduleBoard:
                                        next_transition(view.schedule, now), mine))
         return out
 
-    def matched_count(self, schedule_id: UUID) -> int:
+    def matches_page(self, schedule_id: UUID, offset: int = 0, limit: int = 50
+                     ) -> tuple[int, list[MatchView]]:
+        """How many instances the schedule matches now, and one page of them by name
+        (the same as ``ScheduleService.matches``, without reading the fleet again)."""
         memo, _, _ = self._resolved()
-        return memo.counts.get(schedule_id, 0)
+        rows = memo.members.get(schedule_id, [])
+        out: list[MatchView] = []
+        with self.ctx.engine.connect() as conn:
+            accounts = dict(account_store.names(conn))
+            for _, iid, via in rows[offset:offset + limit]:
+                inst = instance_store.get(conn, iid)
+                if inst is not None:
+                    out.append(MatchView(inst, accounts.get(inst.account_id)
+                                         if inst.account_id else None, via))
+        return len(rows), out
 
     # ------------------------------------------------------------------ one instance
 

@@ -212,13 +212,13 @@ def schedule_page(request: Request, ref: str, session: Viewer, offset: int = 0) 
     now = ctx.now()
     _, segments = svc.preview(view.id, days=TIMELINE_DAYS)
     rows = day_rows(segments, view.schedule.zone, now)
-    _, matches = svc.matches(view.id)
     offset = max(0, offset)
-    page = matches[offset:offset + MATCH_PAGE]
-    conflicts = [c for c in ScheduleBoard(ctx).conflicts() if view.id in (c.a_id, c.b_id)]
+    board = ScheduleBoard(ctx)
+    matched, page = board.matches_page(view.id, offset, MATCH_PAGE)
+    conflicts = [c for c in board.conflicts() if view.id in (c.a_id, c.b_id)]
     return render(request, "schedule.html", {
         "view": view, "s": view.schedule, "rows": rows, "matches": page,
-        "matched": len(matches), "offset": offset, "page_size": MATCH_PAGE,
+        "matched": matched, "offset": offset, "page_size": MATCH_PAGE,
         "assignments": svc.assignments(view.id), "conflicts": conflicts,
         "transitions": transitions_of(view.schedule, now),
         "periods_text": format_periods_text(view.schedule.periods),
