@@ -72,16 +72,19 @@ class BoardConflict:
     rule: str
 
     @property
-    def explanation(self) -> str:
-        """The winning rule in a sentence."""
+    def why(self) -> str:
+        """Why the winner wins, in a sentence."""
         loser = self.b_name if self.winner == self.a_name else self.a_name
         if self.rule == "higher priority":
             hi, lo = sorted((self.a_priority, self.b_priority), reverse=True)
-            return (f"{self.winner} wins: its priority {hi} is higher than {loser}'s "
-                    f"{lo}; the higher priority decides whatever the states")
-        return (f"{self.winner} wins: both have priority {self.a_priority}, and at equal "
-                f"priority a schedule that wants the database running wins over one that "
-                f"wants it stopped")
+            return (f"its priority {hi} is higher than {loser}'s {lo}; the higher "
+                    "priority decides whatever the states")
+        return (f"both have priority {self.a_priority}, and at equal priority a schedule "
+                "that wants the database running wins over one that wants it stopped")
+
+    @property
+    def explanation(self) -> str:
+        return f"{self.winner} wins: {self.why}"
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,9 @@ def _window(now: datetime, range_: str, from_: str, to: str
     days = RANGES.get(range_ or "30d")
     if days is None:
         raise ValidationError(f"range: use one of {', '.join(RANGES)} or custom")
-    return now - timedelta(days=days), now, {"range": range_ or "30d"}
+    # whole UTC days: the last ``days`` days, today (so far) included
+    today = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+    return today - timedelta(days=days - 1), now, {"range": range_ or "30d"}
 
 
 def _view(request: Request, range_: str, from_: str, to: str) -> _View:
