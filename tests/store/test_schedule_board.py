@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from snoozeql.domain.errors import ValidationError
 from snoozeql.services.audit import AuditService
 from snoozeql.services.context import Context
 from snoozeql.services.recommendations import RecommendationService
@@ -119,3 +120,25 @@ def test_a_dismissal_reason_goes_to_the_audit_trail(sctx: Context) -> None:
     (entry,) = AuditService(sctx).list(kind="recommendation")
     assert (entry.action, entry.actor, entry.reason) == ("dismiss", "alice",
                                                          "batch at night")
+
+
+def test_the_live_preview_matches_the_services(sctx: Context) -> None:
+    for n in range(6):
+        add_instance(sctx, f"stg-{n}", tags={"env": "dev" if n % 2 else "prod"})
+    add_instance(sctx, "stg-guarded", tags={"env": "dev", "snoozeql-protect": "true"})
+    svc, board = ScheduleService(sctx), ScheduleBoard(sctx)
+    for selector in ({"name": "stg-.*"}, {"tag": {"key": "env", "value": "dev"}},
+                     {"all": [{"name": "stg-[0-3]"}, {"any": [{"provider": "aws"},
+                                                              {"engine": "mysql"}]}]},
+                     {"name": "nothing"}):
+        want = sorted(m.instance.name for m in svc.preview_selector(selector))
+        count, shown = board.preview_selector(selector, limit=2)
+        assert count == len(want) and [m.instance.name for m in shown] == want[:2]
+        assert all(m.via[0].kind == "selector" for m in shown)
+    assert "stg-guarded" not in [m.instance.name for m in board.preview_selector(
+        {"name": "stg-.*"}, limit=50)[1]]
+    with pytest.raises(ValidationError, match="at position 4"):
+        board.preview_selector({"name": "stg-("})
+    # a new instance shows at once (the kept fleet follows the inventory's version)
+    add_instance(sctx, "stg-new")
+    assert board.preview_selector({"name": "stg-new"})[0] == 1

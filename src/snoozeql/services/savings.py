@@ -34,6 +34,7 @@ from snoozeql.services.schedules import ScheduleService
 from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
+from snoozeql.store import versions
 
 __all__ = [
     "CSV_COLUMNS", "GROUPS", "DailyRow", "ProjectedRow", "RealizedRow", "SavingsReport",
@@ -48,6 +49,7 @@ CSV_COLUMNS = (
 GROUPS = ("instance", "account", "schedule")
 WEEKS_PER_MONTH = Decimal("365.25") / 12 / 7
 _HOUR = Decimal(3600)
+_ALWAYS_ON = "savings.always_on"
 
 
 @dataclass
@@ -259,8 +261,13 @@ class SavingsService:
     def always_on_hourly_cents(self) -> tuple[Decimal, int]:
         """What the current fleet costs per hour with everything running (hourly cost x
         nodes; cluster members counted through their cluster, as in projections), and
-        how many instances have no known cost."""
+        how many instances have no known cost. Kept in the process while the
+        inventory's data version is the same."""
         with self.ctx.engine.connect() as conn:
+            version = versions.read(conn).get(versions.INSTANCES, 0)
+            kept = self.ctx.memo.get(_ALWAYS_ON)
+            if kept is not None and kept[0] == version:
+                return kept[1], kept[2]
             instances = list(instance_store.iter_all(
                 conn, instance_store.InstanceFilter(missing=False)))
         clusters = {i.provider_id for i in instances if i.kind.value == "cluster"}
@@ -272,6 +279,7 @@ class SavingsService:
                 unpriced += 1
             else:
                 total += Decimal(inst.hourly_cost_cents) * inst.node_count
+        self.ctx.memo[_ALWAYS_ON] = (version, total, unpriced)
         return total, unpriced
 
     def daily(self, *, start: datetime | str | None = None,

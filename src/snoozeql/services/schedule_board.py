@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from snoozeql.domain.protection import is_protected
 from snoozeql.domain.schedules import DesiredState, Schedule, Transition, next_transition
 from snoozeql.domain.schedules.conflicts import (
     CombinedSegment,
@@ -30,7 +31,8 @@ from snoozeql.domain.schedules.conflicts import (
     first_conflict,
 )
 from snoozeql.domain.schedules.plan import ranked
-from snoozeql.domain.types import Instance
+from snoozeql.domain.selectors import parse_selector
+from snoozeql.domain.types import Instance, ProviderKind
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.schedules import (
@@ -40,6 +42,7 @@ from snoozeql.services.schedules import (
     ScheduleService,
     ScheduleView,
     Via,
+    _selector_target,
     resolve,
 )
 from snoozeql.store import accounts as account_store
@@ -103,6 +106,20 @@ class TimelineSegment:
     source: str  # the schedule (or "override") that decided it
 
 
+@dataclass(frozen=True, slots=True)
+class _Lite:
+    """What a selector reads of an instance (``domain/selectors.py``): kept for the
+    whole fleet instead of full instances, for the editor's live preview."""
+
+    id: UUID
+    name: str
+    tags: dict[str, str]
+    provider: ProviderKind
+    account_id: UUID | None
+    region: str | None
+    engine: str
+
+
 @dataclass
 class _Resolved:
     key: tuple[Any, ...]
@@ -113,6 +130,9 @@ class _Resolved:
     members: dict[UUID, list[tuple[str, UUID, tuple[Via, ...]]]] = field(
         default_factory=dict)
     conflicts: dict[str, list[BoardConflict]] = field(default_factory=dict)  # by hour
+    # what selectors read of every instance a schedule may apply to, by name
+    fleet: list[_Lite] = field(default_factory=list)
+    accounts: dict[UUID, str] = field(default_factory=dict)
 
 
 def _pair(a: Ranked, b: Ranked, start: datetime, names: list[str]) -> BoardConflict | None:
@@ -168,7 +188,12 @@ class ScheduleBoard:
                         groups.setdefault(ids, []).append(names[iid])
                 for rows in members.values():
                     rows.sort(key=lambda r: (r[0], str(r[1])))
-                memo = _Resolved(key, counts, groups, members)
+                fleet = sorted(
+                    (_Lite(i.id, i.name, i.tags, i.provider, i.account_id, i.region, i.engine)
+                     for i in instances if not is_protected(i)),
+                    key=lambda x: (x.name, str(x.id)))
+                memo = _Resolved(key, counts, groups, members, fleet=fleet,
+                                 accounts=accounts)
                 self.ctx.memo[_MEMO] = memo
         views = {r.id: ScheduleView(r.id, Schedule.from_dict(r.definition), r.created_at,
                                     r.updated_at, r.priority) for r in records}
@@ -231,6 +256,28 @@ class ScheduleBoard:
                     out.append(MatchView(inst, accounts.get(inst.account_id)
                                          if inst.account_id else None, via))
         return len(rows), out
+
+    def preview_selector(self, raw: Any, limit: int = 50) -> tuple[int, list[MatchView]]:
+        """What an unsaved selector matches now, by name: how many, and the first
+        ``limit``. The same rules as ``ScheduleService.preview_selector`` (behind
+        ``POST /api/v1/schedules/preview``): the same parsed selector, the instances
+        the last sync saw, protected ones left out; but matched against the fleet kept
+        with the resolution, so a keystroke does not read the inventory."""
+        selector = parse_selector(raw)
+        target = _selector_target(selector)
+        memo, _, _ = self._resolved()
+        names = memo.accounts
+        found = [x for x in memo.fleet if selector.matches(
+            x, names.get(x.account_id) if x.account_id else None)]  # type: ignore[arg-type]
+        out: list[MatchView] = []
+        with self.ctx.engine.connect() as conn:
+            for x in found[:limit]:
+                inst = instance_store.get(conn, x.id)
+                if inst is not None:
+                    out.append(MatchView(inst, names.get(inst.account_id)
+                                         if inst.account_id else None,
+                                         (Via("selector", target, None),)))
+        return len(found), out
 
     # ------------------------------------------------------------------ one instance
 

@@ -323,15 +323,16 @@ def selector_error(message: str) -> dict[str, Any]:
 
 @router.post("/schedules/selector-preview", dependencies=[Depends(csrf_protect)])
 async def selector_preview(request: Request, _: Viewer) -> Response:
-    """What the selector matches now: ``ScheduleService.preview_selector``, the
-    service behind ``POST /api/v1/schedules/preview``. The first 50, and the count."""
+    """What the selector matches now, with the rules of ``POST
+    /api/v1/schedules/preview`` (``ScheduleBoard.preview_selector``): the count, and
+    the first 50 by name."""
     data = _json_body(await request.body())
     try:
-        found = ScheduleService(ctx_of(request)).preview_selector(data.get("selector"))
+        count, shown = ScheduleBoard(ctx_of(request)).preview_selector(
+            data.get("selector"), PREVIEW_SHOWN)
     except ValidationError as exc:
         return JSONResponse({"ok": False, "error": selector_error(exc.message)})
-    shown = sorted(found, key=lambda m: m.instance.name)[:PREVIEW_SHOWN]
-    return JSONResponse({"ok": True, "count": len(found), "shown": len(shown),
+    return JSONResponse({"ok": True, "count": count, "shown": len(shown),
                          "instances": [m.to_json() for m in shown]})
 
 
