@@ -247,14 +247,16 @@ class ScheduleBoard:
         (the same as ``ScheduleService.matches``, without reading the fleet again)."""
         memo, _, _ = self._resolved()
         rows = memo.members.get(schedule_id, [])
-        out: list[MatchView] = []
+        page = rows[offset:offset + limit]
         with self.ctx.engine.connect() as conn:
             accounts = dict(account_store.names(conn))
-            for _, iid, via in rows[offset:offset + limit]:
-                inst = instance_store.get(conn, iid)
-                if inst is not None:
-                    out.append(MatchView(inst, accounts.get(inst.account_id)
-                                         if inst.account_id else None, via))
+            found = instance_store.get_many(conn, [iid for _, iid, _ in page])
+        out = []
+        for _, iid, via in page:
+            inst = found.get(iid)
+            if inst is not None:
+                account = accounts.get(inst.account_id) if inst.account_id else None
+                out.append(MatchView(inst, account, via))
         return len(rows), out
 
     def preview_selector(self, raw: Any, limit: int = 50) -> tuple[int, list[MatchView]]:
@@ -269,14 +271,11 @@ class ScheduleBoard:
         names = memo.accounts
         found = [x for x in memo.fleet if selector.matches(
             x, names.get(x.account_id) if x.account_id else None)]  # type: ignore[arg-type]
-        out: list[MatchView] = []
         with self.ctx.engine.connect() as conn:
-            for x in found[:limit]:
-                inst = instance_store.get(conn, x.id)
-                if inst is not None:
-                    out.append(MatchView(inst, names.get(inst.account_id)
-                                         if inst.account_id else None,
-                                         (Via("selector", target, None),)))
+            full = instance_store.get_many(conn, [x.id for x in found[:limit]])
+        out = [MatchView(full[x.id], names.get(x.account_id) if x.account_id else None,
+                         (Via("selector", target, None),))
+               for x in found[:limit] if x.id in full]
         return len(found), out
 
     # ------------------------------------------------------------------ one instance
