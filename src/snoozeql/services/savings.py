@@ -19,6 +19,7 @@ rewrite what past stops saved. :meth:`SavingsService.export_csv` exports the int
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -49,7 +50,7 @@ CSV_COLUMNS = (
 GROUPS = ("instance", "account", "schedule")
 WEEKS_PER_MONTH = Decimal("365.25") / 12 / 7
 _HOUR = Decimal(3600)
-_ALWAYS_ON = "savings.always_on"
+_FLEET_COSTS = "savings.fleet_costs"
 
 
 @dataclass
@@ -228,59 +229,63 @@ class SavingsService:
 
     def projected(self, now: datetime | None = None) -> list[ProjectedRow]:
         now = now or self.ctx.now()
-        svc = ScheduleService(self.ctx)
-        governing = svc.governing()
-        with self.ctx.engine.connect() as conn:
-            instances = {i.id: i for i in instance_store.iter_all(
-                conn, instance_store.InstanceFilter(missing=False))}
-        clusters = {i.provider_id for i in instances.values() if i.kind.value == "cluster"}
+        governed, _ = self._fleet_costs()
         out: list[ProjectedRow] = []
-        for view in svc.list():
+        for view in ScheduleService(self.ctx).list():
             week = preview(view.schedule, now, now + timedelta(days=7))
             stopped = sum(
                 ((seg.end - seg.start).total_seconds() for seg in week
                  if seg.state is DesiredState.STOPPED), 0.0,
             )
-            cost = Decimal(0)
-            count = unpriced = 0
-            for iid, gov in governing.items():
-                inst = instances.get(iid)
-                if gov.schedule_id != view.id or inst is None:
-                    continue
-                if inst.kind.value == "instance" and inst.cluster_provider_id in clusters:
-                    continue  # counted through its cluster
-                count += 1
-                if inst.hourly_cost_cents is None:
-                    unpriced += 1
-                else:
-                    cost += Decimal(inst.hourly_cost_cents) * inst.node_count
+            count, unpriced, cost = governed.get(view.id, (0, 0, Decimal(0)))
             out.append(ProjectedRow(view.id, view.name, count, Decimal(stopped) / _HOUR, cost,
                                     unpriced))
         return sorted(out, key=lambda p: (-p.monthly_cents, p.schedule))
 
-    def always_on_hourly_cents(self) -> tuple[Decimal, int]:
-        """What the current fleet costs per hour with everything running (hourly cost x
-        nodes; cluster members counted through their cluster, as in projections), and
-        how many instances have no known cost. Kept in the process while the
-        inventory's data version is the same."""
+    def _fleet_costs(self) -> tuple[dict[UUID, tuple[int, int, Decimal]], tuple[Decimal, int]]:
+        """Per governing schedule (instances, unpriced instances, summed hourly cost x
+        nodes), and the whole fleet's (hourly cost, unpriced instances); cluster members
+        count through their cluster. One read of the fleet, kept in the process while
+        the inventory's data version and the stored schedules and assignments are the
+        same (nothing here depends on the time)."""
         with self.ctx.engine.connect() as conn:
             version = versions.read(conn).get(versions.INSTANCES, 0)
-            kept = self.ctx.memo.get(_ALWAYS_ON)
-            if kept is not None and kept[0] == version:
+            state = hashlib.sha256(repr((
+                [(r.id, r.updated_at, r.priority) for r in store.list_schedules(conn)],
+                [(a.id, a.schedule_id) for a in store.list_assignments(conn)],
+            )).encode()).hexdigest()
+            kept = self.ctx.memo.get(_FLEET_COSTS)
+            if kept is not None and kept[0] == (version, state):
                 return kept[1], kept[2]
             instances = list(instance_store.iter_all(
                 conn, instance_store.InstanceFilter(missing=False)))
+        governing = ScheduleService(self.ctx).governing(instances)
         clusters = {i.provider_id for i in instances if i.kind.value == "cluster"}
-        total, unpriced = Decimal(0), 0
+        governed: dict[UUID, tuple[int, int, Decimal]] = {}
+        total, unpriced_all = Decimal(0), 0
         for inst in instances:
             if inst.kind.value == "instance" and inst.cluster_provider_id in clusters:
-                continue
-            if inst.hourly_cost_cents is None:
-                unpriced += 1
+                continue  # counted through its cluster
+            cost = (None if inst.hourly_cost_cents is None
+                    else Decimal(inst.hourly_cost_cents) * inst.node_count)
+            if cost is None:
+                unpriced_all += 1
             else:
-                total += Decimal(inst.hourly_cost_cents) * inst.node_count
-        self.ctx.memo[_ALWAYS_ON] = (version, total, unpriced)
-        return total, unpriced
+                total += cost
+            gov = governing.get(inst.id)
+            if gov is None:
+                continue
+            count, unpriced, summed = governed.get(gov.schedule_id, (0, 0, Decimal(0)))
+            governed[gov.schedule_id] = (count + 1, unpriced + (cost is None),
+                                         summed + (cost or 0))
+        self.ctx.memo[_FLEET_COSTS] = ((version, state), governed, (total, unpriced_all))
+        return governed, (total, unpriced_all)
+
+    def always_on_hourly_cents(self) -> tuple[Decimal, int]:
+        """What the current fleet costs per hour with everything running (hourly cost x
+        nodes; cluster members counted through their cluster, as in projections), and
+        how many instances have no known cost."""
+        return self._fleet_costs()[1]
 
     def daily(self, *, start: datetime | str | None = None,
               end: datetime | str | None = None,
