@@ -139,6 +139,8 @@ def test_the_live_preview_matches_the_services(sctx: Context) -> None:
         {"name": "stg-.*"}, limit=50)[1]]
     with pytest.raises(ValidationError, match="at position 4"):
         board.preview_selector({"name": "stg-("})
+    facets = board.facets()
+    assert facets["provider"] == ["aws"] and facets["engine"] == ["postgres"]
     # a new instance shows at once (the kept fleet follows the inventory's version)
     add_instance(sctx, "stg-new")
     assert board.preview_selector({"name": "stg-new"})[0] == 1

@@ -278,6 +278,17 @@ class ScheduleBoard:
                for x in found[:limit] if x.id in full]
         return len(found), out
 
+    def facets(self) -> dict[str, list[str]]:
+        """The values a selector's provider, account, region and engine conditions can
+        name in this fleet (for the builder's suggestions)."""
+        memo, _, _ = self._resolved()
+        return {
+            "provider": sorted({x.provider.value for x in memo.fleet}),
+            "account": sorted(set(memo.accounts.values())),
+            "region": sorted({x.region for x in memo.fleet if x.region}),
+            "engine": sorted({x.engine for x in memo.fleet}),
+        }
+
     # ------------------------------------------------------------------ one instance
 
     def instance_timeline(self, ref: str, days: int = 7

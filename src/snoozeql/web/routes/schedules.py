@@ -201,6 +201,7 @@ def _editor(request: Request, data: dict[str, Any], *, priority: int,
     return render(request, "schedule_edit.html", {
         "v": values, "view": view, "rec": rec, "error": error, "zones": zones(),
         "grid_reason": grid_reason, "days": DAY_NAMES,
+        "facets": ScheduleBoard(ctx_of(request)).facets(),
     }, status_code=status_code)
 
 

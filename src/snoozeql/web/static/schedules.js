@@ -319,6 +319,7 @@
       var vlabel = node.field === "tag" ? "value (regex; empty: has the tag)" : node.field === "name" ? "regex" : "value(s), comma-separated";
       box.appendChild(el("label", { "for": vid, "class": "inline" }, vlabel));
       var val = el("input", { id: vid, value: node.value || "", size: "18", spellcheck: "false", "data-testid": "sel-value" });
+      if (document.getElementById("facet-" + node.field)) val.setAttribute("list", "facet-" + node.field);
       val.addEventListener("input", function () { node.value = val.value; changed(); });
       box.appendChild(val);
       box.appendChild(el("span", { "class": "sel-error", "aria-live": "polite" }));
