@@ -6,6 +6,7 @@ new POST route, the savings range and CSV."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +16,9 @@ from snoozeql.api.app import create_app
 from snoozeql.domain.types import InstanceStatus
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
+from snoozeql.services.inventory import InventoryService
 from snoozeql.services.schedules import ScheduleService
+from snoozeql.store import recommendations as rec_store
 from tests.e2e.test_web_pages import sign_in
 from tests.store.test_web_services import add
 
@@ -165,3 +168,30 @@ def test_dismiss_needs_a_reason(client: TestClient, ctx: Context) -> None:
     r = client.post("/recommendations/00000000-0000-0000-0000-000000000001/dismiss",
                     data={"csrf_token": token, "reason": "  "})
     assert r.status_code == 400 and "say why" in r.text
+
+
+def test_apply_an_always_idle_recommendation(client: TestClient, ctx: Context) -> None:
+    iid = add(ctx, "idle-db", InstanceStatus.RUNNING)
+    rec_id = uuid.uuid4()
+    body = {"instance_id": str(iid), "instance_name": "idle-db", "kind": "always_idle",
+            "timezone": "Europe/Paris",
+            "schedule": {"timezone": "Europe/Paris", "periods": []}}
+    with ctx.engine.begin() as conn:
+        rec_store.replace_current(conn, [{"id": rec_id, "instance_id": iid,
+                                          "kind": "always_idle", "body": body}], ctx.now())
+    token = operator(client, ctx)
+    page = client.get(f"/schedules/new?recommendation={rec_id}").text
+    assert 'value="stopped" selected' in page and 'value="Europe/Paris"' in page
+    assert "recommended-idle-db" in page
+    r = client.post("/schedules/save", data={
+        "csrf_token": token, "recommendation": str(rec_id), "name": "idle-off",
+        "timezone": "Europe/Paris", "mode": "grid", "grid": "0" * 168,
+        "override_status": "stopped"}, follow_redirects=False)
+    assert r.status_code == 303
+    inst = InventoryService(ctx).get("idle-db")
+    gov = ScheduleService(ctx).governing_one(inst)
+    assert gov is not None and gov.schedule.name == "idle-off" and gov.via == "instance"
+    assert str(gov.schedule.override_status) == "stopped"
+    # a stale recommendation id says so, in the page
+    r = client.get(f"/schedules/new?recommendation={uuid.uuid4()}")
+    assert r.status_code == 400 and "newer analysis" in r.text
