@@ -339,6 +339,7 @@ def test_instance_timeline_with_override_and_conflicts(web: Web) -> None:
     page.goto(f"/instances/{inst.id}")
     page.locator("[data-testid=timeline-link]").click()
     assert page.locator("[data-testid=timeline] .tl-row").count() >= 7
+    assert page.locator("[data-testid=tl-now]").count() == 1  # now, on today's row
     assert conflict.winner in page.locator("[data-testid=instance-conflicts]").inner_text()
     # keep awake for 3 hours from the timeline: the timeline shows the override
     page.get_by_label("Keep awake").check()

@@ -89,8 +89,11 @@ def day_rows(segments: list[Any], zone: Any, start: datetime, days: int = TIMELI
                 "title": (f"{a.astimezone(zone):%a %H:%M}–{b.astimezone(zone):%H:%M}: "
                           f"{state} ({source})"),
             })
+        now_left = None
+        if lo_u <= start.astimezone(UTC) < hi_u:
+            now_left = round((start.astimezone(UTC) - lo_u).total_seconds() / span * 100, 3)
         if bars:
-            rows.append({"label": f"{lo:%a %d %b}", "bars": bars})
+            rows.append({"label": f"{lo:%a %d %b}", "bars": bars, "now": now_left})
     return rows[:days + 1]
 
 
