@@ -53,7 +53,8 @@ PART2_PAGES: list[tuple[str, str, str | None]] = [
     ("conflicts", "/schedules/conflicts", None),
     ("timeline", "/instances/{instance}/timeline", None),
     ("recommendations", "/recommendations", None),
-    ("recommendation-activity", "/recommendations", "[data-activity]"),
+    ("recommendation-activity", "/recommendations",
+     ".rec-card:has([data-testid=windows]) [data-activity]"),
     ("savings", "/savings", None),
 ]
 

@@ -75,10 +75,11 @@ def activity(request: Request, rec_id: str, session: Viewer) -> Response:
     for a in series:
         if a.metric in ("connections", "cpu"):
             by_hour.setdefault(int(a.hour.timestamp()), {})[a.metric] = a.avg
-    for t in sorted(by_hour):
-        chart["t"].append(t)
-        chart["connections"].append(by_hour[t].get("connections"))
-        chart["cpu"].append(by_hour[t].get("cpu"))
+    if by_hour:  # every hour of the span, so hours without data show as gaps
+        for t in range(min(by_hour), max(by_hour) + 1, 3600):
+            chart["t"].append(t)
+            chart["connections"].append(by_hour.get(t, {}).get("connections"))
+            chart["cpu"].append(by_hour.get(t, {}).get("cpu"))
     return render(request, "partials/rec_activity.html", {
         "r": body, "heat": heat, "heat_hours": hours, "heat_error": heat_error,
         "profile": profile, "days": DAY_NAMES, "chart_json": json.dumps(chart),
