@@ -195,3 +195,30 @@ def test_apply_an_always_idle_recommendation(client: TestClient, ctx: Context) -
     # a stale recommendation id says so, in the page
     r = client.get(f"/schedules/new?recommendation={uuid.uuid4()}")
     assert r.status_code == 400 and "newer analysis" in r.text
+
+
+def test_assign_and_unassign_from_the_schedule_page(client: TestClient, ctx: Context) -> None:
+    add(ctx, "db-a", InstanceStatus.RUNNING)
+    svc = ScheduleService(ctx)
+    view = svc.create({"name": "s", "timezone": "UTC", "periods": [{"begintime": "08:00"}]})
+    svc.assign("s", selector={"name": "db-.*"})
+    token = operator(client, ctx)
+    for data in ({"instance": "db-a"}, {"tag": "env=dev"}):
+        r = client.post(f"/schedules/{view.id}/assign", data={"csrf_token": token, **data},
+                        follow_redirects=False)
+        assert r.status_code == 303
+    assert sorted(a.kind for a in svc.assignments("s")) == ["instance", "selector", "tag"]
+    page = client.get(f"/schedules/{view.id}").text
+    assert "Matched instances (1)" in page and "db-a" in page
+    r = client.post(f"/schedules/{view.id}/assign", data={"csrf_token": token,
+                                                          "instance": "db-a"})
+    assert r.status_code == 409 and "already assigned" in r.text
+    for a in svc.assignments("s"):
+        r = client.post(f"/schedules/{view.id}/unassign",
+                        data={"csrf_token": token, "assignment": str(a.id)},
+                        follow_redirects=False)
+        assert r.status_code == 303, r.text
+    assert svc.assignments("s") == []
+    r = client.post(f"/schedules/{view.id}/delete", data={"csrf_token": token},
+                    follow_redirects=False)
+    assert r.status_code == 303 and svc.list() == []
