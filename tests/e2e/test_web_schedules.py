@@ -64,6 +64,8 @@ class Web:
     def page(self, role: str) -> Any:
         page = sign_in(self.browser, self.server.url, self.keys[role])
         page.set_viewport_size({"width": 1280, "height": 900})
+        # the machine is shared: a first page (the fleet read once) may wait for a core
+        page.set_default_timeout(30_000)
         return page
 
     def cli(self, *args: str) -> Any:
