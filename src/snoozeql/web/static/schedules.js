@@ -391,7 +391,7 @@
   }
   function lineChart(box, data, series) {
     if (!window.uPlot || !data.t.length) { box.textContent = "no data"; return; }
-    var width = Math.max(280, Math.min(box.clientWidth || 560, 900));
+    var width = Math.max(280, Math.min(box.clientWidth || 560, 1240));
     new window.uPlot({
       width: width, height: 200, legend: { show: true },
       series: [{}].concat(series), axes: [{}, {}]
