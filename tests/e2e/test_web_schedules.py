@@ -172,6 +172,12 @@ def test_schedules_list_shows_counts_next_transition_and_conflicts(web: Web) -> 
     assert first.locator("[data-testid=winner]").inner_text() == conflicts[0].winner
     assert "priority" in first.locator("[data-testid=rule]").inner_text()
     assert first.inner_text().count(conflicts[0].winner) >= 2  # its row, and who wins
+    # a schedule's page draws the week of its instances that other schedules also match
+    page.goto(f"/schedules/{conflicts[0].a_id}")
+    differ = page.locator("#differ-h").locator("xpath=..")
+    for name in conflicts[0].instance_names[:3]:
+        assert differ.get_by_role("link", name=name).count() == 1
+    assert differ.locator("[data-testid=timeline]").count() >= 1
 
 
 # --------------------------------------------------------------------------- editor

@@ -59,6 +59,11 @@ def test_counts_conflicts_and_the_winning_rule(sctx: Context) -> None:
     assert total == len(every) == 3
     assert [(m.instance.name, m.via) for m in page] == sorted(
         (m.instance.name, m.via) for m in every)[1:3]
+    OverrideService(sctx).set("dev-1", "running", "2h", actor="alice")
+    _, detail = board.matches_detail(rows["office"].view.id)
+    by_name = {d.match.instance.name: d for d in detail}
+    assert by_name["dev-0"].others == ("nightly",) and by_name["dev-1"].others == ()
+    assert by_name["dev-1"].override is not None and by_name["dev-0"].override is None
     # same priority: running wins, explained
     svc.update("nightly", {"priority": 0})
     (c,) = ScheduleBoard(sctx).conflicts()

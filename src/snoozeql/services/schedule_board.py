@@ -50,7 +50,8 @@ from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 from snoozeql.store import versions
 
-__all__ = ["BoardConflict", "ScheduleBoard", "ScheduleSummary", "TimelineSegment"]
+__all__ = ["BoardConflict", "MatchDetail", "ScheduleBoard", "ScheduleSummary",
+           "TimelineSegment"]
 
 _MEMO = "schedule_board"
 MAX_NAMES = 10
@@ -99,6 +100,16 @@ class ScheduleSummary:
 
 
 @dataclass(frozen=True)
+class MatchDetail:
+    """A matched instance on a schedule's page: how it matched, its override now (None:
+    none), and the other schedules matching it."""
+
+    match: MatchView
+    override: Any
+    others: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TimelineSegment:
     start: datetime
     end: datetime
@@ -133,6 +144,8 @@ class _Resolved:
     # what selectors read of every instance a schedule may apply to, by name
     fleet: list[_Lite] = field(default_factory=list)
     accounts: dict[UUID, str] = field(default_factory=dict)
+    # instances matched by more than one schedule: which ones
+    shared: dict[UUID, frozenset[UUID]] = field(default_factory=dict)
 
 
 def _pair(a: Ranked, b: Ranked, start: datetime, names: list[str]) -> BoardConflict | None:
@@ -176,6 +189,7 @@ class ScheduleBoard:
                 counts: dict[UUID, int] = {}
                 groups: dict[frozenset[UUID], list[str]] = {}
                 members: dict[UUID, list[tuple[str, UUID, tuple[Via, ...]]]] = {}
+                shared: dict[UUID, frozenset[UUID]] = {}
                 for iid, gov in found.items():
                     ids = frozenset(m.schedule_id for m in gov.matches) or frozenset(
                         {gov.schedule_id})
@@ -186,6 +200,7 @@ class ScheduleBoard:
                         members.setdefault(sid, []).append((names[iid], iid, via))
                     if len(ids) > 1:
                         groups.setdefault(ids, []).append(names[iid])
+                        shared[iid] = ids
                 for rows in members.values():
                     rows.sort(key=lambda r: (r[0], str(r[1])))
                 fleet = sorted(
@@ -193,7 +208,7 @@ class ScheduleBoard:
                      for i in instances if not is_protected(i)),
                     key=lambda x: (x.name, str(x.id)))
                 memo = _Resolved(key, counts, groups, members, fleet=fleet,
-                                 accounts=accounts)
+                                 accounts=accounts, shared=shared)
                 self.ctx.memo[_MEMO] = memo
         views = {r.id: ScheduleView(r.id, Schedule.from_dict(r.definition), r.created_at,
                                     r.updated_at, r.priority) for r in records}
@@ -245,18 +260,32 @@ class ScheduleBoard:
                      ) -> tuple[int, list[MatchView]]:
         """How many instances the schedule matches now, and one page of them by name
         (the same as ``ScheduleService.matches``, without reading the fleet again)."""
-        memo, _, _ = self._resolved()
+        total, rows = self.matches_detail(schedule_id, offset, limit)
+        return total, [r.match for r in rows]
+
+    def matches_detail(self, schedule_id: UUID, offset: int = 0, limit: int = 50
+                       ) -> tuple[int, list[MatchDetail]]:
+        """:meth:`matches_page` with, for each instance, its override now and the
+        other schedules that match it (whose wishes may win over this one's)."""
+        memo, views, _ = self._resolved()
         rows = memo.members.get(schedule_id, [])
         page = rows[offset:offset + limit]
+        now = self.ctx.now()
         with self.ctx.engine.connect() as conn:
             accounts = dict(account_store.names(conn))
             found = instance_store.get_many(conn, [iid for _, iid, _ in page])
+            overrides = {k: v for k, v in store.all_overrides(conn).items()
+                         if v.until > now}
         out = []
         for _, iid, via in page:
             inst = found.get(iid)
-            if inst is not None:
-                account = accounts.get(inst.account_id) if inst.account_id else None
-                out.append(MatchView(inst, account, via))
+            if inst is None:
+                continue
+            account = accounts.get(inst.account_id) if inst.account_id else None
+            others = tuple(sorted(views[o].name for o in memo.shared.get(iid, ())
+                                  if o != schedule_id and o in views))
+            out.append(MatchDetail(MatchView(inst, account, via), overrides.get(iid),
+                                   others))
         return len(rows), out
 
     def preview_selector(self, raw: Any, limit: int = 50) -> tuple[int, list[MatchView]]:

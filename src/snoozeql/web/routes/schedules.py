@@ -46,6 +46,7 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 TIMELINE_DAYS = 7
 MATCH_PAGE = 50
+DIFFER_SHOWN = 10
 PREVIEW_SHOWN = 50
 _ZONES: list[str] | None = None
 _SEL_ERROR = re.compile(r"^(?P<path>[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): ")
@@ -218,12 +219,21 @@ def schedule_page(request: Request, ref: str, session: Viewer, offset: int = 0) 
     rows = day_rows(segments, view.schedule.zone, now)
     offset = max(0, offset)
     board = ScheduleBoard(ctx)
-    matched, page = board.matches_page(view.id, offset, MATCH_PAGE)
+    matched, page = board.matches_detail(view.id, offset, MATCH_PAGE)
     conflicts = [c for c in board.conflicts() if view.id in (c.a_id, c.b_id)]
+    # the instances of this page whose week differs from the schedule's: an override
+    # or other schedules; their own timelines (at most DIFFER_SHOWN)
+    differ: list[dict[str, Any]] = []
+    for d in page:
+        if (d.override is not None or d.others) and len(differ) < DIFFER_SHOWN:
+            inst, segs, _, gov = board.instance_timeline(str(d.match.instance.id),
+                                                         TIMELINE_DAYS)
+            differ.append({"instance": inst, "rows": day_rows(segs, view.schedule.zone, now),
+                           "detail": d})
     return render(request, "schedule.html", {
         "view": view, "s": view.schedule, "rows": rows, "matches": page,
         "matched": matched, "offset": offset, "page_size": MATCH_PAGE,
-        "assignments": svc.assignments(view.id), "conflicts": conflicts,
+        "assignments": svc.assignments(view.id), "conflicts": conflicts, "differ": differ,
         "transitions": transitions_of(view.schedule, now),
         "periods_text": format_periods_text(view.schedule.periods),
     })
