@@ -67,6 +67,19 @@ STACK_CALLS = [
     ("DELETE", "/stacks/scratch", None),
     ("POST", "/stacks/shop/apply", None),
 ]
+# Dashboard part 2 (schedules, recommendations, savings): (file name part, path, a
+# selector to click before the shot, or None). "{schedule}" is a demo schedule's id.
+PART2_PAGES: list[tuple[str, str, str | None]] = [
+    ("schedules", "/schedules", None),
+    ("schedule", "/schedules/{schedule}", None),
+    ("schedule-edit", "/schedules/{schedule}/edit", None),
+    ("conflicts", "/schedules/conflicts", None),
+    ("timeline", "/instances/{instance}/timeline", None),
+    ("recommendations", "/recommendations", None),
+    ("recommendation-activity", "/recommendations",
+     ".rec-card:has([data-testid=windows]) [data-activity]"),
+    ("savings", "/savings", None),
+]
 
 
 def free_port() -> int:
@@ -154,6 +167,15 @@ def an_instance(base: str, key: str) -> str | None:
     return None
 
 
+def a_schedule(base: str, key: str) -> str | None:
+    """The demo's European office-hours schedule (else the first one)."""
+    req = urllib.request.Request(f"{base}/api/v1/schedules", headers={"X-API-Key": key})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        found = json.load(r)
+    best = [s for s in found if s["name"] == "office-hours-eu"] or found
+    return str(best[0]["id"]) if best else None
+
+
 def shoot(base: str, key: str, out: Path, width: int, height: int,
           max_height: int = 2000) -> int:
     from playwright.sync_api import sync_playwright
@@ -185,12 +207,19 @@ def shoot(base: str, key: str, out: Path, width: int, height: int,
             raise SystemExit("sign-in with the demo's admin key failed (still on /login)")
         instance = an_instance(base, key)
         seed_stack(base, key)
-        for name, path in PAGES:
+        schedule = a_schedule(base, key)
+        pages: list[tuple[str, str, str | None]] = [(n, p, None) for n, p in PAGES]
+        for name, path, click in pages + PART2_PAGES:
             if "{instance}" in path:
                 if instance is None:
                     print(f"skipped {name}: no running demo instance", flush=True)
                     continue
-                path = path.format(instance=instance)
+                path = path.replace("{instance}", instance)
+            if "{schedule}" in path:
+                if schedule is None:
+                    print(f"skipped {name}: no demo schedule", flush=True)
+                    continue
+                path = path.replace("{schedule}", schedule)
             response = page.goto(f"{base}{path}")
             status = response.status if response else 0
             if status == 404:
@@ -201,6 +230,14 @@ def shoot(base: str, key: str, out: Path, width: int, height: int,
                 continue
             page.wait_for_load_state("networkidle")
             target = out / f"dashboard-{name}.png"
+            if click is not None:  # a dialog: the viewport with the dialog open
+                page.locator(click).first.click()
+                page.wait_for_load_state("networkidle")
+                page.wait_for_timeout(500)  # the chart draws after the body arrives
+                page.screenshot(path=str(target))
+                print(f"saved {target}", flush=True)
+                saved += 1
+                continue
             tall = int(page.evaluate("document.documentElement.scrollHeight"))
             page.screenshot(path=str(target), full_page=True,
                             clip={"x": 0, "y": 0, "width": width,

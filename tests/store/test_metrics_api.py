@@ -98,8 +98,11 @@ def test_activity_and_recommendations(api: Any, ctx: Context) -> None:
     assert api.post(apply_url, headers=h(api, "operator")).status_code == 409
     url = f"/api/v1/recommendations/{rec['id']}/dismiss"
     assert api.post(url, headers=h(api, "viewer")).status_code == 403
-    r = api.post(url, headers=h(api, "operator"))
+    r = api.post(url + "?reason=runs+the+month-end+batch", headers=h(api, "operator"))
     assert r.status_code == 200 and r.json()["status"] == "dismissed"
+    audit = api.get("/api/v1/audit?kind=recommendation", headers=h(api, "viewer")).json()
+    assert [(e["action"], e["reason"]) for e in audit] == [
+        ("dismiss", "runs the month-end batch")]
     after = api.get("/api/v1/recommendations", headers=h(api, "viewer")).json()
     assert (after["items"], after["dismissed"]) == ([], 1)
     listed = api.get("/api/v1/recommendations?include_dismissed=true",
@@ -144,7 +147,9 @@ def test_cli_metrics_activity_and_recommendations(snoozeql_cli: Any) -> None:
     assert rec["kind"] == "always_idle" and rec["spans"] == []
     r = cli("recommendations", "list")
     assert "STOP IT" in r.output and "$730.50" in r.output
-    r = cli("recommendations", "dismiss", rec["id"])
+    r = cli("recommendations", "dismiss", rec["id"], "--reason", "kept for audits")
     assert r.exit_code == 0 and "idle" in r.output
+    r = cli("audit", "list", "--kind", "recommendation", "--json")
+    assert [e["reason"] for e in json.loads(r.stdout)] == ["kept for audits"]
     assert json.loads(cli("recommendations", "list", "--json").stdout) == []
     assert cli("recommendations", "dismiss", "bogus").exit_code == 2

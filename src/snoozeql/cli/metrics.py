@@ -253,11 +253,15 @@ def list_recommendations(
 
 @recommendations_app.command("dismiss")
 @handle_errors
-def dismiss(rec_id: Annotated[str, typer.Argument(help="recommendation id")]) -> None:
+def dismiss(
+    rec_id: Annotated[str, typer.Argument(help="recommendation id")],
+    reason: Annotated[str | None, typer.Option(
+        help="why it does not fit (kept in the audit trail)")] = None,
+) -> None:
     """Hide a recommendation until the analysis recommends something different."""
     from snoozeql.services.recommendations import RecommendationService
 
-    r = RecommendationService(state.ctx()).dismiss(rec_id, actor=state.ACTOR)
+    r = RecommendationService(state.ctx()).dismiss(rec_id, actor=state.ACTOR, reason=reason)
     console.print(f"dismissed the recommendation for {r['instance_name']}", highlight=False)
 
 

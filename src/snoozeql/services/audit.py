@@ -41,9 +41,9 @@ __all__ = [
 REDACTED = "***"
 KINDS = (
     "account", "schedule", "assignment", "override", "apikey", "stack", "stack_instance",
-    "stack_override",
+    "stack_override", "recommendation",
 )
-ACTIONS = ("create", "update", "delete", "restore", "assign", "unassign", "revoke")
+ACTIONS = ("create", "update", "delete", "restore", "assign", "unassign", "revoke", "dismiss")
 
 _SECRET_WORDS = re.compile(r"password|passwd|secret|token|credential|private|apikey",
                            re.IGNORECASE)

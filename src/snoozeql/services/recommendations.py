@@ -43,6 +43,7 @@ from snoozeql.domain.errors import ActionRefused, NotFoundError, ValidationError
 from snoozeql.domain.metrics import floor_hour
 from snoozeql.domain.protection import PROTECT_TAG, PROTECTED, is_protected
 from snoozeql.domain.types import Instance, InstanceKind
+from snoozeql.services import audit
 from snoozeql.services.context import Context
 from snoozeql.services.metrics import analysis_settings, timezone_of
 from snoozeql.store import instances as instance_store
@@ -497,7 +498,12 @@ class RecommendationService:
                 out.append(body)
         return out
 
-    def dismiss(self, rec_id: str | UUID, actor: str) -> dict[str, Any]:
+    def dismiss(self, rec_id: str | UUID, actor: str, reason: str | None = None
+                ) -> dict[str, Any]:
+        """Dismiss a recommendation; a ``reason`` (the dashboard asks for one) goes to
+        the audit trail with the dismissal, in the same transaction."""
+        if reason is not None:
+            reason = reason.strip()[:255] or None
         try:
             key = UUID(str(rec_id))
         except ValueError:
@@ -509,6 +515,10 @@ class RecommendationService:
                     f"no recommendation {key}; list the recommendations to see current ids"
                 )
             store.dismiss(conn, key, self.ctx.now(), actor)
+            if reason is not None:
+                audit.record(conn, at=self.ctx.now(), actor=actor, action="dismiss",
+                             kind="recommendation", object_id=key,
+                             name=str(row.body.get("instance_name")), reason=reason)
         body = dict(row.body)
         body["status"] = "dismissed"
         return body

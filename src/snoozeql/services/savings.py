@@ -19,9 +19,10 @@ rewrite what past stops saved. :meth:`SavingsService.export_csv` exports the int
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -34,9 +35,11 @@ from snoozeql.services.schedules import ScheduleService
 from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
+from snoozeql.store import versions
 
 __all__ = [
-    "CSV_COLUMNS", "GROUPS", "ProjectedRow", "RealizedRow", "SavingsReport", "SavingsService",
+    "CSV_COLUMNS", "GROUPS", "DailyRow", "ProjectedRow", "RealizedRow", "SavingsReport",
+    "SavingsService",
 ]
 
 CSV_COLUMNS = (
@@ -47,6 +50,7 @@ CSV_COLUMNS = (
 GROUPS = ("instance", "account", "schedule")
 WEEKS_PER_MONTH = Decimal("365.25") / 12 / 7
 _HOUR = Decimal(3600)
+_FLEET_COSTS = "savings.fleet_costs"
 
 
 @dataclass
@@ -115,6 +119,24 @@ class SavingsReport:
             "projected": [p.to_json() for p in self.projected],
             "projected_monthly_total_usd": float(round(self.projected_total_cents / 100, 2)),
         }
+
+
+@dataclass
+class DailyRow:
+    """One UTC day of a window: what stopping saved, and what the fleet of today would
+    have cost running all of that day's hours (clipped to the window and to now)."""
+
+    day: date
+    hours: Decimal
+    always_on_cents: Decimal
+    saved_cents: Decimal = Decimal(0)
+    stopped_hours: Decimal = Decimal(0)
+    unpriced_hours: Decimal = Decimal(0)
+
+    @property
+    def cost_cents(self) -> Decimal:
+        """What it cost: always-on minus what stopping saved."""
+        return self.always_on_cents - self.saved_cents
 
 
 def _aware(value: datetime | str | None, what: str) -> datetime | None:
@@ -207,32 +229,111 @@ class SavingsService:
 
     def projected(self, now: datetime | None = None) -> list[ProjectedRow]:
         now = now or self.ctx.now()
-        svc = ScheduleService(self.ctx)
-        governing = svc.governing()
-        with self.ctx.engine.connect() as conn:
-            instances = {i.id: i for i in instance_store.iter_all(
-                conn, instance_store.InstanceFilter(missing=False))}
-        clusters = {i.provider_id for i in instances.values() if i.kind.value == "cluster"}
+        governed, _ = self._fleet_costs()
         out: list[ProjectedRow] = []
-        for view in svc.list():
+        for view in ScheduleService(self.ctx).list():
             week = preview(view.schedule, now, now + timedelta(days=7))
             stopped = sum(
                 ((seg.end - seg.start).total_seconds() for seg in week
                  if seg.state is DesiredState.STOPPED), 0.0,
             )
-            cost = Decimal(0)
-            count = unpriced = 0
-            for iid, gov in governing.items():
-                inst = instances.get(iid)
-                if gov.schedule_id != view.id or inst is None:
-                    continue
-                if inst.kind.value == "instance" and inst.cluster_provider_id in clusters:
-                    continue  # counted through its cluster
-                count += 1
-                if inst.hourly_cost_cents is None:
-                    unpriced += 1
-                else:
-                    cost += Decimal(inst.hourly_cost_cents) * inst.node_count
+            count, unpriced, cost = governed.get(view.id, (0, 0, Decimal(0)))
             out.append(ProjectedRow(view.id, view.name, count, Decimal(stopped) / _HOUR, cost,
                                     unpriced))
         return sorted(out, key=lambda p: (-p.monthly_cents, p.schedule))
+
+    def _fleet_costs(self) -> tuple[dict[UUID, tuple[int, int, Decimal]], tuple[Decimal, int]]:
+        """Per governing schedule (instances, unpriced instances, summed hourly cost x
+        nodes), and the whole fleet's (hourly cost, unpriced instances); cluster members
+        count through their cluster. One read of the fleet, kept in the process while
+        the inventory's data version and the stored schedules and assignments are the
+        same (nothing here depends on the time)."""
+        with self.ctx.engine.connect() as conn:
+            version = versions.read(conn).get(versions.INSTANCES, 0)
+            state = hashlib.sha256(repr((
+                [(r.id, r.updated_at, r.priority) for r in store.list_schedules(conn)],
+                [(a.id, a.schedule_id) for a in store.list_assignments(conn)],
+            )).encode()).hexdigest()
+            kept = self.ctx.memo.get(_FLEET_COSTS)
+            if kept is not None and kept[0] == (version, state):
+                return kept[1], kept[2]
+            instances = list(instance_store.iter_all(
+                conn, instance_store.InstanceFilter(missing=False)))
+        governing = ScheduleService(self.ctx).governing(instances)
+        clusters = {i.provider_id for i in instances if i.kind.value == "cluster"}
+        governed: dict[UUID, tuple[int, int, Decimal]] = {}
+        total, unpriced_all = Decimal(0), 0
+        for inst in instances:
+            if inst.kind.value == "instance" and inst.cluster_provider_id in clusters:
+                continue  # counted through its cluster
+            cost = (None if inst.hourly_cost_cents is None
+                    else Decimal(inst.hourly_cost_cents) * inst.node_count)
+            if cost is None:
+                unpriced_all += 1
+            else:
+                total += cost
+            gov = governing.get(inst.id)
+            if gov is None:
+                continue
+            count, unpriced, summed = governed.get(gov.schedule_id, (0, 0, Decimal(0)))
+            governed[gov.schedule_id] = (count + 1, unpriced + (cost is None),
+                                         summed + (cost or 0))
+        self.ctx.memo[_FLEET_COSTS] = ((version, state), governed, (total, unpriced_all))
+        return governed, (total, unpriced_all)
+
+    def always_on_hourly_cents(self) -> tuple[Decimal, int]:
+        """What the current fleet costs per hour with everything running (hourly cost x
+        nodes; cluster members counted through their cluster, as in projections), and
+        how many instances have no known cost."""
+        return self._fleet_costs()[1]
+
+    def daily(self, *, start: datetime | str | None = None,
+              end: datetime | str | None = None,
+              always_on_hourly_cents: Decimal | None = None) -> list[DailyRow]:
+        """The window cut into UTC days: realized savings per day (the stop intervals
+        as in :meth:`report`, so the days add up to its total) and the always-on cost of
+        each day's hours at the current fleet's rates."""
+        s, e, now = self._window(start, end)
+        if always_on_hourly_cents is None:
+            always_on_hourly_cents, _ = self.always_on_hourly_cents()
+        stop = min(e, now)
+        rows: list[DailyRow] = []
+        day = s.astimezone(UTC).date()
+        while True:
+            lo = max(s, datetime.combine(day, time(), tzinfo=UTC))
+            hi = min(e, datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC))
+            if lo >= e:
+                break
+            hours = Decimal(max(0.0, (min(hi, now) - lo).total_seconds())) / _HOUR
+            rows.append(DailyRow(day, hours, hours * always_on_hourly_cents))
+            day += timedelta(days=1)
+        if not rows or stop <= s:
+            return rows
+        first = rows[0].day
+        with self.ctx.engine.connect() as conn:
+            intervals = store.intervals_overlapping(conn, s, stop)
+        for iv in intervals:
+            lo = max(iv.stopped_at, s)
+            hi = min(iv.started_at or now, e, now)
+            while lo < hi:
+                d = lo.astimezone(UTC).date()
+                cut = min(hi, datetime.combine(d + timedelta(days=1), time(), tzinfo=UTC))
+                hours = Decimal((cut - lo).total_seconds()) / _HOUR
+                row = rows[(d - first).days]
+                row.stopped_hours += hours
+                if iv.hourly_cost_cents is None:
+                    row.unpriced_hours += hours
+                else:
+                    row.saved_cents += hours * Decimal(iv.hourly_cost_cents) * iv.node_count
+                lo = cut
+        return rows
+
+    def realized(self, *, start: datetime | str | None = None,
+                 end: datetime | str | None = None, group_by: str = "instance"
+                 ) -> tuple[datetime, datetime, list[RealizedRow]]:
+        """The window and its realized rows, as :meth:`report` gives them (without the
+        projections)."""
+        if group_by not in GROUPS:
+            raise ValidationError(f"group_by: use one of {', '.join(GROUPS)}")
+        s, e, now = self._window(start, end)
+        return s, e, self._realized(s, e, now, group_by)

@@ -505,6 +505,14 @@ def get(conn: sa.Connection, instance_id: UUID) -> Instance | None:
     return row_to_instance(r) if r else None
 
 
+def get_many(conn: sa.Connection, instance_ids: Sequence[UUID]) -> dict[UUID, Instance]:
+    """The instances with these ids (a page of a list: one query), by id."""
+    if not instance_ids:
+        return {}
+    rows = conn.execute(_select().where(t.c.id.in_(list(instance_ids))))
+    return {i.id: i for i in (row_to_instance(r) for r in rows)}
+
+
 def find(conn: sa.Connection, *, name: str | None = None, provider_id: str | None = None
          ) -> list[Instance]:
     q = _select().order_by(t.c.name, t.c.id)

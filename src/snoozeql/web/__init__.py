@@ -28,12 +28,15 @@ def install(app: FastAPI) -> None:
         local,
         login,
         overview,
+        recommendations,
+        savings,
+        schedules,
         stacks,
         templates,
     )
 
     for module in (login, overview, instances, instance_detail, accounts, local, activity,
-                   apikeys, stacks, templates):
+                   apikeys, schedules, recommendations, savings, stacks, templates):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 

@@ -105,9 +105,13 @@ def list_recommendations(
 
 
 @router.post("/recommendations/{rec_id}/dismiss")
-def dismiss_recommendation(rec_id: str, ctx: CtxDep, key: Operator) -> dict[str, Any]:
+def dismiss_recommendation(
+    rec_id: str, ctx: CtxDep, key: Operator,
+    reason: str | None = Query(None, max_length=255,
+                               description="why it does not fit (kept in the audit trail)"),
+) -> dict[str, Any]:
     """Hide a recommendation until the analysis recommends something different."""
-    return RecommendationService(ctx).dismiss(rec_id, actor=key.name)
+    return RecommendationService(ctx).dismiss(rec_id, actor=key.name, reason=reason)
 
 
 @router.post("/recommendations/{rec_id}/apply", status_code=201)
