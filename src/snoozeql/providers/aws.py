@@ -48,7 +48,7 @@ from snoozeql.domain.types import (
     ProviderKind,
     already_message,
 )
-from snoozeql.observability import Telemetry
+from snoozeql.observability import Telemetry, in_context
 from snoozeql.providers.base import allowed_endpoint
 
 log = logging.getLogger(__name__)
@@ -516,7 +516,9 @@ class AwsProvider:
         errors: dict[str, str] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aws-discover") as pool:
             futures = {
-                r: pool.submit(self._discover_region_checked, creds, cfg, r) for r in cfg.regions
+                # in_context: a throttled call marks the task run it serves (a retry)
+                r: pool.submit(in_context(self._discover_region_checked), creds, cfg, r)
+                for r in cfg.regions
             }
             for region, fut in futures.items():
                 try:

@@ -55,12 +55,16 @@ class DiscoveryService:
         self.accounts = AccountService(ctx)
         self.prices = prices or PriceResolver(ctx)
 
-    def sync(self, ref: str | UUID, progress: Progress | None = None) -> SyncReport:
+    def sync(self, ref: str | UUID, progress: Progress | None = None, *,
+             takeover: bool = False) -> SyncReport:
+        """Sync one account. ``takeover``: the caller knows the sync that marked the
+        account ``syncing`` is dead (the queue hands a dead worker's task on), so the
+        mark does not stop this one."""
         account = self.accounts.get(ref)
         say = progress or (lambda _msg: None)
         started = time.monotonic()
         seen_at = self.ctx.now()
-        self._begin(account)
+        self._begin(account, takeover=takeover)
         try:
             say(f"asking {account.provider.value} for the databases of {account.name}")
             provider = self.ctx.providers.get(account.provider)
@@ -121,19 +125,17 @@ class DiscoveryService:
                 log.info("skipping %s: %s", account.name, exc.message)
         return reports
 
-    def _begin(self, account: Account) -> None:
+    def _begin(self, account: Account, *, takeover: bool = False) -> None:
         """Move the account to ``syncing`` unless another sync of it is running."""
         now = self.ctx.now()
+        free = sa.or_(
+            accounts_t.c.status != AccountStatus.SYNCING.value,
+            accounts_t.c.updated_at < now - STALE_SYNC,
+        )
         with self.ctx.engine.begin() as conn:
             res = conn.execute(
                 accounts_t.update()
-                .where(
-                    accounts_t.c.id == account.id,
-                    sa.or_(
-                        accounts_t.c.status != AccountStatus.SYNCING.value,
-                        accounts_t.c.updated_at < now - STALE_SYNC,
-                    ),
-                )
+                .where(accounts_t.c.id == account.id, sa.true() if takeover else free)
                 .values(status=AccountStatus.SYNCING.value, updated_at=now)
             )
         if res.rowcount != 1:
