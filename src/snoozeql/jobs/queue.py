@@ -113,14 +113,18 @@ def build_app(ctx: Context, *, pool_size: int = 4) -> procrastinate.App:
         max_attempts=s.task_max_attempts - 1 if s.task_max_attempts > 1 else 0,
         exponential_wait=3, retry_exceptions={tasks.ProviderThrottled},
     ) if s.task_max_attempts > 1 else None
-    for name in tasks.UNITS:
-        app.task(name=name, queue=tasks.UNIT_QUEUES[name], pass_context=True,
-                 retry=retry or False)(_unit_task(name))
+    units = {name: app.task(name=name, queue=tasks.UNIT_QUEUES[name], pass_context=True,
+                            retry=retry or False)(_unit_task(name))
+             for name in tasks.UNITS}
     for name, interval, plan in plans(ctx):
-        queue = _tick_queue(name)
-        tick = app.task(name=name, queue=queue, pass_context=True, queueing_lock=name,
-                        lock=name)(_tick_task(name, plan))
-        app.periodic(cron=cron_for(interval), periodic_id=name)(tick)  # type: ignore[arg-type]
+        cron = cron_for(interval)
+        if name in units:  # a periodic job that is one unit: the unit is deferred itself
+            app.periodic(cron=cron, periodic_id=name, queueing_lock=name,
+                         lock=name)(units[name])  # type: ignore[arg-type]
+            continue
+        tick = app.task(name=name, queue=_tick_queue(name), pass_context=True,
+                        queueing_lock=name, lock=name)(_tick_task(name, plan))
+        app.periodic(cron=cron, periodic_id=name)(tick)  # type: ignore[arg-type]
     stalled = app.task(name="retry-stalled", queue=MAINTENANCE, pass_context=True,
                        queueing_lock="retry-stalled", lock="retry-stalled")(_retry_stalled)
     app.periodic(cron=STALLED_CHECK_CRON, periodic_id="retry-stalled")(stalled)  # type: ignore[arg-type]
@@ -143,6 +147,7 @@ def _ctx_of(job: JobContext) -> Context:
 def _unit_task(name: str) -> Callable[..., Any]:
     def run(job: JobContext, **kwargs: Any) -> Any:
         ctx = _ctx_of(job)
+        kwargs.pop("timestamp", None)  # a periodic deferral's (the unit is the job)
         args = dict(kwargs)
         if name == "sync-account" and job.job.attempts > 0:
             args["takeover"] = True  # the first attempt's worker is gone or failed
