@@ -180,7 +180,11 @@ def _recorded(ctx: Context, job: JobContext, name: str, args: dict[str, Any],
         with ctx.telemetry.task(name, retry=job.job.attempts > 0) as run:
             run.fields.update(job_id=job.job.id, worker=worker)
             try:
-                return fn()
+                result = fn()
+                if isinstance(result, dict):  # a tick's counts: in the worker's log line
+                    run.fields.update(result)
+                    return result
+                return None  # the run's fields are in our log line already
             except ConflictError as exc:  # e.g. the account is synced from the dashboard
                 run.fields["skipped"] = exc.message
                 return None
