@@ -6,8 +6,11 @@ Part 1, scaling: one PostgreSQL, moto's server behind a loopback proxy that adds
 regions each (us-east-1, eu-west-1; moto holds 2 RDS instances in each). For 1, 2 and
 4 `snoozeql worker` processes (``--concurrency 1`` each, queue ``sync``), the 40
 ``sync-account`` tasks are deferred at once and the wall time from the deferral to the
-last finished run is measured (the workers are up before the clock starts). Gate: the
-4-worker time is at most 0.35 of the 1-worker time.
+last finished run is measured (the workers are up before the clock starts), three
+rounds in a row: the first is cold (each worker builds an account's AWS credentials
+and clients on its first sync of it, then keeps them 5 minutes, as a long-running
+worker does), the last is the steady state. Gate: the 4-worker steady-state time is at
+most 0.35 of the 1-worker one.
 
 Part 2, failover: two API replicas (`serve --no-jobs`) and three workers (``--concurrency
 2``) on one store; moto holds 30 stopped RDS instances that a schedule wants running,
@@ -129,40 +132,56 @@ def start_workers(n: int, env: dict[str, str], tmp: Path, *, concurrency: int,
 # ------------------------------------------------------------------ part 1
 
 
+ROUNDS = 3
+
+
+def one_round(ctx: Context, accounts: list[Any]) -> float:
+    """Defer a sync of every account at once; seconds until the last run finished."""
+    with ctx.engine.begin() as conn:
+        conn.execute(job_runs.delete())
+    began = time.monotonic()
+    for acc in accounts:
+        defer_unit(ctx, tasks.Unit("sync-account", {"account_id": str(acc.id)},
+                                   f"sync:{acc.id}", "sync"))
+    deadline = began + 600
+    while time.monotonic() < deadline:
+        with ctx.engine.connect() as conn:
+            done = conn.execute(sa.select(sa.func.count()).select_from(job_runs).where(
+                job_runs.c.task == "sync-account",
+                job_runs.c.status.in_(("succeeded", "failed")))).scalar_one()
+        if done >= len(accounts):
+            break
+        time.sleep(0.05)
+    wall = time.monotonic() - began
+    with ctx.engine.connect() as conn:
+        failed = conn.execute(sa.select(job_runs.c.error).where(
+            job_runs.c.status == "failed")).all()
+    if failed:
+        raise RuntimeError(f"{len(failed)} syncs failed: {failed[0].error}")
+    return wall
+
+
 def scaling(ctx: Context, env: dict[str, str], tmp: Path, proxy: LatencyProxy
-            ) -> dict[int, tuple[float, int]]:
+            ) -> dict[int, tuple[list[float], int]]:
+    """Per worker count: the wall time of each round (the first is cold: a new worker
+    builds each account's AWS clients once, then keeps them 5 minutes), and how many
+    workers ran syncs."""
     accounts = AccountService(ctx).list()
-    results: dict[int, tuple[float, int]] = {}
+    results: dict[int, tuple[list[float], int]] = {}
     for workers in (1, 2, 4):
-        with ctx.engine.begin() as conn:
-            conn.execute(job_runs.delete())
         procs = start_workers(workers, env, tmp, concurrency=1, queues=["sync"])
         try:
-            calls_before = len(proxy.calls)
-            began = time.monotonic()
-            for acc in accounts:
-                defer_unit(ctx, tasks.Unit("sync-account", {"account_id": str(acc.id)},
-                                           f"sync:{acc.id}", "sync"))
-            deadline = began + 600
-            while time.monotonic() < deadline:
+            walls = []
+            used: set[str] = set()
+            for _ in range(ROUNDS):
+                calls_before = len(proxy.calls)
+                walls.append(one_round(ctx, accounts))
                 with ctx.engine.connect() as conn:
-                    done = conn.execute(sa.select(sa.func.count()).select_from(job_runs).where(
-                        job_runs.c.task == "sync-account",
-                        job_runs.c.status.in_(("succeeded", "failed")))).scalar_one()
-                if done >= len(accounts):
-                    break
-                time.sleep(0.05)
-            wall = time.monotonic() - began
-            with ctx.engine.connect() as conn:
-                failed = conn.execute(sa.select(job_runs.c.error).where(
-                    job_runs.c.status == "failed")).all()
-                used = conn.execute(sa.select(sa.func.count(sa.distinct(job_runs.c.worker)))
-                                    ).scalar_one()
-            if failed:
-                raise RuntimeError(f"{len(failed)} syncs failed: {failed[0].error}")
-            results[workers] = (wall, used)
-            print(f"  {workers} worker(s): {wall:.2f} s for {len(accounts)} accounts, "
-                  f"{len(proxy.calls) - calls_before} AWS calls", file=sys.stderr)
+                    used |= set(conn.execute(sa.select(job_runs.c.worker)).scalars())
+                print(f"  {workers} worker(s): {walls[-1]:.2f} s for {len(accounts)} "
+                      f"accounts, {len(proxy.calls) - calls_before} AWS calls",
+                      file=sys.stderr)
+            results[workers] = (walls, len(used))
         finally:
             stop(procs)
     return results
@@ -321,13 +340,17 @@ def main() -> int:
         ctx.engine.dispose()
         proxy.close()
         one = results[1][0]
-        print("\n| workers | wall time | vs. 1 worker | workers that ran syncs |")
-        print("| ---: | ---: | ---: | ---: |")
-        for w, (wall, used) in results.items():
-            print(f"| {w} | {wall:.2f} s | {wall / one:.2f} | {used} |")
-        ratio = results[4][0] / one
-        print(f"\n4 workers / 1 worker = {ratio:.2f} (gate: at most 0.35): "
-              f"{'PASS' if ratio <= 0.35 else 'FAIL'}")
+        print("\n| workers | " + " | ".join(f"round {n + 1}" for n in range(ROUNDS))
+              + " | last round vs. 1 worker | workers that ran syncs |")
+        print("| ---: |" + " ---: |" * ROUNDS + " ---: | ---: |")
+        for w, (walls, used) in results.items():
+            print(f"| {w} | " + " | ".join(f"{x:.2f} s" for x in walls)
+                  + f" | {walls[-1] / one[-1]:.2f} | {used} |")
+        ratio = results[4][0][-1] / one[-1]
+        cold = results[4][0][0] / one[0]
+        print(f"\n4 workers / 1 worker, steady state (last round) = {ratio:.2f} (gate: at "
+              f"most 0.35): {'PASS' if ratio <= 0.35 else 'FAIL'}; first (cold) round "
+              f"{cold:.2f}")
         if ratio > 0.35:
             code = 1
         if not args.skip_failover:
