@@ -396,3 +396,80 @@ def test_worker_on_sqlite_says_it_needs_postgresql(tmp_path: Path) -> None:
                        timeout=60)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "needs PostgreSQL" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_throttled_sync_is_retried_by_the_queue_with_backoff(
+        moto_server: MotoServer, tmp_path: Path) -> None:
+    """AWS throttles the account's DescribeDBInstances once, past botocore's retries
+    (one attempt here): the task fails as throttled and the queue runs it again ~3 s
+    later (exponential backoff), on the same worker, which then succeeds."""
+    env = _aws_env(dict(os.environ), tmp_path / "aws")
+    proxy = LatencyProxy(moto_server.url)
+    pg = create_pg_database("snoozeql_throttle")
+    procs: list[subprocess.Popen[bytes]] = []
+    saved = {k: os.environ.get(k) for k in env if k.startswith("AWS_")}
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    try:
+        settings = Settings(data_dir=tmp_path / "setup", database_url=pg,
+                            aws_price_list=False, allowed_endpoints=["127.0.0.1"],
+                            _env_file=None)  # type: ignore[call-arg]
+        ctx = build_context(settings)
+        account = AccountService(ctx).add("aws", "busy", {"regions": "us-east-1",
+                                                          "endpoint_url": proxy.url})
+        wenv = env | {
+            "SNOOZEQL_DATABASE_URL": pg, "SNOOZEQL_AWS_PRICE_LIST": "false",
+            "SNOOZEQL_SYNC_INTERVAL_SECONDS": "86400", "SNOOZEQL_METRICS_ENABLED": "false",
+            "SNOOZEQL_RECONCILE_INTERVAL_SECONDS": "3600",
+            "SNOOZEQL_ALLOWED_ENDPOINTS": '["127.0.0.1"]', "SNOOZEQL_AWS_MAX_ATTEMPTS": "1",
+            "SNOOZEQL_DATA_DIR": str(tmp_path / "data"),
+        }
+        port = free_port()
+        log = tmp_path / "worker.log"
+        procs.append(subprocess.Popen(
+            [SNOOZEQL, "worker", "--concurrency", "1", "--queues", "sync", "--metrics-port",
+             str(port)], env=wenv, stdout=log.open("wb"), stderr=subprocess.STDOUT))
+        _wait_http(f"http://127.0.0.1:{port}/healthz", procs[0], log)
+        proxy.throttle("DescribeDBInstances", 1)
+        r = subprocess.run([SNOOZEQL, "jobs", "run", "sync", "busy"], env=wenv,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "queued" in r.stdout, r.stdout + r.stderr
+        deadline = time.monotonic() + 60
+        runs: list[Any] = []
+        while time.monotonic() < deadline:
+            with ctx.engine.connect() as conn:
+                runs = conn.execute(sa.select(job_runs).where(
+                    job_runs.c.task == "sync-account").order_by(job_runs.c.started_at)).all()
+            if any(r.status == "succeeded" for r in runs):
+                break
+            time.sleep(0.1)
+        assert [(r.attempt, r.status) for r in runs] == [(0, "failed"), (1, "succeeded")], (
+            [(r.attempt, r.status, r.error) for r in runs], log.read_text()[-3000:])
+        assert "ProviderThrottled" in runs[0].error and "Rate exceeded" in runs[0].error
+        waited = (runs[1].started_at - runs[0].finished_at).total_seconds()
+        assert waited >= 2.5, waited  # 3 s backoff before the second attempt
+        assert runs[0].job_id == runs[1].job_id and runs[0].worker == runs[1].worker
+        assert [c.throttled for c in proxy.calls_of("DescribeDBInstances")] == [True, False]
+        status, body = _get(f"http://127.0.0.1:{port}/metrics")
+        families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        retried = {s.labels["task"]: s.value for s in families["snoozeql_tasks_retried"].samples
+                   if s.name.endswith("_total")}
+        assert retried["sync-account"] == 1
+        throttled = [s for s in families["snoozeql_provider_calls"].samples
+                     if s.labels.get("result") == "throttled"]
+        assert throttled and throttled[0].labels["operation"] == "DescribeDBInstances"
+        with ctx.engine.connect() as conn:
+            from snoozeql.store.tables import accounts
+
+            state = conn.execute(sa.select(accounts.c.status).where(
+                accounts.c.id == account.id)).scalar_one()
+        assert state == "connected"
+        ctx.engine.dispose()
+    finally:
+        _stop(procs)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        proxy.close()
+        drop_pg_database(pg)
