@@ -75,6 +75,8 @@ def catalogue(ctx: Context) -> list[Job]:
     for name, interval, plan in plans(ctx):
         if name == "sync-accounts":
             jobs.append(Job(name, interval, _sync_accounts))
+        elif name in tasks.UNITS:  # a job that is one unit: the unit itself
+            jobs.append(Job(name, interval, tasks.UNITS[name]))
         elif name == "reconcile-schedules":
             jobs.append(Job(name, interval,
                             lambda c: tasks.reconcile_shard(c, shard=0, shards=1)))
