@@ -144,3 +144,64 @@ def test_the_jobs_api_reads_for_viewers_and_runs_for_operators(jctx: Context) ->
 ])
 def test_intervals_become_crons_that_fire_at_least_as_often(seconds: int, cron: str) -> None:
     assert cron_for(timedelta(seconds=seconds)) == cron
+
+
+def _discovered(name: str, region: str, status: str = "running") -> object:
+    from snoozeql.domain.types import (
+        DiscoveredInstance,
+        InstanceKind,
+        InstanceStatus,
+        ProviderKind,
+    )
+
+    return DiscoveredInstance(
+        provider=ProviderKind.AWS, provider_id=f"arn:aws:rds:{region}:123456789012:db:{name}",
+        name=name, kind=InstanceKind.INSTANCE, engine="postgres", engine_version=None,
+        instance_class="db.t3.micro", region=region, status=InstanceStatus(status),
+        raw_status=None, tags={},
+    )
+
+
+def test_collection_is_cut_per_account_and_region_in_batches_of_500_queries(
+        jctx: Context) -> None:
+    from snoozeql.jobs import tasks
+    from snoozeql.services.metrics import QUERIES_PER_INSTANCE
+    from snoozeql.store import instances as instance_store
+
+    a = AccountService(jctx).add("aws", "a", {"regions": "us-east-1,eu-west-1",
+                                              "endpoint_url": CLOSED})
+    b = AccountService(jctx).add("aws", "b", {"regions": "us-east-1",
+                                              "endpoint_url": CLOSED})
+    big = [_discovered(f"a-{n:03d}", "us-east-1") for n in range(130)]
+    small = [_discovered(f"a-eu-{n}", "eu-west-1") for n in range(3)]
+    stopped = [_discovered("a-stopped", "eu-west-1", "stopped")]
+    other = [_discovered("b-0", "us-east-1")]
+    with jctx.engine.begin() as conn:
+        instance_store.upsert_discovered(conn, big + small + stopped, a.id, jctx.now(), {})
+        instance_store.upsert_discovered(conn, other, b.id, jctx.now(), {})
+    units = tasks.plan_collect(jctx)
+    assert all(u.task == "collect-metrics-batch" and u.queue == "metrics" for u in units)
+    shape = sorted((u.args["account_id"], u.args["region"], len(u.args["instance_ids"]))
+                   for u in units)
+    per_batch = 500 // QUERIES_PER_INSTANCE
+    assert per_batch == 125
+    assert shape == sorted([(str(a.id), "us-east-1", 125), (str(a.id), "us-east-1", 5),
+                            (str(a.id), "eu-west-1", 3), (str(b.id), "us-east-1", 1)])
+    assert len({u.key for u in units}) == len(units)  # each batch its own lock
+    # A batch of an account whose provider fails reports the error, never raises.
+    unit = next(u for u in units if u.args["account_id"] == str(b.id))
+    result = tasks.collect_metrics_batch(jctx, **unit.args)
+    assert result.errors and result.instances == 1  # type: ignore[attr-defined]
+
+
+def test_the_reconcile_is_cut_in_shards_that_cover_the_fleet_once(jctx: Context) -> None:
+    from snoozeql.jobs import tasks
+
+    jctx.settings.reconcile_shards = 3
+    units = tasks.plan_reconcile(jctx)
+    assert [(u.task, u.args) for u in units] == [
+        ("reconcile-shard", {"shard": k, "shards": 3}) for k in range(3)]
+    for u in units:
+        tasks.reconcile_shard(jctx, **u.args)  # nothing governed: nothing to do
+    with pytest.raises(ValueError, match="shard"):
+        tasks.reconcile_shard(jctx, shard=3, shards=3)
