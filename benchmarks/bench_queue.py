@@ -4,8 +4,9 @@
 Part 1, scaling: one PostgreSQL, moto's server behind a loopback proxy that adds
 100 ms to every AWS call (``tests/support/latency_proxy.py``), 40 AWS accounts with 2
 regions each (us-east-1, eu-west-1; moto holds 2 RDS instances in each). For 1, 2 and
-4 `snoozeql worker` processes (``--concurrency 1`` each, queue ``sync``), the 40
-``sync-account`` tasks are deferred at once and the wall time from the deferral to the
+4 `snoozeql worker` processes (``--concurrency 1`` each, queue ``sync``), the periodic
+sync's 80 tasks (``sync-scope``: one per account and region; the last of an account's
+two writes both) are deferred at once and the wall time from the deferral to the
 last finished run is measured (the workers are up before the clock starts), three
 rounds in a row: the first is cold (each worker builds an account's AWS credentials
 and clients on its first sync of it, then keeps them 5 minutes, as a long-running
@@ -51,7 +52,7 @@ from tests.support.moto_server import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MotoServ
 from benchmarks.bench_inventory import drop_pg, pg_database
 from snoozeql.config import Settings
 from snoozeql.jobs import tasks
-from snoozeql.jobs.queue import close_deferrer, defer_unit
+from snoozeql.jobs.queue import close_deferrer, defer_units, deferrer
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context, build_context
@@ -136,20 +137,22 @@ ROUNDS = 3
 
 
 def one_round(ctx: Context, accounts: list[Any]) -> float:
-    """Defer a sync of every account at once; seconds until the last run finished."""
+    """Defer the periodic sync's tasks (one per account and region) at once; seconds
+    until the last ran and every account was written."""
     with ctx.engine.begin() as conn:
         conn.execute(job_runs.delete())
     began = time.monotonic()
-    for acc in accounts:
-        defer_unit(ctx, tasks.Unit("sync-account", {"account_id": str(acc.id)},
-                                   f"sync:{acc.id}", "sync"))
+    since = ctx.now()
+    units = tasks.plan_sync(ctx)
+    assert len(units) == len(accounts) * len(REGIONS)
+    defer_units(ctx, units, app=deferrer(ctx))
     deadline = began + 600
     while time.monotonic() < deadline:
         with ctx.engine.connect() as conn:
             done = conn.execute(sa.select(sa.func.count()).select_from(job_runs).where(
-                job_runs.c.task == "sync-account",
+                job_runs.c.task == "sync-scope",
                 job_runs.c.status.in_(("succeeded", "failed")))).scalar_one()
-        if done >= len(accounts):
+        if done >= len(units):
             break
         time.sleep(0.05)
     wall = time.monotonic() - began
@@ -158,6 +161,10 @@ def one_round(ctx: Context, accounts: list[Any]) -> float:
             job_runs.c.status == "failed")).all()
     if failed:
         raise RuntimeError(f"{len(failed)} syncs failed: {failed[0].error}")
+    stale = [a.name for a in AccountService(ctx).list()
+             if a.last_sync_at is None or a.last_sync_at < since]
+    if stale:
+        raise RuntimeError(f"{len(stale)} accounts not written by the round: {stale[:3]}")
     return wall
 
 

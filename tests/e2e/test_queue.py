@@ -6,7 +6,8 @@ one of them ("slow") is reached through a loopback proxy that holds back its
 is killed with SIGKILL. The others must:
 
 * defer every periodic task once per period, whatever the number of workers, and sync
-  every account once per period (no double syncs);
+  every account once per period (a ``sync-scope`` task per account and region; no
+  double syncs);
 * run the dead worker's sync again within two sync intervals (plus the sync's time),
   the dead run listed as ``abandoned`` and the re-run as a retry;
 * show their task series on ``--metrics-port`` (parsed with prometheus-client's parser).
@@ -187,7 +188,7 @@ def cluster(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
         while holder is None and time.monotonic() < deadline:
             with ctx.engine.connect() as conn:
                 rows = conn.execute(sa.select(job_runs).where(
-                    job_runs.c.task == "sync-account", job_runs.c.status == "running")).all()
+                    job_runs.c.task == "sync-scope", job_runs.c.status == "running")).all()
             holder = next((r for r in rows if r.args["account_id"] == ids["slow"]), None)
             time.sleep(0.05)
         assert holder is not None, "the slow sync has no running row"
@@ -203,7 +204,7 @@ def cluster(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
         while time.monotonic() < deadline:
             with ctx.engine.connect() as conn:
                 done = conn.execute(sa.select(job_runs).where(
-                    job_runs.c.task == "sync-account", job_runs.c.status == "succeeded",
+                    job_runs.c.task == "sync-scope", job_runs.c.status == "succeeded",
                     job_runs.c.started_at > killed_at)).all()
             if any(r.args["account_id"] == ids["slow"] for r in done):
                 break
@@ -266,7 +267,8 @@ def test_periodic_tasks_are_deferred_once_per_period_by_three_workers(cluster: C
 
 
 def test_each_account_is_synced_once_per_period(cluster: Cluster) -> None:
-    syncs = [r for r in cluster.runs if r.task == "sync-account"]
+    # One task per (account, region): each account here has one region.
+    syncs = [r for r in cluster.runs if r.task == "sync-scope"]
     for name in ("acct-1", "acct-2", "acct-3"):
         mine = sorted(r.started_at for r in syncs
                       if r.args["account_id"] == cluster.account_ids[name])
@@ -285,7 +287,7 @@ def test_each_account_is_synced_once_per_period(cluster: Cluster) -> None:
 
 def test_a_killed_workers_sync_runs_again_elsewhere_within_two_intervals(cluster: Cluster
                                                                          ) -> None:
-    slow = [r for r in cluster.runs if r.task == "sync-account"
+    slow = [r for r in cluster.runs if r.task == "sync-scope"
             and r.args["account_id"] == cluster.account_ids["slow"]]
     dead = [r for r in slow if f":{cluster.killed_pid}:" in r.worker]
     assert len(dead) == 1 and dead[0].status == "abandoned", [(r.worker, r.status)
@@ -317,10 +319,10 @@ def test_worker_metrics_show_task_series(cluster: Cluster) -> None:
                 return float(s.value)
         raise AssertionError(f"no {family}{suffix} {labels}")
 
-    assert value("snoozeql_tasks_started", "_total", task="sync-account") >= 1
-    assert value("snoozeql_tasks_succeeded", "_total", task="sync-account") >= 1
+    assert value("snoozeql_tasks_started", "_total", task="sync-scope") >= 1
+    assert value("snoozeql_tasks_succeeded", "_total", task="sync-scope") >= 1
     assert value("snoozeql_tasks_started", "_total", task="reconcile-shard") >= 1
-    assert value("snoozeql_task_duration_seconds", "_count", task="sync-account",
+    assert value("snoozeql_task_duration_seconds", "_count", task="sync-scope",
                  result="succeeded") >= 1
     assert "snoozeql_tasks_retried" in families
     # The fleet gauges come from the store: every worker reports the same instances.
@@ -345,7 +347,7 @@ def test_jobs_list_and_run_through_the_api(cluster: Cluster) -> None:
     second = json.loads(body)["items"]
     assert status == 200 and not {i["id"] for i in second} & {i["id"] for i in page["items"]}
     status, body = _get(f"{base}?status=abandoned", viewer)
-    assert [i["task"] for i in json.loads(body)["items"]] == ["sync-account"]
+    assert [i["task"] for i in json.loads(body)["items"]] == ["sync-scope"]
     assert _get(f"{base}?cursor=nonsense", viewer)[0] == 400
 
     # A viewer may read, not run; an operator queues a sync (no worker runs now).
@@ -473,3 +475,59 @@ def test_a_throttled_sync_is_retried_by_the_queue_with_backoff(
                 os.environ[k] = v
         proxy.close()
         drop_pg_database(pg)
+
+
+def test_a_sync_split_per_region_is_written_whole_by_its_last_part(
+        moto_server: MotoServer, tmp_path: Path) -> None:
+    """The queue's sync of an account with two regions is two tasks: the first keeps
+    its part, the last writes both in one transaction (and flags what neither saw);
+    a round older than the account's last sync is dropped."""
+    from snoozeql.jobs import tasks
+    from snoozeql.services.inventory import InventoryService
+    from snoozeql.store.instances import InstanceFilter
+
+    env = _aws_env(dict(os.environ), tmp_path / "aws")
+    saved = {k: os.environ.get(k) for k in env if k.startswith("AWS_")}
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    try:
+        for region in ("us-east-1", "eu-west-1"):
+            boto3.session.Session(
+                aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY,
+                region_name=region,
+            ).client("rds", endpoint_url=moto_server.url).create_db_instance(
+                DBInstanceIdentifier=f"split-{region}", Engine="postgres",
+                DBInstanceClass="db.t3.micro", MasterUsername="snooze",
+                MasterUserPassword="not-a-real-pass", AllocatedStorage=20)
+        settings = Settings(data_dir=tmp_path / "data", aws_price_list=False,
+                            allowed_endpoints=["127.0.0.1"], _env_file=None)  # type: ignore[call-arg]
+        ctx = build_context(settings)
+        acc = AccountService(ctx).add("aws", "two", {"regions": "us-east-1,eu-west-1",
+                                                     "endpoint_url": moto_server.url})
+
+        def names() -> set[str]:
+            found = InventoryService(ctx).list_all(InstanceFilter(account_id=acc.id))
+            return {i.name for i in found if i.missing_since is None}
+
+        older = [u for u in tasks.plan_sync(ctx) if u.args["account_id"] == str(acc.id)]
+        units = [u for u in tasks.plan_sync(ctx) if u.args["account_id"] == str(acc.id)]
+        assert [(u.task, u.args["scope"]) for u in units] == [
+            ("sync-scope", "us-east-1"), ("sync-scope", "eu-west-1")]
+        assert len({u.args["round"] for u in units}) == 1 and len({u.key for u in units}) == 2
+        assert tasks.sync_scope(ctx, **units[0].args) is None  # waits for the other part
+        assert AccountService(ctx).get("two").status.value == "syncing" and names() == set()
+        report = tasks.sync_scope(ctx, **units[1].args)
+        assert report is not None and report.status.value == "connected"  # type: ignore[attr-defined]
+        assert {"split-us-east-1", "split-eu-west-1"} <= names()
+        synced = AccountService(ctx).get("two")
+        assert synced.status.value == "connected" and synced.last_sync_at is not None
+        # The older round's parts arrive late: dropped, nothing written over the newer.
+        assert tasks.sync_scope(ctx, **older[0].args) is None
+        assert tasks.sync_scope(ctx, **older[1].args) is None
+        assert AccountService(ctx).get("two").last_sync_at == synced.last_sync_at
+        ctx.engine.dispose()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -34,7 +34,7 @@ def _sync_accounts(ctx: Context) -> object:
     # A failed account is on the account (status, last_error) and in its own log line;
     # the job itself fails only if it cannot run.
     errors: list[Exception] = []
-    reports = run_plan(ctx, tasks.plan_sync, errors=errors)
+    reports = run_plan(ctx, tasks.plan_sync_whole, errors=errors)
     run = current_task()
     if run is not None:  # shown in the task run's log line (one line per account too)
         run.fields.clear()

@@ -5,7 +5,9 @@ Each periodic job is a *plan* that cuts its work into *units* (one task each):
 ============================  ==========================================  ==========
 periodic job                  units                                       queue
 ============================  ==========================================  ==========
-``sync-accounts``             ``sync-account`` per account                ``sync``
+``sync-accounts``             ``sync-scope`` per (account, region or      ``sync``
+                              project) on the queue (``sync-account``
+                              per account in process)
 ``collect-metrics``           ``collect-metrics-batch`` per (account,     ``metrics``
                               region) batch of at most
                               ``SNOOZEQL_METRICS_BATCH_QUERIES`` queries,
@@ -30,8 +32,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from snoozeql.domain.errors import ConflictError, ProviderError
 from snoozeql.observability import current_task
@@ -59,10 +62,62 @@ class Unit:
 
 
 def plan_sync(ctx: Context) -> list[Unit]:
+    """The queue's sync: one ``sync-scope`` per (account, region or project), the
+    parts of one round written together by the last of them; accounts of other
+    providers whole (``sync-account``)."""
+    from snoozeql.services.accounts import AccountService
+    from snoozeql.services.discovery import DiscoveryService
+
+    svc = DiscoveryService(ctx)
+    round_id, started = uuid4().hex, ctx.now().isoformat()
+    units = []
+    for a in AccountService(ctx).list():
+        scopes = svc.scopes(a)
+        if not scopes:
+            units.append(Unit("sync-account", {"account_id": str(a.id)}, f"sync:{a.id}",
+                              "sync"))
+            continue
+        units.extend(
+            Unit("sync-scope", {"account_id": str(a.id), "scope": scope, "round": round_id,
+                                "scopes": scopes, "started_at": started},
+                 f"sync:{a.id}:{scope}", "sync")
+            for scope in scopes)
+    return units
+
+
+def plan_sync_whole(ctx: Context) -> list[Unit]:
+    """The in-process runner's sync: one unit per account (its regions or projects
+    scanned in parallel threads inside)."""
     from snoozeql.services.accounts import AccountService
 
     return [Unit("sync-account", {"account_id": str(a.id)}, f"sync:{a.id}", "sync")
             for a in AccountService(ctx).list()]
+
+
+def sync_scope(ctx: Context, account_id: str, scope: str, round: str, scopes: list[str],
+               started_at: str) -> object:
+    """One region or project of an account's sync (``DiscoveryService.sync_scope``)."""
+    from snoozeql.domain.errors import SnoozeError
+    from snoozeql.services.discovery import DiscoveryService
+
+    run = current_task()
+    try:
+        report = DiscoveryService(ctx).sync_scope(
+            account_id, scope, round, list(scopes), datetime.fromisoformat(started_at),
+            throttled=lambda: bool(run is not None and run.throttled))
+    except SnoozeError as exc:
+        if run is not None and run.throttled:
+            raise ProviderThrottled(exc.message) from None
+        raise
+    if run is not None:
+        run.fields.update(account_id=account_id, scope=scope, round=round,
+                          last_part=report is not None)
+        if report is not None:
+            run.fields.update(account=report.account_name, found=report.found,
+                              result_status=report.status.value)
+    if report is not None and report.error:
+        raise ProviderError(report.error)
+    return report
 
 
 def sync_account(ctx: Context, account_id: str, takeover: bool = False) -> object:
@@ -163,6 +218,7 @@ def refresh_local_databases(ctx: Context) -> object:
 #: Every unit by name.
 UNITS: dict[str, Callable[..., object]] = {
     "sync-account": sync_account,
+    "sync-scope": sync_scope,
     "collect-metrics-batch": collect_metrics_batch,
     "collect-local-metrics": collect_local_metrics,
     "cleanup-metrics": cleanup_metrics,
@@ -173,7 +229,7 @@ UNITS: dict[str, Callable[..., object]] = {
 
 #: The queue each unit runs on (``snoozeql worker --queues``).
 UNIT_QUEUES: dict[str, str] = {
-    "sync-account": "sync", "collect-metrics-batch": "metrics",
+    "sync-account": "sync", "sync-scope": "sync", "collect-metrics-batch": "metrics",
     "collect-local-metrics": "metrics", "analyse-activity": "metrics",
     "cleanup-metrics": "maintenance", "reconcile-shard": "reconcile",
     "refresh-local-databases": "maintenance",

@@ -178,6 +178,21 @@ job_runs = sa.Table(
     sa.Index("ix_job_runs_job", "job_id"),
 )
 
+# The parts of one queued sync of an account, one per region (AWS) or project (GCP),
+# each found by its own task; the task that brings the last part writes them all in
+# one transaction, as a whole-account sync does (services/discovery.py, sync_scope).
+sync_parts = sa.Table(
+    "sync_parts",
+    metadata,
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("round", sa.String(64), primary_key=True),
+    sa.Column("scope", sa.String(255), primary_key=True),
+    sa.Column("items", JSONType, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("found_at", UTCDateTime, nullable=False),
+)
+
 # Encrypted secrets (local database passwords, secret env values of stack instances).
 # ``ciphertext`` is Fernet output (services/secrets.py); plaintext never reaches the store.
 secrets = sa.Table(

@@ -1,8 +1,9 @@
 """Job queue: a row per background task run, and procrastinate's schema on PostgreSQL.
 
-``job_runs`` keeps one row per run of a background task, written by the in-process
-runner (the embedded SQLite default) and by queue workers alike, so ``snoozeql jobs
-list`` and ``GET /api/v1/jobs`` show both in one shape.
+``sync_parts`` holds the parts of a sync split per region or project on the queue
+until the last one arrives. ``job_runs`` keeps one row per run of a background task,
+written by the in-process runner (the embedded SQLite default) and by queue workers
+alike, so ``snoozeql jobs list`` and ``GET /api/v1/jobs`` show both in one shape.
 
 On PostgreSQL the background work runs on procrastinate (``snoozeql worker``): its
 tables, types and functions (``procrastinate_*``) are installed here, from the schema
@@ -43,6 +44,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_job_runs_started", "job_runs", ["started_at"])
     op.create_index("ix_job_runs_job", "job_runs", ["job_id"])
+    op.create_table(
+        "sync_parts",
+        sa.Column("account_id", sa.Uuid,
+                  sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("round", sa.String(64), primary_key=True),
+        sa.Column("scope", sa.String(255), primary_key=True),
+        sa.Column("items", JSONType, nullable=False),
+        sa.Column("error", sa.Text),
+        sa.Column("found_at", UTCDateTime(), nullable=False),
+    )
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         install_queue_schema(bind)
@@ -52,6 +63,7 @@ def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         drop_queue_schema(bind)
+    op.drop_table("sync_parts")
     op.drop_index("ix_job_runs_job", "job_runs")
     op.drop_index("ix_job_runs_started", "job_runs")
     op.drop_table("job_runs")
