@@ -171,12 +171,6 @@ class DiscoveryService:
         A round older than the account's last sync is dropped, never written."""
         account = self.accounts.get(ref)
         begun = time.monotonic()
-        now = self.ctx.now()
-        with self.ctx.engine.begin() as conn:
-            conn.execute(accounts_t.update().where(
-                accounts_t.c.id == account.id,
-                accounts_t.c.status != AccountStatus.SYNCING.value,
-            ).values(status=AccountStatus.SYNCING.value, updated_at=now))
         key = "regions" if account.provider.value == "aws" else "projects"
         scoped = replace(account, config={**account.config, key: [scope]})
         items: list[dict[str, object]] = []
@@ -192,14 +186,20 @@ class DiscoveryService:
             if not isinstance(exc, SnoozeError):
                 log.exception("sync of %s of account %s failed unexpectedly", scope,
                               account.name)
-        with self.ctx.engine.begin() as conn:
-            part_store.put(conn, account.id, round_id, scope, items, error, self.ctx.now())
+        # One transaction: the account's row locked, the part kept, and either the
+        # account marked syncing (parts missing) or every part written (the last).
         with self.ctx.engine.begin() as conn:
             last_sync = part_store.lock_account(conn, account.id)
             if last_sync is False:
                 return None  # deleted meanwhile (its parts went with it)
+            now = self.ctx.now()
+            part_store.put(conn, account.id, round_id, scope, items, error, now)
             got = part_store.parts(conn, account.id, round_id)
             if not set(scopes) <= {p.scope for p in got}:
+                conn.execute(accounts_t.update().where(
+                    accounts_t.c.id == account.id,
+                    accounts_t.c.status != AccountStatus.SYNCING.value,
+                ).values(status=AccountStatus.SYNCING.value, updated_at=now))
                 return None
             part_store.clear(conn, account.id, round_id, self.ctx.now())
             if isinstance(last_sync, datetime) and last_sync >= started_at:
