@@ -168,8 +168,21 @@ def one_round(ctx: Context, accounts: list[Any]) -> float:
     return wall
 
 
-def scaling(ctx: Context, env: dict[str, str], tmp: Path, proxy: LatencyProxy
-            ) -> dict[int, tuple[list[float], int]]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def scaling(ctx: Context, env: dict[str, str], tmp: Path, proxy: LatencyProxy,
+            moto_pid: int) -> dict[int, tuple[list[float], int]]:
     """Per worker count: the wall time of each round (the first is cold: a new worker
     builds each account's AWS clients once, then keeps them 5 minutes), and how many
     workers ran syncs."""
@@ -182,12 +195,17 @@ def scaling(ctx: Context, env: dict[str, str], tmp: Path, proxy: LatencyProxy
             used: set[str] = set()
             for _ in range(ROUNDS):
                 calls_before = len(proxy.calls)
+                cpu_before = cpu_seconds([p.pid for p in procs])
+                moto_before = cpu_seconds([moto_pid])
                 walls.append(one_round(ctx, accounts))
+                cpu = cpu_seconds([p.pid for p in procs]) - cpu_before
+                moto_cpu = cpu_seconds([moto_pid]) - moto_before
                 with ctx.engine.connect() as conn:
                     used |= set(conn.execute(sa.select(job_runs.c.worker)).scalars())
                 print(f"  {workers} worker(s): {walls[-1]:.2f} s for {len(accounts)} "
-                      f"accounts, {len(proxy.calls) - calls_before} AWS calls",
-                      file=sys.stderr)
+                      f"accounts, {len(proxy.calls) - calls_before} AWS calls; CPU: "
+                      f"workers {cpu:.1f} s, moto {moto_cpu:.1f} s; load "
+                      f"{os.getloadavg()[0]:.1f}", file=sys.stderr)
             results[workers] = (walls, len(used))
         finally:
             stop(procs)
@@ -342,7 +360,7 @@ def main() -> int:
         }
         print(f"scaling: {ACCOUNTS} accounts x {len(REGIONS)} regions, "
               f"{LATENCY * 1000:.0f} ms per AWS call", file=sys.stderr)
-        results = scaling(ctx, wenv, tmp, proxy)
+        results = scaling(ctx, wenv, tmp, proxy, moto._proc.pid)
         close_deferrer(ctx)
         ctx.engine.dispose()
         proxy.close()
