@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from snoozeql.api.app import create_app
 from snoozeql.domain.errors import NotFoundError, ValidationError
+from snoozeql.domain.metrics import CPU, Sample
 from snoozeql.jobs.catalogue import Job
 from snoozeql.jobs.dispatch import run_now
 from snoozeql.jobs.queue import close_deferrer, cron_for
@@ -20,6 +21,7 @@ from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
 from snoozeql.services.jobs import JobService
+from snoozeql.store import metrics as metric_store
 from tests.support.moto_server import free_port
 
 
@@ -205,3 +207,37 @@ def test_the_reconcile_is_cut_in_shards_that_cover_the_fleet_once(jctx: Context)
         tasks.reconcile_shard(jctx, **u.args)  # nothing governed: nothing to do
     with pytest.raises(ValueError, match="shard"):
         tasks.reconcile_shard(jctx, shard=3, shards=3)
+
+
+def test_the_queued_analysis_runs_in_batches_and_leaves_the_listing_nothing_to_compute(
+        jctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    from snoozeql.jobs import tasks
+    from snoozeql.services.recommendations import RecommendationService
+    from tests.store.test_metrics_store import add_instances
+    from tests.store.test_recommendations import NOW, seed
+
+    jctx.clock = lambda: NOW
+    ids = add_instances(jctx, "idle-a", "idle-b", "idle-c", cost=100)
+    for i in ids.values():
+        seed(jctx, i, lambda _t: False)
+    monkeypatch.setattr(tasks, "ANALYSIS_BATCH", 2)
+    units = tasks.plan_analyse(jctx)
+    assert [(u.task, len(u.args["instance_ids"])) for u in units] == [
+        ("analyse-batch", 2), ("analyse-batch", 1)]
+    assert {i for u in units for i in u.args["instance_ids"]} == {str(i) for i in
+                                                                   ids.values()}
+    assert [tasks.analyse_batch(jctx, **u.args) for u in units] == [2, 1]
+    assert tasks.plan_analyse(jctx) == []  # nothing stale now
+    # Another process's listing (a new service, no memo) computes nothing.
+    jctx.memo.clear()
+    analyses: list[int] = []
+    compute = RecommendationService.compute
+    monkeypatch.setattr(RecommendationService, "compute",
+                        lambda self, *a, **k: analyses.append(1) or compute(self, *a, **k))
+    kinds = [r["kind"] for r in RecommendationService(jctx).list()]
+    assert kinds == ["always_idle"] * 3 and analyses == []
+    # A new sample of one instance: only it is stale again.
+    metric_store.apply_samples(jctx.engine, {ids["idle-b"]: [
+        Sample(CPU, NOW.replace(minute=0) - timedelta(minutes=23), 90.0)]})
+    assert [u.args["instance_ids"] for u in tasks.plan_analyse(jctx)] == [
+        [str(ids["idle-b"])]]

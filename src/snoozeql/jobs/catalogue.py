@@ -64,7 +64,7 @@ def plans(ctx: Context) -> list[tuple[str, timedelta, Callable[[Context], list[t
            ("cleanup-metrics", timedelta(days=1), tasks.single("cleanup-metrics")),
            # Recommendations: refreshed after each collection rather than on a request.
            ("analyse-activity", timedelta(seconds=s.metrics_interval_seconds),
-            tasks.single("analyse-activity"))] if s.metrics_enabled else []),
+            tasks.plan_analyse)] if s.metrics_enabled else []),
     ]
 
 

@@ -113,12 +113,16 @@ def build_app(ctx: Context, *, pool_size: int = 4) -> procrastinate.App:
         max_attempts=s.task_max_attempts - 1 if s.task_max_attempts > 1 else 0,
         exponential_wait=3, retry_exceptions={tasks.ProviderThrottled},
     ) if s.task_max_attempts > 1 else None
+    periodic = plans(ctx)
+    # A tick takes its job's name; a unit of the same name runs in process only
+    # (``analyse-activity``: the queue analyses in ``analyse-batch`` tasks instead).
+    ticks = {name for name, _, plan in periodic if getattr(plan, "single", None) is None}
     units = {name: app.task(name=name, queue=tasks.UNIT_QUEUES[name], pass_context=True,
                             retry=retry or False)(_unit_task(name))
-             for name in tasks.UNITS}
-    for name, interval, plan in plans(ctx):
+             for name in tasks.UNITS if name not in ticks}
+    for name, interval, plan in periodic:
         cron = cron_for(interval)
-        if name in units:  # a periodic job that is one unit: the unit is deferred itself
+        if getattr(plan, "single", None) in units:  # one unit: deferred itself
             app.periodic(cron=cron, periodic_id=name, queueing_lock=name,
                          lock=name)(units[name])  # type: ignore[arg-type]
             continue

@@ -15,7 +15,9 @@ periodic job                  units                                       queue
 ``reconcile-schedules``       ``reconcile-shard`` per shard of the        ``reconcile``
                               governed instances
                               (``SNOOZEQL_RECONCILE_SHARDS``)
-``analyse-activity``          ``analyse-activity``                        ``metrics``
+``analyse-activity``          ``analyse-batch`` per 1,000 instances whose ``metrics``
+                              analysis is stale (queue); in process
+                              ``analyse-activity`` (incremental)
 ``refresh-local-databases``   ``refresh-local-databases``                 ``maintenance``
 ``cleanup-metrics``           ``cleanup-metrics``                         ``maintenance``
 ============================  ==========================================  ==========
@@ -183,6 +185,31 @@ def cleanup_metrics(ctx: Context) -> object:
     return MetricsService(ctx).cleanup()
 
 
+#: Instances one queued analysis task analyses.
+ANALYSIS_BATCH = 1000
+
+
+def plan_analyse(ctx: Context) -> list[Unit]:
+    """The queue's analysis: the instances whose stored analysis is not valid now, in
+    batches of ``ANALYSIS_BATCH`` (in process: ``analyse-activity``, incremental)."""
+    from snoozeql.services.recommendations import RecommendationService
+
+    ids = RecommendationService(ctx).stale_ids()
+    return [Unit("analyse-batch", {"instance_ids": [str(i) for i in ids[n:n + ANALYSIS_BATCH]]},
+                 f"analysis:{n // ANALYSIS_BATCH}", "metrics")
+            for n in range(0, len(ids), ANALYSIS_BATCH)]
+
+
+def analyse_batch(ctx: Context, instance_ids: list[str]) -> object:
+    from snoozeql.services.recommendations import RecommendationService
+
+    done = RecommendationService(ctx).analyse_batch([UUID(i) for i in instance_ids])
+    run = current_task()
+    if run is not None:
+        run.fields.update(instances=len(instance_ids), analysed=done)
+    return done
+
+
 def analyse_activity(ctx: Context) -> object:
     from snoozeql.services.recommendations import RecommendationService
 
@@ -223,6 +250,7 @@ UNITS: dict[str, Callable[..., object]] = {
     "collect-local-metrics": collect_local_metrics,
     "cleanup-metrics": cleanup_metrics,
     "analyse-activity": analyse_activity,
+    "analyse-batch": analyse_batch,
     "reconcile-shard": reconcile_shard,
     "refresh-local-databases": refresh_local_databases,
 }
@@ -231,6 +259,7 @@ UNITS: dict[str, Callable[..., object]] = {
 UNIT_QUEUES: dict[str, str] = {
     "sync-account": "sync", "sync-scope": "sync", "collect-metrics-batch": "metrics",
     "collect-local-metrics": "metrics", "analyse-activity": "metrics",
+    "analyse-batch": "metrics",
     "cleanup-metrics": "maintenance", "reconcile-shard": "reconcile",
     "refresh-local-databases": "maintenance",
 }
@@ -240,7 +269,11 @@ QUEUES = ("sync", "metrics", "reconcile", "maintenance")
 
 def single(task: str) -> Callable[[Context], list[Unit]]:
     """The plan of a periodic job that is one unit."""
-    return lambda _ctx: [Unit(task, {}, task, UNIT_QUEUES[task])]
+    def plan(_ctx: Context) -> list[Unit]:
+        return [Unit(task, {}, task, UNIT_QUEUES[task])]
+
+    plan.single = task  # type: ignore[attr-defined]
+    return plan
 
 
 def run_plan(ctx: Context, plan: Callable[[Context], list[Unit]], *,
