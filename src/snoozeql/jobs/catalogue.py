@@ -42,8 +42,9 @@ def _sync_accounts(ctx: Context) -> object:
     return reports
 
 
-def _planned(plan: Callable[[Context], list[tasks.Unit]]) -> Callable[[Context], object]:
-    return lambda ctx: run_plan(ctx, plan)
+def _planned(plan: Callable[[Context], list[tasks.Unit]], workers: int = 1
+             ) -> Callable[[Context], object]:
+    return lambda ctx: run_plan(ctx, plan, workers=workers)
 
 
 #: The periodic jobs: name -> (plan, interval setting or fixed seconds). The queue
@@ -80,6 +81,9 @@ def catalogue(ctx: Context) -> list[Job]:
         elif name == "reconcile-schedules":
             jobs.append(Job(name, interval,
                             lambda c: tasks.reconcile_shard(c, shard=0, shards=1)))
+        elif name == "collect-metrics":  # batches side by side, as before the queue
+            jobs.append(Job(name, interval,
+                            _planned(plan, workers=ctx.settings.metrics_workers)))
         else:
             jobs.append(Job(name, interval, _planned(plan)))
     return jobs

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from snoozeql.domain.errors import ConflictError, ProviderError
-from snoozeql.observability import current_task
+from snoozeql.observability import current_task, in_context
 from snoozeql.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -277,13 +278,14 @@ def single(task: str) -> Callable[[Context], list[Unit]]:
 
 
 def run_plan(ctx: Context, plan: Callable[[Context], list[Unit]], *,
-             errors: list[Exception] | None = None) -> list[object]:
-    """Run a plan's units here, one after another (the in-process runner); a failing
+             errors: list[Exception] | None = None, workers: int = 1) -> list[object]:
+    """Run a plan's units here (the in-process runner), ``workers`` at a time; a failing
     unit is logged and the others still run. The first error is raised at the end,
     unless ``errors`` is given: then the errors are put there."""
     results: list[object] = []
     failed: list[Exception] = []
-    for unit in plan(ctx):
+
+    def one(unit: Unit) -> None:
         try:
             results.append(UNITS[unit.task](ctx, **unit.args))
         except ConflictError as exc:  # e.g. a sync of the account started elsewhere
@@ -291,6 +293,15 @@ def run_plan(ctx: Context, plan: Callable[[Context], list[Unit]], *,
         except Exception as exc:  # noqa: BLE001 - one unit must not stop the others
             log.warning("%s failed: %s", unit.task, exc)
             failed.append(exc)
+
+    units = plan(ctx)
+    if workers > 1 and len(units) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(units)),
+                                thread_name_prefix="unit") as pool:
+            list(pool.map(in_context(one), units))
+    else:
+        for unit in units:
+            one(unit)
     if errors is not None:
         errors.extend(failed)
     elif failed:
