@@ -1,4 +1,4 @@
-# SnoozeQL: the API (and, until `snoozeql worker` exists, the periodic jobs) in one image.
+# SnoozeQL in one image: `serve` (the API), `worker` (the job queue's workers), `migrate`.
 # Build from the repository root:  docker build -t snoozeql .
 # Settings are environment variables (SNOOZEQL_*); see docs/deployment.md.
 FROM python:3.11-slim

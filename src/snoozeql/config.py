@@ -67,6 +67,31 @@ class Settings(BaseSettings):
         "while the work runs, so a dead replica's work is taken over after it",
     )
 
+    # The job queue (PostgreSQL: procrastinate; `snoozeql worker`, `serve` without
+    # --no-jobs). The SQLite default runs the same tasks in process instead.
+    worker_concurrency: int = Field(
+        default=4, ge=1, le=64, description="tasks a worker runs at once (threads)"
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="how often a worker says it is alive"
+    )
+    worker_stalled_seconds: float = Field(
+        default=15.0, gt=0, description="a worker silent this long is dead: its running "
+        "tasks are queued again for another worker (checked every few seconds)"
+    )
+    reconcile_shards: int = Field(
+        default=4, ge=1, le=256, description="tasks one reconcile is split into on the "
+        "queue (governed instances by id)"
+    )
+    metrics_batch_queries: int = Field(
+        default=500, ge=4, description="metric queries per collection task on the queue "
+        "(instances of one account and region; 4 queries per instance)"
+    )
+    task_max_attempts: int = Field(
+        default=5, ge=1, description="attempts of a queued task whose provider stays "
+        "throttled (exponential backoff between them)"
+    )
+
     # Cloud calls.
     aws_connect_timeout: float = 5.0
     aws_read_timeout: float = 30.0

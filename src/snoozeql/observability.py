@@ -75,6 +75,9 @@ class TaskRun:
     retry: bool = False
     #: Filled in by the task's code, shown in its log line (counts, the account, ...).
     fields: dict[str, Any] = field(default_factory=dict)
+    #: Provider calls made for this run that were still throttled after the provider's
+    #: own retries: a failed run with some is retried later by the queue, with backoff.
+    throttled: int = 0
 
 
 _current_task: contextvars.ContextVar[TaskRun | None] = contextvars.ContextVar(
@@ -214,6 +217,8 @@ class Telemetry:
 
     def provider_call(self, provider: str, operation: str, result: str) -> None:
         self.provider_calls.labels(provider, operation, result).inc()
+        if result == "throttled" and (run := _current_task.get()) is not None:
+            run.throttled += 1
 
     def throttled(self, provider: str, operation: str) -> None:
         self.provider_throttled.labels(provider, operation).inc()

@@ -119,6 +119,7 @@ def _eager_app() -> typer.Typer:
         demo,
         info,
         instances,
+        jobs,
         metrics,
         savings,
         schedules,
@@ -132,14 +133,14 @@ def _eager_app() -> typer.Typer:
         ("apikeys", apikeys.app), ("templates", templates.app), ("stacks", stacks.app),
         ("db", db.app), ("metrics", metrics.metrics_app),
         ("recommendations", metrics.recommendations_app), ("schedules", schedules.app),
-        ("audit", audit.app),
+        ("audit", audit.app), ("jobs", jobs.app),
     ):
         app.add_typer(sub, name=name)
     app.command("activity")(metrics.activity)
     app.command("savings")(savings.savings)
     app.command("info")(info.info)
     app.command("demo")(demo.demo)
-    app.registered_commands.extend(main.app.registered_commands)  # serve, migrate
+    app.registered_commands.extend(main.app.registered_commands)  # serve, worker, migrate
     app.registered_callback = main.app.registered_callback
     return app
 

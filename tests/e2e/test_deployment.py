@@ -61,7 +61,11 @@ def test_compose_file_is_valid_and_runs_the_documented_services() -> None:
     for name in ("api-1", "api-2"):
         assert services[name]["command"] == ["serve", "--no-jobs"]
     for name in ("worker-1", "worker-2"):
-        assert services[name]["command"] == ["serve"]  # jobs on, until `snoozeql worker`
+        command = services[name]["command"]
+        assert command[0] == "worker"
+        port = command[command.index("--metrics-port") + 1]
+        # The image's healthcheck asks SNOOZEQL_PORT: a worker's is its metrics port.
+        assert services[name]["environment"]["SNOOZEQL_PORT"] == port
     assert services["migrate"]["command"] == ["migrate"]
     for name in ("api-1", "api-2", "worker-1", "worker-2"):
         env_of = services[name]["environment"]

@@ -1,5 +1,8 @@
 """Failover: two real `snoozeql serve` replicas on one PostgreSQL, one killed mid-run.
 
+On PostgreSQL each `serve` runs a queue worker (procrastinate) in its process; the
+reconcile is a periodic task deferred once per interval, run by one of them.
+
 Six RDS databases in moto are stopped and a schedule wants them running, so the
 ``reconcile-schedules`` job starts them. A loopback proxy between SnoozeQL and moto
 holds back the answers to ``StartDBInstance``: the replica holding the job has its
@@ -19,7 +22,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +36,7 @@ from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import build_context
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.schedules import ScheduleService
-from snoozeql.store import jobs as job_store
-from snoozeql.store.tables import actions, jobs
+from snoozeql.store.tables import actions
 from tests.support.latency_proxy import Call, LatencyProxy
 from tests.support.moto_server import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MotoServer, free_port
 from tests.support.store import create_pg_database, drop_pg_database
@@ -114,8 +116,6 @@ def failover(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
         ScheduleService(ctx).create({"name": "always", "timezone": "UTC",
                                      "override_status": "running", "periods": []})
         ScheduleService(ctx).assign("always", tag="env=dev")
-        with ctx.engine.begin() as conn:  # the inventory is fresh: no sync during the test
-            job_store.ensure(conn, "sync-accounts", ctx.now() + timedelta(hours=1))
 
         proxy.hold("StartDBInstance")
         serve_env = env | {
@@ -126,6 +126,10 @@ def failover(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
             "SNOOZEQL_ACTION_CONCURRENCY": str(WORKERS),  # provider calls in flight at once
             "SNOOZEQL_ALLOWED_ENDPOINTS": '["127.0.0.1"]',  # the proxy (main's allowlist)
             "SNOOZEQL_AWS_MAX_ATTEMPTS": "1", "SNOOZEQL_LOG_LEVEL": "INFO",
+            # On PostgreSQL `serve` runs a queue worker: one reconcile shard, so that the
+            # killed process holds every transition; a dead worker is noticed fast.
+            "SNOOZEQL_RECONCILE_SHARDS": "1", "SNOOZEQL_SYNC_INTERVAL_SECONDS": "3600",
+            "SNOOZEQL_WORKER_HEARTBEAT_SECONDS": "1", "SNOOZEQL_WORKER_STALLED_SECONDS": "4",
         }
         logs, ports = [tmp / "serve-0.log", tmp / "serve-1.log"], [free_port(), free_port()]
         for n in range(2):
@@ -139,9 +143,16 @@ def failover(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
 
         # The job's holder has its StartDBInstance calls in flight: kill it now.
         assert proxy.wait_for("StartDBInstance", WORKERS, timeout=60), "no start was made"
-        with ctx.engine.connect() as conn:
-            owner = conn.execute(sa.select(jobs.c.locked_by).where(
-                jobs.c.name == "reconcile-schedules")).scalar_one()
+        # The holder is the process whose intents (written before the calls) pend.
+        deadline = time.monotonic() + 30
+        owner = None
+        while owner is None and time.monotonic() < deadline:
+            with ctx.engine.connect() as conn:
+                pending = conn.execute(sa.select(actions.c.details).where(
+                    actions.c.action == "start", actions.c.result == "pending")).all()
+            owner = next((r.details["owner"] for r in pending), None)
+            time.sleep(0.05)
+        assert owner is not None, "no pending intent names its holder"
         pid = int(owner.rsplit(":", 2)[1])
         victim = next(p for p in procs if p.pid == pid)
         victim.send_signal(signal.SIGKILL)

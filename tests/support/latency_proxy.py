@@ -11,6 +11,9 @@ With ``latency_seconds`` every request waits that long before it is forwarded (a
 far-away AWS region), and the proxy counts the requests in flight at once per region
 (read from the request's signature): :meth:`max_in_flight`.
 
+:meth:`throttle` makes the proxy answer the next N calls of an action itself with
+AWS's throttling error (HTTP 400, code ``Throttling``), as a busy account does.
+
 Point an account's ``endpoint_url`` (or boto3's) at ``proxy.url``.
 """
 
@@ -27,6 +30,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+_THROTTLING = ("<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+               "<Message>Rate exceeded</Message></Error>"
+               "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
 _HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length",
                "proxy-connection", "upgrade", "te", "trailer"}
 
@@ -42,6 +48,7 @@ class Call:
     action: str
     identifier: str | None
     at: float  # time.time() when forwarded
+    throttled: bool = False  # answered by the proxy with a throttling error
 
 
 class LatencyProxy:
@@ -54,6 +61,7 @@ class LatencyProxy:
         self.calls: list[Call] = []
         self.max_hold = max_hold_seconds
         self._held_actions: set[str] = set()
+        self._throttled: dict[str, int] = {}
         self._released = threading.Event()
         self._lock = threading.Lock()
         self._seen = threading.Condition(self._lock)
@@ -86,6 +94,20 @@ class LatencyProxy:
                 action = (form.get("Action") or query.get("Action") or [""])[0]
                 ident = (form.get("DBInstanceIdentifier") or form.get("DBClusterIdentifier")
                          or [None])[0]
+                with proxy._lock:
+                    left = proxy._throttled.get(action, 0)
+                    if left:
+                        proxy._throttled[action] = left - 1
+                        proxy.calls.append(Call(action, ident, time.time(), throttled=True))
+                        proxy._seen.notify_all()
+                if left:
+                    answer = _THROTTLING.encode()
+                    self.send_response(400)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in _HOP_BY_HOP}
                 req = urllib.request.Request(proxy.target + self.path, data=body or None,
@@ -141,6 +163,11 @@ class LatencyProxy:
         with self._lock:
             self._held_actions = set(actions)
             self._released.clear()
+
+    def throttle(self, action: str, times: int) -> None:
+        """Answer the next ``times`` calls of ``action`` with a throttling error."""
+        with self._lock:
+            self._throttled[action] = times
 
     def release(self) -> None:
         """Answer everything held, and hold nothing from now on."""

@@ -103,8 +103,12 @@ def fresh_sqlite_store(path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def _truncate_pg(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-        conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+        names = [f'"{t.name}"' for t in metadata.sorted_tables]
+        # The job queue's tables (procrastinate's, installed by the migrations) too.
+        names += [f'"{n}"' for n in conn.execute(sa.text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename LIKE 'procrastinate%'")).scalars()]
+        conn.execute(sa.text(f"TRUNCATE {', '.join(names)} CASCADE"))
     engine.dispose()
 
 

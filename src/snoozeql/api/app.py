@@ -17,6 +17,7 @@ from snoozeql.api.limits import RequestBounds
 from snoozeql.api.openapi import add_links, allowed_methods, error_responses
 from snoozeql.api.routers import accounts, actions, apikeys, health, instances, prometheus
 from snoozeql.api.routers import audit as audit_router
+from snoozeql.api.routers import jobs as jobs_router
 from snoozeql.api.routers import local_instances as local_router
 from snoozeql.api.routers import metrics as metrics_router
 from snoozeql.api.routers import savings as savings_router
@@ -94,7 +95,8 @@ def create_app(ctx: Context) -> FastAPI:
     errors = error_responses()  # every error status, declared on every operation
     app.include_router(health.router)
     app.include_router(prometheus.router)  # GET /metrics (Prometheus text format)
-    for r in (accounts.router, instances.router, actions.router, apikeys.router):
+    for r in (accounts.router, instances.router, actions.router, apikeys.router,
+              jobs_router.router):
         app.include_router(r, prefix=API_PREFIX, responses=errors)
     for r in (templates_router.router, stacks_router.router):
         app.include_router(r, prefix=API_PREFIX, responses=errors)
@@ -105,4 +107,15 @@ def create_app(ctx: Context) -> FastAPI:
     from snoozeql import web  # the dashboard: pages at /, assets at /static
 
     web.install(app)
+    return app
+
+
+def create_metrics_app(ctx: Context) -> FastAPI:
+    """What a worker serves on ``--metrics-port``: ``/metrics`` (its task series and
+    the fleet gauges) and ``/healthz``."""
+    app = FastAPI(title="SnoozeQL worker", version=__version__, openapi_url=None,
+                  docs_url=None, redoc_url=None)
+    app.state.ctx = ctx
+    app.include_router(health.router)
+    app.include_router(prometheus.router)
     return app

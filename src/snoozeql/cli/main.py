@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -48,6 +48,8 @@ class _Commands(LazyGroup):
                             "Version, data directory, store URL (password hidden), key file, "
                             "Docker host, jobs, and which store owns the data directory's "
                             "local databases."),
+        "jobs": LazyCommand("snoozeql.cli.jobs", "app",
+                            "Background tasks: recent and running runs; run one now."),
         "demo": LazyCommand("snoozeql.cli.demo", "demo",
                             "Serve the dashboard over a simulated fleet (two clouds, 14 days "
                             "of history)."),
@@ -90,28 +92,38 @@ def main(
 def serve(
     host: Annotated[str | None, typer.Option(help="default 127.0.0.1 (SNOOZEQL_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="default 8080 (SNOOZEQL_PORT)")] = None,
-    jobs: Annotated[bool, typer.Option("--jobs/--no-jobs", help="run periodic jobs")] = True,
+    jobs: Annotated[bool, typer.Option(
+        "--jobs/--no-jobs", help="run the background jobs in this process too (on "
+        "PostgreSQL a queue worker; --no-jobs: an API replica only)")] = True,
 ) -> None:
-    """Run the API (and the periodic jobs) on the configured store; migrates it first."""
+    """Run the API (and the background jobs) on the configured store; migrates it first.
+
+    On SQLite the jobs run in this process. On PostgreSQL this process also runs a
+    queue worker unless --no-jobs (then run `snoozeql worker` processes)."""
     import uvicorn
 
     from snoozeql.api.app import create_app
     from snoozeql.api.instrument import keep_peer
     from snoozeql.config import get_settings
+    from snoozeql.jobs.queue import BackgroundWorker, close_deferrer, queue_enabled
     from snoozeql.jobs.runner import JobRunner
 
     s = get_settings()
     state.configure_logging(s.log_level, s.log_json)
     ctx = state.ctx()
     _refresh_local_databases(ctx)
-    runner = JobRunner(ctx) if (jobs and s.jobs_enabled) else None
-    if runner:
+    runner: JobRunner | BackgroundWorker | None = None
+    if jobs and s.jobs_enabled:
+        runner = (BackgroundWorker(ctx, concurrency=s.worker_concurrency)
+                  if queue_enabled(ctx) else JobRunner(ctx))
         runner.start()
     url = ctx.engine.url.render_as_string(hide_password=True)
     console.print(f"SnoozeQL {__version__}: store {url}", highlight=False)
+    mode = ("off" if runner is None else "queue worker in this process"
+            if isinstance(runner, BackgroundWorker) else "in process")
     console.print(
         f"API on http://{host or s.host}:{port or s.port}/api/v1 "
-        f"(docs at /api/v1/docs); jobs {'on' if runner else 'off'}",
+        f"(docs at /api/v1/docs); jobs {mode}",
         highlight=False,
     )
     console.print(f"Dashboard on http://{host or s.host}:{port or s.port}/ "
@@ -125,6 +137,72 @@ def serve(
     finally:
         if runner:
             runner.stop()
+        close_deferrer(ctx)
+
+
+@app.command()
+@handle_errors
+def worker(
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", min=1, max=64,
+        help="tasks run at once (default SNOOZEQL_WORKER_CONCURRENCY, 4)")] = None,
+    queues: Annotated[list[str] | None, typer.Option(
+        "--queues", "-q", help="only these queues (repeat, or comma-separated): sync, "
+        "metrics, reconcile, maintenance; default all")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", min=1, max=65535,
+        help="serve /metrics and /healthz on this port (host SNOOZEQL_HOST)")] = None,
+) -> None:
+    """Run a queue worker (PostgreSQL only): the background jobs of this store, until
+    SIGINT or SIGTERM (running tasks finish first, up to 30 s)."""
+    from snoozeql.config import get_settings
+    from snoozeql.jobs.queue import check_queues, require_queue, run_worker
+
+    s = get_settings()
+    state.configure_logging(s.log_level, s.log_json)
+    ctx = state.ctx()
+    require_queue(ctx, "`snoozeql worker`")
+    wanted = check_queues([q.strip() for item in (queues or []) for q in item.split(",")
+                           if q.strip()])
+    n = concurrency or s.worker_concurrency
+    server = None
+    if metrics_port is not None:
+        server = _metrics_server(ctx, s.host, metrics_port)
+    url = ctx.engine.url.render_as_string(hide_password=True)
+    console.print(f"SnoozeQL {__version__} worker: store {url}; {n} at once; queues "
+                  f"{', '.join(wanted) if wanted else 'all'}"
+                  + (f"; /metrics on http://{s.host}:{metrics_port}" if server else ""),
+                  highlight=False)
+    try:
+        run_worker(ctx, concurrency=n, queues=wanted)
+    finally:
+        if server is not None:
+            server.should_exit = True
+
+
+def _metrics_server(ctx: state.Context, host: str, port: int) -> Any:
+    """/metrics and /healthz of a worker, served from a thread."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from snoozeql.api.app import create_metrics_app
+    from snoozeql.api.instrument import keep_peer
+    from snoozeql.domain.errors import ValidationError
+
+    with socket.socket() as probe:  # a clear error now rather than a dead thread later
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ValidationError(f"--metrics-port {port}: cannot listen on {host}: "
+                                  f"{exc.strerror}") from None
+    config = uvicorn.Config(keep_peer(create_metrics_app(ctx)), host=host, port=port,
+                            log_level="warning", log_config=None, proxy_headers=False)
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, name="snoozeql-metrics", daemon=True).start()
+    return server
 
 
 def _refresh_local_databases(ctx: state.Context) -> None:

@@ -1,6 +1,9 @@
 """Runs the job catalogue in a background thread of `snoozeql serve`.
 
-Several replicas may run against one PostgreSQL: each job run is claimed through
+Each run is recorded in ``job_runs`` (``snoozeql jobs list``). This runner is the
+embedded default's (SQLite); on PostgreSQL the queue (``jobs/queue.py``) runs the same
+task functions on workers. Several replicas may run this runner against one
+PostgreSQL: each job run is claimed through
 :mod:`snoozeql.store.jobs` first, so exactly one replica runs it per interval. The
 claim is a lease no longer than the job's interval, renewed by the process's heartbeat
 (:mod:`snoozeql.services.leases`) while the job runs: if the replica dies (kill -9),
@@ -15,6 +18,7 @@ import threading
 from snoozeql.jobs.catalogue import Job, catalogue
 from snoozeql.services.context import Context
 from snoozeql.services.leases import keeper, new_owner
+from snoozeql.store import job_runs as run_store
 from snoozeql.store import jobs as store
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,12 @@ class JobRunner:
                 continue
             error = None
             leases = keeper(self.ctx)
+            with self.ctx.engine.begin() as conn:
+                # Winning the claim proves an earlier holder's run of it is over.
+                run_store.abandon_task(conn, job.name, self.owner, now,
+                                       "its runner stopped before the run ended")
+                run_id = run_store.start(conn, task=job.name, args={}, worker=self.owner,
+                                         now=now, attempt=1 if retry else 0)
             try:
                 log.debug("job %s started", job.name)
                 # One log line per run (observability.Telemetry.task), failures with
@@ -60,6 +70,7 @@ class JobRunner:
                 error = f"{type(exc).__name__}: {exc}"[:2000]
             finished = self.ctx.now()
             with self.ctx.engine.begin() as conn:
+                run_store.finish(conn, run_id, finished, error)
                 if not store.finish(conn, job.name, self.owner, finished, now + job.interval,
                                     error):
                     log.warning("job %s: its lease ran out and another replica took it over",

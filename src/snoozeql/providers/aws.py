@@ -48,7 +48,7 @@ from snoozeql.domain.types import (
     ProviderKind,
     already_message,
 )
-from snoozeql.observability import Telemetry
+from snoozeql.observability import Telemetry, in_context
 from snoozeql.providers.base import allowed_endpoint
 
 log = logging.getLogger(__name__)
@@ -510,13 +510,16 @@ class AwsProvider:
     def discover(self, account: Account) -> list[DiscoveredInstance]:
         """Every DB instance and DB cluster in the account's regions, or ProviderError."""
         cfg = AwsAccountConfig.from_account(account)
-        creds = resolve_credentials(cfg, self._settings)
+        allowed_endpoint(cfg.endpoint_url, self._settings, "AWS endpoint_url")
+        creds = self._cached(cfg, cfg.regions[0])[0]
         workers = max(1, min(self._settings.discovery_workers, len(cfg.regions)))
         results: dict[str, list[DiscoveredInstance]] = {}
         errors: dict[str, str] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aws-discover") as pool:
             futures = {
-                r: pool.submit(self._discover_region_checked, creds, cfg, r) for r in cfg.regions
+                # in_context: a throttled call marks the task run it serves (a retry)
+                r: pool.submit(in_context(self._discover_region_checked), creds, cfg, r)
+                for r in cfg.regions
             }
             for region, fut in futures.items():
                 try:
@@ -533,7 +536,7 @@ class AwsProvider:
     def _discover_region(
         self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str
     ) -> list[DiscoveredInstance]:
-        rds = self._client(creds, cfg, region)
+        creds, rds = self._cached(cfg, region)
 
         def pages(operation: str, key: str) -> list[dict[str, Any]]:
             paginator = rds.get_paginator(operation)
@@ -602,15 +605,22 @@ class AwsProvider:
             raise ProviderError(f"{instance.name}: an AWS action needs the instance's account")
         cfg = AwsAccountConfig.from_account(account)
         target = _target(instance)
-        key = (cfg, target.region)  # the whole (frozen) account config
+        creds, client = self._cached(cfg, target.region)
+        return creds, cfg, target, client
+
+    def _cached(self, cfg: AwsAccountConfig, region: str) -> tuple[AwsCredentials, Any]:
+        """Credentials and one (thread-safe) client per account config and region, kept
+        ``CLIENT_TTL_SECONDS``: lifecycle calls and syncs (a queue worker syncs the same
+        accounts every interval) do not pay for building them each time."""
+        key = (cfg, region)  # the whole (frozen) account config
         with self._clients_lock:  # held while building: one build per key, not 16
             hit = self._clients.get(key)
             if hit is None or hit[0] <= time.monotonic():
                 creds = resolve_credentials(cfg, self._settings)
                 hit = (time.monotonic() + CLIENT_TTL_SECONDS, creds,
-                       self._client(creds, cfg, target.region))
+                       self._client(creds, cfg, region))
                 self._clients[key] = hit
-        return hit[1], cfg, target, hit[2]
+        return hit[1], hit[2]
 
     def start(self, account: Account | None, instance: Instance) -> ActionOutcome:
         return self._start_stop(account, instance, "start")

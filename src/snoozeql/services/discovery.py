@@ -9,23 +9,33 @@ ones that were not seen (``missing_since``; never deleted) and marks the account
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
 from uuid import UUID
 
 import sqlalchemy as sa
 
 from snoozeql.domain.errors import ConflictError, SnoozeError
-from snoozeql.domain.types import Account, AccountStatus
+from snoozeql.domain.types import (
+    Account,
+    AccountStatus,
+    DiscoveredInstance,
+    InstanceKind,
+    InstanceStatus,
+    ProviderKind,
+)
 from snoozeql.observability import FIELDS, task_fields
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.pricing import PriceResolver
 from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
+from snoozeql.store import sync_parts as part_store
 from snoozeql.store.tables import accounts as accounts_t
 
 log = logging.getLogger(__name__)
@@ -55,12 +65,16 @@ class DiscoveryService:
         self.accounts = AccountService(ctx)
         self.prices = prices or PriceResolver(ctx)
 
-    def sync(self, ref: str | UUID, progress: Progress | None = None) -> SyncReport:
+    def sync(self, ref: str | UUID, progress: Progress | None = None, *,
+             takeover: bool = False) -> SyncReport:
+        """Sync one account. ``takeover``: the caller knows the sync that marked the
+        account ``syncing`` is dead (the queue hands a dead worker's task on), so the
+        mark does not stop this one."""
         account = self.accounts.get(ref)
         say = progress or (lambda _msg: None)
         started = time.monotonic()
         seen_at = self.ctx.now()
-        self._begin(account)
+        self._begin(account, takeover=takeover)
         try:
             say(f"asking {account.provider.value} for the databases of {account.name}")
             provider = self.ctx.providers.get(account.provider)
@@ -121,19 +135,125 @@ class DiscoveryService:
                 log.info("skipping %s: %s", account.name, exc.message)
         return reports
 
-    def _begin(self, account: Account) -> None:
+    # ------------------------------------------------------------ sync in parts
+
+    def scopes(self, account: Account) -> list[str]:
+        """What a sync of the account can be split into: its AWS regions or GCP
+        projects (empty: the account is synced whole)."""
+        from snoozeql.domain.types import ProviderKind
+
+        try:
+            if account.provider is ProviderKind.AWS:
+                from snoozeql.providers.aws import AwsAccountConfig
+
+                return list(AwsAccountConfig.from_account(account).regions)
+            if account.provider is ProviderKind.GCP:
+                from snoozeql.providers.gcp import GcpAccountConfig
+
+                return list(GcpAccountConfig.from_account(account).projects)
+        except SnoozeError:
+            return []  # a bad config: synced whole, which records the error
+        return []
+
+    def sync_scope(self, ref: str | UUID, scope: str, round_id: str, scopes: list[str],
+                   started_at: datetime, *, throttled: Callable[[], bool] | None = None
+                   ) -> SyncReport | None:
+        """Discover one region or project of the account (one task of a sync split per
+        scope), keep what it found as a part of ``round_id``, and if every scope of the
+        round has its part, write them all in one transaction exactly as :meth:`sync`
+        does (instances upserted, the unseen ones of the whole account flagged missing,
+        the account ``connected``; or, if a part failed, the account ``failed`` with
+        every part's error and no instance touched). Returns the report of that write,
+        or None when other parts are still missing.
+
+        ``throttled()`` says whether the provider was still throttling: then the error
+        is raised (ProviderError) instead of kept, so that the queue retries the scope.
+        A round older than the account's last sync is dropped, never written."""
+        account = self.accounts.get(ref)
+        begun = time.monotonic()
+        key = "regions" if account.provider.value == "aws" else "projects"
+        scoped = replace(account, config={**account.config, key: [scope]})
+        items: list[dict[str, object]] = []
+        error = None
+        try:
+            found = self.ctx.providers.get(account.provider).discover(scoped)
+            costs = self.prices.costs_cents(account, found)
+            items = [_item_json(d, costs.get(d.provider_id)) for d in found]
+        except Exception as exc:  # noqa: BLE001 - every failure lands on the account
+            if throttled is not None and throttled():
+                raise
+            error = _describe(exc)
+            if not isinstance(exc, SnoozeError):
+                log.exception("sync of %s of account %s failed unexpectedly", scope,
+                              account.name)
+        # One transaction: the account's row locked, the part kept, and either the
+        # account marked syncing (parts missing) or every part written (the last).
+        with self.ctx.engine.begin() as conn:
+            last_sync = part_store.lock_account(conn, account.id)
+            if last_sync is False:
+                return None  # deleted meanwhile (its parts went with it)
+            now = self.ctx.now()
+            part_store.put(conn, account.id, round_id, scope, items, error, now)
+            got = part_store.parts(conn, account.id, round_id)
+            if not set(scopes) <= {p.scope for p in got}:
+                conn.execute(accounts_t.update().where(
+                    accounts_t.c.id == account.id,
+                    accounts_t.c.status != AccountStatus.SYNCING.value,
+                ).values(status=AccountStatus.SYNCING.value, updated_at=now))
+                return None
+            part_store.clear(conn, account.id, round_id, self.ctx.now())
+            if isinstance(last_sync, datetime) and last_sync >= started_at:
+                log.info("sync round %s of %s is older than its last sync: dropped",
+                         round_id, account.name)
+                return None
+            errors = [p.error for p in sorted(got, key=lambda p: scopes.index(p.scope)
+                                              if p.scope in scopes else 0) if p.error]
+            if errors:
+                message = "; ".join(errors)
+                account_store.update(conn, account.id, self.ctx.now(),
+                                     status=AccountStatus.FAILED, last_error=message)
+                report = SyncReport(account.id, account.name, AccountStatus.FAILED,
+                                    seconds=time.monotonic() - begun, error=message)
+            else:
+                discovered = [_item_of(i) for p in got if p.scope in scopes
+                              for i in p.items]
+                costs = {str(i["provider_id"]): (Decimal(str(i["cost"]))
+                                                 if i.get("cost") is not None else None)
+                         for p in got for i in p.items}
+                written = instance_store.sync_account(conn, account.id, discovered,
+                                                      started_at, costs)
+                account_store.update(conn, account.id, self.ctx.now(),
+                                     status=AccountStatus.CONNECTED,
+                                     last_sync_at=started_at, last_error=None)
+                report = SyncReport(
+                    account.id, account.name, AccountStatus.CONNECTED,
+                    found=len(discovered), new=written.new, changed=written.changed,
+                    missing=written.missing, seconds=time.monotonic() - begun)
+        fields = _sync_fields(account, report.status.value, begun) | {
+            "scopes": len(scopes), "found": report.found, "error": report.error}
+        log.log(logging.WARNING if report.error else logging.INFO,
+                "synced account %s in %d parts: %s", account.name, len(scopes),
+                report.error or f"{report.found} databases ({report.new} new, "
+                f"{report.changed} changed, {report.missing} missing)",
+                extra={FIELDS: fields})
+        if report.error is None and account.history_read_at is None \
+                and self.ctx.settings.metrics_enabled:
+            from snoozeql.services.background_sync import start_history
+
+            start_history(self.ctx, account.id)
+        return report
+
+    def _begin(self, account: Account, *, takeover: bool = False) -> None:
         """Move the account to ``syncing`` unless another sync of it is running."""
         now = self.ctx.now()
+        free = sa.or_(
+            accounts_t.c.status != AccountStatus.SYNCING.value,
+            accounts_t.c.updated_at < now - STALE_SYNC,
+        )
         with self.ctx.engine.begin() as conn:
             res = conn.execute(
                 accounts_t.update()
-                .where(
-                    accounts_t.c.id == account.id,
-                    sa.or_(
-                        accounts_t.c.status != AccountStatus.SYNCING.value,
-                        accounts_t.c.updated_at < now - STALE_SYNC,
-                    ),
-                )
+                .where(accounts_t.c.id == account.id, sa.true() if takeover else free)
                 .values(status=AccountStatus.SYNCING.value, updated_at=now)
             )
         if res.rowcount != 1:
@@ -151,3 +271,19 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, SnoozeError):
         return exc.message
     return f"internal error ({type(exc).__name__}); see the server log"
+
+
+def _item_json(d: DiscoveredInstance, cost: Decimal | None) -> dict[str, object]:
+    """A discovered instance as JSON for a sync part (with its hourly cost)."""
+    out = json.loads(json.dumps(asdict(d), default=str))
+    out.update(provider=d.provider.value, kind=d.kind.value, status=d.status.value,
+               cost=str(cost) if cost is not None else None)
+    return out  # type: ignore[no-any-return]
+
+
+def _item_of(data: dict[str, object]) -> DiscoveredInstance:
+    fields = {k: v for k, v in data.items() if k != "cost"}
+    fields.update(provider=ProviderKind(str(data["provider"])),
+                  kind=InstanceKind(str(data["kind"])),
+                  status=InstanceStatus(str(data["status"])))
+    return DiscoveredInstance(**fields)  # type: ignore[arg-type]

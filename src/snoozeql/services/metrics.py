@@ -153,6 +153,20 @@ class AccountCollection:
     errors: tuple[str, ...] = ()
 
 
+#: Metric queries one instance costs a cloud collector per cycle (CPU, connections,
+#: read and write IOPS): a batch of N queries holds N // this instances.
+QUERIES_PER_INSTANCE = 4
+
+
+@dataclass(frozen=True)
+class CollectionBatch:
+    """Instances of one account and region collected together (at most a batch)."""
+
+    account_id: UUID
+    region: str
+    instance_ids: tuple[UUID, ...]
+
+
 @dataclass(frozen=True)
 class CollectionReport:
     start: datetime
@@ -316,6 +330,54 @@ class MetricsService:
             len(running), report.buckets_changed, report.api_calls, len(report.failed),
         )
         return report
+
+    def batches(self, max_queries: int) -> tuple[list[CollectionBatch], bool]:
+        """The work of one collection cycle cut for a queue: running cloud instances
+        grouped per (account, region) in batches of at most ``max_queries`` metric
+        queries (``QUERIES_PER_INSTANCE`` each), and whether local instances run."""
+        per_batch = max(1, max_queries // QUERIES_PER_INSTANCE)
+        with self.ctx.engine.connect() as conn:
+            running = [i for i in instance_store.iter_all(
+                conn, InstanceFilter(status=InstanceStatus.RUNNING.value))
+                if i.missing_since is None]
+        groups: dict[tuple[UUID, str], list[UUID]] = {}
+        local = False
+        for i in running:
+            if i.provider in (ProviderKind.LOCAL, ProviderKind.DOCKER):
+                local = True
+            elif i.account_id is not None:
+                groups.setdefault((i.account_id, i.region or ""), []).append(i.id)
+        out = []
+        for (account_id, region), ids in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            for n in range(0, len(ids), per_batch):
+                out.append(CollectionBatch(account_id, region, tuple(ids[n:n + per_batch])))
+        return out, local
+
+    def collect_batch(self, account_id: UUID, instance_ids: Iterable[UUID],
+                      now: datetime | None = None) -> AccountCollection:
+        """Collect one batch (``batches``): the given instances of one account that
+        still run; never raises for the provider (its error is in the result)."""
+        now = now or self.ctx.now()
+        start, end = self.window(now)
+        account = AccountService(self.ctx).get(account_id)
+        wanted = set(instance_ids)
+        with self.ctx.engine.connect() as conn:
+            group = [i for i in instance_store.iter_all(
+                conn, InstanceFilter(status=InstanceStatus.RUNNING.value))
+                if i.id in wanted and i.missing_since is None and i.account_id == account.id]
+        if not group:
+            return AccountCollection(account.name, account.provider.value, 0)
+        return self._collect_account(account, group, start, end)
+
+    def collect_local(self, now: datetime | None = None) -> AccountCollection | None:
+        """Collect the running local and Docker instances (one batch of its own)."""
+        now = now or self.ctx.now()
+        with self.ctx.engine.connect() as conn:
+            local = [i for i in instance_store.iter_all(
+                conn, InstanceFilter(status=InstanceStatus.RUNNING.value))
+                if i.missing_since is None
+                and i.provider in (ProviderKind.LOCAL, ProviderKind.DOCKER)]
+        return self._collect_local(local, now) if local else None
 
     def _collect_account(
         self, account: Account, instances: list[Instance], start: datetime, end: datetime

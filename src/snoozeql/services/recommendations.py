@@ -372,6 +372,33 @@ class RecommendationService:
             store.confirm_analyses(conn, hour, key, inventory)
         return _Memo(base, seen, entries)
 
+    def stale_ids(self) -> list[UUID]:
+        """Instances without a stored analysis valid now: none for this hour and these
+        settings, or one older than the instance's metrics or facts. A queue analyses
+        them in batches (:meth:`analyse_batch`); any process's listing then reuses the
+        stored analyses instead of computing them."""
+        hour, key = epoch_hour(self._base()[0]), self._settings_key()
+        instances = self._instances()
+        with self.ctx.engine.connect() as conn:
+            stored = {r.instance_id: r for r in store.analyses(conn, hour, key)}
+            data = versions.instance_versions(conn)
+        out = []
+        for i in instances:
+            row = stored.get(i.id)
+            if (row is None or data.get(i.id, 0) > row.data_version
+                    or row.fingerprint != _fingerprint(self.ctx, i)):
+                out.append(i.id)
+        return out
+
+    def analyse_batch(self, ids: list[UUID]) -> int:
+        """Analyse these instances now and store the analyses (one batch of a queued
+        analysis); returns how many were analysed (gone or cluster members are not)."""
+        with self.ctx.engine.connect() as conn:  # the version before the data is read
+            metrics_version = versions.read(conn).get(versions.METRICS, 0)
+        instances = [i for i in self._instances_by_id(set(ids))
+                     if not (i.kind is InstanceKind.INSTANCE and i.cluster_provider_id)]
+        return len(self.compute(instances, metrics_version, everything=False))
+
     def _instances_by_id(self, ids: set[UUID]) -> list[Instance]:
         with self.ctx.engine.connect() as conn:
             found = [instance_store.get(conn, i) for i in ids]

@@ -175,8 +175,15 @@ _short = short
 
 class Reconciler:
     def __init__(self, ctx: Context, *, owner: str | None = None,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None,
+                 shard: tuple[int, int] | None = None) -> None:
+        """``shard=(k, n)``: act only on the governed instances whose id falls in shard
+        ``k`` of ``n`` (``id % n == k``), so a queue runs a reconcile as ``n`` tasks;
+        the claims in the store keep every transition exactly-once across them."""
         self.ctx = ctx
+        if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+            raise ValueError(f"bad reconcile shard {shard}")
+        self.shard = shard
         self.owner = owner or new_owner()
         self.notifier = notifier or Notifier(ctx.settings)
         self.lifecycle = LifecycleService(ctx, owner=self.owner)
@@ -193,6 +200,10 @@ class Reconciler:
             for r in self.lifecycle.resolve_stale():
                 self._after_resolution(r, report)
         instances, governing, overrides, clusters, running_open = self._load()
+        if self.shard is not None:
+            k, n = self.shard
+            instances = [i for i in instances if i.id.int % n == k]
+            running_open = [i for i in running_open if i.int % n == k]
         if not dry_run and running_open:
             with self.ctx.engine.begin() as conn:
                 store.close_intervals(conn, running_open, now)

@@ -23,9 +23,12 @@ TABLE_PREFIXES = ("instance_tags", "instances_search")
 
 
 def unmodelled(name: str | None, type_: str) -> bool:
-    """True for an object made by migration 0017 rather than described in tables.py."""
+    """True for an object made by a migration (0017: search indexes; 0019: the job
+    queue's schema) rather than described in tables.py."""
     if name is None:
         return False
+    if name.startswith("procrastinate_") or name.startswith("idx_procrastinate_"):
+        return True  # the job queue's schema, installed by 0019 from procrastinate's file
     if type_ == "table":
         return name.startswith(TABLE_PREFIXES)
     return type_ == "index" and name in INDEX_NAMES

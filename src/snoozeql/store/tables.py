@@ -157,6 +157,42 @@ jobs = sa.Table(
     sa.Column("last_error", sa.Text),
 )
 
+# Runs of background tasks, one row per run, for `snoozeql jobs list` and
+# GET /api/v1/jobs: written by the in-process runner (SQLite, or PostgreSQL without a
+# queue) and by queue workers alike, so both show the same shape. ``job_id`` is the
+# queue's job id (None in process); ``attempt`` counts from 0 (a retry is > 0).
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("task", sa.String(64), nullable=False),
+    sa.Column("args", JSONType, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("worker", sa.String(160), nullable=False),
+    sa.Column("job_id", sa.BigInteger),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_job_runs_started", "started_at"),
+    sa.Index("ix_job_runs_job", "job_id"),
+)
+
+# The parts of one queued sync of an account, one per region (AWS) or project (GCP),
+# each found by its own task; the task that brings the last part writes them all in
+# one transaction, as a whole-account sync does (services/discovery.py, sync_scope).
+sync_parts = sa.Table(
+    "sync_parts",
+    metadata,
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("round", sa.String(64), primary_key=True),
+    sa.Column("scope", sa.String(255), primary_key=True),
+    sa.Column("items", JSONType, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("found_at", UTCDateTime, nullable=False),
+)
+
 # Encrypted secrets (local database passwords, secret env values of stack instances).
 # ``ciphertext`` is Fernet output (services/secrets.py); plaintext never reaches the store.
 secrets = sa.Table(
