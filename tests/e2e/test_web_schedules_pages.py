@@ -194,7 +194,7 @@ def test_apply_an_always_idle_recommendation(client: TestClient, ctx: Context) -
     assert str(gov.schedule.override_status) == "stopped"
     # a stale recommendation id says so, in the page
     r = client.get(f"/schedules/new?recommendation={uuid.uuid4()}")
-    assert r.status_code == 400 and "newer analysis" in r.text
+    assert r.status_code == 404 and "newer analysis" in r.text
 
 
 def test_assign_and_unassign_from_the_schedule_page(client: TestClient, ctx: Context) -> None:

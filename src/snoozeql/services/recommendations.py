@@ -525,6 +525,22 @@ class RecommendationService:
                 out.append(body)
         return out
 
+    def stored(self, rec_id: str | UUID) -> tuple[UUID, dict[str, Any]]:
+        """A recommendation as listed (its id and JSON body, as stored by the analysis
+        that made it). An unknown id, or one a newer analysis replaced, is an error."""
+        try:
+            key = UUID(str(rec_id))
+        except ValueError:
+            raise ValidationError(f"{rec_id!r} is not a recommendation id") from None
+        with self.ctx.engine.connect() as conn:
+            row = store.get(conn, key)
+        if row is None:
+            raise NotFoundError(
+                f"no recommendation {key}: it may have been replaced by a newer analysis; "
+                "list the recommendations again to see current ids"
+            )
+        return key, dict(row.body)
+
     def dismiss(self, rec_id: str | UUID, actor: str, reason: str | None = None
                 ) -> dict[str, Any]:
         """Dismiss a recommendation; a ``reason`` (the dashboard asks for one) goes to
@@ -564,17 +580,7 @@ class RecommendationService:
         from snoozeql.domain.validation import suggest_dns_label
         from snoozeql.services.schedules import ScheduleService
 
-        try:
-            key = UUID(str(rec_id))
-        except ValueError:
-            raise ValidationError(f"{rec_id!r} is not a recommendation id") from None
-        with self.ctx.engine.connect() as conn:
-            row = store.get(conn, key)
-        if row is None:
-            raise NotFoundError(
-                f"no recommendation {key}; list the recommendations to see current ids"
-            )
-        body = dict(row.body)
+        key, body = self.stored(rec_id)
         with self.ctx.engine.connect() as conn:
             target = instance_store.get(conn, UUID(str(body["instance_id"])))
         if target is not None and is_protected(target):

@@ -15,7 +15,6 @@ from snoozeql.domain.errors import SnoozeError, ValidationError
 from snoozeql.domain.schedules.editing import running_cells
 from snoozeql.services.metrics import MetricsService
 from snoozeql.services.recommendations import RecommendationService
-from snoozeql.store import recommendations as rec_store
 from snoozeql.web.core import Operator, Viewer, WebRoute, csrf_protect, ctx_of, render
 from snoozeql.web.routes.instance_detail import _heat_level
 
@@ -43,18 +42,7 @@ def activity(request: Request, rec_id: str, session: Viewer) -> Response:
     """The dialog's body: the week x hour heatmap with the recommended sleep hours
     outlined, and the last 14 days of connections and CPU (drawn with uPlot)."""
     ctx = ctx_of(request)
-    from uuid import UUID
-
-    try:
-        key = UUID(rec_id)
-    except ValueError:
-        raise ValidationError(f"{rec_id!r} is not a recommendation id") from None
-    with ctx.engine.connect() as conn:
-        row = rec_store.get(conn, key)
-    if row is None:
-        raise ValidationError("this recommendation was replaced by a newer analysis; "
-                              "reload the page")
-    body = dict(row.body)
+    _, body = RecommendationService(ctx).stored(rec_id)
     metrics = MetricsService(ctx)
     heat_error = None
     try:

@@ -14,7 +14,6 @@ import re
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -30,9 +29,9 @@ from snoozeql.domain.schedules.editing import (
 from snoozeql.domain.schedules.model import load_zone
 from snoozeql.domain.selectors import parse_selector
 from snoozeql.services.inventory import InventoryService
+from snoozeql.services.recommendations import RecommendationService
 from snoozeql.services.schedule_board import ScheduleBoard, TimelineSegment
 from snoozeql.services.schedules import ScheduleService
-from snoozeql.store import recommendations as rec_store
 from snoozeql.web.core import (
     Operator,
     Viewer,
@@ -150,17 +149,7 @@ def _recommendation(request: Request, rec_id: str) -> dict[str, Any]:
     """A recommendation's schedule as an editor draft, and its instance."""
     from snoozeql.domain.validation import suggest_dns_label
 
-    ctx = ctx_of(request)
-    try:
-        key = UUID(rec_id)
-    except ValueError:
-        raise ValidationError(f"{rec_id!r} is not a recommendation id") from None
-    with ctx.engine.connect() as conn:
-        row = rec_store.get(conn, key)
-    if row is None:
-        raise ValidationError(f"no recommendation {rec_id}; it may have been replaced by a "
-                              "newer analysis: open the recommendations again")
-    body = dict(row.body)
+    key, body = RecommendationService(ctx_of(request)).stored(rec_id)
     sched = body.get("schedule") or {}
     definition: dict[str, Any] = {
         "name": suggest_dns_label(f"recommended-{body['instance_name']}"),
