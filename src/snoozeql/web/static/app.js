@@ -18,6 +18,8 @@
     close.setAttribute("aria-label", "Dismiss"); close.textContent = "×";
     div.appendChild(span); div.appendChild(close); box.appendChild(div);
   }
+  // For the page scripts (stacks.js, schedules.js): one toast for the whole dashboard.
+  window.SnoozeQL = { toast: toast };
 
   // --- htmx: show error responses (the server sends a toast and retargets it) -------
   document.addEventListener("htmx:beforeSwap", function (e) {

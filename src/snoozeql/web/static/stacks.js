@@ -4,19 +4,8 @@
 (function () {
   "use strict";
   function csrf() { return document.body.dataset.csrf || ""; }
-  function say(message, kind) {
-    var box = document.getElementById("toasts");
-    if (!box) return;
-    var div = document.createElement("div");
-    div.className = "toast " + (kind || "error");
-    div.setAttribute("role", "alert");
-    div.setAttribute("data-testid", "toast");
-    var span = document.createElement("span"); span.textContent = message;
-    var close = document.createElement("button");
-    close.type = "button"; close.className = "toast-close";
-    close.setAttribute("aria-label", "Dismiss"); close.textContent = "×";
-    div.appendChild(span); div.appendChild(close); box.appendChild(div);
-  }
+  // Toasts are app.js's (loaded on every page; called only from handlers, after it ran).
+  function say(message, kind) { window.SnoozeQL.toast(message, kind); }
 
   // --- template catalogue: filter the cards as one types -------------------------
   document.addEventListener("input", function (e) {
