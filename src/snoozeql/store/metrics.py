@@ -572,43 +572,72 @@ def rebuild_days(conn: sa.Connection, first_day: int, last_day: int,
     return written
 
 
+# A packed day in PostgreSQL's binary COPY of (uuid, int4, int4, bytea), none NULL.
+_COPY_DAY = np.dtype([
+    ("fields", ">i2"), ("n_id", ">i4"), ("id", "V16"), ("n_day", ">i4"), ("day", ">i4"),
+    ("n_present", ">i4"), ("present", ">i4"), ("n_cells", ">i4"),
+    ("cells", _CELL, (_COLUMNS, _DAY)),
+])
+_COPY_DAY_LENGTHS = {"fields": 4, "n_id": 16, "n_day": 4, "n_present": 4,
+                     "n_cells": _COLUMNS * _DAY * 8}
+
+
 def _packed_block(conn: sa.Connection, start: datetime, base: int, hours: int,
                   instance_ids: Sequence[UUID] | None) -> SeriesBlock:
     lo, hi = base // _DAY, (base + hours - 1) // _DAY
-    q = sa.select(sa.cast(md.c.instance_id, sa.String), md.c.day, md.c.present, md.c.cells) \
+    pg = conn.dialect.name == "postgresql"
+    q = sa.select(md.c.instance_id if pg else sa.cast(md.c.instance_id, sa.String),
+                  md.c.day, md.c.present, md.c.cells) \
         .where(md.c.day >= lo, md.c.day <= hi, md.c.present != 0)
-    queries = [q]
-    if instance_ids is not None:
-        to_db = md.c.instance_id.type.bind_processor(conn.dialect)
-        ids = [to_db(i) if to_db else i for i in instance_ids]
-        kind = sa.String() if to_db else md.c.instance_id.type
-        queries = [
-            q.where(md.c.instance_id.in_(
-                sa.bindparam("ids", ids[n : n + _ID_CHUNK], expanding=True, type_=kind)))
-            for n in range(0, len(ids), _ID_CHUNK)
-        ]
-    row_of: dict[str, int] = {}
+    row_of: dict[Any, int] = {}
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    for query in queries:
-        for batch in _raw_batches(conn, query):
-            n = len(batch)
-            offsets = np.fromiter(map(_SECOND, batch), np.int64, n) * _DAY - base
-            masks = np.fromiter(map(_THIRD, batch), np.int64, n)
-            cells = np.frombuffer(b"".join(map(_FOURTH, batch)), _CELL).reshape(
-                n, _COLUMNS, _DAY)
-            where = offsets[:, None] + _HOUR_BITS  # each cell's hour in the block
-            valid = ((masks[:, None] >> _HOUR_BITS) & 1).astype(bool) \
-                & (where >= 0) & (where < hours)
-            keep = valid.any(axis=1)
-            if not keep.any():
-                continue
-            keys = [batch[j][0] for j in np.flatnonzero(keep).tolist()]
-            for k in keys:
-                if k not in row_of:
-                    row_of[k] = len(row_of)
-            rows = np.fromiter(map(row_of.__getitem__, keys), np.int64, len(keys))
-            parts.append((rows, where[keep], valid[keep], cells[keep]))
-    block = SeriesBlock.empty(start, hours, [UUID(k) for k in row_of])
+
+    def place(names: Sequence[Any], days: np.ndarray, masks: np.ndarray,
+              cells: np.ndarray) -> None:
+        where = (days * _DAY - base)[:, None] + _HOUR_BITS  # each cell's hour in the block
+        valid = ((masks[:, None] >> _HOUR_BITS) & 1).astype(bool) \
+            & (where >= 0) & (where < hours)
+        keep = np.flatnonzero(valid.any(axis=1))
+        if not len(keep):
+            return
+        keys = [names[j] for j in keep.tolist()]
+        for k in keys:
+            if k not in row_of:
+                row_of[k] = len(row_of)
+        rows = np.fromiter(map(row_of.__getitem__, keys), np.int64, len(keys))
+        parts.append((rows, where[keep], valid[keep], cells[keep]))
+
+    if pg:
+        # One binary COPY of fixed-size rows: the cells are the stored bytes as they are.
+        if instance_ids is not None:
+            q = q.where(md.c.instance_id.in_(list(instance_ids)))
+
+        def parse(recs: np.ndarray) -> None:
+            place([bytes(v) for v in recs["id"]], recs["day"].astype(np.int64),
+                  recs["present"].astype(np.int64), recs["cells"])
+
+        _copy_binary(conn, q, _COPY_DAY, _COPY_DAY_LENGTHS, parse)
+        keys = [UUID(bytes=k) for k in row_of]
+    else:
+        queries = [q]
+        if instance_ids is not None:
+            to_db = md.c.instance_id.type.bind_processor(conn.dialect)
+            ids = [to_db(i) if to_db else i for i in instance_ids]
+            kind = sa.String() if to_db else md.c.instance_id.type
+            queries = [
+                q.where(md.c.instance_id.in_(
+                    sa.bindparam("ids", ids[n : n + _ID_CHUNK], expanding=True, type_=kind)))
+                for n in range(0, len(ids), _ID_CHUNK)
+            ]
+        for query in queries:
+            for batch in _raw_batches(conn, query):
+                n = len(batch)
+                place(list(map(_FIRST, batch)), np.fromiter(map(_SECOND, batch), np.int64, n),
+                      np.fromiter(map(_THIRD, batch), np.int64, n),
+                      np.frombuffer(b"".join(map(_FOURTH, batch)), _CELL).reshape(
+                          n, _COLUMNS, _DAY))
+        keys = [UUID(k) for k in row_of]
+    block = SeriesBlock.empty(start, hours, keys)
     for rows, where, valid, cells in parts:
         cell = (rows[:, None] * hours + where)[valid]
         for c in range(_COLUMNS):
@@ -679,17 +708,10 @@ def _copy_parts(conn: sa.Connection, base: int, hours: int,
     q = _block_query(base, hours)
     if instance_ids is not None:
         q = q.where(t.c.instance_id.in_(list(instance_ids)))
-    compiled = q.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    raw = conn.connection.driver_connection
-    assert raw is not None
     row_of: dict[bytes, int] = {}
     parts: _Parts = []
 
-    def parse(buf: bytes | bytearray | memoryview) -> None:
-        rows = np.frombuffer(buf, _COPY_ROW)
-        for name, size in _COPY_LENGTHS.items():
-            if not (rows[name] == size).all():
-                raise RuntimeError(f"unexpected binary COPY row layout ({name})")
+    def parse(rows: np.ndarray) -> None:
         uniq, inverse = np.unique(rows["id"], return_inverse=True)
         index = np.fromiter(
             (row_of.setdefault(u.tobytes(), len(row_of)) for u in uniq), np.int64, len(uniq))
@@ -698,7 +720,28 @@ def _copy_parts(conn: sa.Connection, base: int, hours: int,
             rows["avg"].astype(np.float64), rows["max"].astype(np.float64),
         ))
 
-    size = _COPY_ROW.itemsize
+    _copy_binary(conn, q, _COPY_ROW, _COPY_LENGTHS, parse)
+    return [UUID(bytes=k) for k in row_of], parts
+
+
+def _copy_binary(conn: sa.Connection, query: sa.Select[Any], row: np.dtype,
+                 lengths: Mapping[str, int], parse: Any) -> None:
+    """Run ``query`` as a binary ``COPY .. TO STDOUT`` on PostgreSQL and hand its rows
+    to ``parse`` as NumPy records of ``row`` (a fixed-size row: every field of a fixed
+    length, none NULL; ``lengths`` are the field lengths checked), a chunk of about
+    8 MB at a time, so memory stays bounded."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    raw = conn.connection.driver_connection
+    assert raw is not None
+
+    def records(buf: bytes) -> None:
+        rows = np.frombuffer(buf, row)
+        for name, size in lengths.items():
+            if not (rows[name] == size).all():
+                raise RuntimeError(f"unexpected binary COPY row layout ({name})")
+        parse(rows)
+
+    size = row.itemsize
     pending = bytearray()
     header = True
 
@@ -713,7 +756,7 @@ def _copy_parts(conn: sa.Connection, base: int, hours: int,
         if not header:
             whole = len(pending) // size * size
             if whole:
-                parse(memoryview(pending)[:whole].tobytes())
+                records(memoryview(pending)[:whole].tobytes())
                 del pending[:whole]
 
     # PostgreSQL sends a CopyData message per row. Going through ``Copy.read`` for each
@@ -747,8 +790,7 @@ def _copy_parts(conn: sa.Connection, base: int, hours: int,
     if pending[-2:] != b"\xff\xff" or (len(pending) - 2) % size:
         raise RuntimeError("unexpected binary COPY trailer")
     if len(pending) > 2:
-        parse(bytes(pending[:-2]))
-    return [UUID(bytes=k) for k in row_of], parts
+        records(bytes(pending[:-2]))
 
 
 def delete_before(conn: sa.Connection, cutoff: datetime) -> int:
