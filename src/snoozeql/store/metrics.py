@@ -597,15 +597,20 @@ def _packed_block(conn: sa.Connection, start: datetime, base: int, hours: int,
         where = (days * _DAY - base)[:, None] + _HOUR_BITS  # each cell's hour in the block
         valid = ((masks[:, None] >> _HOUR_BITS) & 1).astype(bool) \
             & (where >= 0) & (where < hours)
-        keep = np.flatnonzero(valid.any(axis=1))
-        if not len(keep):
-            return
-        keys = [names[j] for j in keep.tolist()]
+        kept = valid.any(axis=1)
+        if kept.all():  # the usual case: no copy of the cells
+            keys = list(names)
+        else:
+            keep = np.flatnonzero(kept)
+            if not len(keep):
+                return
+            keys = [names[j] for j in keep.tolist()]
+            where, valid, cells = where[keep], valid[keep], cells[keep]
         for k in keys:
             if k not in row_of:
                 row_of[k] = len(row_of)
         rows = np.fromiter(map(row_of.__getitem__, keys), np.int64, len(keys))
-        parts.append((rows, where[keep], valid[keep], cells[keep]))
+        parts.append((rows, where, valid, cells))
 
     if pg:
         # One binary COPY of fixed-size rows: the cells are the stored bytes as they are.
@@ -639,6 +644,11 @@ def _packed_block(conn: sa.Connection, start: datetime, base: int, hours: int,
         keys = [UUID(k) for k in row_of]
     block = SeriesBlock.empty(start, hours, keys)
     for rows, where, valid, cells in parts:
+        if valid.all():  # whole days inside the window: no mask to apply
+            cell = (rows[:, None] * hours + where).reshape(-1)
+            for c in range(_COLUMNS):
+                block.values[c].reshape(-1)[cell] = cells[:, c, :].reshape(-1)
+            continue
         cell = (rows[:, None] * hours + where)[valid]
         for c in range(_COLUMNS):
             block.values[c].reshape(-1)[cell] = cells[:, c, :][valid]
