@@ -23,6 +23,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_recommendations [--instances N]
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -172,13 +173,38 @@ def compare(ctx: Context, label: str, n: int) -> str:
             f"{reference / block:.1f}x | {rows / block:.1f}x |")
 
 
+def cold_listings(ctx: Context, label: str, n: int, repeats: int) -> str:
+    """The whole first listing again on the same store, nothing analysed (the stored
+    analyses and recommendations deleted, a new memo), alternating the packed read
+    (what the service does) with the read of the hourly rows (what it did before):
+    packed, rows, packed, rows ... Medians of ``repeats`` each."""
+    packed, rows = [], []
+    original = metric_store.fleet_series
+    for _ in range(repeats):
+        for read, out in (("packed", packed), ("rows", rows)):
+            with ctx.engine.begin() as conn:
+                conn.exec_driver_sql("DELETE FROM instance_analyses")
+                conn.exec_driver_sql("DELETE FROM recommendations")
+            fresh = Context(settings=ctx.settings, engine=ctx.engine, providers=ctx.providers)
+            fresh.clock = lambda: NOW
+            metric_store.fleet_series = functools.partial(original, read=read)  # type: ignore[assignment]
+            try:
+                out.append(timed(lambda: RecommendationService(fresh).list()))  # noqa: B023
+            finally:
+                metric_store.fleet_series = original  # type: ignore[assignment]
+    p, r = statistics.median(packed), statistics.median(rows)
+    return (f"| {label} | {n:,} | {p:,.0f} ({', '.join(f'{x:,.0f}' for x in packed)}) | "
+            f"{r:,.0f} ({', '.join(f'{x:,.0f}' for x in rows)}) | {r / p:.1f}x |")
+
+
 def timed(fn) -> float:  # noqa: ANN001
     t = time.perf_counter()
     fn()
     return (time.perf_counter() - t) * 1000
 
 
-def run(url: str, label: str, n: int, fast: bool, side: list[str]) -> str:
+def run(url: str, label: str, n: int, fast: bool, side: list[str], cold: list[str],
+        repeats: int) -> str:
     engine, account = fresh_engine(url)
     settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
     ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
@@ -201,6 +227,8 @@ def run(url: str, label: str, n: int, fast: bool, side: list[str]) -> str:
             engine, {ids[k * 7]: [Sample(CPU, NOW - timedelta(hours=3, minutes=-k), 1.0)]}
         )
         afters.append(timed(lambda: RecommendationService(fresh).list()))
+    if repeats:
+        cold.append(cold_listings(ctx, label, n, repeats))
     engine.dispose()
     return (f"| {label} | {n:,} | {first:,.0f} | {new_process:,.0f} | {again:,.1f} | "
             f"{statistics.median(afters):,.0f} |")
@@ -211,6 +239,8 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=1_000)
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--fast-seed", action="store_true")
+    parser.add_argument("--cold-repeats", type=int, default=2,
+                        help="first listings again, packed read and row read alternated")
     args = parser.parse_args()
     stores = args.stores.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="snoozeql-bench-"))
@@ -221,12 +251,13 @@ def main() -> None:
               "| after one new sample, median of 5 (ms) |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         side: list[str] = []
+        cold: list[str] = []
         if "sqlite" in stores:
             print(run(f"sqlite:///{tmp / 'recs.db'}", "SQLite", args.instances,
-                      args.fast_seed, side), flush=True)
+                      args.fast_seed, side, cold, args.cold_repeats), flush=True)
         if "postgresql" in stores:
-            print(run(pg_url, "PostgreSQL 15", args.instances, args.fast_seed, side),
-                  flush=True)
+            print(run(pg_url, "PostgreSQL 15", args.instances, args.fast_seed, side, cold,
+                      args.cold_repeats), flush=True)
         print("\nRead the lookback and analyse every instance, side by side on the same store"
               " (packed, per-row reference, block read from the rows, packed again; load average"
               f" {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end):")
@@ -235,6 +266,15 @@ def main() -> None:
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for line in side:
             print(line)
+        if cold:
+            print("\nThe whole first listing again, nothing analysed, alternated: packed read,"
+                  " row read, ... (medians, each run in brackets; load average"
+                  f" {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end):")
+            print("| store | instances | first list, packed read (ms) "
+                  "| first list, read of the rows (ms) | speed-up |")
+            print("| --- | ---: | ---: | ---: | ---: |")
+            for line in cold:
+                print(line)
     finally:
         if pg_name:
             drop_pg(pg_name)
