@@ -125,6 +125,17 @@ def test_history_hours_and_bulk_loads_keep_the_packed_days_equal(ctx: Context) -
     assert block.values[0, block.keys.index(ids["db1"]), 0] == 77.0  # newly loaded
 
 
+def test_a_bulk_load_over_many_weeks_packs_every_day(ctx: Context) -> None:
+    ids = add_instances(ctx, "db1", "db2")
+    rows = [(i, HourlyAggregate(CPU, DAY0 + timedelta(days=d, hours=(d * 5 + k) % 24),
+                                d + k / 3, 0.0, d + 1.0, 60))
+            for k, i in enumerate(ids.values()) for d in range(-60, 20, 1 + k)]
+    with ctx.engine.begin() as conn:  # 80 days: more than one span of the rebuild
+        store.load_hours(conn, rows)
+    assert assert_packed_equals_rows(ctx.engine) == 2
+    assert len(day_rows(ctx.engine)) == len(rows)
+
+
 def test_retention_cleanup_keeps_the_packed_days_equal(ctx: Context) -> None:
     ctx.clock = lambda: NOW
     ids = add_instances(ctx, "db1", "db2")

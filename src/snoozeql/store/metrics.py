@@ -544,32 +544,41 @@ def rebuild_days(conn: sa.Connection, first_day: int, last_day: int,
         ).scalars())
         conn.execute(md.delete().where(md.c.day >= first_day, md.c.day <= last_day))
     ids = list(instance_ids)
-    chunks = [ids[n : n + _ID_CHUNK] for n in range(0, len(ids), _ID_CHUNK)]
     written = 0
-    hours = (last_day - first_day + 1) * _DAY
-    start = datetime.fromtimestamp(first_day * _DAY * 3600, UTC)
-    for chunk in chunks:
+    for n in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[n : n + _ID_CHUNK]
         conn.execute(md.delete().where(md.c.day >= first_day, md.c.day <= last_day,
                                        md.c.instance_id.in_(chunk)))
-        block, present = _rows_block(conn, start, first_day * _DAY, hours, chunk,
-                                     by_rows=True)
-        if not len(block):
-            continue
-        days = last_day - first_day + 1
-        # [row, day, column, hour] and [row, day, hour]
-        cells = block.values.reshape(_COLUMNS, len(block), days, _DAY).transpose(1, 2, 0, 3)
-        bits = present.reshape(len(block), days, _DAY)
-        masks = (bits.astype(np.int64) << _HOUR_BITS).sum(axis=2)
-        rows = []
-        for r, key in enumerate(block.keys):
-            for d in np.flatnonzero(masks[r]):
-                rows.append({"instance_id": key, "day": first_day + int(d),
-                             "present": int(masks[r, d]),
-                             "cells": np.ascontiguousarray(cells[r, d], dtype=_CELL).tobytes()})
-        for n in range(0, len(rows), _CHUNK):
-            conn.execute(md.insert(), rows[n : n + _CHUNK])
-        written += len(rows)
+        # At most _REBUILD_DAYS days at a time: bounded memory, and hour offsets that
+        # fit the row read's 16 bits.
+        for lo in range(first_day, last_day + 1, _REBUILD_DAYS):
+            written += _rebuild_span(conn, chunk, lo, min(last_day, lo + _REBUILD_DAYS - 1))
     return written
+
+
+_REBUILD_DAYS = 64
+
+
+def _rebuild_span(conn: sa.Connection, ids: list[UUID], first_day: int, last_day: int) -> int:
+    days = last_day - first_day + 1
+    start = datetime.fromtimestamp(first_day * _DAY * 3600, UTC)
+    block, present = _rows_block(conn, start, first_day * _DAY, days * _DAY, ids,
+                                 by_rows=True)
+    if not len(block):
+        return 0
+    # [row, day, column, hour] and [row, day, hour]
+    cells = block.values.reshape(_COLUMNS, len(block), days, _DAY).transpose(1, 2, 0, 3)
+    bits = present.reshape(len(block), days, _DAY)
+    masks = (bits.astype(np.int64) << _HOUR_BITS).sum(axis=2)
+    rows = []
+    for r, key in enumerate(block.keys):
+        for d in np.flatnonzero(masks[r]).tolist():
+            rows.append({"instance_id": key, "day": first_day + d,
+                         "present": int(masks[r, d]),
+                         "cells": np.ascontiguousarray(cells[r, d], dtype=_CELL).tobytes()})
+    for n in range(0, len(rows), _CHUNK):
+        conn.execute(md.insert(), rows[n : n + _CHUNK])
+    return len(rows)
 
 
 # A packed day in PostgreSQL's binary COPY of (uuid, int4, int4, bytea), none NULL.
