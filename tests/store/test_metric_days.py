@@ -5,6 +5,7 @@ store migrated from before the copy existed."""
 
 from __future__ import annotations
 
+import mmap
 import threading
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -196,6 +197,28 @@ def test_concurrent_writers_of_one_day_keep_the_packed_days_equal(ctx: Context) 
     assert assert_packed_equals_rows(ctx.engine) == 2
     [(_, _, present)] = [r for r in day_rows(ctx.engine) if r[0] == ids["db1"]]
     assert present == (1 << 24) - 1  # every hour of the day, none lost
+
+
+def test_a_block_in_memory_of_its_own_reads_the_same(ctx: Context,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large block's array is anonymous memory of its own (``mmap``): the same
+    floats, and an array NumPy can write and read as any other."""
+    ctx.clock = lambda: NOW
+    ids = add_instances(ctx, "db1", "db2")
+    store.apply_samples(ctx.engine, {
+        i: [Sample(m, DAY0 + timedelta(hours=h, minutes=k), 1.0 / (h + k + 1))
+            for h in range(0, 50, 3) for k in (1, 2) for m in (CPU, CONNECTIONS)]
+        for i in ids.values()})
+    monkeypatch.setattr(store, "_OWN_MEMORY", 1)
+    assert assert_packed_equals_rows(ctx.engine) == 2
+    with ctx.engine.connect() as conn:
+        block = store.fleet_series(conn, DAY0, 48)
+    root = block.values
+    while getattr(root, "base", None) is not None:
+        root = root.base
+    assert isinstance(root, mmap.mmap)
+    block.values[0, 0, 0] = 7.0
+    assert block.values[0, 0, 0] == 7.0
 
 
 def test_rows_of_other_metrics_count_as_data_in_both_reads(ctx: Context) -> None:
