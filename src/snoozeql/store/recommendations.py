@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -66,9 +66,9 @@ def replace_current(
     if not ids:
         return
     known = stored(conn, ids)
-    fresh = [dict(r, computed_at=at) for r in rows if r["id"] not in known]
+    fresh = [r for r in rows if r["id"] not in known]
     if fresh:
-        conn.execute(t.insert(), fresh)
+        _insert_recommendations(conn, fresh, at)
     again = [r["id"] for r in rows if r["id"] in known]
     for n in range(0, len(again), 500):
         conn.execute(t.update().where(t.c.id.in_(again[n : n + 500])).values(computed_at=at))
@@ -76,6 +76,33 @@ def replace_current(
     stale = [i for i, r in known.items() if i not in current and r.dismissed_at is None]
     for n in range(0, len(stale), 500):
         conn.execute(t.delete().where(t.c.id.in_(stale[n : n + 500])))
+
+
+def _insert_recommendations(conn: sa.Connection, rows: Sequence[dict[str, Any]],
+                            at: datetime) -> None:
+    """Insert new recommendations through the driver (a fleet's first analysis makes
+    thousands): one ``COPY`` on PostgreSQL, one ``executemany`` on SQLite, the body
+    serialised as the JSON column does (``json.dumps``), the time as ``UTCDateTime``
+    stores it on SQLite (naive UTC)."""
+    names = "id, instance_id, kind, body, computed_at"
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY recommendations ({names}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((r["id"], r["instance_id"], r["kind"], json.dumps(r["body"]),
+                                at))
+        return
+    if conn.dialect.name != "sqlite":  # pragma: no cover - only the two stores
+        conn.execute(t.insert(), [dict(r, computed_at=at) for r in rows])
+        return
+    when = at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    conn.exec_driver_sql(
+        f"INSERT INTO recommendations ({names}) VALUES (?, ?, ?, ?, ?)",
+        [(r["id"].hex, r["instance_id"].hex, r["kind"], json.dumps(r["body"]), when)
+         for r in rows],
+    )
 
 
 def get(conn: sa.Connection, rec_id: UUID) -> Any:
