@@ -12,12 +12,16 @@ Stores N instances (default 1,000) with 14 days of hourly CPU and connection dat
 * the first call after one new sample (a metrics write): per-instance data versions
   say which instance changed, and only that one is analysed again.
 
+Then, on the same store: reading the lookback and analysing it (the packed days, the
+block from the hourly rows, the per-row reference), and ``--cold-repeats`` more first
+listings with nothing analysed, alternating the packed read with the read of the rows.
+
 On SQLite and PostgreSQL (``--stores``). ``--fast-seed`` writes the hourly aggregates
 straight into the store (a few minutes at 10,000 instances instead of an hour of
 sample pushing); the analysis reads the same rows either way.
 
 Run: ``.venv/bin/python -m benchmarks.bench_recommendations [--instances N]
-[--stores sqlite,postgresql] [--fast-seed]``
+[--stores sqlite,postgresql] [--fast-seed] [--cold-repeats 2]``
 """
 
 from __future__ import annotations
