@@ -12,17 +12,22 @@ Stores N instances (default 1,000) with 14 days of hourly CPU and connection dat
 * the first call after one new sample (a metrics write): per-instance data versions
   say which instance changed, and only that one is analysed again.
 
+Then, on the same store: reading the lookback and analysing it (the packed days, the
+block from the hourly rows, the per-row reference), and ``--cold-repeats`` more first
+listings with nothing analysed, alternating the packed read with the read of the rows.
+
 On SQLite and PostgreSQL (``--stores``). ``--fast-seed`` writes the hourly aggregates
 straight into the store (a few minutes at 10,000 instances instead of an hour of
 sample pushing); the analysis reads the same rows either way.
 
 Run: ``.venv/bin/python -m benchmarks.bench_recommendations [--instances N]
-[--stores sqlite,postgresql] [--fast-seed]``
+[--stores sqlite,postgresql] [--fast-seed] [--cold-repeats 2]``
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -30,7 +35,6 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -38,7 +42,14 @@ import sqlalchemy as sa
 from benchmarks.bench_inventory import drop_pg, fresh_engine, pg_database, synthetic
 from snoozeql.config import Settings
 from snoozeql.domain.analysis import BlockAnalysis, Recommendation, analyse
-from snoozeql.domain.metrics import CONNECTIONS, CPU, HourlySeries, Sample, floor_hour
+from snoozeql.domain.metrics import (
+    CONNECTIONS,
+    CPU,
+    HourlyAggregate,
+    HourlySeries,
+    Sample,
+    floor_hour,
+)
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.context import Context
 from snoozeql.services.metrics import analysis_settings
@@ -47,7 +58,7 @@ from snoozeql.store import instances as inst
 from snoozeql.store import metrics as metric_store
 from snoozeql.store import versions
 from snoozeql.store.instances import InstanceFilter
-from snoozeql.store.metric_tables import metric_hours
+from snoozeql.store.metric_tables import metric_days, metric_hours
 from snoozeql.store.tables import instances as instance_table
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
@@ -69,21 +80,19 @@ def seed(ctx: Context, account: UUID, n: int, fast: bool) -> list[UUID]:
         hours = [start + timedelta(hours=h) for h in range(DAYS * 24)]
         templates = {}
         for k in (0, 1):  # k % 3 == 0: idle; else office hours
-            rows: list[dict[str, Any]] = []
+            rows: list[tuple[UUID, HourlyAggregate]] = []
             for t in hours:
                 busy = _busy(k, t)
                 for metric, value in ((CPU, 40.0 if busy else 2.0),
                                       (CONNECTIONS, 6.0 if busy else 0.0)):
-                    rows.append({
-                        "instance_id": ids[k], "metric": metric, "hour": t,
-                        "epoch_hour": metric_store.epoch_hour(t), "avg": value,
-                        "min": value, "max": value, "count": 1, "minutes": 1 << 7,
-                    })
-            with ctx.engine.begin() as conn:
-                conn.execute(metric_hours.insert(), rows)
+                    rows.append((ids[k], HourlyAggregate(metric, t, value, value, value, 1)))
+            with ctx.engine.begin() as conn:  # the rows and their packed days
+                metric_store.load_hours(conn, rows, minutes=1 << 7)
             templates[k] = ids[k]
         cols = ["metric", "hour", "epoch_hour", "avg", "min", "max", "count", "minutes"]
         m = metric_hours.alias("m")
+        d = metric_days.alias("d")
+        day_cols = ["day", "present", "cells"]
         for k, template in templates.items():
             group = [i for n, i in enumerate(ids) if (n % 3 != 0) == bool(k) and n > 1]
             for n in range(0, len(group), 500):
@@ -91,9 +100,16 @@ def seed(ctx: Context, account: UUID, n: int, fast: bool) -> list[UUID]:
                                    *[m.c[c] for c in cols]).select_from(
                     instance_table.join(m, sa.true())).where(
                     m.c.instance_id == template, instance_table.c.id.in_(group[n : n + 500]))
+                days = sa.select(instance_table.c.id.label("instance_id"),
+                                 *[d.c[c] for c in day_cols]).select_from(
+                    instance_table.join(d, sa.true())).where(
+                    d.c.instance_id == template, instance_table.c.id.in_(group[n : n + 500]))
                 with ctx.engine.begin() as conn:
                     conn.execute(metric_hours.insert().from_select(["instance_id", *cols],
                                                                    chosen))
+                    # The template's packed days too, as the writes would have left them.
+                    conn.execute(metric_days.insert().from_select(["instance_id", *day_cols],
+                                                                  days))
         with ctx.engine.begin() as conn:
             versions.bump_metrics(conn, ids)
         return ids
@@ -133,30 +149,59 @@ def reference_read_and_analyse(ctx: Context) -> int:
                for cols in out.values())
 
 
-def block_read_and_analyse(ctx: Context, by_rows: bool = False) -> int:
+def block_read_and_analyse(ctx: Context, read: str = "packed") -> int:
     """The same with the block read and ``BlockAnalysis`` (what the service runs);
-    ``by_rows``: the block read row by row on PostgreSQL too (before the binary COPY)."""
+    ``read``: from the packed days (what the service reads), or from the hourly rows
+    (``"rows"``: a binary COPY on PostgreSQL, raw rows on SQLite, the read before the
+    packed copy)."""
     settings = analysis_settings(ctx)
     hours = settings.lookback_hours
     start = floor_hour(NOW) - timedelta(hours=hours)
     with ctx.engine.connect() as conn:
-        block = metric_store.fleet_series(conn, start, hours, by_rows=by_rows)
+        block = metric_store.fleet_series(conn, start, hours, read=read)
     fleet = BlockAnalysis(block, settings, NOW)
     return sum(isinstance(fleet.analyse(r, "UTC"), Recommendation) for r in range(len(block)))
 
 
 def compare(ctx: Context, label: str, n: int) -> str:
-    """Read + analyse, reference and block, side by side on the same store: block,
-    reference, block (the block figure is the mean of its two runs)."""
+    """Read + analyse side by side on the same store: packed, per-row reference, block
+    from the rows, packed again (the packed figure is the mean of its two runs)."""
     counts: list[int] = []
     block_a = timed(lambda: counts.append(block_read_and_analyse(ctx)))
     reference = timed(lambda: counts.append(reference_read_and_analyse(ctx)))
-    rows = timed(lambda: counts.append(block_read_and_analyse(ctx, by_rows=True)))
+    rows = timed(lambda: counts.append(block_read_and_analyse(ctx, read="rows")))
     block_b = timed(lambda: counts.append(block_read_and_analyse(ctx)))
     assert len(set(counts)) == 1, counts  # the same recommendations
     block = (block_a + block_b) / 2
     return (f"| {label} | {n:,} | {reference:,.0f} | {rows:,.0f} | {block:,.0f} | "
             f"{reference / block:.1f}x | {rows / block:.1f}x |")
+
+
+def cold_listings(ctx: Context, label: str, n: int, repeats: int) -> str:
+    """The whole first listing again on the same store, nothing analysed (the stored
+    analyses and recommendations deleted, a new memo), alternating the packed read
+    (what the service does) with the read of the hourly rows (what it did before):
+    packed, rows, packed, rows ... Medians of ``repeats`` each."""
+    packed, rows = [], []
+    original = metric_store.fleet_series
+    for _ in range(repeats):
+        for read, out in (("packed", packed), ("rows", rows)):
+            with ctx.engine.begin() as conn:  # as on a store that never analysed
+                if conn.dialect.name == "postgresql":  # no dead rows left behind
+                    conn.exec_driver_sql("TRUNCATE instance_analyses, recommendations")
+                else:
+                    conn.exec_driver_sql("DELETE FROM instance_analyses")
+                    conn.exec_driver_sql("DELETE FROM recommendations")
+            fresh = Context(settings=ctx.settings, engine=ctx.engine, providers=ctx.providers)
+            fresh.clock = lambda: NOW
+            metric_store.fleet_series = functools.partial(original, read=read)  # type: ignore[assignment]
+            try:
+                out.append(timed(lambda: RecommendationService(fresh).list()))  # noqa: B023
+            finally:
+                metric_store.fleet_series = original  # type: ignore[assignment]
+    p, r = statistics.median(packed), statistics.median(rows)
+    return (f"| {label} | {n:,} | {p:,.0f} ({', '.join(f'{x:,.0f}' for x in packed)}) | "
+            f"{r:,.0f} ({', '.join(f'{x:,.0f}' for x in rows)}) | {r / p:.1f}x |")
 
 
 def timed(fn) -> float:  # noqa: ANN001
@@ -165,7 +210,8 @@ def timed(fn) -> float:  # noqa: ANN001
     return (time.perf_counter() - t) * 1000
 
 
-def run(url: str, label: str, n: int, fast: bool, side: list[str]) -> str:
+def run(url: str, label: str, n: int, fast: bool, side: list[str], cold: list[str],
+        repeats: int) -> str:
     engine, account = fresh_engine(url)
     settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
     ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
@@ -188,6 +234,8 @@ def run(url: str, label: str, n: int, fast: bool, side: list[str]) -> str:
             engine, {ids[k * 7]: [Sample(CPU, NOW - timedelta(hours=3, minutes=-k), 1.0)]}
         )
         afters.append(timed(lambda: RecommendationService(fresh).list()))
+    if repeats:
+        cold.append(cold_listings(ctx, label, n, repeats))
     engine.dispose()
     return (f"| {label} | {n:,} | {first:,.0f} | {new_process:,.0f} | {again:,.1f} | "
             f"{statistics.median(afters):,.0f} |")
@@ -198,6 +246,8 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=1_000)
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--fast-seed", action="store_true")
+    parser.add_argument("--cold-repeats", type=int, default=2,
+                        help="first listings again, packed read and row read alternated")
     args = parser.parse_args()
     stores = args.stores.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="snoozeql-bench-"))
@@ -208,20 +258,30 @@ def main() -> None:
               "| after one new sample, median of 5 (ms) |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         side: list[str] = []
+        cold: list[str] = []
         if "sqlite" in stores:
             print(run(f"sqlite:///{tmp / 'recs.db'}", "SQLite", args.instances,
-                      args.fast_seed, side), flush=True)
+                      args.fast_seed, side, cold, args.cold_repeats), flush=True)
         if "postgresql" in stores:
-            print(run(pg_url, "PostgreSQL 15", args.instances, args.fast_seed, side),
-                  flush=True)
+            print(run(pg_url, "PostgreSQL 15", args.instances, args.fast_seed, side, cold,
+                      args.cold_repeats), flush=True)
         print("\nRead the lookback and analyse every instance, side by side on the same store"
-              " (block, per-row reference, block read row by row, block again; load average"
+              " (packed, per-row reference, block read from the rows, packed again; load average"
               f" {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end):")
-        print("| store | instances | per-row reference (ms) | block, rows (ms) | block (ms) "
-              "| vs reference | vs block by rows |")
+        print("| store | instances | per-row reference (ms) | block from the rows (ms) "
+              "| block from the packed days (ms) | vs reference | vs block from the rows |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for line in side:
             print(line)
+        if cold:
+            print("\nThe whole first listing again, nothing analysed, alternated: packed read,"
+                  " row read, ... (medians, each run in brackets; load average"
+                  f" {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end):")
+            print("| store | instances | first list, packed read (ms) "
+                  "| first list, read of the rows (ms) | speed-up |")
+            print("| --- | ---: | ---: | ---: | ---: |")
+            for line in cold:
+                print(line)
     finally:
         if pg_name:
             drop_pg(pg_name)

@@ -10,7 +10,14 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, HourlySeries, Sample
+from snoozeql.domain.metrics import (
+    CONNECTIONS,
+    CPU,
+    READ_IOPS,
+    HourlyAggregate,
+    HourlySeries,
+    Sample,
+)
 from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.context import Context
 from snoozeql.services.metrics import MetricsService
@@ -194,8 +201,6 @@ def test_the_fleet_block_holds_exactly_what_each_instance_read_holds(ctx: Contex
 
 
 def test_history_hours_fill_only_uncounted_minutes_and_repeat_as_a_no_op(ctx: Context) -> None:
-    from snoozeql.domain.metrics import HourlyAggregate
-
     db1 = add_instances(ctx, "db1")["db1"]
     h10, h11 = at(0), at(0, hour=11)
     # Collection counted minutes 40..59 of 10:00 first (value 1 each).
@@ -230,19 +235,22 @@ def test_the_fleet_block_keeps_every_float_bit_for_bit_across_gaps(ctx: Context)
         for m, metric in enumerate(metrics):
             for k, value in enumerate(edge):
                 hour = start + timedelta(hours=3 * k + n + m)  # gaps between the hours
-                rows_in.append({
-                    "instance_id": ids[name], "metric": metric, "hour": hour,
-                    "epoch_hour": store.epoch_hour(hour), "avg": value, "min": 0.0,
-                    "max": edge[-1 - k], "count": 1, "minutes": 1,
-                })
-    with ctx.engine.begin() as conn:
-        conn.execute(metric_hours.insert(), rows_in)
+                rows_in.append((ids[name], HourlyAggregate(metric, hour, value, 0.0,
+                                                           edge[-1 - k], 1)))
+    with ctx.engine.begin() as conn:  # a bulk load: the packed days built from the rows
+        store.load_hours(conn, rows_in, minutes=1)
     hours = 40
+    for read in ("packed", "rows", "row-by-row"):
+        check_block_bit_for_bit(ctx, ids, start, hours, edge, read)
+
+
+def check_block_bit_for_bit(ctx: Context, ids: dict[str, UUID], start: datetime, hours: int,
+                            edge: list[float], read: str) -> None:
     with ctx.engine.connect() as conn:
-        block = store.fleet_series(conn, start, hours)
-        picked = store.fleet_series(conn, start, hours, [ids["db3"], ids["db4"]])
-        nothing = store.fleet_series(conn, start, hours, [ids["db4"]])
-        before = store.fleet_series(conn, start - timedelta(hours=hours), hours)
+        block = store.fleet_series(conn, start, hours, read=read)
+        picked = store.fleet_series(conn, start, hours, [ids["db3"], ids["db4"]], read=read)
+        nothing = store.fleet_series(conn, start, hours, [ids["db4"]], read=read)
+        before = store.fleet_series(conn, start - timedelta(hours=hours), hours, read=read)
         each = {i: store.series(conn, i, start, start + timedelta(hours=hours))
                 for i in ids.values()}
     # No row at all (on PostgreSQL a COPY of only its header and trailer) is no error,

@@ -447,11 +447,12 @@ class RecommendationService:
              "body": e.to_json()}
             for e in entries if e.rec_id is not None
         ]
+        hour, key = epoch_hour(floor_hour(now)), self._settings_key()
         with self.ctx.engine.begin() as conn:
             store.replace_current(conn, rows, now, [e.instance_id for e in entries])
             store.save_analyses(conn, [
-                {"instance_id": e.instance_id, "analysed_hour": epoch_hour(floor_hour(now)),
-                 "settings_key": self._settings_key(), "data_version": e.data_version,
+                {"instance_id": e.instance_id, "analysed_hour": hour,
+                 "settings_key": key, "data_version": e.data_version,
                  "instances_version": inventory,
                  "fingerprint": e.fingerprint, "rec_id": e.rec_id, "body": e.body}
                 for e in entries

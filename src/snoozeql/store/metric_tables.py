@@ -13,6 +13,14 @@ schema check see them. Design choices:
   (the costliest part of reading 13 million aggregates), the same way on both stores.
 - The primary key (instance, metric, hour) is the upsert key of the batched writes; the
   index on ``hour`` serves the retention cleanup (``DELETE ... WHERE hour < cutoff``).
+- ``metric_days`` is a packed copy of ``metric_hours`` for the fleet analysis: one row
+  per (instance, UTC day) holding the day's 24 hours of the five columns the analysis
+  reads (connections avg and max, cpu, read and write IOPS avg) as 120 little-endian
+  float64 (NaN: no row of that metric), and ``present``, the 24-bit mask of the hours
+  with any row. A cell counts only if its hour's bit is set. Every write of
+  ``metric_hours`` keeps it equal to the rows in the same transaction
+  (``store/metrics.py``), so the cold read of a fleet's lookback is one small row per
+  instance and day instead of one per instance, metric and hour.
 - ``recommendations`` keeps the recommendations last shown, keyed by a fingerprint
   id (the same windows for the same instance give the same id), so a dismissal refers
   to exactly what the user saw and a changed pattern comes back as a new one.
@@ -25,7 +33,7 @@ import sqlalchemy as sa
 from snoozeql.store.tables import metadata
 from snoozeql.store.types import JSONType, UTCDateTime
 
-__all__ = ["instance_analyses", "metric_hours", "recommendations"]
+__all__ = ["instance_analyses", "metric_days", "metric_hours", "recommendations"]
 
 metric_hours = sa.Table(
     "metric_hours",
@@ -43,6 +51,19 @@ metric_hours = sa.Table(
     sa.Column("count", sa.Integer, nullable=False),
     sa.Column("minutes", sa.BigInteger, nullable=False),
     sa.Index("ix_metric_hours_hour", "hour"),
+)
+
+metric_days = sa.Table(
+    "metric_days",
+    metadata,
+    sa.Column(
+        "instance_id", sa.Uuid, sa.ForeignKey("instances.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("day", sa.Integer, primary_key=True),  # epoch_hour // 24
+    sa.Column("present", sa.Integer, nullable=False),
+    sa.Column("cells", sa.LargeBinary, nullable=False),
+    sa.Index("ix_metric_days_day", "day"),
 )
 
 recommendations = sa.Table(

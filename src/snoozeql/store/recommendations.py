@@ -7,8 +7,9 @@ itself changes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -65,9 +66,9 @@ def replace_current(
     if not ids:
         return
     known = stored(conn, ids)
-    fresh = [dict(r, computed_at=at) for r in rows if r["id"] not in known]
+    fresh = [r for r in rows if r["id"] not in known]
     if fresh:
-        conn.execute(t.insert(), fresh)
+        _insert_recommendations(conn, fresh, at)
     again = [r["id"] for r in rows if r["id"] in known]
     for n in range(0, len(again), 500):
         conn.execute(t.update().where(t.c.id.in_(again[n : n + 500])).values(computed_at=at))
@@ -75,6 +76,33 @@ def replace_current(
     stale = [i for i, r in known.items() if i not in current and r.dismissed_at is None]
     for n in range(0, len(stale), 500):
         conn.execute(t.delete().where(t.c.id.in_(stale[n : n + 500])))
+
+
+def _insert_recommendations(conn: sa.Connection, rows: Sequence[dict[str, Any]],
+                            at: datetime) -> None:
+    """Insert new recommendations through the driver (a fleet's first analysis makes
+    thousands): one ``COPY`` on PostgreSQL, one ``executemany`` on SQLite, the body
+    serialised as the JSON column does (``json.dumps``), the time as ``UTCDateTime``
+    stores it on SQLite (naive UTC)."""
+    names = "id, instance_id, kind, body, computed_at"
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY recommendations ({names}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((r["id"], r["instance_id"], r["kind"], json.dumps(r["body"]),
+                                at))
+        return
+    if conn.dialect.name != "sqlite":  # pragma: no cover - only the two stores
+        conn.execute(t.insert(), [dict(r, computed_at=at) for r in rows])
+        return
+    when = at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    conn.exec_driver_sql(
+        f"INSERT INTO recommendations ({names}) VALUES (?, ?, ?, ?, ?)",
+        [(r["id"].hex, r["instance_id"].hex, r["kind"], json.dumps(r["body"]), when)
+         for r in rows],
+    )
 
 
 def get(conn: sa.Connection, rec_id: UUID) -> Any:
@@ -112,12 +140,42 @@ def confirm_analyses(
     )
 
 
+_ANALYSIS_COLUMNS = ("instance_id", "analysed_hour", "settings_key", "data_version",
+                     "instances_version", "fingerprint", "rec_id", "body")
+
+
 def save_analyses(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Replace the stored analyses of these instances (delete, then one insert per 500)."""
+    """Replace the stored analyses of these instances: delete, then insert them through
+    the driver (a whole fleet's first analysis stores 10,000 at once): one ``COPY`` on
+    PostgreSQL, one ``executemany`` on SQLite, each body serialised once, as the JSON
+    column stores it (``json.dumps``; read back through the column type as usual)."""
     ids = [r["instance_id"] for r in rows]
     forget_analyses(conn, ids)
-    for n in range(0, len(rows), 500):
-        conn.execute(a.insert(), list(rows[n : n + 500]))
+    if not rows:
+        return
+    names = ", ".join(_ANALYSIS_COLUMNS)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY instance_analyses ({names}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((r["instance_id"], r["analysed_hour"], r["settings_key"],
+                                r["data_version"], r["instances_version"], r["fingerprint"],
+                                r["rec_id"], json.dumps(r["body"])))
+        return
+    if conn.dialect.name != "sqlite":  # pragma: no cover - only the two stores
+        for n in range(0, len(rows), 500):
+            conn.execute(a.insert(), list(rows[n : n + 500]))
+        return
+    # SQLite stores a UUID as its 32 hex digits (SQLAlchemy's Uuid without native type).
+    conn.exec_driver_sql(
+        f"INSERT INTO instance_analyses ({names}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(r["instance_id"].hex, r["analysed_hour"], r["settings_key"], r["data_version"],
+          r["instances_version"], r["fingerprint"],
+          None if r["rec_id"] is None else r["rec_id"].hex, json.dumps(r["body"]))
+         for r in rows],
+    )
 
 
 def forget_analyses(conn: sa.Connection, instance_ids: Sequence[UUID]) -> None:
