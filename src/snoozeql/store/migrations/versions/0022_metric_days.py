@@ -4,7 +4,7 @@ float64 bytes and the mask of hours with a row (``store/metric_tables.py``). Bui
 from the rows already stored; every write keeps it equal to them afterwards.
 
 Revision ID: 0022
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision = "0018"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
