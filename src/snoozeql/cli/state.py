@@ -28,6 +28,8 @@ def configure_logging(level: str, as_json: bool = False) -> None:
 
     setup(level, as_json)
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    # Alembic names each of its plugins as it loads them; the migrations it runs still log.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # procrastinate writes several lines per job (start, end, deferrals); SnoozeQL's own
     # line per task run carries the same (task id, job id, worker, result, duration).
     # Its warnings and errors stay; SNOOZEQL_LOG_LEVEL=DEBUG (or -v) shows everything.
