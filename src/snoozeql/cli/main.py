@@ -159,9 +159,9 @@ def worker(
     from snoozeql.jobs.queue import check_queues, require_queue, run_worker
 
     s = get_settings()
+    require_queue(s.effective_database_url, "`snoozeql worker`")  # before making a store
     state.configure_logging(s.log_level, s.log_json)
     ctx = state.ctx()
-    require_queue(ctx, "`snoozeql worker`")
     wanted = check_queues([q.strip() for item in (queues or []) for q in item.split(",")
                            if q.strip()])
     n = concurrency or s.worker_concurrency

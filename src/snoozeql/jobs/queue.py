@@ -61,8 +61,14 @@ def queue_enabled(ctx: Context) -> bool:
     return ctx.engine.dialect.name == "postgresql"
 
 
-def require_queue(ctx: Context, what: str) -> None:
-    if not queue_enabled(ctx):
+def require_queue(ctx: Context | str, what: str) -> None:
+    """Refuse ``what`` unless the store has a queue. ``ctx`` may be the store's URL, so a
+    command can refuse before it opens (and makes or migrates) the store."""
+    if isinstance(ctx, str):
+        has_queue = ctx.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+    else:
+        has_queue = queue_enabled(ctx)
+    if not has_queue:
         raise ValidationError(
             f"{what} needs PostgreSQL (SNOOZEQL_DATABASE_URL=postgresql://...): with the "
             "embedded SQLite store, `snoozeql serve` runs the background jobs in its own "
