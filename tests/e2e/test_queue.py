@@ -399,6 +399,7 @@ def test_worker_on_sqlite_says_it_needs_postgresql(tmp_path: Path) -> None:
                        timeout=60)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "needs PostgreSQL" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "snoozeql.db").exists()  # refused before a store was made
 
 
 def test_a_throttled_sync_is_retried_by_the_queue_with_backoff(
