@@ -1,8 +1,10 @@
 """Queries on stacks, their service instances, overrides and applied state.
 
-Plain rows in and out: the service turns override rows into domain ``Override`` values
-and back, and keeps secret env values in the encrypted secrets table. Live rows are the
-ones with ``deleted_at IS NULL``; every lookup by name looks at live rows only.
+Plain rows in and out; ``override_entry_rows`` and ``row_to_override`` map an override
+row to a domain ``Override`` value and back, while the service keeps secret env values in
+the encrypted secrets table (a stored entry's value comes back through a callback).
+Live rows are the ones with ``deleted_at IS NULL``; every lookup by name looks at live
+rows only.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from snoozeql.domain.errors import ActionRefused, NotFoundError, ValidationError
+from snoozeql.domain.errors import NotFoundError, ValidationError
 from snoozeql.domain.stacks import DEFAULT_PREFIX, EffectiveService
 from snoozeql.domain.stacks.entries import VolumeMount
 from snoozeql.domain.stacks.hostaccess import bind_sources, check_bind_source
@@ -95,13 +95,8 @@ def container_prefix(ctx: Context) -> str:
 def local_runtimes(ctx: Context) -> StackRuntime:
     """The default runtime: :class:`LocalRuntimes`, checking before native work that the
     local-database directory is this store's."""
-    try:
-        from snoozeql.providers.local_runtimes import LocalRuntimes
-    except ImportError as exc:  # pragma: no cover - depends on the build
-        raise ActionRefused(
-            f"apply needs the local runtimes, which cannot be loaded here ({exc.name}); "
-            "export the stack and run it with Compose instead (snoozeql stacks export)"
-        ) from None
+    from snoozeql.providers.local_runtimes import LocalRuntimes
+
     return LocalRuntimes(ctx.settings, lambda: check_local_dir(ctx, claim=True))
 
 
