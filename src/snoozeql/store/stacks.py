@@ -1,13 +1,15 @@
 """Queries on stacks, their service instances, overrides and applied state.
 
-Plain rows in and out: the service turns override rows into domain ``Override`` values
-and back, and keeps secret env values in the encrypted secrets table. Live rows are the
-ones with ``deleted_at IS NULL``; every lookup by name looks at live rows only.
+Plain rows in and out; ``override_entry_rows`` and ``row_to_override`` map an override
+row to a domain ``Override`` value and back, while the service keeps secret env values in
+the encrypted secrets table (a stored entry's value comes back through a callback).
+Live rows are the ones with ``deleted_at IS NULL``; every lookup by name looks at live
+rows only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +17,7 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
+from snoozeql.domain.stacks import Override, OverrideKind, parse_override
 from snoozeql.store.stack_tables import stack_applied as ta
 from snoozeql.store.stack_tables import stack_instances as ti
 from snoozeql.store.stack_tables import stack_override_entries as te
@@ -377,3 +380,36 @@ def applied_delete(conn: sa.Connection, stack_id: UUID, runtime_name: str) -> in
     return conn.execute(
         ta.delete().where(ta.c.stack_id == stack_id, ta.c.runtime_name == runtime_name)
     ).rowcount
+
+
+# ------------------------------------------------------------------ row mapping
+
+
+def override_entry_rows(o: Override) -> list[dict[str, Any]]:
+    """The rows one override is stored as (secret values are blanked by the caller)."""
+    data = o.to_dict(reveal_secrets=True)["entries"]
+    if o.kind is OverrideKind.HEALTHCHECK:
+        return [{"field": k, "value": v} for k, v in data.items()]
+    if o.kind is OverrideKind.DOMAINS:
+        return [{"domain": d} for d in data]
+    return list(data)
+
+
+def row_to_override(row: OverrideRow, stored_value: Callable[[str], str | None]) -> Override:
+    """The override a stored row holds; ``stored_value(key)`` gives the value of an env
+    var whose entry is marked ``stored`` (kept in the encrypted secrets table), or None."""
+    entries: Any
+    if row.kind == OverrideKind.HEALTHCHECK.value:
+        entries = {e["field"]: e["value"] for e in row.entries}
+    elif row.kind == OverrideKind.DOMAINS.value:
+        entries = [e["domain"] for e in row.entries]
+    elif row.kind == OverrideKind.ENV_VARS.value:
+        entries = []
+        for e in row.entries:
+            e = dict(e)
+            if e.pop("stored", False):
+                e["value"] = stored_value(e["key"])
+            entries.append(e)
+    else:
+        entries = row.entries
+    return parse_override(row.kind, {"mode": row.mode, "entries": entries})
