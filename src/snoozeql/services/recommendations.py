@@ -247,6 +247,18 @@ def _fingerprint(ctx: Context, i: Instance) -> str:
     return hashlib.sha256(repr(facts).encode()).hexdigest()[:32]
 
 
+def _rec_key(rec_id: str | UUID) -> UUID:
+    try:
+        return UUID(str(rec_id))
+    except ValueError:
+        raise ValidationError(f"{rec_id!r} is not a recommendation id") from None
+
+
+def _no_recommendation(key: UUID) -> NotFoundError:
+    return NotFoundError(f"no recommendation {key}: it may have been replaced by a newer "
+                         "analysis; list the recommendations again to see current ids")
+
+
 class RecommendationService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -529,17 +541,11 @@ class RecommendationService:
     def stored(self, rec_id: str | UUID) -> tuple[UUID, dict[str, Any]]:
         """A recommendation as listed (its id and JSON body, as stored by the analysis
         that made it). An unknown id, or one a newer analysis replaced, is an error."""
-        try:
-            key = UUID(str(rec_id))
-        except ValueError:
-            raise ValidationError(f"{rec_id!r} is not a recommendation id") from None
+        key = _rec_key(rec_id)
         with self.ctx.engine.connect() as conn:
             row = store.get(conn, key)
         if row is None:
-            raise NotFoundError(
-                f"no recommendation {key}: it may have been replaced by a newer analysis; "
-                "list the recommendations again to see current ids"
-            )
+            raise _no_recommendation(key)
         return key, dict(row.body)
 
     def dismiss(self, rec_id: str | UUID, actor: str, reason: str | None = None
@@ -548,16 +554,11 @@ class RecommendationService:
         the audit trail with the dismissal, in the same transaction."""
         if reason is not None:
             reason = reason.strip()[:255] or None
-        try:
-            key = UUID(str(rec_id))
-        except ValueError:
-            raise ValidationError(f"{rec_id!r} is not a recommendation id") from None
+        key = _rec_key(rec_id)
         with self.ctx.engine.begin() as conn:
             row = store.get(conn, key)
             if row is None:
-                raise NotFoundError(
-                    f"no recommendation {key}; list the recommendations to see current ids"
-                )
+                raise _no_recommendation(key)
             store.dismiss(conn, key, self.ctx.now(), actor)
             if reason is not None:
                 audit.record(conn, at=self.ctx.now(), actor=actor, action="dismiss",
@@ -566,8 +567,6 @@ class RecommendationService:
         body = dict(row.body)
         body["status"] = "dismissed"
         return body
-
-
 
     def apply(
         self, rec_id: str | UUID, actor: str, name: str | None = None
