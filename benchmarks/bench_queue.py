@@ -43,11 +43,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import sqlalchemy as sa
-from botocore.config import Config
 from tests.support.latency_proxy import LatencyProxy
-from tests.support.moto_server import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MotoServer, free_port
+from tests.support.moto_server import (
+    MotoServer,
+    child_aws_env,
+    free_port,
+    rds_client,
+)
 
 from benchmarks.bench_inventory import drop_pg, pg_database
 from snoozeql.config import Settings
@@ -68,23 +71,11 @@ FLEET = 30
 
 
 def aws_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SNOOZEQL_"))}
-    (tmp / "aws").mkdir(parents=True, exist_ok=True)
-    (tmp / "aws" / "config").write_text("")
-    (tmp / "aws" / "credentials").write_text("")
-    env.update(AWS_ACCESS_KEY_ID=FAKE_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=FAKE_SECRET_KEY,
-               AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
-               AWS_CONFIG_FILE=str(tmp / "aws" / "config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp / "aws" / "credentials"))
-    return env
+    return child_aws_env(dict(os.environ), tmp / "aws")
 
 
 def rds(moto: MotoServer, region: str) -> Any:
-    return boto3.session.Session(
-        aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY,
-        region_name=region,
-    ).client("rds", endpoint_url=moto.url,
-             config=Config(retries={"mode": "standard", "max_attempts": 2}))
+    return rds_client(moto.url, region)
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:

@@ -26,10 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import sqlalchemy as sa
-from botocore.config import Config
 
 from snoozeql.config import Settings
 from snoozeql.services.accounts import AccountService
@@ -38,7 +36,12 @@ from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.schedules import ScheduleService
 from snoozeql.store.tables import actions
 from tests.support.latency_proxy import Call, LatencyProxy
-from tests.support.moto_server import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MotoServer, free_port
+from tests.support.moto_server import (
+    MotoServer,
+    child_aws_env,
+    free_port,
+    rds_client,
+)
 from tests.support.store import create_pg_database, drop_pg_database
 
 SNOOZEQL = str(Path(sys.executable).parent / "snoozeql")
@@ -56,18 +59,6 @@ class Outcome:
     rows: list[Any]  # the action log's start entries
     moto: dict[str, str]  # DBInstanceStatus per database at the end
     survivor_log: str
-
-
-def _aws_env(base: dict[str, str], config_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if not k.startswith(("AWS_", "SNOOZEQL_"))}
-    config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / "config").write_text("")
-    (config_dir / "credentials").write_text("")
-    env.update(AWS_ACCESS_KEY_ID=FAKE_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=FAKE_SECRET_KEY,
-               AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
-               AWS_CONFIG_FILE=str(config_dir / "config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(config_dir / "credentials"))
-    return env
 
 
 def _wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -88,13 +79,9 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 def failover(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[Outcome]:
     tmp = tmp_path_factory.mktemp("failover")
-    env = _aws_env(dict(os.environ), tmp / "aws")
+    env = child_aws_env(dict(os.environ), tmp / "aws")
     moto_server.reset()
-    rds = boto3.session.Session(
-        aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY,
-        region_name="us-east-1",
-    ).client("rds", endpoint_url=moto_server.url,
-             config=Config(retries={"mode": "standard", "max_attempts": 2}))
+    rds = rds_client(moto_server.url)
     for name in NAMES:
         rds.create_db_instance(DBInstanceIdentifier=name, Engine="postgres",
                                DBInstanceClass="db.t3.micro", MasterUsername="snooze",

@@ -34,10 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import sqlalchemy as sa
-from botocore.config import Config
 from prometheus_client.parser import text_string_to_metric_families
 
 from snoozeql.config import Settings
@@ -46,7 +44,12 @@ from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import build_context
 from snoozeql.store.tables import job_runs
 from tests.support.latency_proxy import LatencyProxy
-from tests.support.moto_server import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MotoServer, free_port
+from tests.support.moto_server import (
+    MotoServer,
+    child_aws_env,
+    free_port,
+    rds_client,
+)
 from tests.support.store import create_pg_database, drop_pg_database
 
 SNOOZEQL = str(Path(sys.executable).parent / "snoozeql")
@@ -70,18 +73,6 @@ class Cluster:
     api_port: int
     keys: dict[str, str]
     logs: list[Path]
-
-
-def _aws_env(base: dict[str, str], config_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if not k.startswith(("AWS_", "SNOOZEQL_"))}
-    config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / "config").write_text("")
-    (config_dir / "credentials").write_text("")
-    env.update(AWS_ACCESS_KEY_ID=FAKE_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=FAKE_SECRET_KEY,
-               AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
-               AWS_CONFIG_FILE=str(config_dir / "config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(config_dir / "credentials"))
-    return env
 
 
 def _get(url: str, headers: dict[str, str] | None = None, timeout: float = 5
@@ -133,13 +124,9 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 def cluster(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("queue")
-    env = _aws_env(dict(os.environ), tmp / "aws")
+    env = child_aws_env(dict(os.environ), tmp / "aws")
     moto_server.reset()
-    rds = boto3.session.Session(
-        aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY,
-        region_name="us-east-1",
-    ).client("rds", endpoint_url=moto_server.url,
-             config=Config(retries={"mode": "standard", "max_attempts": 2}))
+    rds = rds_client(moto_server.url)
     for n in range(2):
         rds.create_db_instance(DBInstanceIdentifier=f"db-{n}", Engine="postgres",
                                DBInstanceClass="db.t3.micro", MasterUsername="snooze",
@@ -407,7 +394,7 @@ def test_a_throttled_sync_is_retried_by_the_queue_with_backoff(
     """AWS throttles the account's DescribeDBInstances once, past botocore's retries
     (one attempt here): the task fails as throttled and the queue runs it again ~3 s
     later (exponential backoff), on the same worker, which then succeeds."""
-    env = _aws_env(dict(os.environ), tmp_path / "aws")
+    env = child_aws_env(dict(os.environ), tmp_path / "aws")
     proxy = LatencyProxy(moto_server.url)
     pg = create_pg_database("snoozeql_throttle")
     procs: list[subprocess.Popen[bytes]] = []
@@ -488,15 +475,12 @@ def test_a_sync_split_per_region_is_written_whole_by_its_last_part(
     from snoozeql.services.inventory import InventoryService
     from snoozeql.store.instances import InstanceFilter
 
-    env = _aws_env(dict(os.environ), tmp_path / "aws")
+    env = child_aws_env(dict(os.environ), tmp_path / "aws")
     saved = {k: os.environ.get(k) for k in env if k.startswith("AWS_")}
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
     try:
         for region in ("us-east-1", "eu-west-1"):
-            boto3.session.Session(
-                aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY,
-                region_name=region,
-            ).client("rds", endpoint_url=moto_server.url).create_db_instance(
+            rds_client(moto_server.url, region).create_db_instance(
                 DBInstanceIdentifier=f"split-{region}", Engine="postgres",
                 DBInstanceClass="db.t3.micro", MasterUsername="snooze",
                 MasterUserPassword="not-a-real-pass", AllocatedStorage=20)

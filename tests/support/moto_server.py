@@ -223,6 +223,30 @@ class AwsTestEnv:
         return ids
 
 
+def child_aws_env(base: dict[str, str], config_dir: Path) -> dict[str, str]:
+    """The environment for a child process (``serve``, ``worker``) talking to moto:
+    ``base`` without any AWS_ or SNOOZEQL_ setting, plus fake keys and private, empty
+    config files in ``config_dir``: nothing from the real user's AWS setup."""
+    env = {k: v for k, v in base.items() if not k.startswith(("AWS_", "SNOOZEQL_"))}
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "config").write_text("")
+    (config_dir / "credentials").write_text("")
+    env.update(AWS_ACCESS_KEY_ID=FAKE_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=FAKE_SECRET_KEY,
+               AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
+               AWS_CONFIG_FILE=str(config_dir / "config"),
+               AWS_SHARED_CREDENTIALS_FILE=str(config_dir / "credentials"))
+    return env
+
+
+def rds_client(url: str, region: str = "us-east-1") -> Any:
+    """A boto3 RDS client on the moto server at ``url``, with the fake keys."""
+    return boto3.session.Session(
+        aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY,
+        region_name=region,
+    ).client("rds", endpoint_url=url,
+             config=Config(retries={"mode": "standard", "max_attempts": 2}))
+
+
 def isolate_aws_env(monkeypatch: pytest.MonkeyPatch, config_dir: Path) -> None:
     """Fake keys and private config files; nothing from the real user's AWS setup."""
     for var in list(os.environ):
