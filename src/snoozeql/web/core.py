@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -43,6 +43,42 @@ def money(cents: Decimal | float | int | None) -> str:
     if cents is None:
         return "–"
     return f"${Decimal(cents) / 100:,.2f}"
+
+
+# A notice shown once by the page a post redirects to.
+FLASH_COOKIE = "snoozeql_flash"
+
+
+def see_other(url: str, notice: str | None = None) -> Response:
+    """Redirect after a post; ``notice`` is shown once by the next page (a short-lived
+    cookie, so no page shows text taken from its URL)."""
+    resp = RedirectResponse(url, status_code=303)
+    if notice:
+        resp.set_cookie(FLASH_COOKIE, quote(notice[:300], safe=""), max_age=60,
+                        httponly=True, samesite="strict", path="/",
+                        secure=url.startswith("https:"))
+    return resp
+
+
+def flash(request: Request) -> str | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    return unquote(raw) if raw else None
+
+
+def flashed(request: Request, resp: Response) -> Response:
+    if request.cookies.get(FLASH_COOKIE):
+        resp.delete_cookie(FLASH_COOKIE, path="/")
+    return resp
+
+
+def heat_level(value: float | None, top: float) -> int:
+    """A heatmap cell's shade: 0-5 by its share of the busiest cell ``top``, -1 for an
+    hour without data (the instance page's and the activity dialog's heatmaps)."""
+    if value is None:
+        return -1
+    if top <= 0:
+        return 0
+    return min(5, int(value / top * 5.999))
 
 
 def when(value: datetime | None) -> str:

@@ -27,6 +27,7 @@ from snoozeql.web.core import (
     WebRoute,
     csrf_protect,
     ctx_of,
+    heat_level,
     is_htmx,
     render,
 )
@@ -53,14 +54,6 @@ def _charts(request: Request, instance_id: str) -> dict[str, Any]:
     return {"series": by_metric, "start": int(start.timestamp()), "end": int(end.timestamp())}
 
 
-def _heat_level(value: float | None, top: float) -> int:
-    if value is None:
-        return -1
-    if top <= 0:
-        return 0
-    return min(5, int(value / top * 5.999))
-
-
 @router.get("/instances/{instance}")
 def instance_page(request: Request, instance: str, session: Viewer) -> Response:
     ctx = ctx_of(request)
@@ -82,7 +75,7 @@ def instance_page(request: Request, instance: str, session: Viewer) -> Response:
         profile, hours, heat_error = None, 0, exc.message
     rows = profile.connections if profile else ()
     top = max((v for row in rows for v in row if v is not None), default=0.0)
-    heat = [[(v, _heat_level(v, top)) for v in row] for row in rows]
+    heat = [[(v, heat_level(v, top)) for v in row] for row in rows]
     schedules = ScheduleService(ctx)
     gov = schedules.governing_one(inst)
     evaluation = transitions = None

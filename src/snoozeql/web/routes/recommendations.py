@@ -15,8 +15,15 @@ from snoozeql.domain.errors import SnoozeError, ValidationError
 from snoozeql.domain.schedules.editing import running_cells
 from snoozeql.services.metrics import MetricsService
 from snoozeql.services.recommendations import RecommendationService
-from snoozeql.web.core import Operator, Viewer, WebRoute, csrf_protect, ctx_of, render
-from snoozeql.web.routes.instance_detail import _heat_level
+from snoozeql.web.core import (
+    Operator,
+    Viewer,
+    WebRoute,
+    csrf_protect,
+    ctx_of,
+    heat_level,
+    render,
+)
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -53,7 +60,7 @@ def activity(request: Request, rec_id: str, session: Viewer) -> Response:
     top = max((v for r in rows for v in r if v is not None), default=0.0)
     periods = (body.get("schedule") or {}).get("periods") or []
     running = running_cells(periods) if body.get("kind") == "sleep" else [[False] * 24] * 7
-    heat = [[(v, _heat_level(v, top), not running[d][h]) for h, v in enumerate(r)]
+    heat = [[(v, heat_level(v, top), not running[d][h]) for h, v in enumerate(r)]
             for d, r in enumerate(rows)]
     now = ctx.now()
     _, start, end, series = metrics.series(body["instance_id"], start=now - timedelta(days=14),

@@ -19,10 +19,9 @@ import threading
 import zipfile
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
-from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
-from fastapi.responses import PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from snoozeql.domain.errors import SnoozeError, ValidationError
 from snoozeql.domain.stacks import OverrideKind, parse_override
@@ -36,7 +35,17 @@ from snoozeql.services.stacks import (
     StepResult,
 )
 from snoozeql.services.templates import TemplateService
-from snoozeql.web.core import Operator, Viewer, WebRoute, csrf_protect, ctx_of, render
+from snoozeql.web.core import (
+    Operator,
+    Viewer,
+    WebRoute,
+    csrf_protect,
+    ctx_of,
+    flash,
+    flashed,
+    render,
+    see_other,
+)
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -66,31 +75,6 @@ def _admin(request: Request) -> bool:
     """Publishing a port beyond 127.0.0.1 needs the admin role, as over the API."""
     session = getattr(request.state, "session", None)
     return bool(session and session.role.allows(Role.ADMIN))
-
-
-FLASH_COOKIE = "snoozeql_flash"
-
-
-def see_other(url: str, notice: str | None = None) -> Response:
-    """Redirect after a post; ``notice`` is shown once by the next page (a short-lived
-    cookie, so no page shows text taken from its URL)."""
-    resp = RedirectResponse(url, status_code=303)
-    if notice:
-        resp.set_cookie(FLASH_COOKIE, quote(notice[:300], safe=""), max_age=60,
-                        httponly=True, samesite="strict", path="/",
-                        secure=url.startswith("https:"))
-    return resp
-
-
-def flash(request: Request) -> str | None:
-    raw = request.cookies.get(FLASH_COOKIE)
-    return unquote(raw) if raw else None
-
-
-def flashed(request: Request, resp: Response) -> Response:
-    if request.cookies.get(FLASH_COOKIE):
-        resp.delete_cookie(FLASH_COOKIE, path="/")
-    return resp
 
 
 # ------------------------------------------------------------------------ stacks list

@@ -12,8 +12,17 @@ from snoozeql.domain.errors import SnoozeError, ValidationError
 from snoozeql.domain.stacks.compose import dump_yaml
 from snoozeql.domain.types import Role
 from snoozeql.services.templates import TemplateService
-from snoozeql.web.core import Operator, Viewer, WebRoute, csrf_protect, ctx_of, render
-from snoozeql.web.routes.stacks import flash, flashed, see_other
+from snoozeql.web.core import (
+    Operator,
+    Viewer,
+    WebRoute,
+    csrf_protect,
+    ctx_of,
+    flash,
+    flashed,
+    render,
+    see_other,
+)
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
