@@ -12,7 +12,7 @@ from typing import Any
 from snoozeql.config import Settings
 from snoozeql.domain.types import Account, AccountStatus, InstanceKind, ProviderKind
 from snoozeql.providers import aws as aws_module
-from snoozeql.providers.aws_metrics import MetricTarget
+from snoozeql.providers.base import MetricTarget
 
 
 def moto_setup(workdir: Path, endpoint: str, names: list[str]

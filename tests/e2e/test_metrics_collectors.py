@@ -18,7 +18,8 @@ from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, WRITE_IOPS
 from snoozeql.domain.types import InstanceKind
 from snoozeql.providers import aws as aws_module
 from snoozeql.providers import gcp_metrics
-from snoozeql.providers.aws_metrics import AwsMetricsCollector, MetricTarget
+from snoozeql.providers.aws_metrics import AwsMetricsCollector
+from snoozeql.providers.base import MetricTarget
 from snoozeql.providers.gcp_metrics import GcpMetricsCollector
 from snoozeql.providers.local import free_port
 from snoozeql.providers.local_metrics import LocalMetricsCollector, LocalTarget

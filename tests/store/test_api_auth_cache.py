@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from snoozeql.api.app import create_app
-from snoozeql.api.schemas import InstanceOut
+from snoozeql.api.schemas.instances import InstanceOut
 from snoozeql.domain.types import (
     DiscoveredInstance,
     InstanceKind,

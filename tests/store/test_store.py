@@ -23,8 +23,8 @@ from snoozeql.domain.types import (
 from snoozeql.store import accounts, actions, db, tables
 from snoozeql.store import instances as inst
 from snoozeql.store.instances import InstanceFilter
+from snoozeql.store.schema import full_metadata
 from snoozeql.store.search import unmodelled
-from snoozeql.store.tables import metadata
 from tests.support.store import create_pg_database, drop_pg_database
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -67,7 +67,7 @@ def test_migrations_upgrade_downgrade_and_match_tables(dialect: str, tmp_path) -
             mc = MigrationContext.configure(conn, opts={
                 "include_name": lambda name, type_, _parents: not unmodelled(name, type_),
             })
-            diff = compare_metadata(mc, metadata)
+            diff = compare_metadata(mc, full_metadata())
         assert diff == [], f"migrations and tables.py disagree: {diff}"
         db.downgrade(engine, "base")
         assert db.current_revision(engine) is None

@@ -18,7 +18,7 @@ from snoozeql.config import Settings
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.context import Context
 from snoozeql.store import db
-from snoozeql.store.tables import metadata
+from snoozeql.store.schema import full_metadata
 
 
 def local_settings(store_url: str, data_dir: Path, **extra: object) -> Settings:
@@ -42,7 +42,7 @@ def store_dump(ctx: Context) -> str:
     """Every row of every table, as text: to prove a secret is not stored in clear."""
     parts: list[str] = []
     with ctx.engine.connect() as conn:
-        for table in metadata.sorted_tables:
+        for table in full_metadata().sorted_tables:
             for row in conn.execute(sa.select(table)):
                 parts.append(repr(tuple(row)))
     return "\n".join(parts)

@@ -31,7 +31,7 @@ from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.background_sync import wait_for_history
 from snoozeql.services.context import Context
 from snoozeql.store import db
-from snoozeql.store.tables import metadata
+from snoozeql.store.schema import full_metadata
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -103,7 +103,7 @@ def fresh_sqlite_store(path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def _truncate_pg(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        names = [f'"{t.name}"' for t in metadata.sorted_tables]
+        names = [f'"{t.name}"' for t in full_metadata().sorted_tables]
         # The job queue's tables (procrastinate's, installed by the migrations) too.
         names += [f'"{n}"' for n in conn.execute(sa.text(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "

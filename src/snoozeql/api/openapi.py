@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import Request
 
-from snoozeql.api.schemas import ErrorOut
+from snoozeql.api.schemas.common import ErrorOut
 
 ERROR_STATUSES: dict[int, str] = {
     400: "Malformed input: a value the service refuses, with the reason.",

@@ -27,8 +27,7 @@ holds at most 500 queries and at most 100,800 datapoints (GetMetricData's page),
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +40,6 @@ from snoozeql.domain.metrics import (
     CPU,
     READ_IOPS,
     WRITE_IOPS,
-    HourlyAggregate,
     Sample,
     floor_hour,
 )
@@ -55,15 +53,20 @@ from snoozeql.providers.aws import (
     describe_error,
     resolve_credentials,
 )
+from snoozeql.providers.base import (
+    CollectResult,
+    HistoryResult,
+    MetricTarget,
+    Progress,
+    Sink,
+    read_history_by_group,
+)
 
 __all__ = [
     "HISTORY_PERIOD",
     "MAX_DATAPOINTS",
     "MAX_QUERIES",
     "AwsMetricsCollector",
-    "CollectResult",
-    "HistoryResult",
-    "MetricTarget",
     "history_queries_per_call",
 ]
 
@@ -87,89 +90,6 @@ CLOUDWATCH_METRICS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class MetricTarget:
-    """One database to measure: ``key`` is the caller's (the instance id)."""
-
-    key: Hashable
-    provider_id: str
-    kind: InstanceKind
-    engine: str
-    region: str | None = None
-    name: str | None = None
-
-
-@dataclass
-class CollectResult:
-    """What one collection of one account brought back."""
-
-    samples: dict[Hashable, list[Sample]] = field(default_factory=dict)
-    api_calls: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def add(self, key: Hashable, sample: Sample) -> None:
-        self.samples.setdefault(key, []).append(sample)
-
-    @property
-    def sample_count(self) -> int:
-        return sum(len(v) for v in self.samples.values())
-
-
-Sink = Callable[[dict[Hashable, list[HourlyAggregate]]], None]
-"""Takes the hours of a batch of targets as soon as their calls are done."""
-
-
-@dataclass
-class HistoryResult:
-    """What one history read of one account brought back.
-
-    With a ``sink``, each batch of whole hours goes there as soon as it is read (the
-    service writes it, so a thousand instances' history is never all in memory);
-    without one, the hours are kept in ``hours``."""
-
-    sink: Sink | None = None
-    hours: dict[Hashable, list[HourlyAggregate]] = field(default_factory=dict)
-    hour_count: int = 0
-    api_calls: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def deliver(self, values: dict[Hashable, dict[tuple[str, datetime], dict[str, float]]]
-                ) -> None:
-        batch = {k: a for k, v in values.items() if (a := hour_aggregates(v))}
-        self.hour_count += sum(len(v) for v in batch.values())
-        if self.sink is not None:
-            if batch:
-                self.sink(batch)
-        else:
-            for k, v in batch.items():
-                self.hours.setdefault(k, []).extend(v)
-
-
-Progress = Callable[[str], None]
-"""Called with one line per region (project) as it is read."""
-
-
-def read_history_by_group(
-    groups: Sequence[tuple[str, list[MetricTarget]]],
-    read: Callable[[str, list[MetricTarget]], None],
-    result: HistoryResult, progress: Progress | None, calls_named: str,
-) -> HistoryResult:
-    """Read each group (an AWS region, a GCP project) with ``read``; a group's failure
-    lands in ``result.errors`` and the others go on; one progress line per group."""
-    for group, targets in groups:
-        calls = result.api_calls
-        try:
-            read(group, targets)
-        except ProviderError as exc:
-            result.errors.append(exc.message)
-            if progress:
-                progress(f"{group}: {len(targets)} database(s) - FAILED: {exc.message}")
-            continue
-        if progress:
-            progress(f"{group}: {len(targets)} database(s), "
-                     f"{result.api_calls - calls} {calls_named} call(s)")
-    return result
-
 # History: (our metric, CloudWatch name, statistic, what the value is for the hour).
 HISTORY_QUERIES: tuple[tuple[str, str, str, str], ...] = (
     (CPU, "CPUUtilization", "Average", "avg"),
@@ -186,22 +106,6 @@ def history_queries_per_call(hours: int) -> int:
     fit = min(MAX_QUERIES, MAX_DATAPOINTS // max(1, hours))
     per_instance = len(HISTORY_QUERIES)
     return max(per_instance, fit // per_instance * per_instance)
-
-
-def hour_aggregates(
-    values: dict[tuple[str, datetime], dict[str, float]],
-) -> list[HourlyAggregate]:
-    """(metric, hour) -> {"avg": .., "max": ..} as aggregates. An hour's min is not
-    read (one statistic fewer to pay for): it is the lower of its mean and max."""
-    out = []
-    for (metric, hour), v in sorted(values.items()):
-        avg = v.get("avg", v.get("max"))
-        peak = v.get("max", avg)
-        if avg is None or peak is None:
-            continue
-        peak = max(peak, avg)
-        out.append(HourlyAggregate(metric, hour, avg, min(avg, peak), peak, 60))
-    return out
 
 
 def identifier(provider_id: str) -> str:

@@ -60,7 +60,7 @@ from snoozeql.domain.types import (
     ProviderKind,
     already_message,
 )
-from snoozeql.providers.aws_metrics import CollectResult, MetricTarget
+from snoozeql.providers.base import CollectResult, MetricTarget
 
 __all__ = [
     "DEMO_KINDS",

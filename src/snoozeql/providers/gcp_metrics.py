@@ -44,15 +44,15 @@ from snoozeql.domain.errors import ProviderError
 from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, WRITE_IOPS, Sample, floor_hour
 from snoozeql.domain.types import Account
 from snoozeql.observability import Telemetry
-from snoozeql.providers.aws_metrics import (
+from snoozeql.providers.base import (
     CollectResult,
     HistoryResult,
     MetricTarget,
     Progress,
     Sink,
+    allowed_endpoint,
     read_history_by_group,
 )
-from snoozeql.providers.base import allowed_endpoint
 from snoozeql.providers.gcp import (
     GcpAccountConfig,
     GcpProvider,

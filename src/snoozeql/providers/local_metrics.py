@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 
 from snoozeql.domain.metrics import CONNECTIONS, CPU, Sample
-from snoozeql.providers.aws_metrics import CollectResult
+from snoozeql.providers.base import CollectResult
 from snoozeql.providers.optional import require_pymongo
 from snoozeql.providers.probes import _read_line, _resp_command
 

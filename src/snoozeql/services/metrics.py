@@ -47,7 +47,7 @@ from snoozeql.domain.metrics import (
 )
 from snoozeql.domain.types import Account, Instance, InstanceStatus, ProviderKind
 from snoozeql.domain.validation import iso_instant
-from snoozeql.providers.aws_metrics import CollectResult, MetricTarget
+from snoozeql.providers.base import CollectResult, MetricTarget
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService

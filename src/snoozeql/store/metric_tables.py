@@ -1,6 +1,6 @@
 """Tables of metrics and recommendations.
 
-Defined on the one ``metadata`` of :mod:`snoozeql.store.tables` so migrations and the
+Defined on the one ``metadata`` of :mod:`snoozeql.store.schema` so migrations and the
 schema check see them. Design choices:
 
 - ``metric_hours`` holds one row per (instance, metric, UTC hour): the exact hourly
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from snoozeql.store.tables import metadata
+from snoozeql.store.schema import metadata
 from snoozeql.store.types import JSONType, UTCDateTime
 
 __all__ = ["instance_analyses", "metric_days", "metric_hours", "recommendations"]

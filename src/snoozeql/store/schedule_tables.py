@@ -1,6 +1,6 @@
 """Tables of schedules and their enforcement.
 
-Defined on the one ``metadata`` of :mod:`snoozeql.store.tables` so migrations and the
+Defined on the one ``metadata`` of :mod:`snoozeql.store.schema` so migrations and the
 schema check see them. Design choices:
 
 - A schedule is stored as its validated dict form (``Schedule.to_dict()``), so the
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from snoozeql.store.tables import metadata
+from snoozeql.store.schema import metadata
 from snoozeql.store.types import JSONType, UTCDateTime
 
 __all__ = [

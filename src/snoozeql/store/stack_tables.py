@@ -1,6 +1,6 @@
 """Tables of the stack manager: user templates, stacks, instances, overrides, applied state.
 
-Defined on the one ``metadata`` of :mod:`snoozeql.store.tables` so migrations and the
+Defined on the one ``metadata`` of :mod:`snoozeql.store.schema` so migrations and the
 schema check see them. Design choices that the issue asks for:
 
 - Stacks and instances are soft-deleted (``deleted_at``); their names are unique among
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from snoozeql.store.tables import metadata
+from snoozeql.store.schema import metadata
 from snoozeql.store.types import JSONType, UTCDateTime
 
 __all__ = [

@@ -8,17 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from snoozeql.store.schema import metadata
 from snoozeql.store.types import JSONType, UTCDateTime
-
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-    }
-)
 
 accounts = sa.Table(
     "accounts",
@@ -207,9 +198,6 @@ secrets = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("scope", "owner_id", "name"),
 )
-from snoozeql.store import metric_tables as _metric_tables  # noqa: E402,F401
-from snoozeql.store import schedule_tables as _schedule_tables  # noqa: E402,F401
-from snoozeql.store import stack_tables as _stack_tables  # noqa: E402,F401
 
 # One counter per kind of data ("instances", "metrics"), bumped in the same transaction
 # as every write to it. Derived results cached in a process (the fleet's

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from snoozeql.api.deps import Admin, CtxDep, Operator, Viewer
-from snoozeql.api.schemas import AccountCreate, AccountOut, AccountUpdate, SyncOut
+from snoozeql.api.schemas.accounts import AccountCreate, AccountOut, AccountUpdate, SyncOut
 from snoozeql.domain.types import Role
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.discovery import DiscoveryService

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from snoozeql.api.deps import CtxDep, Viewer
-from snoozeql.api.schemas import ActionOut
+from snoozeql.api.schemas.actions import ActionOut
 from snoozeql.services.actions import ActionLogService
 
 router = APIRouter(prefix="/actions", tags=["actions"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from snoozeql.api.deps import Admin, CtxDep
-from snoozeql.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from snoozeql.api.schemas.apikeys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from snoozeql.services.apikeys import ApiKeyService
 
 router = APIRouter(prefix="/apikeys", tags=["apikeys"])

@@ -4,18 +4,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from snoozeql.api.bulk_schemas import BulkIn, BulkItemOut, BulkOut, BulkSkippedOut
 from snoozeql.api.deps import CtxDep, Operator, Viewer
-from snoozeql.api.schedule_schemas import OverrideIn, OverrideOut
-from snoozeql.api.schemas import (
+from snoozeql.api.schemas.instances import (
     ActionIn,
     ActionResultOut,
+    BulkIn,
+    BulkItemOut,
+    BulkOut,
+    BulkSkippedOut,
     InstanceDetail,
     InstanceOut,
     InstancePage,
     instance_json,
     json_bytes,
 )
+from snoozeql.api.schemas.schedules import OverrideIn, OverrideOut
 from snoozeql.domain.errors import PermissionDenied
 from snoozeql.domain.types import InstanceKind, Role
 from snoozeql.services.bulk import BulkService, bulk_action

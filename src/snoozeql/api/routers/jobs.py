@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
-from snoozeql.api.job_schemas import JobPageOut, JobRunIn, JobRunOut, JobStartedOut
+from snoozeql.api.schemas.jobs import JobPageOut, JobRunIn, JobRunOut, JobStartedOut
 from snoozeql.services.jobs import JobService
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])

@@ -9,7 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
-from snoozeql.api.local_schemas import (
+from snoozeql.api.schemas.instances import InstanceOut
+from snoozeql.api.schemas.local_instances import (
     ExternalInstanceCreate,
     LocalInstanceCreate,
     LocalInstanceCreated,
@@ -17,7 +18,6 @@ from snoozeql.api.local_schemas import (
     LocalStatusOut,
     LocalUrlOut,
 )
-from snoozeql.api.schemas import InstanceOut
 from snoozeql.services.external import ExternalInstanceService
 from snoozeql.services.local_databases import LocalDatabaseService
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
-from snoozeql.api.metric_schemas import (
+from snoozeql.api.schemas.metrics import (
     ActivityOut,
     BackfillIn,
     BackfillOut,

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Query, Response
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
-from snoozeql.api.schedule_schemas import (
+from snoozeql.api.schemas.schedules import (
     AssignIn,
     AssignmentOut,
     ConflictOut,

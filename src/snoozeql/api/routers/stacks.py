@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Response
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
-from snoozeql.api.stack_schemas import (
+from snoozeql.api.schemas.stacks import (
     InstanceCreate,
     InstanceDuplicate,
     InstanceRename,

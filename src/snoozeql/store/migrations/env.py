@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from snoozeql.store.tables import metadata
+from snoozeql.store.schema import full_metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reachable through the alembic CLI
@@ -12,7 +12,7 @@ if connection is None:  # pragma: no cover - only reachable through the alembic 
 
 context.configure(
     connection=connection,
-    target_metadata=metadata,
+    target_metadata=full_metadata(),
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )

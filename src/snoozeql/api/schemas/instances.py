@@ -1,4 +1,4 @@
-"""Request and response bodies. Secrets never appear in a response model."""
+"""Bodies of ``/api/v1/instances`` (listing, detail, bulk actions)."""
 
 from __future__ import annotations
 
@@ -9,79 +9,9 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from snoozeql.domain.types import Account, Instance
-from snoozeql.domain.validation import MAX_NAME_CHARS
-from snoozeql.services.discovery import SyncReport
-from snoozeql.store.actions import ActionRecord
-from snoozeql.store.apikeys import ApiKeyRecord
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
-
-
-class AccountCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    provider: str = Field(examples=["aws"])
-    name: str = Field(examples=["dev-account"], max_length=MAX_NAME_CHARS)
-    config: dict[str, Any] = Field(
-        default_factory=dict,
-        examples=[{"regions": ["us-east-1", "eu-west-1"], "profile": "dev"}],
-        description="AWS: regions, profile, role_arn, external_id, endpoint_url. "
-        "GCP: projects, credentials_file (a path), api_endpoint.",
-    )
-
-
-class AccountUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    config: dict[str, Any]
-
-
-class AccountOut(BaseModel):
-    id: UUID
-    name: str
-    provider: str
-    config: dict[str, Any]
-    status: str
-    last_sync_at: datetime | None
-    last_error: str | None
-    created_at: datetime | None
-
-    @classmethod
-    def of(cls, a: Account, reveal: bool = False) -> AccountOut:
-        """``reveal`` (admins only) shows secret settings; else they read ``set``."""
-        from snoozeql.services.accounts import public_config
-
-        return cls(
-            id=a.id, name=a.name, provider=a.provider.value, config=public_config(a, reveal),
-            status=a.status.value, last_sync_at=a.last_sync_at, last_error=a.last_error,
-            created_at=a.created_at,
-        )
-
-
-class SyncOut(BaseModel):
-    account_id: UUID
-    account_name: str
-    status: str
-    found: int
-    new: int
-    changed: int
-    missing: int
-    seconds: float
-    error: str | None
-
-    @classmethod
-    def of(cls, r: SyncReport) -> SyncOut:
-        return cls(
-            account_id=r.account_id, account_name=r.account_name, status=r.status.value,
-            found=r.found, new=r.new, changed=r.changed, missing=r.missing,
-            seconds=round(r.seconds, 3), error=r.error,
-        )
+from snoozeql.api.openapi import exactly_one_of
+from snoozeql.domain.types import Instance
+from snoozeql.services.bulk import BulkItemResult, Skipped
 
 
 class InstanceOut(BaseModel):
@@ -158,29 +88,6 @@ class InstancePage(BaseModel):
     next_cursor: str | None
 
 
-class ActionOut(BaseModel):
-    id: UUID
-    at: datetime
-    finished_at: datetime | None
-    actor: str
-    action: str
-    instance_id: UUID | None
-    instance_name: str | None
-    provider: str | None
-    reason: str
-    result: str = Field(description="ok | failed | refused | dry_run | unknown, or pending "
-                        "while the provider call runs")
-    outcome: str = Field(description="the result as people read it, e.g. "
-                         "'ok (confirmed after takeover)'")
-    error: str | None
-    details: dict[str, Any]
-
-    @classmethod
-    def of(cls, r: ActionRecord) -> ActionOut:
-        fields = {k: v for k, v in r.__dict__.items() if k in cls.model_fields}
-        return cls(**fields, outcome=r.outcome)
-
-
 class ActionIn(BaseModel):
     """Optional body of ``POST /instances/{id}/start|stop|restart``."""
 
@@ -199,28 +106,58 @@ class ActionResultOut(BaseModel):
     instance: InstanceOut
 
 
-class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(max_length=MAX_NAME_CHARS)
-    role: str = "viewer"
+# Bulk actions (POST /api/v1/instances/bulk)
 
 
-class ApiKeyOut(BaseModel):
+
+
+class BulkIn(BaseModel):
+    """Exactly one of ``ids`` and ``selector``; checked by the service (400 otherwise)."""
+
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra=exactly_one_of("ids", "selector"))
+    action: str = Field(examples=["stop"], description="start, stop or restart")
+    ids: list[str] | None = Field(
+        None, examples=[["db-0001", "arn:aws:rds:us-east-1:123456789012:db:db-0002"]],
+        description="instance ids, ARNs/provider ids or names",
+    )
+    selector: dict[str, Any] | None = Field(
+        None,
+        examples=[{"all": [{"provider": "aws"}, {"tag": {"key": "env", "value": "dev"}},
+                           {"name": "stg-.*"}]}],
+        description="a rule tree (docs/selectors.md); regexes match the whole string",
+    )
+    dry_run: bool = Field(False, description="only list the instances that would be acted on")
+
+
+class BulkItemOut(BaseModel):
     id: UUID
     name: str
-    role: str
-    prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+    result: str = Field(description="ok, refused, failed, or dry_run")
+    message: str | None
+    status: str
 
     @classmethod
-    def of(cls, r: ApiKeyRecord) -> ApiKeyOut:
-        return cls(
-            id=r.id, name=r.name, role=r.role.value, prefix=r.prefix, created_at=r.created_at,
-            last_used_at=r.last_used_at, revoked_at=r.revoked_at,
-        )
+    def of(cls, r: BulkItemResult) -> BulkItemOut:
+        return cls(id=r.instance.id, name=r.instance.name, result=r.result.value,
+                   message=r.message, status=r.status.value)
 
 
-class ApiKeyCreated(ApiKeyOut):
-    key: str = Field(description="Shown once; only its hash is stored.")
+class BulkSkippedOut(BaseModel):
+    id: UUID
+    name: str
+    reason: str
+
+    @classmethod
+    def of(cls, s: Skipped) -> BulkSkippedOut:
+        return cls(id=s.instance.id, name=s.instance.name, reason=s.reason)
+
+
+class BulkOut(BaseModel):
+    action: str
+    dry_run: bool
+    matched: int = Field(description="instances acted on (or, in a dry run, that would be)")
+    results: list[BulkItemOut]
+    skipped: list[BulkSkippedOut] = Field(
+        description="matched but left out: missing from the last sync, or a member of a "
+        "cluster that is itself selected")

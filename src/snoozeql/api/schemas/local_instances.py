@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from snoozeql.api.schemas import InstanceOut
+from snoozeql.api.schemas.instances import InstanceOut
 from snoozeql.domain.engines import RuntimeState
 from snoozeql.domain.validation import MAX_NAME_CHARS
 
