@@ -33,7 +33,7 @@ from snoozeql.providers.local import free_port
 from snoozeql.services.context import Context
 from snoozeql.services.stacks import StackService
 from snoozeql.services.templates import TemplateService
-from snoozeql.store.stack_tables import stack_applied
+from snoozeql.store.stacks import stack_applied
 from tests.support.local_servers import DockerEngine
 
 SECRET = "s3cret-t0ken-value"
