@@ -8,7 +8,7 @@ Secret env values appear as ``***`` in every response but the operators'
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 from pydantic import (
@@ -17,9 +17,11 @@ from pydantic import (
     Field,
     PlainSerializer,
     SerializerFunctionWrapHandler,
+    WithJsonSchema,
     model_serializer,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from snoozeql.domain.stacks import ComposeExport, EffectiveService, Override, OverrideKind
 from snoozeql.domain.stacks.entries import Healthcheck
@@ -96,7 +98,11 @@ class OverrideBody(BaseModel):
 # is ``***`` (EnvVarOut masks it), except in InstanceSecretsOut, the operators' route.
 
 # Times as ``datetime.isoformat()`` writes them (``+00:00``), as this API always has.
-IsoTime = Annotated[datetime, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
+IsoTime = Annotated[
+    datetime,
+    PlainSerializer(lambda d: d.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 
 
 class PortOut(BaseModel):
@@ -143,6 +149,17 @@ class ConfigFileOut(BaseModel):
     mode: str
 
 
+class HealthcheckFields(TypedDict, total=False):
+    """A healthcheck as answered: only the fields it sets."""
+
+    test: list[str]
+    interval: str
+    timeout: str
+    start_period: str
+    retries: int
+    disable: bool
+
+
 class HealthcheckOut(BaseModel):
     """The fields a healthcheck (or an override's patch) sets; unset ones are left out."""
 
@@ -155,8 +172,9 @@ class HealthcheckOut(BaseModel):
     disable: bool | None = None
 
     @model_serializer(mode="wrap")
-    def _set_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return {k: v for k, v in handler(self).items() if v is not None}
+    def _set_only(self, handler: SerializerFunctionWrapHandler) -> HealthcheckFields:
+        return cast(HealthcheckFields,
+                    {k: v for k, v in handler(self).items() if v is not None})
 
 
 OverrideEntries = (
