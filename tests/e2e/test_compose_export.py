@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from snoozeql.api.schemas.stacks import ComposeOut
 from snoozeql.domain.errors import ConflictError, ValidationError
 from snoozeql.domain.stacks import (
     ComposeExport,
@@ -216,7 +217,7 @@ def test_secrets_are_not_in_the_compose_file_itself(tmp_path: Path) -> None:
     assert export.env == {"SNOOZEQL_DB_POSTGRES_PASSWORD": "pa$$ 'w\"d"}
     env = export.document["services"]["db"]["environment"]
     assert env["POSTGRES_PASSWORD"] == "${SNOOZEQL_DB_POSTGRES_PASSWORD}"
-    assert "pa$$" not in str(export.to_dict())
+    assert "pa$$" not in ComposeOut.of(export).model_dump_json()
     redacted = to_compose(STACK, stack_instances(), PREFIX, secrets="redact")
     assert redacted.document["services"]["db"]["environment"]["POSTGRES_PASSWORD"] == "***"
     assert redacted.env == {}

@@ -19,6 +19,7 @@ import docker.errors
 import pytest
 import sqlalchemy as sa
 
+from snoozeql.api.schemas.stacks import PlanOut
 from snoozeql.domain.errors import ConflictError, ProviderError
 from snoozeql.domain.stacks import Template, effective, to_compose
 from snoozeql.domain.stacks.overrides import parse_override
@@ -33,7 +34,7 @@ from snoozeql.providers.local import free_port
 from snoozeql.services.context import Context
 from snoozeql.services.stacks import StackService
 from snoozeql.services.templates import TemplateService
-from snoozeql.store.stack_tables import stack_applied
+from snoozeql.store.stacks import stack_applied
 from tests.support.local_servers import DockerEngine
 
 SECRET = "s3cret-t0ken-value"
@@ -116,7 +117,7 @@ def test_plain_image_plan_apply_down_remove(
     plan = svc.plan("lab")
     [item] = plan.items
     assert (item.action, item.runtime) == ("create", "container")
-    assert SECRET not in str(plan.to_dict())
+    assert SECRET not in PlanOut.model_validate(plan).model_dump_json()
     runtime = ContainerRuntime(svc.ctx.settings)
     try:
         [step] = svc.apply("lab")

@@ -17,6 +17,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from snoozeql.api.app import create_app
+from snoozeql.api.schemas.stacks import EffectiveOut
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
 from snoozeql.services.stacks import StackService
@@ -27,7 +28,7 @@ NO_DOCKER = "unix:///nonexistent/snoozeql-test/docker.sock"
 
 
 def _secret(svc: StackService, stack: str, name: str, key: str) -> str | None:
-    return {e["key"]: e["value"] for e in svc.secrets(stack, name)["env_vars"]}.get(key)
+    return {e.key: e.value for e in svc.secrets(stack, name).env_vars}.get(key)
 
 
 def test_generated_password_survives_every_env_vars_override(ctx: Context) -> None:
@@ -39,9 +40,9 @@ def test_generated_password_survives_every_env_vars_override(ctx: Context) -> No
 
     # the reported case: a merge override of another key
     svc.put_override("shop", "db", "env_vars", {"entries": {"POSTGRES_DB": "shop"}})
-    _, eff = svc.effective("shop", "db")
+    view, eff = svc.effective("shop", "db")
     assert eff.env()["POSTGRES_PASSWORD"] == password and eff.env()["POSTGRES_DB"] == "shop"
-    red = eff.redacted()
+    red = EffectiveOut.of(view, eff).model_dump(mode="json")
     assert red["entry_provenance"]["env_vars"]["POSTGRES_PASSWORD"] == "override"
     assert {e["key"]: e["value"] for e in red["env_vars"]}["POSTGRES_PASSWORD"] == "***"
     export = svc.compose("shop")
@@ -158,7 +159,7 @@ def test_redis_password_reaches_apply_and_the_compose_export(
     svc.create_instance("lab", "cache", "redis", overrides={
         "ports": {"mode": "replace", "entries": [f"127.0.0.1:{port}:6379"]}})
     password = _secret(svc, "lab", "cache", "REDIS_PASSWORD")
-    assert password and svc.secrets("lab", "cache")["database_password"] == password
+    assert password and svc.secrets("lab", "cache").database_password == password
 
     # the export runs Redis with the same secret: --requirepass from REDIS_PASSWORD
     export = svc.compose("lab")
@@ -189,7 +190,7 @@ def test_postgres_applied_after_an_env_override_accepts_the_shown_password(
     svc.create_instance("shop", "db", "postgres", overrides={
         "ports": {"mode": "replace", "entries": [f"127.0.0.1:{port}:5432"]}})
     svc.put_override("shop", "db", "env_vars", {"entries": {"POSTGRES_DB": "shop"}})
-    password = svc.secrets("shop", "db")["database_password"]
+    password = svc.secrets("shop", "db").database_password
     assert password
     try:
         [step] = svc.apply("shop")
@@ -226,7 +227,7 @@ def test_an_instance_from_before_gets_the_password_its_database_already_has(
 
     assert svc.compose("old").env == {"SNOOZEQL_CACHE_REDIS_PASSWORD": "applied-before-4242"}
     assert _secret(svc, "old", "cache", "REDIS_PASSWORD") == "applied-before-4242"
-    assert svc.secrets("old", "cache")["database_password"] == "applied-before-4242"
+    assert svc.secrets("old", "cache").database_password == "applied-before-4242"
 
 
 def test_a_password_set_without_the_secret_flag_stays_secret(ctx: Context) -> None:

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from snoozeql.api.schemas.stacks import EffectiveOut, StackInstanceOut
+from snoozeql.api.schemas.templates import TemplateOut
 from snoozeql.cli.stacks import write_export
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.services.context import Context
 from snoozeql.services.stacks import StackService
 from snoozeql.services.templates import TemplateService
-from snoozeql.store.stack_tables import stack_override_entries, stack_overrides
+from snoozeql.store.stacks import stack_override_entries, stack_overrides
 from snoozeql.store.tables import secrets as secrets_table
 from tests.e2e.test_compose_export import as_mapping, compose_config, unescape
 from tests.support.moto_server import free_port
@@ -61,7 +63,7 @@ def test_instances_overrides_are_rows_and_secrets_encrypted(ctx: Context) -> Non
 
     db = svc.create_instance("shop", "db", "postgres", description="main db")
     # the template's unset password was generated and stored as a secret override
-    [env] = db.overrides
+    [env] = StackInstanceOut.model_validate(db).model_dump(mode="json")["overrides"]
     assert env["kind"] == "env_vars" and env["entries"] == [
         {"key": "POSTGRES_PASSWORD", "value": "***", "secret": True}]
     _, eff = svc.effective("shop", "db")
@@ -96,7 +98,7 @@ def test_instances_overrides_are_rows_and_secrets_encrypted(ctx: Context) -> Non
     assert view.override_count == 8 and view.container_name == "snoozeql-shop-db"
     assert [p.short() for p in eff.ports] == ["127.0.0.1:15432:5432/tcp"]
     assert eff.env()["POSTGRES_PASSWORD"] == "s3cret-pw" and eff.env()["TZ"] == "UTC"
-    red = eff.redacted()
+    red = EffectiveOut.of(view, eff).model_dump(mode="json")
     assert red["provenance"]["ports"] == "replaced"
     assert red["provenance"]["labels"] == "override"
     assert red["entry_provenance"]["env_vars"] == {
@@ -104,7 +106,8 @@ def test_instances_overrides_are_rows_and_secrets_encrypted(ctx: Context) -> Non
         "POSTGRES_PASSWORD": "override", "TZ": "override"}
     assert red["entry_provenance"]["healthcheck"]["interval"] == "override"
     assert red["entry_provenance"]["healthcheck"]["retries"] == "template"
-    assert "s3cret-pw" not in str(svc.get_instance("shop", "db").to_dict())
+    assert "s3cret-pw" not in StackInstanceOut.model_validate(
+        svc.get_instance("shop", "db")).model_dump_json()
 
     # duplicate copies every override and the secret; rename follows into the name
     copy = svc.duplicate_instance("shop", "db", enabled=False)
@@ -144,7 +147,7 @@ def test_listing_order_filters_clashes_and_name_reuse(ctx: Context) -> None:
     with pytest.raises(ConflictError, match="already has an instance named 'web'.*rename"):
         svc.create_instance("dev", "web", "nginx")
     preview = svc.delete_preview("dev", "cache")
-    assert preview["volumes"] == ["cache_redisdata"] and preview["container_name"] == (
+    assert preview.volumes == ["cache_redisdata"] and preview.container_name == (
         "snoozeql-dev-cache")
     svc.delete_instance("dev", "cache")
     with pytest.raises(NotFoundError):
@@ -163,7 +166,8 @@ def test_user_templates(ctx: Context) -> None:
     with pytest.raises(ConflictError, match="already exists"):
         ts.add({"name": "api", "image": "x"})
     info = ts.get("api")
-    assert not info.builtin and info.to_dict()["environment"][0]["value"] == "***"
+    assert not info.builtin
+    assert TemplateOut.of(info).model_dump()["environment"][0]["value"] == "***"
     assert info.template.environment[0].value == "tok-123"
     with ctx.engine.connect() as conn:
         defs = conn.execute(sa.text("SELECT definition FROM stack_templates")).scalars().all()
@@ -367,7 +371,7 @@ def test_stack_delete_preview_and_delete_with_down(ctx: Context) -> None:
     svc.create_instance("shop", "db", "postgres")
     svc.create_instance("shop", "web", "nginx", enabled=False)
     p = svc.delete_stack_preview("shop")
-    assert [(i["name"], i["enabled"]) for i in p["instances"]] == [("db", True), ("web", False)]
-    assert p["applied"] == [] and p["running"] == []
+    assert [(i.name, i.enabled) for i in p.instances] == [("db", True), ("web", False)]
+    assert p.applied == [] and p.running == []
     view = svc.delete_stack("shop", down=True)  # nothing applied: nothing to stop
     assert view.deleted_at is not None

@@ -192,7 +192,7 @@ def test_create_override_export_apply_kill_and_apply_again(dash: Dash) -> None:
     error = page.get_by_test_id("form-error").inner_text()
     assert "row 1" in error and "host port must be from 1 to 65535" in error
     assert page.locator("tr.sk-bad").count() == 1
-    assert [o["kind"] for o in dash.svc().get_instance("shop", "cache").overrides] == [
+    assert [o.kind.value for o in dash.svc().get_instance("shop", "cache").overrides] == [
         "env_vars"]  # only the generated password: no ports override was written
     page.get_by_label("Host port of row 1").fill(str(cache_port))
     page.get_by_role("button", name="Save ports").click()
@@ -215,7 +215,7 @@ def test_create_override_export_apply_kill_and_apply_again(dash: Dash) -> None:
     # env: the generated password is a stored secret (masked, never in the HTML)
     page.goto("/stacks/shop/instances/db?tab=env_vars")
     no_serious_violations(page)
-    password = dash.svc().secrets("shop", "db")["env_vars"][0]["value"]
+    password = dash.svc().secrets("shop", "db").env_vars[0].value
     assert password and password not in page.content()
     page.get_by_role("button", name="Add a row").click()
     page.get_by_label("Name of row 2").fill("TZ")
@@ -227,7 +227,7 @@ def test_create_override_export_apply_kill_and_apply_again(dash: Dash) -> None:
     assert env["TZ"] == "override" and env["POSTGRES_USER"] == "template"
     assert env["POSTGRES_PASSWORD"] == "override"
     # the stored secret was kept as it was (the blank field means "unchanged")
-    assert dash.svc().secrets("shop", "db")["env_vars"][0]["value"] == password
+    assert dash.svc().secrets("shop", "db").env_vars[0].value == password
     assert password not in page.content()
     page.get_by_role("button", name="Reveal POSTGRES_PASSWORD").click()
     page.wait_for_function("() => document.getElementById('value-0').type === 'text'")
@@ -443,7 +443,7 @@ def test_a_viewer_sees_no_action_and_gets_no_secret_and_forged_posts_are_refused
     svc = dash.svc()
     svc.create_stack("ro")
     svc.create_instance("ro", "db", "postgres")
-    password = svc.secrets("ro", "db")["env_vars"][0]["value"]
+    password = svc.secrets("ro", "db").env_vars[0].value
     page = dash.page("viewer")
     for path in ("/stacks", "/stacks/ro", "/stacks/ro/instances/db?tab=env_vars",
                  "/stacks/ro/export", "/templates", "/templates/postgres",
@@ -521,7 +521,7 @@ def test_override_errors_are_shown_inline_and_write_nothing(dash: Dash) -> None:
     page.get_by_label("Value of row 2").fill("1")
     page.get_by_role("button", name="Save environment").click()
     page.get_by_test_id("notice").wait_for()
-    values = {e["key"]: e["value"] for e in svc.secrets("val", "kv")["env_vars"]}
+    values = {e.key: e.value for e in svc.secrets("val", "kv").env_vars}
     assert values["REDIS_PASSWORD"] == "n3w-redis-pass"
 
     # two entries with one key: refused as a whole by the domain
@@ -532,7 +532,7 @@ def test_override_errors_are_shown_inline_and_write_nothing(dash: Dash) -> None:
         page.get_by_label(f"Value of row {n}").fill(value)
     page.get_by_role("button", name="Save labels").click()
     assert "label team is listed twice" in page.get_by_test_id("form-error").inner_text()
-    assert all(o["kind"] != "labels" for o in svc.get_instance("val", "kv").overrides)
+    assert all(o.kind.value != "labels" for o in svc.get_instance("val", "kv").overrides)
 
     # a public address needs the admin role, as over the API
     public = f"0.0.0.0:{free_port()}:6379"

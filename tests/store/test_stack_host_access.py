@@ -224,6 +224,7 @@ def test_a_mount_stored_before_the_rule_is_never_exported(api: TestClient) -> No
     which instance to fix, and the fixed stack exports again."""
     from datetime import UTC, datetime
 
+    from snoozeql.domain.stacks import parse_override
     from snoozeql.store import stacks as stack_store
 
     ctx: Context = api.ctx  # type: ignore[attr-defined]
@@ -232,10 +233,10 @@ def test_a_mount_stored_before_the_rule_is_never_exported(api: TestClient) -> No
         assert stack is not None
         web = stack_store.instance_by_name(conn, stack.id, "web")
         assert web is not None
-        stack_store.override_put(conn, web.id, "volumes", "merge", [
+        stack_store.override_put(conn, web.id, parse_override("volumes", {"entries": [
             {"type": "bind", "source": "/var/run/docker.sock",
              "target": "/var/run/docker.sock", "read_only": False},
-        ], datetime.now(UTC))
+        ]}), datetime.now(UTC))
     r = api.get(f"{V1}/stacks/shop/compose")
     assert r.status_code == 409, r.text
     assert "web" in _msg(r) and "socket" in _msg(r)

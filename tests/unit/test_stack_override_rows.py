@@ -1,4 +1,5 @@
-"""Override rows <-> domain overrides (store/stacks.py), every kind, without a database."""
+"""Override rows and template definitions <-> domain values (store/stacks.py), every kind,
+without a database."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ from typing import Any
 
 import pytest
 
-from snoozeql.domain.stacks import Override, OverrideKind, parse_override
-from snoozeql.store.stacks import OverrideRow, override_entry_rows, row_to_override
+from snoozeql.domain.stacks import Override, OverrideKind, Template, parse_override
+from snoozeql.store.stacks import (
+    OverrideRow,
+    override_data,
+    override_entry_rows,
+    row_to_override,
+    template_definition,
+)
 
 SAMPLES: dict[str, tuple[str, Any]] = {
     "ports": ("merge", ["127.0.0.1:8080:80/tcp", "9000/udp"]),
@@ -37,7 +44,8 @@ def test_rows_round_trip_to_the_same_override(kind: str) -> None:
     assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
     back = row_to_override(OverrideRow(kind, mode, rows), _never)
     assert back == o
-    assert back.to_dict(reveal_secrets=True) == o.to_dict(reveal_secrets=True)
+    assert override_data(back) == override_data(o)
+    assert override_data(o)["kind"] == kind and override_data(o)["mode"] == mode
 
 
 def test_healthcheck_and_domains_are_stored_one_row_per_field_or_domain() -> None:
@@ -65,3 +73,36 @@ def test_a_stored_env_entry_gets_its_value_from_the_callback() -> None:
     assert values == {"PLAIN": ("x", False), "TOKEN": ("s3cr3t", True), "GONE": (None, True)}
     assert asked == ["TOKEN", "GONE"]
     assert rows[1]["stored"] is True  # the caller's rows are left as they were
+
+
+def test_a_stored_env_key_keeps_no_value_in_its_row() -> None:
+    o = parse_override("env_vars", {"entries": [{"key": "T", "value": "s3cr3t", "secret": True},
+                                                 {"key": "P", "value": "p"}]})
+    assert override_entry_rows(o, stored=["T"]) == [
+        {"key": "T", "value": None, "secret": True, "stored": True},
+        {"key": "P", "value": "p", "secret": False},
+    ]
+
+
+def test_a_template_round_trips_through_its_stored_definition() -> None:
+    t = Template.from_dict({
+        "name": "api", "image": "example/api:1", "description": "d", "engine": "postgres",
+        "command": ["run", "--fast"],
+        "environment": {"A": "1", "T": {"value": "x", "secret": True}},
+        "labels": {"a": "b"}, "ports": ["127.0.0.1:80:80"], "volumes": ["v:/v:ro"],
+        "healthcheck": {"test": "true", "retries": 2},
+        "config_files": [{"target": "/c", "content": "x\n", "mode": "0600"}],
+        "domains": ["a.localhost"],
+    })
+    data = template_definition(t)
+    assert data.pop("x-stored-secrets") == []
+    assert Template.from_dict(data) == t
+
+
+def test_a_stored_secret_leaves_the_template_definition() -> None:
+    t = Template.from_dict({"name": "api", "image": "i",
+                            "environment": {"T": {"value": "s3cr3t", "secret": True}}})
+    data = template_definition(t, stored={"T"})
+    assert "s3cr3t" not in str(data)
+    assert data["environment"] == [{"key": "T", "value": None, "secret": True}]
+    assert data["x-stored-secrets"] == ["T"]

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from snoozeql.api.schemas.instances import InstanceOut
+from snoozeql.api.schemas.local_instances import LocalStatusOut
 from snoozeql.cli import state
 from snoozeql.cli.output import (
     action_line,
@@ -59,14 +61,6 @@ def db_json(i: Instance) -> dict[str, Any]:
         "port": i.endpoint_port, "status": i.status.value, "raw_status": i.raw_status,
         "image": i.extra.get("image"), "data_path": i.extra.get("data_path"),
         "last_error": i.last_error, "created_at": i.first_seen_at.isoformat(),
-    }
-
-
-def state_json(s: RuntimeState) -> dict[str, Any]:
-    return {
-        "status": s.status.value, "detail": s.detail, "process_alive": s.process_alive,
-        "port_open": s.port_open, "probe_ok": s.probe_ok, "pid": s.pid,
-        "container_id": s.container_id, "location": s.location, "log_tail": list(s.log_tail),
     }
 
 
@@ -242,7 +236,8 @@ def status(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
     measured = LocalDatabaseService(state.ctx()).status(name)
     i, s = measured.instance, measured.state
     if as_json:
-        print_json({**db_json(i), **state_json(s)})
+        shown = LocalStatusOut.of(InstanceOut.of(i), s)  # the API's status answer
+        print_json({**db_json(i), **shown.model_dump(mode="json", exclude={"instance"})})
     else:
         _print_status(i, s)
     if s.status != InstanceStatus.RUNNING:

@@ -10,7 +10,22 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from pydantic import BaseModel
 
+from snoozeql.api.schemas.stacks import (
+    EffectiveOut,
+    InstanceDeletePreviewOut,
+    InstanceSecretsOut,
+    LiveStateOut,
+    PlanOut,
+    StackDeletePreviewOut,
+    StackDetailOut,
+    StackInstanceOut,
+    StackInstanceSummaryOut,
+    StackOut,
+    StackStateOut,
+    StepsOut,
+)
 from snoozeql.cli import state
 from snoozeql.cli.files import read_text_file
 from snoozeql.cli.output import (
@@ -39,6 +54,14 @@ def _svc() -> StackService:
     return StackService(state.ctx())
 
 
+def _json(model: BaseModel | list[Any], **options: Any) -> None:
+    """Print an API response model (or a list of them) as the API answers it."""
+    if isinstance(model, list):
+        print_json([m.model_dump(mode="json", **options) for m in model])
+    else:
+        print_json(model.model_dump(mode="json", **options))
+
+
 def _print_stack(s: StackView) -> None:
     print_fields([
         ("name", s.name), ("description", s.description or None),
@@ -60,7 +83,7 @@ def create(
     """Create an empty stack."""
     s = _svc().create_stack(name, description)
     if as_json:
-        print_json(s.to_dict())
+        _json(StackOut.model_validate(s))
     else:
         console.print(line("created stack ", styled(s.name, "bold")))
 
@@ -74,7 +97,7 @@ def list_(
     """Stacks with their number of instances."""
     items = _svc().list_stacks(include_deleted=deleted)
     if as_json:
-        print_json([s.to_dict() for s in items])
+        _json([StackOut.model_validate(s) for s in items])
         return
     if deleted:
         # the id comes second: it is what `stacks restore NAME --id ID` takes
@@ -95,7 +118,7 @@ def show(name: str, as_json: JsonOpt = False) -> None:
     s = svc.get_stack(name)
     items = svc.list_instances(name)
     if as_json:
-        print_json({**s.to_dict(), "instances": [i.to_dict(False) for i in items]})
+        _json(StackDetailOut.of(s, items))
         return
     _print_stack(s)
     _instances_table(items)
@@ -111,7 +134,7 @@ def update(
     """Change a stack's description."""
     s = _svc().update_stack(name, description)
     if as_json:
-        print_json(s.to_dict())
+        _json(StackOut.model_validate(s))
     else:
         console.print(f"updated stack {s.name}")
 
@@ -128,9 +151,9 @@ def delete(
     svc = _svc()
     if not yes:
         p = svc.delete_stack_preview(name)
-        what = f"{len(p['instances'])} instance(s)"
-        if p["running"] and not down:
-            what += (f"; still running and left running: {', '.join(p['running'])} "
+        what = f"{len(p.instances)} instance(s)"
+        if p.running and not down:
+            what += (f"; still running and left running: {', '.join(p.running)} "
                      "(add --down to stop them)")
         confirm(f"delete stack {name} with {what}?", refused="not deleted",
                 hint="add --yes to delete without asking")
@@ -143,12 +166,8 @@ def delete(
 @handle_errors
 def delete_preview(name: str, as_json: JsonOpt = False) -> None:
     """What deleting the stack would take away (instances, applied objects)."""
-    p = _svc().delete_stack_preview(name)
-    if as_json:
-        print_json(p)
-        return
-    print_fields([(k, json.dumps(v) if isinstance(v, list | dict) else v)
-                  for k, v in p.items()])
+    p = StackDeletePreviewOut.model_validate(_svc().delete_stack_preview(name))
+    _print_preview(p, as_json)
 
 
 @app.command("state")
@@ -157,8 +176,8 @@ def state_(name: str, as_json: JsonOpt = False) -> None:
     """The stack's state measured now, and each instance's."""
     overall, states = _svc().stack_states(name)
     if as_json:
-        print_json({"stack": name, "state": overall,
-                    "instances": {n: s.to_dict() for n, s in states.items()}})
+        _json(StackStateOut(stack=name, state=overall, instances={
+            n: LiveStateOut.model_validate(s) for n, s in states.items()}))
         return
     console.print(f"stack {name}: {overall}", highlight=False)
     print_table(None, ["INSTANCE", "STATE", "DETAIL"],
@@ -180,7 +199,7 @@ def restore(
     with --id or --deleted-at when several are."""
     s = _svc().restore_stack(name, stack_id=stack_id, deleted_at=deleted_at)
     if as_json:
-        print_json(s.to_dict())
+        _json(StackOut.model_validate(s))
     else:
         console.print(f"restored stack {s.name} with {s.instance_count} instance(s)")
 
@@ -249,7 +268,7 @@ def export(
 def _steps(steps: list[StepResult], as_json: bool, stack: str) -> None:
     ok = all(s.ok for s in steps)
     if as_json:
-        print_json({"stack": stack, "ok": ok, "steps": [s.to_dict() for s in steps]})
+        _json(StepsOut.of(stack, steps))
     elif not steps:
         console.print("nothing to do")
     else:
@@ -266,7 +285,7 @@ def plan(name: str, as_json: JsonOpt = False) -> None:
     """What `apply` would change, compared with what it last applied."""
     p = _svc().plan(name)
     if as_json:
-        print_json(p.to_dict())
+        _json(PlanOut.model_validate(p))
         return
     print_table(f"plan for {p.stack}: {p.changes} change(s)",
                 ["ACTION", "INSTANCE", "RUNTIME NAME", "RUNTIME", "STATE", "REASON", "CHANGES"],
@@ -297,16 +316,26 @@ def _instances_table(items: list[InstanceView]) -> None:
                   i.description) for i in items])
 
 
-def _print_instance(i: InstanceView, as_json: bool) -> None:
+def _print_preview(p: BaseModel, as_json: bool) -> None:
+    data = p.model_dump(mode="json")
     if as_json:
-        print_json(i.to_dict())
+        print_json(data)
+        return
+    print_fields([(k, json.dumps(v) if isinstance(v, list | dict) else v)
+                  for k, v in data.items()])
+
+
+def _print_instance(i: InstanceView, as_json: bool) -> None:
+    shown = StackInstanceOut.model_validate(i)
+    if as_json:
+        _json(shown)
         return
     print_fields([
         ("stack", i.stack), ("name", i.name), ("template", i.template),
         ("enabled", i.enabled), ("container", i.container_name),
         ("description", i.description or None), ("override count", i.override_count),
     ])
-    for o in i.overrides:
+    for o in shown.model_dump(mode="json")["overrides"]:
         console.print(line(styled(o["kind"], "bold"),
                            f" ({o['mode']}): {json.dumps(o['entries'])}"), highlight=False)
 
@@ -337,7 +366,7 @@ def instance_add(
     i = _svc().create_instance(stack, name, template, description=description,
                                enabled=not disabled)
     if as_json:
-        print_json(i.to_dict())
+        _json(StackInstanceOut.model_validate(i))
     else:
         console.print(f"created {i.stack}/{i.name} from {i.template} ({i.container_name})")
 
@@ -354,7 +383,7 @@ def instance_list(
     """Live instances in creation order."""
     items = _svc().list_instances(stack, search=search, enabled=enabled)
     if as_json:
-        print_json([i.to_dict(False) for i in items])
+        _json([StackInstanceSummaryOut.model_validate(i) for i in items])
     else:
         _instances_table(items)
 
@@ -389,7 +418,7 @@ def instance_delete(stack: str, name: str,
     svc = _svc()
     if not yes:
         preview = svc.delete_preview(stack, name)
-        confirm(f"delete {stack}/{name} with {preview['override_count']} override entries?",
+        confirm(f"delete {stack}/{name} with {preview.override_count} override entries?",
                 refused="not deleted", hint="add --yes to delete without asking")
     svc.delete_instance(stack, name)
     console.print(f"deleted {stack}/{name}")
@@ -399,12 +428,8 @@ def instance_delete(stack: str, name: str,
 @handle_errors
 def instance_delete_preview(stack: str, name: str, as_json: JsonOpt = False) -> None:
     """What deleting the instance would remove."""
-    p = _svc().delete_preview(stack, name)
-    if as_json:
-        print_json(p)
-        return
-    print_fields([(k, json.dumps(v) if isinstance(v, list | dict) else v)
-                  for k, v in p.items()])
+    p = InstanceDeletePreviewOut.model_validate(_svc().delete_preview(stack, name))
+    _print_preview(p, as_json)
 
 
 @instances_app.command("duplicate")
@@ -419,7 +444,7 @@ def instance_duplicate(
     """Copy an instance with all its overrides."""
     i = _svc().duplicate_instance(stack, name, new_name, enabled=False if disabled else None)
     if as_json:
-        print_json(i.to_dict())
+        _json(StackInstanceOut.model_validate(i))
     else:
         console.print(f"created {i.stack}/{i.name} as a copy of {name}")
 
@@ -430,7 +455,7 @@ def instance_rename(stack: str, name: str, new_name: str, as_json: JsonOpt = Fal
     """Rename an instance (its container name follows)."""
     i = _svc().rename_instance(stack, name, new_name)
     if as_json:
-        print_json(i.to_dict())
+        _json(StackInstanceOut.model_validate(i))
     else:
         console.print(f"renamed {stack}/{name} to {i.name} ({i.container_name})")
 
@@ -478,15 +503,15 @@ def instance_secrets(stack: str, name: str, as_json: JsonOpt = False) -> None:
     Shown in clear: the CLI acts with the local operator's full rights."""
     data = _svc().secrets(stack, name)
     if as_json:
-        print_json(data)
+        _json(InstanceSecretsOut.model_validate(data))
         return
-    rows = [(e["key"], e["value"] if e["value"] is not None else "(no value)", e["source"])
-            for e in data["env_vars"]]
-    if data["engine"]:
-        shown = data["database_password"]
+    rows = [(e.key, e.value if e.value is not None else "(no value)", e.source)
+            for e in data.env_vars]
+    if data.engine:
+        shown = data.database_password
         rows.append(("(database password)", shown if shown is not None else
                      "(none yet: generated at the first apply)",
-                     data["database_password_from"] or "-"))
+                     data.database_password_from or "-"))
     if not rows:
         console.print(f"{stack}/{name} has no secrets")
         return
@@ -498,16 +523,15 @@ def instance_secrets(stack: str, name: str, as_json: JsonOpt = False) -> None:
 def instance_effective(stack: str, name: str, as_json: JsonOpt = False) -> None:
     """The template merged with the overrides, with where each value came from."""
     view, svc = _svc().effective(stack, name)
-    data = {"stack": view.stack, "instance": view.name, "container_name": view.container_name,
-            **svc.redacted()}
+    data = EffectiveOut.of(view, svc)
     if as_json:
-        print_json(data)
+        _json(data, exclude={"enabled"})
         return
     rows = []
-    for kind, prov in data["provenance"].items():
-        for entry, p in data["entry_provenance"].get(kind, {}).items():
+    for kind, prov in data.provenance.items():
+        for entry, p in data.entry_provenance.get(kind, {}).items():
             rows.append((kind, entry, p))
-        if not data["entry_provenance"].get(kind):
+        if not data.entry_provenance.get(kind):
             rows.append((kind, "-", prov))
     print_fields([("image", svc.image), ("container", view.container_name),
                   ("override count", svc.override_count)])

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from snoozeql.api.schemas.templates import TemplateOut
 from snoozeql.cli import state
 from snoozeql.cli.files import read_text_file
 from snoozeql.cli.output import (
@@ -30,7 +31,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Built-in and user templates."""
     items = TemplateService(state.ctx()).list()
     if as_json:
-        print_json([t.to_dict() for t in items])
+        print_json([TemplateOut.of(t).model_dump(mode="json") for t in items])
         return
     print_table(
         None, ["NAME", "IMAGE", "ENGINE", "BUILT-IN", "DESCRIPTION"],
@@ -44,7 +45,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One template (secret values shown as ***)."""
     info = TemplateService(state.ctx()).get(name)
-    data = info.to_dict()
+    data = TemplateOut.of(info).model_dump(mode="json")
     if as_json:
         print_json(data)
         return
@@ -58,7 +59,7 @@ def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) ->
         ("labels", ", ".join(f"{x.key}={x.value}" for x in t.labels) or None),
         ("ports", ", ".join(p.short() for p in t.ports) or None),
         ("volumes", ", ".join(f"{v.source or ''}:{v.target}" for v in t.volumes) or None),
-        ("healthcheck", t.healthcheck.to_dict() if t.healthcheck else None),
+        ("healthcheck", data["healthcheck"]),
         ("config files", ", ".join(c.target for c in t.config_files) or None),
         ("domains", ", ".join(t.domains) or None),
     ])
@@ -77,7 +78,7 @@ def add(
     text = read_text_file(file)
     info = TemplateService(state.ctx()).add(text, name=name, default_name=file.stem)
     if as_json:
-        print_json(info.to_dict())
+        print_json(TemplateOut.of(info).model_dump(mode="json"))
     else:
         console.print(line("added template ", styled(info.name, "bold"),
                            f" ({info.template.image})"))

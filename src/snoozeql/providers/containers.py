@@ -37,7 +37,7 @@ import shutil
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -153,12 +153,12 @@ def plan_summary(svc: EffectiveService) -> dict[str, Any]:
         "environment": {e.key: e.shown_value() for e in svc.environment},
         "labels": {label.key: label.value for label in svc.labels},
         "ports": [p.short() for p in svc.ports],
-        "volumes": [v.to_dict() for v in svc.volumes],
+        "volumes": [asdict(v) for v in svc.volumes],
         "config_files": {
             c.target: {"mode": c.mode, "sha256": hashlib.sha256(c.content.encode()).hexdigest()}
             for c in svc.config_files
         },
-        "healthcheck": svc.healthcheck.to_dict() if svc.healthcheck else None,
+        "healthcheck": svc.healthcheck.set_values() if svc.healthcheck else None,
         "domains": list(svc.domains),
     }
 

@@ -19,6 +19,7 @@ from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, Provid
 from snoozeql.domain.validation import dns_label
 from snoozeql.services.context import Context
 from snoozeql.store import instances as instance_store
+from snoozeql.store import local_instances as local_store
 from snoozeql.store.instances import InstanceFilter
 
 __all__ = ["REFUSAL", "ExternalInstanceService", "parse_tags", "refuse_action"]
@@ -94,9 +95,9 @@ class ExternalInstanceService:
         """Add an external database to the inventory; ConflictError if the name is taken
         by another external one. Nothing is written on bad input."""
         label = dns_label(name, "name")
-        row_engine = _engine(engine)
+        engine_name = _engine(engine)
         cents = _cost(hourly_cost_usd)
-        row_tags = parse_tags(tags)
+        parsed_tags = parse_tags(tags)
         now = self.ctx.now()
         instance_id = uuid.uuid4()
         with self.ctx.engine.begin() as conn:
@@ -107,32 +108,16 @@ class ExternalInstanceService:
             ]
             if clash:
                 raise ConflictError(f"an external database named {label!r} is already registered")
-            instance_store.insert_one(conn, {
-                "id": instance_id,
-                "account_id": None,
-                "provider": ProviderKind.EXTERNAL.value,
-                "provider_id": label,
-                "kind": InstanceKind.INSTANCE.value,
-                "name": label,
-                "engine": row_engine,
-                "engine_version": None,
-                "instance_class": None,
-                "region": None,
-                "status": InstanceStatus.UNKNOWN.value,
-                "raw_status": "external: not measured by SnoozeQL",
-                "tags": row_tags,
-                "endpoint_host": None,
-                "endpoint_port": None,
-                "multi_az": False,
-                "node_count": 1,
-                "cluster_provider_id": None,
-                "hourly_cost_cents": cents,
-                "extra": {"registered": True},
-                "last_error": None,
-                "first_seen_at": now,
-                "last_seen_at": now,
-                "missing_since": None,
-            })
+            local_store.insert(conn, Instance(
+                id=instance_id, account_id=None, provider=ProviderKind.EXTERNAL,
+                provider_id=label, kind=InstanceKind.INSTANCE, name=label, engine=engine_name,
+                engine_version=None, instance_class=None, region=None,
+                status=InstanceStatus.UNKNOWN, raw_status="external: not measured by SnoozeQL",
+                tags=parsed_tags, endpoint_host=None, endpoint_port=None, multi_az=False,
+                node_count=1, cluster_provider_id=None, hourly_cost_cents=cents,
+                first_seen_at=now, last_seen_at=now, missing_since=None,
+                extra={"registered": True},
+            ))
             found = instance_store.get(conn, instance_id)
         assert found is not None
         return found

@@ -60,6 +60,7 @@ from snoozeql.services.inventory import by_id_prefix
 from snoozeql.services.secrets import SecretBox, generate_password
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
+from snoozeql.store import local_instances as local_store
 from snoozeql.store import secrets as secret_store
 from snoozeql.store.instances import InstanceFilter
 
@@ -261,35 +262,18 @@ class LocalDatabaseService:
             raise scrubbed from None
         instance_id = uuid4()
         now = self.ctx.now()
-        row = {
-            "id": instance_id,
-            "account_id": None,
-            "provider": kind.value,
-            "provider_id": name,
-            "kind": InstanceKind.INSTANCE.value,
-            "name": name,
-            "engine": spec.engine.value,
-            "engine_version": state.version,
-            "instance_class": None,
-            "region": None,
-            "status": state.status.value,
-            "raw_status": _raw(state.detail),
-            "tags": {},
-            "endpoint_host": HOST,
-            "endpoint_port": port,
-            "multi_az": False,
-            "node_count": 1,
-            "cluster_provider_id": None,
-            "hourly_cost_cents": None,
-            "extra": self._details(spec, state),
-            "last_error": None,
-            "first_seen_at": now,
-            "last_seen_at": now,
-            "missing_since": None,
-        }
+        made = Instance(
+            id=instance_id, account_id=None, provider=kind, provider_id=name,
+            kind=InstanceKind.INSTANCE, name=name, engine=spec.engine.value,
+            engine_version=state.version, instance_class=None, region=None,
+            status=state.status, raw_status=_raw(state.detail), tags={},
+            endpoint_host=HOST, endpoint_port=port, multi_az=False, node_count=1,
+            cluster_provider_id=None, hourly_cost_cents=None, first_seen_at=now,
+            last_seen_at=now, missing_since=None, extra=self._details(spec, state),
+        )
         try:
             with self.ctx.engine.begin() as conn:
-                instance_store.insert_one(conn, row)
+                local_store.insert(conn, made)
                 secret_store.put(conn, SECRET_SCOPE, instance_id, PASSWORD_SECRET, ciphertext, now)
                 created_id = action_log.append(
                     conn, at=started, finished_at=self.ctx.now(), actor=actor,
@@ -298,7 +282,7 @@ class LocalDatabaseService:
                     provider=kind.value, details=self._details(spec, state),
                 )
         except BaseException:
-            # The store refused (e.g. a concurrent create of the same name won the row):
+            # The store refused (ConflictError: a concurrent create of the same name won):
             # take the database down again so nothing is left half-made.
             log.warning("recording local database %s failed; removing it again", name)
             try:

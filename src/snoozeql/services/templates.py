@@ -9,14 +9,12 @@ template sets are kept in the encrypted secrets table, never in the definition.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
-from uuid import UUID, uuid4
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
-import sqlalchemy as sa
 import yaml
-from sqlalchemy.exc import IntegrityError
 
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.stacks import Template, load_builtin_templates, parse_template_yaml
@@ -25,9 +23,12 @@ from snoozeql.services.context import Context
 from snoozeql.services.secrets import SecretBox
 from snoozeql.store import secrets as secret_store
 from snoozeql.store import stacks as store
+from snoozeql.store.stacks import StoredTemplate
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 SECRET_SCOPE = "stack_template"
-_STORED_SECRETS = "x-stored-secrets"
 
 
 @lru_cache(maxsize=1)
@@ -37,16 +38,15 @@ def builtin_templates() -> dict[str, Template]:
 
 @dataclass(frozen=True)
 class TemplateInfo:
+    """A template and whether it is built in (shown with its secret values masked by
+    ``api/schemas/templates.py``)."""
+
     template: Template
     builtin: bool
 
     @property
     def name(self) -> str:
         return self.template.name
-
-    def to_dict(self) -> dict[str, Any]:
-        """Redacted: secret values are ``***``."""
-        return {**self.template.redacted(), "builtin": self.builtin}
 
 
 def parse_definition(
@@ -87,32 +87,31 @@ class TemplateService:
             self._box = SecretBox(self.ctx.settings)
         return self._box
 
-    def _load(self, conn: sa.Connection, tid: UUID, definition: dict[str, Any]) -> Template:
-        data = dict(definition)
-        stored = set(data.pop(_STORED_SECRETS, None) or [])
-        if stored:
-            values = secret_store.get_all(conn, SECRET_SCOPE, tid)
-            env = []
-            for e in data.get("environment") or []:
-                if e.get("key") in stored and e["key"] in values:
-                    e = {**e, "value": self.box.decrypt(values[e["key"]])}
-                env.append(e)
-            data["environment"] = env
-        return Template.from_dict(data)
+    def _load(self, conn: Connection, row: StoredTemplate) -> Template:
+        """The stored template with its secret env values decrypted."""
+        if not row.stored:
+            return row.template
+        values = secret_store.get_all(conn, SECRET_SCOPE, row.id)
+        env = tuple(
+            EnvVar(e.key, self.box.decrypt(values[e.key]), e.secret)
+            if e.key in row.stored and e.key in values else e
+            for e in row.template.environment
+        )
+        return replace(row.template, environment=env)
 
     def list(self) -> list[TemplateInfo]:
         out = [TemplateInfo(t, True) for t in builtin_templates().values()]
         with self.ctx.engine.connect() as conn:
-            out += [TemplateInfo(self._load(conn, tid, d), False)
-                    for tid, d in store.template_list(conn)]
+            out += [TemplateInfo(self._load(conn, row), False)
+                    for row in store.template_list(conn)]
         return sorted(out, key=lambda i: i.name)
 
-    def find(self, conn: sa.Connection, name: str) -> Template | None:
+    def find(self, conn: Connection, name: str) -> Template | None:
         builtin = builtin_templates().get(name)
         if builtin is not None:
             return builtin
         row = store.template_get(conn, name)
-        return self._load(conn, *row) if row else None
+        return self._load(conn, row) if row else None
 
     def get(self, name: str) -> TemplateInfo:
         with self.ctx.engine.connect() as conn:
@@ -132,8 +131,6 @@ class TemplateService:
         """Store a user template. Its ports publish on 127.0.0.1 unless they name an
         address (another one needs ``admin``); its bind mounts follow the host-path
         rules (docs/stacks.md), checked again against the stack when it is used."""
-        from dataclasses import replace
-
         from snoozeql.domain.stacks.hostaccess import check_port_addresses, loopback_default
         from snoozeql.services.stacks import check_host_paths
 
@@ -147,27 +144,18 @@ class TemplateService:
             )
         tid = uuid4()
         now = self.ctx.now()
-        body = template.to_dict(reveal_secrets=True)
         secret_values = {
             e.key: e.value for e in template.environment if e.secret and e.value is not None
         }
-        body["environment"] = [
-            EnvVar(e.key, None if e.key in secret_values else e.value, e.secret).to_dict()
-            for e in template.environment
-        ]
-        body[_STORED_SECRETS] = sorted(secret_values)
-        try:
-            with self.ctx.engine.begin() as conn:
-                if store.template_get(conn, template.name) is not None:
-                    raise ConflictError(
-                        f"a template named {template.name!r} already exists; pick another "
-                        f"name or remove it first (snoozeql templates remove {template.name})"
-                    )
-                store.template_insert(conn, tid, template.name, body, now)
-                for key, value in secret_values.items():
-                    secret_store.put(conn, SECRET_SCOPE, tid, key, self.box.encrypt(value), now)
-        except IntegrityError:
-            raise ConflictError(f"a template named {template.name!r} already exists") from None
+        with self.ctx.engine.begin() as conn:
+            if store.template_get(conn, template.name) is not None:
+                raise ConflictError(
+                    f"a template named {template.name!r} already exists; pick another "
+                    f"name or remove it first (snoozeql templates remove {template.name})"
+                )
+            store.template_insert(conn, tid, template, secret_values, now)
+            for key, value in secret_values.items():
+                secret_store.put(conn, SECRET_SCOPE, tid, key, self.box.encrypt(value), now)
         return TemplateInfo(template, False)
 
     def remove(self, name: str) -> None:
@@ -184,5 +172,5 @@ class TemplateService:
                     f"template {name!r} is used by {len(users)} instance(s) ({shown}); "
                     "delete them first"
                 )
-            secret_store.delete(conn, SECRET_SCOPE, row[0])
+            secret_store.delete(conn, SECRET_SCOPE, row.id)
             store.template_delete(conn, name)

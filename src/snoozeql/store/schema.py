@@ -27,7 +27,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "snoozeql.store.tables",
     "snoozeql.store.metric_tables",
     "snoozeql.store.schedule_tables",
-    "snoozeql.store.stack_tables",
+    "snoozeql.store.stacks",
 )
 
 

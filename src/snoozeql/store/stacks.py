@@ -1,30 +1,157 @@
-"""Queries on stacks, their service instances, overrides and applied state.
+"""Stacks: their tables and queries (user templates, stacks, service instances, overrides,
+applied state), taking and returning domain values.
 
-Plain rows in and out; ``override_entry_rows`` and ``row_to_override`` map an override
-row to a domain ``Override`` value and back, while the service keeps secret env values in
-the encrypted secrets table (a stored entry's value comes back through a callback).
-Live rows are the ones with ``deleted_at IS NULL``; every lookup by name looks at live
-rows only.
+Design choices of the tables:
+
+- Stacks and instances are soft-deleted (``deleted_at``); their names are unique among
+  live rows only, through partial unique indexes (``WHERE deleted_at IS NULL``), which
+  SQLite and PostgreSQL both support, so a deleted name can be reused at once. A write
+  that would take a live name raises :class:`~snoozeql.domain.errors.ConflictError`.
+- Overrides are normalised: one ``stack_overrides`` row per (instance, kind) holding the
+  merge mode, and one ``stack_override_entries`` row per entry. A template is never
+  copied into an instance.
+- Secret env values live in the encrypted ``secrets`` table, never in these rows: the
+  service encrypts them, and hands the store the keys it keeps there
+  (``stored``); reading back, a stored entry's value comes through a callback.
+
+Every lookup by name looks at live rows only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
-from snoozeql.domain.stacks import Override, OverrideKind, parse_override
-from snoozeql.store.stack_tables import stack_applied as ta
-from snoozeql.store.stack_tables import stack_instances as ti
-from snoozeql.store.stack_tables import stack_override_entries as te
-from snoozeql.store.stack_tables import stack_overrides as to
-from snoozeql.store.stack_tables import stack_templates as tt
-from snoozeql.store.stack_tables import stacks as ts
-from snoozeql.store.types import LIKE_ESCAPE, contains_pattern
+from snoozeql.domain.errors import ConflictError
+from snoozeql.domain.stacks import Override, OverrideKind, Template, parse_override
+from snoozeql.domain.stacks.entries import Healthcheck
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import LIKE_ESCAPE, JSONType, UTCDateTime, contains_pattern
+
+# ---------------------------------------------------------------------------- tables
+
+# User templates (the built-in catalogue ships as data files and is not stored).
+# ``definition`` is the template's stored form (:func:`template_definition`): secret env
+# values are left out (they are in the secrets table).
+stack_templates = sa.Table(
+    "stack_templates",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("definition", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+stacks = sa.Table(
+    "stacks",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("deleted_at", UTCDateTime),
+    sa.Index(
+        "ux_stacks_live_name",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
+)
+
+stack_instances = sa.Table(
+    "stack_instances",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column(
+        "stack_id", sa.Uuid, sa.ForeignKey("stacks.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(63), nullable=False),
+    # The template's name: built-in or user template, resolved when needed.
+    sa.Column("template", sa.String(63), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    # Creation order within the stack (timestamps can tie under a fixed clock).
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("deleted_at", UTCDateTime),
+    sa.Index(
+        "ux_stack_instances_live_name",
+        "stack_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
+    sa.Index("ix_stack_instances_stack_id_seq", "stack_id", "seq"),
+)
+
+stack_overrides = sa.Table(
+    "stack_overrides",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column(
+        "instance_id",
+        sa.Uuid,
+        sa.ForeignKey("stack_instances.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("instance_id", "kind"),
+)
+
+# One row per entry of an override: a port, a volume, an env var (secret values are in
+# the secrets table), a label, a domain, a healthcheck field, a config file.
+stack_override_entries = sa.Table(
+    "stack_override_entries",
+    metadata,
+    sa.Column(
+        "override_id",
+        sa.Uuid,
+        sa.ForeignKey("stack_overrides.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("data", JSONType, nullable=False),
+)
+
+# What `apply` last brought up for a stack, one row per runtime object, so `plan` can
+# compare the desired state with it. ``digest`` covers the redacted effective service.
+stack_applied = sa.Table(
+    "stack_applied",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column(
+        "stack_id", sa.Uuid, sa.ForeignKey("stacks.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("instance_id", sa.Uuid, nullable=False),
+    sa.Column("instance_name", sa.String(63), nullable=False),
+    sa.Column("runtime_name", sa.String(63), nullable=False),
+    sa.Column("runtime", sa.String(16), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("summary", JSONType, nullable=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("stack_id", "runtime_name"),
+)
+
+# short names for the queries below
+ta, ti, te, to = stack_applied, stack_instances, stack_override_entries, stack_overrides
+tt, ts = stack_templates, stacks
+
+
+# --------------------------------------------------------------------------- records
 
 
 @dataclass(frozen=True)
@@ -49,6 +176,16 @@ class InstanceRecord:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredTemplate:
+    """A user template as stored: the values of the ``stored`` secret env keys are
+    None here (they are in the secrets table, under the template's ``id``)."""
+
+    id: UUID
+    template: Template
+    stored: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -89,22 +226,69 @@ def _instance(r: Any) -> InstanceRecord:
 # ------------------------------------------------------------------------ templates
 
 
-def template_get(conn: sa.Connection, name: str) -> tuple[UUID, dict[str, Any]] | None:
+def _written(conn: sa.Connection, statement: Any, taken: str) -> Any:
+    """Run a write that may take a name unique among live rows: ConflictError(``taken``)
+    when it does (the caller's transaction is then to be rolled back)."""
+    try:
+        return conn.execute(statement)
+    except sa.exc.IntegrityError:
+        raise ConflictError(taken) from None
+
+
+_STORED_SECRETS = "x-stored-secrets"
+
+
+def template_definition(template: Template, stored: Collection[str] = ()) -> dict[str, Any]:
+    """The JSON a user template is stored as: its fields, with the values of the
+    ``stored`` secret env keys left out and their names under ``x-stored-secrets``."""
+    hc = template.healthcheck
+    return {
+        "name": template.name,
+        "description": template.description,
+        "engine": template.engine,
+        "image": template.image,
+        "command": list(template.command) if isinstance(template.command, tuple)
+        else template.command,
+        "environment": [
+            {"key": e.key, "value": None if e.key in stored else e.value, "secret": e.secret}
+            for e in template.environment
+        ],
+        "labels": [asdict(x) for x in template.labels],
+        "ports": [asdict(p) for p in template.ports],
+        "volumes": [asdict(v) for v in template.volumes],
+        "healthcheck": hc.set_values() if hc is not None else None,
+        "config_files": [asdict(c) for c in template.config_files],
+        "domains": list(template.domains),
+        _STORED_SECRETS: sorted(stored),
+    }
+
+
+def _template(r: Any) -> StoredTemplate:
+    data = dict(r.definition)
+    stored = frozenset(data.pop(_STORED_SECRETS, None) or ())
+    return StoredTemplate(r.id, Template.from_dict(data), stored)
+
+
+def template_get(conn: sa.Connection, name: str) -> StoredTemplate | None:
     r = conn.execute(sa.select(tt.c.id, tt.c.definition).where(tt.c.name == name)).first()
-    return (r.id, dict(r.definition)) if r else None
+    return _template(r) if r else None
 
 
-def template_list(conn: sa.Connection) -> list[tuple[UUID, dict[str, Any]]]:
+def template_list(conn: sa.Connection) -> list[StoredTemplate]:
     rows = conn.execute(sa.select(tt.c.id, tt.c.definition).order_by(tt.c.name))
-    return [(r.id, dict(r.definition)) for r in rows]
+    return [_template(r) for r in rows]
 
 
 def template_insert(
-    conn: sa.Connection, template_id: UUID, name: str, definition: dict[str, Any], now: datetime
+    conn: sa.Connection, template_id: UUID, template: Template, stored: Collection[str],
+    now: datetime,
 ) -> None:
-    conn.execute(tt.insert().values(
-        id=template_id, name=name, definition=definition, created_at=now, updated_at=now,
-    ))
+    """Store a user template (see :func:`template_definition`); ConflictError when the
+    name is taken."""
+    _written(conn, tt.insert().values(
+        id=template_id, name=template.name, definition=template_definition(template, stored),
+        created_at=now, updated_at=now,
+    ), f"a template named {template.name!r} already exists")
 
 
 def template_delete(conn: sa.Connection, name: str) -> int:
@@ -126,10 +310,11 @@ def template_in_use(conn: sa.Connection, name: str) -> list[tuple[str, str]]:
 
 
 def stack_insert(conn: sa.Connection, name: str, description: str, now: datetime) -> UUID:
+    """Insert a live stack; ConflictError when a live stack has the name."""
     sid = uuid4()
-    conn.execute(ts.insert().values(
+    _written(conn, ts.insert().values(
         id=sid, name=name, description=description, created_at=now, updated_at=now,
-    ))
+    ), f"a stack named {name!r} already exists")
     return sid
 
 
@@ -170,7 +355,9 @@ def stack_list(conn: sa.Connection, include_deleted: bool = False) -> list[Stack
 
 
 def stack_update(conn: sa.Connection, stack_id: UUID, now: datetime, **values: Any) -> None:
-    conn.execute(ts.update().where(ts.c.id == stack_id).values(updated_at=now, **values))
+    """ConflictError when restoring (``deleted_at=None``) meets a live stack's name."""
+    _written(conn, ts.update().where(ts.c.id == stack_id).values(updated_at=now, **values),
+             "a live stack has that name")
 
 
 def instance_counts(conn: sa.Connection, stack_ids: Sequence[UUID]) -> dict[UUID, int]:
@@ -196,15 +383,16 @@ def instance_insert(
     enabled: bool,
     now: datetime,
 ) -> UUID:
-    """Insert a live instance; ``seq`` continues the stack's creation order."""
+    """Insert a live instance; ``seq`` continues the stack's creation order.
+    ConflictError when a live instance of the stack has the name."""
     seq = conn.execute(
         sa.select(sa.func.coalesce(sa.func.max(ti.c.seq), 0)).where(ti.c.stack_id == stack_id)
     ).scalar_one()
     iid = uuid4()
-    conn.execute(ti.insert().values(
+    _written(conn, ti.insert().values(
         id=iid, stack_id=stack_id, name=name, template=template, description=description,
         enabled=enabled, seq=int(seq) + 1, created_at=now, updated_at=now,
-    ))
+    ), f"the stack already has an instance named {name!r}")
     return iid
 
 
@@ -244,18 +432,24 @@ def instance_list(
 
 
 def instance_update(conn: sa.Connection, instance_id: UUID, now: datetime, **values: Any) -> None:
-    conn.execute(ti.update().where(ti.c.id == instance_id).values(updated_at=now, **values))
+    """ConflictError when a rename meets a live instance's name."""
+    _written(conn, ti.update().where(ti.c.id == instance_id).values(updated_at=now, **values),
+             "the stack already has an instance with that name")
 
 
 # ------------------------------------------------------------------------ overrides
 
 
 def overrides_for(
-    conn: sa.Connection, instance_ids: Iterable[UUID]
-) -> dict[UUID, list[OverrideRow]]:
-    """Every override of the given instances with their entries, two queries in all."""
+    conn: sa.Connection,
+    instance_ids: Iterable[UUID],
+    stored_value: Callable[[UUID, str], str | None],
+) -> dict[UUID, dict[OverrideKind, Override]]:
+    """Every override of the given instances, by kind, two queries in all.
+    ``stored_value(instance_id, key)`` gives the value of a secret env var kept in the
+    secrets table (or None)."""
     ids = list(instance_ids)
-    out: dict[UUID, list[OverrideRow]] = {i: [] for i in ids}
+    out: dict[UUID, dict[OverrideKind, Override]] = {i: {} for i in ids}
     if not ids:
         return out
     heads = conn.execute(
@@ -273,28 +467,31 @@ def overrides_for(
         for r in rows:
             entries[r.override_id].append(dict(r.data))
     for h in heads:
-        out[h.instance_id].append(OverrideRow(h.kind, h.mode, entries[h.id]))
+        o = row_to_override(OverrideRow(h.kind, h.mode, entries[h.id]),
+                            partial(stored_value, h.instance_id))
+        out[h.instance_id][o.kind] = o
     return out
 
 
 def override_put(
     conn: sa.Connection,
     instance_id: UUID,
-    kind: str,
-    mode: str,
-    entries: Sequence[dict[str, Any]],
+    o: Override,
     now: datetime,
+    stored: Collection[str] = (),
 ) -> None:
-    """Replace the instance's override of ``kind`` (head row plus one row per entry)."""
-    override_delete(conn, instance_id, kind)
+    """Replace the instance's override of ``o.kind`` (head row plus one row per entry);
+    the values of the ``stored`` env keys are left out (they are in the secrets table)."""
+    override_delete(conn, instance_id, o.kind.value)
     oid = uuid4()
     conn.execute(to.insert().values(
-        id=oid, instance_id=instance_id, kind=kind, mode=mode, updated_at=now,
+        id=oid, instance_id=instance_id, kind=o.kind.value, mode=o.mode.value, updated_at=now,
     ))
-    if entries:
+    rows = override_entry_rows(o, stored)
+    if rows:
         conn.execute(
             te.insert(),
-            [{"override_id": oid, "position": i, "data": dict(e)} for i, e in enumerate(entries)],
+            [{"override_id": oid, "position": i, "data": e} for i, e in enumerate(rows)],
         )
 
 
@@ -385,13 +582,30 @@ def applied_delete(conn: sa.Connection, stack_id: UUID, runtime_name: str) -> in
 # ------------------------------------------------------------------ row mapping
 
 
-def override_entry_rows(o: Override) -> list[dict[str, Any]]:
-    """The rows one override is stored as (secret values are blanked by the caller)."""
-    data = o.to_dict(reveal_secrets=True)["entries"]
+def override_data(o: Override) -> dict[str, Any]:
+    """An override as plain JSON data, secret values included: ``{"kind", "mode",
+    "entries"}``, where entries are entry dicts, host names, or healthcheck fields."""
+    entries: Any
+    if isinstance(o.entries, Healthcheck):
+        entries = o.entries.set_values()
+    elif o.kind is OverrideKind.DOMAINS:
+        entries = list(o.entries)
+    else:
+        entries = [asdict(e) for e in o.entries]
+    return {"kind": o.kind.value, "mode": o.mode.value, "entries": entries}
+
+
+def override_entry_rows(o: Override, stored: Collection[str] = ()) -> list[dict[str, Any]]:
+    """The rows one override is stored as; an env var whose key is in ``stored`` keeps
+    no value (``"stored": true``: its value is in the secrets table)."""
+    data = override_data(o)["entries"]
     if o.kind is OverrideKind.HEALTHCHECK:
         return [{"field": k, "value": v} for k, v in data.items()]
     if o.kind is OverrideKind.DOMAINS:
         return [{"domain": d} for d in data]
+    if o.kind is OverrideKind.ENV_VARS:
+        return [{**e, "value": None, "stored": True} if e["key"] in stored else e
+                for e in data]
     return list(data)
 
 

@@ -7,23 +7,24 @@ from typing import Any
 from fastapi import APIRouter, Body, Response
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
+from snoozeql.api.schemas.templates import TemplateOut
 from snoozeql.domain.types import Role
 from snoozeql.services.templates import TemplateService
 
 router = APIRouter(prefix="/templates", tags=["templates"])
 
 
-@router.get("")
-def list_templates(ctx: CtxDep, _: Viewer) -> list[dict[str, Any]]:
-    return [t.to_dict() for t in TemplateService(ctx).list()]
+@router.get("", response_model=list[TemplateOut])
+def list_templates(ctx: CtxDep, _: Viewer) -> list[TemplateOut]:
+    return [TemplateOut.of(t) for t in TemplateService(ctx).list()]
 
 
-@router.get("/{name}")
-def get_template(name: str, ctx: CtxDep, _: Viewer) -> dict[str, Any]:
-    return TemplateService(ctx).get(name).to_dict()
+@router.get("/{name}", response_model=TemplateOut)
+def get_template(name: str, ctx: CtxDep, _: Viewer) -> TemplateOut:
+    return TemplateOut.of(TemplateService(ctx).get(name))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=TemplateOut)
 def create_template(
     ctx: CtxDep,
     key: Operator,
@@ -34,12 +35,12 @@ def create_template(
         description="One Compose-style service (with a name), or a Compose file with "
         "exactly one service under 'services'",
     ),
-) -> dict[str, Any]:
+) -> TemplateOut:
     admin = key.role.allows(Role.ADMIN)
-    return TemplateService(ctx).add(definition, admin=admin).to_dict()
+    return TemplateOut.of(TemplateService(ctx).add(definition, admin=admin))
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete("/{name}", status_code=204, response_class=Response)
 def delete_template(name: str, ctx: CtxDep, _: Operator) -> Response:
     TemplateService(ctx).remove(name)
     return Response(status_code=204)

@@ -36,15 +36,6 @@ class PortClash:
             f"and {b} ({pb.short()})"
         )
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "host_port": self.host_port,
-            "protocol": self.protocol,
-            "instances": [self.first[0], self.second[0]],
-            "ports": [self.first[1].to_dict(), self.second[1].to_dict()],
-            "message": self.message(),
-        }
-
 
 def _overlap(a: str, b: str) -> bool:
     return a == b or a in _WILDCARDS or b in _WILDCARDS

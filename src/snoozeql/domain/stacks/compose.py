@@ -67,9 +67,6 @@ class ExportedFile:
     content: str
     mode: str
 
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "content": self.content, "mode": self.mode}
-
 
 @dataclass(frozen=True)
 class ComposeExport:
@@ -90,15 +87,6 @@ class ComposeExport:
             quoted = value.replace("\\", "\\\\").replace("'", "\\'")
             lines.append(f"{key}='{quoted}'")
         return "\n".join(lines) + ("\n" if lines else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form for the API; leaves ``env`` out because it holds secret values."""
-        return {
-            "project": self.project,
-            "compose": self.document,
-            "files": [f.to_dict() for f in self.files],
-            "env_variables": sorted(self.env),
-        }
 
 
 class _Dumper(yaml.SafeDumper):

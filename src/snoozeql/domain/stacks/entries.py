@@ -1,9 +1,10 @@
 """The entry types a template and an override are made of, with their validation.
 
 Each type parses the forms a user writes (Compose's short syntax, a YAML mapping, the
-JSON the API receives) into one normalised value, and turns back into a JSON-able dict
-with ``to_dict``. Each also exposes the ``key`` the merge rules match entries by, so the
-merge code never has to know how an entry is spelled.
+JSON the API receives) into one normalised value; its fields are its plain form (what
+the store keeps, ``api/schemas/stacks.py`` answers with). Each also exposes the ``key``
+the merge rules match entries by, so the merge code never has to know how an entry is
+spelled.
 """
 
 from __future__ import annotations
@@ -135,14 +136,6 @@ class PortMapping:
         parts.append(str(self.container_port))
         return ":".join(parts) + f"/{self.protocol}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "host_ip": self.host_ip,
-            "host_port": self.host_port,
-            "container_port": self.container_port,
-            "protocol": self.protocol,
-        }
-
     @classmethod
     def parse(cls, value: Any) -> PortMapping:
         if isinstance(value, PortMapping):
@@ -241,14 +234,6 @@ class VolumeMount:
     def key(self) -> str:
         return self.target
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "source": self.source,
-            "target": self.target,
-            "read_only": self.read_only,
-        }
-
     @classmethod
     def parse(cls, value: Any) -> VolumeMount:
         if isinstance(value, VolumeMount):
@@ -322,9 +307,6 @@ class EnvVar:
             return "***"
         return self.value
 
-    def to_dict(self, reveal_secrets: bool = True) -> dict[str, Any]:
-        return {"key": self.key, "value": self.shown_value(reveal_secrets), "secret": self.secret}
-
     @classmethod
     def parse(cls, value: Any) -> EnvVar:
         if isinstance(value, EnvVar):
@@ -367,9 +349,6 @@ class Label:
                 f"label key {self.key!r} is reserved: SnoozeQL sets the "
                 f"'{RESERVED_LABEL_PREFIX}*' labels itself"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "value": self.value}
 
     @classmethod
     def parse(cls, value: Any) -> Label:
@@ -446,9 +425,6 @@ class ConfigFile:
     def mode_int(self) -> int:
         return int(self.mode, 8)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "content": self.content, "mode": self.mode}
-
     @classmethod
     def parse(cls, value: Any) -> ConfigFile:
         if isinstance(value, ConfigFile):
@@ -514,7 +490,8 @@ class Healthcheck:
     def fields_set(self) -> list[str]:
         return [f for f in HEALTHCHECK_FIELDS if getattr(self, f) is not None]
 
-    def to_dict(self) -> dict[str, Any]:
+    def set_values(self) -> dict[str, Any]:
+        """The fields this healthcheck (or patch) sets, by name; ``test`` as a list."""
         out: dict[str, Any] = {}
         for f in self.fields_set():
             val = getattr(self, f)

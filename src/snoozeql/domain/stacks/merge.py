@@ -42,7 +42,6 @@ from snoozeql.domain.stacks.entries import (
     Label,
     PortMapping,
     VolumeMount,
-    parse_domain,
 )
 from snoozeql.domain.stacks.overrides import (
     MergeMode,
@@ -56,7 +55,6 @@ from snoozeql.domain.stacks.templates import Template
 __all__ = ["EffectiveService", "Provenance", "effective", "entry_label"]
 
 Provenance = Literal["template", "override", "replaced"]
-_PROVENANCES = ("template", "override", "replaced")
 
 
 def entry_label(kind: OverrideKind, entry: Any) -> str:
@@ -95,59 +93,6 @@ class EffectiveService:
         """Variables declared without a value (e.g. a database password to be generated)."""
         return [e.key for e in self.environment if e.value is None]
 
-    def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
-        """JSON-able form; secret values are ``***`` unless ``reveal_secrets``."""
-        return {
-            "template": self.template,
-            "image": self.image,
-            "engine": self.engine,
-            "command": list(self.command) if isinstance(self.command, tuple) else self.command,
-            "ports": [p.to_dict() for p in self.ports],
-            "volumes": [v.to_dict() for v in self.volumes],
-            "env_vars": [e.to_dict(reveal_secrets) for e in self.environment],
-            "labels": [label.to_dict() for label in self.labels],
-            "domains": list(self.domains),
-            "healthcheck": self.healthcheck.to_dict() if self.healthcheck else None,
-            "config_files": [c.to_dict() for c in self.config_files],
-            "provenance": {k.value: v for k, v in self.provenance.items()},
-            "entry_provenance": {k.value: dict(v) for k, v in self.entry_provenance.items()},
-            "override_count": self.override_count,
-        }
-
-    def redacted(self) -> dict[str, Any]:
-        return self.to_dict(reveal_secrets=False)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EffectiveService:
-        hc = data.get("healthcheck")
-        command = data.get("command")
-        return cls(
-            template=data["template"],
-            image=data["image"],
-            engine=data.get("engine"),
-            command=tuple(command) if isinstance(command, list) else command,
-            ports=tuple(PortMapping.parse(p) for p in data.get("ports") or []),
-            volumes=tuple(VolumeMount.parse(v) for v in data.get("volumes") or []),
-            environment=tuple(EnvVar.parse(e) for e in data.get("env_vars") or []),
-            labels=tuple(Label.parse(x) for x in data.get("labels") or []),
-            domains=tuple(parse_domain(d) for d in data.get("domains") or []),
-            healthcheck=Healthcheck.parse(hc) if hc is not None else None,
-            config_files=tuple(ConfigFile.parse(c) for c in data.get("config_files") or []),
-            provenance={
-                OverrideKind(k): _provenance(v) for k, v in (data.get("provenance") or {}).items()
-            },
-            entry_provenance={
-                OverrideKind(k): {str(n): _provenance(p) for n, p in v.items()}
-                for k, v in (data.get("entry_provenance") or {}).items()
-            },
-            override_count=int(data.get("override_count") or 0),
-        )
-
-
-def _provenance(value: Any) -> Provenance:
-    if value not in _PROVENANCES:
-        raise ValidationError(f"unknown provenance {value!r}")
-    return value  # type: ignore[no-any-return]
 
 
 def _merge_keyed(
@@ -187,12 +132,12 @@ def _merge_healthcheck(
     base: Healthcheck | None, override: Override | None
 ) -> tuple[Healthcheck | None, dict[str, Provenance]]:
     """Field by field; ``test`` is one field, so a new test replaces the old list whole."""
-    base_fields = base.to_dict() if base else {}
+    base_fields = base.set_values() if base else {}
     if override is None:
         return base, {f: "template" for f in base_fields}
     patch = override.entries
     assert isinstance(patch, Healthcheck)
-    patch_fields = patch.to_dict()
+    patch_fields = patch.set_values()
     if override.mode is MergeMode.REPLACE:
         hc = patch if patch_fields else None
         return hc, {f: "replaced" for f in patch_fields}

@@ -3,9 +3,9 @@
 There are exactly seven kinds. Each override holds the entries of one kind and a
 ``mode``: ``merge`` (the default) combines them with the template's entries following
 the Compose merge rules; ``replace`` drops the template's entries of that kind and uses
-the override's alone. An override is stored as its own row (``to_dict`` gives the JSON
-for it), never as a modified copy of the template, so a template change still reaches
-every instance that did not override that part.
+the override's alone. An override is stored as its own row (``store/stacks.py``), never
+as a modified copy of the template, so a template change still reaches every instance
+that did not override that part.
 
 JSON form, the same for every kind::
 
@@ -92,25 +92,6 @@ class Override:
         else:
             n = len(self.entries)
         return max(n, 1) if self.mode is MergeMode.REPLACE else n
-
-    def to_dict(self, reveal_secrets: bool = True) -> dict[str, Any]:
-        entries: Any
-        if isinstance(self.entries, Healthcheck):
-            entries = self.entries.to_dict()
-        elif self.kind is OverrideKind.DOMAINS:
-            entries = list(self.entries)
-        elif self.kind is OverrideKind.ENV_VARS:
-            entries = [e.to_dict(reveal_secrets) for e in self.entries]
-        else:
-            entries = [e.to_dict() for e in self.entries]
-        return {"kind": self.kind.value, "mode": self.mode.value, "entries": entries}
-
-    def redacted(self) -> dict[str, Any]:
-        return self.to_dict(reveal_secrets=False)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], kind: Any = None) -> Override:
-        return parse_override(kind if kind is not None else data.get("kind"), data)
 
 
 def _list(value: Any, kind: OverrideKind) -> list[Any]:

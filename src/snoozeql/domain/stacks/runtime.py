@@ -28,9 +28,6 @@ class LiveState:
     status: str
     detail: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "detail": self.detail}
-
 
 UP_STATES = ("running", "starting")
 

@@ -141,26 +141,6 @@ class Template:
                 raise
             raise ValidationError(f"template {tname}: {exc.message}") from None
 
-    def to_dict(self, reveal_secrets: bool = True) -> dict[str, Any]:
-        """A JSON-able dict that :meth:`from_dict` reads back unchanged."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "engine": self.engine,
-            "image": self.image,
-            "command": list(self.command) if isinstance(self.command, tuple) else self.command,
-            "environment": [e.to_dict(reveal_secrets) for e in self.environment],
-            "labels": [label.to_dict() for label in self.labels],
-            "ports": [p.to_dict() for p in self.ports],
-            "volumes": [v.to_dict() for v in self.volumes],
-            "healthcheck": self.healthcheck.to_dict() if self.healthcheck else None,
-            "config_files": [c.to_dict() for c in self.config_files],
-            "domains": list(self.domains),
-        }
-
-    def redacted(self) -> dict[str, Any]:
-        return self.to_dict(reveal_secrets=False)
-
 
 def _as_list(data: dict[str, Any], key: str) -> list[Any]:
     value = data.get(key)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from snoozeql.domain.errors import ConflictError, NotFoundError, SnoozeError, ValidationError
 from snoozeql.domain.stacks import (
@@ -31,12 +30,15 @@ from snoozeql.store import secrets as secret_store
 from snoozeql.store import stacks as store
 from snoozeql.store.stacks import AppliedRecord, InstanceRecord, StackRecord
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
 
 class ApplyOps(InstanceOps):
     """Export, plan, apply, down and the live state of a stack's instances."""
 
     def _enabled_services(
-        self, conn: sa.Connection, stack: StackRecord
+        self, conn: Connection, stack: StackRecord
     ) -> list[tuple[InstanceRecord, EffectiveService]]:
         records = store.instance_list(conn, stack.id, enabled=True)
         overrides = self._load_overrides(conn, [r.id for r in records])
@@ -71,7 +73,7 @@ class ApplyOps(InstanceOps):
             secrets=secrets, config_style=config_style,
         )
 
-    def _desired(self, conn: sa.Connection, stack: StackRecord) -> list[DesiredUnit]:
+    def _desired(self, conn: Connection, stack: StackRecord) -> list[DesiredUnit]:
         units = []
         for r, svc in self._enabled_services(conn, stack):
             runtime_name = container_name(self.prefix, stack.name, r.name)
@@ -133,7 +135,7 @@ class ApplyOps(InstanceOps):
             return self._plan(conn, stack)[0]
 
     def _plan(
-        self, conn: sa.Connection, stack: StackRecord
+        self, conn: Connection, stack: StackRecord
     ) -> tuple[Plan, dict[str, DesiredUnit], dict[str, AppliedRecord]]:
         desired = {u.runtime_name: u for u in self._desired(conn, stack)}
         applied = {a.runtime_name: a for a in store.applied_list(conn, stack.id)}
@@ -194,7 +196,7 @@ class ApplyOps(InstanceOps):
             stack = self._stack(conn, stack_name)
             return self._live_states(conn, stack)
 
-    def _live_states(self, conn: sa.Connection, stack: StackRecord) -> dict[str, LiveState]:
+    def _live_states(self, conn: Connection, stack: StackRecord) -> dict[str, LiveState]:
         records = store.instance_list(conn, stack.id)
         applied = {a.instance_id: a for a in store.applied_list(conn, stack.id)}
         out: dict[str, LiveState] = {}
@@ -233,7 +235,7 @@ class ApplyOps(InstanceOps):
         up = sum(1 for s in enabled if s.status in UP_STATES)
         return "up" if up == len(enabled) else "partly up" if up else "down"
 
-    def _password(self, conn: sa.Connection, unit: DesiredUnit) -> str:
+    def _password(self, conn: Connection, unit: DesiredUnit) -> str:
         """The database password: the template's password variable when it has one,
         else a generated one kept encrypted for this instance."""
         var = self._password_var(unit.service)

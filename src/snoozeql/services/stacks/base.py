@@ -6,10 +6,8 @@ import os
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-import sqlalchemy as sa
 
 from snoozeql.domain.errors import NotFoundError, ValidationError
 from snoozeql.domain.stacks import DEFAULT_PREFIX, EffectiveService
@@ -24,6 +22,9 @@ from snoozeql.services.stacks.views import InstanceView, StackView
 from snoozeql.services.templates import TemplateService
 from snoozeql.store import stacks as store
 from snoozeql.store.stacks import StackRecord
+
+if TYPE_CHECKING:  # the services hand the store's connection through, never use it
+    from sqlalchemy import Connection
 
 SECRET_SCOPE = "stack_instance"
 _ENV_PREFIX = "env:"
@@ -126,7 +127,7 @@ class StackServiceBase:
             self._runtime = local_runtimes(self.ctx)
         return self._runtime
 
-    def _stack(self, conn: sa.Connection, name: str) -> StackRecord:
+    def _stack(self, conn: Connection, name: str) -> StackRecord:
         found = store.stack_by_name(conn, name)
         if found is None:
             deleted = store.stack_latest_deleted(conn, name)
@@ -138,13 +139,13 @@ class StackServiceBase:
             raise NotFoundError(f"no stack {name!r}; see `snoozeql stacks list`")
         return found
 
-    def _stack_view(self, conn: sa.Connection, s: StackRecord) -> StackView:
+    def _stack_view(self, conn: Connection, s: StackRecord) -> StackView:
         count = store.instance_counts(conn, [s.id]).get(s.id, 0)
         last = store.applied_last(conn, [s.id]).get(s.id)
         return StackView(s.id, s.name, s.description, count, s.created_at, s.updated_at,
                          s.deleted_at, last)
 
-    def _audit(self, conn: sa.Connection, actor: str, action: str, kind: str,
+    def _audit(self, conn: Connection, actor: str, action: str, kind: str,
                object_id: UUID, name: str, before: Any = None, after: Any = None) -> None:
         """One audit entry in the caller's transaction (services/audit.py redacts)."""
         audit.record(conn, at=self.ctx.now(), actor=actor, action=action, kind=kind,
@@ -157,9 +158,10 @@ class StackServiceBase:
 
     @staticmethod
     def _instance_json(v: InstanceView) -> dict[str, Any]:
+        """The instance as the audit log records it (audit.record masks secrets)."""
         return {"stack": v.stack, "name": v.name, "template": v.template,
                 "description": v.description, "enabled": v.enabled,
-                "overrides": v.overrides}
+                "overrides": [store.override_data(o) for o in v.overrides]}
 
     @staticmethod
     def _password_var(service: EffectiveService) -> str | None:

@@ -4,11 +4,8 @@ and written to the store, secret env values encrypted) and generated secrets."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.stacks import (
@@ -35,55 +32,52 @@ from snoozeql.services.stacks.base import (
     StackServiceBase,
     check_host_paths,
 )
-from snoozeql.services.stacks.views import InstanceView
+from snoozeql.services.stacks.views import (
+    AppliedObject,
+    InstanceDeletePreview,
+    InstanceSecrets,
+    InstanceView,
+    SecretValue,
+)
 from snoozeql.store import secrets as secret_store
 from snoozeql.store import stacks as store
-from snoozeql.store.stacks import InstanceRecord, OverrideRow, StackRecord
+from snoozeql.store.stacks import InstanceRecord, StackRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 
 class InstanceOps(StackServiceBase):
     """Instance CRUD and override row I/O."""
 
     def _load_overrides(
-        self, conn: sa.Connection, instance_ids: list[UUID]
+        self, conn: Connection, instance_ids: list[UUID]
     ) -> dict[UUID, dict[OverrideKind, Override]]:
-        rows = store.overrides_for(conn, instance_ids)
-        out: dict[UUID, dict[OverrideKind, Override]] = {}
-        for iid, overrides in rows.items():
-            secrets: dict[str, str] | None = None
-            parsed: dict[OverrideKind, Override] = {}
-            for row in overrides:
-                if row.kind == OverrideKind.ENV_VARS.value and any(
-                    e.get("stored") for e in row.entries
-                ):
-                    if secrets is None:
-                        secrets = secret_store.get_all(conn, SECRET_SCOPE, iid)
-                parsed[OverrideKind(row.kind)] = self._row_to_override(row, secrets or {})
-            out[iid] = parsed
-        return out
+        secrets: dict[UUID, dict[str, str]] = {}
 
-    def _row_to_override(self, row: OverrideRow, secrets: Mapping[str, str]) -> Override:
-        def stored_value(key: str) -> str | None:
-            token = secrets.get(_ENV_PREFIX + key)
+        def stored_value(iid: UUID, key: str) -> str | None:
+            if iid not in secrets:
+                secrets[iid] = secret_store.get_all(conn, SECRET_SCOPE, iid)
+            token = secrets[iid].get(_ENV_PREFIX + key)
             return self.box.decrypt(token) if token is not None else None
 
-        return store.row_to_override(row, stored_value)
+        return store.overrides_for(conn, instance_ids, stored_value)
 
-    def _write_override(self, conn: sa.Connection, iid: UUID, o: Override) -> None:
+    def _write_override(self, conn: Connection, iid: UUID, o: Override) -> None:
+        """Store the override; its secret env values go to the secrets table, encrypted."""
         now = self.ctx.now()
-        rows = store.override_entry_rows(o)
+        stored: list[str] = []
         if o.kind is OverrideKind.ENV_VARS:
             for name in secret_store.get_all(conn, SECRET_SCOPE, iid):
                 if name.startswith(_ENV_PREFIX):
                     secret_store.delete(conn, SECRET_SCOPE, iid, name)
             assert isinstance(o.entries, tuple)
-            for row, entry in zip(rows, o.entries, strict=True):
+            for entry in o.entries:
                 if entry.secret and entry.value is not None:
                     secret_store.put(conn, SECRET_SCOPE, iid, _ENV_PREFIX + entry.key,
                                      self.box.encrypt(entry.value), now)
-                    row["value"] = None
-                    row["stored"] = True
-        store.override_put(conn, iid, o.kind.value, o.mode.value, rows, now)
+                    stored.append(entry.key)
+        store.override_put(conn, iid, o, now, stored)
 
     def _host_rules(self, stack: str, o: Override, admin: bool) -> Override:
         """The override with 127.0.0.1 for ports without an address, after checking
@@ -96,7 +90,7 @@ class InstanceOps(StackServiceBase):
             check_host_paths(self.ctx.settings, stack, o.entries)  # type: ignore[arg-type]
         return o
 
-    def _template(self, conn: sa.Connection, name: str) -> Template:
+    def _template(self, conn: Connection, name: str) -> Template:
         t = self.templates.find(conn, name)
         if t is None:
             raise NotFoundError(
@@ -104,7 +98,7 @@ class InstanceOps(StackServiceBase):
             )
         return t
 
-    def _instance(self, conn: sa.Connection, stack: StackRecord, name: str) -> InstanceRecord:
+    def _instance(self, conn: Connection, stack: StackRecord, name: str) -> InstanceRecord:
         found = store.instance_by_name(conn, stack.id, name)
         if found is None:
             raise NotFoundError(f"stack {stack.name!r} has no instance {name!r}")
@@ -119,7 +113,7 @@ class InstanceOps(StackServiceBase):
             description=r.description, enabled=r.enabled,
             container_name=f"{self.prefix}-{stack.name}-{r.name}",
             override_count=sum(o.entry_count for o in ordered),
-            overrides=[o.redacted() for o in ordered], created_at=r.created_at,
+            overrides=tuple(ordered), created_at=r.created_at,
             updated_at=r.updated_at,
         )
 
@@ -132,7 +126,7 @@ class InstanceOps(StackServiceBase):
 
     def _check_clashes(
         self,
-        conn: sa.Connection,
+        conn: Connection,
         stack: StackRecord,
         candidate: tuple[UUID | None, str, EffectiveService] | None,
     ) -> None:
@@ -182,24 +176,24 @@ class InstanceOps(StackServiceBase):
         parsed = self._with_generated_secrets(tmpl, parsed)
         svc = effective(tmpl, parsed.values())
         check_host_paths(self.ctx.settings, stack.name, svc.volumes)
-        try:
-            with self.ctx.engine.begin() as conn:
-                stack = self._stack(conn, stack_name)
-                if store.instance_by_name(conn, stack.id, name):
-                    raise ConflictError(self._taken(stack.name, name))
-                if enabled:
-                    self._check_clashes(conn, stack, (None, name, svc))
+        with self.ctx.engine.begin() as conn:
+            stack = self._stack(conn, stack_name)
+            if store.instance_by_name(conn, stack.id, name):
+                raise ConflictError(self._taken(stack.name, name))
+            if enabled:
+                self._check_clashes(conn, stack, (None, name, svc))
+            try:
                 iid = store.instance_insert(
                     conn, stack.id, name, tmpl.name, description or "", enabled, self.ctx.now()
                 )
-                for o in parsed.values():
-                    self._write_override(conn, iid, o)
-                view = self._view(stack, store.instance_get(conn, iid), parsed)  # type: ignore[arg-type]
-                self._audit(conn, actor, "create", "stack_instance", iid,
-                            f"{stack.name}/{name}", after=self._instance_json(view))
-                return view
-        except IntegrityError:
-            raise ConflictError(self._taken(stack_name, name)) from None
+            except ConflictError:  # a concurrent create of the same name won
+                raise ConflictError(self._taken(stack.name, name)) from None
+            for o in parsed.values():
+                self._write_override(conn, iid, o)
+            view = self._view(stack, store.instance_get(conn, iid), parsed)  # type: ignore[arg-type]
+            self._audit(conn, actor, "create", "stack_instance", iid,
+                        f"{stack.name}/{name}", after=self._instance_json(view))
+            return view
 
     @staticmethod
     def _secret_as_declared(
@@ -309,7 +303,7 @@ class InstanceOps(StackServiceBase):
             self._audit(conn, actor, "delete", "stack_instance", r.id, f"{stack.name}/{r.name}",
                         before=self._instance_json(before))
 
-    def delete_preview(self, stack_name: str, name: str) -> dict[str, Any]:
+    def delete_preview(self, stack_name: str, name: str) -> InstanceDeletePreview:
         """What a delete would remove: the instance, its overrides and secrets, and what
         the next apply would take down."""
         with self.ctx.engine.connect() as conn:
@@ -324,27 +318,20 @@ class InstanceOps(StackServiceBase):
             ]
             applied = [a for a in store.applied_list(conn, stack.id) if a.instance_id == r.id]
         view = self._view(stack, r, overrides)
-        return {
-            "stack": stack.name,
-            "instance": r.name,
-            "container_name": view.container_name,
-            "enabled": r.enabled,
-            "overrides": {o["kind"]: o_count for o, o_count in zip(
-                view.overrides,
-                [overrides[k].entry_count for k in OverrideKind if k in overrides],
-                strict=True,
-            )},
-            "override_count": view.override_count,
-            "secret_env_vars": sorted(secret_names),
-            "volumes": [f"{r.name}_{v.source}" for v in svc.volumes
-                        if v.type == "volume" and v.source],
-            "applied": [
-                {"runtime_name": a.runtime_name, "runtime": a.runtime, "state": a.state}
-                for a in applied
-            ],
-            "note": "the delete is soft: the name can be reused at once; the next "
-                    "`stacks apply` removes what is listed under applied (keeping its data)",
-        }
+        return InstanceDeletePreview(
+            stack=stack.name,
+            instance=r.name,
+            container_name=view.container_name,
+            enabled=r.enabled,
+            overrides={o.kind.value: o.entry_count for o in view.overrides},
+            override_count=view.override_count,
+            secret_env_vars=sorted(secret_names),
+            volumes=[f"{r.name}_{v.source}" for v in svc.volumes
+                     if v.type == "volume" and v.source],
+            applied=[AppliedObject(a.runtime_name, a.runtime, a.state) for a in applied],
+            note="the delete is soft: the name can be reused at once; the next "
+                 "`stacks apply` removes what is listed under applied (keeping its data)",
+        )
 
     def duplicate_instance(
         self,
@@ -357,54 +344,54 @@ class InstanceOps(StackServiceBase):
     ) -> InstanceView:
         """Copy the instance and every override (secrets included) in one transaction."""
         target = new_name or f"{name}-copy"
-        try:
-            with self.ctx.engine.begin() as conn:
-                stack = self._stack(conn, stack_name)
-                src = self._instance(conn, stack, name)
-                validate_instance_name(target, stack.name, self.prefix)
-                if store.instance_by_name(conn, stack.id, target):
-                    raise ConflictError(self._taken(stack.name, target))
-                overrides = self._load_overrides(conn, [src.id])[src.id]
-                on = src.enabled if enabled is None else enabled
-                if on:
-                    svc = effective(self._template(conn, src.template), overrides)
-                    try:
-                        self._check_clashes(conn, stack, (None, target, svc))
-                    except ConflictError as exc:
-                        raise ConflictError(
-                            f"{exc.message}; or duplicate it disabled (enabled=false, "
-                            "--disabled) and then change its ports"
-                        ) from None
+        with self.ctx.engine.begin() as conn:
+            stack = self._stack(conn, stack_name)
+            src = self._instance(conn, stack, name)
+            validate_instance_name(target, stack.name, self.prefix)
+            if store.instance_by_name(conn, stack.id, target):
+                raise ConflictError(self._taken(stack.name, target))
+            overrides = self._load_overrides(conn, [src.id])[src.id]
+            on = src.enabled if enabled is None else enabled
+            if on:
+                svc = effective(self._template(conn, src.template), overrides)
+                try:
+                    self._check_clashes(conn, stack, (None, target, svc))
+                except ConflictError as exc:
+                    raise ConflictError(
+                        f"{exc.message}; or duplicate it disabled (enabled=false, "
+                        "--disabled) and then change its ports"
+                    ) from None
+            try:
                 iid = store.instance_insert(
                     conn, stack.id, target, src.template, src.description, on, self.ctx.now()
                 )
-                for o in overrides.values():
-                    self._write_override(conn, iid, o)
-                view = self._view(stack, store.instance_get(conn, iid), overrides)  # type: ignore[arg-type]
-                self._audit(conn, actor, "create", "stack_instance", iid,
-                            f"{stack.name}/{target}",
-                            after={**self._instance_json(view), "copied_from": src.name})
-                return view
-        except IntegrityError:
-            raise ConflictError(self._taken(stack_name, target)) from None
+            except ConflictError:  # a concurrent create of the same name won
+                raise ConflictError(self._taken(stack.name, target)) from None
+            for o in overrides.values():
+                self._write_override(conn, iid, o)
+            view = self._view(stack, store.instance_get(conn, iid), overrides)  # type: ignore[arg-type]
+            self._audit(conn, actor, "create", "stack_instance", iid,
+                        f"{stack.name}/{target}",
+                        after={**self._instance_json(view), "copied_from": src.name})
+            return view
 
     def rename_instance(self, stack_name: str, name: str, new_name: str, *,
                         actor: str = "cli") -> InstanceView:
-        try:
-            with self.ctx.engine.begin() as conn:
-                stack = self._stack(conn, stack_name)
-                r = self._instance(conn, stack, name)
-                validate_instance_name(new_name, stack.name, self.prefix)
-                if new_name != name:
-                    if store.instance_by_name(conn, stack.id, new_name):
-                        raise ConflictError(self._taken(stack.name, new_name))
+        with self.ctx.engine.begin() as conn:
+            stack = self._stack(conn, stack_name)
+            r = self._instance(conn, stack, name)
+            validate_instance_name(new_name, stack.name, self.prefix)
+            if new_name != name:
+                if store.instance_by_name(conn, stack.id, new_name):
+                    raise ConflictError(self._taken(stack.name, new_name))
+                try:
                     store.instance_update(conn, r.id, self.ctx.now(), name=new_name)
-                    self._audit(conn, actor, "update", "stack_instance", r.id,
-                                f"{stack.name}/{new_name}", {"name": name}, {"name": new_name})
-                overrides = self._load_overrides(conn, [r.id])[r.id]
-                return self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
-        except IntegrityError:
-            raise ConflictError(self._taken(stack_name, new_name)) from None
+                except ConflictError:  # a concurrent create or rename won
+                    raise ConflictError(self._taken(stack.name, new_name)) from None
+                self._audit(conn, actor, "update", "stack_instance", r.id,
+                            f"{stack.name}/{new_name}", {"name": name}, {"name": new_name})
+            overrides = self._load_overrides(conn, [r.id])[r.id]
+            return self._view(stack, store.instance_get(conn, r.id), overrides)  # type: ignore[arg-type]
 
     def put_override(
         self, stack_name: str, name: str, kind: str, body: Mapping[str, Any], *,
@@ -431,7 +418,7 @@ class InstanceOps(StackServiceBase):
                     self._template(conn, r.template), {o.kind: o}, old)[o.kind]
             self._audit(conn, actor, "update" if old else "create", "stack_override", r.id,
                         f"{stack.name}/{r.name}/{o.kind.value}",
-                        old.redacted() if old else None, o.redacted())
+                        store.override_data(old) if old else None, store.override_data(o))
             overrides[o.kind] = o
             svc = effective(self._template(conn, r.template), overrides)
             if r.enabled and o.kind is OverrideKind.PORTS:
@@ -455,8 +442,9 @@ class InstanceOps(StackServiceBase):
                 kept = self._with_generated_secrets(tmpl, {}, old).get(k)
             if old is not None:
                 self._audit(conn, actor, "delete", "stack_override", r.id,
-                            f"{stack.name}/{r.name}/{k.value}", before=old.redacted(),
-                            after=kept.redacted() if kept is not None else None)
+                            f"{stack.name}/{r.name}/{k.value}",
+                            before=store.override_data(old),
+                            after=store.override_data(kept) if kept is not None else None)
             svc = effective(tmpl, overrides)
             if r.enabled and k is OverrideKind.PORTS:
                 self._check_clashes(conn, stack, (r.id, r.name, svc))
@@ -513,7 +501,7 @@ class InstanceOps(StackServiceBase):
                 new = self._with_generated_secrets(tmpl, parsed, previous)
                 self._write_override(conn, r.id, new[OverrideKind.ENV_VARS])
 
-    def secrets(self, stack_name: str, name: str) -> dict[str, Any]:
+    def secrets(self, stack_name: str, name: str) -> InstanceSecrets:
         """The instance's effective secret values, and the password ``apply`` gives its
         database. For the operator who runs it (CLI, operator API role) only."""
         self._ensure_generated(stack_name)
@@ -524,10 +512,8 @@ class InstanceOps(StackServiceBase):
             svc = effective(self._template(conn, r.template), overrides)
             token = secret_store.get(conn, SECRET_SCOPE, r.id, RUNTIME_PASSWORD)
         origin = svc.entry_provenance.get(OverrideKind.ENV_VARS, {})
-        entries = [
-            {"key": e.key, "value": e.value, "source": origin.get(e.key, "template")}
-            for e in svc.environment if e.secret
-        ]
+        entries = [SecretValue(e.key, e.value, origin.get(e.key, "template"))
+                   for e in svc.environment if e.secret]
         password: str | None = None
         password_from: str | None = None
         if svc.engine:
@@ -536,9 +522,9 @@ class InstanceOps(StackServiceBase):
                 password, password_from = svc.env()[var], var
             elif token is not None:
                 password, password_from = self.box.decrypt(token), "generated at apply"
-        return {
-            "stack": stack.name, "instance": r.name,
-            "container_name": container_name(self.prefix, stack.name, r.name),
-            "engine": svc.engine, "env_vars": entries,
-            "database_password": password, "database_password_from": password_from,
-        }
+        return InstanceSecrets(
+            stack=stack.name, instance=r.name,
+            container_name=container_name(self.prefix, stack.name, r.name),
+            engine=svc.engine, env_vars=entries,
+            database_password=password, database_password_from=password_from,
+        )

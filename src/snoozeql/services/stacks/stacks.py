@@ -15,11 +15,8 @@ preview here, instances and overrides in ``instances.py``, export and plan/apply
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 from uuid import UUID
-
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from snoozeql.domain.errors import ActionRefused, ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.stacks import validate_stack_name
@@ -27,9 +24,17 @@ from snoozeql.domain.stacks.runtime import UP_STATES, LiveState
 from snoozeql.domain.validation import bounded_text
 from snoozeql.services.stacks.apply import ApplyOps
 from snoozeql.services.stacks.base import _same_time
-from snoozeql.services.stacks.views import StackView
+from snoozeql.services.stacks.views import (
+    AppliedObject,
+    PreviewInstance,
+    StackDeletePreview,
+    StackView,
+)
 from snoozeql.store import stacks as store
 from snoozeql.store.stacks import StackRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 
 class StackService(ApplyOps):
@@ -39,17 +44,17 @@ class StackService(ApplyOps):
                      ) -> StackView:
         validate_stack_name(name, self.prefix)
         bounded_text(description or "", "description")
-        try:
-            with self.ctx.engine.begin() as conn:
-                if store.stack_by_name(conn, name):
-                    raise ConflictError(self._stack_taken(name))
+        with self.ctx.engine.begin() as conn:
+            if store.stack_by_name(conn, name):
+                raise ConflictError(self._stack_taken(name))
+            try:
                 sid = store.stack_insert(conn, name, description or "", self.ctx.now())
-                view = self._stack_view(conn, store.stack_get(conn, sid))  # type: ignore[arg-type]
-                self._audit(conn, actor, "create", "stack", sid, name,
-                            after=self._stack_json(view))
-                return view
-        except IntegrityError:
-            raise ConflictError(self._stack_taken(name)) from None
+            except ConflictError:  # a concurrent create of the same name won
+                raise ConflictError(self._stack_taken(name)) from None
+            view = self._stack_view(conn, store.stack_get(conn, sid))  # type: ignore[arg-type]
+            self._audit(conn, actor, "create", "stack", sid, name,
+                        after=self._stack_json(view))
+            return view
 
     @staticmethod
     def _stack_taken(name: str) -> str:
@@ -114,7 +119,7 @@ class StackService(ApplyOps):
                         self._stack_json(before), self._stack_json(view))
             return view
 
-    def delete_stack_preview(self, name: str) -> dict[str, Any]:
+    def delete_stack_preview(self, name: str) -> StackDeletePreview:
         """What deleting the stack takes away: its instances (with their overrides and
         secrets) and the runtime objects apply brought up, measured now."""
         with self.ctx.engine.connect() as conn:
@@ -126,24 +131,23 @@ class StackService(ApplyOps):
         for a in applied:
             live = self.runtime.status(a.runtime, a.runtime_name) if a.state == "running" \
                 else LiveState("stopped", "stopped by down")
-            objects.append({"runtime_name": a.runtime_name, "runtime": a.runtime,
-                            "instance": a.instance_name, "state": live.status})
-        running = [o["runtime_name"] for o in objects if o["state"] in UP_STATES]
-        return {
-            "stack": s.name,
-            "instances": [
-                {"name": r.name, "template": r.template, "enabled": r.enabled,
-                 "override_count": sum(o.entry_count for o in overrides[r.id].values())}
+            objects.append(AppliedObject(a.runtime_name, a.runtime, live.status,
+                                         instance=a.instance_name))
+        return StackDeletePreview(
+            stack=s.name,
+            instances=[
+                PreviewInstance(r.name, r.template, r.enabled,
+                                sum(o.entry_count for o in overrides[r.id].values()))
                 for r in records
             ],
-            "applied": objects,
-            "running": running,
-            "note": "the delete is soft: the stack can be restored from the deleted list "
-                    "(snoozeql stacks restore NAME --id ID); what still runs keeps running "
-                    "unless it is taken down first (--down)",
-        }
+            applied=objects,
+            running=[o.runtime_name for o in objects if o.state in UP_STATES],
+            note="the delete is soft: the stack can be restored from the deleted list "
+                 "(snoozeql stacks restore NAME --id ID); what still runs keeps running "
+                 "unless it is taken down first (--down)",
+        )
 
-    def _pick_deleted(self, conn: sa.Connection, name: str, stack_id: UUID | str | None,
+    def _pick_deleted(self, conn: Connection, name: str, stack_id: UUID | str | None,
                       deleted_at: datetime | str | None) -> StackRecord:
         """The deleted stack to restore: by id, by deletion time, or the only one."""
         found = store.stack_deleted(conn, name)
@@ -184,18 +188,18 @@ class StackService(ApplyOps):
         """Bring a deleted stack back with its instances: the one with ``stack_id``, the
         one deleted at ``deleted_at``, or the only deleted stack of that name (several
         without either is an error listing them)."""
-        try:
-            with self.ctx.engine.begin() as conn:
-                if store.stack_by_name(conn, name):
-                    raise ConflictError(
-                        f"a live stack named {name!r} exists; delete it (or rename it) "
-                        "before restoring a deleted one"
-                    )
-                s = self._pick_deleted(conn, name, stack_id, deleted_at)
+        with self.ctx.engine.begin() as conn:
+            if store.stack_by_name(conn, name):
+                raise ConflictError(
+                    f"a live stack named {name!r} exists; delete it (or rename it) "
+                    "before restoring a deleted one"
+                )
+            s = self._pick_deleted(conn, name, stack_id, deleted_at)
+            try:
                 store.stack_update(conn, s.id, self.ctx.now(), deleted_at=None)
-                view = self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
-                self._audit(conn, actor, "restore", "stack", s.id, s.name,
-                            {**self._stack_json(view), "deleted": True}, self._stack_json(view))
-                return view
-        except IntegrityError:
-            raise ConflictError(f"a live stack named {name!r} exists") from None
+            except ConflictError:  # a concurrent create or restore won
+                raise ConflictError(f"a live stack named {name!r} exists") from None
+            view = self._stack_view(conn, store.stack_get(conn, s.id))  # type: ignore[arg-type]
+            self._audit(conn, actor, "restore", "stack", s.id, s.name,
+                        {**self._stack_json(view), "deleted": True}, self._stack_json(view))
+            return view

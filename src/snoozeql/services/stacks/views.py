@@ -1,4 +1,6 @@
-"""What the stacks service answers with: stack and instance views, plans, step results.
+"""What the stacks service answers with: stack and instance views, delete previews,
+secrets, plans and step results. Plain values: ``api/schemas/stacks.py`` turns them
+into JSON (secret values masked) for the API, the CLI and the dashboard.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
+
+from snoozeql.domain.stacks import Override
 
 
 @dataclass(frozen=True)
@@ -21,20 +25,10 @@ class StackView:
     deleted_at: datetime | None
     last_applied_at: datetime | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id), "name": self.name, "description": self.description,
-            "instance_count": self.instance_count, "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
-            "last_applied_at": (self.last_applied_at.isoformat()
-                                if self.last_applied_at else None),
-        }
-
 
 @dataclass(frozen=True)
 class InstanceView:
-    """An instance as shown: overrides redacted, derived container name."""
+    """An instance as shown: its overrides in kind order, derived container name."""
 
     id: UUID
     stack: str
@@ -44,23 +38,73 @@ class InstanceView:
     enabled: bool
     container_name: str
     override_count: int
-    overrides: list[dict[str, Any]]
+    overrides: tuple[Override, ...]
     created_at: datetime
     updated_at: datetime
 
-    def to_dict(self, with_overrides: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": str(self.id), "stack": self.stack, "name": self.name,
-            "template": self.template, "description": self.description,
-            "enabled": self.enabled, "container_name": self.container_name,
-            "override_count": self.override_count,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }
-        if with_overrides:
-            out["overrides"] = self.overrides
-        return out
 
+@dataclass(frozen=True)
+class PreviewInstance:
+    """One instance a stack delete takes away."""
+
+    name: str
+    template: str
+    enabled: bool
+    override_count: int
+
+
+@dataclass(frozen=True)
+class AppliedObject:
+    """A runtime object apply brought up; ``state`` measured now (stack preview) or as
+    recorded (instance preview, where ``instance`` is None)."""
+
+    runtime_name: str
+    runtime: str
+    state: str
+    instance: str | None = None
+
+
+@dataclass(frozen=True)
+class StackDeletePreview:
+    stack: str
+    instances: list[PreviewInstance]
+    applied: list[AppliedObject]
+    running: list[str]
+    note: str
+
+
+@dataclass(frozen=True)
+class InstanceDeletePreview:
+    stack: str
+    instance: str
+    container_name: str
+    enabled: bool
+    overrides: dict[str, int]
+    override_count: int
+    secret_env_vars: list[str]
+    volumes: list[str]
+    applied: list[AppliedObject]
+    note: str
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    key: str
+    value: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class InstanceSecrets:
+    """An instance's secret values in clear: for the operator who runs it only."""
+
+    stack: str
+    instance: str
+    container_name: str
+    engine: str | None
+    env_vars: list[SecretValue]
+    database_password: str | None
+    database_password_from: str | None
 
 
 # "stop" is a step of down, never a plan item
@@ -80,13 +124,6 @@ class PlanItem:
     # the runtime object's state measured while planning (None: nothing applied yet)
     state: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action, "instance": self.instance,
-            "runtime_name": self.runtime_name, "runtime": self.runtime,
-            "reason": self.reason, "changes": self.changes, "state": self.state,
-        }
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -97,12 +134,6 @@ class Plan:
     def changes(self) -> int:
         return sum(1 for i in self.items if i.action in ("create", "start", "update", "remove"))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "stack": self.stack, "changes": self.changes,
-            "items": [i.to_dict() for i in self.items],
-        }
-
 
 @dataclass(frozen=True)
 class StepResult:
@@ -112,6 +143,3 @@ class StepResult:
     ok: bool
     status: str | None
     detail: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)

@@ -23,6 +23,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from snoozeql.api.schemas.stacks import (
+    InstanceDeletePreviewOut,
+    PlanItemOut,
+    StackDeletePreviewOut,
+    StackInstanceOut,
+    StepOut,
+)
 from snoozeql.domain.errors import SnoozeError, ValidationError
 from snoozeql.domain.stacks import OverrideKind, parse_override
 from snoozeql.domain.stacks.merge import EffectiveService
@@ -130,7 +137,7 @@ def restore_stack(request: Request, session: Operator, name: Annotated[str, Form
 
 @router.get("/stacks/{stack}/delete")
 def delete_stack_preview(request: Request, stack: str, _: Viewer) -> Response:
-    preview = _svc(request).delete_stack_preview(stack)
+    preview = StackDeletePreviewOut.model_validate(_svc(request).delete_stack_preview(stack))
     return render(request, "stacks/delete_stack.html", {"p": preview, "stack": stack})
 
 
@@ -234,7 +241,7 @@ def toggle_instance(request: Request, stack: str, name: str, session: Operator,
 
 @router.get("/stacks/{stack}/instances/{name}/delete")
 def delete_instance_preview(request: Request, stack: str, name: str, _: Viewer) -> Response:
-    preview = _svc(request).delete_preview(stack, name)
+    preview = InstanceDeletePreviewOut.model_validate(_svc(request).delete_preview(stack, name))
     return render(request, "stacks/delete_instance.html", {"p": preview, "stack": stack})
 
 
@@ -250,9 +257,11 @@ def delete_instance(request: Request, stack: str, name: str, session: Operator) 
 
 def _event(event: str, data: Any) -> str:
     if isinstance(data, list):
-        payload: Any = [i.to_dict() for i in data]
-    elif isinstance(data, PlanItem | StepResult):
-        payload = data.to_dict()
+        payload: Any = [PlanItemOut.model_validate(i).model_dump(mode="json") for i in data]
+    elif isinstance(data, PlanItem):
+        payload = PlanItemOut.model_validate(data).model_dump(mode="json")
+    elif isinstance(data, StepResult):
+        payload = StepOut.model_validate(data).model_dump(mode="json")
     else:
         payload = data
     return json.dumps({"event": event, "data": payload}) + "\n"
@@ -383,7 +392,7 @@ def _effective_rows(svc: EffectiveService) -> dict[str, list[dict[str, Any]]]:
     for d in svc.domains:
         out["domains"].append({"label": d, "value": "", "origin": origin("domains", d)})
     if svc.healthcheck is not None:
-        for f, val in svc.healthcheck.to_dict().items():
+        for f, val in svc.healthcheck.set_values().items():
             shown = json.dumps(val) if isinstance(val, list | bool) else str(val)
             out["healthcheck"].append({"label": f, "value": shown,
                                        "origin": origin("healthcheck", f)})
@@ -440,7 +449,8 @@ def _editor(request: Request, stack: str, name: str, *, tab: str = "ports",
     live = svc.live_states(stack).get(view.name)
     if tab not in dict(KINDS):
         tab = "ports"
-    current = {o["kind"]: o for o in view.overrides}
+    shown = StackInstanceOut.model_validate(view).model_dump(mode="json")
+    current = {o["kind"]: o for o in shown["overrides"]}
     override = current.get(tab)
     if posted is not None:
         rows, mode, health = posted["rows"], posted["mode"], posted.get("health", {})
@@ -557,7 +567,7 @@ async def save_override(request: Request, stack: str, name: str, kind: str,
             rows = _form_rows(form, k)
             kept: dict[str, str | None] = {}
             if k == "env_vars" and any(r.get("stored") for r in rows):
-                kept = {e["key"]: e["value"] for e in svc.secrets(stack, name)["env_vars"]}
+                kept = {e.key: e.value for e in svc.secrets(stack, name).env_vars}
             entries = [_entry(k, r, kept) for r in rows]
             for n, entry in enumerate(entries):  # each row alone: the error at its row
                 try:
@@ -586,7 +596,7 @@ async def save_override(request: Request, stack: str, name: str, kind: str,
 def reveal_secret(request: Request, stack: str, name: str, _: Operator,
                   key: Annotated[str, Query(max_length=200)]) -> Response:
     """One secret env value in clear, fetched on demand (operators only)."""
-    for e in _svc(request).secrets(stack, name)["env_vars"]:
-        if e["key"] == key:
-            return PlainTextResponse(e["value"] or "", headers={"Cache-Control": "no-store"})
+    for e in _svc(request).secrets(stack, name).env_vars:
+        if e.key == key:
+            return PlainTextResponse(e.value or "", headers={"Cache-Control": "no-store"})
     raise ValidationError(f"{stack}/{name} has no secret {key!r}")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response, UploadFile
 
+from snoozeql.api.schemas.templates import TemplateOut
 from snoozeql.domain.errors import SnoozeError, ValidationError
 from snoozeql.domain.stacks.compose import dump_yaml
 from snoozeql.domain.types import Role
@@ -50,7 +51,8 @@ def templates_page(request: Request, _: Viewer, q: str = "") -> Response:
 def template_page(request: Request, name: str, _: Viewer) -> Response:
     notice = flash(request)
     info = TemplateService(ctx_of(request)).get(name)
-    shown = {k: v for k, v in info.template.redacted().items() if v not in (None, [], "")}
+    data = TemplateOut.of(info).model_dump(mode="json", exclude={"builtin"})
+    shown = {k: v for k, v in data.items() if v not in (None, [], "")}
     return flashed(request, render(request, "stacks/template.html", {
         "t": info, "notice": notice, "yaml": dump_yaml({"services": {info.name: {
             k: v for k, v in shown.items() if k != "name"}}}),
