@@ -49,6 +49,7 @@ from snoozeql.domain.types import (
     already_message,
 )
 from snoozeql.observability import Telemetry, in_context
+from snoozeql.providers.aws.config import AwsAccountConfig
 from snoozeql.providers.base import allowed_endpoint
 
 log = logging.getLogger(__name__)
@@ -106,42 +107,6 @@ def normalize_status(raw: str | None) -> InstanceStatus:
     if word.startswith("incompatible-"):
         return InstanceStatus.FAILED
     return InstanceStatus.UNKNOWN
-
-
-# ------------------------------------------------------------------ account settings
-
-
-@dataclass(frozen=True)
-class AwsAccountConfig:
-    """The AWS part of ``Account.config``; holds no secret."""
-
-    regions: tuple[str, ...]
-    profile: str | None = None
-    role_arn: str | None = None
-    external_id: str | None = None
-    endpoint_url: str | None = None
-
-    @classmethod
-    def from_account(cls, account: Account) -> AwsAccountConfig:
-        cfg = account.config or {}
-        regions = cfg.get("regions") or []
-        if isinstance(regions, str):
-            regions = [r for r in regions.split(",")]
-        regions = [str(r).strip() for r in regions if str(r).strip()]
-        if not regions:
-            raise ProviderError(f"AWS account {account.name!r} has no regions configured")
-
-        def opt(key: str) -> str | None:
-            value = cfg.get(key)
-            return str(value) if value not in (None, "") else None
-
-        return cls(
-            regions=tuple(dict.fromkeys(regions)),
-            profile=opt("profile"),
-            role_arn=opt("role_arn"),
-            external_id=opt("external_id"),
-            endpoint_url=opt("endpoint_url"),
-        )
 
 
 @dataclass(frozen=True)
