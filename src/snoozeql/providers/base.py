@@ -86,6 +86,16 @@ class Provider(Protocol):
         ...
 
 
+class WebhookSender(Protocol):
+    """Delivers one JSON body to one webhook URL (:mod:`snoozeql.providers.webhook`)."""
+
+    def post(self, url: str, body: dict[str, Any], timeout: float) -> str | None:
+        """None when the receiver took it (a 2xx answer); otherwise what went wrong,
+        without the URL (``HTTP 500``, ``ConnectTimeout``). Never raises for the
+        receiver."""
+        ...
+
+
 # Shared metric types: what every metrics collector takes and returns.
 
 @dataclass(frozen=True)
