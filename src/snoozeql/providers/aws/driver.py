@@ -1,9 +1,11 @@
-"""AWS provider: RDS DB instances and Aurora / Multi-AZ DB clusters.
+"""The AWS driver: RDS DB instances and Aurora / Multi-AZ DB clusters.
 
-This module is the only place that knows boto3's shapes. It turns DescribeDBInstances
-and DescribeDBClusters pages into :class:`DiscoveredInstance` values and carries out
-start, stop and restart, turning AWS refusals into :class:`ActionRefused` and every
-other failure into :class:`ProviderError`.
+With its neighbours in this package (CloudWatch in :mod:`.metrics`, the Price List in
+:mod:`.pricing`), this module is the only place that knows boto3's shapes; the
+credentials, client settings and error wording here serve all three. It turns
+DescribeDBInstances and DescribeDBClusters pages into :class:`DiscoveredInstance`
+values and carries out start, stop and restart, turning AWS refusals into
+:class:`ActionRefused` and every other failure into :class:`ProviderError`.
 
 Why it looks the way it does:
 
