@@ -14,7 +14,7 @@ from snoozeql.domain.errors import ProviderError, ValidationError
 from snoozeql.domain.types import Account, ProviderKind
 from snoozeql.providers import registry
 from snoozeql.providers.base import ConfigField, Measured, ProviderPlugin
-from snoozeql.services.accounts import normalize_config
+from snoozeql.services.accounts import cloud_providers, normalize_config, setting_names
 
 
 def _settings(tmp_path: Path, **kw: Any) -> Settings:
@@ -122,6 +122,15 @@ def test_account_settings_are_checked_by_the_plugin(tmp_path: Path) -> None:
         normalize_config("local", {}, s)
     with pytest.raises(ValidationError, match=r"accounts are for cloud providers"):
         normalize_config(ProviderKind.EXTERNAL, {}, s)
+
+
+def test_the_settings_the_account_forms_take() -> None:
+    assert cloud_providers() == ["aws", "gcp"]
+    assert setting_names("aws") == {"regions", "profile", "role_arn", "external_id",
+                                    "endpoint_url"}
+    assert setting_names(ProviderKind.GCP) == {"projects", "credentials_file", "api_endpoint"}
+    assert setting_names("demo-aws") == {"regions", "instances", "seed", "transition_seconds"}
+    assert setting_names("local") == set() == setting_names(ProviderKind.EXTERNAL)
 
 
 def test_scopes_come_from_the_schema() -> None:

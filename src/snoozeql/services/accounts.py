@@ -57,6 +57,17 @@ def normalize_config(
     return schema.normalize(raw, settings)
 
 
+def cloud_providers() -> list[str]:
+    """The names of the clouds users add accounts of (``aws``, ``gcp``)."""
+    return registry.cloud_names()
+
+
+def setting_names(provider: ProviderKind | str) -> set[str]:
+    """The settings accounts of ``provider`` take (none: it has no accounts)."""
+    schema = registry.config_schema(provider)
+    return {f.name for f in schema.fields} if schema is not None else set()
+
+
 def _audit_json(a: Account) -> dict[str, Any]:
     return {"name": a.name, "provider": a.provider.value, "config": public_config(a)}
 

@@ -9,13 +9,18 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from snoozeql.domain.errors import SnoozeError
 from snoozeql.domain.types import ProviderKind
-from snoozeql.providers import registry
-from snoozeql.services.accounts import AccountService, normalize_config
+from snoozeql.services.accounts import (
+    AccountService,
+    cloud_providers,
+    normalize_config,
+    setting_names,
+)
 from snoozeql.services.background_sync import start_sync, sync_progress
 from snoozeql.services.inventory import InventoryService
 from snoozeql.web.core import Admin, Operator, Viewer, WebRoute, csrf_protect, ctx_of, render
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
 
 def _page(request: Request, form: dict[str, Any] | None = None, error: str | None = None,
           notice: str | None = None, status_code: int = 200) -> Response:
@@ -53,11 +58,10 @@ def add_account(
         kind = ProviderKind(provider)
     except ValueError:
         return _page(request, form, f"unknown provider {provider!r}; use "
-                     f"{' or '.join(registry.cloud_names())}", None, 422)
+                     f"{' or '.join(cloud_providers())}", None, 422)
+    allowed = setting_names(kind)
+    mine = {k: v.strip() for k, v in values.items() if v.strip() and k in allowed}
     try:
-        schema = registry.config_schema(kind)
-        mine = {k: v.strip() for k, v in values.items()
-                if v.strip() and schema is not None and k in {f.name for f in schema.fields}}
         if intent == "validate":
             cfg = normalize_config(kind, mine)
             return _page(request, form, None, "The settings are valid: "
