@@ -40,7 +40,7 @@ from snoozeql.domain.types import (
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.providers.aws_metrics import (
+from snoozeql.providers.aws.metrics import (
     HISTORY_QUERIES,
     MAX_DATAPOINTS,
     MAX_QUERIES,

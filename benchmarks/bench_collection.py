@@ -29,7 +29,7 @@ from snoozeql.domain.types import (
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.providers.aws_metrics import CLOUDWATCH_METRICS, AwsMetricsCollector
+from snoozeql.providers.aws.metrics import CLOUDWATCH_METRICS, AwsMetricsCollector
 from snoozeql.store import db
 from snoozeql.store import instances as instance_store
 from snoozeql.store import metrics as metric_store

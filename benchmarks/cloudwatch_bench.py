@@ -11,7 +11,7 @@ from typing import Any
 
 from snoozeql.config import Settings
 from snoozeql.domain.types import Account, AccountStatus, InstanceKind, ProviderKind
-from snoozeql.providers import aws as aws_module
+from snoozeql.providers.aws import driver as aws_module
 from snoozeql.providers.base import MetricTarget
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from snoozeql.domain.errors import ProviderError
-from snoozeql.providers.aws_pricing import AwsPriceList
+from snoozeql.providers.aws.pricing import AwsPriceList
 from tests.support.aws_stubs import PriceListStub, rds_product
 from tests.support.moto_server import AwsTestEnv, free_port
 

@@ -22,7 +22,7 @@ from snoozeql.domain.types import (
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.providers.aws import AwsProvider, normalize_status
+from snoozeql.providers.aws.driver import AwsProvider, normalize_status
 from tests.support.aws_stubs import AwsRecordingProxy
 from tests.support.moto_server import (
     FAKE_SECRET_KEY,

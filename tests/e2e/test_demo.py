@@ -32,7 +32,9 @@ from snoozeql.cli.demo import demo_settings
 from snoozeql.config import Settings
 from snoozeql.domain.errors import ActionRefused, ValidationError
 from snoozeql.domain.types import InstanceKind, InstanceStatus, ProviderKind
-from snoozeql.providers import demo as sim
+from snoozeql.providers.demo import simulation as sim
+from snoozeql.providers.demo.config import normalize_config
+from snoozeql.providers.demo.pricing import simulated_usd
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context, build_context
 from snoozeql.services.demo import DemoService
@@ -291,15 +293,15 @@ def test_simulated_provider_refuses_like_the_clouds_and_transitions(demo_ctx: Co
 
 
 def test_fleet_is_deterministic_and_priced() -> None:
-    cfg = sim.normalize_config(ProviderKind.DEMO_GCP, {"instances": 40, "seed": 7})
+    cfg = normalize_config(ProviderKind.DEMO_GCP, {"instances": 40, "seed": 7})
     a, b = sim.fleet(ProviderKind.DEMO_GCP, cfg), sim.fleet(ProviderKind.DEMO_GCP, cfg)
     assert [d.name for d in a] == [d.name for d in b] and len(a) == 40
     assert len({d.provider_id for d in a}) == 40
-    assert all(sim.simulated_usd(d.instance_class, d.engine, d.region, d.multi_az) for d in a)
+    assert all(simulated_usd(d.instance_class, d.engine, d.region, d.multi_az) for d in a)
     with pytest.raises(ValidationError):
-        sim.normalize_config(ProviderKind.DEMO_AWS, {"regions": "mars-1"})
+        normalize_config(ProviderKind.DEMO_AWS, {"regions": "mars-1"})
     with pytest.raises(ValidationError):
-        sim.normalize_config(ProviderKind.DEMO_AWS, {"password": "x"})
+        normalize_config(ProviderKind.DEMO_AWS, {"password": "x"})
 
 
 def test_load_hours_round_trips_on_both_stores(store_url: str, tmp_path: Path) -> None:

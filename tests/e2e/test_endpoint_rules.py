@@ -30,8 +30,8 @@ from snoozeql.domain.types import (
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.providers.aws import AwsProvider
-from snoozeql.providers.gcp import GcpProvider
+from snoozeql.providers.aws.driver import AwsProvider
+from snoozeql.providers.gcp.driver import GcpProvider
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService

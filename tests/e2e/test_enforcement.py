@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from snoozeql.api.app import create_app
 from snoozeql.jobs.catalogue import Job, catalogue
 from snoozeql.jobs.runner import JobRunner
-from snoozeql.providers.aws import AwsProvider
+from snoozeql.providers.aws.driver import AwsProvider
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.actions import ActionLogService

@@ -26,7 +26,7 @@ from snoozeql.domain.types import (
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.providers.gcp import (
+from snoozeql.providers.gcp.driver import (
     GcpProvider,
     instance_from_resource,
     parse_database_version,

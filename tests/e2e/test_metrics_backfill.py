@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from snoozeql.api.app import create_app
 from snoozeql.domain.metrics import CONNECTIONS, CPU
-from snoozeql.providers import gcp_metrics
+from snoozeql.providers.gcp import metrics as gcp_metrics
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService

@@ -16,11 +16,11 @@ import pytest
 from snoozeql.domain.engines import LocalDatabaseSpec
 from snoozeql.domain.metrics import CONNECTIONS, CPU, READ_IOPS, WRITE_IOPS
 from snoozeql.domain.types import InstanceKind
-from snoozeql.providers import aws as aws_module
-from snoozeql.providers import gcp_metrics
-from snoozeql.providers.aws_metrics import AwsMetricsCollector
+from snoozeql.providers.aws import driver as aws_module
+from snoozeql.providers.aws.metrics import AwsMetricsCollector
 from snoozeql.providers.base import MetricTarget
-from snoozeql.providers.gcp_metrics import GcpMetricsCollector
+from snoozeql.providers.gcp import metrics as gcp_metrics
+from snoozeql.providers.gcp.metrics import GcpMetricsCollector
 from snoozeql.providers.local import free_port
 from snoozeql.providers.local_metrics import LocalMetricsCollector, LocalTarget
 from snoozeql.providers.probes import _read_line, _resp_command
@@ -242,7 +242,8 @@ def test_gcp_collection_many_instances_per_call(
 
 
 def test_gcp_test_server_aligns_hourly_when_asked(gcp_api: Any, gcp_account: Any) -> None:
-    from snoozeql.providers.gcp import GcpAccountConfig, GcpProvider
+    from snoozeql.providers.gcp.config import GcpAccountConfig
+    from snoozeql.providers.gcp.driver import GcpProvider
 
     hour = _now().replace(minute=0) - timedelta(hours=2)
     gcp_api.add_instance("p1", "pg-a")

@@ -283,7 +283,7 @@ def test_throttling_is_counted_apart_from_the_calls(aws_env, aws_proxy) -> None:
     after its retries is a ``throttled`` call."""
     from snoozeql.domain.errors import ProviderError
     from snoozeql.observability import Telemetry
-    from snoozeql.providers.aws import AwsProvider
+    from snoozeql.providers.aws.driver import AwsProvider
 
     aws_env.create_instances("us-east-1", 2)
     aws_env.create_instances("eu-west-1", 1, prefix="west")

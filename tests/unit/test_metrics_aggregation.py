@@ -350,7 +350,7 @@ def test_absorb_hour_refuses_another_bucket() -> None:
     (10**6, 5),  # never fewer than one instance
 ])
 def test_history_calls_hold_whole_instances_within_one_page(hours: int, per_call: int) -> None:
-    from snoozeql.providers.aws_metrics import (
+    from snoozeql.providers.aws.metrics import (
         HISTORY_QUERIES,
         MAX_DATAPOINTS,
         history_queries_per_call,

@@ -15,11 +15,14 @@ from uuid import UUID
 
 
 class ProviderKind(StrEnum):
+    """The known provider names. Each but ``external`` has a plugin
+    (:mod:`snoozeql.providers.registry`); a new provider adds its name here."""
+
     AWS = "aws"
     GCP = "gcp"
     LOCAL = "local"
     DOCKER = "docker"
-    # The simulated clouds of `snoozeql demo` (providers/demo.py): never real databases.
+    # The simulated clouds of `snoozeql demo` (providers/demo/): never real databases.
     DEMO_AWS = "demo-aws"
     DEMO_GCP = "demo-gcp"
     EXTERNAL = "external"

@@ -1,7 +1,15 @@
-"""The one interface every provider implements.
+"""What a provider is: its capabilities as Protocols, and the plugin that names them.
 
 A provider translates an outside system (AWS, GCP, native processes, Docker) into
-domain types. Nothing above this layer sees a boto3 dict or a container object.
+domain types. Nothing above this layer sees a boto3 dict or a container object. Each
+provider is one package (``providers/aws/``, ``providers/gcp/``, ...) whose
+``__init__`` declares a :class:`ProviderPlugin`: where its driver (:class:`Provider`),
+metrics collector (:class:`MetricsCollector`, :class:`MetricHistory`), prices
+(:class:`PriceSource`) and account settings (:class:`AccountConfigSchema`) live, as
+import paths, and the flags services used to derive from the provider's name.
+:mod:`snoozeql.providers.registry` maps each provider name to its plugin; services ask
+it, never ``if provider == ...``.
+
 Providers raise only :mod:`snoozeql.domain.errors` types:
 
 * :class:`~snoozeql.domain.errors.ProviderError` when the outside system fails or
@@ -15,12 +23,17 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
 
 from snoozeql.domain.endpoints import check_endpoint
 from snoozeql.domain.errors import ProviderError, ValidationError
 from snoozeql.domain.metrics import HourlyAggregate, Sample
 from snoozeql.domain.types import Account, ActionOutcome, DiscoveredInstance, Instance, InstanceKind
+
+if TYPE_CHECKING:
+    from snoozeql.config import Settings
 
 
 def allowed_endpoint(url: str | None, settings: Any, what: str) -> str | None:
@@ -37,8 +50,20 @@ def allowed_endpoint(url: str | None, settings: Any, what: str) -> str | None:
         raise ProviderError(exc.message) from None
 
 
+def reject_unknown(raw: dict[str, Any], allowed: set[str], shown: set[str] | None = None
+                   ) -> None:
+    """A ValidationError naming the settings of ``raw`` not in ``allowed`` (and listing
+    ``shown``, by default ``allowed``, as what may be given)."""
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ValidationError(
+            f"unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(allowed if shown is None else shown))}"
+        )
+
+
 class Provider(Protocol):
-    """Discovery and lifecycle for one kind of outside system."""
+    """The driver: discovery and lifecycle for one kind of outside system."""
 
     kind: str
 
@@ -58,6 +83,16 @@ class Provider(Protocol):
 
     def status(self, account: Account | None, instance: Instance) -> ActionOutcome:
         """The instance's state now, read from the outside system (no change made)."""
+        ...
+
+
+class WebhookSender(Protocol):
+    """Delivers one JSON body to one webhook URL (:mod:`snoozeql.providers.webhook`)."""
+
+    def post(self, url: str, body: dict[str, Any], timeout: float) -> str | None:
+        """None when the receiver took it (a 2xx answer); otherwise what went wrong,
+        without the URL (``HTTP 500``, ``ConnectTimeout``). Never raises for the
+        receiver."""
         ...
 
 
@@ -161,3 +196,120 @@ def read_history_by_group(
             progress(f"{group}: {len(targets)} database(s), "
                      f"{result.api_calls - calls} {calls_named} call(s)")
     return result
+
+
+class MetricsCollector(Protocol):
+    """Samples of an account's databases, read from the provider (one collection cycle).
+
+    Failures of a part (a region, a project) land in the result's ``errors``; the
+    other parts' samples are kept."""
+
+    def collect(self, account: Account, targets: Sequence[MetricTarget], start: datetime,
+                end: datetime) -> CollectResult: ...
+
+
+class MetricHistory(Protocol):
+    """The hours a provider already keeps (day-one history, ``metrics backfill``)."""
+
+    def history(self, account: Account, targets: Sequence[MetricTarget], start: datetime,
+                end: datetime, progress: Progress | None = None, sink: Sink | None = None,
+                ) -> HistoryResult: ...
+
+
+class HostMetricsCollector(Protocol):
+    """Samples read from databases running on this host (the engines themselves).
+
+    ``targets`` are the collector's own target type (how to reach each database)."""
+
+    def collect(self, targets: Sequence[Any], now: datetime) -> CollectResult: ...
+
+
+# Prices.
+
+PriceKey = tuple[str, str, str, str, str]
+"""(provider, instance class, engine, region, deployment): what one price depends on;
+deployment is ``single-az`` or ``multi-az``."""
+
+
+class PriceSource(Protocol):
+    """A provider's price list: on-demand USD per hour of one database instance."""
+
+    def hourly_usd(self, account: Account, key: PriceKey) -> Decimal | None:
+        """The price, or None when the price list has no such product (never a guess).
+
+        Raises a SnoozeError when the price list cannot be asked."""
+        ...
+
+
+# Account settings.
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One setting of a provider's accounts, as the CLI and the dashboard describe it."""
+
+    name: str
+    help: str
+    required: bool = False
+    many: bool = False
+    """A list (given comma-separated)."""
+    secret: bool = False
+    """Kept encrypted, never in the account's row, shown as ``set``."""
+
+
+class AccountConfigSchema(Protocol):
+    """The settings of one provider's accounts (``Account.config``)."""
+
+    fields: tuple[ConfigField, ...]
+    scope_key: str | None
+    """The list setting a sync is split by (AWS regions, GCP projects); None: whole."""
+
+    def normalize(self, raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        """The settings as stored, or a ValidationError naming what is wrong.
+
+        ``raw`` holds only the settings given (empty values already dropped)."""
+        ...
+
+    def scopes(self, account: Account) -> list[str]:
+        """The values of ``scope_key`` in the account's settings (SnoozeError if bad)."""
+        ...
+
+
+# The plugin.
+
+class Measured(StrEnum):
+    """How a provider's running databases are measured."""
+
+    PER_ACCOUNT = "per-account"
+    """By a :class:`MetricsCollector` per account, from the provider's monitoring API."""
+    ON_HOST = "on-host"
+    """By a :class:`HostMetricsCollector`, from the databases on this host themselves."""
+
+
+@dataclass(frozen=True)
+class ProviderPlugin:
+    """One provider: where each capability lives, and what services need to know.
+
+    The capabilities are import paths (``"package.module:attribute"``), imported on
+    first use, so describing a provider never imports its client library.
+    """
+
+    name: str
+    """The provider's name (``ProviderKind`` value, ``Account.provider``)."""
+    driver: str
+    """A :class:`Provider` class, built with the Settings."""
+    config: str | None = None
+    """An :class:`AccountConfigSchema` object; None: the provider has no accounts."""
+    metrics: str | None = None
+    """The collector class: built with the Settings (``PER_ACCOUNT``) or with no
+    arguments (``ON_HOST``, shared by the plugins that name the same class)."""
+    measured: Measured = Measured.PER_ACCOUNT
+    metric_history: bool = False
+    """The collector also reads the hours the provider keeps (:class:`MetricHistory`)."""
+    pricing: str | None = None
+    """A function (Settings) -> :class:`PriceSource` or None (turned off by settings)."""
+    cloud: bool = False
+    """A real cloud: users add accounts of it (``snoozeql accounts add``)."""
+    simulated: bool = False
+    """A simulated cloud (``snoozeql demo``): its accounts live only in the demo's store."""
+    process_cpu: bool = False
+    """Its databases are server processes on this host: their CPU is read by pid."""

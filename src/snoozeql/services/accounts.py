@@ -1,8 +1,12 @@
 """Cloud accounts: add, list, show, change, remove.
 
-An AWS role's ``external_id`` is a shared secret with the role's owner: it is kept
-encrypted in the secrets table (scope ``account``), never in the account's config row,
-and shown as ``set`` (:func:`public_config`) everywhere but to an admin over the API.
+Each provider's plugin says which settings its accounts take and checks them
+(:func:`snoozeql.providers.registry.config_schema`).
+
+A secret setting (``ConfigField.secret``, such as an AWS role's ``external_id``, a
+shared secret with the role's owner) is kept encrypted in the secrets table (scope
+``account``), never in the account's config row, and shown as ``set``
+(:func:`public_config`) everywhere but to an admin over the API.
 Accounts returned by this service carry the real value in ``config`` for the providers.
 """
 
@@ -14,18 +18,16 @@ from uuid import UUID, uuid4
 
 from snoozeql.config import Settings, get_settings
 from snoozeql.domain import validation as v
-from snoozeql.domain.endpoints import check_endpoint
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import Account, AccountStatus, ProviderKind
+from snoozeql.providers import registry
 from snoozeql.services import audit
 from snoozeql.services.context import Context
 from snoozeql.services.secrets import SecretBox
 from snoozeql.store import accounts as store
 from snoozeql.store import secrets as secret_store
 
-CLOUD_PROVIDERS = (ProviderKind.AWS, ProviderKind.GCP)
 SECRET_SCOPE = "account"
-SECRET_CONFIG_KEYS = ("external_id",)
 SHOWN_AS = "set"
 
 
@@ -33,74 +35,37 @@ def public_config(account: Account, reveal: bool = False) -> dict[str, Any]:
     """The account's settings as shown: secret settings as ``set`` unless ``reveal``."""
     cfg = dict(account.config)
     if not reveal:
-        for key in SECRET_CONFIG_KEYS:
+        for key in registry.secret_config_keys():
             if cfg.get(key):
                 cfg[key] = SHOWN_AS
     return cfg
 
 
 def normalize_config(
-    provider: ProviderKind, raw: dict[str, Any], settings: Settings | None = None
+    provider: ProviderKind | str, raw: dict[str, Any], settings: Settings | None = None
 ) -> dict[str, Any]:
-    """Validate provider settings; the result is what the store keeps (no secrets).
-
-    A custom endpoint must be allowed by the operator (``allowed_endpoints``) and a key
-    file must lie in the credentials directory (``credentials_dir``).
-    """
+    """Validate provider settings (its plugin's schema); the result is what the store
+    keeps (no secrets)."""
     settings = settings or get_settings()
     raw = {k: val for k, val in raw.items() if val not in (None, "", [])}
-    if provider == ProviderKind.AWS:
-        allowed = {"regions", "profile", "role_arn", "external_id", "endpoint_url"}
-        _no_unknown(raw, allowed)
-        regions = [v.aws_region(r) for r in v.split_list(raw.get("regions"))]
-        if not regions:
-            raise ValidationError("an AWS account needs at least one region (--regions)")
-        cfg: dict[str, Any] = {"regions": regions}
-        if "profile" in raw:
-            cfg["profile"] = str(raw["profile"])
-        if "role_arn" in raw:
-            cfg["role_arn"] = v.role_arn(str(raw["role_arn"]))
-        if "external_id" in raw:
-            if "role_arn" not in cfg:
-                raise ValidationError("--external-id only makes sense with --role-arn")
-            cfg["external_id"] = str(raw["external_id"])
-        if "endpoint_url" in raw:
-            url = v.http_url(str(raw["endpoint_url"]), "endpoint URL")
-            cfg["endpoint_url"] = check_endpoint(url, settings.allowed_endpoints, "endpoint URL")
-        return cfg
-    if provider == ProviderKind.GCP:
-        allowed = {"projects", "credentials_file", "api_endpoint"}
-        _no_unknown(raw, allowed)
-        projects = [v.gcp_project(p) for p in v.split_list(raw.get("projects"))]
-        if not projects:
-            raise ValidationError("a GCP account needs at least one project (--projects)")
-        cfg = {"projects": projects}
-        if "credentials_file" in raw:
-            from snoozeql.providers.gcp import credentials_file_path
-
-            # the path only, never the key
-            cfg["credentials_file"] = credentials_file_path(raw["credentials_file"], settings)
-        if "api_endpoint" in raw:
-            url = v.http_url(str(raw["api_endpoint"]), "API endpoint")
-            cfg["api_endpoint"] = check_endpoint(url, settings.allowed_endpoints, "API endpoint")
-        return cfg
-    if provider in (ProviderKind.DEMO_AWS, ProviderKind.DEMO_GCP):
-        from snoozeql.providers import demo
-
-        return demo.normalize_config(provider, raw)
-    raise ValidationError(
-        f"accounts are for cloud providers ({', '.join(p.value for p in CLOUD_PROVIDERS)}); "
-        f"local databases are created with `snoozeql db create`"
-    )
-
-
-def _no_unknown(raw: dict[str, Any], allowed: set[str]) -> None:
-    unknown = set(raw) - allowed
-    if unknown:
+    schema = registry.config_schema(provider)
+    if schema is None:
         raise ValidationError(
-            f"unknown setting(s) {', '.join(sorted(unknown))}; "
-            f"allowed: {', '.join(sorted(allowed))}"
+            f"accounts are for cloud providers ({', '.join(registry.cloud_names())}); "
+            f"local databases are created with `snoozeql db create`"
         )
+    return schema.normalize(raw, settings)
+
+
+def cloud_providers() -> list[str]:
+    """The names of the clouds users add accounts of (``aws``, ``gcp``)."""
+    return registry.cloud_names()
+
+
+def setting_names(provider: ProviderKind | str) -> set[str]:
+    """The settings accounts of ``provider`` take (none: it has no accounts)."""
+    schema = registry.config_schema(provider)
+    return {f.name for f in schema.fields} if schema is not None else set()
 
 
 def _audit_json(a: Account) -> dict[str, Any]:
@@ -122,7 +87,7 @@ class AccountService:
         """Move the secret settings out of ``cfg`` into the encrypted secrets table (or
         drop the stored ones ``cfg`` no longer has); returns what the row keeps."""
         public = dict(cfg)
-        for key in SECRET_CONFIG_KEYS:
+        for key in registry.secret_config_keys():
             value = public.pop(key, None)
             if value:
                 secret_store.put(conn, SECRET_SCOPE, account_id, key,
@@ -136,7 +101,8 @@ class AccountService:
 
         A row that still holds one in plain text (stored before it was encrypted) is
         rewritten on the way."""
-        legacy = [a for a in accounts if any(a.config.get(k) for k in SECRET_CONFIG_KEYS)]
+        secret_keys = registry.secret_config_keys()
+        legacy = [a for a in accounts if any(a.config.get(k) for k in secret_keys)]
         if legacy:
             with self.ctx.engine.begin() as conn:
                 for a in legacy:
@@ -144,7 +110,7 @@ class AccountService:
                     store.update(conn, a.id, self.ctx.now(), config=public)
         legacy_ids = {a.id for a in legacy}  # these already carry their values
         with self.ctx.engine.connect() as conn:
-            tokens = {k: secret_store.get_named(conn, SECRET_SCOPE, k) for k in SECRET_CONFIG_KEYS}
+            tokens = {k: secret_store.get_named(conn, SECRET_SCOPE, k) for k in secret_keys}
         if not any(tokens.values()):
             return accounts
         out = []
@@ -162,10 +128,11 @@ class AccountService:
             kind = ProviderKind(provider)
         except ValueError:
             raise ValidationError(
-                f"unknown provider {provider!r}; use one of: aws, gcp"
+                f"unknown provider {provider!r}; use one of: {', '.join(registry.cloud_names())}"
             ) from None
         v.dns_label(name, "account name")
-        if kind in (ProviderKind.DEMO_AWS, ProviderKind.DEMO_GCP) and not self.ctx.settings.demo:
+        found = registry.find(kind)
+        if found is not None and found.simulated and not self.ctx.settings.demo:
             raise ValidationError(
                 f"{kind.value} is the simulated cloud of `snoozeql demo`; it lives only in "
                 "the demo's own store"
@@ -216,7 +183,7 @@ class AccountService:
         account = self.get(ref)
         # "set" is how a secret setting is shown: sent back unchanged, it keeps the value
         config = {k: val for k, val in config.items()
-                  if not (k in SECRET_CONFIG_KEYS and val == SHOWN_AS)}
+                  if not (k in registry.secret_config_keys() and val == SHOWN_AS)}
         merged = {**account.config, **config}
         cfg = normalize_config(account.provider, merged, self.ctx.settings)
         with self.ctx.engine.begin() as conn:

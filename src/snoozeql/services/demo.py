@@ -42,7 +42,8 @@ from snoozeql.domain.types import (
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.providers import demo as sim
+from snoozeql.providers.demo import simulation as sim
+from snoozeql.providers.demo.config import MAX_INSTANCES
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
@@ -161,8 +162,8 @@ class DemoService:
 
     def seed(self, instances: int = 500, *, seed: int = 1,
              progress: Progress | None = None) -> DemoSeed:
-        if not 1 <= instances <= sim.MAX_INSTANCES:
-            raise ValidationError(f"--instances must be between 1 and {sim.MAX_INSTANCES}")
+        if not 1 <= instances <= MAX_INSTANCES:
+            raise ValidationError(f"--instances must be between 1 and {MAX_INSTANCES}")
         say = progress or (lambda _m: None)
         began = time.monotonic()
         out = DemoSeed()

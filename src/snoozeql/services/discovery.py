@@ -20,7 +20,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from snoozeql.domain.errors import ConflictError, SnoozeError
+from snoozeql.domain.errors import ConflictError, SnoozeError, ValidationError
 from snoozeql.domain.types import (
     Account,
     AccountStatus,
@@ -30,6 +30,7 @@ from snoozeql.domain.types import (
     ProviderKind,
 )
 from snoozeql.observability import FIELDS, task_fields
+from snoozeql.providers import registry
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.pricing import PriceResolver
@@ -138,22 +139,15 @@ class DiscoveryService:
     # ------------------------------------------------------------ sync in parts
 
     def scopes(self, account: Account) -> list[str]:
-        """What a sync of the account can be split into: its AWS regions or GCP
-        projects (empty: the account is synced whole)."""
-        from snoozeql.domain.types import ProviderKind
-
+        """What a sync of the account can be split into: the values of its plugin's
+        scope setting, such as AWS regions or GCP projects (empty: synced whole)."""
         try:
-            if account.provider is ProviderKind.AWS:
-                from snoozeql.providers.aws import AwsAccountConfig
-
-                return list(AwsAccountConfig.from_account(account).regions)
-            if account.provider is ProviderKind.GCP:
-                from snoozeql.providers.gcp import GcpAccountConfig
-
-                return list(GcpAccountConfig.from_account(account).projects)
+            schema = registry.config_schema(account.provider)
+            if schema is None or schema.scope_key is None:
+                return []
+            return schema.scopes(account)
         except SnoozeError:
             return []  # a bad config: synced whole, which records the error
-        return []
 
     def sync_scope(self, ref: str | UUID, scope: str, round_id: str, scopes: list[str],
                    started_at: datetime, *, throttled: Callable[[], bool] | None = None
@@ -171,7 +165,11 @@ class DiscoveryService:
         A round older than the account's last sync is dropped, never written."""
         account = self.accounts.get(ref)
         begun = time.monotonic()
-        key = "regions" if account.provider.value == "aws" else "projects"
+        schema = registry.config_schema(account.provider)
+        key = schema.scope_key if schema is not None else None
+        if key is None:
+            raise ValidationError(f"{account.provider.value} accounts are synced whole, "
+                                  "not per scope")
         scoped = replace(account, config={**account.config, key: [scope]})
         items: list[dict[str, object]] = []
         error = None

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from snoozeql.domain.analysis import ActivityProfile, AnalysisSettings, activity_profile
@@ -47,7 +47,13 @@ from snoozeql.domain.metrics import (
 )
 from snoozeql.domain.types import Account, Instance, InstanceStatus, ProviderKind
 from snoozeql.domain.validation import iso_instant
-from snoozeql.providers.base import CollectResult, MetricTarget
+from snoozeql.providers import registry
+from snoozeql.providers.base import (
+    CollectResult,
+    HostMetricsCollector,
+    MetricHistory,
+    MetricTarget,
+)
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
@@ -218,10 +224,9 @@ class BackfillReport:
 
 @dataclass
 class _Collectors:
-    """Collector objects that live as long as the context (local CPU readings)."""
+    """Collectors built once per context."""
 
     cloud: dict[ProviderKind, CloudCollector] = field(default_factory=dict)
-    local: Any = None
 
 
 def _collectors(ctx: Context) -> _Collectors:
@@ -255,13 +260,10 @@ class MetricsService:
             cache[kind] = self.ctx.providers.metrics_collector(kind).collect
         return cache[kind]
 
-    def local_collector(self) -> Any:
-        holder = _collectors(self.ctx)
-        if holder.local is None:
-            from snoozeql.providers.local_metrics import LocalMetricsCollector
-
-            holder.local = LocalMetricsCollector()
-        return holder.local
+    def host_collector(self, kind: ProviderKind) -> HostMetricsCollector:
+        """The collector of a provider measured on this host (it lives as long as the
+        context: it keeps CPU readings between cycles)."""
+        return self.ctx.providers.host_collector(kind)
 
     # ------------------------------------------------------------------ collection
 
@@ -297,7 +299,7 @@ class MetricsService:
         if only is not None:
             running = [i for i in running if i.account_id == only]
         for i in running:
-            if i.provider in (ProviderKind.LOCAL, ProviderKind.DOCKER):
+            if registry.measured_on_host(i.provider):
                 local.append(i)
             elif i.account_id in accounts:
                 by_account.setdefault(i.account_id, []).append(i)  # type: ignore[arg-type]
@@ -343,7 +345,7 @@ class MetricsService:
         groups: dict[tuple[UUID, str], list[UUID]] = {}
         local = False
         for i in running:
-            if i.provider in (ProviderKind.LOCAL, ProviderKind.DOCKER):
+            if registry.measured_on_host(i.provider):
                 local = True
             elif i.account_id is not None:
                 groups.setdefault((i.account_id, i.region or ""), []).append(i.id)
@@ -376,7 +378,7 @@ class MetricsService:
             local = [i for i in instance_store.iter_all(
                 conn, InstanceFilter(status=InstanceStatus.RUNNING.value))
                 if i.missing_since is None
-                and i.provider in (ProviderKind.LOCAL, ProviderKind.DOCKER)]
+                and registry.measured_on_host(i.provider)]
         return self._collect_local(local, now) if local else None
 
     def _collect_account(
@@ -409,21 +411,27 @@ class MetricsService:
         from snoozeql.services.local_databases import LocalDatabaseService
 
         svc = LocalDatabaseService(self.ctx, bind=False)
-        targets: list[LocalTarget] = []
+        # the instances of each collector (the local and docker providers share one)
+        groups: dict[int, tuple[HostMetricsCollector, list[LocalTarget]]] = {}
         errors: list[str] = []
         for i in instances:
             try:
                 password = svc.password(i)
                 pid = None
-                if i.provider is ProviderKind.LOCAL:
+                if registry.plugin(i.provider).process_cpu:
                     pid = svc.runtime(i.provider).status(i.provider_id, None).pid
-                targets.append(LocalTarget(
+                collector = self.host_collector(i.provider)
+                groups.setdefault(id(collector), (collector, []))[1].append(LocalTarget(
                     i.id, i.name, i.engine, i.endpoint_port or 0, password, pid,
                     i.endpoint_host or "127.0.0.1",
                 ))
             except SnoozeError as exc:
                 errors.append(f"{i.name}: {exc.message}")
-        result = self.local_collector().collect(targets, now)
+        result = CollectResult()
+        for collector, targets in groups.values():
+            part = collector.collect(targets, now)
+            result.samples.update(part.samples)
+            result.errors.extend(part.errors)
         errors.extend(result.errors)
         for err in errors:
             log.warning("local metrics: %s (retried next cycle)", err)
@@ -483,14 +491,11 @@ class MetricsService:
                               note=note)
         if not instances:
             return replace(base, note="no databases in this account yet: nothing to read")
-        try:
-            collector = self.ctx.providers.metrics_collector(acc.provider)
-        except SnoozeError:
-            collector = None
-        read = getattr(collector, "history", None)
-        if read is None:
+        found = registry.find(acc.provider)
+        if found is None or not found.metric_history:
             return replace(base, note=f"{acc.provider.value} keeps no metric history: "
                                       "nothing to read")
+        collector = cast(MetricHistory, self.ctx.providers.metrics_collector(acc.provider))
         written = 0
 
         def write(batch: dict[Hashable, list[HourlyAggregate]]) -> None:
@@ -501,7 +506,8 @@ class MetricsService:
                 written += store.apply_hours(self.ctx.engine, kept)[0]  # type: ignore[arg-type]
 
         try:
-            result = read(acc, [_target(i) for i in instances], start, end, progress, write)
+            result = collector.history(acc, [_target(i) for i in instances], start, end,
+                                       progress, write)
         except SnoozeError as exc:
             log.warning("metric history of account %s: %s", acc.name, exc.message)
             return replace(base, hours_written=written, errors=(exc.message,))

@@ -12,8 +12,9 @@ A webhook URL is called only when its host matches ``allowed_endpoints``
 (``SNOOZEQL_ALLOWED_ENDPOINTS``), the rule custom cloud endpoints follow; the others are
 reported in the log once and never contacted.
 
-Sending is synchronous with a short timeout; the reconciler decides what to do with a
-failure (it retries on its next run, and a warning is only sent once per transition).
+Sending (:mod:`snoozeql.providers.webhook`, the outside-system half) is synchronous
+with a short timeout; the reconciler decides what to do with a failure (it retries on
+its next run, and a warning is only sent once per transition).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from snoozeql.config import Settings
 from snoozeql.domain.endpoints import check_endpoint
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.types import Instance
+from snoozeql.providers.base import WebhookSender
+from snoozeql.providers.webhook import HttpWebhookSender, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ class StopWarning:
 
 
 class Notifier:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sender: WebhookSender | None = None) -> None:
+        self.sender = sender or HttpWebhookSender()
         self.generic = list(settings.webhook_urls)
         self.slack = list(settings.slack_webhook_urls)
         self.timeout = settings.webhook_timeout_seconds
@@ -96,7 +98,7 @@ class Notifier:
         try:
             check_endpoint(url, self._allowed_patterns, "webhook")
         except ValidationError as exc:
-            shown = _redact(url)
+            shown = redact_url(url)
             return f"{shown}: {exc.message.replace(repr(url), shown).replace(url, shown)}"
         return None
 
@@ -118,26 +120,14 @@ class Notifier:
         """POST one body; the error (with the URL's secret path hidden) or None.
 
         A URL outside ``allowed_endpoints`` is never contacted."""
-        shown = _redact(url)
+        shown = redact_url(url)
         refused = self._refusal(url)
         if refused is not None:
             return refused
-        try:
-            resp = httpx.post(url, json=body, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            error = f"{shown}: {type(exc).__name__}"
-        else:
-            if resp.status_code < 300:
-                return None
-            error = f"{shown}: HTTP {resp.status_code}"
+        failed = self.sender.post(url, body, self.timeout)
+        if failed is None:
+            return None
+        error = f"{shown}: {failed}"
         log.warning("webhook not delivered: %s", error)
         return error
 
-
-def _redact(url: str) -> str:
-    """Webhook URLs carry their secret in the path (Slack): show scheme and host only."""
-    try:
-        u = httpx.URL(url)
-        return f"{u.scheme}://{u.host}{':' + str(u.port) if u.port else ''}/..."
-    except (httpx.InvalidURL, ValueError):
-        return "<invalid webhook URL>"

@@ -1,10 +1,12 @@
 """Hourly cost of discovered instances.
 
 Order of sources: the user's price table (``SNOOZEQL_PRICE_TABLE``), then prices
-cached in the store from a provider's price API, then the price API itself (AWS
-Price List) when enabled. A price the API does not know is cached as unknown too, so
-a sync asks at most once per (class, engine, region, deployment) per TTL. A failing
-price API never fails a sync: the cost stays unknown and the failure is logged.
+cached in the store from a provider's price API, then the price API itself: the
+provider plugin's price source (the AWS Price List when enabled, the demo's simulated
+prices), built on the first price it is asked for. A price the API does not know is
+cached as unknown too, so a sync asks at most once per (class, engine, region,
+deployment) per TTL. A failing price API never fails a sync: the cost stays unknown and
+the failure is logged.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from pathlib import Path
 from snoozeql.domain.errors import SnoozeError, ValidationError
 from snoozeql.domain.pricing import PriceTable, parse_price_text, usd_to_cents
 from snoozeql.domain.types import Account, DiscoveredInstance, InstanceKind
+from snoozeql.providers.base import PriceKey
 from snoozeql.services.context import Context
 from snoozeql.store import prices as cache
 
 log = logging.getLogger(__name__)
 
-PriceKey = tuple[str, str, str, str, str]  # provider, class, engine, region, deployment
 # Asks a provider's price API; None means "no such product".
 PriceFetcher = Callable[[Account, PriceKey], Decimal | None]
 
@@ -41,43 +43,20 @@ def load_price_table(path: Path | None) -> PriceTable:
     return PriceTable(parse_price_text(text, str(path)))
 
 
-def _aws_fetcher(ctx: Context) -> PriceFetcher:
-    """The AWS Price List, with the account's credentials (and endpoint, if it has one)."""
-    from snoozeql.providers.aws_pricing import AwsPriceList
-
-    clients: dict[object, AwsPriceList] = {}
-
-    def fetch(account: Account, key: PriceKey) -> Decimal | None:
-        _, instance_class, engine, region, deployment = key
-        if account.id not in clients:
-            endpoint = ctx.settings.aws_price_list_endpoint_url or account.config.get(
-                "endpoint_url"
-            )
-            clients[account.id] = AwsPriceList(ctx.settings, account=account,
-                                               endpoint_url=endpoint)
-        return clients[account.id].hourly_usd(
-            region, instance_class, engine, deployment == "multi-az"
-        )
-
-    return fetch
-
-
-def _demo_fetchers() -> dict[str, PriceFetcher]:
-    """The simulated price list of the demo clouds (``snoozeql demo``)."""
-    from snoozeql.providers.demo import DEMO_KINDS, price_fetcher
-
-    return {kind.value: price_fetcher for kind in DEMO_KINDS}
-
-
 class PriceResolver:
     def __init__(self, ctx: Context, fetchers: dict[str, PriceFetcher] | None = None) -> None:
+        """``fetchers`` (provider name -> price API) replaces the plugins' price sources."""
         self.ctx = ctx
         self.table = load_price_table(ctx.settings.price_table)
-        if fetchers is None:
-            fetchers = {"aws": _aws_fetcher(ctx)} if ctx.settings.aws_price_list else {}
-            fetchers.update(_demo_fetchers())
-        self.fetchers = fetchers
+        self._given = fetchers is not None
+        self.fetchers: dict[str, PriceFetcher | None] = dict(fetchers or {})
         self._failed_accounts: set[object] = set()
+
+    def _fetcher(self, provider: str) -> PriceFetcher | None:
+        if provider not in self.fetchers and not self._given:
+            source = self.ctx.providers.price_source(provider)
+            self.fetchers[provider] = source.hourly_usd if source is not None else None
+        return self.fetchers.get(provider)
 
     def costs_cents(
         self, account: Account | None, items: Iterable[DiscoveredInstance]
@@ -115,7 +94,7 @@ class PriceResolver:
         )
         if usd is not None or not d.instance_class or not d.region or account is None:
             return usd
-        fetch = self.fetchers.get(d.provider.value)
+        fetch = self._fetcher(d.provider.value)
         if fetch is None:
             return None
         key: PriceKey = (

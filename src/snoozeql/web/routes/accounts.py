@@ -9,15 +9,17 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from snoozeql.domain.errors import SnoozeError
 from snoozeql.domain.types import ProviderKind
-from snoozeql.services.accounts import AccountService, normalize_config
+from snoozeql.services.accounts import (
+    AccountService,
+    cloud_providers,
+    normalize_config,
+    setting_names,
+)
 from snoozeql.services.background_sync import start_sync, sync_progress
 from snoozeql.services.inventory import InventoryService
 from snoozeql.web.core import Admin, Operator, Viewer, WebRoute, csrf_protect, ctx_of, render
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-
-_FIELDS = ("regions", "profile", "role_arn", "external_id", "endpoint_url", "projects",
-           "credentials_file", "api_endpoint")
 
 
 def _page(request: Request, form: dict[str, Any] | None = None, error: str | None = None,
@@ -55,11 +57,10 @@ def add_account(
     try:
         kind = ProviderKind(provider)
     except ValueError:
-        return _page(request, form, f"unknown provider {provider!r}; use aws or gcp", None, 422)
-    mine = {k: v.strip() for k, v in values.items()
-            if v.strip() and k in (("regions", "profile", "role_arn", "external_id",
-                                    "endpoint_url") if kind == ProviderKind.AWS else
-                                   ("projects", "credentials_file", "api_endpoint"))}
+        return _page(request, form, f"unknown provider {provider!r}; use "
+                     f"{' or '.join(cloud_providers())}", None, 422)
+    allowed = setting_names(kind)
+    mine = {k: v.strip() for k, v in values.items() if v.strip() and k in allowed}
     try:
         if intent == "validate":
             cfg = normalize_config(kind, mine)

@@ -53,8 +53,8 @@ from snoozeql.providers.base import (
     allowed_endpoint,
     read_history_by_group,
 )
-from snoozeql.providers.gcp import (
-    GcpAccountConfig,
+from snoozeql.providers.gcp.config import GcpAccountConfig
+from snoozeql.providers.gcp.driver import (
     GcpProvider,
     _first_line,
     _http_error,

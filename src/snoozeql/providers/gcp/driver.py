@@ -50,8 +50,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import google.auth
@@ -64,7 +63,7 @@ from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 
 from snoozeql.config import Settings
-from snoozeql.domain.errors import ActionRefused, ProviderError, SnoozeError, ValidationError
+from snoozeql.domain.errors import ActionRefused, ProviderError
 from snoozeql.domain.types import (
     Account,
     ActionOutcome,
@@ -77,6 +76,7 @@ from snoozeql.domain.types import (
 )
 from snoozeql.observability import Telemetry
 from snoozeql.providers.base import allowed_endpoint
+from snoozeql.providers.gcp.config import GcpAccountConfig, credentials_file_path
 
 __all__ = [
     "GcpProvider",
@@ -211,33 +211,6 @@ def split_provider_id(provider_id: str) -> tuple[str, str]:
     if not sep or not project or not name:
         raise ProviderError(f"not a Cloud SQL id (want project:instance): {provider_id!r}")
     return project, name
-
-
-# --------------------------------------------------------------------------------------
-# Account configuration
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GcpAccountConfig:
-    """``Account.config`` for GCP. Only the key file *path* is ever stored."""
-
-    projects: tuple[str, ...]
-    credentials_file: str | None
-    api_endpoint: str | None
-
-    @classmethod
-    def from_account(cls, account: Account | None) -> GcpAccountConfig:
-        config = account.config if account is not None else {}
-        raw = config.get("projects") or []
-        if isinstance(raw, str):
-            raw = raw.split(",")
-        projects = tuple(dict.fromkeys(str(p).strip() for p in raw if str(p).strip()))
-        return cls(
-            projects=projects,
-            credentials_file=config.get("credentials_file") or None,
-            api_endpoint=config.get("api_endpoint") or None,
-        )
 
 
 # --------------------------------------------------------------------------------------
@@ -570,29 +543,6 @@ def no_redirects_http(timeout: float) -> httplib2.Http:
 
 def _endpoint(cfg: GcpAccountConfig) -> str:
     return cfg.api_endpoint or "https://sqladmin.googleapis.com/"
-
-
-def credentials_file_path(
-    value: str, settings: Any, error: type[SnoozeError] = ValidationError
-) -> str:
-    """The key file's resolved path when it lies in the credentials directory.
-
-    Relative paths are read from that directory. Every refusal has the same message,
-    whether the file exists or not, so the check reveals nothing about other paths.
-    """
-    base = settings.effective_credentials_dir
-    try:
-        raw = Path(str(value)).expanduser()
-        path = (raw if raw.is_absolute() else base / raw).resolve()
-        usable = path.is_relative_to(base) and path.is_file()
-    except (OSError, ValueError, RuntimeError):  # a NUL byte, an unknown ~user, a loop
-        usable = False
-    if not usable:
-        raise error(
-            f"credentials file {str(value)!r} is not a key file in the credentials directory "
-            f"{base} (SNOOZEQL_CREDENTIALS_DIR); put the service-account key file there"
-        )
-    return str(path)
 
 
 def _load_key_file(path: str) -> Any:

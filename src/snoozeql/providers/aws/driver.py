@@ -1,9 +1,11 @@
-"""AWS provider: RDS DB instances and Aurora / Multi-AZ DB clusters.
+"""The AWS driver: RDS DB instances and Aurora / Multi-AZ DB clusters.
 
-This module is the only place that knows boto3's shapes. It turns DescribeDBInstances
-and DescribeDBClusters pages into :class:`DiscoveredInstance` values and carries out
-start, stop and restart, turning AWS refusals into :class:`ActionRefused` and every
-other failure into :class:`ProviderError`.
+With its neighbours in this package (CloudWatch in :mod:`.metrics`, the Price List in
+:mod:`.pricing`), this module is the only place that knows boto3's shapes; the
+credentials, client settings and error wording here serve all three. It turns
+DescribeDBInstances and DescribeDBClusters pages into :class:`DiscoveredInstance`
+values and carries out start, stop and restart, turning AWS refusals into
+:class:`ActionRefused` and every other failure into :class:`ProviderError`.
 
 Why it looks the way it does:
 
@@ -49,6 +51,7 @@ from snoozeql.domain.types import (
     already_message,
 )
 from snoozeql.observability import Telemetry, in_context
+from snoozeql.providers.aws.config import AwsAccountConfig
 from snoozeql.providers.base import allowed_endpoint
 
 log = logging.getLogger(__name__)
@@ -106,42 +109,6 @@ def normalize_status(raw: str | None) -> InstanceStatus:
     if word.startswith("incompatible-"):
         return InstanceStatus.FAILED
     return InstanceStatus.UNKNOWN
-
-
-# ------------------------------------------------------------------ account settings
-
-
-@dataclass(frozen=True)
-class AwsAccountConfig:
-    """The AWS part of ``Account.config``; holds no secret."""
-
-    regions: tuple[str, ...]
-    profile: str | None = None
-    role_arn: str | None = None
-    external_id: str | None = None
-    endpoint_url: str | None = None
-
-    @classmethod
-    def from_account(cls, account: Account) -> AwsAccountConfig:
-        cfg = account.config or {}
-        regions = cfg.get("regions") or []
-        if isinstance(regions, str):
-            regions = [r for r in regions.split(",")]
-        regions = [str(r).strip() for r in regions if str(r).strip()]
-        if not regions:
-            raise ProviderError(f"AWS account {account.name!r} has no regions configured")
-
-        def opt(key: str) -> str | None:
-            value = cfg.get(key)
-            return str(value) if value not in (None, "") else None
-
-        return cls(
-            regions=tuple(dict.fromkeys(regions)),
-            profile=opt("profile"),
-            role_arn=opt("role_arn"),
-            external_id=opt("external_id"),
-            endpoint_url=opt("endpoint_url"),
-        )
 
 
 @dataclass(frozen=True)

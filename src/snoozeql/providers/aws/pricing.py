@@ -17,6 +17,10 @@ Notes on the Price List's vocabulary (it is not the RDS API's):
   price is preferred when both are listed.
 
 The Price List API is only served from a few regions; ``us-east-1`` is used.
+
+:func:`price_source` is the plugin's pricing capability: a :class:`AwsPricing` when the
+operator turned the Price List on (``SNOOZEQL_AWS_PRICE_LIST``), asking it with each
+account's credentials (and endpoint, unless the operator set one for the Price List).
 """
 
 from __future__ import annotations
@@ -31,14 +35,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from snoozeql.config import Settings
 from snoozeql.domain.errors import ProviderError
 from snoozeql.domain.types import Account
-from snoozeql.providers.aws import (
-    AwsAccountConfig,
+from snoozeql.providers.aws.config import AwsAccountConfig
+from snoozeql.providers.aws.driver import (
     AwsCredentials,
     client_config,
     describe_error,
     resolve_credentials,
 )
-from snoozeql.providers.base import allowed_endpoint
+from snoozeql.providers.base import PriceKey, allowed_endpoint
 
 PRICING_REGION = "us-east-1"
 
@@ -180,3 +184,30 @@ class AwsPriceList:
             raise ProviderError(f"AWS Price List ({PRICING_REGION}): {msg}") from None
         except (ValueError, TypeError) as exc:
             raise ProviderError(f"AWS Price List ({PRICING_REGION}): bad answer: {exc}") from None
+
+
+class AwsPricing:
+    """The Price List as a :class:`~snoozeql.providers.base.PriceSource`: one
+    :class:`AwsPriceList` per account, with that account's credentials."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: dict[object, AwsPriceList] = {}
+        self._lock = threading.Lock()
+
+    def hourly_usd(self, account: Account, key: PriceKey) -> Decimal | None:
+        _, instance_class, engine, region, deployment = key
+        with self._lock:
+            client = self._clients.get(account.id)
+            if client is None:
+                endpoint = self._settings.aws_price_list_endpoint_url or account.config.get(
+                    "endpoint_url"
+                )
+                client = self._clients[account.id] = AwsPriceList(
+                    self._settings, account=account, endpoint_url=endpoint)
+        return client.hourly_usd(region, instance_class, engine, deployment == "multi-az")
+
+
+def price_source(settings: Settings) -> AwsPricing | None:
+    """The AWS Price List, or None when the operator did not turn it on."""
+    return AwsPricing(settings) if settings.aws_price_list else None

@@ -45,8 +45,8 @@ from snoozeql.domain.metrics import (
 )
 from snoozeql.domain.types import Account, InstanceKind
 from snoozeql.observability import Telemetry
-from snoozeql.providers.aws import (
-    AwsAccountConfig,
+from snoozeql.providers.aws.config import AwsAccountConfig
+from snoozeql.providers.aws.driver import (
     AwsCredentials,
     client_config,
     counted,
