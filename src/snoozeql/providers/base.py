@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from snoozeql.domain.endpoints import check_endpoint
 from snoozeql.domain.errors import ProviderError, ValidationError
-from snoozeql.domain.metrics import HourlyAggregate, Sample
 from snoozeql.domain.types import Account, ActionOutcome, DiscoveredInstance, Instance, InstanceKind
 
+# domain.metrics imports numpy: only a collector at work needs it, not every CLI command
+# that consults the registry.
 if TYPE_CHECKING:
     from snoozeql.config import Settings
+    from snoozeql.domain.metrics import HourlyAggregate, Sample
 
 
 def allowed_endpoint(url: str | None, settings: Any, what: str) -> str | None:
@@ -126,7 +128,7 @@ class CollectResult:
         return sum(len(v) for v in self.samples.values())
 
 
-Sink = Callable[[dict[Hashable, list[HourlyAggregate]]], None]
+Sink = Callable[[dict[Hashable, list["HourlyAggregate"]]], None]
 """Takes the hours of a batch of targets as soon as their calls are done."""
 
 
@@ -165,6 +167,8 @@ def hour_aggregates(
 ) -> list[HourlyAggregate]:
     """(metric, hour) -> {"avg": .., "max": ..} as aggregates. An hour's min is not
     read (one statistic fewer to pay for): it is the lower of its mean and max."""
+    from snoozeql.domain import metrics
+
     out = []
     for (metric, hour), v in sorted(values.items()):
         avg = v.get("avg", v.get("max"))
@@ -172,7 +176,7 @@ def hour_aggregates(
         if avg is None or peak is None:
             continue
         peak = max(peak, avg)
-        out.append(HourlyAggregate(metric, hour, avg, min(avg, peak), peak, 60))
+        out.append(metrics.HourlyAggregate(metric, hour, avg, min(avg, peak), peak, 60))
     return out
 
 
