@@ -20,7 +20,7 @@ from snoozeql.domain.types import (
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.store import accounts, actions, db, tables
+from snoozeql.store import accounts, actions, db
 from snoozeql.store import instances as inst
 from snoozeql.store.instances import InstanceFilter
 from snoozeql.store.schema import full_metadata
@@ -68,7 +68,7 @@ def test_migrations_upgrade_downgrade_and_match_tables(dialect: str, tmp_path) -
                 "include_name": lambda name, type_, _parents: not unmodelled(name, type_),
             })
             diff = compare_metadata(mc, full_metadata())
-        assert diff == [], f"migrations and tables.py disagree: {diff}"
+        assert diff == [], f"migrations and the store's tables disagree: {diff}"
         db.downgrade(engine, "base")
         assert db.current_revision(engine) is None
         assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
@@ -109,8 +109,8 @@ def test_sync_keeps_identity_and_first_seen_and_writes_only_changes(ctx) -> None
         assert _sync(conn, a, items, later, costs) == inst.SyncWrite(changed=100, unchanged=2400)
     with ctx.engine.connect() as conn:
         after = {i.provider_id: i for i in inst.iter_all(conn)}
-        raw_seen = dict(conn.execute(sa.select(tables.instances.c.provider_id,
-                                               tables.instances.c.last_seen_at)).all())
+        raw_seen = dict(conn.execute(sa.select(inst.instances.c.provider_id,
+                                               inst.instances.c.last_seen_at)).all())
     assert len(after) == 2500
     changed, same = after[items[7].provider_id], after[items[700].provider_id]
     assert changed.id == before[items[7].provider_id].id

@@ -10,7 +10,22 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from snoozeql.domain.types import Role
-from snoozeql.store.tables import api_keys
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import UTCDateTime
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    # SHA-256 of the whole key; the key itself is shown once and never stored.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+)
 
 
 @dataclass(frozen=True)
