@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from snoozeql.domain.errors import NotFoundError, ValidationError
+from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import (
     Account,
     AccountStatus,
@@ -19,8 +19,9 @@ from snoozeql.domain.types import (
     InstanceKind,
     InstanceStatus,
     ProviderKind,
+    Role,
 )
-from snoozeql.store import accounts, actions, db
+from snoozeql.store import accounts, actions, apikeys, db, sync_parts
 from snoozeql.store import instances as inst
 from snoozeql.store.instances import InstanceFilter
 from snoozeql.store.schema import full_metadata
@@ -286,3 +287,54 @@ def test_naive_timestamps_are_refused(ctx) -> None:  # noqa: ANN001
     with pytest.raises(sa.exc.StatementError, match="naive"), ctx.engine.begin() as conn:
         actions.append(conn, at=datetime(2026, 1, 1), finished_at=None, actor="cli",
                        action="stop", reason="manual", result="ok")
+
+
+def test_a_taken_account_or_key_name_is_a_conflict(ctx) -> None:  # noqa: ANN001
+    with ctx.engine.begin() as conn:
+        a = _account(conn)
+        apikeys.insert(conn, key_id=uuid4(), name="ci", role=Role.VIEWER, key_hash="1" * 64,
+                       prefix="sq_1", now=T0)
+    twin = Account(id=uuid4(), name=a.name, provider=ProviderKind.GCP, config={})
+    with pytest.raises(ConflictError, match=a.name), ctx.engine.begin() as conn:
+        accounts.insert(conn, twin, T0)
+    with pytest.raises(ConflictError, match="'ci'"), ctx.engine.begin() as conn:
+        apikeys.insert(conn, key_id=uuid4(), name="ci", role=Role.ADMIN, key_hash="2" * 64,
+                       prefix="sq_2", now=T0)
+    with ctx.engine.connect() as conn:
+        assert [x.name for x in accounts.list_all(conn)] == [a.name]
+        key = apikeys.get_by_name(conn, "ci")
+    assert key is not None and key.role is Role.VIEWER
+
+
+def test_a_sync_claims_the_account_once_until_it_goes_stale(ctx) -> None:  # noqa: ANN001
+    stale = timedelta(minutes=30)
+    with ctx.engine.begin() as conn:
+        a = _account(conn)
+    with ctx.engine.begin() as conn:
+        assert accounts.claim_sync(conn, a.id, T0, stale)
+        assert not accounts.claim_sync(conn, a.id, T0 + timedelta(minutes=29), stale)
+        accounts.mark_syncing(conn, a.id, T0 + timedelta(minutes=29))  # keeps the start
+        assert accounts.claim_sync(conn, a.id, T0 + timedelta(minutes=31), stale)
+        assert accounts.claim_sync(conn, a.id, T0 + timedelta(minutes=32), None)  # takeover
+        accounts.update(conn, a.id, T0, status=AccountStatus.CONNECTED)
+        accounts.mark_syncing(conn, a.id, T0 + timedelta(minutes=1))
+        assert not accounts.claim_sync(conn, a.id, T0 + timedelta(minutes=2), stale)
+        got = accounts.get(conn, a.id)
+    assert got is not None and got.status is AccountStatus.SYNCING
+
+
+def test_sync_parts_keep_what_each_scope_found(ctx) -> None:  # noqa: ANN001
+    found = [_discovered(1), _discovered(2, region="eu-west-1", endpoint_port=5432,
+                                       extra={"arn": "x", "n": [1, 2]})]
+    with ctx.engine.begin() as conn:
+        a = _account(conn)
+        sync_parts.put(conn, a.id, "r1", "us-east-1", found,
+                       {found[0].provider_id: Decimal("1.25")}, None, T0)
+        sync_parts.put(conn, a.id, "r1", "eu-west-1", [], {}, "denied", T0)
+        sync_parts.put(conn, a.id, "r1", "eu-west-1", [], {}, "throttled", T0)  # a retry
+        got = {p.scope: p for p in sync_parts.parts(conn, a.id, "r1")}
+    assert set(got) == {"us-east-1", "eu-west-1"}
+    assert got["us-east-1"].found == found and got["us-east-1"].error is None
+    assert got["us-east-1"].costs == {found[0].provider_id: Decimal("1.25"),
+                                      found[1].provider_id: None}
+    assert got["eu-west-1"].found == [] and got["eu-west-1"].error == "throttled"

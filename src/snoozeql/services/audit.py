@@ -23,15 +23,16 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.validation import iso_instant
 from snoozeql.services.context import Context
 from snoozeql.store import actions as action_log
 from snoozeql.store.actions import ActionRecord
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = [
     "ACTIONS", "CSV_COLUMNS", "KINDS", "REDACTED", "AuditService", "entry_json",

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from snoozeql.domain.errors import ConflictError
 from snoozeql.domain.types import Account, AccountStatus, ProviderKind
 from snoozeql.store import versions
 from snoozeql.store.schema import metadata
@@ -48,17 +49,21 @@ def _row(r: Any) -> Account:
 
 
 def insert(conn: sa.Connection, account: Account, now: datetime) -> None:
-    conn.execute(
-        accounts.insert().values(
-            id=account.id,
-            name=account.name,
-            provider=account.provider.value,
-            config=account.config,
-            status=account.status.value,
-            created_at=now,
-            updated_at=now,
+    """Add the account; ConflictError if its name is taken (a concurrent create won)."""
+    try:
+        conn.execute(
+            accounts.insert().values(
+                id=account.id,
+                name=account.name,
+                provider=account.provider.value,
+                config=account.config,
+                status=account.status.value,
+                created_at=now,
+                updated_at=now,
+            )
         )
-    )
+    except sa.exc.IntegrityError:
+        raise ConflictError(f"an account named {account.name!r} already exists") from None
     versions.bump(conn, versions.ACCOUNTS)
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from snoozeql.domain.errors import ConflictError
 from snoozeql.domain.types import Role
 from snoozeql.store.schema import metadata
 from snoozeql.store.types import UTCDateTime
@@ -55,12 +56,16 @@ def insert(
     conn: sa.Connection, *, key_id: UUID, name: str, role: Role, key_hash: str, prefix: str,
     now: datetime,
 ) -> None:
-    conn.execute(
-        api_keys.insert().values(
-            id=key_id, name=name, role=role.value, key_hash=key_hash, prefix=prefix,
-            created_at=now,
+    """Add the key; ConflictError if its name is taken (a concurrent create won)."""
+    try:
+        conn.execute(
+            api_keys.insert().values(
+                id=key_id, name=name, role=role.value, key_hash=key_hash, prefix=prefix,
+                created_at=now,
+            )
         )
-    )
+    except sa.exc.IntegrityError:
+        raise ConflictError(f"an API key named {name!r} already exists") from None
 
 
 def get_by_hash(conn: sa.Connection, key_hash: str) -> ApiKeyRecord | None:
