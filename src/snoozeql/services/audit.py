@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 __all__ = [
-    "ACTIONS", "CSV_COLUMNS", "KINDS", "REDACTED", "AuditService", "entry_json",
-    "record", "redact",
+    "ACTIONS", "CSV_COLUMNS", "KINDS", "REDACTED", "AuditService", "record", "redact",
 ]
 
 REDACTED = "***"
@@ -124,14 +123,6 @@ CSV_COLUMNS = ("at", "actor", "action", "object_kind", "object_name", "object_id
 def _when(value: datetime | str | None, what: str) -> datetime | None:
     # Documented: a time without a zone is UTC.
     return None if value in (None, "") else iso_instant(value, what, naive_is_utc=True)
-
-
-def entry_json(r: ActionRecord) -> dict[str, Any]:
-    return {
-        "id": str(r.id), "at": r.at.isoformat(), "actor": r.actor, "action": r.action,
-        "object_kind": r.object_kind, "object_id": r.object_id, "object_name": r.object_name,
-        "reason": r.reason, "before": r.before, "after": r.after,
-    }
 
 
 class AuditService:

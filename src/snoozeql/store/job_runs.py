@@ -154,3 +154,12 @@ def queued(conn: sa.Connection, *, limit: int, task: str | None = None) -> list[
                                        if k != "timestamp"},
                    "queued", None, r.id, r.attempts, None, None, None, r.scheduled_at)
             for r in rows]
+
+
+def waiting_job(conn: sa.Connection, queueing_lock: str) -> int | None:
+    """The id of the queue's job waiting under ``queueing_lock`` (procrastinate's
+    schema), if one still waits."""
+    found = conn.execute(sa.text(
+        "SELECT id FROM procrastinate_jobs WHERE queueing_lock = :k AND status = 'todo'"),
+        {"k": queueing_lock}).scalar()
+    return None if found is None else int(found)

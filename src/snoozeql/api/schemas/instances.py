@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
@@ -11,7 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from snoozeql.api.openapi import exactly_one_of
 from snoozeql.domain.types import Instance
-from snoozeql.services.bulk import BulkItemResult, Skipped
+
+if TYPE_CHECKING:  # only in signatures: `instances list --json` loads no action code
+    from snoozeql.services.bulk import BulkItemResult, Skipped
+    from snoozeql.services.lifecycle import ActionReport
 
 
 class InstanceOut(BaseModel):
@@ -82,6 +85,11 @@ def json_bytes(data: Any) -> bytes:
 class InstanceDetail(InstanceOut):
     members: list[InstanceOut] = Field(default_factory=list)
 
+    @classmethod
+    def with_members(cls, i: Instance, members: list[Instance]) -> InstanceDetail:
+        """The instance and, for a cluster, its member instances."""
+        return cls(**InstanceOut.of(i).model_dump(), members=[InstanceOut.of(m) for m in members])
+
 
 class InstancePage(BaseModel):
     items: list[InstanceOut]
@@ -105,10 +113,13 @@ class ActionResultOut(BaseModel):
                                              "to) the requested state; nothing was done")
     instance: InstanceOut
 
+    @classmethod
+    def of(cls, r: ActionReport) -> ActionResultOut:
+        return cls(action_id=r.action_id, action=r.action.value, result=r.result.value,
+                   message=r.message, already=r.already, instance=InstanceOut.of(r.instance))
+
 
 # Bulk actions (POST /api/v1/instances/bulk)
-
-
 
 
 class BulkIn(BaseModel):
