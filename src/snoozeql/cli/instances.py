@@ -305,9 +305,9 @@ def _override(ref: str, state_: str, until: str, tz: str | None, reason: str | N
         ref, state_, until, actor=state.ACTOR, reason=reason, timezone=tz
     )
     if as_json:
-        print_json({"instance_id": str(rec.instance_id), "instance": instance.name,
-                    "state": rec.state, "until": rec.until.isoformat(), "reason": rec.reason,
-                    "created_by": rec.created_by, "created_at": rec.created_at.isoformat()})
+        from snoozeql.api.schemas.instances import OverrideOut
+
+        print_json(OverrideOut.of(instance.name, rec).model_dump())
         return
     word = "kept awake" if state_ == "running" else "asleep"
     console.print(f"{instance.name} stays {word} until {rec.until.isoformat()} "

@@ -14,10 +14,11 @@ from snoozeql.api.schemas.instances import (
     BulkSkippedOut,
     InstanceDetail,
     InstancePage,
+    OverrideIn,
+    OverrideOut,
     instance_json,
     json_bytes,
 )
-from snoozeql.api.schemas.schedules import OverrideIn, OverrideOut
 from snoozeql.domain.errors import PermissionDenied
 from snoozeql.domain.types import InstanceKind, Role
 from snoozeql.services.bulk import BulkService, bulk_action
