@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
@@ -16,6 +17,7 @@ from snoozeql.domain.types import (
     Account,
     AccountStatus,
     DiscoveredInstance,
+    Instance,
     InstanceKind,
     InstanceStatus,
     ProviderKind,
@@ -304,6 +306,24 @@ def test_a_taken_account_or_key_name_is_a_conflict(ctx) -> None:  # noqa: ANN001
         assert [x.name for x in accounts.list_all(conn)] == [a.name]
         key = apikeys.get_by_name(conn, "ci")
     assert key is not None and key.role is Role.VIEWER
+
+
+def test_an_added_instance_reads_back_and_its_twin_is_a_conflict(ctx) -> None:  # noqa: ANN001
+    one = Instance(
+        id=uuid4(), account_id=None, provider=ProviderKind.EXTERNAL, provider_id="erp",
+        kind=InstanceKind.INSTANCE, name="erp", engine="oracle", engine_version=None,
+        instance_class=None, region=None, status=InstanceStatus.UNKNOWN, raw_status=None,
+        tags={"team": "fin"}, endpoint_host=None, endpoint_port=None, multi_az=False,
+        node_count=1, cluster_provider_id=None, hourly_cost_cents=Decimal("12.5"),
+        first_seen_at=T0, last_seen_at=T0, missing_since=None, extra={"registered": True},
+    )
+    with ctx.engine.begin() as conn:
+        inst.add(conn, one)
+    with pytest.raises(ConflictError, match="'erp'"), ctx.engine.begin() as conn:
+        inst.add(conn, replace(one, id=uuid4(), name="erp-2"))
+    with ctx.engine.connect() as conn:
+        assert inst.get(conn, one.id) == one
+        assert [i.name for i in inst.iter_all(conn)] == ["erp"]
 
 
 def test_a_sync_claims_the_account_once_until_it_goes_stale(ctx) -> None:  # noqa: ANN001

@@ -107,32 +107,16 @@ class ExternalInstanceService:
             ]
             if clash:
                 raise ConflictError(f"an external database named {label!r} is already registered")
-            instance_store.insert_one(conn, {
-                "id": instance_id,
-                "account_id": None,
-                "provider": ProviderKind.EXTERNAL.value,
-                "provider_id": label,
-                "kind": InstanceKind.INSTANCE.value,
-                "name": label,
-                "engine": row_engine,
-                "engine_version": None,
-                "instance_class": None,
-                "region": None,
-                "status": InstanceStatus.UNKNOWN.value,
-                "raw_status": "external: not measured by SnoozeQL",
-                "tags": row_tags,
-                "endpoint_host": None,
-                "endpoint_port": None,
-                "multi_az": False,
-                "node_count": 1,
-                "cluster_provider_id": None,
-                "hourly_cost_cents": cents,
-                "extra": {"registered": True},
-                "last_error": None,
-                "first_seen_at": now,
-                "last_seen_at": now,
-                "missing_since": None,
-            })
+            instance_store.add(conn, Instance(
+                id=instance_id, account_id=None, provider=ProviderKind.EXTERNAL,
+                provider_id=label, kind=InstanceKind.INSTANCE, name=label, engine=row_engine,
+                engine_version=None, instance_class=None, region=None,
+                status=InstanceStatus.UNKNOWN, raw_status="external: not measured by SnoozeQL",
+                tags=row_tags, endpoint_host=None, endpoint_port=None, multi_az=False,
+                node_count=1, cluster_provider_id=None, hourly_cost_cents=cents,
+                first_seen_at=now, last_seen_at=now, missing_since=None, last_error=None,
+                extra={"registered": True},
+            ))
             found = instance_store.get(conn, instance_id)
         assert found is not None
         return found

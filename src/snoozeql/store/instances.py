@@ -27,7 +27,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from snoozeql.domain.errors import NotFoundError, ValidationError
+from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import (
     DiscoveredInstance,
     Instance,
@@ -604,6 +604,19 @@ def set_status(
 
 def insert_one(conn: sa.Connection, row: dict[str, Any]) -> None:
     conn.execute(instances.insert().values(**row))
+    versions.bump(conn, versions.INSTANCES)
+
+
+def add(conn: sa.Connection, i: Instance) -> None:
+    """Add an instance that no sync reports (registered by hand); ConflictError when its
+    (provider, provider_id) is in the inventory already."""
+    row = {c: getattr(i, c) for c in _INSTANCE_COLUMNS}
+    row.update(provider=i.provider.value, kind=i.kind.value, status=i.status.value)
+    try:
+        conn.execute(instances.insert().values(**row))
+    except sa.exc.IntegrityError:
+        raise ConflictError(f"{i.provider.value} database {i.provider_id!r} is already in "
+                            "the inventory") from None
     versions.bump(conn, versions.INSTANCES)
 
 

@@ -1,8 +1,8 @@
 """Parts of a queued sync of one account (one per region or project) until the last.
 
 A part is what one scope's discovery found (the discovered instances with their hourly
-costs, kept as JSON) or its error. Parts are keyed by (account, round, scope); writing a part again
-(a retried task) replaces it.
+costs, kept as JSON) or its error. Parts are keyed by (account, round, scope); writing
+a part again (a retried task) replaces it.
 """
 
 from __future__ import annotations
