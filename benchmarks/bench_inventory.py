@@ -39,7 +39,7 @@ from snoozeql.domain.types import (
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
-from snoozeql.store import accounts, db, tables
+from snoozeql.store import accounts, db
 from snoozeql.store import instances as inst
 
 PG_ADMIN = os.environ.get(
@@ -125,10 +125,10 @@ def time_sync(
             for d in items:
                 inst.upsert_one_naive(conn, inst.discovered_row(d, account_id, seen, None))
             conn.execute(
-                tables.instances.update()
-                .where(tables.instances.c.account_id == account_id,
-                       tables.instances.c.last_seen_at < seen,
-                       tables.instances.c.missing_since.is_(None))
+                inst.instances.update()
+                .where(inst.instances.c.account_id == account_id,
+                       inst.instances.c.last_seen_at < seen,
+                       inst.instances.c.missing_since.is_(None))
                 .values(missing_since=seen)
             )
         else:

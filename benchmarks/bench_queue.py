@@ -60,7 +60,8 @@ from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context, build_context
 from snoozeql.services.schedules import ScheduleService
-from snoozeql.store.tables import actions, job_runs
+from snoozeql.store.actions import actions
+from snoozeql.store.job_runs import job_runs
 
 SNOOZEQL = str(Path(sys.executable).parent / "snoozeql")
 ACCOUNTS = 40

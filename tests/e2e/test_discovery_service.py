@@ -17,7 +17,7 @@ from snoozeql.services.actions import ActionLogService
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.lifecycle import LifecycleService
-from snoozeql.store.tables import instances as instances_t
+from snoozeql.store.instances import instances as instances_t
 from tests.support.moto_server import free_port
 
 

@@ -39,8 +39,8 @@ from snoozeql.services.reconciler import Reconciler
 from snoozeql.services.schedules import ScheduleService
 from snoozeql.store import db
 from snoozeql.store import jobs as job_store
+from snoozeql.store.actions import actions
 from snoozeql.store.schedule_tables import reconcile_claims
-from snoozeql.store.tables import actions
 
 MON = datetime(2026, 11, 23, tzinfo=UTC)
 OFFICE = {"name": "office", "timezone": "UTC",

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from snoozeql.api.app import create_app
 from snoozeql.services.apikeys import ApiKeyService
-from snoozeql.store.tables import instances as instances_table
+from snoozeql.store.instances import instances as instances_table
 from tests.support.moto_server import free_port
 
 

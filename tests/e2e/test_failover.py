@@ -34,7 +34,7 @@ from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import build_context
 from snoozeql.services.discovery import DiscoveryService
 from snoozeql.services.schedules import ScheduleService
-from snoozeql.store.tables import actions
+from snoozeql.store.actions import actions
 from tests.support.latency_proxy import Call, LatencyProxy
 from tests.support.moto_server import (
     MotoServer,

@@ -32,9 +32,9 @@ from snoozeql.services.lifecycle import LifecycleService
 from snoozeql.services.local_databases import LocalDatabaseService
 from snoozeql.store import db
 from snoozeql.store import instances as instance_store
-from snoozeql.store.tables import actions as action_table
-from snoozeql.store.tables import instances as instance_table
-from snoozeql.store.tables import secrets as secret_table
+from snoozeql.store.actions import actions as action_table
+from snoozeql.store.instances import instances as instance_table
+from snoozeql.store.secrets import secrets as secret_table
 from tests.support.local_databases import local_settings, store_dump
 from tests.support.local_servers import DockerEngine
 

@@ -42,7 +42,7 @@ from snoozeql.config import Settings
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import build_context
-from snoozeql.store.tables import job_runs
+from snoozeql.store.job_runs import job_runs
 from tests.support.latency_proxy import LatencyProxy
 from tests.support.moto_server import (
     MotoServer,
@@ -449,7 +449,7 @@ def test_a_throttled_sync_is_retried_by_the_queue_with_backoff(
                      if s.labels.get("result") == "throttled"]
         assert throttled and throttled[0].labels["operation"] == "DescribeDBInstances"
         with ctx.engine.connect() as conn:
-            from snoozeql.store.tables import accounts
+            from snoozeql.store.accounts import accounts
 
             state = conn.execute(sa.select(accounts.c.status).where(
                 accounts.c.id == account.id)).scalar_one()

@@ -16,8 +16,8 @@ from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.services.context import Context
 from snoozeql.services.stacks import StackService
 from snoozeql.services.templates import TemplateService
+from snoozeql.store.secrets import secrets as secrets_table
 from snoozeql.store.stacks import stack_override_entries, stack_overrides
-from snoozeql.store.tables import secrets as secrets_table
 from tests.e2e.test_compose_export import as_mapping, compose_config, unescape
 from tests.support.moto_server import free_port
 

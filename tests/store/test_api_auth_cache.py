@@ -26,7 +26,7 @@ from snoozeql.services.inventory import InventoryService
 from snoozeql.services.web_sessions import WebSessionService
 from snoozeql.store import apikeys as key_store
 from snoozeql.store import instances as inst
-from snoozeql.store.tables import api_keys
+from snoozeql.store.apikeys import api_keys
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.audit import REDACTED, redact
 from snoozeql.services.context import Context
 from snoozeql.store import instances as instance_store
-from snoozeql.store.tables import actions
+from snoozeql.store.actions import actions
 
 MON = datetime(2026, 11, 23, 9, tzinfo=UTC)
 V1 = "/api/v1"

@@ -26,7 +26,7 @@ from snoozeql.services.inventory import InventoryService
 from snoozeql.store import accounts
 from snoozeql.store import instances as inst
 from snoozeql.store.instances import InstanceFilter
-from snoozeql.store.tables import instances as t
+from snoozeql.store.instances import instances as t
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # ASCII letters in both cases, LIKE's wildcards and escape, quotes (FTS5 syntax),

@@ -13,7 +13,6 @@ from snoozeql.domain.stacks import Template, parse_override
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.context import Context
 from snoozeql.store import instances as instance_store
-from snoozeql.store import local_instances
 from snoozeql.store import stacks as store
 
 NOW = datetime(2026, 12, 2, 4, 0, tzinfo=UTC)
@@ -92,9 +91,10 @@ def _local(name: str) -> Instance:
 def test_a_local_instance_is_written_from_the_domain_instance(ctx: Context) -> None:
     pg1 = _local("pg1")
     with ctx.engine.begin() as conn:
-        local_instances.insert(conn, pg1)
-    with pytest.raises(ConflictError, match="'pg1' already exists"), ctx.engine.begin() as conn:
-        local_instances.insert(conn, _local("pg1"))
+        instance_store.add(conn, pg1)
+    with (pytest.raises(ConflictError, match="'pg1' is already in the inventory"),
+          ctx.engine.begin() as conn):
+        instance_store.add(conn, _local("pg1"))
     with ctx.engine.connect() as conn:
         stored = instance_store.get(conn, pg1.id)
     assert stored is not None

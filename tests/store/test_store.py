@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
@@ -11,16 +12,18 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from snoozeql.domain.errors import NotFoundError, ValidationError
+from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import (
     Account,
     AccountStatus,
     DiscoveredInstance,
+    Instance,
     InstanceKind,
     InstanceStatus,
     ProviderKind,
+    Role,
 )
-from snoozeql.store import accounts, actions, db, tables
+from snoozeql.store import accounts, actions, apikeys, db, sync_parts
 from snoozeql.store import instances as inst
 from snoozeql.store.instances import InstanceFilter
 from snoozeql.store.schema import full_metadata
@@ -68,7 +71,7 @@ def test_migrations_upgrade_downgrade_and_match_tables(dialect: str, tmp_path) -
                 "include_name": lambda name, type_, _parents: not unmodelled(name, type_),
             })
             diff = compare_metadata(mc, full_metadata())
-        assert diff == [], f"migrations and tables.py disagree: {diff}"
+        assert diff == [], f"migrations and the store's tables disagree: {diff}"
         db.downgrade(engine, "base")
         assert db.current_revision(engine) is None
         assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
@@ -109,8 +112,8 @@ def test_sync_keeps_identity_and_first_seen_and_writes_only_changes(ctx) -> None
         assert _sync(conn, a, items, later, costs) == inst.SyncWrite(changed=100, unchanged=2400)
     with ctx.engine.connect() as conn:
         after = {i.provider_id: i for i in inst.iter_all(conn)}
-        raw_seen = dict(conn.execute(sa.select(tables.instances.c.provider_id,
-                                               tables.instances.c.last_seen_at)).all())
+        raw_seen = dict(conn.execute(sa.select(inst.instances.c.provider_id,
+                                               inst.instances.c.last_seen_at)).all())
     assert len(after) == 2500
     changed, same = after[items[7].provider_id], after[items[700].provider_id]
     assert changed.id == before[items[7].provider_id].id
@@ -286,3 +289,72 @@ def test_naive_timestamps_are_refused(ctx) -> None:  # noqa: ANN001
     with pytest.raises(sa.exc.StatementError, match="naive"), ctx.engine.begin() as conn:
         actions.append(conn, at=datetime(2026, 1, 1), finished_at=None, actor="cli",
                        action="stop", reason="manual", result="ok")
+
+
+def test_a_taken_account_or_key_name_is_a_conflict(ctx) -> None:  # noqa: ANN001
+    with ctx.engine.begin() as conn:
+        a = _account(conn)
+        apikeys.insert(conn, key_id=uuid4(), name="ci", role=Role.VIEWER, key_hash="1" * 64,
+                       prefix="sq_1", now=T0)
+    twin = Account(id=uuid4(), name=a.name, provider=ProviderKind.GCP, config={})
+    with pytest.raises(ConflictError, match=a.name), ctx.engine.begin() as conn:
+        accounts.insert(conn, twin, T0)
+    with pytest.raises(ConflictError, match="'ci'"), ctx.engine.begin() as conn:
+        apikeys.insert(conn, key_id=uuid4(), name="ci", role=Role.ADMIN, key_hash="2" * 64,
+                       prefix="sq_2", now=T0)
+    with ctx.engine.connect() as conn:
+        assert [x.name for x in accounts.list_all(conn)] == [a.name]
+        key = apikeys.get_by_name(conn, "ci")
+    assert key is not None and key.role is Role.VIEWER
+
+
+def test_an_added_instance_reads_back_and_its_twin_is_a_conflict(ctx) -> None:  # noqa: ANN001
+    one = Instance(
+        id=uuid4(), account_id=None, provider=ProviderKind.EXTERNAL, provider_id="erp",
+        kind=InstanceKind.INSTANCE, name="erp", engine="oracle", engine_version=None,
+        instance_class=None, region=None, status=InstanceStatus.UNKNOWN, raw_status=None,
+        tags={"team": "fin"}, endpoint_host=None, endpoint_port=None, multi_az=False,
+        node_count=1, cluster_provider_id=None, hourly_cost_cents=Decimal("12.5"),
+        first_seen_at=T0, last_seen_at=T0, missing_since=None, extra={"registered": True},
+    )
+    with ctx.engine.begin() as conn:
+        inst.add(conn, one)
+    with pytest.raises(ConflictError, match="'erp'"), ctx.engine.begin() as conn:
+        inst.add(conn, replace(one, id=uuid4(), name="erp-2"))
+    with ctx.engine.connect() as conn:
+        assert inst.get(conn, one.id) == one
+        assert [i.name for i in inst.iter_all(conn)] == ["erp"]
+
+
+def test_a_sync_claims_the_account_once_until_it_goes_stale(ctx) -> None:  # noqa: ANN001
+    stale = timedelta(minutes=30)
+    with ctx.engine.begin() as conn:
+        a = _account(conn)
+    with ctx.engine.begin() as conn:
+        assert accounts.claim_sync(conn, a.id, T0, stale)
+        assert not accounts.claim_sync(conn, a.id, T0 + timedelta(minutes=29), stale)
+        accounts.mark_syncing(conn, a.id, T0 + timedelta(minutes=29))  # keeps the start
+        assert accounts.claim_sync(conn, a.id, T0 + timedelta(minutes=31), stale)
+        assert accounts.claim_sync(conn, a.id, T0 + timedelta(minutes=32), None)  # takeover
+        accounts.update(conn, a.id, T0, status=AccountStatus.CONNECTED)
+        accounts.mark_syncing(conn, a.id, T0 + timedelta(minutes=1))
+        assert not accounts.claim_sync(conn, a.id, T0 + timedelta(minutes=2), stale)
+        got = accounts.get(conn, a.id)
+    assert got is not None and got.status is AccountStatus.SYNCING
+
+
+def test_sync_parts_keep_what_each_scope_found(ctx) -> None:  # noqa: ANN001
+    found = [_discovered(1), _discovered(2, region="eu-west-1", endpoint_port=5432,
+                                       extra={"arn": "x", "n": [1, 2]})]
+    with ctx.engine.begin() as conn:
+        a = _account(conn)
+        sync_parts.put(conn, a.id, "r1", "us-east-1", found,
+                       {found[0].provider_id: Decimal("1.25")}, None, T0)
+        sync_parts.put(conn, a.id, "r1", "eu-west-1", [], {}, "denied", T0)
+        sync_parts.put(conn, a.id, "r1", "eu-west-1", [], {}, "throttled", T0)  # a retry
+        got = {p.scope: p for p in sync_parts.parts(conn, a.id, "r1")}
+    assert set(got) == {"us-east-1", "eu-west-1"}
+    assert got["us-east-1"].found == found and got["us-east-1"].error is None
+    assert got["us-east-1"].costs == {found[0].provider_id: Decimal("1.25"),
+                                      found[1].provider_id: None}
+    assert got["eu-west-1"].found == [] and got["eu-west-1"].error == "throttled"

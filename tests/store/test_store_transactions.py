@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
-import sqlalchemy as sa
 
+from snoozeql.domain.errors import ConflictError
 from snoozeql.domain.types import Account, ProviderKind
 from snoozeql.store import accounts
 
@@ -21,8 +21,8 @@ def _account(name: str) -> Account:
 def test_a_failed_savepoint_keeps_the_rest(ctx) -> None:  # noqa: ANN001
     with ctx.engine.begin() as conn:
         accounts.insert(conn, _account("a1"), T0)
-        with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
-            accounts.insert(conn, _account("a1"), T0)  # duplicate name
+        with pytest.raises(ConflictError), conn.begin_nested():
+            accounts.insert(conn, _account("a1"), T0)  # duplicate name: the store says so
         accounts.insert(conn, _account("a2"), T0)
     with ctx.engine.connect() as conn:
         names = sorted(a.name for a in accounts.list_all(conn))

@@ -14,7 +14,7 @@ from snoozeql.services.web_sessions import (
     WebSessionService,
     csrf_matches,
 )
-from snoozeql.store.tables import web_sessions
+from snoozeql.store.web_sessions import web_sessions
 
 
 def test_sign_in_stores_only_a_hash_and_resolves_the_key_and_role(ctx: Context) -> None:

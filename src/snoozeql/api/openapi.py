@@ -10,11 +10,12 @@ it does have.
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from fastapi import Request
+from typing import TYPE_CHECKING, Any
 
 from snoozeql.api.schemas.common import ErrorOut
+
+if TYPE_CHECKING:  # the CLI's --json uses the bodies (api/schemas) without FastAPI
+    from fastapi import Request
 
 ERROR_STATUSES: dict[int, str] = {
     400: "Malformed input: a value the service refuses, with the reason.",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -18,21 +18,18 @@ from snoozeql.cli.output import (
     print_table,
     styled,
 )
-from snoozeql.domain.types import AccountStatus
+from snoozeql.domain.types import Account, AccountStatus
 from snoozeql.services.accounts import AccountService, public_config
 from snoozeql.services.discovery import DiscoveryService, SyncReport
 
 app = typer.Typer(help="Cloud accounts SnoozeQL discovers databases in.", no_args_is_help=True)
 
 
-def _account_json(a) -> dict:  # noqa: ANN001
-    return {
-        "id": str(a.id), "name": a.name, "provider": a.provider.value,
-        "config": public_config(a),
-        "status": a.status.value,
-        "last_sync_at": a.last_sync_at.isoformat() if a.last_sync_at else None,
-        "last_error": a.last_error,
-    }
+def _account_json(a: Account) -> dict[str, Any]:
+    """The account as the API shows it to a non-admin (secret settings read ``set``)."""
+    from snoozeql.api.schemas.accounts import AccountOut
+
+    return AccountOut.of(a).model_dump()
 
 
 @app.command("add")

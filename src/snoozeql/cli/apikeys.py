@@ -23,7 +23,9 @@ def create(
     """Create a key. It is printed once; only its hash is stored."""
     record, key = ApiKeyService(state.ctx()).create(name, role)
     if as_json:
-        print_json({"name": record.name, "role": record.role.value, "key": key})
+        from snoozeql.api.schemas.apikeys import ApiKeyCreated
+
+        print_json(ApiKeyCreated.of_new(record, key).model_dump())
         return
     console.print(line(f"created {record.role.value} key ", styled(record.name, "bold"), ":"))
     console.print(key, highlight=False, soft_wrap=True)
@@ -36,7 +38,9 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Keys (never their secret part)."""
     keys = ApiKeyService(state.ctx()).list()
     if as_json:
-        print_json([{**k.__dict__, "role": k.role.value} for k in keys])
+        from snoozeql.api.schemas.apikeys import ApiKeyOut
+
+        print_json([ApiKeyOut.of(k).model_dump() for k in keys])
         return
     print_table(
         None, ["NAME", "ROLE", "PREFIX", "CREATED", "LAST USED", "REVOKED"],

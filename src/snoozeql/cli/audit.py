@@ -9,7 +9,7 @@ import typer
 
 from snoozeql.cli import state
 from snoozeql.cli.output import handle_errors, print_json, print_table
-from snoozeql.services.audit import KINDS, AuditService, entry_json
+from snoozeql.services.audit import KINDS, AuditService
 
 app = typer.Typer(help="The audit trail: who changed what, when, from what to what.",
                   no_args_is_help=True)
@@ -41,7 +41,9 @@ def list_(
         typer.echo(svc.to_csv(records), nl=False)
         return
     if as_json:
-        print_json([entry_json(r) for r in records])
+        from snoozeql.api.schemas.audit import AuditEntryOut
+
+        print_json([AuditEntryOut.of(r).model_dump() for r in records])
         return
     print_table(None, ["WHEN (UTC)", "WHO", "ACTION", "KIND", "OBJECT", "BEFORE", "AFTER"], [
         (r.at, r.actor, r.action, r.object_kind, r.object_name, _short(r.before),

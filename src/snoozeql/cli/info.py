@@ -26,7 +26,9 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = F
         error = f"store not reachable: {type(exc).__name__}"
     found = datadir.info(settings, ctx, error)
     if as_json:
-        print_json(found.to_json())
+        from snoozeql.api.schemas.info import InfoOut
+
+        print_json(InfoOut.of(found).model_dump())
         return
     owner = found.local_dir_owner
     if owner is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -31,23 +31,6 @@ if TYPE_CHECKING:
     from snoozeql.services.bulk import BulkItemResult
 
 app = typer.Typer(help="Databases in the inventory (cloud and local).", no_args_is_help=True)
-
-
-def instance_json(i: Instance) -> dict[str, Any]:
-    return {
-        "id": str(i.id), "account_id": str(i.account_id) if i.account_id else None,
-        "provider": i.provider.value, "provider_id": i.provider_id, "kind": i.kind.value,
-        "name": i.name, "engine": i.engine, "engine_version": i.engine_version,
-        "instance_class": i.instance_class, "region": i.region, "status": i.status.value,
-        "raw_status": i.raw_status, "tags": i.tags, "endpoint_host": i.endpoint_host,
-        "endpoint_port": i.endpoint_port, "multi_az": i.multi_az, "node_count": i.node_count,
-        "cluster_provider_id": i.cluster_provider_id,
-        "hourly_cost_cents": float(i.hourly_cost_cents) if i.hourly_cost_cents is not None
-        else None,
-        "first_seen_at": i.first_seen_at.isoformat(), "last_seen_at": i.last_seen_at.isoformat(),
-        "missing_since": i.missing_since.isoformat() if i.missing_since else None,
-        "last_error": i.last_error,
-    }
 
 
 def _cost(i: Instance) -> str:
@@ -93,7 +76,9 @@ def list_(
     else:
         items = svc.list_all(f, sort=sort)
     if as_json:
-        print_json([instance_json(i) for i in items])
+        from snoozeql.api.schemas.instances import InstanceOut
+
+        print_json([InstanceOut.of(i).model_dump() for i in items])
         return
     print_table(
         None,
@@ -118,7 +103,9 @@ def show(
     i = svc.get(ref)
     members = svc.members(i) if i.kind == InstanceKind.CLUSTER else []
     if as_json:
-        print_json({**instance_json(i), "members": [instance_json(m) for m in members]})
+        from snoozeql.api.schemas.instances import InstanceDetail
+
+        print_json(InstanceDetail.with_members(i, members).model_dump())
         return
     print_fields([
         ("id", i.id), ("name", i.name), ("provider", i.provider), ("provider id", i.provider_id),
@@ -158,7 +145,9 @@ def register(
 
     i = ExternalInstanceService(state.ctx()).register(name, engine, hourly_cost, tags or [])
     if as_json:
-        print_json(instance_json(i))
+        from snoozeql.api.schemas.instances import InstanceOut
+
+        print_json(InstanceOut.of(i).model_dump())
         return
     console.print(f"registered external database {i.name} ({i.engine}), id {i.id}; push its "
                   f"metrics to get recommendations", highlight=False)
@@ -170,11 +159,9 @@ def _act(action: str, ref: str, as_json: bool, force: bool = False) -> None:
     report = LifecycleService(state.ctx()).act(ref, action, actor=state.ACTOR, reason="manual",
                                                force=force)
     if as_json:
-        print_json({
-            "action_id": str(report.action_id), "action": report.action.value,
-            "result": report.result.value, "message": report.message,
-            "already": report.already, "instance": instance_json(report.instance),
-        })
+        from snoozeql.api.schemas.instances import ActionResultOut
+
+        print_json(ActionResultOut.of(report).model_dump())
         return
     console.print(action_line(action, report.instance.name, report.already, report.message,
                               _status(report.instance)), highlight=False)
@@ -196,11 +183,6 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confir
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="act on a protected instance (snoozeql-protect=true); one REF only")]
 JsonOpt = Annotated[bool, typer.Option("--json")]
-
-
-def _bulk_item_json(r: BulkItemResult) -> dict[str, Any]:
-    return {"id": str(r.instance.id), "name": r.instance.name, "result": r.result.value,
-            "message": r.message, "status": r.status.value}
 
 
 def _control(action: str, refs: list[str] | None, *, provider: str | None,
@@ -255,11 +237,13 @@ def _control(action: str, refs: list[str] | None, *, provider: str | None,
                 fail("aborted; nothing was done", 1)
         results = svc.run(action, found.instances, state.ACTOR, reason="manual")
     if as_json:
-        print_json({
-            "action": action, "matched": n, "results": [_bulk_item_json(r) for r in results],
-            "skipped": [{"id": str(s.instance.id), "name": s.instance.name, "reason": s.reason}
-                        for s in found.skipped],
-        })
+        from snoozeql.api.schemas.instances import BulkItemOut, BulkOut, BulkSkippedOut
+
+        print_json(BulkOut(
+            action=action, dry_run=False, matched=n,
+            results=[BulkItemOut.of(r) for r in results],
+            skipped=[BulkSkippedOut.of(s) for s in found.skipped],
+        ).model_dump())
     elif results:
         colors = {"ok": "green", "refused": "yellow", "failed": "red"}
         print_table(None, ["NAME", "RESULT", "STATUS", "MESSAGE"], [
@@ -321,9 +305,9 @@ def _override(ref: str, state_: str, until: str, tz: str | None, reason: str | N
         ref, state_, until, actor=state.ACTOR, reason=reason, timezone=tz
     )
     if as_json:
-        print_json({"instance_id": str(rec.instance_id), "instance": instance.name,
-                    "state": rec.state, "until": rec.until.isoformat(), "reason": rec.reason,
-                    "created_by": rec.created_by, "created_at": rec.created_at.isoformat()})
+        from snoozeql.api.schemas.instances import OverrideOut
+
+        print_json(OverrideOut.of(instance.name, rec).model_dump())
         return
     word = "kept awake" if state_ == "running" else "asleep"
     console.print(f"{instance.name} stays {word} until {rec.until.isoformat()} "

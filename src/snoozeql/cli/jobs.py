@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -11,19 +11,6 @@ from snoozeql.cli.output import console, fail, handle_errors, print_json, print_
 
 app = typer.Typer(help="Background tasks: recent and running runs; run one now.",
                   no_args_is_help=True)
-
-
-def run_json(r: Any) -> dict[str, Any]:
-    """One run as the CLI's --json and the API print it."""
-    return {
-        "id": str(r.id) if r.id else None, "task": r.task, "args": r.args,
-        "status": r.status, "worker": r.worker, "job_id": r.job_id,
-        "retries": r.attempt, "started_at": r.started_at.isoformat() if r.started_at else None,
-        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-        "duration_s": round(r.seconds, 3) if r.seconds is not None else None,
-        "error": r.error,
-        "scheduled_at": r.scheduled_at.isoformat() if r.scheduled_at else None,
-    }
 
 
 @app.command("list")
@@ -42,8 +29,10 @@ def list_(
 
     page = JobService(state.ctx()).list(limit=limit, cursor=cursor, task=task, status=status)
     if as_json:
-        print_json({"items": [run_json(r) for r in page.items],
-                    "next_cursor": page.next_cursor})
+        from snoozeql.api.schemas.jobs import JobPageOut, JobRunOut
+
+        print_json(JobPageOut(items=[JobRunOut.of(r) for r in page.items],
+                              next_cursor=page.next_cursor).model_dump())
         return
     rows = []
     for r in page.items:
@@ -75,10 +64,10 @@ def run(
 
     started = run_now(state.ctx(), kind, account, wait=True)
     if as_json:
-        print_json({"task": started.task, "args": started.args, "status": started.status,
-                    "job_id": started.job_id,
-                    "run_id": str(started.run_id) if started.run_id else None,
-                    "error": started.error})
+        from snoozeql.api.schemas.jobs import JobStartedOut
+
+        # The API answers before the run ends; here it was waited for: with its error.
+        print_json(JobStartedOut.of(started).model_dump() | {"error": started.error})
     elif started.status == "queued":
         console.print(f"{started.task} queued (job {started.job_id}); see `snoozeql jobs "
                       "list`", highlight=False)

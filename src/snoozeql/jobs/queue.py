@@ -292,11 +292,7 @@ def defer_unit(ctx: Context, unit: tasks.Unit) -> Deferred:
         return Deferred(unit.task, job_id, False)
     except pexc.AlreadyEnqueued:
         with ctx.engine.connect() as conn:
-            import sqlalchemy as sa
-
-            waiting = conn.execute(sa.text(
-                "SELECT id FROM procrastinate_jobs WHERE queueing_lock = :k AND status = "
-                "'todo'"), {"k": unit.key}).scalar()
+            waiting = run_store.waiting_job(conn, unit.key)
         return Deferred(unit.task, waiting, True)
 
 

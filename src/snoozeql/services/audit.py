@@ -23,9 +23,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.validation import iso_instant
@@ -33,9 +31,11 @@ from snoozeql.services.context import Context
 from snoozeql.store import actions as action_log
 from snoozeql.store.actions import ActionRecord
 
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
 __all__ = [
-    "ACTIONS", "CSV_COLUMNS", "KINDS", "REDACTED", "AuditService", "entry_json",
-    "record", "redact",
+    "ACTIONS", "CSV_COLUMNS", "KINDS", "REDACTED", "AuditService", "record", "redact",
 ]
 
 REDACTED = "***"
@@ -123,14 +123,6 @@ CSV_COLUMNS = ("at", "actor", "action", "object_kind", "object_name", "object_id
 def _when(value: datetime | str | None, what: str) -> datetime | None:
     # Documented: a time without a zone is UTC.
     return None if value in (None, "") else iso_instant(value, what, naive_is_utc=True)
-
-
-def entry_json(r: ActionRecord) -> dict[str, Any]:
-    return {
-        "id": str(r.id), "at": r.at.isoformat(), "actor": r.actor, "action": r.action,
-        "object_kind": r.object_kind, "object_id": r.object_id, "object_name": r.object_name,
-        "reason": r.reason, "before": r.before, "after": r.after,
-    }
 
 
 class AuditService:

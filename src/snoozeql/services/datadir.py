@@ -98,16 +98,6 @@ class Info:
     local_dir: Path
     local_dir_owner: str | None
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "version": self.version, "data_dir": str(self.data_dir),
-            "data_dir_source": self.data_dir_source, "store_url": self.store_url,
-            "store_id": self.store_id, "store_error": self.store_error,
-            "key_file": self.key_file, "docker_host": self.docker_host, "jobs": self.jobs,
-            "local_databases_dir": str(self.local_dir),
-            "local_databases_owner": self.local_dir_owner,
-        }
-
 
 def info(settings: Settings, ctx: Context | None, store_error: str | None = None) -> Info:
     """Facts about this installation; ``ctx`` is None when the store could not be opened."""

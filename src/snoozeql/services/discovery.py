@@ -9,26 +9,16 @@ ones that were not seen (``missing_since``; never deleted) and marks the account
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-import sqlalchemy as sa
-
 from snoozeql.domain.errors import ConflictError, SnoozeError, ValidationError
-from snoozeql.domain.types import (
-    Account,
-    AccountStatus,
-    DiscoveredInstance,
-    InstanceKind,
-    InstanceStatus,
-    ProviderKind,
-)
+from snoozeql.domain.types import Account, AccountStatus, DiscoveredInstance
 from snoozeql.observability import FIELDS, task_fields
 from snoozeql.providers import registry
 from snoozeql.services.accounts import AccountService
@@ -37,7 +27,6 @@ from snoozeql.services.pricing import PriceResolver
 from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store import sync_parts as part_store
-from snoozeql.store.tables import accounts as accounts_t
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +160,13 @@ class DiscoveryService:
             raise ValidationError(f"{account.provider.value} accounts are synced whole, "
                                   "not per scope")
         scoped = replace(account, config={**account.config, key: [scope]})
-        items: list[dict[str, object]] = []
+        items: list[DiscoveredInstance] = []
+        costs: dict[str, Decimal | None] = {}
         error = None
         try:
             found = self.ctx.providers.get(account.provider).discover(scoped)
             costs = self.prices.costs_cents(account, found)
-            items = [_item_json(d, costs.get(d.provider_id)) for d in found]
+            items = found
         except Exception as exc:  # noqa: BLE001 - every failure lands on the account
             if throttled is not None and throttled():
                 raise
@@ -191,13 +181,10 @@ class DiscoveryService:
             if last_sync is False:
                 return None  # deleted meanwhile (its parts went with it)
             now = self.ctx.now()
-            part_store.put(conn, account.id, round_id, scope, items, error, now)
+            part_store.put(conn, account.id, round_id, scope, items, costs, error, now)
             got = part_store.parts(conn, account.id, round_id)
             if not set(scopes) <= {p.scope for p in got}:
-                conn.execute(accounts_t.update().where(
-                    accounts_t.c.id == account.id,
-                    accounts_t.c.status != AccountStatus.SYNCING.value,
-                ).values(status=AccountStatus.SYNCING.value, updated_at=now))
+                account_store.mark_syncing(conn, account.id, now)
                 return None
             part_store.clear(conn, account.id, round_id, self.ctx.now())
             if isinstance(last_sync, datetime) and last_sync >= started_at:
@@ -213,11 +200,8 @@ class DiscoveryService:
                 report = SyncReport(account.id, account.name, AccountStatus.FAILED,
                                     seconds=time.monotonic() - begun, error=message)
             else:
-                discovered = [_item_of(i) for p in got if p.scope in scopes
-                              for i in p.items]
-                costs = {str(i["provider_id"]): (Decimal(str(i["cost"]))
-                                                 if i.get("cost") is not None else None)
-                         for p in got for i in p.items}
+                discovered = [d for p in got if p.scope in scopes for d in p.found]
+                costs = {pid: c for p in got for pid, c in p.costs.items()}
                 written = instance_store.sync_account(conn, account.id, discovered,
                                                       started_at, costs)
                 account_store.update(conn, account.id, self.ctx.now(),
@@ -243,18 +227,10 @@ class DiscoveryService:
 
     def _begin(self, account: Account, *, takeover: bool = False) -> None:
         """Move the account to ``syncing`` unless another sync of it is running."""
-        now = self.ctx.now()
-        free = sa.or_(
-            accounts_t.c.status != AccountStatus.SYNCING.value,
-            accounts_t.c.updated_at < now - STALE_SYNC,
-        )
         with self.ctx.engine.begin() as conn:
-            res = conn.execute(
-                accounts_t.update()
-                .where(accounts_t.c.id == account.id, sa.true() if takeover else free)
-                .values(status=AccountStatus.SYNCING.value, updated_at=now)
-            )
-        if res.rowcount != 1:
+            claimed = account_store.claim_sync(conn, account.id, self.ctx.now(),
+                                               None if takeover else STALE_SYNC)
+        if not claimed:
             raise ConflictError(f"account {account.name!r} is already being synced")
 
 
@@ -269,19 +245,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, SnoozeError):
         return exc.message
     return f"internal error ({type(exc).__name__}); see the server log"
-
-
-def _item_json(d: DiscoveredInstance, cost: Decimal | None) -> dict[str, object]:
-    """A discovered instance as JSON for a sync part (with its hourly cost)."""
-    out = json.loads(json.dumps(asdict(d), default=str))
-    out.update(provider=d.provider.value, kind=d.kind.value, status=d.status.value,
-               cost=str(cost) if cost is not None else None)
-    return out  # type: ignore[no-any-return]
-
-
-def _item_of(data: dict[str, object]) -> DiscoveredInstance:
-    fields = {k: v for k, v in data.items() if k != "cost"}
-    fields.update(provider=ProviderKind(str(data["provider"])),
-                  kind=InstanceKind(str(data["kind"])),
-                  status=InstanceStatus(str(data["status"])))
-    return DiscoveredInstance(**fields)  # type: ignore[arg-type]

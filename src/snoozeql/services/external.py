@@ -19,7 +19,6 @@ from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, Provid
 from snoozeql.domain.validation import dns_label
 from snoozeql.services.context import Context
 from snoozeql.store import instances as instance_store
-from snoozeql.store import local_instances as local_store
 from snoozeql.store.instances import InstanceFilter
 
 __all__ = ["REFUSAL", "ExternalInstanceService", "parse_tags", "refuse_action"]
@@ -108,7 +107,7 @@ class ExternalInstanceService:
             ]
             if clash:
                 raise ConflictError(f"an external database named {label!r} is already registered")
-            local_store.insert(conn, Instance(
+            instance_store.add(conn, Instance(
                 id=instance_id, account_id=None, provider=ProviderKind.EXTERNAL,
                 provider_id=label, kind=InstanceKind.INSTANCE, name=label, engine=engine_name,
                 engine_version=None, instance_class=None, region=None,

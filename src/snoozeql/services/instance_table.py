@@ -19,9 +19,8 @@ size of the fleet:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from uuid import UUID
-
-import sqlalchemy as sa
 
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.types import Instance
@@ -31,6 +30,9 @@ from snoozeql.services.schedules import Upcoming, read_for, upcoming_of
 from snoozeql.store import instances as instance_store
 from snoozeql.store import versions
 from snoozeql.store.instances import InstanceFilter
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 COUNTS_KEPT = 256  # filters whose counts are kept per inventory version
 _COUNTS = "instance_table.counts"

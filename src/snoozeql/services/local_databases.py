@@ -60,7 +60,6 @@ from snoozeql.services.inventory import by_id_prefix
 from snoozeql.services.secrets import SecretBox, generate_password
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
-from snoozeql.store import local_instances as local_store
 from snoozeql.store import secrets as secret_store
 from snoozeql.store.instances import InstanceFilter
 
@@ -273,7 +272,7 @@ class LocalDatabaseService:
         )
         try:
             with self.ctx.engine.begin() as conn:
-                local_store.insert(conn, made)
+                instance_store.add(conn, made)
                 secret_store.put(conn, SECRET_SCOPE, instance_id, PASSWORD_SECRET, ciphertext, now)
                 created_id = action_log.append(
                     conn, at=started, finished_at=self.ctx.now(), actor=actor,

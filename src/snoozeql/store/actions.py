@@ -15,7 +15,43 @@ from uuid import UUID, uuid4
 import sqlalchemy as sa
 
 from snoozeql.domain.types import CONFIRMED_AFTER_TAKEOVER
-from snoozeql.store.tables import actions
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import JSONType, UTCDateTime
+
+# Append-only: rows are inserted once, never deleted, and never updated, except that an
+# action's intent (result ``pending``, written before the provider call) is completed
+# once with its outcome, and its lease renewed until then (database triggers enforce
+# it, migration 0009). One row per action attempt, with its outcome.
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("instance_id", sa.Uuid),
+    sa.Column("instance_name", sa.String(255)),
+    sa.Column("provider", sa.String(16)),
+    sa.Column("reason", sa.String(255), nullable=False),
+    sa.Column("result", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("details", JSONType, nullable=False),
+    # Audit entries (changes to accounts, schedules, keys, stacks, ...): the object
+    # changed and its redacted state before and after (services/audit.py).
+    sa.Column("object_kind", sa.String(32)),
+    sa.Column("object_id", sa.String(64)),
+    sa.Column("object_name", sa.String(255)),
+    sa.Column("before", JSONType),
+    sa.Column("after", JSONType),
+    # While ``pending``: until when the intent's holder is alive (renewed by its
+    # heartbeat); a pending entry past it is resolved by a takeover. NULL once completed.
+    sa.Column("lease_until", UTCDateTime),
+    sa.Index("ix_actions_at", "at"),
+    sa.Index("ix_actions_lease_until", "lease_until"),
+    sa.Index("ix_actions_instance_id", "instance_id"),
+    sa.Index("ix_actions_object_kind", "object_kind"),
+)
 
 
 @dataclass(frozen=True)

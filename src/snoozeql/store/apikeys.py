@@ -9,8 +9,24 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from snoozeql.domain.errors import ConflictError
 from snoozeql.domain.types import Role
-from snoozeql.store.tables import api_keys
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import UTCDateTime
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    # SHA-256 of the whole key; the key itself is shown once and never stored.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+)
 
 
 @dataclass(frozen=True)
@@ -40,12 +56,16 @@ def insert(
     conn: sa.Connection, *, key_id: UUID, name: str, role: Role, key_hash: str, prefix: str,
     now: datetime,
 ) -> None:
-    conn.execute(
-        api_keys.insert().values(
-            id=key_id, name=name, role=role.value, key_hash=key_hash, prefix=prefix,
-            created_at=now,
+    """Add the key; ConflictError if its name is taken (a concurrent create won)."""
+    try:
+        conn.execute(
+            api_keys.insert().values(
+                id=key_id, name=name, role=role.value, key_hash=key_hash, prefix=prefix,
+                created_at=now,
+            )
         )
-    )
+    except sa.exc.IntegrityError:
+        raise ConflictError(f"an API key named {name!r} already exists") from None
 
 
 def get_by_hash(conn: sa.Connection, key_hash: str) -> ApiKeyRecord | None:

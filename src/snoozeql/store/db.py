@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from snoozeql.domain.errors import ValidationError
+
 if TYPE_CHECKING:  # Alembic is imported only when a migration runs (CLI start-up)
     from alembic.config import Config
 
@@ -84,6 +86,30 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
+
+
+def migrate(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
+    """:func:`upgrade` (or :func:`downgrade`) to ``revision``; ValidationError when
+    Alembic refuses it (an unknown revision)."""
+    from alembic.util.exc import CommandError
+
+    try:
+        if down:
+            downgrade(engine, revision)
+        else:
+            upgrade(engine, revision)
+    except CommandError as exc:
+        raise ValidationError(f"cannot migrate to {revision!r}: {exc}") from None
+
+
+def reachable(engine: sa.Engine) -> bool:
+    """Whether the store answers a trivial query."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        return False
+    return True
 
 
 def current_revision(engine: sa.Engine) -> str | None:

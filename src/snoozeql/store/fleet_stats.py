@@ -14,8 +14,9 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from snoozeql.store.accounts import accounts
+from snoozeql.store.instances import instances
 from snoozeql.store.schedule_tables import stop_intervals
-from snoozeql.store.tables import accounts, instances
 
 #: The status label of instances the last sync of their account did not see.
 MISSING = "missing"

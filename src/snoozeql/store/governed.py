@@ -38,8 +38,8 @@ from snoozeql.domain.selectors import (
     parse_selector,
 )
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
+from snoozeql.store.instances import instances as t
 from snoozeql.store.schedules import AssignmentRecord
-from snoozeql.store.tables import instances as t
 
 __all__ = ["NARROW", "cluster_ids", "extras", "running_among", "scan", "selector_condition",
            "where"]

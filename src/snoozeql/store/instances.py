@@ -27,7 +27,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from snoozeql.domain.errors import NotFoundError, ValidationError
+from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import (
     DiscoveredInstance,
     Instance,
@@ -36,9 +36,49 @@ from snoozeql.domain.types import (
     ProviderKind,
 )
 from snoozeql.store import versions
-from snoozeql.store.tables import accounts as accounts_t
-from snoozeql.store.tables import instances as t
-from snoozeql.store.types import LIKE_ESCAPE, contains_pattern
+from snoozeql.store.accounts import accounts as accounts_t
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import LIKE_ESCAPE, JSONType, UTCDateTime, contains_pattern
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.id", ondelete="CASCADE")),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("provider_id", sa.String(512), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("engine", sa.String(64), nullable=False),
+    sa.Column("engine_version", sa.String(64)),
+    sa.Column("instance_class", sa.String(64)),
+    sa.Column("region", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("raw_status", sa.String(64)),
+    sa.Column("tags", JSONType, nullable=False),
+    sa.Column("endpoint_host", sa.String(255)),
+    sa.Column("endpoint_port", sa.Integer),
+    sa.Column("multi_az", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("node_count", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("cluster_provider_id", sa.String(512)),
+    sa.Column("hourly_cost_cents", sa.Numeric(14, 4)),
+    sa.Column("extra", JSONType, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("missing_since", UTCDateTime),
+    # Digest of the synced columns as discovery last wrote them (store/instances.py);
+    # NULL after any other write to those columns, so the next sync rewrites the row.
+    sa.Column("sync_hash", sa.String(32)),
+    sa.UniqueConstraint("provider", "provider_id"),
+    sa.Index("ix_instances_name_id", "name", "id"),
+    sa.Index("ix_instances_account_id", "account_id"),
+    sa.Index(
+        "ix_instances_cluster_provider_id", "cluster_provider_id",
+        postgresql_where=sa.text("cluster_provider_id IS NOT NULL"),
+        sqlite_where=sa.text("cluster_provider_id IS NOT NULL"),
+    ),
+)
 
 # The columns an Instance is made of, in the dataclass's order.
 _INSTANCE_COLUMNS = (
@@ -48,6 +88,7 @@ _INSTANCE_COLUMNS = (
     "hourly_cost_cents", "first_seen_at", "last_seen_at", "missing_since", "last_error",
     "extra",
 )
+
 _PROVIDERS = {k.value: k for k in ProviderKind}
 _KINDS = {k.value: k for k in InstanceKind}
 _STATUSES = {s.value: s for s in InstanceStatus}
@@ -125,9 +166,9 @@ def discovered_row(
 
 def _insert_for(conn: sa.Connection) -> Any:
     if conn.dialect.name == "postgresql":
-        return postgresql.insert(t)
+        return postgresql.insert(instances)
     if conn.dialect.name == "sqlite":
-        return sqlite.insert(t)
+        return sqlite.insert(instances)
     raise NotImplementedError(f"unsupported database dialect {conn.dialect.name}")
 
 
@@ -248,12 +289,12 @@ def sync_account(
     for i in range(0, len(unseen), _ID_CHUNK):
         # Their last sighting was the previous sync (its time is derived until now).
         last_seen = (
-            sa.case((t.c.last_seen_at < previous, previous), else_=t.c.last_seen_at)
-            if previous is not None else t.c.last_seen_at
+            sa.case((instances.c.last_seen_at < previous, previous), else_=instances.c.last_seen_at)
+            if previous is not None else instances.c.last_seen_at
         )
         conn.execute(
-            t.update()
-            .where(t.c.id.in_(unseen[i : i + _ID_CHUNK]))
+            instances.update()
+            .where(instances.c.id.in_(unseen[i : i + _ID_CHUNK]))
             .values(missing_since=seen_at, last_seen_at=last_seen)
         )
     return SyncWrite(result.new, result.changed, result.unchanged, len(unseen))
@@ -299,10 +340,10 @@ def _write(
 ) -> tuple[SyncWrite, list[UUID]]:
     """Write new and changed instances; return the counts and the ids of the
     account's instances that ``items`` did not mention (and are not missing yet)."""
-    owner = t.c.account_id == account_id if account_id else t.c.account_id.is_(None)
+    owner = instances.c.account_id == account_id if account_id else instances.c.account_id.is_(None)
     rows = conn.execute(
-        sa.select(t.c.provider, t.c.provider_id, t.c.id, t.c.sync_hash,
-                  t.c.missing_since.is_not(None)).where(owner)
+        sa.select(instances.c.provider, instances.c.provider_id, instances.c.id,
+                  instances.c.sync_hash, instances.c.missing_since.is_not(None)).where(owner)
     ).all()
     known = {(p, pid): _Known(i, h, bool(m)) for p, pid, i, h, m in rows}
     latest = {(d.provider, d.provider_id): d for d in items}  # last report wins
@@ -433,7 +474,7 @@ def _write_sqlite(
     # The values as SQLAlchemy's types would bind them on SQLite (UUIDs as 32 hex
     # digits, JSON as text, naive UTC timestamps, costs as float).
     dialect = conn.dialect
-    bind = {c: t.c[c].type._cached_bind_processor(dialect) or (lambda v: v)
+    bind = {c: instances.c[c].type._cached_bind_processor(dialect) or (lambda v: v)
             for c in ("account_id", "hourly_cost_cents", "last_seen_at")}
     account, seen = bind["account_id"](account_id), bind["last_seen_at"](seen_at)
     cost, dumps, sort = bind["hourly_cost_cents"], orjson.dumps, orjson.OPT_SORT_KEYS
@@ -475,7 +516,7 @@ def upsert_one_naive(conn: sa.Connection, row: dict[str, Any]) -> None:
     ins = _insert_for(conn).values(**row)
     conn.execute(
         ins.on_conflict_do_update(
-            index_elements=[t.c.provider, t.c.provider_id],
+            index_elements=[instances.c.provider, instances.c.provider_id],
             set_={c: getattr(ins.excluded, c) for c in _SYNCED},
         )
     )
@@ -487,21 +528,23 @@ def upsert_one_naive(conn: sa.Connection, row: dict[str, Any]) -> None:
 # sync; rows a sync found unchanged keep an older stored last_seen_at, so it is derived.
 _LAST_SEEN = sa.case(
     (
-        sa.and_(t.c.missing_since.is_(None), accounts_t.c.last_sync_at > t.c.last_seen_at),
+        sa.and_(instances.c.missing_since.is_(None),
+                accounts_t.c.last_sync_at > instances.c.last_seen_at),
         accounts_t.c.last_sync_at,
     ),
-    else_=t.c.last_seen_at,
+    else_=instances.c.last_seen_at,
 )
 
 
 def _select(*extra: Any) -> sa.Select[Any]:
     return sa.select(
-        *(c for c in t.c if c.name != "last_seen_at"), _LAST_SEEN.label("last_seen_at"), *extra
-    ).select_from(t.outerjoin(accounts_t, accounts_t.c.id == t.c.account_id))
+        *(c for c in instances.c if c.name != "last_seen_at"), _LAST_SEEN.label("last_seen_at"),
+        *extra,
+    ).select_from(instances.outerjoin(accounts_t, accounts_t.c.id == instances.c.account_id))
 
 
 def get(conn: sa.Connection, instance_id: UUID) -> Instance | None:
-    r = conn.execute(_select().where(t.c.id == instance_id)).first()
+    r = conn.execute(_select().where(instances.c.id == instance_id)).first()
     return row_to_instance(r) if r else None
 
 
@@ -509,17 +552,17 @@ def get_many(conn: sa.Connection, instance_ids: Sequence[UUID]) -> dict[UUID, In
     """The instances with these ids (a page of a list: one query), by id."""
     if not instance_ids:
         return {}
-    rows = conn.execute(_select().where(t.c.id.in_(list(instance_ids))))
+    rows = conn.execute(_select().where(instances.c.id.in_(list(instance_ids))))
     return {i.id: i for i in (row_to_instance(r) for r in rows)}
 
 
 def find(conn: sa.Connection, *, name: str | None = None, provider_id: str | None = None
          ) -> list[Instance]:
-    q = _select().order_by(t.c.name, t.c.id)
+    q = _select().order_by(instances.c.name, instances.c.id)
     if name is not None:
-        q = q.where(t.c.name == name)
+        q = q.where(instances.c.name == name)
     if provider_id is not None:
-        q = q.where(t.c.provider_id == provider_id)
+        q = q.where(instances.c.provider_id == provider_id)
     result = conn.execute(q)
     return _instances(result, result.keys())
 
@@ -530,13 +573,15 @@ def find_by_id_prefix(conn: sa.Connection, prefix: str, limit: int = 10) -> list
     The id is compared as text with its dashes removed, which reads the same on SQLite
     (stored as 32 hex digits) and PostgreSQL (``uuid`` as text has dashes).
     """
-    hex_id = sa.func.replace(sa.func.lower(sa.cast(t.c.id, sa.String)), "-", "")
-    q = _select().where(hex_id.like(prefix + "%")).order_by(t.c.name, t.c.id).limit(limit)
+    hex_id = sa.func.replace(sa.func.lower(sa.cast(instances.c.id, sa.String)), "-", "")
+    q = (_select().where(hex_id.like(prefix + "%"))
+         .order_by(instances.c.name, instances.c.id).limit(limit))
     return [row_to_instance(r) for r in conn.execute(q)]
 
 
 def cluster_members(conn: sa.Connection, cluster_provider_id: str) -> list[Instance]:
-    q = _select().where(t.c.cluster_provider_id == cluster_provider_id).order_by(t.c.name)
+    q = (_select().where(instances.c.cluster_provider_id == cluster_provider_id)
+         .order_by(instances.c.name))
     return [row_to_instance(r) for r in conn.execute(q)]
 
 
@@ -548,8 +593,8 @@ def set_status(
     last_error: str | None = None,
 ) -> None:
     conn.execute(
-        t.update()
-        .where(t.c.id == instance_id)
+        instances.update()
+        .where(instances.c.id == instance_id)
         # sync_hash cleared: the next sync rewrites what the provider then reports.
         .values(status=status.value, raw_status=raw_status, last_error=last_error,
                 sync_hash=None)
@@ -558,12 +603,25 @@ def set_status(
 
 
 def insert_one(conn: sa.Connection, row: dict[str, Any]) -> None:
-    conn.execute(t.insert().values(**row))
+    conn.execute(instances.insert().values(**row))
+    versions.bump(conn, versions.INSTANCES)
+
+
+def add(conn: sa.Connection, i: Instance) -> None:
+    """Add an instance that no sync reports (registered by hand); ConflictError when its
+    (provider, provider_id) is in the inventory already."""
+    row = {c: getattr(i, c) for c in _INSTANCE_COLUMNS}
+    row.update(provider=i.provider.value, kind=i.kind.value, status=i.status.value)
+    try:
+        conn.execute(instances.insert().values(**row))
+    except sa.exc.IntegrityError:
+        raise ConflictError(f"{i.provider.value} database {i.provider_id!r} is already in "
+                            "the inventory") from None
     versions.bump(conn, versions.INSTANCES)
 
 
 def delete(conn: sa.Connection, instance_id: UUID) -> int:
-    removed: int = conn.execute(t.delete().where(t.c.id == instance_id)).rowcount
+    removed: int = conn.execute(instances.delete().where(instances.c.id == instance_id)).rowcount
     if removed:
         versions.bump(conn, versions.INSTANCES)
     return removed
@@ -575,16 +633,16 @@ _EMPTY: sa.ColumnClause[Any] = sa.literal_column("''")
 
 # Each sort key is a non-NULL expression so keyset comparisons are total.
 _SORTS: dict[str, tuple[Any, str]] = {
-    "name": (t.c.name, "str"),
-    "engine": (t.c.engine, "str"),
-    "provider": (t.c.provider, "str"),
-    "status": (t.c.status, "str"),
+    "name": (instances.c.name, "str"),
+    "engine": (instances.c.engine, "str"),
+    "provider": (instances.c.provider, "str"),
+    "status": (instances.c.status, "str"),
     # Constants as literals, not parameters: these are the indexed expressions (0017).
-    "region": (sa.func.coalesce(t.c.region, _EMPTY), "str"),
-    "instance_class": (sa.func.coalesce(t.c.instance_class, _EMPTY), "str"),
-    "hourly_cost": (sa.func.coalesce(t.c.hourly_cost_cents, sa.literal_column("-1")),
+    "region": (sa.func.coalesce(instances.c.region, _EMPTY), "str"),
+    "instance_class": (sa.func.coalesce(instances.c.instance_class, _EMPTY), "str"),
+    "hourly_cost": (sa.func.coalesce(instances.c.hourly_cost_cents, sa.literal_column("-1")),
                     "decimal"),
-    "first_seen_at": (t.c.first_seen_at, "datetime"),
+    "first_seen_at": (instances.c.first_seen_at, "datetime"),
     "last_seen_at": (_LAST_SEEN, "datetime"),
 }
 SORT_KEYS = tuple(sorted(_SORTS))
@@ -606,25 +664,25 @@ class InstanceFilter:
 def _where(f: InstanceFilter, conn: sa.Connection) -> list[Any]:
     w: list[Any] = []
     if f.provider:
-        w.append(t.c.provider == f.provider)
+        w.append(instances.c.provider == f.provider)
     if f.account_id:
-        w.append(t.c.account_id == f.account_id)
+        w.append(instances.c.account_id == f.account_id)
     if f.region:
-        w.append(t.c.region == f.region)
+        w.append(instances.c.region == f.region)
     if f.engine:
-        w.append(t.c.engine == f.engine)
+        w.append(instances.c.engine == f.engine)
     if f.status:
-        w.append(t.c.status == f.status)
+        w.append(instances.c.status == f.status)
     if f.kind:
-        w.append(t.c.kind == f.kind)
+        w.append(instances.c.kind == f.kind)
     for key, value in f.tags.items():
         w.append(_tag_match(key, value, conn))
     if f.text:
         w.extend(_text_match(f.text, conn))
     if f.missing is True:
-        w.append(t.c.missing_since.is_not(None))
+        w.append(instances.c.missing_since.is_not(None))
     elif f.missing is False:
-        w.append(t.c.missing_since.is_(None))
+        w.append(instances.c.missing_since.is_(None))
     return w
 
 
@@ -646,7 +704,7 @@ SELECTIVE_ROWS = 2_000
 def _tag_match(key: str, value: str, conn: sa.Connection) -> Any:
     if conn.dialect.name == "postgresql":
         doc = sa.cast(sa.literal(json.dumps({key: value})), postgresql.JSONB)
-        return t.c.tags.op("@>")(doc)
+        return instances.c.tags.op("@>")(doc)
     if conn.dialect.name == "sqlite":
         ids = conn.execute(
             sa.select(_tags_t.c.instance_id)
@@ -659,15 +717,16 @@ def _tag_match(key: str, value: str, conn: sa.Connection) -> Any:
             _tags_t.c.instance_id == sa.literal_column("instances.id"),
             _tags_t.c.key == key, _tags_t.c.value == value,
         )
-    return t.c.tags[key].as_string() == value  # pragma: no cover - other stores
+    return instances.c.tags[key].as_string() == value  # pragma: no cover - other stores
 
 
 def search_columns() -> list[Any]:
     """The lowered columns a search compares; PostgreSQL's trigram indexes are on
     exactly these expressions."""
     return [
-        sa.func.lower(t.c.name), sa.func.lower(t.c.provider_id), sa.func.lower(t.c.engine),
-        sa.func.lower(sa.func.coalesce(t.c.endpoint_host, _EMPTY)),
+        sa.func.lower(instances.c.name), sa.func.lower(instances.c.provider_id),
+        sa.func.lower(instances.c.engine),
+        sa.func.lower(sa.func.coalesce(instances.c.endpoint_host, _EMPTY)),
     ]
 
 
@@ -765,10 +824,10 @@ def listing_query(
     if cursor:
         value, last_id = _decode_cursor(cursor, key)
         if desc:
-            q = q.where(sa.or_(expr < value, sa.and_(expr == value, t.c.id < last_id)))
+            q = q.where(sa.or_(expr < value, sa.and_(expr == value, instances.c.id < last_id)))
         else:
-            q = q.where(sa.or_(expr > value, sa.and_(expr == value, t.c.id > last_id)))
-    order = (expr.desc(), t.c.id.desc()) if desc else (expr.asc(), t.c.id.asc())
+            q = q.where(sa.or_(expr > value, sa.and_(expr == value, instances.c.id > last_id)))
+    order = (expr.desc(), instances.c.id.desc()) if desc else (expr.asc(), instances.c.id.asc())
     return q.order_by(*order).limit(limit + 1)
 
 
@@ -796,15 +855,16 @@ def list_page(
 def count(conn: sa.Connection, f: InstanceFilter, cap: int | None = None) -> int:
     """How many match; with ``cap``, counting stops there (``cap`` means "at least")."""
     if cap is None:
-        q = sa.select(sa.func.count()).select_from(t).where(*_where(f, conn))
+        q = sa.select(sa.func.count()).select_from(instances).where(*_where(f, conn))
     else:
-        sub = sa.select(t.c.id).where(*_where(f, conn)).limit(cap).subquery()
+        sub = sa.select(instances.c.id).where(*_where(f, conn)).limit(cap).subquery()
         q = sa.select(sa.func.count()).select_from(sub)
     return int(conn.execute(q).scalar_one())
 
 
 def iter_all(conn: sa.Connection, f: InstanceFilter | None = None) -> Iterable[Instance]:
-    q = _select().where(*_where(f or InstanceFilter(), conn)).order_by(t.c.name, t.c.id)
+    q = (_select().where(*_where(f or InstanceFilter(), conn))
+         .order_by(instances.c.name, instances.c.id))
     result = conn.execute(q)
     read = _reader(tuple(result.keys()))
     for r in result:
@@ -814,7 +874,8 @@ def iter_all(conn: sa.Connection, f: InstanceFilter | None = None) -> Iterable[I
 def summary(conn: sa.Connection) -> list[tuple[str, str, UUID | None, int, Decimal | None]]:
     """(provider, status, account_id, count, summed hourly cost) per group: one query."""
     q = sa.select(
-        t.c.provider, t.c.status, t.c.account_id, sa.func.count(),
-        sa.func.sum(t.c.hourly_cost_cents),
-    ).where(t.c.missing_since.is_(None)).group_by(t.c.provider, t.c.status, t.c.account_id)
+        instances.c.provider, instances.c.status, instances.c.account_id, sa.func.count(),
+        sa.func.sum(instances.c.hourly_cost_cents),
+    ).where(instances.c.missing_since.is_(None)).group_by(
+        instances.c.provider, instances.c.status, instances.c.account_id)
     return [(r[0], r[1], r[2], int(r[3]), r[4]) for r in conn.execute(q)]

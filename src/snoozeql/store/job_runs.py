@@ -15,7 +15,30 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
-from snoozeql.store.tables import job_runs as t
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import JSONType, UTCDateTime
+
+# Runs of background tasks, one row per run, for `snoozeql jobs list` and
+# GET /api/v1/jobs: written by the in-process runner (SQLite, or PostgreSQL without a
+# queue) and by queue workers alike, so both show the same shape. ``job_id`` is the
+# queue's job id (None in process); ``attempt`` counts from 0 (a retry is > 0).
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("task", sa.String(64), nullable=False),
+    sa.Column("args", JSONType, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("worker", sa.String(160), nullable=False),
+    sa.Column("job_id", sa.BigInteger),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_job_runs_started", "started_at"),
+    sa.Index("ix_job_runs_job", "job_id"),
+)
+
 
 #: Statuses a run can have. ``queued`` is never stored: the listing shows the queue's
 #: waiting jobs with it.
@@ -50,7 +73,7 @@ class JobRun:
 def start(conn: sa.Connection, *, task: str, args: dict[str, Any], worker: str,
           now: datetime, job_id: int | None = None, attempt: int = 0) -> UUID:
     run_id = uuid4()
-    conn.execute(t.insert().values(
+    conn.execute(job_runs.insert().values(
         id=run_id, task=task, args=args, status="running", worker=worker[:160],
         job_id=job_id, attempt=attempt, started_at=now,
     ))
@@ -58,51 +81,58 @@ def start(conn: sa.Connection, *, task: str, args: dict[str, Any], worker: str,
 
 
 def finish(conn: sa.Connection, run_id: UUID, now: datetime, error: str | None) -> None:
-    conn.execute(t.update().where(t.c.id == run_id, t.c.status == "running").values(
-        status="failed" if error else "succeeded", finished_at=now,
-        error=error[:2000] if error else None,
-    ))
-    conn.execute(t.delete().where(t.c.started_at < now - KEEP))
+    conn.execute(
+        job_runs.update()
+        .where(job_runs.c.id == run_id, job_runs.c.status == "running")
+        .values(status="failed" if error else "succeeded", finished_at=now,
+                error=error[:2000] if error else None)
+    )
+    conn.execute(job_runs.delete().where(job_runs.c.started_at < now - KEEP))
 
 
 def abandon_job(conn: sa.Connection, job_id: int, now: datetime, note: str) -> int:
     """Mark the running rows of queue job ``job_id`` abandoned (their worker died)."""
-    return conn.execute(t.update().where(t.c.job_id == job_id, t.c.status == "running")
+    return conn.execute(job_runs.update()
+                        .where(job_runs.c.job_id == job_id, job_runs.c.status == "running")
                         .values(status="abandoned", finished_at=now, error=note)).rowcount
 
 
 def abandon_worker(conn: sa.Connection, worker: str, now: datetime, note: str) -> int:
     """Mark every running row of ``worker`` abandoned (the in-process runner at start)."""
-    return conn.execute(t.update().where(t.c.worker == worker, t.c.status == "running")
+    return conn.execute(job_runs.update()
+                        .where(job_runs.c.worker == worker, job_runs.c.status == "running")
                         .values(status="abandoned", finished_at=now, error=note)).rowcount
 
 
 def abandon_task(conn: sa.Connection, task: str, but: str, now: datetime, note: str) -> int:
     """Mark the running rows of ``task`` not run by ``but`` abandoned (the in-process
     runner, on winning a claim a dead holder left)."""
-    return conn.execute(t.update().where(t.c.task == task, t.c.status == "running",
-                                         t.c.worker != but)
+    return conn.execute(job_runs.update()
+                        .where(job_runs.c.task == task, job_runs.c.status == "running",
+                               job_runs.c.worker != but)
                         .values(status="abandoned", finished_at=now, error=note)).rowcount
 
 
 def page(conn: sa.Connection, *, limit: int, before: tuple[datetime, UUID] | None = None,
          task: str | None = None, status: str | None = None) -> list[JobRun]:
     """Runs, newest first (running ones are the newest of theirs), keyset paged."""
-    q = sa.select(t)
+    q = sa.select(job_runs)
     if task:
-        q = q.where(t.c.task == task)
+        q = q.where(job_runs.c.task == task)
     if status:
-        q = q.where(t.c.status == status)
+        q = q.where(job_runs.c.status == status)
     if before is not None:
         at, rid = before
-        q = q.where(sa.or_(t.c.started_at < at, sa.and_(t.c.started_at == at, t.c.id < rid)))
-    rows = conn.execute(q.order_by(t.c.started_at.desc(), t.c.id.desc()).limit(limit)).all()
+        q = q.where(sa.or_(job_runs.c.started_at < at,
+                           sa.and_(job_runs.c.started_at == at, job_runs.c.id < rid)))
+    q = q.order_by(job_runs.c.started_at.desc(), job_runs.c.id.desc()).limit(limit)
+    rows = conn.execute(q).all()
     return [JobRun(r.id, r.task, dict(r.args or {}), r.status, r.worker, r.job_id, r.attempt,
                    r.started_at, r.finished_at, r.error) for r in rows]
 
 
 def get(conn: sa.Connection, run_id: UUID) -> JobRun | None:
-    r = conn.execute(sa.select(t).where(t.c.id == run_id)).first()
+    r = conn.execute(sa.select(job_runs).where(job_runs.c.id == run_id)).first()
     if r is None:
         return None
     return JobRun(r.id, r.task, dict(r.args or {}), r.status, r.worker, r.job_id, r.attempt,
@@ -124,3 +154,12 @@ def queued(conn: sa.Connection, *, limit: int, task: str | None = None) -> list[
                                        if k != "timestamp"},
                    "queued", None, r.id, r.attempts, None, None, None, r.scheduled_at)
             for r in rows]
+
+
+def waiting_job(conn: sa.Connection, queueing_lock: str) -> int | None:
+    """The id of the queue's job waiting under ``queueing_lock`` (procrastinate's
+    schema), if one still waits."""
+    found = conn.execute(sa.text(
+        "SELECT id FROM procrastinate_jobs WHERE queueing_lock = :k AND status = 'todo'"),
+        {"k": queueing_lock}).scalar()
+    return None if found is None else int(found)

@@ -24,7 +24,18 @@ metadata = sa.MetaData(
 
 # Every store module that defines tables on ``metadata``.
 TABLE_MODULES: tuple[str, ...] = (
-    "snoozeql.store.tables",
+    "snoozeql.store.accounts",
+    "snoozeql.store.actions",
+    "snoozeql.store.apikeys",
+    "snoozeql.store.identity",
+    "snoozeql.store.instances",
+    "snoozeql.store.job_runs",
+    "snoozeql.store.jobs",
+    "snoozeql.store.prices",
+    "snoozeql.store.secrets",
+    "snoozeql.store.sync_parts",
+    "snoozeql.store.versions",
+    "snoozeql.store.web_sessions",
     "snoozeql.store.metric_tables",
     "snoozeql.store.schedule_tables",
     "snoozeql.store.stacks",

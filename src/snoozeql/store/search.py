@@ -1,7 +1,8 @@
 """Names of the search, tag and sort indexes of migration 0017.
 
 They are made by the migration only (expression, GIN and FTS5 objects that
-``store/tables.py`` does not describe); the schema comparison in the tests skips them.
+the store's table definitions do not describe); the schema comparison in the tests
+skips them.
 The queries that use them are in ``store/instances.py``.
 """
 
@@ -24,7 +25,7 @@ TABLE_PREFIXES = ("instance_tags", "instances_search")
 
 def unmodelled(name: str | None, type_: str) -> bool:
     """True for an object made by a migration (0017: search indexes; 0019: the job
-    queue's schema) rather than described in tables.py."""
+    queue's schema) rather than described by the store's tables."""
     if name is None:
         return False
     if name.startswith("procrastinate_") or name.startswith("idx_procrastinate_"):

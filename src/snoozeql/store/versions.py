@@ -14,8 +14,30 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from snoozeql.store.tables import data_versions as t
-from snoozeql.store.tables import instance_data_versions as per_instance
+from snoozeql.store.schema import metadata
+
+# One counter per kind of data ("instances", "metrics"), bumped in the same transaction
+# as every write to it. Derived results cached in a process (the fleet's
+# recommendations) record the counters they were computed from, and are recomputed
+# when the store's counters moved: the check is one small read, and it is right across
+# processes and replicas.
+data_versions = sa.Table(
+    "data_versions",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+# Per-instance version of its metrics: the recommendations re-analyse only instances
+# whose metrics changed since the last analysis (store/versions.py).
+instance_data_versions = sa.Table(
+    "instance_data_versions",
+    metadata,
+    sa.Column("instance_id", sa.Uuid, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Index("ix_instance_data_versions_version", "version"),
+)
+
 
 __all__ = [
     "ACCOUNTS",
@@ -54,7 +76,8 @@ def bump(conn: sa.Connection, name: str) -> None:
 
 def read(conn: sa.Connection) -> dict[str, int]:
     """Every version; a kind never written is absent (version 0)."""
-    return {name: version for name, version in conn.execute(sa.select(t.c.name, t.c.version))}
+    rows = conn.execute(sa.select(data_versions.c.name, data_versions.c.version))
+    return {name: version for name, version in rows}
 
 
 PRUNED = "metrics_pruned"
@@ -67,17 +90,19 @@ def bump_metrics(conn: sa.Connection, instance_ids: Iterable[UUID]) -> int:
     instances changed since with one indexed query (:func:`changed_since`). Returns the
     new version. The ``METRICS`` row lock orders concurrent writers."""
     bump(conn, METRICS)
-    version = int(conn.execute(sa.select(t.c.version).where(t.c.name == METRICS)).scalar_one())
+    version = int(conn.execute(
+        sa.select(data_versions.c.version).where(data_versions.c.name == METRICS)
+    ).scalar_one())
     ids = sorted(set(instance_ids))  # a fixed order: concurrent bumps lock rows alike
     if not ids:
         return version
     dialect = conn.dialect.name
-    insert: Any = postgresql.insert(per_instance) if dialect == "postgresql" \
-        else sqlite.insert(per_instance)
+    insert: Any = postgresql.insert(instance_data_versions) if dialect == "postgresql" \
+        else sqlite.insert(instance_data_versions)
     for n in range(0, len(ids), 500):
         stmt = insert.values([{"instance_id": i, "version": version} for i in ids[n : n + 500]])
         conn.execute(stmt.on_conflict_do_update(
-            index_elements=[per_instance.c.instance_id],
+            index_elements=[instance_data_versions.c.instance_id],
             set_={"version": stmt.excluded.version},
         ))
     return version
@@ -85,12 +110,13 @@ def bump_metrics(conn: sa.Connection, instance_ids: Iterable[UUID]) -> int:
 
 def instance_versions(conn: sa.Connection) -> dict[UUID, int]:
     """Every instance's metrics version (an instance never written is absent: 0)."""
-    return dict(conn.execute(sa.select(per_instance.c.instance_id, per_instance.c.version)).all())
+    q = sa.select(instance_data_versions.c.instance_id, instance_data_versions.c.version)
+    return dict(conn.execute(q).all())
 
 
 def changed_since(conn: sa.Connection, version: int) -> dict[UUID, int]:
     """Instances whose metrics were written after ``version``, with their versions."""
-    q = sa.select(per_instance.c.instance_id, per_instance.c.version).where(
-        per_instance.c.version > version
+    q = sa.select(instance_data_versions.c.instance_id, instance_data_versions.c.version).where(
+        instance_data_versions.c.version > version
     )
     return dict(conn.execute(q).all())

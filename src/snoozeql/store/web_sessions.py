@@ -9,7 +9,25 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from snoozeql.domain.types import Role
-from snoozeql.store.tables import api_keys, web_sessions
+from snoozeql.store.apikeys import api_keys
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import UTCDateTime
+
+# Dashboard sessions: a browser's sign-in, exchanged for an API key. Only the SHA-256
+# of the session token is kept; the key's role and revocation apply on every request.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column(
+        "key_id", sa.Uuid, sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+)
 
 
 @dataclass(frozen=True)

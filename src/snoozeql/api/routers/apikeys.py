@@ -17,7 +17,7 @@ def list_keys(ctx: CtxDep, _: Admin) -> list[ApiKeyOut]:
 @router.post("", response_model=ApiKeyCreated, status_code=201)
 def create_key(body: ApiKeyCreate, ctx: CtxDep, caller: Admin) -> ApiKeyCreated:
     record, key = ApiKeyService(ctx).create(body.name, body.role, actor=caller.name)
-    return ApiKeyCreated(**ApiKeyOut.of(record).model_dump(), key=key)
+    return ApiKeyCreated.of_new(record, key)
 
 
 @router.delete("/{name}", response_model=ApiKeyOut)

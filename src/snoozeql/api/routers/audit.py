@@ -7,18 +7,17 @@ stack_instance, stack_override), ``object`` (name or id), ``actor`` (API key nam
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Response
 
 from snoozeql.api.deps import CtxDep, Viewer
+from snoozeql.api.schemas.audit import AuditEntryOut
 from snoozeql.domain.errors import ValidationError
-from snoozeql.services.audit import AuditService, entry_json
+from snoozeql.services.audit import AuditService
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
-@router.get("", response_model=list[dict[str, Any]], responses={200: {
+@router.get("", response_model=list[AuditEntryOut], responses={200: {
     "description": "JSON, or CSV with format=csv",
     "content": {"text/csv": {"schema": {"type": "string"}}},
 }})
@@ -31,7 +30,7 @@ def list_audit(
     until: str | None = Query(None, description="ISO time, exclusive"),
     limit: int = Query(1000, ge=1, le=10000),
     format: str = Query("json", description="json or csv"),  # noqa: A002
-) -> list[dict[str, Any]] | Response:
+) -> list[AuditEntryOut] | Response:
     """Audit entries, newest first, with the object's redacted state before and after."""
     if format not in ("json", "csv"):
         raise ValidationError("format: use json or csv")
@@ -41,4 +40,4 @@ def list_audit(
     if format == "csv":
         return Response(svc.to_csv(records), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
-    return [entry_json(r) for r in records]
+    return [AuditEntryOut.of(r) for r in records]

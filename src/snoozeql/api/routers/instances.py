@@ -13,12 +13,12 @@ from snoozeql.api.schemas.instances import (
     BulkOut,
     BulkSkippedOut,
     InstanceDetail,
-    InstanceOut,
     InstancePage,
+    OverrideIn,
+    OverrideOut,
     instance_json,
     json_bytes,
 )
-from snoozeql.api.schemas.schedules import OverrideIn, OverrideOut
 from snoozeql.domain.errors import PermissionDenied
 from snoozeql.domain.types import InstanceKind, Role
 from snoozeql.services.bulk import BulkService, bulk_action
@@ -82,9 +82,7 @@ def get_instance(instance: str, ctx: CtxDep, _: Viewer) -> InstanceDetail:
     svc = InventoryService(ctx)
     found = svc.get(instance)
     members = svc.members(found) if found.kind == InstanceKind.CLUSTER else []
-    return InstanceDetail(
-        **InstanceOut.of(found).model_dump(), members=[InstanceOut.of(m) for m in members]
-    )
+    return InstanceDetail.with_members(found, members)
 
 
 def _act(ctx: CtxDep, instance: str, action: str, key: ApiKeyRecord,
@@ -97,10 +95,7 @@ def _act(ctx: CtxDep, instance: str, action: str, key: ApiKeyRecord,
         )
     r = LifecycleService(ctx).act(instance, action, actor=key.name, reason="manual",
                                   force=force)
-    return ActionResultOut(
-        action_id=r.action_id, action=r.action.value, result=r.result.value, message=r.message,
-        already=r.already, instance=InstanceOut.of(r.instance),
-    )
+    return ActionResultOut.of(r)
 
 
 _ACT_DOC = """A start/stop that already happened (stopped, or stopping) is 200 with result ok

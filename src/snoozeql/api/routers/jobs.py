@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
 from snoozeql.api.schemas.jobs import JobPageOut, JobRunIn, JobRunOut, JobStartedOut
@@ -32,12 +31,7 @@ def list_jobs(
 
 @router.post("", response_model=JobStartedOut, status_code=202,
              summary="Run a task now: queued for a worker, or run in this process (SQLite)")
-def run_job(body: JobRunIn, ctx: CtxDep, _: Operator) -> JSONResponse:
+def run_job(body: JobRunIn, ctx: CtxDep, _: Operator) -> JobStartedOut:
     from snoozeql.jobs.dispatch import run_now
 
-    started = run_now(ctx, body.kind, body.account, wait=False)
-    out = JobStartedOut(task=started.task, args=started.args,
-                        status=started.status,  # type: ignore[arg-type]
-                        job_id=started.job_id,
-                        run_id=str(started.run_id) if started.run_id else None)
-    return JSONResponse(out.model_dump(mode="json"), status_code=202)
+    return JobStartedOut.of(run_now(ctx, body.kind, body.account, wait=False))

@@ -36,3 +36,7 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="Shown once; only its hash is stored.")
+
+    @classmethod
+    def of_new(cls, r: ApiKeyRecord, key: str) -> ApiKeyCreated:
+        return cls(**ApiKeyOut.of(r).model_dump(), key=key)

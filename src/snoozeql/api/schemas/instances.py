@@ -1,9 +1,9 @@
-"""Bodies of ``/api/v1/instances`` (listing, detail, bulk actions)."""
+"""Bodies of ``/api/v1/instances`` (listing, detail, actions, bulk actions, overrides)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
@@ -11,7 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from snoozeql.api.openapi import exactly_one_of
 from snoozeql.domain.types import Instance
-from snoozeql.services.bulk import BulkItemResult, Skipped
+
+if TYPE_CHECKING:  # only in signatures: `instances list --json` loads no action code
+    from snoozeql.services.bulk import BulkItemResult, Skipped
+    from snoozeql.services.lifecycle import ActionReport
+    from snoozeql.store.schedules import OverrideRecord
 
 
 class InstanceOut(BaseModel):
@@ -82,6 +86,11 @@ def json_bytes(data: Any) -> bytes:
 class InstanceDetail(InstanceOut):
     members: list[InstanceOut] = Field(default_factory=list)
 
+    @classmethod
+    def with_members(cls, i: Instance, members: list[Instance]) -> InstanceDetail:
+        """The instance and, for a cluster, its member instances."""
+        return cls(**InstanceOut.of(i).model_dump(), members=[InstanceOut.of(m) for m in members])
+
 
 class InstancePage(BaseModel):
     items: list[InstanceOut]
@@ -105,10 +114,13 @@ class ActionResultOut(BaseModel):
                                              "to) the requested state; nothing was done")
     instance: InstanceOut
 
+    @classmethod
+    def of(cls, r: ActionReport) -> ActionResultOut:
+        return cls(action_id=r.action_id, action=r.action.value, result=r.result.value,
+                   message=r.message, already=r.already, instance=InstanceOut.of(r.instance))
+
 
 # Bulk actions (POST /api/v1/instances/bulk)
-
-
 
 
 class BulkIn(BaseModel):
@@ -161,3 +173,29 @@ class BulkOut(BaseModel):
     skipped: list[BulkSkippedOut] = Field(
         description="matched but left out: missing from the last sync, or a member of a "
         "cluster that is itself selected")
+
+
+# Overrides (POST /api/v1/instances/{instance}/override)
+
+
+class OverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: str = Field(examples=["running"], description="running (keep awake) or stopped")
+    until: str = Field(examples=["22:00", "tomorrow 08:00", "2h", "2026-11-23T22:00:00+01:00"])
+    timezone: str | None = Field(None, description="zone of HH:MM; default the schedule's")
+    reason: str | None = Field(None, max_length=255)
+
+
+class OverrideOut(BaseModel):
+    instance_id: UUID
+    instance: str
+    state: str
+    until: datetime
+    reason: str
+    created_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, name: str, o: OverrideRecord) -> OverrideOut:
+        return cls(instance_id=o.instance_id, instance=name, state=o.state, until=o.until,
+                   reason=o.reason, created_by=o.created_by, created_at=o.created_at)

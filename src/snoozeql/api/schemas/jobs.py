@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from snoozeql.services.jobs import JobRun
+
+if TYPE_CHECKING:
+    from snoozeql.jobs.dispatch import Started
 
 
 class JobRunOut(BaseModel):
@@ -54,3 +57,8 @@ class JobStartedOut(BaseModel):
         "in the API's process (SQLite)")
     job_id: int | None
     run_id: str | None
+
+    @classmethod
+    def of(cls, s: Started) -> JobStartedOut:
+        return cls(task=s.task, args=s.args, status=s.status,  # type: ignore[arg-type]
+                   job_id=s.job_id, run_id=str(s.run_id) if s.run_id else None)

@@ -1,4 +1,4 @@
-"""Request and response bodies of the schedules, overrides and savings endpoints.
+"""Request and response bodies of the schedules and savings endpoints.
 
 A schedule travels as its dict form (``Schedule.to_dict()``), validated by the domain
 model so the API and the CLI refuse exactly the same things with the same messages.
@@ -16,7 +16,6 @@ from snoozeql.api.openapi import exactly_one_of
 from snoozeql.domain.schedules import Segment
 from snoozeql.domain.validation import MAX_NAME_CHARS
 from snoozeql.services.schedules import Assignment, ConflictView, MatchView, ScheduleView
-from snoozeql.store.schedules import OverrideRecord
 
 
 class ScheduleOut(BaseModel):
@@ -214,29 +213,6 @@ class AssignmentOut(BaseModel):
         return cls(id=a.id, schedule_id=a.schedule_id, schedule=a.schedule_name, kind=a.kind,
                    target=a.target, selector=a.selector, description=a.description,
                    created_at=a.created_at)
-
-
-class OverrideIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    state: str = Field(examples=["running"], description="running (keep awake) or stopped")
-    until: str = Field(examples=["22:00", "tomorrow 08:00", "2h", "2026-11-23T22:00:00+01:00"])
-    timezone: str | None = Field(None, description="zone of HH:MM; default the schedule's")
-    reason: str | None = Field(None, max_length=255)
-
-
-class OverrideOut(BaseModel):
-    instance_id: UUID
-    instance: str
-    state: str
-    until: datetime
-    reason: str
-    created_by: str
-    created_at: datetime
-
-    @classmethod
-    def of(cls, name: str, o: OverrideRecord) -> OverrideOut:
-        return cls(instance_id=o.instance_id, instance=name, state=o.state, until=o.until,
-                   reason=o.reason, created_by=o.created_by, created_at=o.created_at)
 
 
 class ReconcileItemOut(BaseModel):

@@ -13,8 +13,8 @@
 - filters with the default sort: ``(column, name, id)`` for provider, engine, status,
   region and kind, and a partial ``(name, id)`` index of the missing instances.
 
-None of these objects is in ``store/tables.py``: they are not tables the code writes,
-and ``store/search.py`` names them for the schema comparison.
+None of these objects is in the store's table definitions: they are not tables the code
+writes, and ``store/search.py`` names them for the schema comparison.
 
 Revision ID: 0017
 Revises: 0016
