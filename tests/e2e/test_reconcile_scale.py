@@ -126,7 +126,7 @@ def test_a_run_materializes_only_governed_instances(ctx, monkeypatch) -> None:  
 def _reference(ctx: Context) -> set[str]:
     """Governed or overridden instances by the full-fleet resolution (the old way);
     protected ones included (the reconciler reports their transitions as refused)."""
-    from snoozeql.services.schedules import resolve
+    from snoozeql.domain.schedules.assignment import resolve
 
     with ctx.engine.connect() as conn:
         overridden = set(claim_store.all_overrides(conn))

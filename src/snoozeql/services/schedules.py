@@ -6,14 +6,11 @@ and keeps per-instance overrides. :meth:`ScheduleService.create_and_assign` is t
 call that both makes a schedule and assigns it, so applying a recommendation is a
 single, all-or-nothing step.
 
-Which schedules match an instance: an assignment to the instance itself, the
-instance's own tag ``snoozeql-schedule=NAME``, a tag assignment (key=value), a selector
-assignment (a rule tree, ``domain/selectors.py``), an account assignment. When several
-match, the reconciler combines them (``domain/schedules/conflicts.py``): highest
-``priority`` first, then running wins over stopped. The one *governing* schedule shown
-for an instance (its time zone, projected savings) is the highest priority, then the
-strongest way of assigning in the order above, then the name that sorts first. An
-instance tagged ``snoozeql-protect=true`` has no schedule at all.
+Which schedules match an instance, and which one governs it, is the pure
+``domain/schedules/assignment.py`` (:func:`resolve`); this module reads what it needs
+(:func:`read_for`, kept per data version) and calls it. When several match, the
+reconciler combines them: highest ``priority`` first, then running wins over stopped.
+An instance tagged ``snoozeql-protect=true`` has no schedule at all.
 
 Every change (schedules, assignments, overrides) is written to the audit trail in the
 same transaction (``services/audit.py``), with the caller's ``actor``.
@@ -48,9 +45,18 @@ from snoozeql.domain.schedules import (
     next_transition,
     preview,
 )
+from snoozeql.domain.schedules.assignment import (
+    SCHEDULE_TAG,
+    AssignmentRecord,
+    Governing,
+    Match,
+    OverrideRecord,
+    ParsedRules,
+    ScheduleRecord,
+    resolve,
+)
 from snoozeql.domain.schedules.conflicts import Conflict, pair_conflicts
 from snoozeql.domain.schedules.model import load_zone
-from snoozeql.domain.schedules.plan import Governing, Match
 from snoozeql.domain.selectors import Selector, parse_selector
 from snoozeql.domain.types import Instance
 from snoozeql.domain.validation import iso_instant
@@ -62,7 +68,6 @@ from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 from snoozeql.store import versions
-from snoozeql.store.schedules import AssignmentRecord, OverrideRecord, ScheduleRecord
 
 __all__ = [
     "PROTECT_TAG",
@@ -82,16 +87,12 @@ __all__ = [
     "parse_until",
 ]
 
-SCHEDULE_TAG = "snoozeql-schedule"
 MAX_PREVIEW_DAYS = 62
 CONFLICT_DAYS = 7
 MAX_PRIORITY = 1_000_000
 # Up to this many instances, resolution reads only what can match them (a table page
 # is at most 200); beyond it, every assignment (one query, no huge IN list).
 NARROW_READ_MAX = 500
-
-# Strength of each way of assigning, strongest first.
-_VIA_RANK = {"instance": 0, "own_tag": 1, "tag": 2, "selector": 3, "account": 4}
 
 
 @dataclass(frozen=True)
@@ -614,92 +615,6 @@ def _conflict_view(view: ScheduleView, other_id: Any, other: Schedule, other_pri
         view.id, view.name, other_id, other.name, c.at, str(c.a_state), str(c.b_state),
         tuple(instances), view.name if mine else other.name, rule,
     )
-
-
-def resolve(
-    instances: list[Instance], records: list[ScheduleRecord],
-    assignments: list[AssignmentRecord], account_names: dict[UUID, str] | None = None,
-    *, include_protected: bool = False, parsed: ParsedRules | None = None,
-) -> dict[UUID, Governing]:
-    """Pure resolution of assignments: every schedule matching each instance, and the
-    governing one (see module doc). ``account_names`` serve selector ``account`` rules.
-    Protected instances are left out unless ``include_protected`` (the reconciler
-    resolves them to report each of their transitions as refused, "protected")."""
-    by_id = {r.id: r for r in records}
-    by_name = {r.name: r for r in records}
-    accounts = account_names or {}
-    known = parsed if parsed is not None else ParsedRules()
-
-    def schedule_of(r: ScheduleRecord) -> Schedule:
-        found = known.schedules.get(r.id)
-        if found is None:
-            found = known.schedules[r.id] = Schedule.from_dict(r.definition)
-        return found
-
-    def selector_of(a: AssignmentRecord, tree: dict[str, Any]) -> Selector:
-        found = known.selectors.get(a.id)
-        if found is None:
-            found = known.selectors[a.id] = parse_selector(tree)
-        return found
-
-    direct: dict[UUID, list[AssignmentRecord]] = {}
-    by_account: dict[UUID, list[AssignmentRecord]] = {}
-    by_tag: list[AssignmentRecord] = []
-    by_selector: list[tuple[AssignmentRecord, Selector]] = []
-    for a in assignments:
-        if a.kind == "instance" and a.instance_id:
-            direct.setdefault(a.instance_id, []).append(a)
-        elif a.kind == "account" and a.account_id:
-            by_account.setdefault(a.account_id, []).append(a)
-        elif a.kind == "tag":
-            by_tag.append(a)
-        elif a.kind == "selector" and a.selector is not None:
-            by_selector.append((a, selector_of(a, a.selector)))
-
-    def match(r: ScheduleRecord, via: str, target: str, aid: UUID | None, at: datetime
-              ) -> Match:
-        return Match(r.id, schedule_of(r), r.priority, via, target, aid,
-                     max(at, r.updated_at))
-
-    out: dict[UUID, Governing] = {}
-    for inst in instances:
-        if is_protected(inst) and not include_protected:
-            continue
-        found: list[Match] = []
-        for a in direct.get(inst.id, []):
-            found.append(match(by_id[a.schedule_id], "instance", a.target, a.id, a.created_at))
-        own = inst.tags.get(SCHEDULE_TAG)
-        if own and own.strip() in by_name:
-            found.append(match(by_name[own.strip()], "own_tag",
-                               f"tag:{SCHEDULE_TAG}={own.strip()}", None, inst.first_seen_at))
-        for a in by_tag:
-            if inst.tags.get(a.tag_key or "") == a.tag_value:
-                found.append(match(by_id[a.schedule_id], "tag", a.target, a.id, a.created_at))
-        if by_selector:
-            name = accounts.get(inst.account_id) if inst.account_id else None
-            for a, sel in by_selector:
-                if sel.matches(inst, name):
-                    found.append(match(by_id[a.schedule_id], "selector", a.target, a.id,
-                                       a.created_at))
-        if inst.account_id is not None:
-            for a in by_account.get(inst.account_id, []):
-                found.append(match(by_id[a.schedule_id], "account", a.target, a.id,
-                                   a.created_at))
-        if not found:
-            continue
-        best = min(found, key=lambda m: (-m.priority, _VIA_RANK[m.via], m.schedule.name))
-        out[inst.id] = Governing(best.schedule_id, best.schedule, best.via, best.since,
-                                 tuple(found))
-    return out
-
-
-@dataclass
-class ParsedRules:
-    """Parsed schedule definitions (by schedule id) and selectors (by assignment id),
-    kept across calls of :func:`resolve` for as long as the rows they came from."""
-
-    schedules: dict[UUID, Schedule] = field(default_factory=dict)
-    selectors: dict[UUID, Selector] = field(default_factory=dict)
 
 
 @dataclass

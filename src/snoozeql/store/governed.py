@@ -28,6 +28,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from snoozeql.domain.schedules.assignment import AssignmentRecord
 from snoozeql.domain.selectors import (
     AllOf,
     AnyOf,
@@ -38,7 +39,6 @@ from snoozeql.domain.selectors import (
     parse_selector,
 )
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
-from snoozeql.store.schedules import AssignmentRecord
 from snoozeql.store.tables import instances as t
 
 __all__ = ["NARROW", "cluster_ids", "extras", "running_among", "scan", "selector_condition",

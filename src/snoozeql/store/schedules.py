@@ -17,6 +17,12 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
+from snoozeql.domain.schedules.assignment import (
+    AssignmentRecord,
+    OverrideRecord,
+    ScheduleRecord,
+)
+from snoozeql.domain.schedules.reconcile import ClaimState
 from snoozeql.store import versions
 from snoozeql.store.schedule_tables import (
     instance_overrides,
@@ -27,16 +33,6 @@ from snoozeql.store.schedule_tables import (
 )
 
 # --------------------------------------------------------------------------- schedules
-
-
-@dataclass(frozen=True)
-class ScheduleRecord:
-    id: UUID
-    name: str
-    definition: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    priority: int = 0
 
 
 def _schedule(r: Any) -> ScheduleRecord:
@@ -90,20 +86,6 @@ def list_schedules(conn: sa.Connection) -> list[ScheduleRecord]:
 
 
 # --------------------------------------------------------------------------- assignments
-
-
-@dataclass(frozen=True)
-class AssignmentRecord:
-    id: UUID
-    schedule_id: UUID
-    kind: str  # instance | account | tag | selector
-    target: str
-    instance_id: UUID | None
-    account_id: UUID | None
-    tag_key: str | None
-    tag_value: str | None
-    created_at: datetime
-    selector: dict[str, Any] | None = None
 
 
 def _assignment(r: Any) -> AssignmentRecord:
@@ -164,16 +146,6 @@ def rule_assignments(conn: sa.Connection) -> list[AssignmentRecord]:
 
 
 # --------------------------------------------------------------------------- overrides
-
-
-@dataclass(frozen=True)
-class OverrideRecord:
-    instance_id: UUID
-    state: str
-    until: datetime
-    reason: str
-    created_by: str
-    created_at: datetime
 
 
 def _override(r: Any) -> OverrideRecord:
@@ -374,16 +346,6 @@ def renew_claims(conn: sa.Connection, keys: list[ClaimKey], *, owner: str,
             .values(lease_until=until)
         ).rowcount
     return kept > 0
-
-
-@dataclass(frozen=True)
-class ClaimState:
-    """A claim as a dry run reads it: done, failed or in flight until ``lease_until``."""
-
-    status: str
-    result: str | None
-    owner: str
-    lease_until: datetime
 
 
 def claims_at(conn: sa.Connection, kinds: set[str], ats: set[datetime]
