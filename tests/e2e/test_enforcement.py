@@ -39,7 +39,7 @@ from snoozeql.services.reconciler import Reconciler
 from snoozeql.services.schedules import ScheduleService
 from snoozeql.store import db
 from snoozeql.store import jobs as job_store
-from snoozeql.store.schedule_tables import reconcile_claims
+from snoozeql.store.schedules import reconcile_claims
 from snoozeql.store.tables import actions
 
 MON = datetime(2026, 11, 23, tzinfo=UTC)

@@ -32,7 +32,7 @@ from snoozeql.store import accounts as account_store
 from snoozeql.store import db, governed
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as claim_store
-from snoozeql.store.schedule_tables import reconcile_claims
+from snoozeql.store.schedules import reconcile_claims
 from tests.support.latency_proxy import LatencyProxy
 
 MON = datetime(2026, 11, 23, tzinfo=UTC)

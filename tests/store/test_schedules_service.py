@@ -196,15 +196,13 @@ def test_overrides_parse_times_in_the_schedule_zone(sctx) -> None:  # noqa: ANN0
 def _interval(ctx: Context, iid: UUID, name: str, start: datetime, end: datetime | None,
               cost: str | None, nodes: int, schedule: str | None, account: UUID | None
               ) -> None:
-    values: dict[str, Any] = dict(
+    row: dict[str, Any] = dict(
         instance_id=iid, instance_name=name, account_id=account, schedule_id=None,
-        schedule_name=schedule, stopped_at=start,
+        schedule_name=schedule, stopped_at=start, started_at=end,
         hourly_cost_cents=Decimal(cost) if cost else None, node_count=nodes,
     )
     with ctx.engine.begin() as conn:
-        schedule_store.open_interval(conn, **values)
-        if end is not None:
-            schedule_store.close_intervals(conn, [iid], end)
+        schedule_store.insert_intervals(conn, [row])
 
 
 def test_savings_realized_and_projected(sctx) -> None:  # noqa: ANN001

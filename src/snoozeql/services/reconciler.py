@@ -397,11 +397,8 @@ class Reconciler:
             if r.entry.action == "stop":
                 sid = r.entry.details.get("schedule_id")
                 store.open_interval(
-                    conn, instance_id=inst.id, instance_name=inst.name,
-                    account_id=inst.account_id, schedule_id=UUID(sid) if sid else None,
-                    schedule_name=r.entry.details.get("schedule"), stopped_at=r.entry.at,
-                    hourly_cost_cents=inst.hourly_cost_cents, node_count=inst.node_count,
-                )
+                    conn, inst, schedule_id=UUID(sid) if sid else None,
+                    schedule_name=r.entry.details.get("schedule"), stopped_at=r.entry.at)
             elif r.entry.action == "start":
                 store.close_intervals(conn, [inst.id], at)
 
@@ -459,12 +456,8 @@ class Reconciler:
         done_at = self.ctx.now()
         with self.ctx.engine.begin() as conn:
             if action == "stop":
-                store.open_interval(
-                    conn, instance_id=inst.id, instance_name=inst.name,
-                    account_id=inst.account_id, schedule_id=p.schedule_id,
-                    schedule_name=p.schedule_name, stopped_at=done_at,
-                    hourly_cost_cents=inst.hourly_cost_cents, node_count=inst.node_count,
-                )
+                store.open_interval(conn, inst, schedule_id=p.schedule_id,
+                                    schedule_name=p.schedule_name, stopped_at=done_at)
             else:
                 store.close_intervals(conn, [inst.id], done_at)
         return "done", ActionResult.OK.value, ReconcileItem(

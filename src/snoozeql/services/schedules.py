@@ -25,11 +25,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
-
-import sqlalchemy as sa
 
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.protection import PROTECT_TAG, is_protected
@@ -53,6 +51,7 @@ from snoozeql.domain.schedules.assignment import (
     OverrideRecord,
     ParsedRules,
     ScheduleRecord,
+    Target,
     resolve,
 )
 from snoozeql.domain.schedules.conflicts import Conflict, pair_conflicts
@@ -68,6 +67,9 @@ from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 from snoozeql.store import versions
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = [
     "PROTECT_TAG",
@@ -285,24 +287,21 @@ class ScheduleService:
     def create(self, definition: dict[str, Any] | Schedule, *, actor: str = "cli"
                ) -> ScheduleView:
         schedule, priority = _split(definition)
-        try:
-            with self.ctx.engine.begin() as conn:
-                return self._insert(conn, schedule, priority or 0, actor=actor)
-        except sa.exc.IntegrityError:  # a concurrent create of the same name won
-            raise ConflictError(f"a schedule named {schedule.name!r} already exists") from None
+        with self.ctx.engine.begin() as conn:
+            return self._insert(conn, schedule, priority or 0, actor=actor)[0]
 
-    def _insert(self, conn: sa.Connection, schedule: Schedule, priority: int = 0, *,
-                actor: str = "cli") -> ScheduleView:
+    def _insert(self, conn: Connection, schedule: Schedule, priority: int = 0, *,
+                actor: str = "cli") -> tuple[ScheduleView, ScheduleRecord]:
         # No savepoints here: on SQLite a SAVEPOINT that opens the transaction commits on
         # release, which would break the all-or-nothing promise of the callers.
         if store.find_schedule(conn, schedule.name):
             raise ConflictError(f"a schedule named {schedule.name!r} already exists")
         now = self.ctx.now()
-        sid = store.insert_schedule(conn, schedule.name, schedule.to_dict(), now, priority)
-        view = ScheduleView(sid, schedule, now, now, priority)
+        rec = store.insert_schedule(conn, schedule, now, priority)
+        view = ScheduleView(rec.id, schedule, now, now, priority)
         audit.record(conn, at=now, actor=actor, action="create", kind="schedule",
-                     object_id=sid, name=schedule.name, after=view.audit_json())
-        return view
+                     object_id=rec.id, name=schedule.name, after=view.audit_json())
+        return view, rec
 
     def list(self) -> list[ScheduleView]:
         with self.ctx.engine.connect() as conn:
@@ -312,7 +311,7 @@ class ScheduleService:
         with self.ctx.engine.connect() as conn:
             return _view(self._record(conn, ref))
 
-    def _record(self, conn: sa.Connection, ref: str | UUID) -> ScheduleRecord:
+    def _record(self, conn: Connection, ref: str | UUID) -> ScheduleRecord:
         found = None
         try:
             found = store.get_schedule(conn, UUID(str(ref)))
@@ -336,8 +335,7 @@ class ScheduleService:
             if schedule.name != rec.name and store.find_schedule(conn, schedule.name):
                 raise ConflictError(f"a schedule named {schedule.name!r} already exists")
             now = self.ctx.now()
-            store.update_schedule(conn, rec.id, schedule.name, schedule.to_dict(), now,
-                                  priority)
+            store.update_schedule(conn, rec, schedule, now, priority)
             view = ScheduleView(rec.id, schedule, rec.created_at, now, priority)
             audit.record(conn, at=now, actor=actor, action="update", kind="schedule",
                          object_id=rec.id, name=schedule.name,
@@ -380,11 +378,8 @@ class ScheduleService:
     ) -> tuple[builtins.list[ScheduleView], builtins.list[str]]:
         """Create every schedule in the configuration, all or none."""
         result = import_instance_scheduler(data, default_timezone=default_timezone)
-        try:
-            with self.ctx.engine.begin() as conn:
-                views = [self._insert(conn, s, actor=actor) for s in result.schedules]
-        except sa.exc.IntegrityError:
-            raise ConflictError("a schedule with one of these names already exists") from None
+        with self.ctx.engine.begin() as conn:
+            views = [self._insert(conn, s, actor=actor)[0] for s in result.schedules]
         return views, list(result.warnings)
 
     # ------------------------------------------------------------------ evaluation
@@ -413,16 +408,12 @@ class ScheduleService:
         self, ref: str | UUID, *, instance: str | None = None, tag: str | None = None,
         account: str | None = None, selector: Any = None, actor: str = "cli",
     ) -> Assignment:
-        values = self._target(instance=instance, tag=tag, account=account, selector=selector)
-        try:
-            with self.ctx.engine.begin() as conn:
-                return self._assign(conn, self._record(conn, ref), values, actor)
-        except sa.exc.IntegrityError:  # raced with the same assignment
-            raise ConflictError(f"schedule {ref!s} is already assigned to {values['target']}"
-                                ) from None
+        target = self._target(instance=instance, tag=tag, account=account, selector=selector)
+        with self.ctx.engine.begin() as conn:
+            return self._assign(conn, self._record(conn, ref), target, actor)
 
     def _target(self, *, instance: str | None, tag: str | None, account: str | None,
-                selector: Any = None) -> dict[str, Any]:
+                selector: Any = None) -> Target:
         given = [x for x in (instance, tag, account) if x]
         if selector is not None:
             given.append(selector)
@@ -432,30 +423,29 @@ class ScheduleService:
             )
         if selector is not None:
             sel = _read_selector(selector)
-            return {"kind": "selector", "target": _selector_target(sel),
-                    "selector": sel.to_dict()}
+            return Target("selector", _selector_target(sel), selector=sel.to_dict())
         if instance:
             inst = InventoryService(self.ctx).get(instance)
-            return {"kind": "instance", "target": f"instance:{inst.id}", "instance_id": inst.id}
+            return Target("instance", f"instance:{inst.id}", instance_id=inst.id)
         if account:
             acct = AccountService(self.ctx).get(account)
-            return {"kind": "account", "target": f"account:{acct.id}", "account_id": acct.id}
+            return Target("account", f"account:{acct.id}", account_id=acct.id)
         assert tag is not None
         ((key, value),) = parse_tags([tag]).items()
-        return {"kind": "tag", "target": f"tag:{key}={value}", "tag_key": key, "tag_value": value}
+        return Target("tag", f"tag:{key}={value}", tag_key=key, tag_value=value)
 
-    def _assign(self, conn: sa.Connection, rec: ScheduleRecord, values: dict[str, Any],
+    def _assign(self, conn: Connection, rec: ScheduleRecord, target: Target,
                 actor: str = "cli") -> Assignment:
-        if any(a.target == values["target"] for a in store.list_assignments(conn, rec.id)):
+        if any(a.target == target.target for a in store.list_assignments(conn, rec.id)):
             raise ConflictError(
-                f"schedule {rec.name!r} is already assigned to {values['target']}"
+                f"schedule {rec.name!r} is already assigned to {target.target}"
             )
         now = self.ctx.now()
-        aid = store.insert_assignment(conn, schedule_id=rec.id, created_at=now, **values)
-        made = Assignment(aid, rec.id, rec.name, values["kind"], values["target"], now,
-                          values.get("selector"))
+        made_rec = store.insert_assignment(conn, rec, target, now)
+        made = Assignment(made_rec.id, rec.id, rec.name, target.kind, target.target, now,
+                          target.selector)
         audit.record(conn, at=now, actor=actor, action="assign", kind="assignment",
-                     object_id=aid, name=rec.name, after=made.audit_json(),
+                     object_id=made.id, name=rec.name, after=made.audit_json(),
                      reason=f"assign schedule {rec.name} to {made.description}")
         return made
 
@@ -463,13 +453,13 @@ class ScheduleService:
         self, ref: str | UUID, *, instance: str | None = None, tag: str | None = None,
         account: str | None = None, selector: Any = None, actor: str = "cli",
     ) -> None:
-        values = self._target(instance=instance, tag=tag, account=account, selector=selector)
+        target = self._target(instance=instance, tag=tag, account=account, selector=selector)
         with self.ctx.engine.begin() as conn:
             rec = self._record(conn, ref)
             found = next((a for a in store.list_assignments(conn, rec.id)
-                          if a.target == values["target"]), None)
-            if found is None or not store.delete_assignment(conn, rec.id, values["target"]):
-                raise NotFoundError(f"schedule {rec.name!r} is not assigned to {values['target']}")
+                          if a.target == target.target), None)
+            if found is None or not store.delete_assignment(conn, rec.id, target.target):
+                raise NotFoundError(f"schedule {rec.name!r} is not assigned to {target.target}")
             gone = Assignment(found.id, rec.id, rec.name, found.kind, found.target,
                               found.created_at, found.selector)
             audit.record(conn, at=self.ctx.now(), actor=actor, action="unassign",
@@ -500,14 +490,9 @@ class ScheduleService:
         targets += [self._target(instance=None, tag=None, account=a) for a in accounts]
         targets += [self._target(instance=None, tag=None, account=None, selector=x)
                     for x in selectors]
-        try:
-            with self.ctx.engine.begin() as conn:
-                view = self._insert(conn, schedule, priority or 0, actor=actor)
-                rec = ScheduleRecord(view.id, view.name, schedule.to_dict(), view.created_at,
-                                     view.updated_at, view.priority)
-                made = [self._assign(conn, rec, values, actor) for values in targets]
-        except sa.exc.IntegrityError:
-            raise ConflictError(f"a schedule named {schedule.name!r} already exists") from None
+        with self.ctx.engine.begin() as conn:
+            view, rec = self._insert(conn, schedule, priority or 0, actor=actor)
+            made = [self._assign(conn, rec, target, actor) for target in targets]
         return view, made
 
     # ------------------------------------------------------------------ resolution
@@ -641,7 +626,7 @@ class _Rules:
 _RULES_MEMO = "schedules.rules"
 
 
-def _rules(ctx: Context, conn: sa.Connection, seen: dict[str, int] | None = None, *,
+def _rules(ctx: Context, conn: Connection, seen: dict[str, int] | None = None, *,
            again: bool = False) -> _Rules:
     # Versions are read before the rows: a write landing in between leaves the memo
     # keyed to the older versions, so the next call reads again.
@@ -665,7 +650,7 @@ class Candidates:
     rules: _Rules
 
 
-def read_for(ctx: Context, conn: sa.Connection, instances: Iterable[Instance], *,
+def read_for(ctx: Context, conn: Connection, instances: Iterable[Instance], *,
              seen: dict[str, int] | None = None) -> Candidates:
     """What :func:`resolve` needs for these instances (a page of a table, a few): every
     schedule, the rule-based assignments and the account names (few, and kept in the

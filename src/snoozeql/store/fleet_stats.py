@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from snoozeql.store.schedule_tables import stop_intervals
+from snoozeql.store.schedules import stop_intervals
 from snoozeql.store.tables import accounts, instances
 
 #: The status label of instances the last sync of their account did not see.

@@ -3,6 +3,13 @@
 A recommendation's id is a fingerprint of what it says (instance, kind, zone, windows),
 so listing twice keeps the same ids and a dismissal sticks until the recommendation
 itself changes.
+
+The tables (defined here, on the one ``metadata`` of :mod:`snoozeql.store.schema`):
+
+- ``recommendations`` keeps the recommendations last shown, keyed by a fingerprint
+  id (the same windows for the same instance give the same id), so a dismissal refers
+  to exactly what the user saw and a changed pattern comes back as a new one.
+- ``instance_analyses`` keeps the last analysis of each instance.
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from snoozeql.store.metric_tables import instance_analyses as a
-from snoozeql.store.metric_tables import recommendations as t
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import JSONType, UTCDateTime
 
 __all__ = [
     "analyses",
@@ -29,6 +36,40 @@ __all__ = [
     "save_analyses",
     "stored",
 ]
+
+recommendations = sa.Table(
+    "recommendations",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column(
+        "instance_id", sa.Uuid, sa.ForeignKey("instances.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("body", JSONType, nullable=False),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
+    sa.Column("dismissed_at", UTCDateTime),
+    sa.Column("dismissed_by", sa.String(128)),
+    sa.Index("ix_recommendations_instance_id", "instance_id"),
+)
+
+# The last analysis of each instance, so a new process (or a listing after a few new
+# samples) analyses only the instances whose metrics changed (services/recommendations).
+instance_analyses = sa.Table(
+    "instance_analyses",
+    metadata,
+    sa.Column("instance_id", sa.Uuid, primary_key=True),
+    sa.Column("analysed_hour", sa.BigInteger, nullable=False),
+    sa.Column("settings_key", sa.String(64), nullable=False),
+    sa.Column("data_version", sa.BigInteger, nullable=False),
+    sa.Column("instances_version", sa.BigInteger, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("rec_id", sa.Uuid),
+    sa.Column("body", JSONType, nullable=False),
+)
+
+# Short names for the queries below.
+t, a = recommendations, instance_analyses
 
 
 def stored(conn: sa.Connection, instance_ids: Sequence[UUID] | None = None) -> dict[UUID, Any]:

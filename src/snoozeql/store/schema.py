@@ -25,8 +25,9 @@ metadata = sa.MetaData(
 # Every store module that defines tables on ``metadata``.
 TABLE_MODULES: tuple[str, ...] = (
     "snoozeql.store.tables",
-    "snoozeql.store.metric_tables",
-    "snoozeql.store.schedule_tables",
+    "snoozeql.store.metrics",
+    "snoozeql.store.recommendations",
+    "snoozeql.store.schedules",
     "snoozeql.store.stack_tables",
 )
 

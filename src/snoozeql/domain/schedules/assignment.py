@@ -39,6 +39,7 @@ __all__ = [
     "OverrideRecord",
     "ParsedRules",
     "ScheduleRecord",
+    "Target",
     "decide",
     "ranked",
     "resolve",
@@ -77,6 +78,20 @@ class AssignmentRecord:
     tag_key: str | None
     tag_value: str | None
     created_at: datetime
+    selector: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an assignment is made to: ``target`` names it once; the instance, account,
+    tag or selector it stands for is in the field of its ``kind``."""
+
+    kind: str  # instance | account | tag | selector
+    target: str
+    instance_id: UUID | None = None
+    account_id: UUID | None = None
+    tag_key: str | None = None
+    tag_value: str | None = None
     selector: dict[str, Any] | None = None
 
 
