@@ -9,6 +9,7 @@ from uuid import UUID
 
 import pytest
 
+from snoozeql.api.schemas.schedules import EvaluationOut
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.accounts import AccountService
@@ -101,7 +102,7 @@ def test_evaluate_and_preview(sctx) -> None:  # noqa: ANN001
     assert ev.next is not None and str(ev.next.state) == "running"
     assert ev.next.at.isoformat() == "2026-11-24T08:00:00+01:00"
     assert ev.next_stop and ev.next_stop.at.isoformat() == "2026-11-24T19:00:00+01:00"
-    out = ev.to_json()
+    out = EvaluationOut.of(ev).model_dump(mode="json")
     assert out["state"] == "stopped" and out["next_transition"]["state"] == "running"
     with pytest.raises(ValidationError, match="UTC offset"):
         svc.evaluate("office", "2026-11-23T19:30:00")

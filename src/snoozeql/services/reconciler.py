@@ -121,13 +121,6 @@ class ReconcileReport:
         return sum(1 for i in self.items
                    if i.action == action and (result is None or i.result == result))
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "started_at": self.started_at.isoformat(), "dry_run": self.dry_run,
-            "considered": self.considered,
-            "items": [i.__dict__ | {"instance_id": str(i.instance_id)} for i in self.items],
-        }
-
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")

@@ -109,13 +109,6 @@ class ScheduleView:
     def name(self) -> str:
         return self.schedule.name
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id), **self.schedule.to_dict(), "mode": self.schedule.mode,
-            "priority": self.priority,
-            "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
-        }
-
     def audit_json(self) -> dict[str, Any]:
         return {**self.schedule.to_dict(), "priority": self.priority}
 
@@ -136,14 +129,6 @@ class Assignment:
         if self.selector is not None:
             return parse_selector(self.selector).describe()
         return self.target
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id), "schedule_id": str(self.schedule_id),
-            "schedule": self.schedule_name, "kind": self.kind, "target": self.target,
-            "selector": self.selector, "description": self.description,
-            "created_at": self.created_at.isoformat(),
-        }
 
     def audit_json(self) -> dict[str, Any]:
         return {"schedule": self.schedule_name, "kind": self.kind, "target": self.target,
@@ -166,19 +151,6 @@ class Evaluation:
     next: Transition | None
     next_stop: Transition | None
 
-    def to_json(self) -> dict[str, Any]:
-        def tr(t: Transition | None) -> dict[str, Any] | None:
-            if t is None:
-                return None
-            return {"at": t.at.isoformat(), "state": str(t.state),
-                    "previous": str(t.previous), "reason": t.reason}
-
-        return {
-            "at": self.at.isoformat(), "state": str(self.decision.state),
-            "reason": self.decision.reason, "source": self.decision.source,
-            "next_transition": tr(self.next), "next_stop": tr(self.next_stop),
-        }
-
 
 @dataclass(frozen=True)
 class Via:
@@ -198,19 +170,6 @@ class MatchView:
     account_name: str | None
     via: tuple[Via, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        i = self.instance
-        return {
-            "instance_id": str(i.id), "name": i.name, "provider": i.provider.value,
-            "account": self.account_name, "region": i.region, "engine": i.engine,
-            "status": i.status.value,
-            "matched_by": [
-                {"kind": v.kind, "target": v.target,
-                 "assignment_id": str(v.assignment_id) if v.assignment_id else None}
-                for v in self.via
-            ],
-        }
-
 
 @dataclass(frozen=True)
 class ConflictView:
@@ -226,14 +185,6 @@ class ConflictView:
     instances: tuple[str, ...]
     winner: str  # the schedule the reconciler follows at first_at
     rule: str  # why: priority, or running wins
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schedule": self.schedule_name, "other_schedule_id": str(self.other_id),
-            "other_schedule": self.other_name, "first_conflict_at": self.first_at.isoformat(),
-            "state": self.state, "other_state": self.other_state,
-            "instances": list(self.instances), "winner": self.winner, "rule": self.rule,
-        }
 
 
 def _view(r: ScheduleRecord) -> ScheduleView:
