@@ -9,6 +9,7 @@ from uuid import UUID
 
 import pytest
 
+from snoozeql.api.schemas.savings import SavingsOut
 from snoozeql.api.schemas.schedules import EvaluationOut
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
@@ -244,4 +245,4 @@ def test_savings_realized_and_projected(sctx) -> None:  # noqa: ANN001
     assert p.stopped_hours_per_week == 168 - 5 * 11
     assert p.hourly_cost_cents == 10 + 25 * 2
     assert p.monthly_cents == (168 - 55) * WEEKS_PER_MONTH * 60
-    assert r.to_json()["realized_total_usd"] == 1.7
+    assert SavingsOut.of(r).realized_total_usd == 1.7
