@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from snoozeql.cli import state
-from snoozeql.cli.output import console, handle_errors, print_json, print_table
+from snoozeql.cli.output import console, handle_errors, model_json, print_json, print_table
 from snoozeql.domain.metrics import METRIC_UNITS
 
 metrics_app = typer.Typer(help="Hourly metrics of an instance.", no_args_is_help=True)
@@ -273,11 +273,12 @@ def apply(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create the recommended schedule and assign it to the instance."""
+    from snoozeql.api.schemas.metrics import AppliedOut
     from snoozeql.services.recommendations import RecommendationService
 
     r = RecommendationService(state.ctx()).apply(rec_id, actor=state.ACTOR, name=name)
     if as_json:
-        print_json(r)
+        print_json(model_json(AppliedOut.of(r)))
         return
-    console.print(f"created schedule {r['schedule_name']} and assigned it to "
-                  f"{r['instance_name']}", highlight=False)
+    console.print(f"created schedule {r.schedule_name} and assigned it to "
+                  f"{r.instance_name}", highlight=False)

@@ -53,7 +53,7 @@ from snoozeql.store import versions
 from snoozeql.store.instances import InstanceFilter
 from snoozeql.store.metrics import epoch_hour
 
-__all__ = ["RecommendationService", "recommendation_id"]
+__all__ = ["AppliedRecommendation", "RecommendationService", "recommendation_id"]
 
 _MEMO = "recommendations"
 
@@ -149,6 +149,19 @@ class Entry:
         if self.rec_id is not None:
             out["status"] = "dismissed" if self.dismissed else "open"
         return out
+
+
+@dataclass(frozen=True)
+class AppliedRecommendation:
+    """The schedule made from a recommendation (``definition``: its dict form) and
+    assigned to the recommendation's instance."""
+
+    recommendation_id: UUID
+    instance_id: UUID
+    instance_name: str
+    schedule_id: UUID
+    schedule_name: str
+    definition: dict[str, Any]
 
 
 @dataclass
@@ -570,7 +583,7 @@ class RecommendationService:
 
     def apply(
         self, rec_id: str | UUID, actor: str, name: str | None = None
-    ) -> dict[str, Any]:
+    ) -> AppliedRecommendation:
         """Turn a recommendation into a schedule assigned to its instance, in one step.
 
         Sleep windows become the schedule's running periods in the instance's zone; a
@@ -602,11 +615,5 @@ class RecommendationService:
         view, _ = ScheduleService(self.ctx).create_and_assign(
             definition, instances=[body["instance_id"]]
         )
-        return {
-            "recommendation_id": str(key),
-            "instance_id": body["instance_id"],
-            "instance_name": body["instance_name"],
-            "schedule_id": str(view.id),
-            "schedule_name": view.name,
-            "schedule": definition,
-        }
+        return AppliedRecommendation(key, UUID(str(body["instance_id"])),
+                                     body["instance_name"], view.id, view.name, definition)
