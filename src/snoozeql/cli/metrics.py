@@ -75,6 +75,7 @@ def backfill(
     Monitoring) for the account's databases, so recommendations need not wait a day.
 
     One line per region or project as it is read. Exit code 1 if a source failed."""
+    from snoozeql.api.schemas.metrics import BackfillOut
     from snoozeql.services.metrics import MetricsService
 
     def progress(message: str) -> None:
@@ -88,7 +89,7 @@ def backfill(
                       highlight=False, markup=False)
     report = svc.backfill(account, days, progress=progress)
     if as_json:
-        print_json(report.as_dict())
+        print_json(model_json(BackfillOut.of(report)))
     else:
         if report.note:
             console.print(f"{report.account}: {report.note}", highlight=False, markup=False)

@@ -69,7 +69,7 @@ def backfill_metrics(body: BackfillIn, ctx: CtxDep, _: Operator) -> BackfillOut:
     an unknown account is a 404. The request waits for the read (seconds for a
     thousand databases)."""
     report = MetricsService(ctx).backfill(body.account, body.days)
-    return BackfillOut(**report.as_dict())
+    return BackfillOut.of(report)
 
 
 @router.get("/instances/{instance}/activity", response_model=ActivityOut)

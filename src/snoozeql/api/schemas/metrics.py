@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from snoozeql.services.metrics import BackfillReport
     from snoozeql.services.recommendations import AppliedRecommendation
 
 
@@ -52,6 +53,13 @@ class BackfillOut(BaseModel):
     hours_written: int = Field(description="stored hours that gained minutes")
     errors: list[str] = Field(description="per region or project; empty when all read")
     note: str | None = None
+
+    @classmethod
+    def of(cls, r: BackfillReport) -> BackfillOut:
+        return cls(account=r.account, provider=r.provider, days=r.days, start=r.start,
+                   end=r.end, instances=r.instances, api_calls=r.api_calls,
+                   samples=r.hours_read, hours_written=r.hours_written,
+                   errors=list(r.errors), note=r.note)
 
 
 class PushOut(BaseModel):
