@@ -65,7 +65,6 @@ from uuid import UUID
 from snoozeql.domain.errors import ActionRefused, SnoozeError
 from snoozeql.domain.schedules.assignment import SCHEDULE_TAG, Governing, OverrideRecord, resolve
 from snoozeql.domain.schedules.reconcile import (
-    LOOKBACK,
     RUNNING_LIKE,
     Action,
     Plan,
@@ -91,7 +90,7 @@ from snoozeql.store import schedules as store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ACTOR", "LOOKBACK", "ReconcileItem", "ReconcileReport", "Reconciler"]
+__all__ = ["ACTOR", "ReconcileItem", "ReconcileReport", "Reconciler"]
 
 ACTOR = "reconciler"
 #: Plans claimed (and their claims finished) per statement.

@@ -44,10 +44,8 @@ from snoozeql.domain.schedules import (
     preview,
 )
 from snoozeql.domain.schedules.assignment import (
-    SCHEDULE_TAG,
     AssignmentRecord,
     Governing,
-    Match,
     OverrideRecord,
     ParsedRules,
     ScheduleRecord,
@@ -73,12 +71,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROTECT_TAG",
-    "SCHEDULE_TAG",
     "Assignment",
     "ConflictView",
     "Evaluation",
     "Governing",
-    "Match",
     "MatchView",
     "Via",
     "OverrideService",
