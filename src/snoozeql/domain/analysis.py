@@ -1166,16 +1166,6 @@ class ActivityProfile:
     hours: tuple[tuple[int, ...], ...]
     samples: tuple[tuple[int, ...], ...]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "timezone": self.timezone,
-            "weekdays": list(WEEKDAY_NAMES),
-            "connections": [list(r) for r in self.connections],
-            "connections_max": [list(r) for r in self.connections_max],
-            "cpu": [list(r) for r in self.cpu],
-            "hours": [list(r) for r in self.hours],
-            "samples": [list(r) for r in self.samples],
-        }
 
 
 def activity_profile(series: Iterable[HourlyAggregate], timezone: str = "UTC") -> ActivityProfile:

@@ -76,10 +76,7 @@ def backfill_metrics(body: BackfillIn, ctx: CtxDep, _: Operator) -> BackfillOut:
 def get_activity(instance: str, ctx: CtxDep, _: Viewer) -> ActivityOut:
     """A 7 x 24 profile (rows Monday..Sunday, local hours) for a heatmap."""
     found, profile, hours = MetricsService(ctx).activity(instance)
-    return ActivityOut(
-        instance_id=str(found.id), instance_name=found.name, hours_observed=hours,
-        **profile.as_dict(),
-    )
+    return ActivityOut.of(found, profile, hours)
 
 
 @router.get("/recommendations", response_model=RecommendationPageOut,

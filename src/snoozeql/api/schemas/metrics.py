@@ -8,7 +8,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from snoozeql.domain.analysis import WEEKDAY_NAMES
+
 if TYPE_CHECKING:
+    from snoozeql.domain.analysis import ActivityProfile
+    from snoozeql.domain.types import Instance
     from snoozeql.services.metrics import BackfillReport
     from snoozeql.services.recommendations import AppliedRecommendation
 
@@ -101,6 +105,18 @@ class ActivityOut(BaseModel):
     cpu: list[list[float | None]]
     hours: list[list[int]]
     samples: list[list[int]]
+
+    @classmethod
+    def of(cls, instance: Instance, profile: ActivityProfile, hours_observed: int
+           ) -> ActivityOut:
+        """Rows Monday..Sunday (``weekdays``), columns local hours."""
+        return cls(instance_id=str(instance.id), instance_name=instance.name,
+                   timezone=profile.timezone, hours_observed=hours_observed,
+                   weekdays=list(WEEKDAY_NAMES),
+                   connections=[list(r) for r in profile.connections],
+                   connections_max=[list(r) for r in profile.connections_max],
+                   cpu=[list(r) for r in profile.cpu], hours=[list(r) for r in profile.hours],
+                   samples=[list(r) for r in profile.samples])
 
 
 class SleepWindowOut(BaseModel):
