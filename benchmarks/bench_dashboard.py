@@ -68,7 +68,7 @@ from snoozeql.services.context import Context
 from snoozeql.services.schedules import ScheduleService
 from snoozeql.store import accounts, db
 from snoozeql.store import instances as inst
-from snoozeql.store.schedule_tables import schedule_assignments
+from snoozeql.store.schedules import schedule_assignments
 
 ENGINES = ("postgres", "mysql", "mariadb", "aurora-postgresql", "aurora-mysql")
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2")

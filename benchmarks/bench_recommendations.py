@@ -59,7 +59,7 @@ from snoozeql.store import metrics as metric_store
 from snoozeql.store import versions
 from snoozeql.store.instances import InstanceFilter
 from snoozeql.store.instances import instances as instance_table
-from snoozeql.store.metric_tables import metric_days, metric_hours
+from snoozeql.store.metrics import metric_days, metric_hours
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 DAYS = 14

@@ -40,7 +40,7 @@ from snoozeql.services.schedules import ScheduleService
 from snoozeql.store import db
 from snoozeql.store import jobs as job_store
 from snoozeql.store.actions import actions
-from snoozeql.store.schedule_tables import reconcile_claims
+from snoozeql.store.schedules import reconcile_claims
 
 MON = datetime(2026, 11, 23, tzinfo=UTC)
 OFFICE = {"name": "office", "timezone": "UTC",

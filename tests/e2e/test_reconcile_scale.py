@@ -32,7 +32,7 @@ from snoozeql.store import accounts as account_store
 from snoozeql.store import db, governed
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as claim_store
-from snoozeql.store.schedule_tables import reconcile_claims
+from snoozeql.store.schedules import reconcile_claims
 from tests.support.latency_proxy import LatencyProxy
 
 MON = datetime(2026, 11, 23, tzinfo=UTC)
@@ -126,7 +126,7 @@ def test_a_run_materializes_only_governed_instances(ctx, monkeypatch) -> None:  
 def _reference(ctx: Context) -> set[str]:
     """Governed or overridden instances by the full-fleet resolution (the old way);
     protected ones included (the reconciler reports their transitions as refused)."""
-    from snoozeql.services.schedules import resolve
+    from snoozeql.domain.schedules.assignment import resolve
 
     with ctx.engine.connect() as conn:
         overridden = set(claim_store.all_overrides(conn))

@@ -27,7 +27,7 @@ from snoozeql.services.lifecycle import LifecycleService
 from snoozeql.services.reconciler import Reconciler
 from snoozeql.services.schedules import OverrideService, ScheduleService
 from snoozeql.store import db
-from snoozeql.store.schedule_tables import reconcile_claims
+from snoozeql.store.schedules import reconcile_claims
 from tests.support.moto_server import free_port
 from tests.support.recording_server import Answer, RecordingServer
 from tests.support.store import _truncate_pg

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from snoozeql.api.app import create_app
+from snoozeql.domain.analysis import AnalysisEntry
 from snoozeql.domain.types import InstanceStatus
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
@@ -177,8 +178,8 @@ def test_apply_an_always_idle_recommendation(client: TestClient, ctx: Context) -
             "timezone": "Europe/Paris",
             "schedule": {"timezone": "Europe/Paris", "periods": []}}
     with ctx.engine.begin() as conn:
-        rec_store.replace_current(conn, [{"id": rec_id, "instance_id": iid,
-                                          "kind": "always_idle", "body": body}], ctx.now())
+        rec_store.replace_current(conn, [AnalysisEntry(iid, body, rec_id, 0, "")],
+                                  ctx.now())
     token = operator(client, ctx)
     page = client.get(f"/schedules/new?recommendation={rec_id}").text
     assert 'value="stopped" selected' in page and 'value="Europe/Paris"' in page

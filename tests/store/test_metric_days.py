@@ -27,7 +27,7 @@ from snoozeql.services.context import Context
 from snoozeql.store import db
 from snoozeql.store import instances as instance_store
 from snoozeql.store import metrics as store
-from snoozeql.store.metric_tables import metric_days, metric_hours
+from snoozeql.store.metrics import metric_days, metric_hours
 from tests.store.test_metrics_store import add_instances
 from tests.support.store import create_pg_database, drop_pg_database
 

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from snoozeql.api.app import create_app
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
+from snoozeql.services.recommendations import RecommendationService
 from tests.store.test_metrics_store import add_instances
 from tests.store.test_recommendations import NOW, office_hours, seed
 
@@ -88,6 +89,8 @@ def test_activity_and_recommendations(api: Any, ctx: Context) -> None:
     assert (recs["without_recommendation"], recs["dismissed"], recs["next_cursor"]) == (
         0, 0, None)
     [rec] = recs["items"]
+    _, stored = RecommendationService(ctx).stored(rec["id"])
+    assert rec == stored  # the typed answer is the stored entry, key for key
     assert rec["schedule"] == {"timezone": "Europe/Paris", "periods": [
         {"begintime": "08:30", "endtime": "18:30", "weekdays": "mon-fri"}]}
     assert rec["monthly_savings_cents"] > 0 and rec["sleep_hours_per_week"] == 118
@@ -99,7 +102,7 @@ def test_activity_and_recommendations(api: Any, ctx: Context) -> None:
     url = f"/api/v1/recommendations/{rec['id']}/dismiss"
     assert api.post(url, headers=h(api, "viewer")).status_code == 403
     r = api.post(url + "?reason=runs+the+month-end+batch", headers=h(api, "operator"))
-    assert r.status_code == 200 and r.json()["status"] == "dismissed"
+    assert r.status_code == 200 and r.json() == {**stored, "status": "dismissed"}
     audit = api.get("/api/v1/audit?kind=recommendation", headers=h(api, "viewer")).json()
     assert [(e["action"], e["reason"]) for e in audit] == [
         ("dismiss", "runs the month-end batch")]

@@ -23,7 +23,7 @@ from snoozeql.services.context import Context
 from snoozeql.services.metrics import MetricsService
 from snoozeql.store import instances as instance_store
 from snoozeql.store import metrics as store
-from snoozeql.store.metric_tables import metric_hours
+from snoozeql.store.metrics import metric_hours
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 

@@ -106,7 +106,7 @@ def test_applying_a_recommendation_creates_and_assigns_its_schedule(ctx: Context
     items = {r["instance_name"]: r for r in svc.list()}
 
     applied = svc.apply(items["office"]["id"], actor="tester")
-    assert applied["schedule_name"] == "recommended-office"
+    assert applied.schedule_name == "recommended-office"
     schedules = ScheduleService(ctx)
     governing = schedules.governing()
     assert governing[office["office"]].schedule.name == "recommended-office"
@@ -118,7 +118,7 @@ def test_applying_a_recommendation_creates_and_assigns_its_schedule(ctx: Context
 
     stop = svc.apply(items["idle"]["id"], actor="tester", name="idle-off")
     sched = ScheduleService(ctx).governing()[idle["idle"]].schedule
-    assert stop["schedule_name"] == "idle-off"
+    assert stop.schedule_name == "idle-off"
     assert desired_state(sched, datetime(2026, 11, 24, 10, tzinfo=PARIS)).state == "stopped"
 
     with pytest.raises(ConflictError):  # the same name again: nothing half-written

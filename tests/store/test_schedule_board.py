@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from snoozeql.domain.analysis import AnalysisEntry
 from snoozeql.domain.errors import ValidationError
 from snoozeql.services.audit import AuditService
 from snoozeql.services.context import Context
@@ -119,8 +120,8 @@ def test_a_dismissal_reason_goes_to_the_audit_trail(sctx: Context) -> None:
     iid = add_instance(sctx, "db1")
     rec_id = uuid.uuid4()
     with sctx.engine.begin() as conn:
-        rec_store.replace_current(conn, [{"id": rec_id, "instance_id": iid, "kind": "sleep",
-                                          "body": {"instance_name": "db1"}}], sctx.now())
+        rec_store.replace_current(conn, [AnalysisEntry(
+            iid, {"instance_name": "db1", "kind": "sleep"}, rec_id, 0, "")], sctx.now())
     RecommendationService(sctx).dismiss(rec_id, "alice", reason="  batch at night  ")
     (entry,) = AuditService(sctx).list(kind="recommendation")
     assert (entry.action, entry.actor, entry.reason) == ("dismiss", "alice",

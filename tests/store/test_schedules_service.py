@@ -9,6 +9,8 @@ from uuid import UUID
 
 import pytest
 
+from snoozeql.api.schemas.savings import SavingsOut
+from snoozeql.api.schemas.schedules import EvaluationOut
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.accounts import AccountService
@@ -101,7 +103,7 @@ def test_evaluate_and_preview(sctx) -> None:  # noqa: ANN001
     assert ev.next is not None and str(ev.next.state) == "running"
     assert ev.next.at.isoformat() == "2026-11-24T08:00:00+01:00"
     assert ev.next_stop and ev.next_stop.at.isoformat() == "2026-11-24T19:00:00+01:00"
-    out = ev.to_json()
+    out = EvaluationOut.of(ev).model_dump(mode="json")
     assert out["state"] == "stopped" and out["next_transition"]["state"] == "running"
     with pytest.raises(ValidationError, match="UTC offset"):
         svc.evaluate("office", "2026-11-23T19:30:00")
@@ -196,15 +198,13 @@ def test_overrides_parse_times_in_the_schedule_zone(sctx) -> None:  # noqa: ANN0
 def _interval(ctx: Context, iid: UUID, name: str, start: datetime, end: datetime | None,
               cost: str | None, nodes: int, schedule: str | None, account: UUID | None
               ) -> None:
-    values: dict[str, Any] = dict(
+    row: dict[str, Any] = dict(
         instance_id=iid, instance_name=name, account_id=account, schedule_id=None,
-        schedule_name=schedule, stopped_at=start,
+        schedule_name=schedule, stopped_at=start, started_at=end,
         hourly_cost_cents=Decimal(cost) if cost else None, node_count=nodes,
     )
     with ctx.engine.begin() as conn:
-        schedule_store.open_interval(conn, **values)
-        if end is not None:
-            schedule_store.close_intervals(conn, [iid], end)
+        schedule_store.insert_intervals(conn, [row])
 
 
 def test_savings_realized_and_projected(sctx) -> None:  # noqa: ANN001
@@ -245,4 +245,4 @@ def test_savings_realized_and_projected(sctx) -> None:  # noqa: ANN001
     assert p.stopped_hours_per_week == 168 - 5 * 11
     assert p.hourly_cost_cents == 10 + 25 * 2
     assert p.monthly_cents == (168 - 55) * WEEKS_PER_MONTH * 60
-    assert r.to_json()["realized_total_usd"] == 1.7
+    assert SavingsOut.of(r).realized_total_usd == 1.7

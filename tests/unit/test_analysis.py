@@ -414,8 +414,7 @@ def test_activity_profile_is_in_local_time() -> None:
     assert p.hours[2][10] == 2 and p.samples[2][10] == 8  # two weeks, four samples each
     empty = activity_profile([], zone)
     assert empty.connections[0][0] is None and empty.hours[0][0] == 0
-    d = p.as_dict()
-    assert d["weekdays"][0] == "mon" and len(d["cpu"]) == 7 and len(d["cpu"][0]) == 24
+    assert len(p.cpu) == 7 and len(p.cpu[0]) == 24
 
 
 # -- measured against labelled traces ------------------------------------------------------

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from snoozeql.cli import state
-from snoozeql.cli.output import console, handle_errors, print_json, print_table
+from snoozeql.cli.output import console, handle_errors, model_json, print_json, print_table
 from snoozeql.domain.metrics import METRIC_UNITS
+
+if TYPE_CHECKING:
+    from snoozeql.api.schemas.metrics import ActivityOut
 
 metrics_app = typer.Typer(help="Hourly metrics of an instance.", no_args_is_help=True)
 recommendations_app = typer.Typer(
@@ -75,6 +78,7 @@ def backfill(
     Monitoring) for the account's databases, so recommendations need not wait a day.
 
     One line per region or project as it is read. Exit code 1 if a source failed."""
+    from snoozeql.api.schemas.metrics import BackfillOut
     from snoozeql.services.metrics import MetricsService
 
     def progress(message: str) -> None:
@@ -88,7 +92,7 @@ def backfill(
                       highlight=False, markup=False)
     report = svc.backfill(account, days, progress=progress)
     if as_json:
-        print_json(report.as_dict())
+        print_json(model_json(BackfillOut.of(report)))
     else:
         if report.note:
             console.print(f"{report.account}: {report.note}", highlight=False, markup=False)
@@ -142,21 +146,21 @@ def show(
     )
 
 
-def heatmap_lines(profile: dict[str, Any]) -> list[str]:
+def heatmap_lines(profile: ActivityOut) -> list[str]:
     """A text heatmap: one row per weekday, one cell per local hour.
 
     A cell's shade is its highest connection count (or mean CPU where a source gives no
     connections) relative to the busiest cell; a blank cell had no data, ``·`` data
     and no activity.
     """
-    conn, cpu = profile["connections_max"], profile["cpu"]
+    conn, cpu = profile.connections_max, profile.cpu
     values = [
         [c if c is not None else u for c, u in zip(crow, urow, strict=True)]
         for crow, urow in zip(conn, cpu, strict=True)
     ]
     top = max((v for row in values for v in row if v is not None), default=0.0) or 1.0
     lines = ["     " + "".join(f"{h:<3d}" for h in range(24))]
-    for day, row in zip(profile["weekdays"], values, strict=True):
+    for day, row in zip(profile.weekdays, values, strict=True):
         cells = []
         for v in row:
             if v is None:
@@ -176,13 +180,13 @@ def activity(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """When the instance is used: a week-by-hour heatmap in its time zone."""
+    from snoozeql.api.schemas.metrics import ActivityOut
     from snoozeql.services.metrics import MetricsService
 
     found, profile, hours = MetricsService(state.ctx()).activity(name)
-    data = profile.as_dict()
+    data = ActivityOut.of(found, profile, hours)
     if as_json:
-        print_json({"instance_id": str(found.id), "instance_name": found.name,
-                    "hours_observed": hours, **data})
+        print_json(model_json(data))
         return
     console.print(
         f"{found.name}: activity by local hour ({profile.timezone}), {hours} hours observed",
@@ -273,11 +277,12 @@ def apply(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create the recommended schedule and assign it to the instance."""
+    from snoozeql.api.schemas.metrics import AppliedOut
     from snoozeql.services.recommendations import RecommendationService
 
     r = RecommendationService(state.ctx()).apply(rec_id, actor=state.ACTOR, name=name)
     if as_json:
-        print_json(r)
+        print_json(model_json(AppliedOut.of(r)))
         return
-    console.print(f"created schedule {r['schedule_name']} and assigned it to "
-                  f"{r['instance_name']}", highlight=False)
+    console.print(f"created schedule {r.schedule_name} and assigned it to "
+                  f"{r.instance_name}", highlight=False)

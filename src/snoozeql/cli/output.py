@@ -60,6 +60,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=_default, indent=2, sort_keys=False) + "\n")
 
 
+def model_json(model: Any) -> Any:  # noqa: ANN401 - an API schema model (pydantic)
+    """An API schema model as ``--json`` prints it: the fields it was given (a field
+    left at its default is left out), instants in ISO form with their offset."""
+    return model.model_dump(exclude_unset=True)
+
+
 def styled(value: Any, style: str) -> Text:
     """``value`` as text in ``style`` (e.g. ``"green"``), never read as markup."""
     from rich.text import Text

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
+from snoozeql.api.schemas.savings import SavingsOut
 from snoozeql.cli import state
-from snoozeql.cli.output import console, handle_errors, print_json, print_table
+from snoozeql.cli.output import console, handle_errors, model_json, print_json, print_table
 from snoozeql.services.savings import SavingsService
 
 
@@ -28,22 +29,22 @@ def savings(
         return
     report = SavingsService(state.ctx()).report(start=from_, end=to, group_by=group_by)
     if as_json:
-        print_json(report.to_json())
+        print_json(model_json(SavingsOut.of(report)))
         return
-    data = report.to_json()
+    data = SavingsOut.of(report)
     print_table(
         f"realized {report.start:%Y-%m-%d %H:%M} - {report.end:%Y-%m-%d %H:%M} UTC "
         f"by {group_by}",
         [group_by.upper(), "HOURS STOPPED", "SAVED", "UNPRICED HOURS"],
-        [(r["name"], f"{r['stopped_hours']:.1f}", f"${r['saved_usd']:,.2f}",
-          f"{r['unpriced_hours']:.1f}") for r in data["realized"]],
+        [(r.name, f"{r.stopped_hours:.1f}", f"${r.saved_usd:,.2f}",
+          f"{r.unpriced_hours:.1f}") for r in data.realized],
     )
-    console.print(f"realized total: ${data['realized_total_usd']:,.2f}", highlight=False)
+    console.print(f"realized total: ${data.realized_total_usd:,.2f}", highlight=False)
     print_table(
         "projected per month", ["SCHEDULE", "INSTANCES", "STOPPED H/WEEK", "$/MONTH", "UNPRICED"],
-        [(p["schedule"], p["instances"], f"{p['stopped_hours_per_week']:.1f}",
-          f"${p['projected_monthly_usd']:,.2f}", p["unpriced_instances"])
-         for p in data["projected"]],
+        [(p.schedule, p.instances, f"{p.stopped_hours_per_week:.1f}",
+          f"${p.projected_monthly_usd:,.2f}", p.unpriced_instances)
+         for p in data.projected],
     )
-    console.print(f"projected total: ${data['projected_monthly_total_usd']:,.2f}/month",
+    console.print(f"projected total: ${data.projected_monthly_total_usd:,.2f}/month",
                   highlight=False)

@@ -9,12 +9,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import yaml
 
+from snoozeql.api.schemas.schedules import (
+    AssignmentOut,
+    ConflictOut,
+    EvaluationOut,
+    MatchOut,
+    PreviewOut,
+    ReconcileOut,
+    ScheduleOut,
+    SegmentOut,
+)
 from snoozeql.cli import state
 from snoozeql.cli.files import read_text_file
 from snoozeql.cli.output import (
     console,
     handle_errors,
     line,
+    model_json,
     print_fields,
     print_json,
     print_table,
@@ -107,7 +118,7 @@ def _fields(
 
 def _show(view: ScheduleView, as_json: bool) -> None:
     if as_json:
-        print_json(view.to_json())
+        print_json(model_json(ScheduleOut.of(view)))
         return
     s = view.schedule
     print_fields([
@@ -164,7 +175,7 @@ def add(
                         override_status, exception, priority, start_cron, stop_cron))
     view = ScheduleService(state.ctx()).create(base, actor=state.ACTOR)
     if as_json:
-        print_json(view.to_json())
+        print_json(model_json(ScheduleOut.of(view)))
         return
     console.print(line("created schedule ", styled(view.name, "bold"), f" ({view.id})"))
 
@@ -183,7 +194,7 @@ def list_(as_json: JsonOpt = False) -> None:
     """Every schedule."""
     views = ScheduleService(state.ctx()).list()
     if as_json:
-        print_json([v.to_json() for v in views])
+        print_json([model_json(ScheduleOut.of(v)) for v in views])
         return
     print_table(None, ["NAME", "TIMEZONE", "PERIODS", "ENFORCED", "DRY RUN", "ID"], [
         (v.name, v.schedule.timezone, _describe(v.schedule), v.schedule.enforced,
@@ -280,7 +291,8 @@ def import_(
             _read(instance_scheduler), default_timezone=default_timezone
         )
     if as_json:
-        print_json({"schedules": [v.to_json() for v in views], "warnings": warnings})
+        print_json({"schedules": [model_json(ScheduleOut.of(v)) for v in views],
+                    "warnings": warnings})
         return
     for v in views:
         console.print(line("imported schedule ", styled(v.name, "bold"),
@@ -290,7 +302,7 @@ def import_(
 
 
 def _eval_json(e: Evaluation) -> dict[str, Any]:
-    return e.to_json()
+    return model_json(EvaluationOut.of(e))
 
 
 @app.command("check")
@@ -327,9 +339,8 @@ def preview_(
     """The desired state over the coming days, in the schedule's time zone."""
     view, segments = ScheduleService(state.ctx()).preview(ref, start=start, days=days)
     if as_json:
-        print_json({"schedule": view.name, "timezone": view.schedule.timezone, "segments": [
-            {"start": s.start.isoformat(), "end": s.end.isoformat(), "state": str(s.state),
-             "reason": s.reason} for s in segments]})
+        print_json(model_json(PreviewOut(schedule=view.name, timezone=view.schedule.timezone,
+                                         segments=[SegmentOut.of(s) for s in segments])))
         return
     print_table(f"{view.name} ({view.schedule.timezone})", ["FROM", "TO", "STATE", "WHY"], [
         (s.start.strftime("%a %Y-%m-%d %H:%M %z"), s.end.strftime("%a %Y-%m-%d %H:%M %z"),
@@ -362,7 +373,7 @@ def assign(ref: str, instance: Target = None, tag: TagT = None, account: AcctT =
     a = ScheduleService(state.ctx()).assign(ref, instance=instance, tag=tag, account=account,
                                             selector=_selector(selector), actor=state.ACTOR)
     if as_json:
-        print_json(a.to_json())
+        print_json(model_json(AssignmentOut.of(a)))
         return
     console.print(f"schedule {a.schedule_name} assigned to {a.description}", highlight=False)
 
@@ -379,7 +390,8 @@ def unassign(ref: str, instance: Target = None, tag: TagT = None, account: AcctT
 
 def _print_matches(title: str, found: list[MatchView], as_json: bool) -> None:
     if as_json:
-        print_json({"count": len(found), "instances": [m.to_json() for m in found]})
+        print_json({"count": len(found),
+                    "instances": [model_json(MatchOut.of(m)) for m in found]})
         return
     print_table(title, ["INSTANCE", "PROVIDER", "ACCOUNT", "REGION", "ENGINE", "STATUS",
                         "MATCHED BY"], [
@@ -416,7 +428,7 @@ def conflicts(ref: Annotated[str, typer.Argument(help="name or id")],
     """Other schedules that want the opposite state on shared instances (next 7 days)."""
     found = ScheduleService(state.ctx()).conflicts(ref)
     if as_json:
-        print_json([c.to_json() for c in found])
+        print_json([model_json(ConflictOut.of(c)) for c in found])
         return
     print_table(None, ["OTHER SCHEDULE", "FIRST CONFLICT", "THIS", "OTHER", "WINNER", "RULE",
                        "INSTANCES"], [
@@ -435,7 +447,7 @@ def assignments(ref: Annotated[str | None, typer.Argument(help="name or id; defa
     """Where schedules are assigned (the instance tag snoozeql-schedule=NAME also works)."""
     items = ScheduleService(state.ctx()).assignments(ref)
     if as_json:
-        print_json([a.to_json() for a in items])
+        print_json([model_json(AssignmentOut.of(a)) for a in items])
         return
     print_table(None, ["SCHEDULE", "KIND", "TARGET", "SINCE"],
                 [(a.schedule_name, a.kind, a.description, a.created_at) for a in items])
@@ -457,7 +469,7 @@ def reconcile(
 
     report = Reconciler(state.ctx()).run(dry_run=dry_run)
     if as_json:
-        print_json(report.to_json())
+        print_json(model_json(ReconcileOut.of(report)))
     else:
         print_table(None, ["INSTANCE", "ACTION", "RESULT", "REASON", "ERROR"], [
             (i.instance_name, i.action, i.result, i.reason, i.error) for i in report.items

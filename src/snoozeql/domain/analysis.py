@@ -34,6 +34,7 @@ from functools import cached_property, lru_cache
 from itertools import compress
 from operator import add, itemgetter
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -48,6 +49,7 @@ from snoozeql.domain.metrics import (
 )
 
 __all__ = [
+    "AnalysisEntry",
     "DAYS_PER_MONTH",
     "MINUTES_PER_DAY",
     "MINUTES_PER_WEEK",
@@ -436,6 +438,37 @@ class NoRecommendation:
             ),
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class AnalysisEntry:
+    """One instance's last analysis as listed and kept: ``body`` is its listing entry
+    (the recommendation, or why there is none) but the dismissal, ``rec_id`` the
+    recommendation's id (None: none), ``data_version`` the metrics version it was
+    computed from and ``fingerprint`` the instance facts it used."""
+
+    instance_id: UUID
+    body: dict[str, Any]
+    rec_id: UUID | None
+    data_version: int
+    fingerprint: str
+    dismissed: bool = False
+
+    @property
+    def has_recommendation(self) -> bool:
+        return self.rec_id is not None
+
+    @property
+    def savings(self) -> float:
+        cents = self.body.get("monthly_savings_cents")
+        return float(cents) if cents is not None else -1.0
+
+    def listed(self) -> dict[str, Any]:
+        """The entry as listed: the body with the recommendation's status."""
+        out = dict(self.body)
+        if self.rec_id is not None:
+            out["status"] = "dismissed" if self.dismissed else "open"
+        return out
 
 
 # -- the analysis ------------------------------------------------------------------------
@@ -1133,16 +1166,6 @@ class ActivityProfile:
     hours: tuple[tuple[int, ...], ...]
     samples: tuple[tuple[int, ...], ...]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "timezone": self.timezone,
-            "weekdays": list(WEEKDAY_NAMES),
-            "connections": [list(r) for r in self.connections],
-            "connections_max": [list(r) for r in self.connections_max],
-            "cpu": [list(r) for r in self.cpu],
-            "hours": [list(r) for r in self.hours],
-            "samples": [list(r) for r in self.samples],
-        }
 
 
 def activity_profile(series: Iterable[HourlyAggregate], timezone: str = "UTC") -> ActivityProfile:

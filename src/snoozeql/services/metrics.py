@@ -212,16 +212,6 @@ class BackfillReport:
     def failed(self) -> bool:
         return bool(self.errors)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "account": self.account, "provider": self.provider, "days": self.days,
-            "start": self.start.isoformat(), "end": self.end.isoformat(),
-            "instances": self.instances, "api_calls": self.api_calls,
-            "samples": self.hours_read, "hours_written": self.hours_written,
-            "errors": list(self.errors), "note": self.note,
-        }
-
-
 @dataclass
 class _Collectors:
     """Collectors built once per context."""

@@ -33,6 +33,7 @@ from typing import Any
 from uuid import UUID
 
 from snoozeql.domain.analysis import (
+    AnalysisEntry,
     BlockAnalysis,
     NoRecommendation,
     NoRecommendationReason,
@@ -53,7 +54,7 @@ from snoozeql.store import versions
 from snoozeql.store.instances import InstanceFilter
 from snoozeql.store.metrics import epoch_hour
 
-__all__ = ["RecommendationService", "recommendation_id"]
+__all__ = ["AppliedRecommendation", "RecommendationService", "recommendation_id"]
 
 _MEMO = "recommendations"
 
@@ -124,31 +125,16 @@ def entry_body(instance: Instance, result: Recommendation | NoRecommendation,
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One instance's last analysis: its JSON (but the dismissal), the metrics version
-    it was computed from and the instance facts it used (``fingerprint``)."""
+class AppliedRecommendation:
+    """The schedule made from a recommendation (``definition``: its dict form) and
+    assigned to the recommendation's instance."""
 
+    recommendation_id: UUID
     instance_id: UUID
-    body: dict[str, Any]
-    rec_id: UUID | None
-    data_version: int
-    fingerprint: str
-    dismissed: bool = False
-
-    @property
-    def has_recommendation(self) -> bool:
-        return self.rec_id is not None
-
-    @property
-    def savings(self) -> float:
-        cents = self.body.get("monthly_savings_cents")
-        return float(cents) if cents is not None else -1.0
-
-    def to_json(self) -> dict[str, Any]:
-        out = dict(self.body)
-        if self.rec_id is not None:
-            out["status"] = "dismissed" if self.dismissed else "open"
-        return out
+    instance_name: str
+    schedule_id: UUID
+    schedule_name: str
+    definition: dict[str, Any]
 
 
 @dataclass
@@ -163,7 +149,7 @@ class _Memo:
 
     base: tuple[Any, ...]
     versions: dict[str, int]
-    entries: dict[UUID, Entry]
+    entries: dict[UUID, AnalysisEntry]
     keys: list[tuple[int, float, str, str]] = field(default_factory=list)
     jsons: list[dict[str, Any]] = field(default_factory=list)
     rec_keys: list[int | None] = field(default_factory=list)
@@ -173,12 +159,12 @@ class _Memo:
         """Build the listing (once per memo, unless patched)."""
         pairs = sorted(((_sort_key(e), e) for e in self.entries.values()), key=itemgetter(0))
         self.keys = [k for k, _ in pairs]
-        self.jsons = [e.to_json() for _, e in pairs]
+        self.jsons = [e.listed() for _, e in pairs]
         self.rec_keys = [e.rec_id.int if e.rec_id else None for _, e in pairs]
         self.sorted_ = True
 
     def patched(self, base: tuple[Any, ...], seen: dict[str, int],
-                fresh: list[Entry]) -> _Memo:
+                fresh: list[AnalysisEntry]) -> _Memo:
         """A copy with ``fresh`` entries replacing their instances' old ones."""
         entries = dict(self.entries)
         out = _Memo(base, seen, entries)
@@ -197,7 +183,7 @@ class _Memo:
             k = _sort_key(e)
             i = bisect_left(out.keys, k)
             out.keys.insert(i, k)
-            out.jsons.insert(i, e.to_json())
+            out.jsons.insert(i, e.listed())
             out.rec_keys.insert(i, e.rec_id.int if e.rec_id else None)
         return out
 
@@ -233,7 +219,7 @@ def _decode_cursor(cursor: str) -> tuple[int, float, str, str]:
             "cursor: not a cursor of this listing (pass next_cursor as it came)") from None
 
 
-def _sort_key(e: Entry) -> tuple[int, float, str, str]:
+def _sort_key(e: AnalysisEntry) -> tuple[int, float, str, str]:
     name = e.body["instance_name"]
     if e.rec_id is not None:
         return (0, -e.savings, name, str(e.instance_id))
@@ -288,7 +274,7 @@ class RecommendationService:
         base = self._base()
         return hashlib.sha256(repr((base[1:], self._pruned)).encode()).hexdigest()[:32]
 
-    def current(self) -> list[Entry]:
+    def current(self) -> list[AnalysisEntry]:
         """Every instance's analysis; only instances whose metrics (per-instance data
         versions) or facts changed since their last analysis are analysed again."""
         memo = self._memo()
@@ -341,13 +327,9 @@ class RecommendationService:
             with self.ctx.engine.connect() as conn:
                 rows = store.analyses(conn, hour, key)
                 trusted = bool(rows) and all(r.instances_version == inventory for r in rows)
-                changed = (versions.changed_since(conn, min(r.data_version for r in rows))
+                changed = (versions.changed_since(conn, min(r.entry.data_version for r in rows))
                            if trusted else {})
-            stored = {
-                r.instance_id: Entry(r.instance_id, r.body, r.rec_id, r.data_version,
-                                     r.fingerprint)
-                for r in rows
-            }
+            stored = {r.entry.instance_id: r.entry for r in rows}
             if trusted:
                 outdated = {i for i, v in changed.items()
                             if i in stored and v > stored[i].data_version}
@@ -392,7 +374,7 @@ class RecommendationService:
         hour, key = epoch_hour(self._base()[0]), self._settings_key()
         instances = self._instances()
         with self.ctx.engine.connect() as conn:
-            stored = {r.instance_id: r for r in store.analyses(conn, hour, key)}
+            stored = {r.entry.instance_id: r.entry for r in store.analyses(conn, hour, key)}
             data = versions.instance_versions(conn)
         out = []
         for i in instances:
@@ -417,7 +399,7 @@ class RecommendationService:
         return [i for i in found if i is not None and i.missing_since is None]
 
     def compute(self, instances: list[Instance] | None = None, data_version: int | None = None,
-                everything: bool = True, inventory: int = -1) -> list[Entry]:
+                everything: bool = True, inventory: int = -1) -> list[AnalysisEntry]:
         """Analyse ``instances`` (default: all) now, store the analyses and the
         recommendations shown. ``data_version``: the metrics version read before;
         ``inventory``: the inventory version the caller checked these instances against
@@ -439,7 +421,7 @@ class RecommendationService:
             )
         fleet = BlockAnalysis(block, settings, now)
         row_of = {key: r for r, key in enumerate(block.keys)}
-        entries: list[Entry] = []
+        entries: list[AnalysisEntry] = []
         for i in instances:
             try:
                 result = fleet.analyse(
@@ -452,23 +434,13 @@ class RecommendationService:
                 )
             rec_id = recommendation_id(i.id, result) if isinstance(result, Recommendation) \
                 else None
-            entries.append(Entry(i.id, entry_body(i, result, rec_id), rec_id, data_version,
+            entries.append(AnalysisEntry(i.id, entry_body(i, result, rec_id), rec_id, data_version,
                                  _fingerprint(self.ctx, i)))
-        rows: list[dict[str, Any]] = [
-            {"id": e.rec_id, "instance_id": e.instance_id, "kind": e.body["kind"],
-             "body": e.to_json()}
-            for e in entries if e.rec_id is not None
-        ]
         hour, key = epoch_hour(floor_hour(now)), self._settings_key()
         with self.ctx.engine.begin() as conn:
-            store.replace_current(conn, rows, now, [e.instance_id for e in entries])
-            store.save_analyses(conn, [
-                {"instance_id": e.instance_id, "analysed_hour": hour,
-                 "settings_key": key, "data_version": e.data_version,
-                 "instances_version": inventory,
-                 "fingerprint": e.fingerprint, "rec_id": e.rec_id, "body": e.body}
-                for e in entries
-            ])
+            store.replace_current(conn, entries, now, [e.instance_id for e in entries])
+            store.save_analyses(conn, entries, analysed_hour=hour, settings_key=key,
+                                instances_version=inventory)
         return entries
 
     def list(self, include_dismissed: bool = False) -> list[dict[str, Any]]:
@@ -543,10 +515,10 @@ class RecommendationService:
         that made it). An unknown id, or one a newer analysis replaced, is an error."""
         key = _rec_key(rec_id)
         with self.ctx.engine.connect() as conn:
-            row = store.get(conn, key)
-        if row is None:
+            body = store.get(conn, key)
+        if body is None:
             raise _no_recommendation(key)
-        return key, dict(row.body)
+        return key, body
 
     def dismiss(self, rec_id: str | UUID, actor: str, reason: str | None = None
                 ) -> dict[str, Any]:
@@ -556,21 +528,20 @@ class RecommendationService:
             reason = reason.strip()[:255] or None
         key = _rec_key(rec_id)
         with self.ctx.engine.begin() as conn:
-            row = store.get(conn, key)
-            if row is None:
+            body = store.get(conn, key)
+            if body is None:
                 raise _no_recommendation(key)
             store.dismiss(conn, key, self.ctx.now(), actor)
             if reason is not None:
                 audit.record(conn, at=self.ctx.now(), actor=actor, action="dismiss",
                              kind="recommendation", object_id=key,
-                             name=str(row.body.get("instance_name")), reason=reason)
-        body = dict(row.body)
+                             name=str(body.get("instance_name")), reason=reason)
         body["status"] = "dismissed"
         return body
 
     def apply(
         self, rec_id: str | UUID, actor: str, name: str | None = None
-    ) -> dict[str, Any]:
+    ) -> AppliedRecommendation:
         """Turn a recommendation into a schedule assigned to its instance, in one step.
 
         Sleep windows become the schedule's running periods in the instance's zone; a
@@ -602,11 +573,5 @@ class RecommendationService:
         view, _ = ScheduleService(self.ctx).create_and_assign(
             definition, instances=[body["instance_id"]]
         )
-        return {
-            "recommendation_id": str(key),
-            "instance_id": body["instance_id"],
-            "instance_name": body["instance_name"],
-            "schedule_id": str(view.id),
-            "schedule_name": view.name,
-            "schedule": definition,
-        }
+        return AppliedRecommendation(key, UUID(str(body["instance_id"])),
+                                     body["instance_name"], view.id, view.name, definition)

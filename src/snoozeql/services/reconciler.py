@@ -6,13 +6,10 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
    ``snoozeql-schedule`` tag and the overrides as one SQL condition, selectors pushed
    down as far as they go, a narrow projection streamed in chunks; nothing at all when
    there is no schedule), resolve which schedules govern each
-   (``services.schedules.resolve``) and read the overrides. Members of a cluster in
-   the inventory (the cluster is acted on as a unit) are left out. Protected instances
-   (``snoozeql-protect=true``) are planned like the others, but each of their
-   transitions is refused ("protected", once, in the action log) by the lifecycle
-   service: the schedule never touches them.
-2. For each instance, decide the *key* of the current situation (the pure
-   ``domain/schedules/plan.py``):
+   (``domain/schedules/assignment.py``: ``resolve``) and read the overrides and the
+   clusters in the inventory.
+2. Plan (the pure ``domain/schedules/reconcile.py``, which holds every rule below):
+   for each instance the *key* of the current situation:
 
    - an active override: (``override``, the instant it was set);
    - otherwise the schedules' desired state, keyed on (``transition``, the latest of:
@@ -22,9 +19,11 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
 
    When several schedules match one instance they are combined, never taken in turns
    (which would flap): a schedule saying "any" abstains, the highest ``priority``
-   decides, and on a tie running wins over stopped (``domain/schedules/conflicts.py``).
-   The stretch is that of the combined state, so a change of the deciding schedule
-   that keeps the state is not a transition.
+   decides, and on a tie running wins over stopped. Members of a cluster in the
+   inventory (the cluster is acted on as a unit) are left out. Protected instances
+   (``snoozeql-protect=true``) are planned like the others, but each of their
+   transitions is refused ("protected", once, in the action log) by the lifecycle
+   service: the schedule never touches them.
 
 3. Act once per key: the key is claimed in ``reconcile_claims`` (unique per instance,
    kind and instant; 200 keys per statement) *before* acting, so two replicas never
@@ -64,46 +63,40 @@ from typing import TypeVar
 from uuid import UUID
 
 from snoozeql.domain.errors import ActionRefused, SnoozeError
-from snoozeql.domain.protection import protected_refusal
-from snoozeql.domain.schedules import DesiredState
-from snoozeql.domain.schedules.plan import (
-    LOOKBACK,
-    Governing,
+from snoozeql.domain.schedules.assignment import SCHEDULE_TAG, Governing, OverrideRecord, resolve
+from snoozeql.domain.schedules.reconcile import (
+    RUNNING_LIKE,
+    Action,
     Plan,
+    dry_run_actions,
     matches_state,
-    next_stop,
-    ranked,
+    plan_run,
+    real_actions,
     short,
+    stop_warnings,
+    verdict,
 )
-from snoozeql.domain.schedules.plan import plan as make_plan
-from snoozeql.domain.types import ActionResult, Instance, InstanceKind, InstanceStatus
+from snoozeql.domain.types import ActionResult, Instance, InstanceKind
 from snoozeql.observability import in_context, log_action
 from snoozeql.services.context import Context
 from snoozeql.services.leases import action_lease, keeper, new_owner
 from snoozeql.services.lifecycle import LifecycleService, Resolution
 from snoozeql.services.notify import Notifier, StopWarning
-from snoozeql.services.schedules import SCHEDULE_TAG, is_protected, resolve
 from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
 from snoozeql.store import governed
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
-from snoozeql.store.schedules import ClaimState, OverrideRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ACTOR", "LOOKBACK", "ReconcileItem", "ReconcileReport", "Reconciler"]
+__all__ = ["ACTOR", "ReconcileItem", "ReconcileReport", "Reconciler"]
 
 ACTOR = "reconciler"
 #: Plans claimed (and their claims finished) per statement.
 CHUNK = 200
 #: Finished enforcement and warning claims older than this are deleted.
 PRUNE_AFTER = timedelta(days=30)
-
-_RUNNING_LIKE = {InstanceStatus.RUNNING, InstanceStatus.STARTING}
-_STOPPED_LIKE = {InstanceStatus.STOPPED, InstanceStatus.STOPPING}
-_SETTLED = {InstanceStatus.RUNNING, InstanceStatus.STOPPED}
-
 
 @dataclass(frozen=True)
 class ReconcileItem:
@@ -126,13 +119,6 @@ class ReconcileReport:
     def count(self, action: str, result: str | None = None) -> int:
         return sum(1 for i in self.items
                    if i.action == action and (result is None or i.result == result))
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "started_at": self.started_at.isoformat(), "dry_run": self.dry_run,
-            "considered": self.considered,
-            "items": [i.__dict__ | {"instance_id": str(i.instance_id)} for i in self.items],
-        }
 
 
 _T = TypeVar("_T")
@@ -167,10 +153,6 @@ def bounded_map(fn: Callable[[_T], _R], items: list[_T], *, key: Callable[[_T], 
         for n, f in futures.items():
             out[n] = f.result()
     return out  # type: ignore[return-value]
-
-
-_matches = matches_state
-_short = short
 
 
 class Reconciler:
@@ -208,32 +190,17 @@ class Reconciler:
             with self.ctx.engine.begin() as conn:
                 store.close_intervals(conn, running_open, now)
 
-        plans: list[Plan] = []
-        idle: list[Instance] = []
-        starts: dict[object, datetime | None] = {}
-        for inst in instances:
-            gov = governing.get(inst.id)
-            ov = overrides.get(inst.id)
-            if gov is None and ov is None:
-                continue
-            if inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters:
-                continue
-            report.considered += 1
-            try:
-                plan = make_plan(inst, gov, ov, now, cache=starts,
-                                 global_dry_run=self.ctx.settings.reconcile_dry_run)
-            except Exception as exc:  # noqa: BLE001 - one bad instance must not stop the run
-                log.exception("planning %s failed", inst.name)
-                report.items.append(ReconcileItem(inst.id, inst.name, "skip", "failed",
-                                                  "could not evaluate", str(exc)))
-                continue
-            if plan is not None:
-                plans.append(plan)
-            else:
-                idle.append(inst)
+        planned = plan_run(instances, governing, overrides, clusters, now,
+                           global_dry_run=self.ctx.settings.reconcile_dry_run)
+        report.considered = planned.considered
+        for inst, exc in planned.failed:  # one bad instance must not stop the run
+            log.error("planning %s failed", inst.name, exc_info=exc)
+            report.items.append(ReconcileItem(inst.id, inst.name, "skip", "failed",
+                                              "could not evaluate", str(exc)))
+        plans = planned.plans
 
         if dry_run:
-            self._preview(plans, idle, now, report)
+            self._preview(plans, planned.idle, now, report)
         else:
             self._dry_runs([p for p in plans if p.dry_run], now, report)
             self._enforce([p for p in plans if not p.dry_run], now, report)
@@ -270,30 +237,17 @@ class Reconciler:
             clusters = governed.cluster_ids(conn, {
                 i.cluster_provider_id for i in instances
                 if i.kind == InstanceKind.INSTANCE and i.cluster_provider_id})
-            running_open = (governed.running_among(conn, open_ids, _RUNNING_LIKE)
+            running_open = (governed.running_among(conn, open_ids, RUNNING_LIKE)
                             if open_ids else [])
         return instances, governing, overrides, clusters, running_open
 
     def _enforce(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
         """Claim and carry out each plan not acted on yet (and enforced convergence)."""
-        done = self._finished(plans)
-        todo: list[Plan] = []
-        enforce_candidates: list[Plan] = []
-        for p in plans:
-            key = (p.instance.id, p.at)
-            if key not in done:
-                todo.append(p)
-            elif self._needs_enforcing(p, done[key]):
-                enforce_candidates.append(p)
+        actions = real_actions(plans, self._finished(plans), now)
+        for n in range(0, len(actions), CHUNK):
+            self._carry_out_chunk(actions[n:n + CHUNK], now, report)
 
-        jobs = [(p, p.kind, p.at, p.reason) for p in todo]
-        minute = now.replace(second=0, microsecond=0)
-        for p in enforce_candidates:
-            jobs.append((p, "enforce", minute, f"enforced: {p.reason}"))
-        for n in range(0, len(jobs), CHUNK):
-            self._carry_out_chunk(jobs[n:n + CHUNK], now, report)
-
-    def _carry_out_chunk(self, jobs: list[tuple[Plan, str, datetime, str]], now: datetime,
+    def _carry_out_chunk(self, actions: list[Action], now: datetime,
                          report: ReconcileReport) -> None:
         """Claim a chunk in one statement, act on what was won (at most
         ``action_concurrency`` provider calls in flight per account and region), then
@@ -301,38 +255,38 @@ class Reconciler:
         try:
             with self.ctx.engine.begin() as conn:
                 won = store.claim_many(
-                    conn, [(p.instance.id, kind, at, p.schedule_id) for p, kind, at, _ in jobs],
+                    conn, [(*a.key, a.plan.schedule_id) for a in actions],
                     owner=self.owner, now=self.ctx.now(), lease=self.lease)
         except Exception:  # noqa: BLE001 - e.g. a deadlock with another replica: next run
             log.warning("claiming %d plans failed; they are retried on the next run",
-                        len(jobs), exc_info=True)
+                        len(actions), exc_info=True)
             return
-        mine = [j for j in jobs if (j[0].instance.id, j[1], j[2]) in won]
+        mine = [a for a in actions if a.key in won]
         if not mine:
             return
         with self.ctx.engine.connect() as conn:  # actions in flight on any of them
             busy = {e.instance_id for e in action_log.pending(
-                conn, instance_ids=[p.instance.id for p, *_ in mine])}
+                conn, instance_ids=[a.plan.instance.id for a in mine])}
         outcomes: list[tuple[UUID, str, datetime, str, str]] = []
-        acts: list[tuple[Plan, str, datetime, str]] = []
-        for j in mine:
-            p = j[0]
-            if p.instance.id not in busy and _matches(p.instance.status, p.desired):
+        acts: list[Action] = []
+        for a in mine:
+            p = a.plan
+            if p.instance.id not in busy and matches_state(p.instance.status, p.desired):
                 # Already as wanted: the transition is remembered as acted on (so a
                 # later change by hand is left alone), with no provider call.
-                outcomes.append((p.instance.id, j[1], j[2], "done", "noop"))
+                outcomes.append((*a.key, "done", "noop"))
             else:
-                acts.append(j)
+                acts.append(a)
         leases = keeper(self.ctx)
-        keys = [(p.instance.id, kind, at) for p, kind, at, _ in acts]
+        keys = [a.key for a in acts]
         with leases.hold(*([leases.claims(keys, self.owner, self.lease)] if acts else [])):
-            for (p, kind, at, _), (status, result, item) in zip(
-                    acts, bounded_map(lambda j: self._carry_out(*j, now=now), acts,
-                                      key=lambda j: (j[0].instance.account_id,
-                                                     j[0].instance.region),
+            for a, (status, result, item) in zip(
+                    acts, bounded_map(lambda a: self._carry_out(a, now=now), acts,
+                                      key=lambda a: (a.plan.instance.account_id,
+                                                     a.plan.instance.region),
                                       limit=self.ctx.settings.action_concurrency),
                     strict=True):
-                outcomes.append((p.instance.id, kind, at, status, result))
+                outcomes.append((*a.key, status, result))
                 if item is not None:
                     report.items.append(item)
         with self.ctx.engine.begin() as conn:
@@ -347,29 +301,17 @@ class Reconciler:
                                                           if p.kind == "override"})
         return done
 
-    @staticmethod
-    def _needs_enforcing(p: Plan, claimed_result: str | None) -> bool:
-        return (p.enforced and claimed_result not in (ActionResult.REFUSED,
-                                                      ActionResult.DRY_RUN)
-                and p.instance.status in _SETTLED and not _matches(p.instance.status, p.desired))
-
     def _dry_runs(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
         """Log what dry-run schedules would do, once per transition, claiming nothing."""
-        said = self._said(plans)
         entries: list[dict[str, object]] = []
         logged: list[Instance] = []
         done_at = self.ctx.now()
-        for p in plans:
-            if _matches(p.instance.status, p.desired):
-                continue
-            action = "stop" if p.desired is DesiredState.STOPPED else "start"
-            if (p.instance.id, action, p.at.isoformat()) in said:
-                continue
-            protected = protected_refusal(p.instance, action)
-            if protected is not None:  # a real run is refused too (lifecycle)
+        for a in dry_run_actions(plans, self._said(plans)):
+            p, action = a.plan, a.plan.action
+            if a.refusal is not None:  # a real run is refused too (lifecycle)
                 report.items.append(ReconcileItem(p.instance.id, p.instance.name, action,
                                                   ActionResult.REFUSED.value, p.reason,
-                                                  protected))
+                                                  a.refusal))
                 continue
             logged.append(p.instance)
             entries.append(self._entry(
@@ -417,72 +359,16 @@ class Reconciler:
             # The plans hold a narrow projection: read ``extra`` (is it a read replica?)
             # for those a run would act on.
             extras = governed.extras(conn, [p.instance.id for p in plans
-                                            if not _matches(p.instance.status, p.desired)])
+                                            if not matches_state(p.instance.status,
+                                                                 p.desired)])
         said = self._said([p for p in plans if p.dry_run])
         for p in plans:
             if p.instance.id in extras:
                 p = replace(p, instance=replace(p.instance, extra=extras[p.instance.id]))
-            report.items.append(self._verdict(p, claims, pending, said, minute, now))
-
-    def _verdict(self, p: Plan, claims: dict[tuple[UUID, str, datetime], ClaimState],
-                 pending: dict[UUID | None, action_log.ActionRecord],
-                 said: set[tuple[UUID, str, str]], minute: datetime, now: datetime
-                 ) -> ReconcileItem:
-        inst = p.instance
-        action = "stop" if p.desired is DesiredState.STOPPED else "start"
-
-        def item(act: str, result: str, why: str, error: str | None = None) -> ReconcileItem:
-            return ReconcileItem(inst.id, inst.name, act, result, _short(why), error)
-
-        entry = pending.get(inst.id)
-        if entry is not None:
-            lease = entry.lease_until
-            if lease is not None and lease >= now:
-                return item("none", "skipped",
-                            f"{entry.action} by {entry.actor} in flight until {lease:%H:%M:%S}"
-                            f" UTC; {p.reason}")
-            note = (f"first resolves the pending {entry.action} of a dead holder from the "
-                    f"real state; then ")
-        else:
-            note = ""
-        protected = protected_refusal(inst, action)
-        if p.dry_run:
-            if _matches(inst.status, p.desired):
-                return item("none", "noop", f"already {inst.status.value}; {p.reason}")
-            if protected is not None:
-                return item(action, ActionResult.REFUSED.value, p.reason, protected)
-            if (inst.id, action, p.at.isoformat()) in said:
-                return item("none", "skipped", f"dry run: already logged for this "
-                            f"transition; {p.reason}")
-            which = ("SNOOZEQL_RECONCILE_DRY_RUN is set" if self.ctx.settings.reconcile_dry_run
-                     else "the schedule is a dry run")
-            return item(action, ActionResult.DRY_RUN.value,
-                        f"{note}logs 'would {action}' only ({which}): {p.reason}")
-        claim = claims.get((inst.id, p.kind, p.at))
-        kind, at, reason = p.kind, p.at, p.reason
-        if claim is not None and claim.status == "done":
-            if not self._needs_enforcing(p, claim.result):
-                why = (f"transition of {p.at:%Y-%m-%d %H:%M} UTC already acted on "
-                       f"({claim.result}); {p.reason}")
-                return item("none", "skipped", why)
-            kind, at, reason = "enforce", minute, f"enforced: {p.reason}"
-            claim = claims.get((inst.id, kind, at))
-            if claim is not None and claim.status == "done":
-                return item("none", "skipped", f"enforced this minute already; {p.reason}")
-        if claim is not None and claim.status == "claimed" and claim.lease_until >= now:
-            return item("none", "skipped", f"claimed by {claim.owner} until "
-                        f"{claim.lease_until:%H:%M:%S} UTC; {reason}")
-        if _matches(inst.status, p.desired):
-            return item("none", "noop", f"already {inst.status.value}; {reason}")
-        if protected is not None:
-            return item(action, ActionResult.REFUSED.value, reason, protected)
-        if action == "stop" and inst.extra.get("read_replica_source"):
-            return item(action, ActionResult.REFUSED.value, reason,
-                        f"{inst.name} is a read replica of {inst.extra['read_replica_source']};"
-                        " a read replica cannot be stopped")
-        retry = " (retries a failed attempt)" if claim is not None and claim.status == "failed" \
-            else " (takes over a dead holder's claim)" if claim is not None else ""
-        return item(action, ActionResult.DRY_RUN.value, f"{note}would {action}{retry}: {reason}")
+            report.items.append(ReconcileItem(
+                p.instance.id, p.instance.name,
+                *verdict(p, claims, pending, said, now,
+                         global_dry_run=self.ctx.settings.reconcile_dry_run)))
 
     # ------------------------------------------------------------------ takeover
 
@@ -494,7 +380,7 @@ class Reconciler:
         report.items.append(ReconcileItem(
             inst.id, inst.name, r.entry.action,
             ActionResult.OK.value if r.confirmed else ActionResult.UNKNOWN.value,
-            _short(f"{r.entry.reason} (confirmed after takeover)" if r.confirmed
+            short(f"{r.entry.reason} (confirmed after takeover)" if r.confirmed
                    else r.entry.reason), None if r.confirmed else r.message))
         if not r.confirmed or r.entry.actor != ACTOR:
             return
@@ -503,31 +389,29 @@ class Reconciler:
             if r.entry.action == "stop":
                 sid = r.entry.details.get("schedule_id")
                 store.open_interval(
-                    conn, instance_id=inst.id, instance_name=inst.name,
-                    account_id=inst.account_id, schedule_id=UUID(sid) if sid else None,
-                    schedule_name=r.entry.details.get("schedule"), stopped_at=r.entry.at,
-                    hourly_cost_cents=inst.hourly_cost_cents, node_count=inst.node_count,
-                )
+                    conn, inst, schedule_id=UUID(sid) if sid else None,
+                    schedule_name=r.entry.details.get("schedule"), stopped_at=r.entry.at)
             elif r.entry.action == "start":
                 store.close_intervals(conn, [inst.id], at)
 
     # ------------------------------------------------------------------ acting
 
-    def _carry_out(self, p: Plan, kind: str, at: datetime, reason: str, *, now: datetime
+    def _carry_out(self, a: Action, *, now: datetime
                    ) -> tuple[str, str, ReconcileItem | None]:
-        """Act on one claimed plan: (claim status, claim result, report item)."""
-        inst = p.instance
+        """Act on one claimed action: (claim status, claim result, report item)."""
+        inst = a.plan.instance
         try:
-            return self._act(p, kind, at, reason, now)
+            return self._act(a, now)
         except Exception as exc:  # noqa: BLE001 - errors on one instance never stop the run
             log.exception("reconciling %s failed", inst.name)
             return "failed", ActionResult.FAILED.value, ReconcileItem(
-                inst.id, inst.name, "skip", ActionResult.FAILED.value, reason, str(exc))
+                inst.id, inst.name, "skip", ActionResult.FAILED.value, a.reason, str(exc))
 
-    def _act(self, p: Plan, kind: str, at: datetime, reason: str, now: datetime
-             ) -> tuple[str, str, ReconcileItem | None]:
-        """Carry out one plan; (claim status, claim result, report item)."""
-        action = "stop" if p.desired is DesiredState.STOPPED else "start"
+    def _act(self, a: Action, now: datetime) -> tuple[str, str, ReconcileItem | None]:
+        """Carry out one action (a protected instance is refused by the lifecycle
+        service, which logs it); (claim status, claim result, report item)."""
+        p, kind, at, reason = a.plan, a.kind, a.at, a.reason
+        action = p.action
         with self.ctx.engine.connect() as conn:  # the plan holds a narrow projection
             inst = instance_store.get(conn, p.instance.id) or p.instance
         in_flight = self.lifecycle.pending(inst.id)
@@ -542,7 +426,7 @@ class Reconciler:
                     f"a {e.action} by {e.actor} is in flight; retried next run")
             with self.ctx.engine.connect() as conn:
                 inst = instance_store.get(conn, inst.id) or inst
-        if _matches(inst.status, p.desired):
+        if matches_state(inst.status, p.desired):
             return "done", "noop", None
         if action == "stop" and inst.extra.get("read_replica_source"):
             why = (f"{inst.name} is a read replica of {inst.extra['read_replica_source']}; "
@@ -564,12 +448,8 @@ class Reconciler:
         done_at = self.ctx.now()
         with self.ctx.engine.begin() as conn:
             if action == "stop":
-                store.open_interval(
-                    conn, instance_id=inst.id, instance_name=inst.name,
-                    account_id=inst.account_id, schedule_id=p.schedule_id,
-                    schedule_name=p.schedule_name, stopped_at=done_at,
-                    hourly_cost_cents=inst.hourly_cost_cents, node_count=inst.node_count,
-                )
+                store.open_interval(conn, inst, schedule_id=p.schedule_id,
+                                    schedule_name=p.schedule_name, stopped_at=done_at)
             else:
                 store.close_intervals(conn, [inst.id], done_at)
         return "done", ActionResult.OK.value, ReconcileItem(
@@ -580,7 +460,7 @@ class Reconciler:
                finished_at: datetime, *, error: str | None = None,
                details: dict | None = None) -> dict[str, object]:  # noqa: ANN401
         return {"at": at, "finished_at": finished_at, "actor": ACTOR, "action": action,
-                "reason": _short(reason), "result": result.value, "instance_id": inst.id,
+                "reason": short(reason), "result": result.value, "instance_id": inst.id,
                 "instance_name": inst.name, "provider": inst.provider.value, "error": error,
                 "details": details or {}}
 
@@ -589,13 +469,13 @@ class Reconciler:
         with self.ctx.engine.begin() as conn:
             action_id = action_log.append(
                 conn, at=at, finished_at=self.ctx.now(), actor=ACTOR, action=action,
-                reason=_short(reason), result=result.value, instance_id=inst.id,
+                reason=short(reason), result=result.value, instance_id=inst.id,
                 instance_name=inst.name, provider=inst.provider.value, error=error,
                 details=details,
             )
         log_action(self.ctx.telemetry, action_id=action_id, action=action, result=result.value,
                    instance_id=inst.id, instance_name=inst.name, account_id=inst.account_id,
-                   provider=inst.provider.value, actor=ACTOR, reason=_short(reason),
+                   provider=inst.provider.value, actor=ACTOR, reason=short(reason),
                    error=error)
 
     # ------------------------------------------------------------------ warnings
@@ -606,28 +486,9 @@ class Reconciler:
         lead = timedelta(minutes=self.ctx.settings.stop_warning_minutes)
         if lead <= timedelta(0) or not self.notifier.enabled:
             return
-        next_stops: dict[object, datetime | None] = {}
-        for inst in instances:
-            gov = governing.get(inst.id)
-            if gov is None or gov.schedule.dry_run or self.ctx.settings.reconcile_dry_run:
-                continue
-            if inst.status not in _RUNNING_LIKE or is_protected(inst) or (
-                inst.kind == InstanceKind.INSTANCE and inst.cluster_provider_id in clusters
-            ):
-                continue
-            ranks = ranked(gov)
-            key: object = (gov.schedule_id if len(ranks) == 1
-                           else tuple(sorted((str(r.key), r.priority) for r in ranks)))
-            if key not in next_stops:
-                next_stops[key] = next_stop(gov, ranks, now, lead)
-            stop_at = next_stops[key]
-            if stop_at is None:
-                continue
-            ov = overrides.get(inst.id)
-            if ov is not None and ov.until > now and (
-                ov.state == DesiredState.STOPPED or ov.until > stop_at
-            ):
-                continue  # an override decides at that time, not the schedule
+        for inst, gov, stop_at in stop_warnings(
+                instances, governing, overrides, clusters, now, lead,
+                global_dry_run=self.ctx.settings.reconcile_dry_run):
             warning = StopWarning(inst, gov.schedule.name, stop_at, now)
             for kind, url, body in self.notifier.targets(warning):
                 at = stop_at.astimezone(UTC)

@@ -24,7 +24,6 @@ import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from snoozeql.domain.errors import ValidationError
@@ -61,15 +60,6 @@ class RealizedRow:
     saved_cents: Decimal = Decimal(0)
     unpriced_hours: Decimal = Decimal(0)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key, "name": self.name,
-            "stopped_hours": float(round(self.stopped_hours, 3)),
-            "saved_usd": float(round(self.saved_cents / 100, 2)),
-            "unpriced_hours": float(round(self.unpriced_hours, 3)),
-        }
-
-
 @dataclass
 class ProjectedRow:
     schedule_id: UUID
@@ -82,17 +72,6 @@ class ProjectedRow:
     @property
     def monthly_cents(self) -> Decimal:
         return self.stopped_hours_per_week * WEEKS_PER_MONTH * self.hourly_cost_cents
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schedule_id": str(self.schedule_id), "schedule": self.schedule,
-            "instances": self.instances,
-            "stopped_hours_per_week": float(round(self.stopped_hours_per_week, 2)),
-            "hourly_cost_usd": float(round(self.hourly_cost_cents / 100, 4)),
-            "projected_monthly_usd": float(round(self.monthly_cents / 100, 2)),
-            "unpriced_instances": self.unpriced_instances,
-        }
-
 
 @dataclass
 class SavingsReport:
@@ -109,17 +88,6 @@ class SavingsReport:
     @property
     def projected_total_cents(self) -> Decimal:
         return sum((p.monthly_cents for p in self.projected), Decimal(0))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "from": self.start.isoformat(), "to": self.end.isoformat(),
-            "group_by": self.group_by,
-            "realized": [r.to_json() for r in self.realized],
-            "realized_total_usd": float(round(self.realized_total_cents / 100, 2)),
-            "projected": [p.to_json() for p in self.projected],
-            "projected_monthly_total_usd": float(round(self.projected_total_cents / 100, 2)),
-        }
-
 
 @dataclass
 class DailyRow:

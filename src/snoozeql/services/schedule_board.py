@@ -24,13 +24,13 @@ from uuid import UUID
 
 from snoozeql.domain.protection import is_protected
 from snoozeql.domain.schedules import DesiredState, Schedule, Transition, next_transition
+from snoozeql.domain.schedules.assignment import ranked
 from snoozeql.domain.schedules.conflicts import (
     CombinedSegment,
     Ranked,
     combined_preview,
     first_conflict,
 )
-from snoozeql.domain.schedules.plan import ranked
 from snoozeql.domain.selectors import parse_selector
 from snoozeql.domain.types import Instance, ProviderKind
 from snoozeql.services.context import Context

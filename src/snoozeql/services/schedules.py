@@ -6,14 +6,11 @@ and keeps per-instance overrides. :meth:`ScheduleService.create_and_assign` is t
 call that both makes a schedule and assigns it, so applying a recommendation is a
 single, all-or-nothing step.
 
-Which schedules match an instance: an assignment to the instance itself, the
-instance's own tag ``snoozeql-schedule=NAME``, a tag assignment (key=value), a selector
-assignment (a rule tree, ``domain/selectors.py``), an account assignment. When several
-match, the reconciler combines them (``domain/schedules/conflicts.py``): highest
-``priority`` first, then running wins over stopped. The one *governing* schedule shown
-for an instance (its time zone, projected savings) is the highest priority, then the
-strongest way of assigning in the order above, then the name that sorts first. An
-instance tagged ``snoozeql-protect=true`` has no schedule at all.
+Which schedules match an instance, and which one governs it, is the pure
+``domain/schedules/assignment.py`` (:func:`resolve`); this module reads what it needs
+(:func:`read_for`, kept per data version) and calls it. When several match, the
+reconciler combines them: highest ``priority`` first, then running wins over stopped.
+An instance tagged ``snoozeql-protect=true`` has no schedule at all.
 
 Every change (schedules, assignments, overrides) is written to the audit trail in the
 same transaction (``services/audit.py``), with the caller's ``actor``.
@@ -28,11 +25,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
-
-import sqlalchemy as sa
 
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.protection import PROTECT_TAG, is_protected
@@ -48,9 +43,17 @@ from snoozeql.domain.schedules import (
     next_transition,
     preview,
 )
+from snoozeql.domain.schedules.assignment import (
+    AssignmentRecord,
+    Governing,
+    OverrideRecord,
+    ParsedRules,
+    ScheduleRecord,
+    Target,
+    resolve,
+)
 from snoozeql.domain.schedules.conflicts import Conflict, pair_conflicts
 from snoozeql.domain.schedules.model import load_zone
-from snoozeql.domain.schedules.plan import Governing, Match
 from snoozeql.domain.selectors import Selector, parse_selector
 from snoozeql.domain.types import Instance
 from snoozeql.domain.validation import iso_instant
@@ -62,16 +65,16 @@ from snoozeql.store import accounts as account_store
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 from snoozeql.store import versions
-from snoozeql.store.schedules import AssignmentRecord, OverrideRecord, ScheduleRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = [
     "PROTECT_TAG",
-    "SCHEDULE_TAG",
     "Assignment",
     "ConflictView",
     "Evaluation",
     "Governing",
-    "Match",
     "MatchView",
     "Via",
     "OverrideService",
@@ -82,16 +85,12 @@ __all__ = [
     "parse_until",
 ]
 
-SCHEDULE_TAG = "snoozeql-schedule"
 MAX_PREVIEW_DAYS = 62
 CONFLICT_DAYS = 7
 MAX_PRIORITY = 1_000_000
 # Up to this many instances, resolution reads only what can match them (a table page
 # is at most 200); beyond it, every assignment (one query, no huge IN list).
 NARROW_READ_MAX = 500
-
-# Strength of each way of assigning, strongest first.
-_VIA_RANK = {"instance": 0, "own_tag": 1, "tag": 2, "selector": 3, "account": 4}
 
 
 @dataclass(frozen=True)
@@ -105,13 +104,6 @@ class ScheduleView:
     @property
     def name(self) -> str:
         return self.schedule.name
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id), **self.schedule.to_dict(), "mode": self.schedule.mode,
-            "priority": self.priority,
-            "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
-        }
 
     def audit_json(self) -> dict[str, Any]:
         return {**self.schedule.to_dict(), "priority": self.priority}
@@ -134,14 +126,6 @@ class Assignment:
             return parse_selector(self.selector).describe()
         return self.target
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id), "schedule_id": str(self.schedule_id),
-            "schedule": self.schedule_name, "kind": self.kind, "target": self.target,
-            "selector": self.selector, "description": self.description,
-            "created_at": self.created_at.isoformat(),
-        }
-
     def audit_json(self) -> dict[str, Any]:
         return {"schedule": self.schedule_name, "kind": self.kind, "target": self.target,
                 "selector": self.selector}
@@ -163,19 +147,6 @@ class Evaluation:
     next: Transition | None
     next_stop: Transition | None
 
-    def to_json(self) -> dict[str, Any]:
-        def tr(t: Transition | None) -> dict[str, Any] | None:
-            if t is None:
-                return None
-            return {"at": t.at.isoformat(), "state": str(t.state),
-                    "previous": str(t.previous), "reason": t.reason}
-
-        return {
-            "at": self.at.isoformat(), "state": str(self.decision.state),
-            "reason": self.decision.reason, "source": self.decision.source,
-            "next_transition": tr(self.next), "next_stop": tr(self.next_stop),
-        }
-
 
 @dataclass(frozen=True)
 class Via:
@@ -195,19 +166,6 @@ class MatchView:
     account_name: str | None
     via: tuple[Via, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        i = self.instance
-        return {
-            "instance_id": str(i.id), "name": i.name, "provider": i.provider.value,
-            "account": self.account_name, "region": i.region, "engine": i.engine,
-            "status": i.status.value,
-            "matched_by": [
-                {"kind": v.kind, "target": v.target,
-                 "assignment_id": str(v.assignment_id) if v.assignment_id else None}
-                for v in self.via
-            ],
-        }
-
 
 @dataclass(frozen=True)
 class ConflictView:
@@ -223,14 +181,6 @@ class ConflictView:
     instances: tuple[str, ...]
     winner: str  # the schedule the reconciler follows at first_at
     rule: str  # why: priority, or running wins
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schedule": self.schedule_name, "other_schedule_id": str(self.other_id),
-            "other_schedule": self.other_name, "first_conflict_at": self.first_at.isoformat(),
-            "state": self.state, "other_state": self.other_state,
-            "instances": list(self.instances), "winner": self.winner, "rule": self.rule,
-        }
 
 
 def _view(r: ScheduleRecord) -> ScheduleView:
@@ -284,24 +234,21 @@ class ScheduleService:
     def create(self, definition: dict[str, Any] | Schedule, *, actor: str = "cli"
                ) -> ScheduleView:
         schedule, priority = _split(definition)
-        try:
-            with self.ctx.engine.begin() as conn:
-                return self._insert(conn, schedule, priority or 0, actor=actor)
-        except sa.exc.IntegrityError:  # a concurrent create of the same name won
-            raise ConflictError(f"a schedule named {schedule.name!r} already exists") from None
+        with self.ctx.engine.begin() as conn:
+            return self._insert(conn, schedule, priority or 0, actor=actor)[0]
 
-    def _insert(self, conn: sa.Connection, schedule: Schedule, priority: int = 0, *,
-                actor: str = "cli") -> ScheduleView:
+    def _insert(self, conn: Connection, schedule: Schedule, priority: int = 0, *,
+                actor: str = "cli") -> tuple[ScheduleView, ScheduleRecord]:
         # No savepoints here: on SQLite a SAVEPOINT that opens the transaction commits on
         # release, which would break the all-or-nothing promise of the callers.
         if store.find_schedule(conn, schedule.name):
             raise ConflictError(f"a schedule named {schedule.name!r} already exists")
         now = self.ctx.now()
-        sid = store.insert_schedule(conn, schedule.name, schedule.to_dict(), now, priority)
-        view = ScheduleView(sid, schedule, now, now, priority)
+        rec = store.insert_schedule(conn, schedule, now, priority)
+        view = ScheduleView(rec.id, schedule, now, now, priority)
         audit.record(conn, at=now, actor=actor, action="create", kind="schedule",
-                     object_id=sid, name=schedule.name, after=view.audit_json())
-        return view
+                     object_id=rec.id, name=schedule.name, after=view.audit_json())
+        return view, rec
 
     def list(self) -> list[ScheduleView]:
         with self.ctx.engine.connect() as conn:
@@ -311,7 +258,7 @@ class ScheduleService:
         with self.ctx.engine.connect() as conn:
             return _view(self._record(conn, ref))
 
-    def _record(self, conn: sa.Connection, ref: str | UUID) -> ScheduleRecord:
+    def _record(self, conn: Connection, ref: str | UUID) -> ScheduleRecord:
         found = None
         try:
             found = store.get_schedule(conn, UUID(str(ref)))
@@ -335,8 +282,7 @@ class ScheduleService:
             if schedule.name != rec.name and store.find_schedule(conn, schedule.name):
                 raise ConflictError(f"a schedule named {schedule.name!r} already exists")
             now = self.ctx.now()
-            store.update_schedule(conn, rec.id, schedule.name, schedule.to_dict(), now,
-                                  priority)
+            store.update_schedule(conn, rec, schedule, now, priority)
             view = ScheduleView(rec.id, schedule, rec.created_at, now, priority)
             audit.record(conn, at=now, actor=actor, action="update", kind="schedule",
                          object_id=rec.id, name=schedule.name,
@@ -379,11 +325,8 @@ class ScheduleService:
     ) -> tuple[builtins.list[ScheduleView], builtins.list[str]]:
         """Create every schedule in the configuration, all or none."""
         result = import_instance_scheduler(data, default_timezone=default_timezone)
-        try:
-            with self.ctx.engine.begin() as conn:
-                views = [self._insert(conn, s, actor=actor) for s in result.schedules]
-        except sa.exc.IntegrityError:
-            raise ConflictError("a schedule with one of these names already exists") from None
+        with self.ctx.engine.begin() as conn:
+            views = [self._insert(conn, s, actor=actor)[0] for s in result.schedules]
         return views, list(result.warnings)
 
     # ------------------------------------------------------------------ evaluation
@@ -412,16 +355,12 @@ class ScheduleService:
         self, ref: str | UUID, *, instance: str | None = None, tag: str | None = None,
         account: str | None = None, selector: Any = None, actor: str = "cli",
     ) -> Assignment:
-        values = self._target(instance=instance, tag=tag, account=account, selector=selector)
-        try:
-            with self.ctx.engine.begin() as conn:
-                return self._assign(conn, self._record(conn, ref), values, actor)
-        except sa.exc.IntegrityError:  # raced with the same assignment
-            raise ConflictError(f"schedule {ref!s} is already assigned to {values['target']}"
-                                ) from None
+        target = self._target(instance=instance, tag=tag, account=account, selector=selector)
+        with self.ctx.engine.begin() as conn:
+            return self._assign(conn, self._record(conn, ref), target, actor)
 
     def _target(self, *, instance: str | None, tag: str | None, account: str | None,
-                selector: Any = None) -> dict[str, Any]:
+                selector: Any = None) -> Target:
         given = [x for x in (instance, tag, account) if x]
         if selector is not None:
             given.append(selector)
@@ -431,30 +370,29 @@ class ScheduleService:
             )
         if selector is not None:
             sel = _read_selector(selector)
-            return {"kind": "selector", "target": _selector_target(sel),
-                    "selector": sel.to_dict()}
+            return Target("selector", _selector_target(sel), selector=sel.to_dict())
         if instance:
             inst = InventoryService(self.ctx).get(instance)
-            return {"kind": "instance", "target": f"instance:{inst.id}", "instance_id": inst.id}
+            return Target("instance", f"instance:{inst.id}", instance_id=inst.id)
         if account:
             acct = AccountService(self.ctx).get(account)
-            return {"kind": "account", "target": f"account:{acct.id}", "account_id": acct.id}
+            return Target("account", f"account:{acct.id}", account_id=acct.id)
         assert tag is not None
         ((key, value),) = parse_tags([tag]).items()
-        return {"kind": "tag", "target": f"tag:{key}={value}", "tag_key": key, "tag_value": value}
+        return Target("tag", f"tag:{key}={value}", tag_key=key, tag_value=value)
 
-    def _assign(self, conn: sa.Connection, rec: ScheduleRecord, values: dict[str, Any],
+    def _assign(self, conn: Connection, rec: ScheduleRecord, target: Target,
                 actor: str = "cli") -> Assignment:
-        if any(a.target == values["target"] for a in store.list_assignments(conn, rec.id)):
+        if any(a.target == target.target for a in store.list_assignments(conn, rec.id)):
             raise ConflictError(
-                f"schedule {rec.name!r} is already assigned to {values['target']}"
+                f"schedule {rec.name!r} is already assigned to {target.target}"
             )
         now = self.ctx.now()
-        aid = store.insert_assignment(conn, schedule_id=rec.id, created_at=now, **values)
-        made = Assignment(aid, rec.id, rec.name, values["kind"], values["target"], now,
-                          values.get("selector"))
+        made_rec = store.insert_assignment(conn, rec, target, now)
+        made = Assignment(made_rec.id, rec.id, rec.name, target.kind, target.target, now,
+                          target.selector)
         audit.record(conn, at=now, actor=actor, action="assign", kind="assignment",
-                     object_id=aid, name=rec.name, after=made.audit_json(),
+                     object_id=made.id, name=rec.name, after=made.audit_json(),
                      reason=f"assign schedule {rec.name} to {made.description}")
         return made
 
@@ -462,13 +400,13 @@ class ScheduleService:
         self, ref: str | UUID, *, instance: str | None = None, tag: str | None = None,
         account: str | None = None, selector: Any = None, actor: str = "cli",
     ) -> None:
-        values = self._target(instance=instance, tag=tag, account=account, selector=selector)
+        target = self._target(instance=instance, tag=tag, account=account, selector=selector)
         with self.ctx.engine.begin() as conn:
             rec = self._record(conn, ref)
             found = next((a for a in store.list_assignments(conn, rec.id)
-                          if a.target == values["target"]), None)
-            if found is None or not store.delete_assignment(conn, rec.id, values["target"]):
-                raise NotFoundError(f"schedule {rec.name!r} is not assigned to {values['target']}")
+                          if a.target == target.target), None)
+            if found is None or not store.delete_assignment(conn, rec.id, target.target):
+                raise NotFoundError(f"schedule {rec.name!r} is not assigned to {target.target}")
             gone = Assignment(found.id, rec.id, rec.name, found.kind, found.target,
                               found.created_at, found.selector)
             audit.record(conn, at=self.ctx.now(), actor=actor, action="unassign",
@@ -499,14 +437,9 @@ class ScheduleService:
         targets += [self._target(instance=None, tag=None, account=a) for a in accounts]
         targets += [self._target(instance=None, tag=None, account=None, selector=x)
                     for x in selectors]
-        try:
-            with self.ctx.engine.begin() as conn:
-                view = self._insert(conn, schedule, priority or 0, actor=actor)
-                rec = ScheduleRecord(view.id, view.name, schedule.to_dict(), view.created_at,
-                                     view.updated_at, view.priority)
-                made = [self._assign(conn, rec, values, actor) for values in targets]
-        except sa.exc.IntegrityError:
-            raise ConflictError(f"a schedule named {schedule.name!r} already exists") from None
+        with self.ctx.engine.begin() as conn:
+            view, rec = self._insert(conn, schedule, priority or 0, actor=actor)
+            made = [self._assign(conn, rec, target, actor) for target in targets]
         return view, made
 
     # ------------------------------------------------------------------ resolution
@@ -616,92 +549,6 @@ def _conflict_view(view: ScheduleView, other_id: Any, other: Schedule, other_pri
     )
 
 
-def resolve(
-    instances: list[Instance], records: list[ScheduleRecord],
-    assignments: list[AssignmentRecord], account_names: dict[UUID, str] | None = None,
-    *, include_protected: bool = False, parsed: ParsedRules | None = None,
-) -> dict[UUID, Governing]:
-    """Pure resolution of assignments: every schedule matching each instance, and the
-    governing one (see module doc). ``account_names`` serve selector ``account`` rules.
-    Protected instances are left out unless ``include_protected`` (the reconciler
-    resolves them to report each of their transitions as refused, "protected")."""
-    by_id = {r.id: r for r in records}
-    by_name = {r.name: r for r in records}
-    accounts = account_names or {}
-    known = parsed if parsed is not None else ParsedRules()
-
-    def schedule_of(r: ScheduleRecord) -> Schedule:
-        found = known.schedules.get(r.id)
-        if found is None:
-            found = known.schedules[r.id] = Schedule.from_dict(r.definition)
-        return found
-
-    def selector_of(a: AssignmentRecord, tree: dict[str, Any]) -> Selector:
-        found = known.selectors.get(a.id)
-        if found is None:
-            found = known.selectors[a.id] = parse_selector(tree)
-        return found
-
-    direct: dict[UUID, list[AssignmentRecord]] = {}
-    by_account: dict[UUID, list[AssignmentRecord]] = {}
-    by_tag: list[AssignmentRecord] = []
-    by_selector: list[tuple[AssignmentRecord, Selector]] = []
-    for a in assignments:
-        if a.kind == "instance" and a.instance_id:
-            direct.setdefault(a.instance_id, []).append(a)
-        elif a.kind == "account" and a.account_id:
-            by_account.setdefault(a.account_id, []).append(a)
-        elif a.kind == "tag":
-            by_tag.append(a)
-        elif a.kind == "selector" and a.selector is not None:
-            by_selector.append((a, selector_of(a, a.selector)))
-
-    def match(r: ScheduleRecord, via: str, target: str, aid: UUID | None, at: datetime
-              ) -> Match:
-        return Match(r.id, schedule_of(r), r.priority, via, target, aid,
-                     max(at, r.updated_at))
-
-    out: dict[UUID, Governing] = {}
-    for inst in instances:
-        if is_protected(inst) and not include_protected:
-            continue
-        found: list[Match] = []
-        for a in direct.get(inst.id, []):
-            found.append(match(by_id[a.schedule_id], "instance", a.target, a.id, a.created_at))
-        own = inst.tags.get(SCHEDULE_TAG)
-        if own and own.strip() in by_name:
-            found.append(match(by_name[own.strip()], "own_tag",
-                               f"tag:{SCHEDULE_TAG}={own.strip()}", None, inst.first_seen_at))
-        for a in by_tag:
-            if inst.tags.get(a.tag_key or "") == a.tag_value:
-                found.append(match(by_id[a.schedule_id], "tag", a.target, a.id, a.created_at))
-        if by_selector:
-            name = accounts.get(inst.account_id) if inst.account_id else None
-            for a, sel in by_selector:
-                if sel.matches(inst, name):
-                    found.append(match(by_id[a.schedule_id], "selector", a.target, a.id,
-                                       a.created_at))
-        if inst.account_id is not None:
-            for a in by_account.get(inst.account_id, []):
-                found.append(match(by_id[a.schedule_id], "account", a.target, a.id,
-                                   a.created_at))
-        if not found:
-            continue
-        best = min(found, key=lambda m: (-m.priority, _VIA_RANK[m.via], m.schedule.name))
-        out[inst.id] = Governing(best.schedule_id, best.schedule, best.via, best.since,
-                                 tuple(found))
-    return out
-
-
-@dataclass
-class ParsedRules:
-    """Parsed schedule definitions (by schedule id) and selectors (by assignment id),
-    kept across calls of :func:`resolve` for as long as the rows they came from."""
-
-    schedules: dict[UUID, Schedule] = field(default_factory=dict)
-    selectors: dict[UUID, Selector] = field(default_factory=dict)
-
-
 @dataclass
 class _Rules:
     """Everything resolution needs that does not depend on the instances asked about:
@@ -726,7 +573,7 @@ class _Rules:
 _RULES_MEMO = "schedules.rules"
 
 
-def _rules(ctx: Context, conn: sa.Connection, seen: dict[str, int] | None = None, *,
+def _rules(ctx: Context, conn: Connection, seen: dict[str, int] | None = None, *,
            again: bool = False) -> _Rules:
     # Versions are read before the rows: a write landing in between leaves the memo
     # keyed to the older versions, so the next call reads again.
@@ -750,7 +597,7 @@ class Candidates:
     rules: _Rules
 
 
-def read_for(ctx: Context, conn: sa.Connection, instances: Iterable[Instance], *,
+def read_for(ctx: Context, conn: Connection, instances: Iterable[Instance], *,
              seen: dict[str, int] | None = None) -> Candidates:
     """What :func:`resolve` needs for these instances (a page of a table, a few): every
     schedule, the rule-based assignments and the account names (few, and kept in the

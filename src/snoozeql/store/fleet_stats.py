@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from snoozeql.store.accounts import accounts
 from snoozeql.store.instances import instances
-from snoozeql.store.schedule_tables import stop_intervals
+from snoozeql.store.schedules import stop_intervals
 
 #: The status label of instances the last sync of their account did not see.
 MISSING = "missing"

@@ -28,6 +28,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from snoozeql.domain.schedules.assignment import AssignmentRecord
 from snoozeql.domain.selectors import (
     AllOf,
     AnyOf,
@@ -39,7 +40,6 @@ from snoozeql.domain.selectors import (
 )
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.store.instances import instances as t
-from snoozeql.store.schedules import AssignmentRecord
 
 __all__ = ["NARROW", "cluster_ids", "extras", "running_among", "scan", "selector_condition",
            "where"]

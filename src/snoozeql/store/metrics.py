@@ -26,6 +26,27 @@ retention cleanup drops whole days and clears the pruned hours' bits of the boun
 day. On PostgreSQL the touched day rows are created (``ON CONFLICT DO NOTHING``) and
 then locked (``FOR UPDATE``), both in key order, before they are patched, so concurrent
 writers of the same day serialise instead of losing each other's hours.
+
+The tables (defined here, on the one ``metadata`` of :mod:`snoozeql.store.schema`):
+
+- ``metric_hours`` holds one row per (instance, metric, UTC hour): the exact hourly
+  aggregate (avg, min, max, count) plus ``minutes``, the 60-bit mask of the minutes
+  already counted (:class:`snoozeql.domain.metrics.HourBucket`). The mask is what
+  makes collection idempotent: re-reading a window skips minutes already in it. It
+  fits a signed 64-bit integer.
+- ``epoch_hour`` (hours since 1970-01-01 UTC) repeats ``hour`` as an integer so the
+  fleet analysis can place each row in its column without building a datetime per row
+  (the costliest part of reading 13 million aggregates), the same way on both stores.
+- The primary key (instance, metric, hour) is the upsert key of the batched writes; the
+  index on ``hour`` serves the retention cleanup (``DELETE ... WHERE hour < cutoff``).
+- ``metric_days`` is a packed copy of ``metric_hours`` for the fleet analysis: one row
+  per (instance, UTC day) holding the day's 24 hours of the five columns the analysis
+  reads (connections avg and max, cpu, read and write IOPS avg) as 120 little-endian
+  float64 (NaN: no row of that metric), and ``present``, the 24-bit mask of the hours
+  with any row. A cell counts only if its hour's bit is set. Every write of
+  ``metric_hours`` keeps it equal to the rows in the same transaction
+  (``store/metrics.py``), so the cold read of a fleet's lookback is one small row per
+  instance and day instead of one per instance, metric and hour.
 """
 
 from __future__ import annotations
@@ -62,8 +83,8 @@ from snoozeql.domain.metrics import (
     floor_hour,
 )
 from snoozeql.store import versions
-from snoozeql.store.metric_tables import metric_days as md
-from snoozeql.store.metric_tables import metric_hours as t
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import UTCDateTime
 
 __all__ = [
     "FULL_HOUR",
@@ -78,6 +99,40 @@ __all__ = [
     "rebuild_days",
     "series",
 ]
+
+metric_hours = sa.Table(
+    "metric_hours",
+    metadata,
+    sa.Column(
+        "instance_id", sa.Uuid, sa.ForeignKey("instances.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("metric", sa.String(16), primary_key=True),
+    sa.Column("hour", UTCDateTime, primary_key=True),
+    sa.Column("epoch_hour", sa.Integer, nullable=False),
+    sa.Column("avg", sa.Float, nullable=False),
+    sa.Column("min", sa.Float, nullable=False),
+    sa.Column("max", sa.Float, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("minutes", sa.BigInteger, nullable=False),
+    sa.Index("ix_metric_hours_hour", "hour"),
+)
+
+metric_days = sa.Table(
+    "metric_days",
+    metadata,
+    sa.Column(
+        "instance_id", sa.Uuid, sa.ForeignKey("instances.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("day", sa.Integer, primary_key=True),  # epoch_hour // 24
+    sa.Column("present", sa.Integer, nullable=False),
+    sa.Column("cells", sa.LargeBinary, nullable=False),
+    sa.Index("ix_metric_days_day", "day"),
+)
+
+# Short names for the queries below.
+t, md = metric_hours, metric_days
 
 _CHUNK = 1000  # rows per INSERT: 10 columns x 1000 stays under both stores' bind limits
 _ID_CHUNK = 500  # instance ids per read

@@ -3,6 +3,13 @@
 A recommendation's id is a fingerprint of what it says (instance, kind, zone, windows),
 so listing twice keeps the same ids and a dismissal sticks until the recommendation
 itself changes.
+
+The tables (defined here, on the one ``metadata`` of :mod:`snoozeql.store.schema`):
+
+- ``recommendations`` keeps the recommendations last shown, keyed by a fingerprint
+  id (the same windows for the same instance give the same id), so a dismissal refers
+  to exactly what the user saw and a changed pattern comes back as a new one.
+- ``instance_analyses`` keeps the last analysis of each instance.
 """
 
 from __future__ import annotations
@@ -10,15 +17,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import sqlalchemy as sa
 
-from snoozeql.store.metric_tables import instance_analyses as a
-from snoozeql.store.metric_tables import recommendations as t
+from snoozeql.domain.analysis import AnalysisEntry
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import JSONType, UTCDateTime
 
 __all__ = [
+    "StoredAnalysis",
     "analyses",
     "confirm_analyses",
     "dismiss",
@@ -29,6 +38,40 @@ __all__ = [
     "save_analyses",
     "stored",
 ]
+
+recommendations = sa.Table(
+    "recommendations",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column(
+        "instance_id", sa.Uuid, sa.ForeignKey("instances.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("body", JSONType, nullable=False),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
+    sa.Column("dismissed_at", UTCDateTime),
+    sa.Column("dismissed_by", sa.String(128)),
+    sa.Index("ix_recommendations_instance_id", "instance_id"),
+)
+
+# The last analysis of each instance, so a new process (or a listing after a few new
+# samples) analyses only the instances whose metrics changed (services/recommendations).
+instance_analyses = sa.Table(
+    "instance_analyses",
+    metadata,
+    sa.Column("instance_id", sa.Uuid, primary_key=True),
+    sa.Column("analysed_hour", sa.BigInteger, nullable=False),
+    sa.Column("settings_key", sa.String(64), nullable=False),
+    sa.Column("data_version", sa.BigInteger, nullable=False),
+    sa.Column("instances_version", sa.BigInteger, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("rec_id", sa.Uuid),
+    sa.Column("body", JSONType, nullable=False),
+)
+
+# Short names for the queries below.
+t, a = recommendations, instance_analyses
 
 
 def stored(conn: sa.Connection, instance_ids: Sequence[UUID] | None = None) -> dict[UUID, Any]:
@@ -51,18 +94,22 @@ def dismissed_ids(conn: sa.Connection) -> set[UUID]:
 
 def replace_current(
     conn: sa.Connection,
-    rows: Sequence[dict[str, Any]],
+    entries: Sequence[AnalysisEntry],
     at: datetime,
     instance_ids: Sequence[UUID] | None = None,
 ) -> None:
-    """Make ``rows`` the current recommendations of ``instance_ids`` (default: the
-    instances of ``rows``).
+    """Make the recommendations of ``entries`` (those with one) the current ones of
+    ``instance_ids`` (default: the instances of ``entries``). A recommendation is kept
+    as its listed entry.
 
     New ids are inserted (one statement), known ones refreshed; rows of those instances
     that are no longer current are removed unless dismissed (a dismissal is kept so the
     same recommendation coming back stays dismissed).
     """
-    ids = list(instance_ids) if instance_ids is not None else [r["instance_id"] for r in rows]
+    rows: list[dict[str, Any]] = [
+        {"id": e.rec_id, "instance_id": e.instance_id, "kind": e.body["kind"],
+         "body": e.listed()} for e in entries if e.rec_id is not None]
+    ids = list(instance_ids) if instance_ids is not None else [e.instance_id for e in entries]
     if not ids:
         return
     known = stored(conn, ids)
@@ -105,8 +152,10 @@ def _insert_recommendations(conn: sa.Connection, rows: Sequence[dict[str, Any]],
     )
 
 
-def get(conn: sa.Connection, rec_id: UUID) -> Any:
-    return conn.execute(sa.select(t).where(t.c.id == rec_id)).first()
+def get(conn: sa.Connection, rec_id: UUID) -> dict[str, Any] | None:
+    """The recommendation's listed entry as stored (None: unknown id)."""
+    body = conn.execute(sa.select(t.c.body).where(t.c.id == rec_id)).scalar()
+    return None if body is None else dict(body)
 
 
 def dismiss(conn: sa.Connection, rec_id: UUID, at: datetime, by: str) -> int:
@@ -118,14 +167,23 @@ def dismiss(conn: sa.Connection, rec_id: UUID, at: datetime, by: str) -> int:
 # -- each instance's last analysis (incremental analysis) --------------------------------
 
 
-def analyses(conn: sa.Connection, analysed_hour: int, settings_key: str) -> list[Any]:
-    """Stored analyses made for this hour and these settings: rows of (instance_id,
-    data_version, instances_version, fingerprint, rec_id, body)."""
+class StoredAnalysis(NamedTuple):
+    """An analysis as stored, and the inventory version it was last checked against."""
+
+    entry: AnalysisEntry
+    instances_version: int
+
+
+def analyses(conn: sa.Connection, analysed_hour: int, settings_key: str
+             ) -> list[StoredAnalysis]:
+    """Stored analyses made for this hour and these settings."""
     q = sa.select(
         a.c.instance_id, a.c.data_version, a.c.instances_version, a.c.fingerprint, a.c.rec_id,
         a.c.body,
     ).where(a.c.analysed_hour == analysed_hour, a.c.settings_key == settings_key)
-    return list(conn.execute(q))
+    return [StoredAnalysis(AnalysisEntry(r.instance_id, r.body, r.rec_id, r.data_version,
+                                         r.fingerprint), r.instances_version)
+            for r in conn.execute(q)]
 
 
 def confirm_analyses(
@@ -144,11 +202,19 @@ _ANALYSIS_COLUMNS = ("instance_id", "analysed_hour", "settings_key", "data_versi
                      "instances_version", "fingerprint", "rec_id", "body")
 
 
-def save_analyses(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Replace the stored analyses of these instances: delete, then insert them through
-    the driver (a whole fleet's first analysis stores 10,000 at once): one ``COPY`` on
-    PostgreSQL, one ``executemany`` on SQLite, each body serialised once, as the JSON
-    column stores it (``json.dumps``; read back through the column type as usual)."""
+def save_analyses(conn: sa.Connection, entries: Sequence[AnalysisEntry], *,
+                  analysed_hour: int, settings_key: str, instances_version: int) -> None:
+    """Replace the stored analyses of these instances (made for this hour and these
+    settings, checked against the inventory at ``instances_version``): delete, then
+    insert them through the driver (a whole fleet's first analysis stores 10,000 at
+    once): one ``COPY`` on PostgreSQL, one ``executemany`` on SQLite, each body
+    serialised once, as the JSON column stores it (``json.dumps``; read back through
+    the column type as usual)."""
+    rows: list[dict[str, Any]] = [
+        {"instance_id": e.instance_id, "analysed_hour": analysed_hour,
+         "settings_key": settings_key, "data_version": e.data_version,
+         "instances_version": instances_version, "fingerprint": e.fingerprint,
+         "rec_id": e.rec_id, "body": e.body} for e in entries]
     ids = [r["instance_id"] for r in rows]
     forget_analyses(conn, ids)
     if not rows:

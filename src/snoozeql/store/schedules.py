@@ -4,6 +4,20 @@ The claim functions are the exactly-once mechanism of the reconciler: :func:`cla
 inserts (instance, kind, at) and relies on the primary key, so of several reconcilers
 racing on one PostgreSQL exactly one wins; a failed or abandoned (lease expired) claim
 is taken over with one conditional UPDATE, which is atomic on both stores.
+
+The tables (defined here, on the one ``metadata`` of :mod:`snoozeql.store.schema`):
+
+- A schedule is stored as its validated dict form (``Schedule.to_dict()``), so the
+  store never holds a schedule the evaluator would refuse.
+- An assignment names its target once, in ``target`` (``instance:<id>``,
+  ``account:<id>``, ``tag:key=value``, ``selector:<digest>``), which makes "the same
+  assignment twice" a unique-key violation; the id columns are there for the cascading
+  deletes.
+- ``reconcile_claims`` is how several replicas act exactly once: a reconciler inserts
+  (instance, kind, at) before it acts; the unique key lets only one of them win. The
+  row then records the outcome, which also remembers the last transition acted on.
+- ``stop_intervals`` are the periods SnoozeQL kept an instance stopped; realized
+  savings are computed from them with the cost known at the time of the stop.
 """
 
 from __future__ import annotations
@@ -17,26 +31,112 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
+from snoozeql.domain.errors import ConflictError
+from snoozeql.domain.schedules.assignment import (
+    AssignmentRecord,
+    OverrideRecord,
+    ScheduleRecord,
+    Target,
+)
+from snoozeql.domain.schedules.model import Schedule
+from snoozeql.domain.schedules.reconcile import ClaimState
+from snoozeql.domain.types import Instance
 from snoozeql.store import versions
-from snoozeql.store.schedule_tables import (
-    instance_overrides,
-    reconcile_claims,
-    schedule_assignments,
-    schedules,
-    stop_intervals,
+from snoozeql.store.schema import metadata
+from snoozeql.store.types import JSONType, UTCDateTime
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("definition", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # When several schedules match one instance the highest priority wins (0006).
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+)
+
+schedule_assignments = sa.Table(
+    "schedule_assignments",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column(
+        "schedule_id", sa.Uuid, sa.ForeignKey("schedules.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("target", sa.String(600), nullable=False),
+    sa.Column("instance_id", sa.Uuid, sa.ForeignKey("instances.id", ondelete="CASCADE")),
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.id", ondelete="CASCADE")),
+    sa.Column("tag_key", sa.String(255)),
+    sa.Column("tag_value", sa.String(255)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # kind ``selector``: the rule tree (domain/selectors.py); ``target`` holds its digest.
+    sa.Column("selector", JSONType),
+    sa.UniqueConstraint("schedule_id", "target"),
+    # A page of instances reads its own assignments (and the rule-based ones, NULL
+    # here) without scanning every instance's; deleting an instance finds its rows.
+    sa.Index("ix_schedule_assignments_instance_id", "instance_id"),
+)
+
+# One override per instance; a new one replaces the old. Expired rows stay until
+# replaced: their ``until`` is the instant the schedule takes over again.
+instance_overrides = sa.Table(
+    "instance_overrides",
+    metadata,
+    sa.Column(
+        "instance_id", sa.Uuid, sa.ForeignKey("instances.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("until", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.String(255), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+reconcile_claims = sa.Table(
+    "reconcile_claims",
+    metadata,
+    sa.Column("instance_id", sa.Uuid, primary_key=True),
+    # transition | enforce | override | warn
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("at", UTCDateTime, primary_key=True),
+    sa.Column("schedule_id", sa.Uuid),
+    # claimed (in flight, until lease_until) | done | failed (retried next run)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("result", sa.String(16)),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("lease_until", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Index("ix_reconcile_claims_claimed_at", "claimed_at"),
+)
+
+stop_intervals = sa.Table(
+    "stop_intervals",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column(
+        "instance_id", sa.Uuid, sa.ForeignKey("instances.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("instance_name", sa.String(255), nullable=False),
+    sa.Column("account_id", sa.Uuid),
+    sa.Column("schedule_id", sa.Uuid),
+    sa.Column("schedule_name", sa.String(128)),
+    sa.Column("stopped_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("hourly_cost_cents", sa.Numeric(14, 4)),
+    sa.Column("node_count", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("details", JSONType, nullable=False),
+    sa.Index("ix_stop_intervals_instance_id", "instance_id"),
+    sa.Index("ix_stop_intervals_stopped_at", "stopped_at"),
 )
 
 # --------------------------------------------------------------------------- schedules
-
-
-@dataclass(frozen=True)
-class ScheduleRecord:
-    id: UUID
-    name: str
-    definition: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    priority: int = 0
 
 
 def _schedule(r: Any) -> ScheduleRecord:
@@ -44,28 +144,39 @@ def _schedule(r: Any) -> ScheduleRecord:
                           int(r.priority or 0))
 
 
-def insert_schedule(
-    conn: sa.Connection, name: str, definition: dict[str, Any], now: datetime,
-    priority: int = 0,
-) -> UUID:
-    sid = uuid4()
-    conn.execute(schedules.insert().values(
-        id=sid, name=name, definition=definition, created_at=now, updated_at=now,
-        priority=priority,
-    ))
-    versions.bump(conn, versions.SCHEDULES)
-    return sid
+def _taken(name: str) -> ConflictError:
+    return ConflictError(f"a schedule named {name!r} already exists")
 
 
-def update_schedule(
-    conn: sa.Connection, sid: UUID, name: str, definition: dict[str, Any], now: datetime,
-    priority: int | None = None,
-) -> None:
-    values: dict[str, Any] = {"name": name, "definition": definition, "updated_at": now}
-    if priority is not None:
-        values["priority"] = priority
-    conn.execute(schedules.update().where(schedules.c.id == sid).values(**values))
+def insert_schedule(conn: sa.Connection, schedule: Schedule, now: datetime,
+                    priority: int = 0) -> ScheduleRecord:
+    """Store a new schedule; :class:`ConflictError` if its name is taken (also when a
+    concurrent insert of the same name won)."""
+    rec = ScheduleRecord(uuid4(), schedule.name, schedule.to_dict(), now, now, priority)
+    try:
+        conn.execute(schedules.insert().values(
+            id=rec.id, name=rec.name, definition=rec.definition, created_at=now,
+            updated_at=now, priority=priority,
+        ))
+    except sa.exc.IntegrityError:
+        raise _taken(schedule.name) from None
     versions.bump(conn, versions.SCHEDULES)
+    return rec
+
+
+def update_schedule(conn: sa.Connection, rec: ScheduleRecord, schedule: Schedule,
+                    now: datetime, priority: int) -> ScheduleRecord:
+    """Replace ``rec``'s definition and priority; :class:`ConflictError` if the new
+    name is another schedule's."""
+    new = ScheduleRecord(rec.id, schedule.name, schedule.to_dict(), rec.created_at, now,
+                         priority)
+    try:
+        conn.execute(schedules.update().where(schedules.c.id == rec.id).values(
+            name=new.name, definition=new.definition, updated_at=now, priority=priority))
+    except sa.exc.IntegrityError:
+        raise _taken(schedule.name) from None
+    versions.bump(conn, versions.SCHEDULES)
+    return new
 
 
 def delete_schedule(conn: sa.Connection, sid: UUID) -> int:
@@ -92,20 +203,6 @@ def list_schedules(conn: sa.Connection) -> list[ScheduleRecord]:
 # --------------------------------------------------------------------------- assignments
 
 
-@dataclass(frozen=True)
-class AssignmentRecord:
-    id: UUID
-    schedule_id: UUID
-    kind: str  # instance | account | tag | selector
-    target: str
-    instance_id: UUID | None
-    account_id: UUID | None
-    tag_key: str | None
-    tag_value: str | None
-    created_at: datetime
-    selector: dict[str, Any] | None = None
-
-
 def _assignment(r: Any) -> AssignmentRecord:
     return AssignmentRecord(
         r.id, r.schedule_id, r.kind, r.target, r.instance_id, r.account_id, r.tag_key,
@@ -113,11 +210,24 @@ def _assignment(r: Any) -> AssignmentRecord:
     )
 
 
-def insert_assignment(conn: sa.Connection, **values: Any) -> UUID:
-    aid = uuid4()
-    conn.execute(schedule_assignments.insert().values(id=aid, **values))
+def insert_assignment(conn: sa.Connection, schedule: ScheduleRecord, target: Target,
+                      now: datetime) -> AssignmentRecord:
+    """Assign ``schedule`` to ``target``; :class:`ConflictError` if it already is (also
+    when a concurrent insert of the same assignment won)."""
+    rec = AssignmentRecord(uuid4(), schedule.id, target.kind, target.target,
+                           target.instance_id, target.account_id, target.tag_key,
+                           target.tag_value, now, target.selector)
+    try:
+        conn.execute(schedule_assignments.insert().values(
+            id=rec.id, schedule_id=rec.schedule_id, kind=rec.kind, target=rec.target,
+            instance_id=rec.instance_id, account_id=rec.account_id, tag_key=rec.tag_key,
+            tag_value=rec.tag_value, selector=rec.selector, created_at=now,
+        ))
+    except sa.exc.IntegrityError:
+        raise ConflictError(f"schedule {schedule.name!r} is already assigned to "
+                            f"{target.target}") from None
     versions.bump(conn, versions.SCHEDULES)
-    return aid
+    return rec
 
 
 def delete_assignment(conn: sa.Connection, schedule_id: UUID, target: str) -> int:
@@ -164,16 +274,6 @@ def rule_assignments(conn: sa.Connection) -> list[AssignmentRecord]:
 
 
 # --------------------------------------------------------------------------- overrides
-
-
-@dataclass(frozen=True)
-class OverrideRecord:
-    instance_id: UUID
-    state: str
-    until: datetime
-    reason: str
-    created_by: str
-    created_at: datetime
 
 
 def _override(r: Any) -> OverrideRecord:
@@ -376,16 +476,6 @@ def renew_claims(conn: sa.Connection, keys: list[ClaimKey], *, owner: str,
     return kept > 0
 
 
-@dataclass(frozen=True)
-class ClaimState:
-    """A claim as a dry run reads it: done, failed or in flight until ``lease_until``."""
-
-    status: str
-    result: str | None
-    owner: str
-    lease_until: datetime
-
-
 def claims_at(conn: sa.Connection, kinds: set[str], ats: set[datetime]
               ) -> dict[tuple[UUID, str, datetime], ClaimState]:
     """Every claim of ``kinds`` at any of ``ats``, whatever its status (read only)."""
@@ -464,15 +554,21 @@ class StopInterval:
     node_count: int
 
 
-def open_interval(conn: sa.Connection, **values: Any) -> None:
-    """Record that SnoozeQL stopped an instance (unless an interval is already open)."""
+def open_interval(conn: sa.Connection, instance: Instance, *, schedule_id: UUID | None,
+                  schedule_name: str | None, stopped_at: datetime) -> None:
+    """Record that SnoozeQL stopped ``instance`` at ``stopped_at``, at its cost then
+    (unless an interval is already open)."""
     c = stop_intervals.c
     exists = conn.execute(sa.select(c.id).where(
-        c.instance_id == values["instance_id"], c.started_at.is_(None)
+        c.instance_id == instance.id, c.started_at.is_(None)
     )).first()
     if exists:
         return
-    conn.execute(stop_intervals.insert().values(id=uuid4(), details={}, **values))
+    conn.execute(stop_intervals.insert().values(
+        id=uuid4(), details={}, instance_id=instance.id, instance_name=instance.name,
+        account_id=instance.account_id, schedule_id=schedule_id,
+        schedule_name=schedule_name, stopped_at=stopped_at,
+        hourly_cost_cents=instance.hourly_cost_cents, node_count=instance.node_count))
 
 
 def insert_intervals(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:

@@ -31,14 +31,15 @@ TABLE_MODULES: tuple[str, ...] = (
     "snoozeql.store.instances",
     "snoozeql.store.job_runs",
     "snoozeql.store.jobs",
+    "snoozeql.store.metrics",
     "snoozeql.store.prices",
+    "snoozeql.store.recommendations",
+    "snoozeql.store.schedules",
     "snoozeql.store.secrets",
+    "snoozeql.store.stacks",
     "snoozeql.store.sync_parts",
     "snoozeql.store.versions",
     "snoozeql.store.web_sessions",
-    "snoozeql.store.metric_tables",
-    "snoozeql.store.schedule_tables",
-    "snoozeql.store.stacks",
 )
 
 

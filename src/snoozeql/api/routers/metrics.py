@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 
 from snoozeql.api.deps import CtxDep, Operator, Viewer
 from snoozeql.api.schemas.metrics import (
     ActivityOut,
+    AppliedOut,
     BackfillIn,
     BackfillOut,
     HourOut,
     MetricsOut,
     PushOut,
+    RecommendationOut,
     RecommendationPageOut,
     SamplesIn,
     SeriesOut,
@@ -69,20 +69,18 @@ def backfill_metrics(body: BackfillIn, ctx: CtxDep, _: Operator) -> BackfillOut:
     an unknown account is a 404. The request waits for the read (seconds for a
     thousand databases)."""
     report = MetricsService(ctx).backfill(body.account, body.days)
-    return BackfillOut(**report.as_dict())
+    return BackfillOut.of(report)
 
 
 @router.get("/instances/{instance}/activity", response_model=ActivityOut)
 def get_activity(instance: str, ctx: CtxDep, _: Viewer) -> ActivityOut:
     """A 7 x 24 profile (rows Monday..Sunday, local hours) for a heatmap."""
     found, profile, hours = MetricsService(ctx).activity(instance)
-    return ActivityOut(
-        instance_id=str(found.id), instance_name=found.name, hours_observed=hours,
-        **profile.as_dict(),
-    )
+    return ActivityOut.of(found, profile, hours)
 
 
-@router.get("/recommendations", response_model=RecommendationPageOut)
+@router.get("/recommendations", response_model=RecommendationPageOut,
+            response_model_exclude_unset=True)
 def list_recommendations(
     ctx: CtxDep, _: Viewer,
     include_dismissed: bool = Query(False, description="also list dismissed ones"),
@@ -100,24 +98,27 @@ def list_recommendations(
         limit=limit, cursor=cursor, include_dismissed=include_dismissed,
         include_without=include_without)
     return RecommendationPageOut(
-        items=page.items, next_cursor=page.next_cursor,
+        items=[RecommendationOut.model_validate(i) for i in page.items],
+        next_cursor=page.next_cursor,
         without_recommendation=page.without_recommendation, dismissed=page.dismissed)
 
 
-@router.post("/recommendations/{rec_id}/dismiss")
+@router.post("/recommendations/{rec_id}/dismiss", response_model=RecommendationOut,
+             response_model_exclude_unset=True)
 def dismiss_recommendation(
     rec_id: str, ctx: CtxDep, key: Operator,
     reason: str | None = Query(None, max_length=255,
                                description="why it does not fit (kept in the audit trail)"),
-) -> dict[str, Any]:
+) -> RecommendationOut:
     """Hide a recommendation until the analysis recommends something different."""
-    return RecommendationService(ctx).dismiss(rec_id, actor=key.name, reason=reason)
+    return RecommendationOut.model_validate(
+        RecommendationService(ctx).dismiss(rec_id, actor=key.name, reason=reason))
 
 
-@router.post("/recommendations/{rec_id}/apply", status_code=201)
+@router.post("/recommendations/{rec_id}/apply", response_model=AppliedOut, status_code=201)
 def apply_recommendation(
     rec_id: str, ctx: CtxDep, key: Operator,
     name: str | None = Query(None, description="schedule name (default recommended-<instance>)"),
-) -> dict[str, Any]:
+) -> AppliedOut:
     """Create the recommended schedule and assign it to the instance."""
-    return RecommendationService(ctx).apply(rec_id, actor=key.name, name=name)
+    return AppliedOut.of(RecommendationService(ctx).apply(rec_id, actor=key.name, name=name))

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Response
 
 from snoozeql.api.deps import CtxDep, Viewer
+from snoozeql.api.schemas.savings import SavingsOut
 from snoozeql.domain.errors import ValidationError
 from snoozeql.services.savings import SavingsService
 
 router = APIRouter(prefix="/savings", tags=["savings"])
 
 
-@router.get("", response_model=dict[str, Any], responses={200: {
+@router.get("", response_model=SavingsOut, responses={200: {
     "description": "JSON, or CSV with format=csv",
     "content": {"text/csv": {"schema": {"type": "string"}}},
 }})
@@ -24,7 +23,7 @@ def savings(
     to: str | None = Query(None, description="ISO instant; default now"),
     group_by: str = Query("instance", description="instance, account or schedule"),
     format: str = Query("json", description="json, or csv for the stop intervals"),  # noqa: A002
-) -> dict[str, Any] | Response:
+) -> SavingsOut | Response:
     """Hours SnoozeQL kept databases stopped x hourly cost x nodes, grouped; and the
     projected monthly savings of every schedule. ``format=csv``: one row per stop
     interval in the window."""
@@ -34,4 +33,4 @@ def savings(
                         headers={"Content-Disposition": 'attachment; filename="savings.csv"'})
     if format != "json":
         raise ValidationError("format: use json or csv")
-    return svc.report(start=from_, end=to, group_by=group_by).to_json()
+    return SavingsOut.of(svc.report(start=from_, end=to, group_by=group_by))

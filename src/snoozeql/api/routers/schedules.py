@@ -100,7 +100,7 @@ def reconcile(
     """Run the reconciler once now (what the ``reconcile-schedules`` job does)."""
     from snoozeql.services.reconciler import Reconciler
 
-    return ReconcileOut.model_validate(Reconciler(ctx).run(dry_run=dry_run).to_json())
+    return ReconcileOut.of(Reconciler(ctx).run(dry_run=dry_run))
 
 
 @router.get("/{schedule}", response_model=ScheduleOut)
@@ -159,7 +159,7 @@ def evaluate_schedule(
 ) -> EvaluationOut:
     """The desired state at an instant (default now) and the next transition."""
     ev = ScheduleService(ctx).evaluate(schedule, body.at if body else None)
-    return EvaluationOut.model_validate(ev.to_json())
+    return EvaluationOut.of(ev)
 
 
 @router.get("/{schedule}/preview", response_model=PreviewOut)

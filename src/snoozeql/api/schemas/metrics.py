@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from snoozeql.domain.analysis import WEEKDAY_NAMES
+
+if TYPE_CHECKING:
+    from snoozeql.domain.analysis import ActivityProfile
+    from snoozeql.domain.types import Instance
+    from snoozeql.services.metrics import BackfillReport
+    from snoozeql.services.recommendations import AppliedRecommendation
 
 
 class SampleIn(BaseModel):
@@ -49,6 +58,13 @@ class BackfillOut(BaseModel):
     errors: list[str] = Field(description="per region or project; empty when all read")
     note: str | None = None
 
+    @classmethod
+    def of(cls, r: BackfillReport) -> BackfillOut:
+        return cls(account=r.account, provider=r.provider, days=r.days, start=r.start,
+                   end=r.end, instances=r.instances, api_calls=r.api_calls,
+                   samples=r.hours_read, hours_written=r.hours_written,
+                   errors=list(r.errors), note=r.note)
+
 
 class PushOut(BaseModel):
     accepted: int
@@ -90,15 +106,83 @@ class ActivityOut(BaseModel):
     hours: list[list[int]]
     samples: list[list[int]]
 
+    @classmethod
+    def of(cls, instance: Instance, profile: ActivityProfile, hours_observed: int
+           ) -> ActivityOut:
+        """Rows Monday..Sunday (``weekdays``), columns local hours."""
+        return cls(instance_id=str(instance.id), instance_name=instance.name,
+                   timezone=profile.timezone, hours_observed=hours_observed,
+                   weekdays=list(WEEKDAY_NAMES),
+                   connections=[list(r) for r in profile.connections],
+                   connections_max=[list(r) for r in profile.connections_max],
+                   cpu=[list(r) for r in profile.cpu], hours=[list(r) for r in profile.hours],
+                   samples=[list(r) for r in profile.samples])
 
-RecommendationOut = dict[str, Any]
+
+class SleepWindowOut(BaseModel):
+    weekdays: str = Field(examples=["mon-fri"])
+    begin: str = Field(examples=["19:30"])
+    end: str = Field(examples=["24:00"])
+
+
+class PeriodDraftOut(BaseModel):
+    begintime: str
+    endtime: str
+    weekdays: str
+
+
+class ScheduleDraftOut(BaseModel):
+    """The running periods a schedule applied from the recommendation gets."""
+
+    timezone: str
+    periods: list[PeriodDraftOut]
+
+
+class MarginsOut(BaseModel):
+    before: int
+    after: int
+
+
+class RecommendationOut(BaseModel):
+    """One instance's entry: a recommendation (``status`` open or dismissed), or, with
+    ``status`` none, why there is none (``code``, ``reason``). The fields of the other
+    kind are absent. Entries are kept as the analysis stored them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: UUID | None = Field(description="the recommendation's id (null: none)")
+    instance_id: UUID
+    instance_name: str
+    provider: str
+    engine: str
+    region: str | None
+    status: str = Field(description="open, dismissed, or none")
+    kind: str | None = Field(None, description="sleep or stop (null: none)")
+    code: str | None = Field(None, description="status none: why, as a code")
+    reason: str | None = Field(None, description="status none: why, in words")
+    advice: str | None = None
+    timezone: str | None = None
+    windows: list[SleepWindowOut] | None = None
+    spans: list[str] | None = None
+    schedule: ScheduleDraftOut | None = None
+    confidence: float | None = None
+    sleep_hours_per_week: float | None = None
+    monthly_savings_cents: int | None = None
+    monthly_savings: float | None = Field(None, description="US dollars (null: cost unknown)")
+    hours_observed: int | None = None
+    weeks_observed: int | None = None
+    margin_minutes: MarginsOut | None = None
+    coverage: float | None = None
+    background_connections: float | None = None
+    pattern_changed_on: str | None = None
+    notes: list[str] | None = None
 
 
 class RecommendationPageOut(BaseModel):
     """A page of recommendations (largest savings first). Instances without one are
     counted in ``without_recommendation`` and listed only with ``include_without``."""
 
-    items: list[dict[str, Any]] = Field(
+    items: list[RecommendationOut] = Field(
         description="recommendations (and, with include_without, instances without one "
                     "and the reason)")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
@@ -107,3 +191,19 @@ class RecommendationPageOut(BaseModel):
     dismissed: int = Field(description="dismissed recommendations (listed with "
                                        "include_dismissed)")
 
+
+class AppliedOut(BaseModel):
+    """The schedule made from a recommendation and assigned to its instance."""
+
+    recommendation_id: UUID
+    instance_id: UUID
+    instance_name: str
+    schedule_id: UUID
+    schedule_name: str
+    schedule: dict[str, Any] = Field(description="the schedule's definition (dict form)")
+
+    @classmethod
+    def of(cls, a: AppliedRecommendation) -> AppliedOut:
+        return cls(recommendation_id=a.recommendation_id, instance_id=a.instance_id,
+                   instance_name=a.instance_name, schedule_id=a.schedule_id,
+                   schedule_name=a.schedule_name, schedule=a.definition)

@@ -2,20 +2,31 @@
 
 A schedule travels as its dict form (``Schedule.to_dict()``), validated by the domain
 model so the API and the CLI refuse exactly the same things with the same messages.
+The answers are built here (``XOut.of``) from the services' views; the CLI's ``--json``
+prints the same models (``model_dump(exclude_unset=True)``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from snoozeql.api.openapi import exactly_one_of
-from snoozeql.domain.schedules import Segment
+from snoozeql.domain.schedules import Segment, Transition
 from snoozeql.domain.validation import MAX_NAME_CHARS
-from snoozeql.services.schedules import Assignment, ConflictView, MatchView, ScheduleView
+from snoozeql.services.schedules import (
+    Assignment,
+    ConflictView,
+    Evaluation,
+    MatchView,
+    ScheduleView,
+)
+
+if TYPE_CHECKING:  # the reconciler is imported when a run is asked for
+    from snoozeql.services.reconciler import ReconcileReport
 
 
 class ScheduleOut(BaseModel):
@@ -39,10 +50,13 @@ class ScheduleOut(BaseModel):
 
     @classmethod
     def of(cls, v: ScheduleView, conflicts: list[ConflictView] | None = None) -> ScheduleOut:
-        return cls(id=v.id, created_at=v.created_at, updated_at=v.updated_at,
-                   priority=v.priority, mode=v.schedule.mode, **v.schedule.to_dict(),
-                   conflicts=None if conflicts is None else [ConflictOut.of(c)
-                                                             for c in conflicts])
+        """The schedule; ``conflicts`` only when given (the CLI's JSON, dumped with
+        ``exclude_unset``, has neither them nor a periods schedule's cron fields)."""
+        out = cls(id=v.id, created_at=v.created_at, updated_at=v.updated_at,
+                  priority=v.priority, mode=v.schedule.mode, **v.schedule.to_dict())
+        if conflicts is not None:
+            out.conflicts = [ConflictOut.of(c) for c in conflicts]
+        return out
 
 
 class ConflictOut(BaseModel):
@@ -58,7 +72,10 @@ class ConflictOut(BaseModel):
 
     @classmethod
     def of(cls, c: ConflictView) -> ConflictOut:
-        return cls.model_validate(c.to_json())
+        return cls(schedule=c.schedule_name, other_schedule_id=c.other_id,
+                   other_schedule=c.other_name, first_conflict_at=c.first_at, state=c.state,
+                   other_state=c.other_state, instances=list(c.instances), winner=c.winner,
+                   rule=c.rule)
 
 
 class MatchedBy(BaseModel):
@@ -79,7 +96,12 @@ class MatchOut(BaseModel):
 
     @classmethod
     def of(cls, m: MatchView) -> MatchOut:
-        return cls.model_validate(m.to_json())
+        i = m.instance
+        return cls(instance_id=i.id, name=i.name, provider=i.provider.value,
+                   account=m.account_name, region=i.region, engine=i.engine,
+                   status=i.status.value,
+                   matched_by=[MatchedBy(kind=v.kind, target=v.target,
+                                         assignment_id=v.assignment_id) for v in m.via])
 
 
 class MatchesOut(BaseModel):
@@ -158,6 +180,12 @@ class TransitionOut(BaseModel):
     previous: str
     reason: str
 
+    @classmethod
+    def of(cls, t: Transition | None) -> TransitionOut | None:
+        if t is None:
+            return None
+        return cls(at=t.at, state=str(t.state), previous=str(t.previous), reason=t.reason)
+
 
 class EvaluationOut(BaseModel):
     at: datetime
@@ -166,6 +194,12 @@ class EvaluationOut(BaseModel):
     source: str
     next_transition: TransitionOut | None
     next_stop: TransitionOut | None
+
+    @classmethod
+    def of(cls, e: Evaluation) -> EvaluationOut:
+        return cls(at=e.at, state=str(e.decision.state), reason=e.decision.reason,
+                   source=e.decision.source, next_transition=TransitionOut.of(e.next),
+                   next_stop=TransitionOut.of(e.next_stop))
 
 
 class SegmentOut(BaseModel):
@@ -230,3 +264,11 @@ class ReconcileOut(BaseModel):
     dry_run: bool = Field(description="a preview: nothing was done or written")
     considered: int
     items: list[ReconcileItemOut]
+
+    @classmethod
+    def of(cls, r: ReconcileReport) -> ReconcileOut:
+        return cls(started_at=r.started_at, dry_run=r.dry_run, considered=r.considered,
+                   items=[ReconcileItemOut(
+                       instance_id=i.instance_id, instance_name=i.instance_name,
+                       action=i.action, result=i.result, reason=i.reason, error=i.error)
+                       for i in r.items])

@@ -61,10 +61,6 @@ class TextError:
     column: int
     offset: int
 
-    def to_json(self) -> dict[str, object]:
-        return {"message": self.message, "line": self.line, "column": self.column,
-                "offset": self.offset}
-
 
 @dataclass(frozen=True)
 class _Item:

@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -131,9 +130,8 @@ def savings_csv(request: Request, _: Viewer, range: str = "30d",  # noqa: A002
                       f"{d.cost_cents / 100:.2f}", f"{d.unpriced_hours:.3f}"])
     for group, rows in v.groups.items():
         for r in rows:
-            j: dict[str, Any] = r.to_json()
-            out.writerow([f"by_{group}", j["key"], j["name"], "", f"{j['stopped_hours']:.3f}",
-                          f"{j['saved_usd']:.2f}", "", "", f"{j['unpriced_hours']:.3f}"])
+            out.writerow([f"by_{group}", r.key, r.name, "", f"{r.stopped_hours:.3f}",
+                          f"{r.saved_cents / 100:.2f}", "", "", f"{r.unpriced_hours:.3f}"])
     name = f"snoozeql-savings-{v.start:%Y%m%d}-{v.end:%Y%m%d}.csv"
     return Response(buf.getvalue(), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import re
 import zoneinfo
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from snoozeql.api.schemas.schedules import MatchOut
 from snoozeql.domain.errors import SnoozeError, ValidationError
 from snoozeql.domain.schedules import Schedule, next_transition
 from snoozeql.domain.schedules.editing import (
@@ -287,7 +289,7 @@ def check_draft(data: dict[str, Any], now: datetime) -> dict[str, Any]:
             periods, err = parse_periods_text(str(data.get("periods_text") or ""))
             if err is not None:
                 return {"ok": False, "mode": mode, "field": "periods_text",
-                        "error": err.to_json()}
+                        "error": asdict(err)}
         out["periods"] = periods
         out["periods_text"] = format_periods_text(periods)
         grid, reason = grid_from_periods(periods)
@@ -336,7 +338,8 @@ async def selector_preview(request: Request, _: Viewer) -> Response:
     except ValidationError as exc:
         return JSONResponse({"ok": False, "error": selector_error(exc.message)})
     return JSONResponse({"ok": True, "count": count, "shown": len(shown),
-                         "instances": [m.to_json() for m in shown]})
+                         "instances": [MatchOut.of(m).model_dump(mode="json")
+                                       for m in shown]})
 
 
 # --------------------------------------------------------------------------- save

@@ -1,6 +1,6 @@
 """The packed copy of the hourly aggregates the fleet analysis reads: ``metric_days``,
 one row per (instance, UTC day) with the day's 24 hours of the five block columns as
-float64 bytes and the mask of hours with a row (``store/metric_tables.py``). Built here
+float64 bytes and the mask of hours with a row (``store/metrics.py``). Built here
 from the rows already stored; every write keeps it equal to them afterwards.
 
 Revision ID: 0022
