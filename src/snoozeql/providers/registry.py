@@ -18,8 +18,8 @@ from snoozeql.providers.base import Provider
 _IMPLEMENTATIONS: dict[ProviderKind, str] = {
     ProviderKind.AWS: "snoozeql.providers.aws:AwsProvider",
     ProviderKind.GCP: "snoozeql.providers.gcp:GcpProvider",
-    ProviderKind.LOCAL: "snoozeql.providers.local_provider:LocalProvider",
-    ProviderKind.DOCKER: "snoozeql.providers.local_provider:DockerProvider",
+    ProviderKind.LOCAL: "snoozeql.providers.local.provider:LocalProvider",
+    ProviderKind.DOCKER: "snoozeql.providers.local.provider:DockerProvider",
     ProviderKind.DEMO_AWS: "snoozeql.providers.demo:DemoAwsProvider",
     ProviderKind.DEMO_GCP: "snoozeql.providers.demo:DemoGcpProvider",
 }

@@ -258,7 +258,7 @@ class MetricsService:
     def local_collector(self) -> Any:
         holder = _collectors(self.ctx)
         if holder.local is None:
-            from snoozeql.providers.local_metrics import LocalMetricsCollector
+            from snoozeql.providers.local.metrics import LocalMetricsCollector
 
             holder.local = LocalMetricsCollector()
         return holder.local
@@ -405,7 +405,7 @@ class MetricsService:
         )
 
     def _collect_local(self, instances: list[Instance], now: datetime) -> AccountCollection:
-        from snoozeql.providers.local_metrics import LocalTarget
+        from snoozeql.providers.local.metrics import LocalTarget
         from snoozeql.services.local_databases import LocalDatabaseService
 
         svc = LocalDatabaseService(self.ctx, bind=False)
