@@ -176,6 +176,11 @@ class LocalEngine(Protocol):
     def looked_for(self) -> str:
         """Where :meth:`installed` looks, for the message when nothing is found."""
 
+    @property
+    def client_modules(self) -> tuple[str, ...]:
+        """The Python modules :meth:`probe` imports (the native runtime imports them
+        while the data directory is made, so the first probe does not wait for them)."""
+
     def require_client(self) -> None:
         """Refuse (``MissingExtra``) when the Python client this engine needs is missing."""
 
@@ -216,6 +221,7 @@ class EngineDefaults:
     engine: Engine
     stop_signal: signal.Signals = signal.SIGTERM
     notifies_ready: bool = False
+    client_modules: tuple[str, ...] = ()
 
     @property
     def info(self) -> EngineInfo:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ import pwd
 import shutil
 import signal
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -89,6 +91,12 @@ def _missing(info: EngineInfo, where: str) -> ActionRefused:
             "vendor's packages, or use --runtime docker"
         )
     return ActionRefused(f"{info.display_name} server binaries not found ({where}): {hint}")
+
+
+def _import_quietly(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        with contextlib.suppress(ImportError):  # the probe says what is missing
+            importlib.import_module(module)
 
 
 def installed_versions(engine: str) -> list[str]:
@@ -181,9 +189,16 @@ class NativeRuntime:
                 self._write_meta(layout, meta)
                 runner = SetupRunner(run_as, self._env(layout), layout.root, password)
                 log.info("initialising the data directory of %s", spec.name)
-                engine.initialise(
-                    NativeSetup(layout, bins, spec.port, password, run_as, self.durable, runner)
-                )
+                # The probe's client library is imported while this thread waits for
+                # initdb and the like, not after the server says it is ready.
+                warm = threading.Thread(target=_import_quietly, args=(engine.client_modules,),
+                                        name="import-client", daemon=True)
+                warm.start()
+                try:
+                    engine.initialise(NativeSetup(layout, bins, spec.port, password, run_as,
+                                                  self.durable, runner))
+                finally:
+                    warm.join()
                 log.info("starting %s %s on port %d", spec.engine.value, bins.version, spec.port)
                 ready = ReadySignal() if engine.notifies_ready else None
                 try:

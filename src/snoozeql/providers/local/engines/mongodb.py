@@ -61,6 +61,7 @@ def pymongo_available() -> bool:
 class MongoDB(EngineDefaults):
     engine = Engine.MONGODB
     looked_for = "looked for mongod"
+    client_modules = ("pymongo",)
 
     def require_client(self) -> None:
         require_pymongo("a MongoDB database")

@@ -89,6 +89,7 @@ class MariaDB(EngineDefaults):
     """One class for engines ``mysql`` and ``mariadb``: they differ on Docker only."""
 
     service_users = ("mysql", "nobody")
+    client_modules = ("pymysql",)
     looked_for = "looked for mariadbd or mysqld and mariadb-install-db"
 
     def __init__(self, engine: Engine) -> None:

@@ -56,6 +56,7 @@ class Postgres(EngineDefaults):
     stop_signal = signal.SIGINT
     # Debian's build sends READY=1 to NOTIFY_SOCKET once it accepts connections.
     notifies_ready = True
+    client_modules = ("psycopg",)
     root = Path("/usr/lib/postgresql")
     looked_for = "looked in /usr/lib/postgresql/<version>/bin"
 
