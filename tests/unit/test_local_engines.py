@@ -149,3 +149,15 @@ def test_installed_versions_match_per_engine() -> None:
     assert not engines.get("postgres").matches("15", "16.1")
     assert engines.get("redis").matches("7.2", "7.2.4") == version_matches("7.2", "7.2.4")
     assert not engines.get("mariadb").matches("10.11", "11.4.2")
+
+
+def test_only_the_local_and_docker_providers_have_a_runtime(tmp_path: Path) -> None:
+    from snoozeql.config import Settings
+    from snoozeql.providers.local.native import NativeRuntime
+    from snoozeql.providers.local.provider import LocalProvider, runtime_of
+
+    settings = Settings(data_dir=tmp_path)
+    runtime = NativeRuntime(settings)
+    assert runtime_of(LocalProvider(settings, runtime=runtime)) is runtime
+    with pytest.raises(ValidationError, match="runs no local databases"):
+        runtime_of(object())
