@@ -429,7 +429,7 @@ class LocalDatabaseService:
             status=InstanceStatus.UNKNOWN,
         )
         try:
-            state = self.runtime(instance.provider).status(
+            state: RuntimeState = self.runtime(instance.provider).status(
                 instance.provider_id, password
             )
         except NotFoundError:
