@@ -19,9 +19,9 @@ from snoozeql.config import Settings
 from snoozeql.domain.engines import CATALOGUE, Engine, LocalDatabaseSpec
 from snoozeql.domain.errors import ConflictError, NotFoundError, ProviderError, ValidationError
 from snoozeql.domain.types import InstanceStatus
-from snoozeql.providers import probes
-from snoozeql.providers.docker import DockerRuntime, container_create_kwargs
-from snoozeql.providers.local import free_port
+from snoozeql.providers.local import probes
+from snoozeql.providers.local.docker import DockerRuntime, container_create_kwargs
+from snoozeql.providers.local.ports import free_port, port_open
 from tests.support.local_servers import DockerEngine
 
 PASSWORD = "d0cker-pw"
@@ -135,7 +135,7 @@ def test_real_engine_lifecycle(docker_engine: DockerEngine, docker_runtime: Dock
     # Data lives in the volume across a stop and a start.
     assert _redis(port, "SET", "k", "kept") == "+OK\r\n"
     assert rt.stop("r1").status is InstanceStatus.STOPPED
-    assert not probes.port_open(port)
+    assert not port_open(port)
     assert rt.start("r1", PASSWORD).status is InstanceStatus.RUNNING
     assert _redis(port, "GET", "k") == "$4\r\nkept\r\n"
     assert rt.restart("r1", PASSWORD).status is InstanceStatus.RUNNING

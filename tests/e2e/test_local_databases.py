@@ -22,10 +22,10 @@ from snoozeql.domain.errors import (
     ValidationError,
 )
 from snoozeql.domain.types import InstanceStatus, ProviderKind
-from snoozeql.providers import local as local_module
-from snoozeql.providers import probes
-from snoozeql.providers.local import free_port
-from snoozeql.providers.local_provider import DockerProvider, LocalProvider
+from snoozeql.providers.local import probes
+from snoozeql.providers.local.engines import redis as redis_engine
+from snoozeql.providers.local.ports import free_port, port_open
+from snoozeql.providers.local.provider import DockerProvider, LocalProvider
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.context import Context
 from snoozeql.services.lifecycle import LifecycleService
@@ -90,7 +90,7 @@ def test_create_run_and_delete_a_real_database(local_ctx: Context, engine: str) 
     # Lifecycle through the generic service, each step in the action log.
     life = LifecycleService(local_ctx)
     assert life.act("db1", "stop", actor="tester").instance.status is InstanceStatus.STOPPED
-    assert not probes.port_open(port)
+    assert not port_open(port)
     assert svc.status("db1").state.status is InstanceStatus.STOPPED
     assert [x.status for x in svc.list_all()] == [InstanceStatus.STOPPED], "stopped ones are listed"
     assert life.act("db1", "start", actor="tester").instance.status is InstanceStatus.RUNNING
@@ -105,7 +105,7 @@ def test_create_run_and_delete_a_real_database(local_ctx: Context, engine: str) 
     data = Path(measured.location or "")
     assert data.is_dir()
     svc.delete("db1", actor="tester")
-    assert not data.exists() and not probes.port_open(port)
+    assert not data.exists() and not port_open(port)
     assert svc.list_all() == []
     with pytest.raises(NotFoundError):
         svc.status("db1")
@@ -216,12 +216,12 @@ def test_a_failed_create_leaves_nothing(
     local_ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real server that dies at start (a bad directive): no row, secret or data."""
-    real_argv = local_module._Redis.argv
+    real_argv = redis_engine.Redis.argv
 
     def broken_argv(self: Any, *args: Any) -> list[str]:
         return [*real_argv(self, *args), "--no-such-directive", "1"]
 
-    monkeypatch.setattr(local_module._Redis, "argv", broken_argv)
+    monkeypatch.setattr(redis_engine.Redis, "argv", broken_argv)
     svc = LocalDatabaseService(local_ctx)
     port = free_port()
     with pytest.raises(ProviderError, match="did not become ready") as info:
@@ -230,7 +230,7 @@ def test_a_failed_create_leaves_nothing(
     assert svc.list_all() == []
     assert _count(local_ctx, instance_table) == 0 and _count(local_ctx, secret_table) == 0
     assert not (local_ctx.settings.data_dir / "instances" / "bad").exists()
-    assert not probes.port_open(port)
+    assert not port_open(port)
     assert _actions(local_ctx, "bad") == [("create", "failed")]
 
     monkeypatch.undo()
@@ -295,7 +295,7 @@ def test_docker_runtime_through_the_service(
         assert measured.state.status is InstanceStatus.FAILED and measured.state.log_tail
 
         svc.delete("svc-dock", actor="t")
-        assert svc.list_all() == [] and not probes.port_open(port)
+        assert svc.list_all() == [] and not port_open(port)
         assert _actions(ctx, "svc-dock") == [
             ("create", "ok"), ("stop", "ok"), ("start", "ok"), ("restart", "ok"),
             ("delete", "ok")]

@@ -19,7 +19,8 @@ from snoozeql.api.app import create_app
 from snoozeql.domain.types import InstanceStatus
 from snoozeql.jobs.catalogue import catalogue
 from snoozeql.jobs.runner import JobRunner
-from snoozeql.providers import probes
+from snoozeql.providers.local import probes
+from snoozeql.providers.local.ports import port_open
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
 from snoozeql.store import instances as instance_store
@@ -71,7 +72,7 @@ def test_api_create_status_stop_start_delete(api: TestClient, local_ctx: Context
 
     r = api.post(f"{API}/cache/stop", headers=h(api, "operator"))
     assert r.status_code == 200 and r.json()["instance"]["status"] == "stopped"
-    assert not probes.port_open(port)
+    assert not port_open(port)
     assert api.get(f"{API}/cache/status", headers=h(api, "viewer")).json()["status"] == "stopped"
     r = api.post(f"{API}/cache/start", headers=h(api, "operator"))
     assert r.status_code == 200 and r.json()["instance"]["status"] == "running"
@@ -91,7 +92,7 @@ def test_api_create_status_stop_start_delete(api: TestClient, local_ctx: Context
     r = api.delete(f"{API}/{iid}", headers=h(api, "operator"))
     assert r.status_code == 204 and r.content == b""
     assert api.get(API, headers=h(api, "viewer")).json()["items"] == []
-    assert not probes.port_open(port)
+    assert not port_open(port)
     actions = api.get("/api/v1/actions", headers=h(api, "viewer")).json()
     assert sorted((a["action"], a["result"], a["actor"]) for a in actions) == sorted([
         ("create", "ok", "operator-key"), ("stop", "ok", "operator-key"),

@@ -13,8 +13,9 @@ import pytest
 from snoozeql.config import Settings
 from snoozeql.domain.engines import LocalDatabaseSpec
 from snoozeql.domain.types import InstanceStatus
-from snoozeql.providers import local as local_module
-from snoozeql.providers.local import NativeRuntime, free_port
+from snoozeql.providers.local import process
+from snoozeql.providers.local.native import NativeRuntime
+from snoozeql.providers.local.ports import free_port
 
 PASSWORD = "ready-pw"
 
@@ -25,14 +26,14 @@ def test_postgres_create_waits_for_the_servers_own_ready_signal(
 ) -> None:
     said: list[bool] = []
     sockets: list[Path] = []
-    wait = local_module._ReadySignal.wait
+    wait = process.ReadySignal.wait
 
     def spy(self: Any, timeout: float, alive: Any) -> bool:  # noqa: ANN401
         sockets.append(self.path)
         said.append(wait(self, timeout, alive))
         return said[-1]
 
-    monkeypatch.setattr(local_module._ReadySignal, "wait", spy)
+    monkeypatch.setattr(process.ReadySignal, "wait", spy)
     caplog.set_level(logging.INFO, logger="snoozeql.providers.local")
     port = free_port()
     state = native_runtime.create(
@@ -44,7 +45,7 @@ def test_postgres_create_waits_for_the_servers_own_ready_signal(
     with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=PASSWORD,
                          dbname="postgres") as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
-    steps = [r.getMessage() for r in caplog.records if r.name == "snoozeql.providers.local"]
+    steps = [r.getMessage() for r in caplog.records if r.name == "snoozeql.providers.local.native"]
     assert [s.split()[0] for s in steps] == ["initialising", "starting", "waiting"]
 
 
@@ -52,8 +53,8 @@ def test_a_server_that_never_says_ready_is_still_probed(
     native_runtime: NativeRuntime, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A build without systemd support sends nothing: the probe decides.
-    monkeypatch.setattr(local_module._ReadySignal, "env", lambda self: {})
-    monkeypatch.setattr(local_module._ReadySignal, "wait",
+    monkeypatch.setattr(process.ReadySignal, "env", lambda self: {})
+    monkeypatch.setattr(process.ReadySignal, "wait",
                         lambda self, timeout, alive: False)
     state = native_runtime.create(
         LocalDatabaseSpec.build(name="ready2", engine="postgres", port=free_port()), PASSWORD
@@ -66,13 +67,13 @@ def test_initdb_runs_without_fsync_even_for_durable_servers(
 ) -> None:
     runtime = NativeRuntime(Settings(data_dir=local_data_dir, secret_key=None), durable=True)
     seen: list[list[str]] = []
-    run = local_module._Runner.__call__
+    run = process.SetupRunner.__call__
 
     def spy(self: Any, argv: list[str], *a: Any, **kw: Any) -> None:  # noqa: ANN401
         seen.append(argv)
         run(self, argv, *a, **kw)
 
-    monkeypatch.setattr(local_module._Runner, "__call__", spy)
+    monkeypatch.setattr(process.SetupRunner, "__call__", spy)
     port = free_port()
     runtime.create(LocalDatabaseSpec.build(name="durable1", engine="postgres", port=port),
                    PASSWORD)

@@ -31,9 +31,10 @@ from snoozeql.domain.errors import (
     ValidationError,
 )
 from snoozeql.domain.types import InstanceStatus
-from snoozeql.providers import local as local_module
-from snoozeql.providers import probes
-from snoozeql.providers.local import NativeRuntime, free_port, installed_versions
+from snoozeql.providers.local import probes
+from snoozeql.providers.local.engines import postgres as postgres_engine
+from snoozeql.providers.local.native import NativeRuntime, installed_versions
+from snoozeql.providers.local.ports import free_port, port_open
 
 PASSWORD = "s3cret-'quote\"-pw"
 SERVER_USER = {"postgres": "postgres", "mariadb": "mysql", "redis": "redis"}
@@ -123,7 +124,7 @@ def test_full_lifecycle_of_a_real_server(native_runtime: NativeRuntime, engine: 
 
     stopped = rt.stop("db1")
     assert stopped.status is InstanceStatus.STOPPED
-    assert not probes.port_open(port)
+    assert not port_open(port)
     assert not probes.probe(engine, port, PASSWORD).reachable
 
     started = rt.start("db1", PASSWORD)
@@ -141,7 +142,7 @@ def test_full_lifecycle_of_a_real_server(native_runtime: NativeRuntime, engine: 
     assert root.is_dir()
     assert rt.delete("db1") is None
     assert not root.exists() and rt.names() == []
-    assert not probes.port_open(port)
+    assert not port_open(port)
     with pytest.raises(NotFoundError):
         rt.status("db1", PASSWORD)
 
@@ -176,7 +177,7 @@ def test_servers_outlive_the_process_that_created_them(native_runtime: NativeRun
 import sys
 from snoozeql.config import Settings
 from snoozeql.domain.engines import LocalDatabaseSpec
-from snoozeql.providers.local import NativeRuntime
+from snoozeql.providers.local.native import NativeRuntime
 rt = NativeRuntime(Settings(data_dir={str(native_runtime.settings.data_dir)!r}), durable=False)
 spec = LocalDatabaseSpec.build(name="cli1", engine="redis", port={port})
 print(rt.create(spec, sys.stdin.read()).status)
@@ -254,7 +255,7 @@ def test_a_missing_server_binary_names_the_debian_package(
     native_runtime: NativeRuntime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Point the PostgreSQL driver at an empty directory: as on a machine without it.
-    monkeypatch.setattr(local_module._Postgres, "root", tmp_path)
+    monkeypatch.setattr(postgres_engine.Postgres, "root", tmp_path)
     with pytest.raises(ActionRefused, match="apt-get install postgresql"):
         native_runtime.create(_spec("pg", "postgres"), PASSWORD)
     assert native_runtime.names() == []
@@ -283,12 +284,12 @@ def test_a_data_dir_the_server_user_cannot_enter_is_refused_clearly(tmp_path: Pa
 def test_a_server_that_dies_at_create_is_cleaned_up_with_its_log(
     native_runtime: NativeRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_argv = local_module._Postgres.argv
+    real_argv = postgres_engine.Postgres.argv
 
     def broken_argv(self: Any, *args: Any) -> list[str]:
         return [*real_argv(self, *args), "-c", "no_such_setting=1"]
 
-    monkeypatch.setattr(local_module._Postgres, "argv", broken_argv)
+    monkeypatch.setattr(postgres_engine.Postgres, "argv", broken_argv)
     with pytest.raises(ProviderError, match="did not become ready") as info:
         native_runtime.create(_spec("bad", "postgres"), PASSWORD)
     assert "no_such_setting" in info.value.message, "the log lines say why"
@@ -317,6 +318,6 @@ def test_delete_can_keep_the_data(native_runtime: NativeRuntime) -> None:
     assert _write_and_read("postgres", port, PASSWORD, "precious") == "precious"
     kept = rt.delete("pg", keep_data=True)
     assert kept is not None and (kept / "data" / "PG_VERSION").is_file()
-    assert rt.names() == [] and not probes.port_open(port)
+    assert rt.names() == [] and not port_open(port)
     # The name is free again.
     assert rt.create(_spec("pg", "postgres"), PASSWORD).status is InstanceStatus.RUNNING

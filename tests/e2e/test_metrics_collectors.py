@@ -21,9 +21,9 @@ from snoozeql.providers.aws.metrics import AwsMetricsCollector
 from snoozeql.providers.base import MetricTarget
 from snoozeql.providers.gcp import metrics as gcp_metrics
 from snoozeql.providers.gcp.metrics import GcpMetricsCollector
-from snoozeql.providers.local import free_port
-from snoozeql.providers.local_metrics import LocalMetricsCollector, LocalTarget
-from snoozeql.providers.probes import _read_line, _resp_command
+from snoozeql.providers.local.engines.redis import read_line, resp_command
+from snoozeql.providers.local.metrics import LocalMetricsCollector, LocalTarget
+from snoozeql.providers.local.ports import free_port
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.background_sync import wait_for_history
 from snoozeql.services.context import Context
@@ -276,8 +276,8 @@ def settings_for_gcp() -> Any:
 
 def _redis_client(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.sendall(_resp_command("AUTH", PASSWORD))
-    assert _read_line(sock, bytearray()).startswith("+")
+    sock.sendall(resp_command("AUTH", PASSWORD))
+    assert read_line(sock, bytearray()).startswith("+")
     return sock
 
 

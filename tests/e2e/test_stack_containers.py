@@ -24,13 +24,13 @@ from snoozeql.domain.errors import ConflictError, ProviderError
 from snoozeql.domain.stacks import Template, effective, to_compose
 from snoozeql.domain.stacks.overrides import parse_override
 from snoozeql.domain.types import InstanceStatus
-from snoozeql.providers.containers import (
+from snoozeql.providers.local.containers import (
     ContainerRuntime,
     ContainerSpec,
     create_kwargs,
     unit_problem,
 )
-from snoozeql.providers.local import free_port
+from snoozeql.providers.local.ports import free_port
 from snoozeql.services.context import Context
 from snoozeql.services.stacks import StackService
 from snoozeql.services.templates import TemplateService

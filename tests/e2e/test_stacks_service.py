@@ -274,7 +274,7 @@ def test_a_killed_process_is_failed_in_plan_and_apply_starts_it_again(
     import signal
     import time
 
-    from snoozeql.providers.local import NativeRuntime
+    from snoozeql.providers.local.native import NativeRuntime
 
     ctx.settings = ctx.settings.model_copy(update={"data_dir": local_data_dir})
     svc = StackService(ctx)

@@ -27,7 +27,7 @@ from botocore.config import Config
 
 from snoozeql.config import Settings
 from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
-from snoozeql.providers.local import NativeRuntime
+from snoozeql.providers.local.native import NativeRuntime
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import AUTH_CACHE_SECONDS, ApiKeyService
 from snoozeql.services.discovery import DiscoveryService

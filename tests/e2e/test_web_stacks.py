@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from snoozeql.config import Settings
-from snoozeql.providers.local import NativeRuntime
+from snoozeql.providers.local.native import NativeRuntime
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.stacks import StackService
 from snoozeql.services.templates import TemplateService

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from snoozeql.api.app import create_app
-from snoozeql.providers import probes
-from snoozeql.providers.local_metrics import LocalTarget, connections
+from snoozeql.providers.local import probes
+from snoozeql.providers.local.metrics import LocalTarget, connections
 from snoozeql.services.apikeys import ApiKeyService
 from tests.support.cli import CliHarness
 
@@ -56,7 +56,7 @@ def test_api_create_without_pymongo_is_409_naming_the_extra(ctx, no_pymongo: Non
 def test_probe_and_metrics_without_pymongo_name_the_extra(no_pymongo: None) -> None:
     result = probes.probe("mongodb", 1, "pw", timeout=0.5)
     assert not result.ok and "snoozeql[mongodb]" in (result.detail or "")
-    from snoozeql.providers.optional import MissingExtra
+    from snoozeql.providers.local.engines.mongodb import MissingExtra
 
     target = LocalTarget(key="m1", name="m1", engine="mongodb", port=1, password="pw")
     with pytest.raises(MissingExtra, match=r"snoozeql\[mongodb\]"):

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from snoozeql.config import Settings
-from snoozeql.providers.local import NativeRuntime
+from snoozeql.providers.local.native import NativeRuntime
 
 DEBIAN_SERVERS = {
     "postgres": ("/usr/lib/postgresql/*/bin/postgres", "postgresql"),

@@ -11,11 +11,8 @@ from snoozeql.domain.engines import (
     Engine,
     LocalDatabaseSpec,
     NativePasswordPlacement,
-    ProbeKind,
     Runtime,
     connection_url,
-    docker_command,
-    docker_environment,
     parse_engine,
     validate_name,
     validate_port,
@@ -46,39 +43,8 @@ def test_catalogue_covers_every_engine_with_its_facts() -> None:
     assert pg.native_password is NativePasswordPlacement.INITDB_PWFILE
     assert maria.native_password is NativePasswordPlacement.INIT_SQL
     assert redis.native_password is NativePasswordPlacement.CONFIG_REQUIREPASS
-    assert redis.probe is ProbeKind.REDIS_PING and pg.probe is ProbeKind.POSTGRES_SELECT_1
     for info in CATALOGUE.values():
         assert info.default_tag in info.supported_versions
-
-
-@pytest.mark.parametrize(
-    ("engine", "expected"),
-    [
-        (Engine.POSTGRES, {"POSTGRES_PASSWORD": "pw"}),
-        (Engine.MYSQL, {"MYSQL_ROOT_PASSWORD": "pw"}),
-        (Engine.MARIADB, {"MARIADB_ROOT_PASSWORD": "pw"}),
-        (
-            Engine.MONGODB,
-            {"MONGO_INITDB_ROOT_USERNAME": "root", "MONGO_INITDB_ROOT_PASSWORD": "pw"},
-        ),
-        (Engine.REDIS, {}),
-    ],
-)
-def test_docker_password_goes_where_the_official_image_reads_it(
-    engine: Engine, expected: dict[str, str]
-) -> None:
-    assert docker_environment(engine, "pw") == expected
-
-
-def test_redis_password_goes_on_the_command_line_and_every_server_binds_loopback() -> None:
-    cmd = docker_command(Engine.REDIS, 16379, "pw")
-    assert cmd[cmd.index("--requirepass") + 1] == "pw"
-    assert cmd[cmd.index("--port") + 1] == "16379"
-    assert "pw" not in docker_command(Engine.POSTGRES, 15432, "pw")
-    assert "listen_addresses=127.0.0.1" in docker_command(Engine.POSTGRES, 15432, "pw")
-    assert "--bind-address=127.0.0.1" in docker_command(Engine.MARIADB, 13306, "pw")
-    assert "--port=13306" in docker_command(Engine.MYSQL, 13306, "pw")
-    assert "127.0.0.1" in docker_command(Engine.MONGODB, 27018, "pw")
 
 
 @pytest.mark.parametrize("name", ["pg1", "a", "my-db-2", "x" * 63])

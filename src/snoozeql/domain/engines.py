@@ -1,9 +1,11 @@
 """The engine catalogue for local databases, and validation of what a user asks for.
 
-Every fact that differs between PostgreSQL, MySQL, MariaDB, Redis and MongoDB (default
-port, where the data lives in a container, where the password goes, which image and
-which Debian package, how readiness is probed) is written down here once, so the native
-and Docker runtimes stay free of per-engine ``if`` chains for these facts. Pure: no I/O.
+Every fact that differs between PostgreSQL, MySQL, MariaDB, Redis and MongoDB and that
+validation or the stacks need (default port, where the data lives in a container, which
+variables of the official image take the password, which image and which Debian
+package, the connection URL's form) is written down here once. Pure: no I/O. What an
+engine *does* (native setup, command lines, readiness probe, connection count) is its
+module's, ``providers/local/engines/<engine>.py``.
 """
 
 from __future__ import annotations
@@ -32,15 +34,6 @@ class Runtime(StrEnum):
     DOCKER = "docker"
 
 
-class ProbeKind(StrEnum):
-    """The protocol a readiness probe speaks (with the password)."""
-
-    POSTGRES_SELECT_1 = "postgres_select_1"
-    MYSQL_SELECT_1 = "mysql_select_1"
-    REDIS_PING = "redis_ping"
-    MONGODB_PING = "mongodb_ping"
-
-
 class NativePasswordPlacement(StrEnum):
     """Where the password goes when the engine runs from the machine's binaries."""
 
@@ -55,11 +48,10 @@ class EngineInfo:
     """Everything the runtimes need to know about one engine.
 
     ``docker_password_env`` lists the environment variables of the official image that
-    receive the password; ``docker_user_env`` (MongoDB only) the one that receives the
-    user name; ``docker_password_args`` is the command-line placement (Redis), where
-    ``{password}`` stands for the password. ``template_password_env`` names the
-    variable a stack template uses for the password of an image that reads none
-    (Redis: ``REDIS_PASSWORD``, handed to ``--requirepass`` by the template's command).
+    receive the password. ``template_password_env`` names the variable a stack template
+    uses for the password of an image that reads none (Redis: ``REDIS_PASSWORD``, handed
+    to ``--requirepass`` by the template's command). ``url_path`` follows the port in a
+    connection URL's ``/`` (a database, or MongoDB's ``?authSource=admin``).
     """
 
     engine: Engine
@@ -70,14 +62,11 @@ class EngineInfo:
     default_image: str
     default_tag: str
     supported_versions: tuple[str, ...]
-    probe: ProbeKind
     native_password: NativePasswordPlacement
     debian_package: str | None
     url_scheme: str
-    default_database: str | None
+    url_path: str
     docker_password_env: tuple[str, ...] = ()
-    docker_user_env: str | None = None
-    docker_password_args: tuple[str, ...] = ()
     aliases: tuple[str, ...] = field(default=())
     template_password_env: tuple[str, ...] = ()
 
@@ -92,11 +81,10 @@ CATALOGUE: dict[Engine, EngineInfo] = {
         default_image="postgres",
         default_tag="16",
         supported_versions=("12", "13", "14", "15", "16", "17"),
-        probe=ProbeKind.POSTGRES_SELECT_1,
         native_password=NativePasswordPlacement.INITDB_PWFILE,
         debian_package="postgresql",
         url_scheme="postgresql",
-        default_database="postgres",
+        url_path="postgres",
         docker_password_env=("POSTGRES_PASSWORD",),
         aliases=("postgresql", "pg"),
     ),
@@ -110,11 +98,10 @@ CATALOGUE: dict[Engine, EngineInfo] = {
         default_tag="8.4",
         # Natively, Debian ships MariaDB as mysqld: the installed version counts there.
         supported_versions=("5.7", "8.0", "8.4", "9"),
-        probe=ProbeKind.MYSQL_SELECT_1,
         native_password=NativePasswordPlacement.INIT_SQL,
         debian_package="mariadb-server",
         url_scheme="mysql",
-        default_database=None,
+        url_path="",
         docker_password_env=("MYSQL_ROOT_PASSWORD",),
     ),
     Engine.MARIADB: EngineInfo(
@@ -126,11 +113,10 @@ CATALOGUE: dict[Engine, EngineInfo] = {
         default_image="mariadb",
         default_tag="11.4",
         supported_versions=("10.5", "10.6", "10.11", "11.4", "11.8"),
-        probe=ProbeKind.MYSQL_SELECT_1,
         native_password=NativePasswordPlacement.INIT_SQL,
         debian_package="mariadb-server",
         url_scheme="mysql",
-        default_database=None,
+        url_path="",
         docker_password_env=("MARIADB_ROOT_PASSWORD",),
     ),
     Engine.REDIS: EngineInfo(
@@ -142,12 +128,10 @@ CATALOGUE: dict[Engine, EngineInfo] = {
         default_image="redis",
         default_tag="7.2",
         supported_versions=("6.2", "7.0", "7.2", "7.4"),
-        probe=ProbeKind.REDIS_PING,
         native_password=NativePasswordPlacement.CONFIG_REQUIREPASS,
         debian_package="redis-server",
         url_scheme="redis",
-        default_database="0",
-        docker_password_args=("--requirepass", "{password}"),
+        url_path="0",
         template_password_env=("REDIS_PASSWORD",),
     ),
     Engine.MONGODB: EngineInfo(
@@ -159,13 +143,11 @@ CATALOGUE: dict[Engine, EngineInfo] = {
         default_image="mongo",
         default_tag="7.0",
         supported_versions=("5.0", "6.0", "7.0", "8.0"),
-        probe=ProbeKind.MONGODB_PING,
         native_password=NativePasswordPlacement.CREATE_USER_COMMAND,
         debian_package=None,
         url_scheme="mongodb",
-        default_database="admin",
+        url_path="?authSource=admin",
         docker_password_env=("MONGO_INITDB_ROOT_PASSWORD",),
-        docker_user_env="MONGO_INITDB_ROOT_USERNAME",
         aliases=("mongo",),
     ),
 }
@@ -328,37 +310,6 @@ class LocalDatabaseSpec:
         )
 
 
-def docker_environment(engine: str | Engine, password: str) -> dict[str, str]:
-    """The environment that gives the official image its password (and user)."""
-    info = engine_info(engine)
-    env = {var: password for var in info.docker_password_env}
-    if info.docker_user_env:
-        env[info.docker_user_env] = info.default_user
-    return env
-
-
-def docker_command(engine: str | Engine, port: int, password: str) -> list[str]:
-    """Arguments for the official image's entrypoint: port, loopback bind, password.
-
-    Containers use host networking, so the server itself must listen on the wanted port
-    and on 127.0.0.1 only; each official entrypoint passes arguments that start with
-    ``-`` on to the server.
-    """
-    info = engine_info(engine)
-    eng = info.engine
-    args: list[str]
-    if eng is Engine.POSTGRES:
-        args = ["-c", "listen_addresses=127.0.0.1", "-p", str(port)]
-    elif eng in (Engine.MYSQL, Engine.MARIADB):
-        args = [f"--port={port}", "--bind-address=127.0.0.1"]
-    elif eng is Engine.REDIS:
-        args = ["--port", str(port), "--bind", "127.0.0.1"]
-    else:
-        args = ["--port", str(port), "--bind_ip", "127.0.0.1"]
-    args += [a.replace("{password}", password) for a in info.docker_password_args]
-    return args
-
-
 @dataclass(frozen=True)
 class RuntimeState:
     """A measured snapshot of one local database, as both runtimes report it.
@@ -395,7 +346,4 @@ def connection_url(engine: str | Engine, port: int, password: str, host: str = "
     """
     info = engine_info(engine)
     auth = f"{quote(info.default_user, safe='')}:{quote(password, safe='')}"
-    base = f"{info.url_scheme}://{auth}@{host}:{port}"
-    if info.engine is Engine.MONGODB:
-        return f"{base}/?authSource=admin"
-    return f"{base}/{info.default_database or ''}"
+    return f"{info.url_scheme}://{auth}@{host}:{port}/{info.url_path}"

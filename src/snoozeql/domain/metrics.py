@@ -28,11 +28,12 @@ from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, NamedTuple
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from snoozeql.domain.errors import ValidationError
+
+if TYPE_CHECKING:  # numpy is imported where blocks are made: most commands need none
+    import numpy as np
 
 __all__ = [
     "BLOCK_COLUMNS",
@@ -471,6 +472,8 @@ class SeriesBlock:
 
     @classmethod
     def empty(cls, start: datetime, hours: int, keys: Iterable[Any]) -> SeriesBlock:
+        import numpy as np
+
         ks = tuple(keys)
         values = np.full((len(BLOCK_COLUMNS), len(ks), hours), np.nan, dtype=np.float64)
         return cls(floor_hour(start), ks, values)

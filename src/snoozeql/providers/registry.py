@@ -30,7 +30,7 @@ from snoozeql.providers.base import (
     ProviderPlugin,
 )
 
-_LOCAL_METRICS = "snoozeql.providers.local_metrics:LocalMetricsCollector"
+_LOCAL_METRICS = "snoozeql.providers.local.metrics:LocalMetricsCollector"
 
 PLUGINS: dict[str, str | ProviderPlugin] = {
     "aws": "snoozeql.providers.aws:PLUGIN",
@@ -38,11 +38,11 @@ PLUGINS: dict[str, str | ProviderPlugin] = {
     "demo-aws": "snoozeql.providers.demo:AWS_PLUGIN",
     "demo-gcp": "snoozeql.providers.demo:GCP_PLUGIN",
     "local": ProviderPlugin(
-        name="local", driver="snoozeql.providers.local_provider:LocalProvider",
+        name="local", driver="snoozeql.providers.local.provider:LocalProvider",
         metrics=_LOCAL_METRICS, measured=Measured.ON_HOST, process_cpu=True,
     ),
     "docker": ProviderPlugin(
-        name="docker", driver="snoozeql.providers.local_provider:DockerProvider",
+        name="docker", driver="snoozeql.providers.local.provider:DockerProvider",
         metrics=_LOCAL_METRICS, measured=Measured.ON_HOST,
     ),
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 from snoozeql import __version__
 from snoozeql.config import Settings, default_data_dir
 from snoozeql.domain.errors import ConflictError
-from snoozeql.providers.docker_engine import DEFAULT_DOCKER_URL
+from snoozeql.providers.local.docker import DEFAULT_DOCKER_URL
 from snoozeql.services.context import Context
 from snoozeql.store import identity
 

@@ -31,7 +31,6 @@ from snoozeql.domain.engines import (
     LocalDatabaseSpec,
     Runtime,
     RuntimeState,
-    parse_engine,
     parse_runtime,
     validate_name,
     validate_port,
@@ -51,9 +50,10 @@ from snoozeql.domain.types import (
     ProviderKind,
 )
 from snoozeql.observability import log_action
-from snoozeql.providers.local import free_port, port_in_use
-from snoozeql.providers.local_provider import short_status
-from snoozeql.providers.optional import require_pymongo
+from snoozeql.providers.local import engines
+from snoozeql.providers.local.base import LocalRuntime
+from snoozeql.providers.local.ports import free_port, port_in_use
+from snoozeql.providers.local.provider import runtime_of, short_status
 from snoozeql.services.context import Context
 from snoozeql.services.datadir import check_local_dir
 from snoozeql.services.inventory import by_id_prefix
@@ -153,9 +153,9 @@ class LocalDatabaseService:
 
     # ------------------------------------------------------------------ lookups
 
-    def runtime(self, kind: ProviderKind) -> Any:
+    def runtime(self, kind: ProviderKind) -> LocalRuntime:
         """The NativeRuntime (``local``) or DockerRuntime (``docker``) of the provider."""
-        return self.ctx.providers.get(kind).runtime  # type: ignore[attr-defined]
+        return runtime_of(self.ctx.providers.get(kind))
 
     def list_all(self) -> list[Instance]:
         """Every local and Docker instance in the inventory, stopped ones included."""
@@ -211,10 +211,10 @@ class LocalDatabaseService:
         """Validate, pick a port and password, make the database, wait until it answers,
         then record it (row, encrypted password, ``create`` action) in one transaction."""
         validate_name(name)
-        parse_engine(engine)
+        engine_module = engines.get(engine)  # an unknown engine is refused here
         rt = parse_runtime(runtime)
-        if engine == "mongodb":  # its password and probe need the client: refuse up front
-            require_pymongo("a MongoDB database")
+        # An engine whose client is an optional extra (MongoDB) is refused up front.
+        engine_module.require_client()
         check_local_dir(self.ctx, claim=True)  # the data dir must be this store's
         if port is not None:
             validate_port(port)

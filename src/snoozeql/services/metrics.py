@@ -397,7 +397,7 @@ class MetricsService:
         )
 
     def _collect_local(self, instances: list[Instance], now: datetime) -> AccountCollection:
-        from snoozeql.providers.local_metrics import LocalTarget
+        from snoozeql.providers.local.metrics import LocalTarget
         from snoozeql.services.local_databases import LocalDatabaseService
 
         svc = LocalDatabaseService(self.ctx, bind=False)

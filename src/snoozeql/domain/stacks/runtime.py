@@ -2,7 +2,7 @@
 
 Pure values: :class:`DesiredUnit` (one enabled instance as a runtime object),
 :class:`LiveState` (its state measured now) and the :class:`StackRuntime` protocol the
-local runtimes (``providers/local_runtimes.py``) implement.
+local runtimes (``providers/local/runtimes.py``) implement.
 """
 
 from __future__ import annotations

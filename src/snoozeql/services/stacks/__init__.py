@@ -3,7 +3,7 @@
 Split by seam: ``stacks.py`` (stack CRUD, restore, delete preview), ``instances.py``
 (instance CRUD and overrides), ``apply.py`` (export, plan, apply, down, live state),
 ``base.py`` (shared base, constants, host-path rules) and ``views.py`` (what the service
-answers with). The runtime glue lives in ``providers/local_runtimes.py``; the runtime
+answers with). The runtime glue lives in ``providers/local/runtimes.py``; the runtime
 values and protocol in ``domain/stacks/runtime.py``. The public names are re-exported
 here, so ``from snoozeql.services.stacks import StackService`` keeps working.
 """

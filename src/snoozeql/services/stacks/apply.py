@@ -3,7 +3,7 @@
 ``plan`` compares the desired state (the stack's enabled instances) with what ``apply``
 last recorded; ``apply`` and ``down`` carry the plan out through a
 :class:`~snoozeql.domain.stacks.runtime.StackRuntime` (by default the local runtimes,
-``providers/local_runtimes.py``).
+``providers/local/runtimes.py``).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class ApplyOps(InstanceOps):
             host_problem = exc.message
         if svc.engine is None:
             # A plain image: the generic container runtime (Docker, host networking).
-            from snoozeql.providers import containers
+            from snoozeql.providers.local import containers
 
             problem = host_problem or containers.unit_problem(svc)
             runtime = None

@@ -96,7 +96,7 @@ def container_prefix(ctx: Context) -> str:
 def local_runtimes(ctx: Context) -> StackRuntime:
     """The default runtime: :class:`LocalRuntimes`, checking before native work that the
     local-database directory is this store's."""
-    from snoozeql.providers.local_runtimes import LocalRuntimes
+    from snoozeql.providers.local.runtimes import LocalRuntimes
 
     return LocalRuntimes(ctx.settings, lambda: check_local_dir(ctx, claim=True))
 

@@ -1,6 +1,6 @@
 """The generic container runtime: stack instances whose template has no ``engine``.
 
-A database template goes through the engine catalogue (native or Docker runtime); every
+A database template goes through the engine registry (native or Docker runtime); every
 other image (nginx, a web app, ...) runs here, as one Docker container per instance,
 written against docker-py with API version negotiation (``version="auto"``).
 
@@ -34,7 +34,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -48,11 +47,10 @@ from snoozeql.domain.stacks.compose import identity_labels
 from snoozeql.domain.stacks.entries import Healthcheck
 from snoozeql.domain.stacks.merge import EffectiveService
 from snoozeql.domain.types import InstanceStatus
-from snoozeql.providers import probes
-from snoozeql.providers.docker_engine import DockerEngine
+from snoozeql.providers.local.docker import DockerEngine
+from snoozeql.providers.local.ports import HOST, port_open, port_taken
 
 RUNTIME = "container"
-HOST = "127.0.0.1"
 MANAGED_LABEL = "snoozeql.managed"
 LOG_TAIL_LINES = 20
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)")
@@ -222,19 +220,6 @@ def create_kwargs(
     if hc is not None:
         kwargs["healthcheck"] = hc
     return kwargs
-
-
-def port_taken(port: int, protocol: str = "tcp") -> bool:
-    """True when something on this host holds the port (on any address)."""
-    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
-    with socket.socket(socket.AF_INET, kind) as sock:
-        if kind == socket.SOCK_STREAM:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return True
-    return protocol == "tcp" and probes.port_open(port, HOST, timeout=0.2)
 
 
 # ------------------------------------------------------------------------- runtime
@@ -469,7 +454,7 @@ class ContainerRuntime(DockerEngine):
                 raise ProviderError(
                     f"container {name} did not stay up: {state.detail}\nlast log lines:\n{tail}"
                 )
-            ports_open = all(probes.port_open(int(p), HOST, timeout=0.3) for p in ports)
+            ports_open = all(port_open(int(p), HOST, timeout=0.3) for p in ports)
             if ports_open and state.status is InstanceStatus.RUNNING:
                 return state
             if time.monotonic() >= deadline:

@@ -1,5 +1,10 @@
-"""The local runtimes a stack's apply and down go through (the engine catalogue's
+"""The local runtimes a stack's apply and down go through (the engine registry's
 native or Docker runtime, and the generic container runtime for plain images).
+
+:class:`LocalRuntimes` implements the stacks' protocol,
+:class:`~snoozeql.domain.stacks.runtime.StackRuntime` (one object, keyed by runtime
+name), on top of the database runtimes (:class:`~snoozeql.providers.local.base.LocalRuntime`)
+and the :class:`~snoozeql.providers.local.containers.ContainerRuntime`.
 
 ``check_native_dir`` is called before the native runtime is used: the service passes a
 check that the local-database directory belongs to this store.
@@ -8,48 +13,53 @@ check that the local-database directory belongs to this store.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
+from snoozeql.config import Settings
+from snoozeql.domain.engines import LocalDatabaseSpec, Runtime, parse_engine
 from snoozeql.domain.errors import ActionRefused, NotFoundError, SnoozeError
 from snoozeql.domain.stacks.runtime import DesiredUnit, LiveState
+from snoozeql.providers.local.base import LocalRuntime
+
+if TYPE_CHECKING:
+    from snoozeql.providers.local.containers import ContainerRuntime
 
 
 class LocalRuntimes:
-    """Database instances through the engine catalogue: natively when the engine's
+    """Database instances through the engine registry: natively when the engine's
     server binaries are installed, else as a Docker container of the official image.
 
     Plain images (templates without an ``engine``) run through the generic container
-    runtime (:mod:`snoozeql.providers.containers`, runtime ``"container"``): one Docker
-    container per instance, host networking only. ``choose(None)`` checks that a Docker
-    engine answers, so ``plan`` refuses such units up front when none does.
+    runtime (:mod:`snoozeql.providers.local.containers`, runtime ``"container"``): one
+    Docker container per instance, host networking only. ``choose(None)`` checks that a
+    Docker engine answers, so ``plan`` refuses such units up front when none does.
     """
 
-    def __init__(self, settings: Any, check_native_dir: Callable[[], None]) -> None:
+    def __init__(self, settings: Settings, check_native_dir: Callable[[], None]) -> None:
         try:
-            from snoozeql.providers import docker as docker_provider
-            from snoozeql.providers import local as local_provider
+            from snoozeql.providers.local import docker, native
         except ImportError as exc:  # pragma: no cover - depends on the build
             raise ActionRefused(
                 f"apply needs the local runtimes, which cannot be loaded here ({exc.name}); "
                 "export the stack and run it with Compose instead (snoozeql stacks export)"
             ) from None
-        self._local = local_provider
-        self._native = local_provider.NativeRuntime(settings)
-        self._docker_cls = docker_provider.DockerRuntime
-        self._docker: Any = None
-        self._containers: Any = None
+        self._installed_versions = native.installed_versions
+        self._native: LocalRuntime = native.NativeRuntime(settings)
+        self._docker_cls = docker.DockerRuntime
+        self._docker: LocalRuntime | None = None
+        self._containers: ContainerRuntime | None = None
         self._settings = settings
         self._check_native_dir = check_native_dir
 
-    def _generic(self) -> Any:
+    def _generic(self) -> ContainerRuntime:
         if self._containers is None:
-            from snoozeql.providers.containers import ContainerRuntime
+            from snoozeql.providers.local.containers import ContainerRuntime
 
             self._containers = ContainerRuntime(self._settings)
         return self._containers
 
-    def _rt(self, runtime: str) -> Any:
-        if runtime == "native":
+    def _rt(self, runtime: str) -> LocalRuntime:
+        if runtime == Runtime.NATIVE.value:
             self._check_native_dir()  # never another store's database files
             return self._native
         if self._docker is None:
@@ -58,28 +68,25 @@ class LocalRuntimes:
 
     def choose(self, engine: str | None) -> str | None:
         if engine is None:
-            from snoozeql.providers.containers import RUNTIME
+            from snoozeql.providers.local.containers import RUNTIME
 
             self._generic().check()  # ProviderError (a clear reason) when Docker is absent
             return RUNTIME
-        from snoozeql.domain.engines import parse_engine
-
-        eng = parse_engine(engine)
-        return "native" if self._local.installed_versions(eng) else "docker"
+        installed = self._installed_versions(parse_engine(engine))
+        return Runtime.NATIVE.value if installed else Runtime.DOCKER.value
 
     def up(self, unit: DesiredUnit, password: str) -> str:
-        from snoozeql.domain.engines import LocalDatabaseSpec
-        from snoozeql.providers import containers
+        from snoozeql.providers.local import containers
 
         if unit.runtime == containers.RUNTIME:
             cspec = containers.ContainerSpec(unit.runtime_name, unit.stack, unit.instance,
                                              unit.service)
             return str(self._generic().create(cspec).status.value)
         assert unit.engine and unit.runtime and unit.port
+        docker = unit.runtime == Runtime.DOCKER.value
         spec = LocalDatabaseSpec.build(
             name=unit.runtime_name, engine=unit.engine, port=unit.port, runtime=unit.runtime,
-            image=unit.image if unit.runtime == "docker" else None,
-            tag=unit.tag if unit.runtime == "docker" else None,
+            image=unit.image if docker else None, tag=unit.tag if docker else None,
         )
         state = self._rt(unit.runtime).create(spec, password)
         return str(state.status.value)

@@ -15,11 +15,10 @@ a lookup a start still works, but readiness is then only "the port is open".
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from snoozeql.config import Settings
 from snoozeql.domain.engines import RuntimeState
-from snoozeql.domain.errors import ActionRefused
+from snoozeql.domain.errors import ActionRefused, ValidationError
 from snoozeql.domain.types import (
     Account,
     ActionOutcome,
@@ -28,6 +27,7 @@ from snoozeql.domain.types import (
     ProviderKind,
     already_message,
 )
+from snoozeql.providers.local.base import LocalRuntime
 
 PasswordLookup = Callable[[Instance], str | None]
 
@@ -36,7 +36,7 @@ PasswordLookup = Callable[[Instance], str | None]
 DOCKER_READY_FACTOR = 2.0
 
 
-class _RuntimeProvider:
+class RuntimeProvider:
     """Start/stop/restart through a runtime (native or Docker), keyed on the name.
 
     The runtime is built on first use, so merely registering the provider (or a user
@@ -49,7 +49,7 @@ class _RuntimeProvider:
         self,
         settings: Settings,
         *,
-        runtime: Any = None,
+        runtime: LocalRuntime | None = None,
         password_lookup: PasswordLookup | None = None,
     ) -> None:
         self.settings = settings
@@ -60,7 +60,7 @@ class _RuntimeProvider:
         self.owner_check: Callable[[], None] | None = None
 
     @property
-    def runtime(self) -> Any:
+    def runtime(self) -> LocalRuntime:
         """The NativeRuntime or DockerRuntime doing the work."""
         if self.owner_check is not None:
             self.owner_check()
@@ -68,7 +68,7 @@ class _RuntimeProvider:
             self._runtime = self._build_runtime()
         return self._runtime
 
-    def _build_runtime(self) -> Any:
+    def _build_runtime(self) -> LocalRuntime:
         raise NotImplementedError
 
     def discover(self, account: Account) -> list[DiscoveredInstance]:
@@ -124,24 +124,24 @@ def _outcome(state: RuntimeState) -> ActionOutcome:
     )
 
 
-class LocalProvider(_RuntimeProvider):
+class LocalProvider(RuntimeProvider):
     """Databases run as server processes from the machine's own binaries."""
 
     kind = ProviderKind.LOCAL.value
 
-    def _build_runtime(self) -> Any:
-        from snoozeql.providers.local import NativeRuntime
+    def _build_runtime(self) -> LocalRuntime:
+        from snoozeql.providers.local.native import NativeRuntime
 
         return NativeRuntime(self.settings, ready_timeout=self.settings.local_ready_timeout)
 
 
-class DockerProvider(_RuntimeProvider):
+class DockerProvider(RuntimeProvider):
     """Databases run as containers of the engines' official images."""
 
     kind = ProviderKind.DOCKER.value
 
-    def _build_runtime(self) -> Any:
-        from snoozeql.providers.docker import DockerRuntime
+    def _build_runtime(self) -> LocalRuntime:
+        from snoozeql.providers.local.docker import DockerRuntime
 
         return DockerRuntime(
             self.settings,
@@ -149,4 +149,21 @@ class DockerProvider(_RuntimeProvider):
         )
 
 
-__all__ = ["DockerProvider", "LocalProvider", "PasswordLookup", "short_status"]
+def runtime_of(provider: object) -> LocalRuntime:
+    """The runtime behind the ``local`` or ``docker`` provider; any other provider has
+    none (a ValidationError)."""
+    if not isinstance(provider, RuntimeProvider):
+        raise ValidationError(
+            f"provider {getattr(provider, 'kind', provider)!r} runs no local databases"
+        )
+    return provider.runtime
+
+
+__all__ = [
+    "DockerProvider",
+    "LocalProvider",
+    "PasswordLookup",
+    "RuntimeProvider",
+    "runtime_of",
+    "short_status",
+]

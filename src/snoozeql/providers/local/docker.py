@@ -1,14 +1,18 @@
-"""The Docker runtime: local databases as containers of the engines' official images.
+"""Docker: the engine connection (:class:`DockerEngine`), shared with the generic
+container runtime of stacks (``containers.py``), and the Docker runtime of local
+databases (:class:`DockerRuntime`), containers of the engines' official images.
 
 Written against docker-py with API version negotiation (``version="auto"``), so it works
-with old and new engines alike. Every container SnoozeQL makes:
+with old and new engines alike. Every database container SnoozeQL makes:
 
 * is named ``snoozeql-<name>`` and carries ``snoozeql.*`` labels (engine, version, port),
   so the list of instances and their status are recomputed from the engine itself;
 * keeps its data in a named volume ``snoozeql-<name>-data``;
 * uses host networking and makes the server listen on 127.0.0.1 and the chosen port:
   SnoozeQL never creates a network (a bridge network would need iptables, and the test
-  engine runs with ``--bridge=none --iptables=false``).
+  engine runs with ``--bridge=none --iptables=false``);
+* gets its command line and environment (where the password goes) from the engine's
+  module (``engines/``).
 
 Docker cannot tell "stopped by the user" from "killed" (both are just "exited"), so the
 state the user asked for is kept in ``<data_dir>/docker/<name>.json``; a container that
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,18 +38,102 @@ from snoozeql.domain.engines import (
     Runtime,
     RuntimeState,
     connection_url,
-    docker_command,
-    docker_environment,
 )
 from snoozeql.domain.errors import ConflictError, NotFoundError, ProviderError, ValidationError
 from snoozeql.domain.types import InstanceStatus
-from snoozeql.providers import probes
-from snoozeql.providers.docker_engine import DockerEngine
-from snoozeql.providers.local import port_in_use
+from snoozeql.providers.local import engines, probes
+from snoozeql.providers.local.ports import HOST, port_in_use, port_open
 
-HOST = "127.0.0.1"
+DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 MANAGED_LABEL = "snoozeql.managed"
 LOG_TAIL_LINES = 20
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class DockerEngine:
+    """A lazily connected docker-py client, with engine errors made readable."""
+
+    #: What to tell the user when no engine answers (after "not reachable at URL; ").
+    unreachable_advice = "install/start Docker"
+
+    def __init__(self, settings: Settings, base_url: str | None = None) -> None:
+        self.settings = settings
+        self.base_url = (
+            base_url or getattr(settings, "docker_host", None) or os.environ.get("DOCKER_HOST")
+        )
+        self._client: Any = None
+
+    @property
+    def engine_url(self) -> str:
+        return self.base_url or DEFAULT_DOCKER_URL
+
+    def _unreachable(self) -> ProviderError:
+        return ProviderError(
+            f"Docker engine not reachable at {self.engine_url}; {self.unreachable_advice}"
+        )
+
+    @property
+    def client(self) -> Any:
+        """A connected docker-py client; ProviderError when no engine answers."""
+        if self._client is None:
+            import docker
+            import docker.errors
+            import requests
+
+            try:
+                if self.base_url:
+                    client = docker.DockerClient(base_url=self.base_url, version="auto", timeout=30)
+                else:
+                    client = docker.from_env(version="auto", timeout=30)
+                client.ping()
+            except (docker.errors.DockerException, requests.RequestException, OSError):
+                raise self._unreachable() from None
+            self._client = client
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _call(self, fn: Callable[..., Any]) -> Any:
+        """Run a docker-py call; engine errors become ProviderError (NotFound passes)."""
+        import docker.errors
+        import requests
+
+        try:
+            return fn()
+        except docker.errors.NotFound:
+            raise
+        except docker.errors.APIError as exc:
+            raise ProviderError(f"Docker engine refused: {exc.explanation or exc}") from None
+        except (docker.errors.DockerException, requests.RequestException):
+            raise self._unreachable() from None
+
+    def _ensure_image(self, ref: str) -> None:
+        """Pull ``ref`` unless the engine has it (no tag means ``latest``)."""
+        import docker.errors
+
+        try:
+            self._call(lambda: self.client.images.get(ref))
+            return
+        except docker.errors.NotFound:
+            pass
+        image, sep, tag = ref.rpartition(":")
+        if not sep or "/" in tag:  # no tag, or the colon was a registry's port
+            image, tag = ref, "latest"
+        try:
+            self.client.images.pull(image, tag=tag)
+        except docker.errors.DockerException as exc:
+            raise ProviderError(
+                f"image {ref} is not on this machine and could not be pulled: "
+                f"{getattr(exc, 'explanation', None) or exc}"
+            ) from None
+
+
+# --------------------------------------------------------------------------- databases
 
 
 def container_name(name: str) -> str:
@@ -75,21 +164,24 @@ def container_create_kwargs(spec: LocalDatabaseSpec, password: str) -> dict[str,
     """
     if spec.runtime is not Runtime.DOCKER or not spec.image or not spec.tag:
         raise ValidationError("a docker spec with an image and a tag is required")
-    info = CATALOGUE[spec.engine]
+    engine = engines.get(spec.engine)
     return {
         "image": f"{spec.image}:{spec.tag}",
         "name": container_name(spec.name),
-        "command": docker_command(spec.engine, spec.port, password),
-        "environment": docker_environment(spec.engine, password),
+        "command": engine.docker_command(spec.port, password),
+        "environment": engine.docker_environment(password),
         "labels": container_labels(spec),
         "network_mode": "host",
-        "volumes": {volume_name(spec.name): {"bind": info.container_data_path, "mode": "rw"}},
+        "volumes": {
+            volume_name(spec.name): {"bind": engine.info.container_data_path, "mode": "rw"}
+        },
         "restart_policy": {"Name": "no"},
     }
 
 
 class DockerRuntime(DockerEngine):
-    """Same operations as :class:`~snoozeql.providers.local.NativeRuntime`, on Docker."""
+    """Same operations as :class:`~snoozeql.providers.local.native.NativeRuntime`, on
+    Docker (both are :class:`~snoozeql.providers.local.base.LocalRuntime`)."""
 
     kind = Runtime.DOCKER
     unreachable_advice = "install/start Docker or use --runtime native"
@@ -218,7 +310,7 @@ class DockerRuntime(DockerEngine):
         port = int(labels["snoozeql.port"])
         state = container.attrs.get("State", {})
         running = state.get("Status") == "running"
-        is_open = probes.port_open(port, HOST, timeout=0.3)
+        is_open = port_open(port, HOST, timeout=0.3)
         base = RuntimeState(
             name=name,
             engine=engine,

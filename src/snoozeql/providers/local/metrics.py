@@ -2,12 +2,10 @@
 
 Why it looks the way it does:
 
-* Connections are what the engine says, asked with the instance's password: PostgreSQL
-  counts the ``client backend`` rows of ``pg_stat_activity`` (background workers are
-  not users) minus the collector's own backend; MySQL / MariaDB report
-  ``Threads_connected`` and Redis ``connected_clients`` (each minus our own
-  connection); MongoDB ``serverStatus().connections.current`` (minus ours; pymongo is
-  optional).
+* Connections are what the engine says, asked with the instance's password, minus the
+  collector's own connection: each engine's module (``engines/``) knows how to ask
+  (PostgreSQL's ``pg_stat_activity``, MySQL's ``Threads_connected``, Redis'
+  ``connected_clients``, MongoDB's ``serverStatus``).
 * CPU is read from ``/proc``: user + system ticks of the server process *and all its
   children* (a PostgreSQL backend is a child process), as a share of the machine's
   capacity (all CPUs = 100 %, as CloudWatch reports an instance). A rate needs two
@@ -24,7 +22,6 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +30,7 @@ from pathlib import Path
 
 from snoozeql.domain.metrics import CONNECTIONS, CPU, Sample
 from snoozeql.providers.base import CollectResult
-from snoozeql.providers.optional import require_pymongo
-from snoozeql.providers.probes import _read_line, _resp_command
+from snoozeql.providers.local import engines
 
 __all__ = ["LocalMetricsCollector", "LocalTarget", "connections", "process_tree_ticks"]
 
@@ -96,78 +92,9 @@ def process_tree_ticks(pid: int) -> tuple[int, int] | None:
 
 def connections(target: LocalTarget, timeout: float = 3.0) -> float:
     """Client connections the engine reports, not counting the one asking."""
-    from snoozeql.domain.engines import engine_info
-
-    user = target.user or engine_info(target.engine).default_user
-    password = target.password or ""
-    if target.engine == "postgres":
-        import psycopg
-
-        with psycopg.connect(
-            host=target.host, port=target.port, user=user, password=password,
-            dbname="postgres", connect_timeout=max(1, int(timeout)), autocommit=True,
-        ) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-            ).fetchone()
-        return float(row[0] if row else 0)
-    if target.engine in ("mysql", "mariadb"):
-        import pymysql
-
-        conn = pymysql.connect(
-            host=target.host, port=target.port, user=user, password=password,
-            connect_timeout=timeout, read_timeout=timeout,
-        )
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
-                row = cur.fetchone()
-        finally:
-            conn.close()
-        return max(0.0, float(row[1]) - 1) if row else 0.0
-    if target.engine == "redis":
-        return max(0.0, _redis_clients(target.host, target.port, password, timeout) - 1)
-    if target.engine == "mongodb":
-        require_pymongo("counting MongoDB connections")
-        import pymongo
-
-        client: pymongo.MongoClient = pymongo.MongoClient(
-            host=target.host, port=target.port, username=user, password=password,
-            authSource="admin", serverSelectionTimeoutMS=int(timeout * 1000),
-            directConnection=True,
-        )
-        try:
-            status = client.admin.command("serverStatus")
-        finally:
-            client.close()
-        return max(0.0, float(status["connections"]["current"]) - 1)
-    raise ValueError(f"no connection count for engine {target.engine!r}")
-
-
-def _redis_clients(host: str, port: int, password: str, timeout: float) -> float:
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        buf = bytearray()
-        if password:
-            sock.sendall(_resp_command("AUTH", password))
-            reply = _read_line(sock, buf)
-            if not reply.startswith("+"):
-                raise PermissionError("Redis refused the password")
-        sock.sendall(_resp_command("INFO", "clients"))
-        head = _read_line(sock, buf)
-        if not head.startswith("$"):
-            raise ConnectionError(f"INFO answered {head[:80]!r}")
-        size = int(head[1:])
-        while len(buf) < size:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ConnectionResetError("the server closed the connection")
-            buf.extend(chunk)
-    for line in bytes(buf[:size]).decode("utf-8", "replace").splitlines():
-        if line.startswith("connected_clients:"):
-            return float(line.split(":", 1)[1])
-    raise ConnectionError("INFO clients has no connected_clients")
+    engine = engines.get(target.engine)
+    user = target.user or engine.info.default_user
+    return engine.connections(target.host, target.port, user, target.password or "", timeout)
 
 
 class LocalMetricsCollector:
