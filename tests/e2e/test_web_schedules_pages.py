@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from snoozeql.api.app import create_app
 from snoozeql.domain.analysis import AnalysisEntry
+from snoozeql.domain.schedules.model import period_document
 from snoozeql.domain.types import InstanceStatus
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
@@ -115,7 +116,7 @@ def test_refused_saves_show_the_error_and_write_nothing(client: TestClient, ctx:
                                              "override_status": ""}, follow_redirects=False)
     assert r.status_code == 303
     saved = ScheduleService(ctx).get("s1").schedule
-    assert [p.to_dict() for p in saved.periods] == [
+    assert [period_document(p) for p in saved.periods] == [
         {"begintime": "00:00", "endtime": "24:00", "weekdays": "mon"}]
     # "always stopped" with no period is a schedule too
     r = client.post("/schedules/save", data={**base, "name": "s2", "mode": "grid",

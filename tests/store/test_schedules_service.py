@@ -12,6 +12,7 @@ import pytest
 from snoozeql.api.schemas.savings import SavingsOut
 from snoozeql.api.schemas.schedules import EvaluationOut
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
+from snoozeql.domain.schedules.model import schedule_document
 from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
@@ -50,7 +51,7 @@ def test_crud_and_refusals(sctx) -> None:  # noqa: ANN001
     svc = ScheduleService(sctx)
     view = svc.create(OFFICE)
     assert svc.get("office").id == view.id == svc.get(str(view.id)).id
-    assert svc.get("office").schedule.to_dict()["periods"] == OFFICE["periods"]
+    assert schedule_document(svc.get("office").schedule)["periods"] == OFFICE["periods"]
     with pytest.raises(ConflictError, match="already exists"):
         svc.create(OFFICE)
     with pytest.raises(ValidationError, match=r"periods\[0\].weekdays: 'mon-fry'"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,8 @@ from snoozeql.domain.metrics import (
     HourlySeries,
     SeriesBlock,
 )
+from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
+from snoozeql.services.recommendations import entry_body
 from tests.synthetic_traces import (
     KINDS,
     MESSY_KINDS,
@@ -236,10 +239,7 @@ def test_idle_for_good_gets_a_stop_recommendation() -> None:
     assert r.windows == (SleepWindow((0, 1, 2, 3, 4, 5, 6), "00:00", "24:00"),)
     # 168 h x 365.25 / 12 / 7 = 730.5 h a month, x 12.5 cents x 3 nodes
     assert r.monthly_savings_cents == Decimal("27394")
-    body = r.as_dict()
-    assert body["kind"] == "always_idle"
-    # no "mon 00:00 -> mon 00:00" span: an always-idle database has no sleep span
-    assert body["spans"] == [] and "mon 00:00 -> mon 00:00" not in str(body)
+    assert r.kind.value == "always_idle"
     assert r.sleeps_at(datetime(2026, 1, 28, 15, tzinfo=UTC))
 
 
@@ -249,7 +249,7 @@ def test_fewer_than_24_hours_of_data_gets_no_recommendation() -> None:
     assert isinstance(r, NoRecommendation)
     assert r.code is NoRecommendationReason.NOT_ENOUGH_DATA
     assert "20 hours" in r.reason and "at least 24" in r.reason
-    assert r.as_dict()["code"] == "not_enough_data"
+    assert r.code.value == "not_enough_data"
     # configurable: 30 hours pass the default bar (and then lack weeks), not a 48-hour one
     aggs = build(lambda d: None, skip=lambda i: i < 336 - 30)
     r24 = run(aggs)
@@ -373,7 +373,6 @@ def test_confidence_falls_as_idle_hours_come_close_to_busy() -> None:
 def test_savings_are_null_without_a_cost() -> None:
     r = rec_of(run(build(office())))
     assert r.monthly_savings_cents is None
-    assert r.as_dict()["monthly_savings_cents"] is None
     assert monthly_savings_cents(60 * 168, Decimal("10"), 1) == Decimal(7305)
 
 
@@ -525,7 +524,7 @@ def test_a_database_gone_quiet_says_the_pattern_changed_and_keeps_its_windows() 
     r = rec_of(run(build(lambda d: None if d >= quiet_from else office()(d))))
     assert r.pattern_changed_on == (MONDAY + timedelta(days=11)).date()
     assert any(n.startswith(f"pattern changed on {r.pattern_changed_on}") for n in r.notes)
-    assert r.as_dict()["pattern_changed_on"] == "2026-01-23"
+    assert r.pattern_changed_on.isoformat() == "2026-01-23"
     assert not r.sleeps_at(datetime(2026, 1, 26, 10, tzinfo=UTC))  # office hours kept
 
 
@@ -718,3 +717,46 @@ def test_a_block_for_another_lookback_is_refused() -> None:
     block = SeriesBlock.empty(MONDAY, 24, ["a"])
     with pytest.raises(ValidationError, match="block: covers 24 hours"):
         BlockAnalysis(block, DEFAULTS, MONDAY + timedelta(days=14))
+
+
+# -- the listing entry (services/recommendations.entry_body) ---------------------------
+
+
+def _instance() -> Instance:
+    return Instance(
+        id=uuid.UUID("6f1c2a7e-0000-4000-8000-0000000000aa"), account_id=None,
+        provider=ProviderKind.AWS, provider_id="arn:aws:rds:us-east-1:1:db:pg",
+        kind=InstanceKind.INSTANCE, name="pg", engine="postgres", engine_version="16",
+        instance_class="db.t3.micro", region="us-east-1", status=InstanceStatus.RUNNING,
+        raw_status="available", tags={}, endpoint_host=None, endpoint_port=None,
+        multi_az=False, node_count=1, cluster_provider_id=None, hourly_cost_cents=None,
+        first_seen_at=MONDAY, last_seen_at=MONDAY, missing_since=None,
+    )
+
+
+def test_an_always_idle_entry_has_no_sleep_span() -> None:
+    r = rec_of(run(build(lambda d: None), cost=Decimal("12.5"), nodes=3))
+    body = entry_body(_instance(), r, None)
+    assert body["status"] == "open" and body["kind"] == "always_idle"
+    # no "mon 00:00 -> mon 00:00" span: an always-idle database has no sleep span
+    assert body["spans"] == [] and "mon 00:00 -> mon 00:00" not in str(body)
+    assert body["windows"] == [{"weekdays": "mon-sun", "begin": "00:00", "end": "24:00"}]
+    assert body["monthly_savings_cents"] == 27394 and body["monthly_savings"] == 273.94
+
+
+def test_an_office_entry_reads_as_its_recommendation() -> None:
+    r = rec_of(run(build(office())))
+    body = entry_body(_instance(), r, None)
+    assert body["monthly_savings_cents"] is None and body["monthly_savings"] is None
+    assert body["schedule"] == {"timezone": "UTC", "periods": r.to_schedule_periods()}
+    assert body["margin_minutes"] == {"before": r.margins[0], "after": r.margins[1]}
+    assert body["spans"] == [sp.describe() for sp in r.spans] and body["spans"]
+    assert body["pattern_changed_on"] is None and body["notes"] == list(r.notes)
+
+
+def test_an_entry_without_a_recommendation_says_why() -> None:
+    r = run(build(lambda d: None, skip=lambda i: i < 336 - 20))
+    assert isinstance(r, NoRecommendation)
+    body = entry_body(_instance(), r, None)
+    assert (body["status"], body["kind"], body["code"]) == ("none", None, "not_enough_data")
+    assert body["reason"] == r.reason and body["hours_observed"] == 20

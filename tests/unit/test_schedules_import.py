@@ -19,13 +19,14 @@ from snoozeql.domain.schedules import (
     next_transition,
     preview,
 )
+from snoozeql.domain.schedules.model import period_document, schedule_document
 
 R, S, A = DesiredState.RUNNING, DesiredState.STOPPED, DesiredState.ANY
 WEEKDAYS = (0, 1, 2, 3, 4)
 
 
 def periods(schedule: Schedule) -> list[dict]:
-    return [p.to_dict() for p in schedule.periods]
+    return [period_document(p) for p in schedule.periods]
 
 
 # --------------------------------------------------------------------------- Custodian parsing
@@ -84,7 +85,7 @@ def test_custodian_tags(tag: str, zone: str, expected: list[dict]) -> None:
     schedule = import_custodian(tag, name="imported")
     assert schedule.timezone == zone
     assert periods(schedule) == expected
-    assert Schedule.from_dict(schedule.to_dict()) == schedule
+    assert Schedule.from_dict(schedule_document(schedule)) == schedule
 
 
 def test_custodian_policy_defaults() -> None:
@@ -220,7 +221,7 @@ def test_custodian_repeated_start_at_midnight_is_a_transition() -> None:
         (datetime(2026, 3, 4, 0, 0), R), (datetime(2026, 3, 5, 0, 0), R),
         (datetime(2026, 3, 6, 0, 0), R), (datetime(2026, 3, 7, 3, 0), S),
     ]
-    assert Schedule.from_dict(schedule.to_dict()) == schedule
+    assert Schedule.from_dict(schedule_document(schedule)) == schedule
     # The same at hour 1 (an "any" stretch before the start) keeps working.
     one = import_custodian("off=(S,3);on=(M-F,1)", name="x")
     t = next_transition(one, datetime(2026, 3, 2, 23, 30, tzinfo=ny), into={"running"})

@@ -15,6 +15,7 @@ from snoozeql.domain.selectors import (
     MAX_DEPTH,
     MAX_RULES,
     parse_selector,
+    selector_document,
     selector_from_filters,
 )
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
@@ -154,7 +155,7 @@ def test_depth_and_size_limits_are_clear() -> None:
     parse_selector({"any": [{"name": f"n{i}"} for i in range(MAX_RULES - 1)]})
 
 
-def test_to_dict_round_trips_and_describe_reads() -> None:
+def test_the_document_round_trips_and_describe_reads() -> None:
     raw = {"all": [
         {"provider": "aws"},
         {"any": [{"name": "stg-.*"}, {"tag": {"key": "env", "value": "dev|stg"}},
@@ -162,13 +163,13 @@ def test_to_dict_round_trips_and_describe_reads() -> None:
         {"region": ["us-east-1", "eu-west-1"]},
     ]}
     sel = parse_selector(raw)
-    assert sel.to_dict() == raw
-    assert parse_selector(sel.to_dict()) == sel
+    assert selector_document(sel) == raw
+    assert parse_selector(selector_document(sel)) == sel
     assert sel.describe() == (
         "provider = aws AND (name ~ /stg-.*/ OR tag env ~ /dev|stg/ OR no tag /owner.*/) "
         "AND region in (us-east-1, eu-west-1)"
     )
-    assert parse_selector({"tag": {"key": "team"}}).to_dict() == {
+    assert selector_document(parse_selector({"tag": {"key": "team"}})) == {
         "tag": {"key": "team", "exists": True}}
 
 
@@ -186,7 +187,7 @@ def test_from_filters_builds_an_and_selector() -> None:
     sel = selector_from_filters(provider="aws", tags=["env=dev|stg", "team"], name="stg-.*",
                                 region="us-east-1")
     assert sel is not None
-    assert sel.to_dict() == {"all": [
+    assert selector_document(sel) == {"all": [
         {"provider": "aws"}, {"region": "us-east-1"}, {"name": "stg-.*"},
         {"tag": {"key": "env", "value": "dev|stg"}}, {"tag": {"key": "team", "exists": True}},
     ]}

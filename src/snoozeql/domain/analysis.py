@@ -261,9 +261,6 @@ class SleepWindow:
     begin: str
     end: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"weekdays": format_weekdays(self.weekdays), "begin": self.begin, "end": self.end}
-
 
 class RecommendationKind(StrEnum):
     SLEEP = "sleep"
@@ -390,33 +387,6 @@ class Recommendation:
             for ds, a, b in _group(running)
         ]
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able form for the API and the store (an always-idle one has no spans)."""
-        return {
-            "kind": self.kind.value,
-            "timezone": self.timezone,
-            "windows": [w.as_dict() for w in self.windows],
-            "spans": (
-                [] if self.kind is RecommendationKind.STOP
-                else [sp.describe() for sp in self.spans]
-            ),
-            "running_periods": self.to_schedule_periods(),
-            "confidence": self.confidence,
-            "sleep_hours_per_week": round(self.sleep_hours_per_week, 2),
-            "monthly_savings_cents": (
-                None if self.monthly_savings_cents is None else str(self.monthly_savings_cents)
-            ),
-            "hours_observed": self.hours_observed,
-            "weeks_observed": self.weeks_observed,
-            "margin_minutes": {"before": self.margins[0], "after": self.margins[1]},
-            "coverage": round(self.coverage, 3),
-            "background_connections": self.background_connections,
-            "pattern_changed_on": (
-                None if self.pattern_changed_on is None else self.pattern_changed_on.isoformat()
-            ),
-            "notes": list(self.notes),
-        }
-
 
 @dataclass(frozen=True)
 class NoRecommendation:
@@ -427,17 +397,6 @@ class NoRecommendation:
     hours_observed: int
     pattern_changed_on: date | None = None
     notes: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code.value,
-            "reason": self.reason,
-            "hours_observed": self.hours_observed,
-            "pattern_changed_on": (
-                None if self.pattern_changed_on is None else self.pattern_changed_on.isoformat()
-            ),
-            "notes": list(self.notes),
-        }
 
 
 @dataclass(frozen=True)

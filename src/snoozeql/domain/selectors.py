@@ -63,9 +63,6 @@ class Rule(ABC):
     def matches(self, instance: Instance, account_name: str | None) -> bool: ...
 
     @abstractmethod
-    def to_dict(self) -> dict[str, Any]: ...
-
-    @abstractmethod
     def describe(self) -> str: ...
 
     def walk(self) -> Iterator[Rule]:
@@ -78,9 +75,6 @@ class AllOf(Rule):
 
     def matches(self, instance: Instance, account_name: str | None) -> bool:
         return all(r.matches(instance, account_name) for r in self.rules)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"all": [r.to_dict() for r in self.rules]}
 
     def describe(self) -> str:
         return " AND ".join(_wrap(r) for r in self.rules)
@@ -97,9 +91,6 @@ class AnyOf(Rule):
 
     def matches(self, instance: Instance, account_name: str | None) -> bool:
         return any(r.matches(instance, account_name) for r in self.rules)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"any": [r.to_dict() for r in self.rules]}
 
     def describe(self) -> str:
         return " OR ".join(_wrap(r) for r in self.rules)
@@ -123,9 +114,6 @@ class NameRule(Rule):
 
     def matches(self, instance: Instance, account_name: str | None) -> bool:
         return self.pattern.fullmatch(instance.name) is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.pattern.pattern}
 
     def describe(self) -> str:
         return f"name ~ /{self.pattern.pattern}/"
@@ -151,17 +139,6 @@ class TagRule(Rule):
         if self.value is not None:
             return any(self.value.fullmatch(v) is not None for v in values)
         return bool(values) == self.exists
-
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = (
-            {"key": self.key} if self.key is not None
-            else {"key_regex": self.key_pattern.pattern}  # type: ignore[union-attr]
-        )
-        if self.value is not None:
-            body["value"] = self.value.pattern
-        else:
-            body["exists"] = self.exists
-        return {"tag": body}
 
     def describe(self) -> str:
         key = self.key if self.key is not None else f"/{self.key_pattern.pattern}/"  # type: ignore[union-attr]
@@ -189,9 +166,6 @@ class FieldRule(Rule):
             return False
         return account_name in self.values or str(instance.account_id) in self.values
 
-    def to_dict(self) -> dict[str, Any]:
-        return {self.field: self.values[0] if len(self.values) == 1 else list(self.values)}
-
     def describe(self) -> str:
         if len(self.values) == 1:
             return f"{self.field} = {self.values[0]}"
@@ -216,10 +190,6 @@ class Selector:
             i for i in instances
             if self.root.matches(i, account_names.get(i.account_id) if i.account_id else None)
         ]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form; ``parse_selector(s.to_dict()) == s``."""
-        return self.root.to_dict()
 
     def describe(self) -> str:
         """A one-line human reading, e.g. ``provider = aws AND (name ~ /stg-.*/ OR ...)``."""
@@ -253,6 +223,35 @@ def parse_selector(data: Any) -> Selector:
     if isinstance(data, Selector):
         return data
     return Selector(_parse(data, "", 1, _Budget()))
+
+
+def selector_document(selector: Selector) -> dict[str, Any]:
+    """The selector's JSON rule tree, the inverse of :func:`parse_selector`:
+    ``parse_selector(selector_document(s)) == s``. It is the form users write, the store
+    keeps (an assignment's selector) and the API shows."""
+    return _document(selector.root)
+
+
+def _document(rule: Rule) -> dict[str, Any]:
+    if isinstance(rule, AllOf):
+        return {"all": [_document(r) for r in rule.rules]}
+    if isinstance(rule, AnyOf):
+        return {"any": [_document(r) for r in rule.rules]}
+    if isinstance(rule, NameRule):
+        return {"name": rule.pattern.pattern}
+    if isinstance(rule, TagRule):
+        body: dict[str, Any] = (
+            {"key": rule.key} if rule.key is not None
+            else {"key_regex": rule.key_pattern.pattern}  # type: ignore[union-attr]
+        )
+        if rule.value is not None:
+            body["value"] = rule.value.pattern
+        else:
+            body["exists"] = rule.exists
+        return {"tag": body}
+    if isinstance(rule, FieldRule):
+        return {rule.field: rule.values[0] if len(rule.values) == 1 else list(rule.values)}
+    raise TypeError(f"no document form for {type(rule).__name__}")
 
 
 def _at(path: str, key: str) -> str:

@@ -39,6 +39,7 @@ from snoozeql.domain.analysis import (
     NoRecommendationReason,
     Recommendation,
     RecommendationKind,
+    format_weekdays,
 )
 from snoozeql.domain.errors import ActionRefused, NotFoundError, ValidationError
 from snoozeql.domain.metrics import floor_hour
@@ -99,27 +100,29 @@ def entry_body(instance: Instance, result: Recommendation | NoRecommendation,
                    pattern_changed_on=(None if r.pattern_changed_on is None
                                        else r.pattern_changed_on.isoformat()))
         return out
-    body = r.as_dict()
     cents = r.monthly_savings_cents
     out.update(
         status="open",
         kind=r.kind.value,
         advice=_advice(r),
         timezone=r.timezone,
-        windows=body["windows"],
-        spans=body["spans"],
-        schedule={"timezone": r.timezone, "periods": body["running_periods"]},
+        windows=[{"weekdays": format_weekdays(w.weekdays), "begin": w.begin, "end": w.end}
+                 for w in r.windows],
+        # an always-idle database has no sleep spans
+        spans=([] if r.kind is RecommendationKind.STOP else [sp.describe() for sp in r.spans]),
+        schedule={"timezone": r.timezone, "periods": r.to_schedule_periods()},
         confidence=r.confidence,
-        sleep_hours_per_week=body["sleep_hours_per_week"],
+        sleep_hours_per_week=round(r.sleep_hours_per_week, 2),
         monthly_savings_cents=None if cents is None else int(cents),
         monthly_savings=None if cents is None else float(cents) / 100,
         hours_observed=r.hours_observed,
         weeks_observed=r.weeks_observed,
-        margin_minutes=body["margin_minutes"],
-        coverage=body["coverage"],
-        background_connections=body["background_connections"],
-        pattern_changed_on=body["pattern_changed_on"],
-        notes=body["notes"],
+        margin_minutes={"before": r.margins[0], "after": r.margins[1]},
+        coverage=round(r.coverage, 3),
+        background_connections=r.background_connections,
+        pattern_changed_on=(None if r.pattern_changed_on is None
+                            else r.pattern_changed_on.isoformat()),
+        notes=list(r.notes),
     )
     return out
 

@@ -1,10 +1,10 @@
 """Schedules as a use case: CRUD, import, evaluation, assignments and overrides.
 
 The evaluator itself is pure (``snoozeql.domain.schedules``); this module stores
-schedules (as ``Schedule.to_dict()``), resolves which schedule governs each instance,
-and keeps per-instance overrides. :meth:`ScheduleService.create_and_assign` is the one
-call that both makes a schedule and assigns it, so applying a recommendation is a
-single, all-or-nothing step.
+schedules (as their documents, ``schedule_document``), resolves which schedule governs
+each instance, and keeps per-instance overrides.
+:meth:`ScheduleService.create_and_assign` is the one call that both makes a schedule and
+assigns it, so applying a recommendation is a single, all-or-nothing step.
 
 Which schedules match an instance, and which one governs it, is the pure
 ``domain/schedules/assignment.py`` (:func:`resolve`); this module reads what it needs
@@ -53,8 +53,8 @@ from snoozeql.domain.schedules.assignment import (
     resolve,
 )
 from snoozeql.domain.schedules.conflicts import Conflict, pair_conflicts
-from snoozeql.domain.schedules.model import load_zone
-from snoozeql.domain.selectors import Selector, parse_selector
+from snoozeql.domain.schedules.model import load_zone, schedule_document
+from snoozeql.domain.selectors import Selector, parse_selector, selector_document
 from snoozeql.domain.types import Instance
 from snoozeql.domain.validation import iso_instant
 from snoozeql.services import audit
@@ -105,8 +105,6 @@ class ScheduleView:
     def name(self) -> str:
         return self.schedule.name
 
-    def audit_json(self) -> dict[str, Any]:
-        return {**self.schedule.to_dict(), "priority": self.priority}
 
 
 @dataclass(frozen=True)
@@ -126,9 +124,14 @@ class Assignment:
             return parse_selector(self.selector).describe()
         return self.target
 
-    def audit_json(self) -> dict[str, Any]:
-        return {"schedule": self.schedule_name, "kind": self.kind, "target": self.target,
-                "selector": self.selector}
+
+
+def _audited(item: ScheduleView | Assignment) -> dict[str, Any]:
+    """What the audit trail keeps of a schedule or an assignment (before / after)."""
+    if isinstance(item, ScheduleView):
+        return {**schedule_document(item.schedule), "priority": item.priority}
+    return {"schedule": item.schedule_name, "kind": item.kind, "target": item.target,
+            "selector": item.selector}
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,7 @@ def _split(definition: dict[str, Any] | Schedule) -> tuple[Schedule, int | None]
 
 
 def _selector_target(selector: Selector) -> str:
-    canonical = json.dumps(selector.to_dict(), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(selector_document(selector), sort_keys=True, separators=(",", ":"))
     return "selector:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -247,7 +250,7 @@ class ScheduleService:
         rec = store.insert_schedule(conn, schedule, now, priority)
         view = ScheduleView(rec.id, schedule, now, now, priority)
         audit.record(conn, at=now, actor=actor, action="create", kind="schedule",
-                     object_id=rec.id, name=schedule.name, after=view.audit_json())
+                     object_id=rec.id, name=schedule.name, after=_audited(view))
         return view, rec
 
     def list(self) -> list[ScheduleView]:
@@ -286,7 +289,7 @@ class ScheduleService:
             view = ScheduleView(rec.id, schedule, rec.created_at, now, priority)
             audit.record(conn, at=now, actor=actor, action="update", kind="schedule",
                          object_id=rec.id, name=schedule.name,
-                         before=_view(rec).audit_json(), after=view.audit_json())
+                         before=_audited(_view(rec)), after=_audited(view))
             return view
 
     def delete(self, ref: str | UUID, *, actor: str = "cli") -> ScheduleView:
@@ -298,7 +301,7 @@ class ScheduleService:
             store.delete_schedule(conn, rec.id)
             audit.record(conn, at=self.ctx.now(), actor=actor, action="delete",
                          kind="schedule", object_id=rec.id, name=rec.name,
-                         before={**view.audit_json(), "assignments": assigned})
+                         before={**_audited(view), "assignments": assigned})
             return view
 
     # ------------------------------------------------------------------ import
@@ -370,7 +373,7 @@ class ScheduleService:
             )
         if selector is not None:
             sel = _read_selector(selector)
-            return Target("selector", _selector_target(sel), selector=sel.to_dict())
+            return Target("selector", _selector_target(sel), selector=selector_document(sel))
         if instance:
             inst = InventoryService(self.ctx).get(instance)
             return Target("instance", f"instance:{inst.id}", instance_id=inst.id)
@@ -392,7 +395,7 @@ class ScheduleService:
         made = Assignment(made_rec.id, rec.id, rec.name, target.kind, target.target, now,
                           target.selector)
         audit.record(conn, at=now, actor=actor, action="assign", kind="assignment",
-                     object_id=made.id, name=rec.name, after=made.audit_json(),
+                     object_id=made.id, name=rec.name, after=_audited(made),
                      reason=f"assign schedule {rec.name} to {made.description}")
         return made
 
@@ -411,7 +414,7 @@ class ScheduleService:
                               found.created_at, found.selector)
             audit.record(conn, at=self.ctx.now(), actor=actor, action="unassign",
                          kind="assignment", object_id=found.id, name=rec.name,
-                         before=gone.audit_json(),
+                         before=_audited(gone),
                          reason=f"unassign schedule {rec.name} from {gone.description}")
 
     def assignments(self, ref: str | UUID | None = None) -> builtins.list[Assignment]:

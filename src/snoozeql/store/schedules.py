@@ -7,7 +7,7 @@ is taken over with one conditional UPDATE, which is atomic on both stores.
 
 The tables (defined here, on the one ``metadata`` of :mod:`snoozeql.store.schema`):
 
-- A schedule is stored as its validated dict form (``Schedule.to_dict()``), so the
+- A schedule is stored as its validated document (``schedule_document``), so the
   store never holds a schedule the evaluator would refuse.
 - An assignment names its target once, in ``target`` (``instance:<id>``,
   ``account:<id>``, ``tag:key=value``, ``selector:<digest>``), which makes "the same
@@ -38,7 +38,7 @@ from snoozeql.domain.schedules.assignment import (
     ScheduleRecord,
     Target,
 )
-from snoozeql.domain.schedules.model import Schedule
+from snoozeql.domain.schedules.model import Schedule, schedule_document
 from snoozeql.domain.schedules.reconcile import ClaimState
 from snoozeql.domain.types import Instance
 from snoozeql.store import versions
@@ -152,7 +152,7 @@ def insert_schedule(conn: sa.Connection, schedule: Schedule, now: datetime,
                     priority: int = 0) -> ScheduleRecord:
     """Store a new schedule; :class:`ConflictError` if its name is taken (also when a
     concurrent insert of the same name won)."""
-    rec = ScheduleRecord(uuid4(), schedule.name, schedule.to_dict(), now, now, priority)
+    rec = ScheduleRecord(uuid4(), schedule.name, schedule_document(schedule), now, now, priority)
     try:
         conn.execute(schedules.insert().values(
             id=rec.id, name=rec.name, definition=rec.definition, created_at=now,
@@ -168,7 +168,7 @@ def update_schedule(conn: sa.Connection, rec: ScheduleRecord, schedule: Schedule
                     now: datetime, priority: int) -> ScheduleRecord:
     """Replace ``rec``'s definition and priority; :class:`ConflictError` if the new
     name is another schedule's."""
-    new = ScheduleRecord(rec.id, schedule.name, schedule.to_dict(), rec.created_at, now,
+    new = ScheduleRecord(rec.id, schedule.name, schedule_document(schedule), rec.created_at, now,
                          priority)
     try:
         conn.execute(schedules.update().where(schedules.c.id == rec.id).values(

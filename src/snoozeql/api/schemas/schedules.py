@@ -1,6 +1,6 @@
 """Request and response bodies of the schedules and savings endpoints.
 
-A schedule travels as its dict form (``Schedule.to_dict()``), validated by the domain
+A schedule travels as its document (``schedule_document``), validated by the domain
 model so the API and the CLI refuse exactly the same things with the same messages.
 The answers are built here (``XOut.of``) from the services' views; the CLI's ``--json``
 prints the same models (``model_dump(exclude_unset=True)``).
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from snoozeql.api.openapi import exactly_one_of
 from snoozeql.domain.schedules import Segment, Transition
+from snoozeql.domain.schedules.model import schedule_document
 from snoozeql.domain.validation import MAX_NAME_CHARS
 from snoozeql.services.schedules import (
     Assignment,
@@ -53,7 +54,7 @@ class ScheduleOut(BaseModel):
         """The schedule; ``conflicts`` only when given (the CLI's JSON, dumped with
         ``exclude_unset``, has neither them nor a periods schedule's cron fields)."""
         out = cls(id=v.id, created_at=v.created_at, updated_at=v.updated_at,
-                  priority=v.priority, mode=v.schedule.mode, **v.schedule.to_dict())
+                  priority=v.priority, mode=v.schedule.mode, **schedule_document(v.schedule))
         if conflicts is not None:
             out.conflicts = [ConflictOut.of(c) for c in conflicts]
         return out

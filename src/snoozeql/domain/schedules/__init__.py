@@ -3,7 +3,7 @@
 Everything here is pure (no I/O beyond reading the system's time zone database through
 ``zoneinfo``): a schedule is a value, and the evaluator is a function of
 (schedule, instant). The store and the REST API hold a schedule as
-``Schedule.to_dict()`` and rebuild it with ``Schedule.from_dict()``.
+its document (``schedule_document``) and rebuild it with ``Schedule.from_dict()``.
 """
 
 from snoozeql.domain.schedules.custodian import CUSTODIAN_TZ_ALIASES, import_custodian
@@ -17,7 +17,14 @@ from snoozeql.domain.schedules.evaluator import (
     preview,
 )
 from snoozeql.domain.schedules.instance_scheduler import ImportResult, import_instance_scheduler
-from snoozeql.domain.schedules.model import DesiredState, ExceptionDate, Period, Schedule
+from snoozeql.domain.schedules.model import (
+    DesiredState,
+    ExceptionDate,
+    Period,
+    Schedule,
+    period_document,
+    schedule_document,
+)
 
 __all__ = [
     "CUSTODIAN_TZ_ALIASES",
@@ -34,5 +41,7 @@ __all__ = [
     "import_custodian",
     "import_instance_scheduler",
     "next_transition",
+    "period_document",
     "preview",
+    "schedule_document",
 ]

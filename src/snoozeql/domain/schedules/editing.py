@@ -31,7 +31,7 @@ from typing import Any
 
 from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.schedules.grammar import format_weekdays
-from snoozeql.domain.schedules.model import Period
+from snoozeql.domain.schedules.model import Period, period_document
 
 __all__ = [
     "PERIOD_TEXT_KEYS",
@@ -152,7 +152,7 @@ def format_periods_text(periods: Sequence[Mapping[str, Any] | Period]) -> str:
     """Periods as text, one per line (what :func:`parse_periods_text` reads back)."""
     lines = []
     for p in periods:
-        data = p.to_dict() if isinstance(p, Period) else dict(p)
+        data = period_document(p) if isinstance(p, Period) else dict(p)
         lines.append(" ".join(f"{k}={_quote(str(data[k]))}" for k in PERIOD_TEXT_KEYS
                               if data.get(k) not in (None, "")))
     return "\n".join(lines)

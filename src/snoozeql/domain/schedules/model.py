@@ -1,7 +1,7 @@
 """Schedules and periods: the validated value objects the evaluator works on.
 
 A :class:`Schedule` is immutable and hashable, so the evaluator can cache per-day work
-keyed on it, and it round-trips through a plain JSON-able dict (:meth:`Schedule.to_dict`
+keyed on it, and it round-trips through a plain JSON-able dict (:func:`schedule_document`
 / :meth:`Schedule.from_dict`): that dict is what the store keeps and what the REST API
 sends and receives. Everything is validated on construction; a malformed schedule never
 exists, and the :class:`ValidationError` names the bad part, e.g.
@@ -32,7 +32,16 @@ from snoozeql.domain.schedules.grammar import (
 )
 from snoozeql.domain.validation import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, bounded_text
 
-__all__ = ["DesiredState", "ExceptionDate", "Period", "Schedule", "load_zone"]
+__all__ = [
+    "DesiredState",
+    "ExceptionDate",
+    "Period",
+    "Schedule",
+    "exception_document",
+    "load_zone",
+    "period_document",
+    "schedule_document",
+]
 
 
 class DesiredState(StrEnum):
@@ -85,7 +94,7 @@ class Period:
 
     All given fields must match (AND). Times are wall-clock ``HH:MM`` in the schedule's
     zone; ``endtime`` may be ``24:00``. Expressions are kept as the text the user wrote
-    (what ``to_dict`` gives back); their parsed form lives in private fields.
+    (what ``schedule_document`` gives back); their parsed form lives in private fields.
 
     ``repeat`` makes the period's begintime a start (and its endtime a stop) even where
     the schedule already wants that state just before: a transition with no change of
@@ -212,11 +221,6 @@ class Period:
     _KEYS = ("name", "description", "begintime", "endtime", "weekdays", "monthdays", "months",
              "repeat")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The period as a JSON-able dict; fields that are not set are left out."""
-        return {k: getattr(self, k) for k in self._KEYS
-                if getattr(self, k) is not None and getattr(self, k) is not False}
-
     @classmethod
     def from_dict(cls, data: object) -> Period:
         if not isinstance(data, Mapping):
@@ -254,12 +258,6 @@ class ExceptionDate:
             raise ValidationError("description: expected a string")
         if self.description is not None:
             bounded_text(self.description, "description")
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"date": self.date.isoformat(), "state": str(self.state)}
-        if self.description is not None:
-            out["description"] = self.description
-        return out
 
     @classmethod
     def from_dict(cls, data: object) -> ExceptionDate:
@@ -423,24 +421,9 @@ class Schedule:
         "stop_cron",
     )
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-able form the store and the REST API hold (``start_cron`` and
-        ``stop_cron`` only for a cron pair)."""
-        return {
-            "name": self.name,
-            "timezone": self.timezone,
-            "description": self.description,
-            "periods": [p.to_dict() for p in self.periods],
-            "override_status": None if self.override_status is None else str(self.override_status),
-            "enforced": self.enforced,
-            "dry_run": self.dry_run,
-            "exceptions": [ex.to_dict() for ex in self.exceptions],
-        } | ({"start_cron": self.start_cron, "stop_cron": self.stop_cron}
-             if self.start_cron is not None else {})
-
     @classmethod
     def from_dict(cls, data: object) -> Schedule:
-        """Build and validate a schedule from its dict form (see :meth:`to_dict`).
+        """Build and validate a schedule from its document (see :func:`schedule_document`).
 
         ``periods`` and ``exceptions`` may be omitted; an exception may be a bare date
         string (its state is then ``stopped``); expressions may be strings or lists.
@@ -486,3 +469,38 @@ class Schedule:
             start_cron=data.get("start_cron"),
             stop_cron=data.get("stop_cron"),
         )
+
+
+# -- the document form: what users write (files, API bodies), the store keeps and the
+# API shows; ``Schedule.from_dict`` / ``Period.from_dict`` / ``ExceptionDate.from_dict``
+# read it back: ``Schedule.from_dict(schedule_document(s)) == s``.
+
+
+def period_document(period: Period) -> dict[str, Any]:
+    """A period as a JSON-able dict; fields that are not set are left out."""
+    return {k: getattr(period, k) for k in Period._KEYS
+            if getattr(period, k) is not None and getattr(period, k) is not False}
+
+
+def exception_document(exception: ExceptionDate) -> dict[str, Any]:
+    out: dict[str, Any] = {"date": exception.date.isoformat(), "state": str(exception.state)}
+    if exception.description is not None:
+        out["description"] = exception.description
+    return out
+
+
+def schedule_document(schedule: Schedule) -> dict[str, Any]:
+    """The schedule's JSON-able document (``start_cron`` and ``stop_cron`` only for a
+    cron pair)."""
+    s = schedule
+    return {
+        "name": s.name,
+        "timezone": s.timezone,
+        "description": s.description,
+        "periods": [period_document(p) for p in s.periods],
+        "override_status": None if s.override_status is None else str(s.override_status),
+        "enforced": s.enforced,
+        "dry_run": s.dry_run,
+        "exceptions": [exception_document(ex) for ex in s.exceptions],
+    } | ({"start_cron": s.start_cron, "stop_cron": s.stop_cron}
+         if s.start_cron is not None else {})

@@ -28,8 +28,8 @@ from snoozeql.domain.schedules.editing import (
     parse_periods_text,
     periods_from_grid,
 )
-from snoozeql.domain.schedules.model import load_zone
-from snoozeql.domain.selectors import parse_selector
+from snoozeql.domain.schedules.model import load_zone, schedule_document
+from snoozeql.domain.selectors import parse_selector, selector_document
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.recommendations import RecommendationService
 from snoozeql.services.schedule_board import ScheduleBoard, TimelineSegment
@@ -144,7 +144,7 @@ def new_schedule(request: Request, session: Operator, recommendation: str = "") 
 @router.get("/schedules/{ref}/edit")
 def edit_schedule(request: Request, ref: str, session: Operator) -> Response:
     view = ScheduleService(ctx_of(request)).get(ref)
-    return _editor(request, view.schedule.to_dict(), priority=view.priority, view=view)
+    return _editor(request, schedule_document(view.schedule), priority=view.priority, view=view)
 
 
 def _recommendation(request: Request, rec_id: str) -> dict[str, Any]:
@@ -418,7 +418,7 @@ def save(
                     "set 'Force state' to stopped")
         sel = json.loads(selector) if selector.strip() else None
         if sel is not None:
-            sel = parse_selector(sel).to_dict()  # a bad selector fails before any write
+            sel = selector_document(parse_selector(sel))  # a bad selector fails before any write
         if view is not None:
             Schedule.from_dict({k: v for k, v in definition.items() if k != "priority"})
             known = [a.selector for a in svc.assignments(view.id) if a.kind == "selector"]
