@@ -65,7 +65,7 @@ def copy_lines(items: list[DiscoveredInstance], account_id: uuid.UUID, seen: dat
 def sqlite_tuples(engine: sa.Engine, items: list[DiscoveredInstance], account_id: uuid.UUID,
                   seen: datetime) -> list[tuple[Any, ...]]:
     """The tuples the sync binds (values as SQLAlchemy's column types bind them)."""
-    stamp = inst.t.c.last_seen_at.type.bind_processor(engine.dialect)
+    stamp = inst.instances.c.last_seen_at.type.bind_processor(engine.dialect)
     naive = stamp(seen) if stamp else seen
     dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
     return [

@@ -46,6 +46,30 @@ def _operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]
                 yield path, method, op
 
 
+def test_every_operation_answers_with_a_declared_model(api) -> None:  # noqa: ANN001
+    """Issue 20, item 5: no route answers with an undeclared body: every success
+    response of /api/v1 names a schema, and none is a bare object (a dict of anything)."""
+    doc = api.get("/api/v1/openapi.json").json()
+    for path, method, op in _operations(doc):
+        if not path.startswith("/api/v1") or path.endswith(("/docs", "/openapi.json")):
+            continue
+        ok = {c: r for c, r in op["responses"].items() if c.startswith("2")}
+        assert ok, (method, path)
+        for status, resp in ok.items():
+            if status == "204":
+                assert "content" not in resp, (method, path)
+                continue
+            content = resp.get("content") or {}
+            assert content, (method, path, status)
+            for media, body in content.items():
+                schema = body.get("schema")
+                assert schema, (method, path, status, media)
+                if media == "application/json":
+                    free = (schema.get("type") == "object" and "properties" not in schema
+                            and schema.get("additionalProperties") in (None, True, {}))
+                    assert schema != {} and not free, (method, path, status, schema)
+
+
 def test_every_operation_declares_every_error_status_with_the_error_schema(api) -> None:  # noqa: ANN001
     doc = api.get("/api/v1/openapi.json").json()
     ops = list(_operations(doc))

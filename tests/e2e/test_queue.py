@@ -154,7 +154,9 @@ def cluster(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
             "SNOOZEQL_RECONCILE_INTERVAL_SECONDS": str(RECONCILE_INTERVAL),
             "SNOOZEQL_METRICS_ENABLED": "false", "SNOOZEQL_STOP_WARNING_MINUTES": "0",
             "SNOOZEQL_ALLOWED_ENDPOINTS": '["127.0.0.1"]', "SNOOZEQL_AWS_MAX_ATTEMPTS": "1",
-            "SNOOZEQL_WORKER_HEARTBEAT_SECONDS": "1", "SNOOZEQL_WORKER_STALLED_SECONDS": "4",
+            # six missed heartbeats before a worker counts as dead: on a busy machine a live
+            # worker's heartbeat can lag a few seconds, and then its sync would be abandoned
+            "SNOOZEQL_WORKER_HEARTBEAT_SECONDS": "1", "SNOOZEQL_WORKER_STALLED_SECONDS": "6",
             "SNOOZEQL_LOG_LEVEL": "INFO",
         }
         logs = [tmp / f"worker-{n}.log" for n in range(WORKERS)]

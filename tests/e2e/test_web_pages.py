@@ -97,7 +97,7 @@ def test_instance_page_survives_a_bad_timezone_tag(client: TestClient, ctx: Cont
     sign_in(client, key)
     iid = add(ctx, "tz-odd", InstanceStatus.RUNNING)
     with ctx.engine.begin() as conn:
-        conn.execute(instance_store.t.update().where(instance_store.t.c.id == iid)
+        conn.execute(instance_store.instances.update().where(instance_store.instances.c.id == iid)
                      .values(tags={"timezone": "Mars/Olympus"}))
     r = client.get(f"/instances/{iid}")
     assert r.status_code == 200

@@ -32,7 +32,7 @@ from snoozeql.cli.output import (
     print_table,
     styled,
 )
-from snoozeql.domain.engines import RuntimeState, engine_names
+from snoozeql.domain.engines import Runtime, RuntimeState, engine_names
 from snoozeql.domain.types import Instance, InstanceStatus
 from snoozeql.services.lifecycle import LifecycleService
 from snoozeql.services.local_databases import LocalDatabaseService
@@ -50,7 +50,7 @@ def _colored(status: str) -> Text:
 
 
 def _runtime(i: Instance) -> str:
-    return "docker" if i.provider.value == "docker" else "native"
+    return Runtime.of(i.provider).value
 
 
 def db_json(i: Instance) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from enum import StrEnum
 from urllib.parse import quote
 
 from snoozeql.domain.errors import ValidationError
-from snoozeql.domain.types import ActionOutcome, InstanceStatus
+from snoozeql.domain.types import ActionOutcome, InstanceStatus, ProviderKind
 
 
 class Engine(StrEnum):
@@ -32,6 +32,16 @@ class Runtime(StrEnum):
 
     NATIVE = "native"
     DOCKER = "docker"
+
+    @property
+    def provider(self) -> ProviderKind:
+        """The inventory provider of a database run this way."""
+        return ProviderKind.DOCKER if self is Runtime.DOCKER else ProviderKind.LOCAL
+
+    @classmethod
+    def of(cls, provider: ProviderKind) -> Runtime:
+        """How a local database of ``provider`` (local or docker) runs."""
+        return cls.DOCKER if provider is ProviderKind.DOCKER else cls.NATIVE
 
 
 class NativePasswordPlacement(StrEnum):

@@ -72,7 +72,6 @@ HOST = "127.0.0.1"
 MAX_PASSWORD_LENGTH = 128
 REFRESH_WORKERS = 8
 
-_RUNTIME_PROVIDER = {Runtime.NATIVE: ProviderKind.LOCAL, Runtime.DOCKER: ProviderKind.DOCKER}
 
 
 @dataclass(frozen=True)
@@ -222,7 +221,7 @@ class LocalDatabaseService:
             validate_password(password)
         if version is not None:
             version = str(version).strip() or None
-        kind = _RUNTIME_PROVIDER[rt]
+        kind = rt.provider
         taken = self._taken_ports()
         with self.ctx.engine.connect() as conn:
             clash = [i for i in instance_store.find(conn, name=name) if is_local(i)]
@@ -402,7 +401,7 @@ class LocalDatabaseService:
     def _measure(self, instance: Instance, password: str | None) -> RuntimeState:
         """The runtime's measurement; a vanished instance or an unreachable engine
         becomes a state (failed / unknown) instead of an error."""
-        runtime = Runtime.DOCKER if instance.provider is ProviderKind.DOCKER else Runtime.NATIVE
+        runtime = Runtime.of(instance.provider)
         base = RuntimeState(
             name=instance.name,
             engine=Engine(instance.engine),
