@@ -866,7 +866,7 @@ def _beyond(expr: Any, after: tuple[Any, UUID], desc: bool) -> Any:
 # Rows whose last_seen_at reads as stored whatever the accounts' syncs: the condition of
 # the partial index ix_instances_seen_stored, written the same way (so that SQLite, which
 # compares them as written, uses it).
-AS_STORED = sa.or_(instances.c.missing_since.is_not(None), instances.c.account_id.is_(None))
+_AS_STORED = sa.or_(instances.c.missing_since.is_not(None), instances.c.account_id.is_(None))
 
 
 # sort=last_seen_at merges two index walks per account (and one more) in a UNION ALL;
@@ -886,7 +886,7 @@ def _by_last_seen(
     that each have an index in the page's order:
 
     - missing rows and rows without an account: as stored (``ix_instances_seen_stored``,
-      partial on exactly ``AS_STORED``);
+      partial on exactly ``_AS_STORED``);
     - per account, its rows not missing whose stored value is the one read (stored
       after L, or no L): ``ix_instances_seen_by_account``;
     - per account with an L, its other rows not missing: all read as L, a tie, in id
@@ -909,7 +909,7 @@ def _by_last_seen(
     stored = instances.c.last_seen_at
     # The tie's bound on the stored value, written so SQLite cannot take it for an index
     # range: it would read the tie from ix_instances_seen_by_account and sort all of it
-    # (it has no statistics to know the bound keeps most of the account's rows).
+    # (it keeps no statistics of values to see the bound keeps most of the account).
     tied = stored if pg else sa.func.coalesce(stored, stored)
     c_id = instances.c.id
     by_stored = (stored.desc(), c_id.desc()) if desc else (stored.asc(), c_id.asc())
@@ -927,7 +927,7 @@ def _by_last_seen(
         bound = stored <= after[0] if desc else stored >= after[0]
         return [bound, _beyond(stored, after, desc)]
 
-    parts = [stream(stored, AS_STORED, *past_cursor(), order=by_stored)]
+    parts = [stream(stored, _AS_STORED, *past_cursor(), order=by_stored)]
     present = instances.c.missing_since.is_(None)
     for account_id, synced in found:
         own = instances.c.account_id == account_id
