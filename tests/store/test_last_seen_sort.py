@@ -129,7 +129,9 @@ def _check(ctx: Any, f: InstanceFilter, limits: tuple[int, ...]) -> int:  # noqa
     return total
 
 
-def test_last_seen_pages_are_those_of_the_derived_order(ctx: Any) -> None:  # noqa: ANN401
+def test_last_seen_pages_are_those_of_the_derived_order(
+    ctx: Any, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN401
+) -> None:
     ids = _seed(ctx)
     everything = _reference(ctx, InstanceFilter(), False)
     assert len(everything) == 143
@@ -145,7 +147,12 @@ def test_last_seen_pages_are_those_of_the_derived_order(ctx: Any) -> None:  # no
     assert _check(ctx, InstanceFilter(missing=False), (7,)) == 143 - 19
     assert _check(ctx, InstanceFilter(tags={"env": "dev"}), (5,)) > 0
     assert _check(ctx, InstanceFilter(engine="mariadb"), (2,)) == 5
-    assert _check(ctx, InstanceFilter(text="arn:db:1"), (4,)) > 0
+    searched = _check(ctx, InstanceFilter(text="arn:db:1"), (4,))
+    assert searched == 1 + 10 + 44  # arn:db:1, :10-:19 and :100-:143
+    # Searches with many matches (on PostgreSQL too) and common tags on SQLite: walked.
+    monkeypatch.setattr(inst, "SELECTIVE_ROWS", 3)
+    assert _check(ctx, InstanceFilter(text="arn:db:1"), (4,)) == searched
+    assert _check(ctx, InstanceFilter(tags={"env": "prod"}), (6,)) > 3
 
 
 def test_more_accounts_than_merged_sort_the_rows(
@@ -162,6 +169,11 @@ def test_more_accounts_than_merged_sort_the_rows(
                                      sort="last_seen_at"))
     assert "UNION ALL" not in plain
     assert "UNION ALL" in one  # one account asked for: merged
+    with ctx.engine.connect() as conn:
+        missing = str(inst.listing_query(conn, InstanceFilter(missing=True),
+                                         sort="-last_seen_at"))
+    # Missing rows read as stored: one walk, no account's.
+    assert "UNION ALL" not in missing and "account_id =" not in missing, missing
     assert _check(ctx, InstanceFilter(), (9,)) == 143
 
 

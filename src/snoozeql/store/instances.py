@@ -675,7 +675,14 @@ class InstanceFilter:
 
 
 def _where(f: InstanceFilter, conn: sa.Connection) -> list[Any]:
+    return _conditions(f, conn)[0]
+
+
+def _conditions(f: InstanceFilter, conn: sa.Connection) -> tuple[list[Any], bool]:
+    """The filter's predicates, and whether an index lookup already bounded the matches
+    to at most SELECTIVE_ROWS candidates (SQLite's search and tag lookups)."""
     w: list[Any] = []
+    bounded = False
     if f.provider:
         w.append(instances.c.provider == f.provider)
     if f.account_id:
@@ -689,14 +696,18 @@ def _where(f: InstanceFilter, conn: sa.Connection) -> list[Any]:
     if f.kind:
         w.append(instances.c.kind == f.kind)
     for key, value in f.tags.items():
-        w.append(_tag_match(key, value, conn))
+        tag, few = _tag_match(key, value, conn)
+        w.append(tag)
+        bounded |= few
     if f.text:
-        w.extend(_text_match(f.text, conn))
+        text, few = _text_match(f.text, conn)
+        w.extend(text)
+        bounded |= few
     if f.missing is True:
         w.append(instances.c.missing_since.is_not(None))
     elif f.missing is False:
         w.append(instances.c.missing_since.is_(None))
-    return w
+    return w, bounded
 
 
 # Searches and tag filters use the indexes of migration 0017 (store/search.py names
@@ -714,10 +725,10 @@ _tags_t = sa.table("instance_tags", sa.column("instance_id"), sa.column("key"),
 SELECTIVE_ROWS = 2_000
 
 
-def _tag_match(key: str, value: str, conn: sa.Connection) -> Any:
+def _tag_match(key: str, value: str, conn: sa.Connection) -> tuple[Any, bool]:
     if conn.dialect.name == "postgresql":
         doc = sa.cast(sa.literal(json.dumps({key: value})), postgresql.JSONB)
-        return instances.c.tags.op("@>")(doc)
+        return instances.c.tags.op("@>")(doc), False
     if conn.dialect.name == "sqlite":
         ids = conn.execute(
             sa.select(_tags_t.c.instance_id)
@@ -725,12 +736,12 @@ def _tag_match(key: str, value: str, conn: sa.Connection) -> Any:
             .limit(SELECTIVE_ROWS + 1)
         ).scalars().all()
         if len(ids) <= SELECTIVE_ROWS:
-            return sa.literal_column("instances.id").in_(ids)
+            return sa.literal_column("instances.id").in_(ids), True
         return sa.exists().where(
             _tags_t.c.instance_id == sa.literal_column("instances.id"),
             _tags_t.c.key == key, _tags_t.c.value == value,
-        )
-    return instances.c.tags[key].as_string() == value  # pragma: no cover - other stores
+        ), False
+    return instances.c.tags[key].as_string() == value, False  # pragma: no cover - others
 
 
 def search_columns() -> list[Any]:
@@ -764,13 +775,13 @@ def _has_fts(conn: sa.Connection) -> bool:
     return found
 
 
-def _text_match(text: str, conn: sa.Connection) -> list[Any]:
+def _text_match(text: str, conn: sa.Connection) -> tuple[list[Any], bool]:
     plain = plain_text_match(text)
     needle = text.lower()
     if conn.dialect.name != "sqlite" or len(needle) < 3 or not _has_fts(conn):
         # PostgreSQL plans the trigram indexes for this predicate itself. On SQLite
         # fewer than 3 characters have no trigram: the table is scanned.
-        return [plain]
+        return [plain], False
     # FTS5 finds the rows holding the text as a phrase of trigrams (case folded, a
     # superset of the plain match); the plain predicate then keeps exactly its answers.
     # A common text (more than SELECTIVE_ROWS candidates) is checked along the sort
@@ -781,8 +792,8 @@ def _text_match(text: str, conn: sa.Connection) -> list[Any]:
         (phrase, SELECTIVE_ROWS + 1),
     ).scalars().all()
     if len(rowids) > SELECTIVE_ROWS:
-        return [plain]
-    return [sa.literal_column("instances.rowid").in_(rowids), plain]
+        return [plain], False
+    return [sa.literal_column("instances.rowid").in_(rowids), plain], True
 
 
 def _encode_cursor(sort: str, value: Any, row_id: UUID) -> str:
@@ -833,22 +844,26 @@ def listing_query(
     """The statement :func:`list_page` runs (one row more than ``limit``)."""
     key, desc = parse_sort(sort)
     after = _decode_cursor(cursor, key) if cursor else None
-    if key == "last_seen_at":
-        merged = _by_last_seen(conn, f, desc=desc, limit=limit, after=after)
+    where, bounded = _conditions(f, conn)
+    # With few candidates (bounded), sorting them costs less than walks looking for them.
+    if key == "last_seen_at" and not bounded:
+        merged = _by_last_seen(conn, f, where, desc=desc, limit=limit, after=after)
         if merged is not None:
             return merged
-    return derived_order_query(conn, f, key, desc=desc, limit=limit, after=after)
+    return derived_order_query(conn, f, key, desc=desc, limit=limit, after=after,
+                               where=where)
 
 
 def derived_order_query(
     conn: sa.Connection, f: InstanceFilter, key: str, *, desc: bool, limit: int,
-    after: tuple[Any, UUID] | None,
+    after: tuple[Any, UUID] | None, where: list[Any] | None = None,
 ) -> sa.Select[Any]:
     """The page as one ORDER BY over the sort expression (for ``last_seen_at``, the
     derived value): what every sort but ``last_seen_at`` runs, and the reference the
-    merged ``last_seen_at`` page is tested against."""
+    merged ``last_seen_at`` page is tested against. ``where``: ``f``'s predicates,
+    when made already."""
     expr = _SORTS[key][0]
-    q = _select(expr.label("_sortval")).where(*_where(f, conn))
+    q = _select(expr.label("_sortval")).where(*(_where(f, conn) if where is None else where))
     if after is not None:
         q = q.where(_beyond(expr, after, desc))
     order = (expr.desc(), instances.c.id.desc()) if desc else (expr.asc(), instances.c.id.asc())
@@ -876,7 +891,7 @@ MERGED_ACCOUNTS = 100
 
 
 def _by_last_seen(
-    conn: sa.Connection, f: InstanceFilter, *, desc: bool, limit: int,
+    conn: sa.Connection, f: InstanceFilter, where: list[Any], *, desc: bool, limit: int,
     after: tuple[Any, UUID] | None,
 ) -> sa.Select[Any] | None:
     """A page sorted by the derived ``last_seen_at`` from indexes (migration 0023).
@@ -895,17 +910,28 @@ def _by_last_seen(
     Each stream gives its first ``limit + 1`` rows past the cursor and the page is the
     first ``limit + 1`` of their union: the same rows, in the same order, as the
     derived ORDER BY. None (sort the rows instead) with more than ``MERGED_ACCOUNTS``
-    accounts. The accounts' L are read just before; a sync committing between the two
+    accounts, or a PostgreSQL search (3 characters or more) with at most
+    ``SELECTIVE_ROWS`` matches. The
+    accounts' L are read just before; a sync committing between the two
     statements shows its account's unchanged rows at its previous sync for this page.
     """
     owners = sa.select(accounts_t.c.id, accounts_t.c.last_sync_at)
     if f.account_id:
         owners = owners.where(accounts_t.c.id == f.account_id)
-    found = conn.execute(owners.limit(MERGED_ACCOUNTS + 1)).all()
+    # Missing rows only: they read as stored, one walk (the accounts' would find nothing
+    # after reading every row of theirs).
+    found = [] if f.missing else conn.execute(owners.limit(MERGED_ACCOUNTS + 1)).all()
     if len(found) > MERGED_ACCOUNTS:
         return None
-    where = _where(f, conn)
     pg = conn.dialect.name == "postgresql"
+    if pg and f.text and len(f.text) >= 3:
+        # A search the trigram indexes answer: with few matches, sorting them is cheaper
+        # than walks that read an account's rows looking for them. (SQLite's search
+        # knows its number of candidates already: _conditions.)
+        few = conn.execute(sa.select(instances.c.id).where(*where)
+                           .limit(SELECTIVE_ROWS + 1)).all()
+        if len(few) <= SELECTIVE_ROWS:
+            return None
     stored = instances.c.last_seen_at
     # The tie's bound on the stored value, written so SQLite cannot take it for an index
     # range: it would read the tie from ix_instances_seen_by_account and sort all of it
