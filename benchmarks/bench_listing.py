@@ -30,10 +30,12 @@ import sqlalchemy as sa
 from benchmarks.bench_inventory import drop_pg, fresh_engine, pg_database, synthetic
 from benchmarks.serving import serve_in_thread
 from snoozeql.config import Settings
+from snoozeql.domain.types import AccountStatus
 from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
+from snoozeql.store import accounts
 from snoozeql.store import instances as inst
 
 
@@ -44,6 +46,14 @@ def _seed(url: str, n: int) -> tuple[sa.Engine, str]:
         with engine.begin() as conn:
             inst.upsert_discovered(conn, synthetic(min(10_000, n - start), start),
                                    account_id, seen, {})
+    # Then a sync that found every instance unchanged but 1% gone (missing): as after
+    # any re-sync, the others' last_seen_at is derived from the account's last sync.
+    with engine.begin() as conn:
+        resync = seen + timedelta(seconds=30)
+        inst.sync_account(conn, account_id, [d for i, d in enumerate(synthetic(n)) if i % 100],
+                          resync, {})
+        accounts.update(conn, account_id, resync, status=AccountStatus.CONNECTED,
+                        last_sync_at=resync)
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE" if engine.dialect.name == "sqlite" else
                              "ANALYZE instances")
@@ -121,6 +131,11 @@ CASES: list[tuple[str, dict[str, str]]] = [
 for _key in inst.SORT_KEYS:
     CASES.append((f"sort={_key}", {"sort": _key}))
     CASES.append((f"sort=-{_key}", {"sort": f"-{_key}"}))
+# last_seen_at is derived (merged index walks, store/instances.py): also a page from a
+# cursor in the middle of the fleet, and the plain ORDER BY over the derived value.
+for _sort in ("last_seen_at", "-last_seen_at"):
+    CASES.append((f"sort={_sort}, page at row 50,000", {"sort": _sort, "cursor": "<middle>"}))
+    CASES.append((f"sort={_sort}, plain derived ORDER BY", {"sort": _sort, "plain": "1"}))
 
 
 def bench_filters(ctx: Context, account: str, rounds: int) -> list[tuple[str, float]]:
@@ -130,9 +145,19 @@ def bench_filters(ctx: Context, account: str, rounds: int) -> list[tuple[str, fl
     base: list[float] = []
     times: dict[str, list[float]] = {label: [] for label, _ in CASES}
 
+    middle: dict[str, str | None] = {}
+    for sort in ("last_seen_at", "-last_seen_at"):
+        with ctx.engine.connect() as conn:
+            middle[sort] = inst.list_page(conn, inst.InstanceFilter(), sort=sort,
+                                          limit=50_000)[1]
+
     def one(params: dict[str, Any]) -> float:
         p = dict(params)
         sort = p.pop("sort", "name")
+        cursor = middle[sort] if p.pop("cursor", None) else None
+        merged = inst.MERGED_ACCOUNTS
+        if p.pop("plain", None):
+            inst.MERGED_ACCOUNTS = 0  # more accounts than merged: the ORDER BY
         tags = p.pop("tag", None)
         f = svc.build_filter(
             provider=p.get("provider"), account=p.get("account"), region=p.get("region"),
@@ -141,7 +166,10 @@ def bench_filters(ctx: Context, account: str, rounds: int) -> list[tuple[str, fl
             missing=None if "missing" not in p else p["missing"] == "true",
         )
         t = time.perf_counter()
-        svc.list(f, sort=sort, limit=100)
+        try:
+            svc.list(f, sort=sort, limit=100, cursor=cursor)
+        finally:
+            inst.MERGED_ACCOUNTS = merged
         return (time.perf_counter() - t) * 1000
 
     for r in range(rounds + 1):

@@ -72,7 +72,20 @@ instances = sa.Table(
     sa.Column("sync_hash", sa.String(32)),
     sa.UniqueConstraint("provider", "provider_id"),
     sa.Index("ix_instances_name_id", "name", "id"),
-    sa.Index("ix_instances_account_id", "account_id"),
+    # sort=last_seen_at (migration 0023, _by_last_seen below): an account's rows in id
+    # order, its rows by stored last_seen_at, and the missing rows and the rows without
+    # an account by it.
+    sa.Index("ix_instances_account_id_id", "account_id", "id"),
+    sa.Index(
+        "ix_instances_seen_by_account", "account_id", "last_seen_at", "id",
+        postgresql_where=sa.text("missing_since IS NULL"),
+        sqlite_where=sa.text("missing_since IS NULL"),
+    ),
+    sa.Index(
+        "ix_instances_seen_stored", "last_seen_at", "id",
+        postgresql_where=sa.text("missing_since IS NOT NULL OR account_id IS NULL"),
+        sqlite_where=sa.text("missing_since IS NOT NULL OR account_id IS NULL"),
+    ),
     sa.Index(
         "ix_instances_cluster_provider_id", "cluster_provider_id",
         postgresql_where=sa.text("cluster_provider_id IS NOT NULL"),
@@ -662,7 +675,14 @@ class InstanceFilter:
 
 
 def _where(f: InstanceFilter, conn: sa.Connection) -> list[Any]:
+    return _conditions(f, conn)[0]
+
+
+def _conditions(f: InstanceFilter, conn: sa.Connection) -> tuple[list[Any], bool]:
+    """The filter's predicates, and whether an index lookup already bounded the matches
+    to at most SELECTIVE_ROWS candidates (SQLite's search and tag lookups)."""
     w: list[Any] = []
+    bounded = False
     if f.provider:
         w.append(instances.c.provider == f.provider)
     if f.account_id:
@@ -676,14 +696,18 @@ def _where(f: InstanceFilter, conn: sa.Connection) -> list[Any]:
     if f.kind:
         w.append(instances.c.kind == f.kind)
     for key, value in f.tags.items():
-        w.append(_tag_match(key, value, conn))
+        tag, few = _tag_match(key, value, conn)
+        w.append(tag)
+        bounded |= few
     if f.text:
-        w.extend(_text_match(f.text, conn))
+        text, few = _text_match(f.text, conn)
+        w.extend(text)
+        bounded |= few
     if f.missing is True:
         w.append(instances.c.missing_since.is_not(None))
     elif f.missing is False:
         w.append(instances.c.missing_since.is_(None))
-    return w
+    return w, bounded
 
 
 # Searches and tag filters use the indexes of migration 0017 (store/search.py names
@@ -701,10 +725,10 @@ _tags_t = sa.table("instance_tags", sa.column("instance_id"), sa.column("key"),
 SELECTIVE_ROWS = 2_000
 
 
-def _tag_match(key: str, value: str, conn: sa.Connection) -> Any:
+def _tag_match(key: str, value: str, conn: sa.Connection) -> tuple[Any, bool]:
     if conn.dialect.name == "postgresql":
         doc = sa.cast(sa.literal(json.dumps({key: value})), postgresql.JSONB)
-        return instances.c.tags.op("@>")(doc)
+        return instances.c.tags.op("@>")(doc), False
     if conn.dialect.name == "sqlite":
         ids = conn.execute(
             sa.select(_tags_t.c.instance_id)
@@ -712,12 +736,12 @@ def _tag_match(key: str, value: str, conn: sa.Connection) -> Any:
             .limit(SELECTIVE_ROWS + 1)
         ).scalars().all()
         if len(ids) <= SELECTIVE_ROWS:
-            return sa.literal_column("instances.id").in_(ids)
+            return sa.literal_column("instances.id").in_(ids), True
         return sa.exists().where(
             _tags_t.c.instance_id == sa.literal_column("instances.id"),
             _tags_t.c.key == key, _tags_t.c.value == value,
-        )
-    return instances.c.tags[key].as_string() == value  # pragma: no cover - other stores
+        ), False
+    return instances.c.tags[key].as_string() == value, False  # pragma: no cover - others
 
 
 def search_columns() -> list[Any]:
@@ -751,13 +775,13 @@ def _has_fts(conn: sa.Connection) -> bool:
     return found
 
 
-def _text_match(text: str, conn: sa.Connection) -> list[Any]:
+def _text_match(text: str, conn: sa.Connection) -> tuple[list[Any], bool]:
     plain = plain_text_match(text)
     needle = text.lower()
     if conn.dialect.name != "sqlite" or len(needle) < 3 or not _has_fts(conn):
         # PostgreSQL plans the trigram indexes for this predicate itself. On SQLite
         # fewer than 3 characters have no trigram: the table is scanned.
-        return [plain]
+        return [plain], False
     # FTS5 finds the rows holding the text as a phrase of trigrams (case folded, a
     # superset of the plain match); the plain predicate then keeps exactly its answers.
     # A common text (more than SELECTIVE_ROWS candidates) is checked along the sort
@@ -768,8 +792,8 @@ def _text_match(text: str, conn: sa.Connection) -> list[Any]:
         (phrase, SELECTIVE_ROWS + 1),
     ).scalars().all()
     if len(rowids) > SELECTIVE_ROWS:
-        return [plain]
-    return [sa.literal_column("instances.rowid").in_(rowids), plain]
+        return [plain], False
+    return [sa.literal_column("instances.rowid").in_(rowids), plain], True
 
 
 def _encode_cursor(sort: str, value: Any, row_id: UUID) -> str:
@@ -819,16 +843,140 @@ def listing_query(
 ) -> sa.Select[Any]:
     """The statement :func:`list_page` runs (one row more than ``limit``)."""
     key, desc = parse_sort(sort)
+    after = _decode_cursor(cursor, key) if cursor else None
+    where, bounded = _conditions(f, conn)
+    # With few candidates (bounded), sorting them costs less than walks looking for them.
+    if key == "last_seen_at" and not bounded:
+        merged = _by_last_seen(conn, f, where, desc=desc, limit=limit, after=after)
+        if merged is not None:
+            return merged
+    return derived_order_query(conn, f, key, desc=desc, limit=limit, after=after,
+                               where=where)
+
+
+def derived_order_query(
+    conn: sa.Connection, f: InstanceFilter, key: str, *, desc: bool, limit: int,
+    after: tuple[Any, UUID] | None, where: list[Any] | None = None,
+) -> sa.Select[Any]:
+    """The page as one ORDER BY over the sort expression (for ``last_seen_at``, the
+    derived value): what every sort but ``last_seen_at`` runs, and the reference the
+    merged ``last_seen_at`` page is tested against. ``where``: ``f``'s predicates,
+    when made already."""
     expr = _SORTS[key][0]
-    q = _select(expr.label("_sortval")).where(*_where(f, conn))
-    if cursor:
-        value, last_id = _decode_cursor(cursor, key)
-        if desc:
-            q = q.where(sa.or_(expr < value, sa.and_(expr == value, instances.c.id < last_id)))
-        else:
-            q = q.where(sa.or_(expr > value, sa.and_(expr == value, instances.c.id > last_id)))
+    q = _select(expr.label("_sortval")).where(*(_where(f, conn) if where is None else where))
+    if after is not None:
+        q = q.where(_beyond(expr, after, desc))
     order = (expr.desc(), instances.c.id.desc()) if desc else (expr.asc(), instances.c.id.asc())
     return q.order_by(*order).limit(limit + 1)
+
+
+def _beyond(expr: Any, after: tuple[Any, UUID], desc: bool) -> Any:
+    """Rows after the cursor's (value, id) in the (expr, id) order."""
+    value, last_id = after
+    if desc:
+        return sa.or_(expr < value, sa.and_(expr == value, instances.c.id < last_id))
+    return sa.or_(expr > value, sa.and_(expr == value, instances.c.id > last_id))
+
+
+# Rows whose last_seen_at reads as stored whatever the accounts' syncs: the condition of
+# the partial index ix_instances_seen_stored, written the same way (so that SQLite, which
+# compares them as written, uses it).
+_AS_STORED = sa.or_(instances.c.missing_since.is_not(None), instances.c.account_id.is_(None))
+
+
+# sort=last_seen_at merges two index walks per account (and one more) in a UNION ALL;
+# with more accounts than this it sorts the filtered rows instead. SQLite allows at
+# most 500 terms in a compound SELECT.
+MERGED_ACCOUNTS = 100
+
+
+def _by_last_seen(
+    conn: sa.Connection, f: InstanceFilter, where: list[Any], *, desc: bool, limit: int,
+    after: tuple[Any, UUID] | None,
+) -> sa.Select[Any] | None:
+    """A page sorted by the derived ``last_seen_at`` from indexes (migration 0023).
+
+    A row reads as seen at its account's last sync L when it is not missing and its
+    stored value is older than L; otherwise as stored. So the rows fall in streams
+    that each have an index in the page's order:
+
+    - missing rows and rows without an account: as stored (``ix_instances_seen_stored``,
+      partial on exactly ``_AS_STORED``);
+    - per account, its rows not missing whose stored value is the one read (stored
+      after L, or no L): ``ix_instances_seen_by_account``;
+    - per account with an L, its other rows not missing: all read as L, a tie, in id
+      order (``ix_instances_account_id_id``).
+
+    Each stream gives its first ``limit + 1`` rows past the cursor and the page is the
+    first ``limit + 1`` of their union: the same rows, in the same order, as the
+    derived ORDER BY. None (sort the rows instead) with more than ``MERGED_ACCOUNTS``
+    accounts, or a PostgreSQL search (3 characters or more) with at most
+    ``SELECTIVE_ROWS`` matches. The
+    accounts' L are read just before; a sync committing between the two
+    statements shows its account's unchanged rows at its previous sync for this page.
+    """
+    owners = sa.select(accounts_t.c.id, accounts_t.c.last_sync_at)
+    if f.account_id:
+        owners = owners.where(accounts_t.c.id == f.account_id)
+    # Missing rows only: they read as stored, one walk (the accounts' would find nothing
+    # after reading every row of theirs).
+    found = [] if f.missing else conn.execute(owners.limit(MERGED_ACCOUNTS + 1)).all()
+    if len(found) > MERGED_ACCOUNTS:
+        return None
+    pg = conn.dialect.name == "postgresql"
+    if pg and f.text and len(f.text) >= 3:
+        # A search the trigram indexes answer: with few matches, sorting them is cheaper
+        # than walks that read an account's rows looking for them. (SQLite's search
+        # knows its number of candidates already: _conditions.)
+        few = conn.execute(sa.select(instances.c.id).where(*where)
+                           .limit(SELECTIVE_ROWS + 1)).all()
+        if len(few) <= SELECTIVE_ROWS:
+            return None
+    stored = instances.c.last_seen_at
+    # The tie's bound on the stored value, written so SQLite cannot take it for an index
+    # range: it would read the tie from ix_instances_seen_by_account and sort all of it
+    # (it keeps no statistics of values to see the bound keeps most of the account).
+    tied = stored if pg else sa.func.coalesce(stored, stored)
+    c_id = instances.c.id
+    by_stored = (stored.desc(), c_id.desc()) if desc else (stored.asc(), c_id.asc())
+
+    def stream(seen: Any, *conds: Any, order: Sequence[Any]) -> sa.Subquery:
+        cols = [c for c in instances.c if c.name != "last_seen_at"]
+        q = (sa.select(*cols, seen.label("last_seen_at"), seen.label("_sortval"))
+             .where(*conds, *where).order_by(*order).limit(limit + 1))
+        return q.subquery()
+
+    def past_cursor() -> list[Any]:
+        if after is None:
+            return []
+        # The bound alone lets the walk start at the cursor rather than filter up to it.
+        bound = stored <= after[0] if desc else stored >= after[0]
+        return [bound, _beyond(stored, after, desc)]
+
+    parts = [stream(stored, _AS_STORED, *past_cursor(), order=by_stored)]
+    present = instances.c.missing_since.is_(None)
+    for account_id, synced in found:
+        own = instances.c.account_id == account_id
+        later = [] if synced is None else [stored > synced]
+        parts.append(stream(stored, own, present, *later, *past_cursor(), order=by_stored))
+        if synced is None:
+            continue
+        tie: list[Any] = []
+        if after is not None:
+            value, last_id = after
+            if synced == value:
+                tie = [c_id < last_id if desc else c_id > last_id]
+            elif (synced > value) == desc:  # the whole tie is before the cursor
+                continue
+        seen: Any = sa.literal(synced, UTCDateTime())
+        if pg:  # typed, also when the statement is printed with its values inlined
+            seen = sa.cast(seen, UTCDateTime())
+        parts.append(stream(seen, own, present, tied <= synced, *tie,
+                            order=(c_id.desc(),) if desc else (c_id.asc(),)))
+    merged = sa.union_all(*(sa.select(p) for p in parts)).subquery()
+    order = ((merged.c._sortval.desc(), merged.c.id.desc()) if desc
+             else (merged.c._sortval.asc(), merged.c.id.asc()))
+    return sa.select(merged).order_by(*order).limit(limit + 1)
 
 
 def list_page(
