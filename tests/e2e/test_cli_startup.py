@@ -107,6 +107,37 @@ def test_a_command_on_a_migrated_store_does_not_load_alembic(tmp_path: Path) -> 
     assert "psycopg" not in again and "snoozeql.services.bulk" not in again
 
 
+# What `instances list --json` does not need, and which it once imported (issue 19,
+# item 7): the account service (with the audit log, the secret box, Fernet and the
+# provider registry behind it) is for an --account filter only, Rich for tables, the
+# selector language for bulk actions, prometheus-client for a process that counts.
+NOT_FOR_A_LISTING = (
+    "snoozeql.services.accounts", "snoozeql.services.audit", "snoozeql.services.secrets",
+    "snoozeql.store.actions", "snoozeql.store.secrets", "snoozeql.domain.selectors",
+    "cryptography", "rich", "prometheus_client",
+)
+
+
+def test_a_json_listing_imports_only_what_it_needs(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom snoozeql.cli.main import app\n"
+        "sys.argv = ['snoozeql', 'instances', 'list', '--json']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+    )
+    _modules_after(code, tmp_path)  # a new store, migrated
+    loaded = _modules_after(code, tmp_path)
+    assert "snoozeql.services.inventory" in loaded and "sqlalchemy" in loaded
+    needless = {m for m in loaded for lazy in NOT_FOR_A_LISTING
+                if m == lazy or m.startswith(lazy + ".")}
+    assert not needless
+
+
+def test_a_listing_by_account_still_finds_the_account(snoozeql_cli: Any) -> None:  # noqa: ANN401
+    r = snoozeql_cli("instances", "list", "--account", "nosuch", "--json")
+    assert r.exit_code != 0
+    assert "nosuch" in r.output
+
+
 def _eager_app() -> typer.Typer:
     """The command tree as an eager import builds it: every command module imported and
     registered with add_typer / command, as cli/main.py did before it was lazy."""
