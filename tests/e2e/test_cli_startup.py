@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 from typer import _click as click  # Typer vendors its own Click: its types, not click's
 from typer.core import TyperGroup
 
 from snoozeql import __version__
 from snoozeql.cli import main
-from snoozeql.cli.lazy import load_command
+from snoozeql.cli.lazy import LazyCommand, load_command
 
 HEAVY = ("sqlalchemy", "alembic", "pydantic_settings", "fastapi", "boto3", "psycopg")
 
@@ -136,6 +138,23 @@ def test_a_listing_by_account_still_finds_the_account(snoozeql_cli: Any) -> None
     r = snoozeql_cli("instances", "list", "--account", "nosuch", "--json")
     assert r.exit_code != 0
     assert "nosuch" in r.output
+
+
+def test_loading_a_command_leaves_the_collector_as_it_was() -> None:
+    """The cyclic collector waits while a command module is imported, then runs again
+    (also when the import fails); one a caller turned off stays off."""
+    try:
+        assert gc.isenabled()
+        load_command("audit", main._Commands.lazy["audit"])
+        assert gc.isenabled()
+        with pytest.raises(ModuleNotFoundError):
+            load_command("nosuch", LazyCommand("snoozeql.cli.nosuch", "app", "none"))
+        assert gc.isenabled()
+        gc.disable()
+        load_command("jobs", main._Commands.lazy["jobs"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def _eager_app() -> typer.Typer:
