@@ -157,6 +157,30 @@ def test_loading_a_command_leaves_the_collector_as_it_was() -> None:
         gc.enable()
 
 
+def test_on_its_way_out_the_cli_closes_the_store_then_freezes_the_heap(
+    tmp_path: Path,
+) -> None:
+    """The exit hook is registered once per process, closes the pooled connections and
+    leaves the objects still alive to the process's end (no last collection)."""
+    code = (
+        "import atexit, gc, sys\nfrom snoozeql.cli import state\n"
+        "made = []\nregister = atexit.register\n"
+        "atexit.register = lambda f: (made.append(f), register(f))[1]\n"
+        "state.ctx()\nstate._ctx = None\n"  # a second context: no second hook
+        "with state.ctx().engine.connect():\n    pass\n"
+        "pool = state.ctx().engine.pool\n"
+        "print(made.count(state._at_exit), pool.checkedin(), gc.get_freeze_count(), "
+        "file=sys.stderr)\n"
+        "state._at_exit()\n"
+        "print(pool.checkedin(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={"SNOOZEQL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    ).stderr.splitlines()
+    assert out[-2:] == ["1 1 0", "0 True"]
+
+
 def _eager_app() -> typer.Typer:
     """The command tree as an eager import builds it: every command module imported and
     registered with add_typer / command, as cli/main.py did before it was lazy."""
