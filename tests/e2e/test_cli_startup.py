@@ -181,6 +181,34 @@ def test_on_its_way_out_the_cli_closes_the_store_then_freezes_the_heap(
     assert out[-2:] == ["1 1 0", "0 True"]
 
 
+def test_db_create_imports_the_probe_client_while_the_server_starts(tmp_path: Path) -> None:
+    """At the native create's first step, the readiness probe's client library and
+    prometheus-client are imported in a thread (initdb leaves the CPU idle); not before
+    the first step, and an engine without one imports only prometheus-client."""
+    code = (
+        "import logging, sys, threading\nfrom snoozeql.cli.db import _progress\n"
+        "class Status:\n    def update(self, text):\n        pass\n"
+        "def imported():\n"
+        "    [t.join() for t in threading.enumerate() if t.name == 'snoozeql-imports']\n"
+        "    return [m for m in ('psycopg', 'pymysql', 'prometheus_client') "
+        "if m in sys.modules]\n"
+        "source = logging.getLogger('snoozeql.providers.local')\n"
+        "with _progress(Status(), 'r1', meanwhile='redis'):\n"
+        "    before = imported()\n"
+        "    source.info('initialising the data directory of r1')\n"
+        "print(before, imported(), file=sys.stderr)\n"
+        "with _progress(Status(), 'pg1', meanwhile='postgres'):\n"
+        "    source.info('initialising the data directory of pg1')\n"
+        "    source.info('starting postgres')\n"
+        "print(imported(), threading.active_count(), file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={"SNOOZEQL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    ).stderr.splitlines()
+    assert out[-2:] == ["[] ['prometheus_client']", "['psycopg', 'prometheus_client'] 1"]
+
+
 def _eager_app() -> typer.Typer:
     """The command tree as an eager import builds it: every command module imported and
     registered with add_typer / command, as cli/main.py did before it was lazy."""
