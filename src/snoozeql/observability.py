@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 if TYPE_CHECKING:  # imported when the first series is used (Telemetry._make_series)
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -121,9 +121,17 @@ class _Series(Generic[_S]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, obj: Telemetry, objtype: type | None = None) -> _S:
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> _Series[_S]: ...
+
+    @overload
+    def __get__(self, obj: Telemetry, objtype: type | None = None) -> _S: ...
+
+    def __get__(self, obj: Telemetry | None, objtype: type | None = None) -> Any:
+        if obj is None:  # on the class (help(), autospec): the descriptor itself
+            return self
         obj._make_series()
-        return obj.__dict__[self.name]  # type: ignore[no-any-return]
+        return obj.__dict__[self.name]
 
 
 class Telemetry:

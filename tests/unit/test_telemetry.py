@@ -21,6 +21,7 @@ def test_nothing_is_made_until_used_then_a_scrape_sees_every_series() -> None:
     for series in SERIES:
         assert f"# TYPE {series}\n" in text, series
     t.actions.labels("stop", "ok").inc()
+    assert Telemetry.actions is vars(Telemetry)["actions"]  # on the class: no series
     assert 'snoozeql_actions_total{action="stop",result="ok"} 1.0' in \
         t.exposition()[0].decode()
 
