@@ -30,8 +30,8 @@ def load_command(name: str, spec: LazyCommand) -> click.Command:
     """Import the module and build the Click command Typer would have built."""
     # The import makes tens of thousands of objects that live as long as the process
     # (modules, classes, SQLAlchemy's and pydantic's tables): the cyclic collector,
-    # run every 700 allocations, would walk them again and again for nothing (about
-    # 0.05 s of `instances list`). It waits until the import is done.
+    # run every 700 allocations, would walk them again and again for nothing (0.03-0.05
+    # s of `instances list`). It waits until the import is done.
     enabled = gc.isenabled()
     gc.disable()
     try:
