@@ -35,10 +35,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+if TYPE_CHECKING:  # imported when the first series is used (Telemetry._make_series)
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 log = logging.getLogger("snoozeql.events")
 
@@ -108,10 +108,67 @@ def in_context(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return run
 
 
+_S = TypeVar("_S")
+
+
+class _Series(Generic[_S]):
+    """An attribute of :class:`Telemetry` made, with every other series, on first use.
+
+    Once made, the value sits in the instance's ``__dict__``, which takes precedence over
+    this (non-data) descriptor: later reads are plain attribute reads.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> _Series[_S]: ...
+
+    @overload
+    def __get__(self, obj: Telemetry, objtype: type | None = None) -> _S: ...
+
+    def __get__(self, obj: Telemetry | None, objtype: type | None = None) -> Any:
+        if obj is None:  # on the class (help(), autospec): the descriptor itself
+            return self
+        obj._make_series()
+        return obj.__dict__[self.name]
+
+
 class Telemetry:
-    """The series of one SnoozeQL process (or app), on a registry of its own."""
+    """The series of one SnoozeQL process (or app), on a registry of its own.
+
+    The registry and its series are made on first use (prometheus-client imported
+    then), all at once: a command that counts nothing, like ``snoozeql instances list``,
+    does not pay for them; a scrape sees every series from the first.
+    """
+
+    registry: _Series[CollectorRegistry] = _Series()
+    http_duration: _Series[Histogram] = _Series()
+    tasks_started: _Series[Counter] = _Series()
+    tasks_succeeded: _Series[Counter] = _Series()
+    tasks_failed: _Series[Counter] = _Series()
+    tasks_retried: _Series[Counter] = _Series()
+    tasks_running: _Series[Gauge] = _Series()
+    task_duration: _Series[Histogram] = _Series()
+    provider_calls: _Series[Counter] = _Series()
+    provider_throttled: _Series[Counter] = _Series()
+    actions: _Series[Counter] = _Series()
+    action_duration: _Series[Histogram] = _Series()
 
     def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], Any] = {}
+        self._children_lock = threading.Lock()
+        self._extra: set[str] = set()
+        self._series_lock = threading.Lock()
+
+    def _make_series(self) -> None:
+        with self._series_lock:
+            if "action_duration" not in self.__dict__:  # the last one made
+                self._make_all()
+
+    def _make_all(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.registry = CollectorRegistry()
         r = self.registry
         # One histogram per request, no separate counter: its _count is the number of
@@ -152,9 +209,6 @@ class Telemetry:
         self.action_duration = Histogram(
             "snoozeql_action_duration_seconds", "Duration of actions on instances from "
             "intent to outcome", ["action"], buckets=_ACTION_BUCKETS, registry=r)
-        self._children: dict[tuple[str, str, int], Any] = {}
-        self._children_lock = threading.Lock()
-        self._extra: set[str] = set()
 
     # ------------------------------------------------------------------ HTTP
 
@@ -235,6 +289,8 @@ class Telemetry:
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text format of every series, and its content type."""
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 from typer import _click as click  # Typer vendors its own Click: its types, not click's
 from typer.core import TyperGroup
 
 from snoozeql import __version__
 from snoozeql.cli import main
-from snoozeql.cli.lazy import load_command
+from snoozeql.cli.lazy import LazyCommand, load_command
 
 HEAVY = ("sqlalchemy", "alembic", "pydantic_settings", "fastapi", "boto3", "psycopg")
 
@@ -105,6 +107,106 @@ def test_a_command_on_a_migrated_store_does_not_load_alembic(tmp_path: Path) -> 
     again = _modules_after(code, tmp_path)
     assert "sqlalchemy" in again and "alembic" not in again
     assert "psycopg" not in again and "snoozeql.services.bulk" not in again
+
+
+# What `instances list --json` does not need, and which it once imported (issue 19,
+# item 7): the account service (with the audit log, the secret box, Fernet and the
+# provider registry behind it) is for an --account filter only, Rich for tables, the
+# selector language for bulk actions, prometheus-client for a process that counts.
+NOT_FOR_A_LISTING = (
+    "snoozeql.services.accounts", "snoozeql.services.audit", "snoozeql.services.secrets",
+    "snoozeql.store.actions", "snoozeql.store.secrets", "snoozeql.domain.selectors",
+    "cryptography", "rich", "prometheus_client",
+)
+
+
+def test_a_json_listing_imports_only_what_it_needs(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom snoozeql.cli.main import app\n"
+        "sys.argv = ['snoozeql', 'instances', 'list', '--json']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+    )
+    _modules_after(code, tmp_path)  # a new store, migrated
+    loaded = _modules_after(code, tmp_path)
+    assert "snoozeql.services.inventory" in loaded and "sqlalchemy" in loaded
+    needless = {m for m in loaded for lazy in NOT_FOR_A_LISTING
+                if m == lazy or m.startswith(lazy + ".")}
+    assert not needless
+
+
+def test_a_listing_by_account_still_finds_the_account(snoozeql_cli: Any) -> None:  # noqa: ANN401
+    r = snoozeql_cli("instances", "list", "--account", "nosuch", "--json")
+    assert r.exit_code != 0
+    assert "nosuch" in r.output
+
+
+def test_loading_a_command_leaves_the_collector_as_it_was() -> None:
+    """The cyclic collector waits while a command module is imported, then runs again
+    (also when the import fails); one a caller turned off stays off."""
+    try:
+        assert gc.isenabled()
+        load_command("audit", main._Commands.lazy["audit"])
+        assert gc.isenabled()
+        with pytest.raises(ModuleNotFoundError):
+            load_command("nosuch", LazyCommand("snoozeql.cli.nosuch", "app", "none"))
+        assert gc.isenabled()
+        gc.disable()
+        load_command("jobs", main._Commands.lazy["jobs"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_on_its_way_out_the_cli_closes_the_store_then_freezes_the_heap(
+    tmp_path: Path,
+) -> None:
+    """The exit hook is registered once per process, closes the pooled connections and
+    leaves the objects still alive to the process's end (no last collection)."""
+    code = (
+        "import atexit, gc, sys\nfrom snoozeql.cli import state\n"
+        "made = []\nregister = atexit.register\n"
+        "atexit.register = lambda f: (made.append(f), register(f))[1]\n"
+        "state.ctx()\nstate._ctx = None\n"  # a second context: no second hook
+        "with state.ctx().engine.connect():\n    pass\n"
+        "pool = state.ctx().engine.pool\n"
+        "print(made.count(state._at_exit), pool.checkedin(), gc.get_freeze_count(), "
+        "file=sys.stderr)\n"
+        "state._at_exit()\n"
+        "print(pool.checkedin(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={"SNOOZEQL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    ).stderr.splitlines()
+    assert out[-2:] == ["1 1 0", "0 True"]
+
+
+def test_db_create_imports_the_action_counter_while_the_server_starts(tmp_path: Path) -> None:
+    """At the native create's first step, prometheus-client (which counts the action) is
+    imported in a thread while initdb leaves the CPU idle; not before the first step.
+    (The probe's client library is the runtime's to load meanwhile: the engine modules'
+    ``client_modules``.)"""
+    code = (
+        "import logging, sys, threading\nfrom snoozeql.cli.db import _progress\n"
+        "class Status:\n    def update(self, text):\n        pass\n"
+        "def imported():\n"
+        "    [t.join() for t in threading.enumerate() if t.name == 'snoozeql-imports']\n"
+        "    return 'prometheus_client' in sys.modules\n"
+        "source = logging.getLogger('snoozeql.providers.local')\n"
+        "with _progress(Status(), 'r1'):\n"
+        "    source.info('initialising the data directory of r1')\n"
+        "print(imported(), file=sys.stderr)\n"
+        "with _progress(Status(), 'pg1', meanwhile=True):\n"
+        "    before = imported()\n"
+        "    source.info('initialising the data directory of pg1')\n"
+        "    source.info('starting postgres')\n"
+        "print(before, imported(), threading.active_count(), file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={"SNOOZEQL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    ).stderr.splitlines()
+    assert out[-2:] == ["False", "False True 1"]
 
 
 def _eager_app() -> typer.Typer:

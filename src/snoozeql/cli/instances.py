@@ -6,8 +6,6 @@ import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from snoozeql.cli import state
 from snoozeql.cli.output import (
@@ -23,11 +21,12 @@ from snoozeql.cli.output import (
     styled,
 )
 from snoozeql.domain.errors import ValidationError
-from snoozeql.domain.selectors import selector_from_filters
 from snoozeql.domain.types import ActionResult, Instance, InstanceKind
 from snoozeql.services.inventory import InventoryService
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from snoozeql.services.bulk import BulkItemResult
 
 app = typer.Typer(help="Databases in the inventory (cloud and local).", no_args_is_help=True)
@@ -192,6 +191,8 @@ def _control(action: str, refs: list[str] | None, *, provider: str | None,
     """One ref and no filter: act at once. Otherwise list the instances, confirm, act.
 
     Protected instances are refused ("protected") unless one REF alone is --force'd."""
+    from snoozeql.domain.selectors import selector_from_filters
+
     selector = selector_from_filters(provider=provider, tags=tag, name=name, account=account,
                                      region=region, engine=engine)
     refs = refs or []
@@ -217,6 +218,9 @@ def _control(action: str, refs: list[str] | None, *, provider: str | None,
         out.print(f"skipped {s.instance.name}: {s.reason}", style="yellow", highlight=False)
     n = len(found.instances)
     if n:
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(title=f"{action} {n} instance(s):", title_justify="left",
                       header_style="bold")
         for col in ("NAME", "PROVIDER", "REGION", "STATUS", "ID"):

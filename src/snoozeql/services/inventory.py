@@ -12,7 +12,6 @@ from uuid import UUID
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.domain.validation import MIN_ID_PREFIX, filter_text, id_prefix
-from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.store import instances as store
 from snoozeql.store.instances import InstanceFilter
@@ -116,7 +115,13 @@ class InventoryService:
             )
         if kind and kind not in {k.value for k in InstanceKind}:
             raise ValidationError(f"unknown kind {kind!r}; use instance or cluster")
-        account_id = AccountService(self.ctx).get(account).id if account else None
+        account_id = None
+        if account:
+            # Only a filter by account needs the account service (and the secrets, audit
+            # and provider registry it imports): a plain listing starts without them.
+            from snoozeql.services.accounts import AccountService
+
+            account_id = AccountService(self.ctx).get(account).id
         return InstanceFilter(
             provider=provider, account_id=account_id, region=region, engine=engine,
             status=status, kind=kind,
