@@ -63,6 +63,36 @@ def test_misuse_exits_2_with_a_message(cli) -> None:  # noqa: ANN001
     assert r.exit_code == 2
 
 
+def test_any_setting_of_a_provider_goes_through_set(cli, aws_env) -> None:  # noqa: ANN001
+    """`accounts add --set KEY=VALUE` takes the settings the provider's plugin declares
+    (`accounts settings` lists them), so a new provider needs no new CLI option."""
+    r = cli("accounts", "settings", "--json")
+    listed = {(s["provider"], s["setting"]) for s in json.loads(r.stdout)}
+    assert {("aws", "regions"), ("aws", "external_id"), ("gcp", "projects")} <= listed
+    [external] = [s for s in json.loads(r.stdout) if s["setting"] == "external_id"]
+    assert external["secret"] and not external["required"]
+    r = cli("accounts", "settings", "gcp")
+    assert r.exit_code == 0 and "projects" in r.output and "regions" not in r.output
+    r = cli("accounts", "add", "aws", "via-set", "--set", "regions=us-east-1,eu-west-1",
+            "--set", f"endpoint_url={aws_env.endpoint_url}", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["config"] == {
+        "regions": ["us-east-1", "eu-west-1"], "endpoint_url": aws_env.endpoint_url}
+    r = cli("accounts", "sync", "via-set")
+    assert r.exit_code == 0 and "connected" in r.output
+    for args, said in ((["--set", "regions"], "expected KEY=VALUE"),
+                       (["--regions", "us-east-1", "--set", "regions=eu-west-1"],
+                        "regions is given twice"),
+                       (["--set", "regions=us-east-1", "--set", "zone=a"],
+                        "unknown setting(s) zone")):
+        r = cli("accounts", "add", "aws", "bad", *args)
+        assert r.exit_code == 2 and said in r.stderr, (args, r.stderr)
+    r = cli("accounts", "settings", "azure")
+    assert r.exit_code == 2 and "unknown cloud 'azure'" in r.stderr
+    r = cli("accounts", "list", "--json")
+    assert [a["name"] for a in json.loads(r.stdout)] == ["via-set"]  # nothing half-made
+
+
 def test_failed_sync_exits_1(cli) -> None:  # noqa: ANN001
     cli("accounts", "add", "aws", "dead", "--regions", "us-east-1",
         "--endpoint-url", f"http://127.0.0.1:{free_port()}")

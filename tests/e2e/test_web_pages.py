@@ -167,3 +167,39 @@ def test_the_table_counts_as_far_as_select_all_reaches_and_all_on_request(
     assert re.search(r'id="select-all-matching">', page)  # not disabled
     r = client.get("/instances/count?status=sleepy")
     assert r.status_code == 400 and "unknown status" in r.text
+
+
+def test_the_account_form_is_drawn_from_the_providers_settings(
+        client: TestClient, ctx: Context) -> None:
+    """One field per setting each cloud plugin declares (``<cloud>.<setting>``); only the
+    chosen cloud's are read; a secret setting is a password field never sent back."""
+    from snoozeql.services.accounts import AccountService, cloud_forms
+
+    _, key = ApiKeyService(ctx).create("boss", "admin")
+    token = sign_in(client, key)
+    page = client.get("/accounts").text
+    for cloud in cloud_forms():
+        assert f'name="provider" value="{cloud.name}"' in page
+        for f in cloud.fields:
+            assert f'name="{cloud.name}.{f.name}"' in page, (cloud.name, f.name)
+    assert re.search(r'name="aws.external_id"[^>]*type="password"', page)
+
+    secret = "ext-id-0b5e7c"
+    form = {"csrf_token": token, "provider": "aws", "name": "web-acct",
+            "aws.regions": "eu-west-1", "aws.external_id": secret,
+            "aws.role_arn": "arn:aws:iam::123456789012:role/reader",
+            "gcp.projects": "ignored-project", "intent": "validate"}
+    r = client.post("/accounts", data=form)
+    assert r.status_code == 200 and "The settings are valid" in r.text
+    assert "external_id=(set)" in r.text and secret not in r.text
+    assert 'value="eu-west-1"' in r.text  # the form keeps what was typed, secrets aside
+
+    r = client.post("/accounts", data=form | {"intent": "add", "aws.regions": ""})
+    assert r.status_code == 400 and "at least one region" in r.text
+    assert AccountService(ctx).list() == []  # nothing half-made
+    r = client.post("/accounts", data=form | {"intent": "add"})
+    assert r.status_code == 200 and "Added web-acct." in r.text
+    [made] = AccountService(ctx).list()
+    assert made.config["regions"] == ["eu-west-1"] and "projects" not in made.config
+    r = client.post("/accounts", data=form | {"provider": "azure", "intent": "add"})
+    assert r.status_code == 422 and "unknown provider &#39;azure&#39;" in r.text

@@ -18,8 +18,9 @@ from snoozeql.cli.output import (
     print_table,
     styled,
 )
+from snoozeql.domain.errors import ValidationError
 from snoozeql.domain.types import Account, AccountStatus
-from snoozeql.services.accounts import AccountService, public_config
+from snoozeql.services.accounts import AccountService, cloud_forms, public_config
 from snoozeql.services.discovery import DiscoveryService, SyncReport
 
 app = typer.Typer(help="Cloud accounts SnoozeQL discovers databases in.", no_args_is_help=True)
@@ -49,17 +50,28 @@ def add(
         str | None, typer.Option(help="GCP: service-account key file (the path is stored)")
     ] = None,
     api_endpoint: Annotated[str | None, typer.Option(help="GCP: API endpoint")] = None,
+    setting: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="any setting of the provider (repeatable; `snoozeql accounts settings` "
+             "lists them), e.g. --set regions=eu-west-1,us-east-1")] = None,
     sync: Annotated[bool, typer.Option("--sync", help="discover its databases now")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Add a cloud account. Credentials come from the provider's own chain, never the store.
 
     With --sync, exit 1 when the sync fails (the account stays added, status failed)."""
-    config = {
+    config: dict[str, Any] = {
         "regions": regions, "profile": profile, "role_arn": role_arn,
         "external_id": external_id, "endpoint_url": endpoint_url, "projects": projects,
         "credentials_file": credentials_file, "api_endpoint": api_endpoint,
     }
+    for item in setting or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValidationError(f"--set {item!r}: expected KEY=VALUE")
+        if config.get(key.strip()) is not None:
+            raise ValidationError(f"{key.strip()} is given twice")
+        config[key.strip()] = value
     account = AccountService(state.ctx()).add(provider, name, config)
     if as_json:
         print_json(_account_json(account))
@@ -68,6 +80,29 @@ def add(
                            styled(account.name, "bold")))
     if sync and _sync_one(account.name, as_json=as_json).status != AccountStatus.CONNECTED:
         raise typer.Exit(1)  # the account is added, but the sync asked for failed
+
+
+@app.command("settings")
+@handle_errors
+def settings(
+    provider: Annotated[str | None, typer.Argument(help="one cloud (default: every one)")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The settings each cloud's accounts take (``accounts add --set KEY=VALUE``)."""
+    forms = [c for c in cloud_forms() if provider is None or c.name == provider]
+    if provider is not None and not forms:
+        raise ValidationError(f"unknown cloud {provider!r}; use one of: "
+                              f"{', '.join(c.name for c in cloud_forms())}")
+    fields = [(c.name, f) for c in forms for f in c.fields]
+    if as_json:
+        print_json([{"provider": name, "setting": f.name, "required": f.required,
+                     "list": f.many, "secret": f.secret, "help": f.help}
+                    for name, f in fields])
+        return
+    print_table("account settings", ["provider", "setting", "required", "help"],
+                [[name, f.name, "yes" if f.required else "",
+                  f.help + (" (kept encrypted)" if f.secret else "")] for name, f in fields])
 
 
 @app.command("list")

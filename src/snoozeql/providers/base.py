@@ -258,6 +258,14 @@ class ConfigField:
     """A list (given comma-separated)."""
     secret: bool = False
     """Kept encrypted, never in the account's row, shown as ``set``."""
+    label: str = ""
+    """The dashboard form's label (default: the name in words)."""
+    placeholder: str = ""
+    """An example the dashboard form shows in the empty field."""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
 
 
 class AccountConfigSchema(Protocol):
@@ -317,3 +325,9 @@ class ProviderPlugin:
     """A simulated cloud (``snoozeql demo``): its accounts live only in the demo's store."""
     process_cpu: bool = False
     """Its databases are server processes on this host: their CPU is read by pid."""
+    title: str = ""
+    """How the dashboard names it (default: the name in capitals)."""
+
+    @property
+    def display_name(self) -> str:
+        return self.title or self.name.upper()

@@ -12,7 +12,7 @@ Accounts returned by this service carry the real value in ``config`` for the pro
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,6 +21,7 @@ from snoozeql.domain import validation as v
 from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import Account, AccountStatus, ProviderKind
 from snoozeql.providers import registry
+from snoozeql.providers.base import ConfigField
 from snoozeql.services import audit
 from snoozeql.services.context import Context
 from snoozeql.services.secrets import SecretBox
@@ -60,6 +61,25 @@ def normalize_config(
 def cloud_providers() -> list[str]:
     """The names of the clouds users add accounts of (``aws``, ``gcp``)."""
     return registry.cloud_names()
+
+
+@dataclass(frozen=True)
+class CloudForm:
+    """What the dashboard's and the CLI's "add an account" ask of one cloud."""
+
+    name: str
+    title: str
+    fields: tuple[ConfigField, ...]
+
+
+def cloud_forms() -> list[CloudForm]:
+    """Each cloud users add accounts of, with its settings (from its plugin)."""
+    out = []
+    for p in registry.plugins():
+        schema = registry.config_schema(p.name) if p.cloud else None
+        if schema is not None:
+            out.append(CloudForm(p.name, p.display_name, tuple(schema.fields)))
+    return out
 
 
 def setting_names(provider: ProviderKind | str) -> set[str]:

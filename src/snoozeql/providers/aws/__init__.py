@@ -17,4 +17,5 @@ PLUGIN = ProviderPlugin(
     metric_history=True,
     pricing="snoozeql.providers.aws.pricing:price_source",
     cloud=True,
+    title="AWS",
 )

@@ -59,11 +59,14 @@ class AwsConfigSchema:
     chain, optionally a role to assume; a custom endpoint (LocalStack, moto)."""
 
     fields = (
-        ConfigField("regions", "comma-separated regions", required=True, many=True),
-        ConfigField("profile", "named profile"),
-        ConfigField("role_arn", "role to assume"),
-        ConfigField("external_id", "external id for the role", secret=True),
-        ConfigField("endpoint_url", "endpoint (LocalStack, moto)"),
+        ConfigField("regions", "comma-separated regions", required=True, many=True,
+                    label="Regions (comma-separated)", placeholder="eu-west-1,us-east-1"),
+        ConfigField("profile", "named profile", label="Profile"),
+        ConfigField("role_arn", "role to assume", label="Role ARN"),
+        ConfigField("external_id", "external id for the role", secret=True,
+                    label="External id"),
+        ConfigField("endpoint_url", "endpoint (LocalStack, moto)",
+                    label="Endpoint URL (LocalStack, moto)"),
     )
     scope_key = "regions"
 

@@ -17,4 +17,5 @@ PLUGIN = ProviderPlugin(
     metrics="snoozeql.providers.gcp.metrics:GcpMetricsCollector",
     metric_history=True,
     cloud=True,
+    title="GCP",
 )

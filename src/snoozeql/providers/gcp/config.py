@@ -73,9 +73,11 @@ class GcpConfigSchema:
     Application Default Credentials; a custom API endpoint (a proxy, a test server)."""
 
     fields = (
-        ConfigField("projects", "comma-separated projects", required=True, many=True),
-        ConfigField("credentials_file", "service-account key file (the path is stored)"),
-        ConfigField("api_endpoint", "API endpoint"),
+        ConfigField("projects", "comma-separated projects", required=True, many=True,
+                    label="Projects (comma-separated)"),
+        ConfigField("credentials_file", "service-account key file (the path is stored)",
+                    label="Service-account key file (path on the server)"),
+        ConfigField("api_endpoint", "API endpoint", label="API endpoint"),
     )
     scope_key = "projects"
 

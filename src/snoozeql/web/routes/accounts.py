@@ -3,14 +3,17 @@ remove; operators sync now, with progress polled into the row."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from snoozeql.domain.errors import SnoozeError
 from snoozeql.domain.types import ProviderKind
+from snoozeql.providers import registry
 from snoozeql.services.accounts import (
     AccountService,
+    cloud_forms,
     cloud_providers,
     normalize_config,
     setting_names,
@@ -27,8 +30,10 @@ def _page(request: Request, form: dict[str, Any] | None = None, error: str | Non
     ctx = ctx_of(request)
     accounts = AccountService(ctx).list()
     counts = InventoryService(ctx).summary().by_account
+    clouds = cloud_forms()
     return render(request, "accounts.html", {
-        "accounts": accounts, "counts": counts, "form": form or {"provider": "aws"},
+        "accounts": accounts, "counts": counts, "clouds": clouds,
+        "form": form or {"provider": clouds[0].name if clouds else ""},
         "error": error, "notice": notice, "progress": sync_progress(ctx),
     }, status_code=status_code)
 
@@ -39,21 +44,28 @@ def accounts_page(request: Request, _: Viewer) -> Response:
 
 
 @router.post("/accounts", dependencies=[Depends(csrf_protect)])
-def add_account(
-    request: Request, session: Admin,
-    provider: Annotated[str, Form()], name: Annotated[str, Form()] = "",
-    regions: Annotated[str, Form()] = "", profile: Annotated[str, Form()] = "",
-    role_arn: Annotated[str, Form()] = "", external_id: Annotated[str, Form()] = "",
-    endpoint_url: Annotated[str, Form()] = "", projects: Annotated[str, Form()] = "",
-    credentials_file: Annotated[str, Form()] = "", api_endpoint: Annotated[str, Form()] = "",
-    intent: Annotated[str, Form()] = "add", sync: Annotated[str, Form()] = "",
-) -> Response:
+async def add_account(request: Request, session: Admin) -> Response:
+    """The form has one field per setting of each cloud (``<cloud>.<setting>``, from
+    the providers' plugins); only the chosen cloud's are read."""
+    posted = await request.form()
+
+    def text(key: str) -> str:
+        value = posted.get(key, "")
+        return value if isinstance(value, str) else ""
+
+    provider, name = text("provider"), text("name")
+    intent, sync = text("intent") or "add", text("sync")
+    values = {key.partition(".")[2]: text(key) for key in posted
+              if key.startswith(f"{provider}.")}
+    form = {"provider": provider, "name": name, "sync": sync,
+            **{f"{provider}.{k}": v for k, v in values.items()}}
+    return await run_in_threadpool(_add, request, session.key_name, provider, name,
+                                   values, form, intent, sync)
+
+
+def _add(request: Request, actor: str, provider: str, name: str, values: dict[str, str],
+         form: dict[str, Any], intent: str, sync: str) -> Response:
     ctx = ctx_of(request)
-    values = {"regions": regions, "profile": profile, "role_arn": role_arn,
-              "external_id": external_id, "endpoint_url": endpoint_url,
-              "projects": projects, "credentials_file": credentials_file,
-              "api_endpoint": api_endpoint}
-    form = {"provider": provider, "name": name, "sync": sync, **values}
     try:
         kind = ProviderKind(provider)
     except ValueError:
@@ -64,9 +76,10 @@ def add_account(
     try:
         if intent == "validate":
             cfg = normalize_config(kind, mine)
-            return _page(request, form, None, "The settings are valid: "
-                         + ", ".join(f"{k}={v}" for k, v in cfg.items()))
-        account = AccountService(ctx).add(provider, name.strip(), mine, actor=session.key_name)
+            hidden = registry.secret_config_keys()
+            return _page(request, form, None, "The settings are valid: " + ", ".join(
+                f"{k}={'(set)' if k in hidden else v}" for k, v in cfg.items()))
+        account = AccountService(ctx).add(provider, name.strip(), mine, actor=actor)
     except SnoozeError as exc:
         return _page(request, form, exc.message, None, exc.http_status)
     notice = f"Added {account.name}."
