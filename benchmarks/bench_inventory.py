@@ -114,6 +114,27 @@ def fresh_engine(url: str) -> tuple[sa.Engine, uuid.UUID]:
     return engine, account_id
 
 
+def _upsert_one_naive(conn: sa.Connection, d: DiscoveredInstance, account_id: uuid.UUID,
+                      seen: datetime) -> None:
+    """The per-row approach the sync replaced: one compiled upsert per instance."""
+    row = {
+        "id": uuid.uuid4(), "account_id": account_id, "provider": d.provider.value,
+        "provider_id": d.provider_id, "kind": d.kind.value, "name": d.name,
+        "engine": d.engine, "engine_version": d.engine_version,
+        "instance_class": d.instance_class, "region": d.region, "status": d.status.value,
+        "raw_status": d.raw_status, "tags": dict(d.tags), "endpoint_host": d.endpoint_host,
+        "endpoint_port": d.endpoint_port, "multi_az": d.multi_az, "node_count": d.node_count,
+        "cluster_provider_id": d.cluster_provider_id, "hourly_cost_cents": None,
+        "extra": dict(d.extra), "first_seen_at": seen, "last_seen_at": seen,
+        "missing_since": None,
+    }
+    ins = inst._insert_for(conn).values(**row)
+    conn.execute(ins.on_conflict_do_update(
+        index_elements=[inst.instances.c.provider, inst.instances.c.provider_id],
+        set_={c: getattr(ins.excluded, c) for c in inst._SYNCED},
+    ))
+
+
 def time_sync(
     engine: sa.Engine, account_id: uuid.UUID, items: list[DiscoveredInstance], naive: bool
 ) -> float:
@@ -123,7 +144,7 @@ def time_sync(
     with engine.begin() as conn:
         if naive:
             for d in items:
-                inst.upsert_one_naive(conn, inst.discovered_row(d, account_id, seen, None))
+                _upsert_one_naive(conn, d, account_id, seen)
             conn.execute(
                 inst.instances.update()
                 .where(inst.instances.c.account_id == account_id,

@@ -45,6 +45,7 @@ from snoozeql.services.recommendations import RecommendationService
 from snoozeql.services.reconciler import Reconciler
 from snoozeql.services.savings import SavingsService
 from snoozeql.store import metrics as metric_store
+from tests.support.inventory import add_discovered
 from tests.support.moto_server import free_port
 
 SNOOZEQL = str(Path(sys.executable).parent / "snoozeql")
@@ -312,7 +313,6 @@ def test_load_hours_round_trips_on_both_stores(store_url: str, tmp_path: Path) -
     from snoozeql.domain.metrics import HourlyAggregate
     from snoozeql.domain.types import DiscoveredInstance
     from snoozeql.store import db, versions
-    from snoozeql.store import instances as inst
 
     engine = db.create_engine(store_url)
     hour = datetime(2026, 11, 20, 13, tzinfo=UTC)
@@ -322,9 +322,7 @@ def test_load_hours_round_trips_on_both_stores(store_url: str, tmp_path: Path) -
             kind=InstanceKind.INSTANCE, engine="postgres", engine_version=None,
             instance_class=None, region=None, status=InstanceStatus.RUNNING, raw_status=None,
         )
-        row = inst.discovered_row(d, None, hour, None)
-        inst.insert_one(conn, row)
-        iid = row["id"]
+        iid = add_discovered(conn, d, None, hour)
         rows = [(iid, HourlyAggregate("cpu", hour + timedelta(hours=h), 10.5 + h, 1.0, 30.0,
                                       60)) for h in range(3)]
         before = versions.read(conn).get(versions.METRICS, 0)

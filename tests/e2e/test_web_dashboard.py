@@ -36,6 +36,7 @@ from snoozeql.services.metrics import MetricsService
 from snoozeql.services.schedules import ScheduleService
 from snoozeql.store import instances as instance_store
 from snoozeql.store import web_sessions as session_store
+from tests.support.inventory import add_discovered
 from tests.support.moto_server import MotoServer, free_port
 from tests.support.web import (
     WebServer,
@@ -332,14 +333,12 @@ def test_beyond_the_bulk_limit_the_header_says_so_and_counts_all_on_request(
     ids = []
     with ctx.engine.begin() as conn:  # not in any account: no sync touches them
         for n in range(1001):
-            row = instance_store.discovered_row(DiscoveredInstance(
+            ids.append(add_discovered(conn, DiscoveredInstance(
                 provider=ProviderKind.AWS, provider_id=f"arn:aws:rds:eu-west-1:9:db:many-{n}",
                 kind=InstanceKind.INSTANCE, name=f"many-{n:04d}", engine="mysql",
                 engine_version="8.0", instance_class="db.t3.micro", region="eu-west-1",
                 status=InstanceStatus.RUNNING, raw_status="available",
-                tags={"batch": "many"}), None, ctx.now(), None)
-            instance_store.insert_one(conn, row)
-            ids.append(row["id"])
+                tags={"batch": "many"}), None, ctx.now()))
     try:
         page = dash.page("operator")
         page.goto("/instances?tag=batch%3Dmany&limit=25")

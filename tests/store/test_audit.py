@@ -20,8 +20,8 @@ from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStat
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.audit import REDACTED, redact
 from snoozeql.services.context import Context
-from snoozeql.store import instances as instance_store
 from snoozeql.store.actions import actions
+from tests.support.inventory import add_discovered
 
 MON = datetime(2026, 11, 23, 9, tzinfo=UTC)
 V1 = "/api/v1"
@@ -39,7 +39,7 @@ def add_instance(ctx: Context, name: str) -> None:
         region="us-east-1", tags={}, node_count=1,
     )
     with ctx.engine.begin() as conn:
-        instance_store.insert_one(conn, instance_store.discovered_row(d, None, ctx.now(), None))
+        add_discovered(conn, d, None, ctx.now())
 
 
 def tick(ctx: Context) -> None:

@@ -22,6 +22,7 @@ from snoozeql.services.schedules import ScheduleService, read_for
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as schedule_store
 from snoozeql.store.instances import InstanceFilter
+from tests.support.inventory import add_discovered
 
 MON = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday
 OFFICE = {"timezone": "Europe/Berlin",
@@ -43,10 +44,8 @@ def add(ctx: Context, name: str, *, account: UUID | None = None, engine: str = "
         instance_class="db.t3.micro", region="eu-west-1", status=status,
         raw_status=status.value, tags=tags or {},
     )
-    row = instance_store.discovered_row(d, account, ctx.now(), None)
     with ctx.engine.begin() as conn:
-        instance_store.insert_one(conn, row)
-    return row["id"]  # type: ignore[no-any-return]
+        return add_discovered(conn, d, account, ctx.now())
 
 
 def fleet(ctx: Context) -> dict[str, UUID]:

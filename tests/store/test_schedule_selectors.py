@@ -18,7 +18,7 @@ from snoozeql.services.accounts import AccountService
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
 from snoozeql.services.schedules import ScheduleService
-from snoozeql.store import instances as instance_store
+from tests.support.inventory import add_discovered
 
 MON = datetime(2026, 11, 23, tzinfo=UTC)
 OFFICE = {"name": "office", "timezone": "UTC",
@@ -38,10 +38,8 @@ def add_instance(ctx: Context, name: str, *, account: UUID | None = None,
         instance_class="db.t3.micro", raw_status="available", status=InstanceStatus.RUNNING,
         region="us-east-1", tags=tags or {}, node_count=1,
     )
-    row = instance_store.discovered_row(d, account, ctx.now(), Decimal("10"))
     with ctx.engine.begin() as conn:
-        instance_store.insert_one(conn, row)
-    return row["id"]  # type: ignore[no-any-return]
+        return add_discovered(conn, d, account, ctx.now(), Decimal("10"))
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -18,8 +18,8 @@ from snoozeql.services.accounts import AccountService
 from snoozeql.services.context import Context
 from snoozeql.services.savings import WEEKS_PER_MONTH, SavingsService
 from snoozeql.services.schedules import OverrideService, ScheduleService
-from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as schedule_store
+from tests.support.inventory import add_discovered
 
 MON = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday
 OFFICE = {"name": "office", "timezone": "Europe/Berlin",
@@ -41,10 +41,8 @@ def add_instance(ctx: Context, name: str, *, account: UUID | None = None,
         instance_class="db.t3.micro", raw_status="available", status=InstanceStatus.RUNNING,
         region="us-east-1", tags=tags or {}, node_count=nodes,
     )
-    row = instance_store.discovered_row(d, account, ctx.now(), Decimal(cost) if cost else None)
     with ctx.engine.begin() as conn:
-        instance_store.insert_one(conn, row)
-    return row["id"]  # type: ignore[no-any-return]
+        return add_discovered(conn, d, account, ctx.now(), Decimal(cost) if cost else None)
 
 
 def test_crud_and_refusals(sctx) -> None:  # noqa: ANN001
@@ -199,13 +197,13 @@ def test_overrides_parse_times_in_the_schedule_zone(sctx) -> None:  # noqa: ANN0
 def _interval(ctx: Context, iid: UUID, name: str, start: datetime, end: datetime | None,
               cost: str | None, nodes: int, schedule: str | None, account: UUID | None
               ) -> None:
-    row: dict[str, Any] = dict(
-        instance_id=iid, instance_name=name, account_id=account, schedule_id=None,
-        schedule_name=schedule, stopped_at=start, started_at=end,
+    interval = schedule_store.StopInterval(
+        id=uuid.uuid4(), instance_id=iid, instance_name=name, account_id=account,
+        schedule_id=None, schedule_name=schedule, stopped_at=start, started_at=end,
         hourly_cost_cents=Decimal(cost) if cost else None, node_count=nodes,
     )
     with ctx.engine.begin() as conn:
-        schedule_store.insert_intervals(conn, [row])
+        schedule_store.insert_intervals(conn, [interval])
 
 
 def test_savings_realized_and_projected(sctx) -> None:  # noqa: ANN001

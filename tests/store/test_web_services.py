@@ -16,7 +16,7 @@ from snoozeql.services import bulk as bulk_module
 from snoozeql.services.bulk import BulkService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
-from snoozeql.store import instances as instance_store
+from tests.support.inventory import add_discovered
 
 
 def add(ctx: Context, name: str, status: InstanceStatus, cost: str | None = "10",
@@ -28,12 +28,9 @@ def add(ctx: Context, name: str, status: InstanceStatus, cost: str | None = "10"
         region="us-east-1", status=status, raw_status=status.value,
         cluster_provider_id=f"arn:{cluster}" if cluster else None,
     )
-    row = instance_store.discovered_row(d, None, ctx.now(), Decimal(cost) if cost else None)
-    if missing:
-        row["missing_since"] = datetime(2026, 1, 1, tzinfo=UTC)
     with ctx.engine.begin() as conn:
-        instance_store.insert_one(conn, row)
-    return row["id"]  # type: ignore[no-any-return]
+        return add_discovered(conn, d, None, ctx.now(), Decimal(cost) if cost else None,
+                              missing_since=datetime(2026, 1, 1, tzinfo=UTC) if missing else None)
 
 
 def test_fleet_summary_counts_and_costs(ctx: Context) -> None:

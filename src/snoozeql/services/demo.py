@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,7 @@ from snoozeql.store import instances as instance_store
 from snoozeql.store import metrics as metric_store
 from snoozeql.store import schedules as schedule_store
 from snoozeql.store.instances import InstanceFilter
+from snoozeql.store.schedules import StopInterval
 
 __all__ = ["DEMO_SCHEDULES", "DemoSeed", "DemoService"]
 
@@ -300,9 +302,9 @@ class DemoService:
     def _history(
         self, stored: list[Instance], governing: dict[UUID, Governing],
         timelines: dict[UUID, _Timeline], manual: dict[UUID, datetime],
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[list[dict[str, Any]], list[StopInterval]]:
         actions: list[dict[str, Any]] = []
-        intervals: list[dict[str, Any]] = []
+        intervals: list[StopInterval] = []
         clusters = {i.provider_id for i in stored if i.kind is InstanceKind.CLUSTER}
         for inst in stored:
             if inst.kind is InstanceKind.INSTANCE and inst.cluster_provider_id in clusters:
@@ -320,7 +322,7 @@ class DemoService:
 
     def _schedule_actions(
         self, inst: Instance, gov: Governing, rng: random.Random,
-        intervals: list[dict[str, Any]],
+        intervals: list[StopInterval],
     ) -> list[dict[str, Any]]:
         now = self.ctx.now()
         out: list[dict[str, Any]] = []
@@ -407,10 +409,10 @@ def _action(inst: Instance, action: str, at: datetime, actor: str, reason: str,
 
 
 def _interval(inst: Instance, gov: Governing, stopped: datetime, started: datetime | None
-              ) -> dict[str, Any]:
-    return {
-        "instance_id": inst.id, "instance_name": inst.name, "account_id": inst.account_id,
-        "schedule_id": gov.schedule_id, "schedule_name": gov.schedule.name,
-        "stopped_at": stopped, "started_at": started,
-        "hourly_cost_cents": inst.hourly_cost_cents, "node_count": inst.node_count,
-    }
+              ) -> StopInterval:
+    return StopInterval(
+        id=uuid.uuid4(), instance_id=inst.id, instance_name=inst.name,
+        account_id=inst.account_id, schedule_id=gov.schedule_id,
+        schedule_name=gov.schedule.name, stopped_at=stopped, started_at=started,
+        hourly_cost_cents=inst.hourly_cost_cents, node_count=inst.node_count,
+    )

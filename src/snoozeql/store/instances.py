@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
@@ -145,36 +145,6 @@ def _instances(result: sa.CursorResult[Any] | Sequence[Any], keys: Iterable[str]
                ) -> list[Instance]:
     read = _reader(tuple(keys))
     return [read(r) for r in result]
-
-
-def discovered_row(
-    d: DiscoveredInstance, account_id: UUID | None, seen_at: datetime, cost_cents: Decimal | None
-) -> dict[str, Any]:
-    return {
-        "id": uuid4(),
-        "account_id": account_id,
-        "provider": d.provider.value,
-        "provider_id": d.provider_id,
-        "kind": d.kind.value,
-        "name": d.name,
-        "engine": d.engine,
-        "engine_version": d.engine_version,
-        "instance_class": d.instance_class,
-        "region": d.region,
-        "status": d.status.value,
-        "raw_status": d.raw_status,
-        "tags": dict(d.tags),
-        "endpoint_host": d.endpoint_host,
-        "endpoint_port": d.endpoint_port,
-        "multi_az": d.multi_az,
-        "node_count": d.node_count,
-        "cluster_provider_id": d.cluster_provider_id,
-        "hourly_cost_cents": cost_cents,
-        "extra": dict(d.extra),
-        "first_seen_at": seen_at,
-        "last_seen_at": seen_at,
-        "missing_since": None,
-    }
 
 
 def _insert_for(conn: sa.Connection) -> Any:
@@ -524,17 +494,6 @@ def _write_sqlite(
         conn.exec_driver_sql(upsert, rows[i : i + _SQLITE_CHUNK])
 
 
-def upsert_one_naive(conn: sa.Connection, row: dict[str, Any]) -> None:
-    """The per-row approach, kept only so the benchmark can compare against it."""
-    ins = _insert_for(conn).values(**row)
-    conn.execute(
-        ins.on_conflict_do_update(
-            index_elements=[instances.c.provider, instances.c.provider_id],
-            set_={c: getattr(ins.excluded, c) for c in _SYNCED},
-        )
-    )
-
-
 # --- reads -----------------------------------------------------------------------------
 
 # A synced instance that is not missing was seen by its account's last successful
@@ -613,11 +572,6 @@ def set_status(
                 sync_hash=None)
     )
     versions.bump(conn, versions.STATUSES)
-
-
-def insert_one(conn: sa.Connection, row: dict[str, Any]) -> None:
-    conn.execute(instances.insert().values(**row))
-    versions.bump(conn, versions.INSTANCES)
 
 
 def add(conn: sa.Connection, i: Instance) -> None:

@@ -571,13 +571,18 @@ def open_interval(conn: sa.Connection, instance: Instance, *, schedule_id: UUID 
         hourly_cost_cents=instance.hourly_cost_cents, node_count=instance.node_count))
 
 
-def insert_intervals(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
+def insert_intervals(conn: sa.Connection, intervals: list[StopInterval]) -> int:
     """Insert past stop intervals in one batch (a history import; the demo's seed)."""
-    if not rows:
+    if not intervals:
         return 0
-    conn.execute(stop_intervals.insert(),
-                 [{"id": uuid4(), "details": {}, "started_at": None, **r} for r in rows])
-    return len(rows)
+    conn.execute(stop_intervals.insert(), [
+        {"id": i.id, "details": {}, "instance_id": i.instance_id,
+         "instance_name": i.instance_name, "account_id": i.account_id,
+         "schedule_id": i.schedule_id, "schedule_name": i.schedule_name,
+         "stopped_at": i.stopped_at, "started_at": i.started_at,
+         "hourly_cost_cents": i.hourly_cost_cents, "node_count": i.node_count}
+        for i in intervals])
+    return len(intervals)
 
 
 def close_intervals(conn: sa.Connection, instance_ids: list[UUID], at: datetime) -> int:
