@@ -30,21 +30,13 @@ from snoozeql.providers.base import (
     ProviderPlugin,
 )
 
-_LOCAL_METRICS = "snoozeql.providers.local.metrics:LocalMetricsCollector"
-
 PLUGINS: dict[str, str | ProviderPlugin] = {
     "aws": "snoozeql.providers.aws:PLUGIN",
     "gcp": "snoozeql.providers.gcp:PLUGIN",
     "demo-aws": "snoozeql.providers.demo:AWS_PLUGIN",
     "demo-gcp": "snoozeql.providers.demo:GCP_PLUGIN",
-    "local": ProviderPlugin(
-        name="local", driver="snoozeql.providers.local.provider:LocalProvider",
-        metrics=_LOCAL_METRICS, measured=Measured.ON_HOST, process_cpu=True,
-    ),
-    "docker": ProviderPlugin(
-        name="docker", driver="snoozeql.providers.local.provider:DockerProvider",
-        metrics=_LOCAL_METRICS, measured=Measured.ON_HOST,
-    ),
+    "local": "snoozeql.providers.local:LOCAL_PLUGIN",
+    "docker": "snoozeql.providers.local:DOCKER_PLUGIN",
 }
 """Provider name -> its plugin, or ``"module:attribute"`` where it is declared."""
 

@@ -14,5 +14,21 @@
 * ``runtimes.py`` - the runtimes a stack's apply and down go through;
 * ``metrics.py`` - connections and CPU of running local databases.
 
-Nothing is imported here, so importing one module does not import the others.
+Only the plugins are declared here (import paths), so importing one module does not
+import the others.
 """
+
+from snoozeql.providers.base import Measured, ProviderPlugin
+
+_METRICS = "snoozeql.providers.local.metrics:LocalMetricsCollector"
+
+LOCAL_PLUGIN = ProviderPlugin(
+    name="local", driver="snoozeql.providers.local.provider:LocalProvider",
+    metrics=_METRICS, measured=Measured.ON_HOST, process_cpu=True,
+)
+"""Databases run as server processes on this machine (their CPU is read by pid)."""
+DOCKER_PLUGIN = ProviderPlugin(
+    name="docker", driver="snoozeql.providers.local.provider:DockerProvider",
+    metrics=_METRICS, measured=Measured.ON_HOST,
+)
+"""Databases run as Docker containers on this machine's engine."""
