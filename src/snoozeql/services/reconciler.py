@@ -7,7 +7,10 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
    down as far as they go, a narrow projection streamed in chunks; nothing at all when
    there is no schedule), resolve which schedules govern each
    (``domain/schedules/assignment.py``: ``resolve``) and read the overrides and the
-   clusters in the inventory.
+   clusters in the inventory. The resolution is kept in the context's memo under the
+   store's data versions (inventory, statuses, schedules and assignments, accounts;
+   ``store/versions.py``) and the overridden instances: a run in which none of them
+   moved, here or in another process, reads no instance and resolves nothing.
 2. Plan (the pure ``domain/schedules/reconcile.py``, which holds every rule below):
    for each instance the *key* of the current situation:
 
@@ -30,7 +33,8 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
    both act, and a finished claim is remembered, so a database a person started by
    hand inside a stop window is left alone until the next transition. A claim is a
    short lease (half the job's, ``services/leases.py``) renewed by the process's
-   heartbeat while the action runs;
+   heartbeat while the action runs (the keys known finished are remembered between
+   runs: a finished claim never changes, so the store is asked only about the others);
    one left ``claimed`` by a dead replica is taken over when its lease runs out; a
    ``failed`` one (provider error) is retried on the next run; what was done stays done.
    The action itself is logged as an intent before the provider call (``lifecycle``);
@@ -62,8 +66,16 @@ from itertools import zip_longest
 from typing import TypeVar
 from uuid import UUID
 
+from sqlalchemy import Connection
+
 from snoozeql.domain.errors import ActionRefused, SnoozeError
-from snoozeql.domain.schedules.assignment import SCHEDULE_TAG, Governing, OverrideRecord, resolve
+from snoozeql.domain.schedules.assignment import (
+    SCHEDULE_TAG,
+    Governing,
+    OverrideRecord,
+    ParsedRules,
+    resolve,
+)
 from snoozeql.domain.schedules.reconcile import (
     RUNNING_LIKE,
     Action,
@@ -84,7 +96,7 @@ from snoozeql.services.lifecycle import LifecycleService, Resolution
 from snoozeql.services.notify import Notifier, StopWarning
 from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
-from snoozeql.store import governed
+from snoozeql.store import governed, versions
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 
@@ -97,6 +109,26 @@ ACTOR = "reconciler"
 CHUNK = 200
 #: Finished enforcement and warning claims older than this are deleted.
 PRUNE_AFTER = timedelta(days=30)
+
+#: What the governed instances and their resolution are derived from: the inventory
+#: (synced rows, statuses set by actions), the schedules and assignments, the accounts'
+#: names (selectors); and the overridden instances (part of the memo's key).
+_RESOLUTION_VERSIONS = (versions.INSTANCES, versions.STATUSES, versions.SCHEDULES,
+                        versions.ACCOUNTS)
+_MEMO = "reconciler.resolution"
+_DONE = "reconciler.done"
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    """The governed instances (narrow rows), the schedules governing each and the
+    clusters in the inventory among theirs, as of ``key`` (data versions, overrides)."""
+
+    key: tuple[object, ...]
+    instances: list[Instance]
+    governing: dict[UUID, Governing]
+    clusters: set[str]
+
 
 @dataclass(frozen=True)
 class ReconcileItem:
@@ -166,6 +198,7 @@ class Reconciler:
         if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
             raise ValueError(f"bad reconcile shard {shard}")
         self.shard = shard
+        self._done_memo = f"{_DONE}:{shard}"  # each shard keeps its own keys
         self.owner = owner or new_owner()
         self.notifier = notifier or Notifier(ctx.settings)
         self.lifecycle = LifecycleService(ctx, owner=self.owner)
@@ -214,32 +247,48 @@ class Reconciler:
                              dict[UUID, OverrideRecord], set[str], list[UUID]]:
         """The governed instances (read in SQL, never the whole fleet), the schedules
         governing them, the overrides, the clusters their members belong to, and the
-        instances we stopped that run again."""
+        instances we stopped that run again. The resolution is kept in the context's
+        memo under the data versions and the overridden instances it was made from: a
+        run in which none of them moved reads no instance and resolves nothing."""
+        with self.ctx.engine.connect() as conn:
+            # Versions are read before the rows: a write landing in between leaves the
+            # memo keyed to the older versions, so the next run reads again.
+            seen = versions.read(conn)
+            overrides = store.all_overrides(conn)
+            key = (*(seen.get(k, 0) for k in _RESOLUTION_VERSIONS), frozenset(overrides))
+            memo: _Resolution | None = self.ctx.memo.get(_MEMO)
+            if memo is None or memo.key != key:
+                self.ctx.memo.pop(_MEMO, None)  # not held twice while reading again
+                memo = _Resolution(key, *self._resolve(conn, overrides))
+                self.ctx.memo[_MEMO] = memo
+            running_open = (governed.running_while_open(conn, RUNNING_LIKE)
+                            if store.any_open_interval(conn) else [])
+        return memo.instances, memo.governing, overrides, memo.clusters, running_open
+
+    def _resolve(self, conn: Connection, overrides: dict[UUID, OverrideRecord]
+                 ) -> tuple[list[Instance], dict[UUID, Governing], set[str]]:
+        """Read the governed (and overridden) instances and resolve their schedules."""
         instances: list[Instance] = []
         governing: dict[UUID, Governing] = {}
-        with self.ctx.engine.connect() as conn:
-            records = store.list_schedules(conn)
-            assignments = store.list_assignments(conn)
-            overrides = store.all_overrides(conn)
-            open_ids = store.open_interval_ids(conn)
-            accounts = ({a.id: a.name for a in account_store.list_all(conn)}
-                        if any(a.kind == "selector" for a in assignments) else {})
-            condition = governed.where(
-                assignments, own_tag=SCHEDULE_TAG if records else None,
-                extra_ids=overrides, account_names=accounts, dialect=conn.dialect.name,
-            )
-            if condition is not None:
-                for part in governed.scan(conn, condition):
-                    found = resolve(part, records, assignments, accounts,
-                                    include_protected=True)
-                    governing.update(found)
-                    instances.extend(i for i in part if i.id in found or i.id in overrides)
-            clusters = governed.cluster_ids(conn, {
-                i.cluster_provider_id for i in instances
-                if i.kind == InstanceKind.INSTANCE and i.cluster_provider_id})
-            running_open = (governed.running_among(conn, open_ids, RUNNING_LIKE)
-                            if open_ids else [])
-        return instances, governing, overrides, clusters, running_open
+        records = store.list_schedules(conn)
+        assignments = store.list_assignments(conn)
+        accounts = ({a.id: a.name for a in account_store.list_all(conn)}
+                    if any(a.kind == "selector" for a in assignments) else {})
+        condition = governed.where(
+            assignments, own_tag=SCHEDULE_TAG if records else None,
+            extra_ids=overrides, account_names=accounts, dialect=conn.dialect.name,
+        )
+        if condition is not None:
+            parsed = ParsedRules()
+            for part in governed.scan(conn, condition):
+                found = resolve(part, records, assignments, accounts,
+                                include_protected=True, parsed=parsed)
+                governing.update(found)
+                instances.extend(i for i in part if i.id in found or i.id in overrides)
+        clusters = governed.cluster_ids(conn, {
+            i.cluster_provider_id for i in instances
+            if i.kind == InstanceKind.INSTANCE and i.cluster_provider_id})
+        return instances, governing, clusters
 
     def _enforce(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
         """Claim and carry out each plan not acted on yet (and enforced convergence)."""
@@ -293,13 +342,34 @@ class Reconciler:
             store.finish_claims(conn, outcomes, owner=self.owner, now=self.ctx.now())
 
     def _finished(self, plans: list[Plan]) -> dict[tuple[UUID, datetime], str | None]:
-        """(instance, at) -> result of the plans' keys already acted on."""
-        with self.ctx.engine.connect() as conn:
-            done = store.done_results(conn, "transition", {p.at for p in plans
-                                                           if p.kind == "transition"})
-            done |= store.done_results(conn, "override", {p.at for p in plans
-                                                          if p.kind == "override"})
+        """(instance, at) -> result of the plans' keys already acted on. A finished
+        claim never changes (only a failed or abandoned one is taken over), so the
+        results known from earlier runs of this process are kept (for the keys of the
+        current plans only): the store is asked only about keys not known done."""
+        known: dict[tuple[str, UUID, datetime], str | None] = self.ctx.memo.get(
+            self._done_memo, {})
+        done: dict[tuple[UUID, datetime], str | None] = {}
+        ask: dict[str, set[datetime]] = {}
+        for p in plans:
+            k = (p.kind, p.instance.id, p.at)
+            if k in known:
+                done[(p.instance.id, p.at)] = known[k]
+            else:
+                ask.setdefault(p.kind, set()).add(p.at)
+        if ask:
+            with self.ctx.engine.connect() as conn:
+                for kind in ("transition", "override"):
+                    done |= store.done_results(conn, kind, ask.get(kind, set()))
+        if ask or len(done) != len(known):  # else the memo holds exactly these keys
+            self._remember_done(plans, done)
         return done
+
+    def _remember_done(self, plans: list[Plan],
+                       done: dict[tuple[UUID, datetime], str | None]) -> None:
+        """Keep the finished keys of ``plans`` for the next run (and no others)."""
+        self.ctx.memo[self._done_memo] = {
+            (p.kind, p.instance.id, p.at): done[(p.instance.id, p.at)]
+            for p in plans if (p.instance.id, p.at) in done}
 
     def _dry_runs(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
         """Log what dry-run schedules would do, once per transition, claiming nothing."""

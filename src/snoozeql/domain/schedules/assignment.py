@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -135,6 +136,28 @@ class Governing:
     since: datetime  # when this schedule (as it is now) started to govern the instance
     matches: tuple[Match, ...] = ()
 
+    @cached_property
+    def ranks(self) -> tuple[Ranked, ...]:
+        """The distinct schedules matching the instance (the governing one alone if the
+        resolution did not list them); computed once per value."""
+        seen: dict[UUID, Ranked] = {}
+        for m in self.matches:
+            seen.setdefault(m.schedule_id, m.ranked())
+        return tuple(seen.values()) or (Ranked(self.schedule_id, self.schedule),)
+
+    @cached_property
+    def set_key(self) -> object:
+        """Identifies the set of matching schedules (with their priorities): the
+        governing schedule's id when it is alone; equal for equal sets."""
+        if len(self.ranks) == 1:
+            return self.schedule_id
+        return tuple(sorted((str(r.key), r.priority) for r in self.ranks))
+
+    @cached_property
+    def latest_since(self) -> datetime:
+        """The latest moment any of the matching schedules began to match."""
+        return max([self.since, *(m.since for m in self.matches)])
+
 
 @dataclass
 class ParsedRules:
@@ -224,10 +247,7 @@ def resolve(
 def ranked(gov: Governing) -> list[Ranked]:
     """The distinct schedules matching the instance (the governing one alone if the
     resolution did not list them)."""
-    seen: dict[UUID, Ranked] = {}
-    for m in gov.matches:
-        seen.setdefault(m.schedule_id, m.ranked())
-    return list(seen.values()) or [Ranked(gov.schedule_id, gov.schedule)]
+    return list(gov.ranks)
 
 
 def decide(gov: Governing, now: datetime) -> tuple[UUID, Schedule, Decision, str]:
