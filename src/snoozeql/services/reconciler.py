@@ -117,6 +117,7 @@ _RESOLUTION_VERSIONS = (versions.INSTANCES, versions.STATUSES, versions.SCHEDULE
                         versions.ACCOUNTS)
 _MEMO = "reconciler.resolution"
 _DONE = "reconciler.done"
+_SAID = "reconciler.said"
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class Reconciler:
             raise ValueError(f"bad reconcile shard {shard}")
         self.shard = shard
         self._done_memo = f"{_DONE}:{shard}"  # each shard keeps its own keys
+        self._said_memo = f"{_SAID}:{shard}"
         self.owner = owner or new_owner()
         self.notifier = notifier or Notifier(ctx.settings)
         self.lifecycle = LifecycleService(ctx, owner=self.owner)
@@ -375,8 +377,10 @@ class Reconciler:
         """Log what dry-run schedules would do, once per transition, claiming nothing."""
         entries: list[dict[str, object]] = []
         logged: list[Instance] = []
+        keys: list[tuple[UUID, str, str]] = []
         done_at = self.ctx.now()
-        for a in dry_run_actions(plans, self._said(plans)):
+        said = self._said(plans)
+        for a in dry_run_actions(plans, said):
             p, action = a.plan, a.plan.action
             if a.refusal is not None:  # a real run is refused too (lifecycle)
                 report.items.append(ReconcileItem(p.instance.id, p.instance.name, action,
@@ -384,6 +388,7 @@ class Reconciler:
                                                   a.refusal))
                 continue
             logged.append(p.instance)
+            keys.append((p.instance.id, action, p.at.isoformat()))
             entries.append(self._entry(
                 p.instance, action, f"{p.reason} (dry run: would {action})",
                 ActionResult.DRY_RUN, now, done_at,
@@ -394,6 +399,7 @@ class Reconciler:
         if entries:
             with self.ctx.engine.begin() as conn:  # one statement for all
                 ids = action_log.append_many(conn, entries)
+            self._remember_said(said | set(keys))
             for action_id, e, inst in zip(ids, entries, logged, strict=True):
                 log_action(self.ctx.telemetry, action_id=action_id, action=str(e["action"]),
                            result=ActionResult.DRY_RUN.value, instance_id=inst.id,
@@ -401,14 +407,28 @@ class Reconciler:
                            provider=inst.provider.value, actor=ACTOR, reason=str(e["reason"]))
 
     def _said(self, plans: list[Plan]) -> set[tuple[UUID, str, str]]:
-        """(instance, action, transition) a dry run already logged."""
+        """(instance, action, transition) a dry run already logged, of ``plans``' keys.
+        The action log is append-only, so the keys found logged by earlier runs of this
+        process are kept (those of the current plans only): the store is asked only
+        about the others."""
         if not plans:
             return set()
-        with self.ctx.engine.connect() as conn:
-            entries = action_log.dry_runs_since(conn, min(p.at for p in plans),
-                                                sorted({p.instance.id for p in plans}))
-        return {(e.instance_id, e.action, str(e.details.get("transition_at")))
-                for e in entries if e.instance_id is not None and e.actor == ACTOR}
+        known: set[tuple[UUID, str, str]] = self.ctx.memo.get(self._said_memo, set())
+        keys = [(p.instance.id, p.action, p.at.isoformat()) for p in plans]
+        said = {k for k in keys if k in known}
+        ask = [p for p, k in zip(plans, keys, strict=True) if k not in said]
+        if ask:
+            with self.ctx.engine.connect() as conn:
+                entries = action_log.dry_runs_since(conn, min(p.at for p in ask),
+                                                    sorted({p.instance.id for p in ask}))
+            said |= {(e.instance_id, e.action, str(e.details.get("transition_at")))
+                     for e in entries if e.instance_id is not None and e.actor == ACTOR}
+        if ask or len(said) != len(known):
+            self._remember_said(said & set(keys))
+        return said
+
+    def _remember_said(self, said: set[tuple[UUID, str, str]]) -> None:
+        self.ctx.memo[self._said_memo] = said
 
     # ------------------------------------------------------------------ preview
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -136,27 +135,42 @@ class Governing:
     since: datetime  # when this schedule (as it is now) started to govern the instance
     matches: tuple[Match, ...] = ()
 
-    @cached_property
+    # Derived once per value (the reconciler keeps its resolution between runs) and
+    # stored beside the fields: ``functools.cached_property`` takes a lock per access.
+
+    @property
     def ranks(self) -> tuple[Ranked, ...]:
         """The distinct schedules matching the instance (the governing one alone if the
-        resolution did not list them); computed once per value."""
-        seen: dict[UUID, Ranked] = {}
-        for m in self.matches:
-            seen.setdefault(m.schedule_id, m.ranked())
-        return tuple(seen.values()) or (Ranked(self.schedule_id, self.schedule),)
+        resolution did not list them)."""
+        found: tuple[Ranked, ...] | None = self.__dict__.get("_ranks")
+        if found is None:
+            seen: dict[UUID, Ranked] = {}
+            for m in self.matches:
+                seen.setdefault(m.schedule_id, m.ranked())
+            found = tuple(seen.values()) or (Ranked(self.schedule_id, self.schedule),)
+            object.__setattr__(self, "_ranks", found)
+        return found
 
-    @cached_property
+    @property
     def set_key(self) -> object:
         """Identifies the set of matching schedules (with their priorities): the
         governing schedule's id when it is alone; equal for equal sets."""
-        if len(self.ranks) == 1:
-            return self.schedule_id
-        return tuple(sorted((str(r.key), r.priority) for r in self.ranks))
+        found = self.__dict__.get("_set_key")
+        if found is None:
+            ranks = self.ranks
+            found = self.schedule_id if len(ranks) == 1 else tuple(
+                sorted((str(r.key), r.priority) for r in ranks))
+            object.__setattr__(self, "_set_key", found)
+        return found
 
-    @cached_property
+    @property
     def latest_since(self) -> datetime:
         """The latest moment any of the matching schedules began to match."""
-        return max([self.since, *(m.since for m in self.matches)])
+        found: datetime | None = self.__dict__.get("_latest_since")
+        if found is None:
+            found = max([self.since, *(m.since for m in self.matches)])
+            object.__setattr__(self, "_latest_since", found)
+        return found
 
 
 @dataclass
