@@ -203,14 +203,19 @@ def test_a_steady_run_reads_no_instance_and_resolves_nothing_again(ctx, monkeypa
     Reconciler(ctx).run()
     ctx.clock = lambda: at(12, 2)
     resolved: list[int] = []
-    real_resolve = reconciler_module.resolve
+    planned: list[int] = []
+    real_resolve, real_plan = reconciler_module.resolve, reconciler_module.plan_run
     monkeypatch.setattr(reconciler_module, "resolve",
                         lambda part, *a, **k: resolved.append(len(part)) or real_resolve(
+                            part, *a, **k))
+    monkeypatch.setattr(reconciler_module, "plan_run",
+                        lambda part, *a, **k: planned.append(len(part)) or real_plan(
                             part, *a, **k))
     with statements(ctx) as seen, materialized(monkeypatch) as rows:
         report = Reconciler(ctx).run()
     assert report.considered == 30 and report.items == []
-    assert rows == [] and resolved == []  # nothing read or resolved again
+    # Nothing read, resolved or planned again (the office schedule decides as before).
+    assert rows == [] and resolved == [] and planned == []
     reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     assert not [s for s in reads if "FROM instances" in s or "FROM reconcile_claims" in s]
     assert len(seen) <= 6, seen  # a few small reads, whatever the governed count

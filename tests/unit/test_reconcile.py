@@ -25,6 +25,7 @@ from snoozeql.domain.schedules.reconcile import (
     plan,
     plan_run,
     real_actions,
+    situation,
     stop_warnings,
     verdict,
 )
@@ -265,6 +266,31 @@ def test_a_run_shares_decisions_without_changing_any_plan(fleet: Fleet) -> None:
     alone = [one(i, gov.get(i.id), ovs.get(i.id), now) for i in instances
              if i.id in gov or i.id in ovs]
     assert planned.plans == [p for p in alone if p is not None]
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleet=fleets(), later=st.integers(0, 3 * 24 * 60))
+def test_equal_situations_plan_alike(fleet: Fleet, later: int) -> None:
+    """Two instants with the same :func:`situation` (every schedule set's decision and
+    stretch, the overrides) get the same plans; a different plan means a different
+    situation."""
+    instances, gov, ovs, now = fleet
+    then = now + timedelta(minutes=later)
+    sets = {g.set_key: g for g in gov.values()}.values()
+    first = plan_run(instances, gov, ovs, set(), now, global_dry_run=False)
+    second = plan_run(instances, gov, ovs, set(), then, global_dry_run=False)
+    same = situation(sets, ovs, now) == situation(sets, ovs, then)
+    assert same <= (first == second)
+
+
+def test_a_transition_or_an_override_ending_changes_the_situation() -> None:
+    gov = governing(OFFICE)
+    ov = override("running", MON + timedelta(hours=20), MON)
+    at = MON + timedelta(hours=12)
+    assert situation([gov], {}, at) == situation([gov], {}, at + timedelta(hours=1))
+    assert situation([gov], {}, at) != situation([gov], {}, MON + timedelta(hours=19, minutes=1))
+    assert situation([gov], {ov.instance_id: ov}, at) != situation(
+        [gov], {ov.instance_id: ov}, MON + timedelta(hours=21))
 
 
 def test_equal_schedule_sets_share_a_key_whatever_their_order() -> None:

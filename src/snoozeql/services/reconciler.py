@@ -80,11 +80,13 @@ from snoozeql.domain.schedules.reconcile import (
     RUNNING_LIKE,
     Action,
     Plan,
+    Planned,
     dry_run_actions,
     matches_state,
     plan_run,
     real_actions,
     short,
+    situation,
     stop_warnings,
     verdict,
 )
@@ -118,6 +120,7 @@ _RESOLUTION_VERSIONS = (versions.INSTANCES, versions.STATUSES, versions.SCHEDULE
 _MEMO = "reconciler.resolution"
 _DONE = "reconciler.done"
 _SAID = "reconciler.said"
+_PLANS = "reconciler.plans"
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,14 @@ class _Resolution:
     instances: list[Instance]
     governing: dict[UUID, Governing]
     clusters: set[str]
+    #: One governing value per distinct set of schedules (``Governing.set_key``).
+    sets: dict[object, Governing] = field(init=False)
+
+    def __post_init__(self) -> None:
+        sets: dict[object, Governing] = {}
+        for gov in self.governing.values():
+            sets.setdefault(gov.set_key, gov)
+        object.__setattr__(self, "sets", sets)
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,7 @@ class Reconciler:
         self.shard = shard
         self._done_memo = f"{_DONE}:{shard}"  # each shard keeps its own keys
         self._said_memo = f"{_SAID}:{shard}"
+        self._plan_memo = f"{_PLANS}:{shard}"
         self.owner = owner or new_owner()
         self.notifier = notifier or Notifier(ctx.settings)
         self.lifecycle = LifecycleService(ctx, owner=self.owner)
@@ -216,7 +228,9 @@ class Reconciler:
         if not dry_run:
             for r in self.lifecycle.resolve_stale():
                 self._after_resolution(r, report)
-        instances, governing, overrides, clusters, running_open = self._load()
+        resolution, overrides, running_open = self._load()
+        instances, governing, clusters = (resolution.instances, resolution.governing,
+                                          resolution.clusters)
         if self.shard is not None:
             k, n = self.shard
             instances = [i for i in instances if i.id.int % n == k]
@@ -225,8 +239,7 @@ class Reconciler:
             with self.ctx.engine.begin() as conn:
                 store.close_intervals(conn, running_open, now)
 
-        planned = plan_run(instances, governing, overrides, clusters, now,
-                           global_dry_run=self.ctx.settings.reconcile_dry_run)
+        planned = self._plan(resolution, instances, overrides, now)
         report.considered = planned.considered
         for inst, exc in planned.failed:  # one bad instance must not stop the run
             log.error("planning %s failed", inst.name, exc_info=exc)
@@ -245,10 +258,9 @@ class Reconciler:
                 store.prune_claims(conn, now - PRUNE_AFTER)
         return report
 
-    def _load(self) -> tuple[list[Instance], dict[UUID, Governing],
-                             dict[UUID, OverrideRecord], set[str], list[UUID]]:
+    def _load(self) -> tuple[_Resolution, dict[UUID, OverrideRecord], list[UUID]]:
         """The governed instances (read in SQL, never the whole fleet), the schedules
-        governing them, the overrides, the clusters their members belong to, and the
+        governing them and the clusters their members belong to; the overrides; and the
         instances we stopped that run again. The resolution is kept in the context's
         memo under the data versions and the overridden instances it was made from: a
         run in which none of them moved reads no instance and resolves nothing."""
@@ -265,7 +277,29 @@ class Reconciler:
                 self.ctx.memo[_MEMO] = memo
             running_open = (governed.running_while_open(conn, RUNNING_LIKE)
                             if store.any_open_interval(conn) else [])
-        return memo.instances, memo.governing, overrides, memo.clusters, running_open
+        return memo, overrides, running_open
+
+    def _plan(self, resolution: _Resolution, instances: list[Instance],
+              overrides: dict[UUID, OverrideRecord], now: datetime) -> Planned:
+        """``plan_run`` over ``instances`` (the resolution's, or this shard's of them),
+        or the previous run's plans when nothing they depend on moved: the same
+        resolution, and the same situation (every schedule set's decision at ``now``,
+        the overrides)."""
+        global_dry_run = self.ctx.settings.reconcile_dry_run
+        key: tuple[object, ...] | None
+        try:
+            key = (id(resolution), resolution.key, global_dry_run,
+                   situation(resolution.sets.values(), overrides, now))
+        except Exception:  # noqa: BLE001 - plan_run reports the instances it fails on
+            key = None
+        last = self.ctx.memo.get(self._plan_memo)
+        if key is not None and last is not None and last[0] == key:
+            return last[1]  # type: ignore[no-any-return]
+        planned = plan_run(instances, resolution.governing, overrides, resolution.clusters,
+                           now, global_dry_run=global_dry_run)
+        if key is not None:
+            self.ctx.memo[self._plan_memo] = (key, planned)
+        return planned
 
     def _resolve(self, conn: Connection, overrides: dict[UUID, OverrideRecord]
                  ) -> tuple[list[Instance], dict[UUID, Governing], set[str]]:

@@ -27,7 +27,7 @@ real run's lifecycle service refuses it (logged once, through the claim).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -57,6 +57,7 @@ __all__ = [
     "plan_run",
     "real_actions",
     "short",
+    "situation",
     "stop_warnings",
     "stretch_start",
     "verdict",
@@ -243,6 +244,25 @@ def plan(inst: Instance, gov: Governing | None, ov: OverrideRecord | None, now: 
         inst, t.desired, "transition", at, reason, t.dry_run or global_dry_run,
         t.schedule_id, t.schedule_name, t.enforced,
     )
+
+
+def situation(sets: Iterable[Governing], overrides: Mapping[UUID, OverrideRecord],
+              now: datetime) -> tuple[object, ...]:
+    """What the plans of a run depend on besides the instances and their resolution:
+    each schedule set's decision and the start of its current stretch at ``now`` (one
+    :class:`Governing` per set in ``sets``), and the overrides with whether each is
+    active. :func:`plan_run` over the same instances and resolution gives the same
+    plans at two instants with equal situations; this costs one evaluation per set."""
+    cache: dict[object, Any] = {}
+    decided = []
+    for gov in sets:
+        schedule_id, _, decision, note = cache[("decide", gov.set_key)] = decide(gov, now)
+        start = (stretch_start(gov, now, cache) if decision.state is not DesiredState.ANY
+                 else None)
+        decided.append((gov.set_key, schedule_id, decision.state, decision.reason, note,
+                        start))
+    active = frozenset((ov, ov.until > now) for ov in overrides.values())
+    return tuple(decided), active
 
 
 def _in_acted_cluster(inst: Instance, clusters: Collection[str]) -> bool:
