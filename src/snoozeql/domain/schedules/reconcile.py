@@ -11,6 +11,9 @@ functions and carries out what they return; everything here is data in, data out
   schedules began to govern the instance, and the end of an override. An active
   override beats every schedule. Members of a cluster in the inventory are left out
   (the cluster is acted on as a unit).
+- :func:`situation`: what a run's plans depend on besides the instances and their
+  resolution (each schedule set's decision and stretch now, the overrides): equal
+  situations plan alike, so a run may reuse the previous run's plans.
 - :func:`real_actions`: given the keys already acted on, the claims a real run makes:
   one per plan not acted on yet, or an ``enforce`` claim (keyed on the run's minute)
   for an ``enforced`` schedule whose instance drifted after its transition.
