@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from snoozeql.domain.types import DiscoveredInstance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.providers.registry import ProviderRegistry
+from snoozeql.services import reconciler as reconciler_module
 from snoozeql.services.accounts import AccountService
 from snoozeql.services.actions import ActionLogService
 from snoozeql.services.background_sync import wait_for_history
@@ -45,15 +46,17 @@ def at(hh: int, mm: int = 0, day: int = 0) -> datetime:
 
 
 def fleet(ctx: Context, n: int, *, account_id: UUID | None = None, prefix: str = "db",
-          region: str = "us-east-1", tags: Any = None, engine: str = "postgres") -> None:
-    """``n`` running instances written through the store's sync path."""
+          region: str = "us-east-1", tags: Any = None, engine: str = "postgres",
+          status: InstanceStatus = InstanceStatus.RUNNING) -> None:
+    """``n`` instances (running unless ``status``) written through the store's sync path."""
     items = [
         DiscoveredInstance(
             provider=ProviderKind.AWS if account_id else ProviderKind.LOCAL,
             provider_id=f"{prefix}-{region}-{i:05d}", name=f"{prefix}-{i:05d}",
             kind=InstanceKind.INSTANCE, engine=engine, engine_version="16",
-            instance_class="db.t4g.micro", region=region, status=InstanceStatus.RUNNING,
-            raw_status="available", tags=tags(i) if callable(tags) else dict(tags or {}),
+            instance_class="db.t4g.micro", region=region, status=status,
+            raw_status="available" if status is InstanceStatus.RUNNING else str(status),
+            tags=tags(i) if callable(tags) else dict(tags or {}),
         )
         for i in range(n)
     ]
@@ -184,6 +187,80 @@ def test_governed_instances_found_in_sql_are_those_the_full_resolution_finds(ctx
     assert {i.instance_name for i in report.items} == _reference(ctx)
 
 
+# --------------------------------------------------------------------------- steady state
+
+
+def test_a_steady_run_reads_no_instance_and_resolves_nothing_again(ctx, monkeypatch) -> None:  # noqa: ANN001
+    ctx.clock = lambda: at(12)
+    fleet(ctx, 300, tags=lambda i: {"env": "dev" if i % 10 == 0 else "prod"})
+    svc = ScheduleService(ctx)
+    svc.create(OFFICE)
+    svc.assign("office", tag="env=dev")
+    # The transition (all 30 already running: acted on with no provider call), then the
+    # run that learns the claims are finished.
+    assert Reconciler(ctx).run().considered == 30
+    ctx.clock = lambda: at(12, 1)
+    Reconciler(ctx).run()
+    ctx.clock = lambda: at(12, 2)
+    resolved: list[int] = []
+    planned: list[int] = []
+    real_resolve, real_plan = reconciler_module.resolve, reconciler_module.plan_run
+    monkeypatch.setattr(reconciler_module, "resolve",
+                        lambda part, *a, **k: resolved.append(len(part)) or real_resolve(
+                            part, *a, **k))
+    monkeypatch.setattr(reconciler_module, "plan_run",
+                        lambda part, *a, **k: planned.append(len(part)) or real_plan(
+                            part, *a, **k))
+    with statements(ctx) as seen, materialized(monkeypatch) as rows:
+        report = Reconciler(ctx).run()
+    assert report.considered == 30 and report.items == []
+    # Nothing read, resolved or planned again (the office schedule decides as before).
+    assert rows == [] and resolved == [] and planned == []
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert not [s for s in reads if "FROM instances" in s or "FROM reconcile_claims" in s]
+    assert len(seen) <= 6, seen  # a few small reads, whatever the governed count
+
+
+def test_the_next_run_sees_what_another_process_changed(ctx, settings) -> None:  # noqa: ANN001
+    ctx.clock = lambda: at(19, 1)
+    fleet(ctx, 40, tags=lambda i: {"env": ["dev", "stg"][i % 2]})
+    ScheduleService(ctx).create(OFFICE)
+    ScheduleService(ctx).assign("office", tag="env=dev")
+
+    def verdicts() -> dict[str, tuple[str, str]]:
+        report = Reconciler(ctx).run(dry_run=True)
+        return {i.instance_name: (i.action, i.result) for i in report.items}
+
+    before = verdicts()
+    assert len(before) == 20 and set(before.values()) == {("stop", "dry_run")}
+    assert verdicts() == before  # from the memo
+
+    # Another process (its own context, its own memo) changes the store.
+    other = Context(settings=settings, engine=db.create_engine(settings.effective_database_url),
+                    providers=ProviderRegistry(settings), clock=ctx.clock)
+    try:
+        ScheduleService(other).assign("office", tag="env=stg")  # a new assignment
+        assert verdicts()["db-00001"] == ("stop", "dry_run")
+
+        fleet(other, 1, tags={"env": "dev"}, status=InstanceStatus.STOPPED)  # a sync: db-00000
+        assert verdicts()["db-00000"] == ("none", "noop")  # already stopped
+
+        with other.engine.begin() as conn:  # an action's status: db-00002
+            iid = next(i.id for i in instance_store.iter_all(conn) if i.name == "db-00002")
+            instance_store.set_status(conn, iid, InstanceStatus.STOPPED, "stopped")
+        assert verdicts()["db-00002"] == ("none", "noop")
+
+        OverrideService(other).set("db-00004", "running", at(21), actor="test")
+        after = verdicts()
+    finally:
+        other.engine.dispose()
+    assert len(after) == 40
+    assert after["db-00004"] == ("none", "noop")  # kept awake by the override
+    assert after["db-00006"] == ("stop", "dry_run")
+    assert {n for n, v in after.items() if v == ("none", "noop")} == {
+        "db-00000", "db-00002", "db-00004"}
+
+
 # --------------------------------------------------------------------------- claims
 
 
@@ -267,7 +344,11 @@ def test_a_dry_run_transition_writes_its_log_rows_in_a_few_statements(ctx) -> No
     assert len(writes) <= 5, writes
     assert len(seen) <= 30
     assert len(ActionLogService(ctx).list(result="dry_run", limit=1000)) == 450
-    assert Reconciler(ctx).run().items == []  # once per transition
+    with statements(ctx) as seen:
+        assert Reconciler(ctx).run().items == []  # once per transition
+    # ... which the run knows without reading the log again (it is append-only).
+    assert not [s for s in seen if "actions.at >=" in s]
+    assert len(seen) <= 5, seen
 
 
 # --------------------------------------------------------------------------- concurrency

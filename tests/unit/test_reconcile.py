@@ -25,6 +25,7 @@ from snoozeql.domain.schedules.reconcile import (
     plan,
     plan_run,
     real_actions,
+    situation,
     stop_warnings,
     verdict,
 )
@@ -57,9 +58,8 @@ def instance(name: str, status: InstanceStatus = InstanceStatus.RUNNING, *,
     )
 
 
-def governing(schedule: Schedule, *others: tuple[Schedule, int], priority: int = 0
-              ) -> Governing:
-    since = MON - timedelta(days=20)
+def governing(schedule: Schedule, *others: tuple[Schedule, int], priority: int = 0,
+              since: datetime = MON - timedelta(days=20)) -> Governing:
     sid = IDS.get(schedule.name) or uuid4()
     matches = [Match(sid, schedule, priority, "tag", "tag:a=b", None, since)]
     matches += [Match(IDS.get(s.name) or uuid4(), s, prio, "tag", "tag:c=d", None, since)
@@ -218,7 +218,8 @@ def fleets(draw: st.DrawFn) -> tuple[list[Instance], dict[UUID, Governing],
                                max_size=3, unique_by=lambda t: t[0].name))
         if chosen:
             (first, prio), *rest = chosen
-            gov[inst.id] = governing(first, *rest, priority=prio)
+            since = MON - timedelta(hours=draw(st.sampled_from([480, 30, 0])))
+            gov[inst.id] = governing(first, *rest, priority=prio, since=since)
         if draw(st.booleans()):
             start = now - timedelta(minutes=draw(st.integers(1, 600)))
             until = now + timedelta(minutes=draw(st.integers(-300, 300)))
@@ -253,6 +254,53 @@ def test_never_two_actions_for_one_instance_and_transition(fleet: Fleet,
     dry = dry_run_actions(planned.plans, set())
     assert len({a.plan.instance.id for a in dry}) == len(dry)
     assert not {a.plan.instance.id for a in dry} & {a.plan.instance.id for a in actions}
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleet=fleets())
+def test_a_run_shares_decisions_without_changing_any_plan(fleet: Fleet) -> None:
+    """``plan_run`` decides once per schedule set (and start) for all its instances:
+    each plan is the one the instance gets when planned alone."""
+    instances, gov, ovs, now = fleet
+    planned = plan_run(instances, gov, ovs, set(), now, global_dry_run=False)
+    alone = [one(i, gov.get(i.id), ovs.get(i.id), now) for i in instances
+             if i.id in gov or i.id in ovs]
+    assert planned.plans == [p for p in alone if p is not None]
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleet=fleets(), later=st.integers(0, 3 * 24 * 60))
+def test_equal_situations_plan_alike(fleet: Fleet, later: int) -> None:
+    """Two instants with the same :func:`situation` (every schedule set's decision and
+    stretch, the overrides) get the same plans; a different plan means a different
+    situation."""
+    instances, gov, ovs, now = fleet
+    then = now + timedelta(minutes=later)
+    sets = {g.set_key: g for g in gov.values()}.values()
+    first = plan_run(instances, gov, ovs, set(), now, global_dry_run=False)
+    second = plan_run(instances, gov, ovs, set(), then, global_dry_run=False)
+    same = situation(sets, ovs, now) == situation(sets, ovs, then)
+    assert same <= (first == second)
+
+
+def test_a_transition_or_an_override_ending_changes_the_situation() -> None:
+    gov = governing(OFFICE)
+    ov = override("running", MON + timedelta(hours=20), MON)
+    at = MON + timedelta(hours=12)
+    assert situation([gov], {}, at) == situation([gov], {}, at + timedelta(hours=1))
+    assert situation([gov], {}, at) != situation([gov], {}, MON + timedelta(hours=19, minutes=1))
+    assert situation([gov], {ov.instance_id: ov}, at) != situation(
+        [gov], {ov.instance_id: ov}, MON + timedelta(hours=21))
+
+
+def test_equal_schedule_sets_share_a_key_whatever_their_order() -> None:
+    a = governing(OFFICE, (NIGHT, 1))
+    b = governing(NIGHT, (OFFICE, 0), priority=1)
+    assert a.set_key == b.set_key and a.set_key != governing(OFFICE, (NIGHT, 2)).set_key
+    assert governing(OFFICE).set_key == IDS["office"]
+    assert [r.key for r in a.ranks] == [IDS["office"], IDS["night"]]
+    late = governing(OFFICE, (NIGHT, 1), since=MON)
+    assert late.latest_since == MON and a.latest_since == MON - timedelta(days=20)
 
 
 @settings(max_examples=150, deadline=None)

@@ -7,7 +7,10 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
    down as far as they go, a narrow projection streamed in chunks; nothing at all when
    there is no schedule), resolve which schedules govern each
    (``domain/schedules/assignment.py``: ``resolve``) and read the overrides and the
-   clusters in the inventory.
+   clusters in the inventory. The resolution is kept in the context's memo under the
+   store's data versions (inventory, statuses, schedules and assignments, accounts;
+   ``store/versions.py``) and the overridden instances: a run in which none of them
+   moved, here or in another process, reads no instance and resolves nothing.
 2. Plan (the pure ``domain/schedules/reconcile.py``, which holds every rule below):
    for each instance the *key* of the current situation:
 
@@ -30,7 +33,8 @@ One run (the ``reconcile-schedules`` job, every ``reconcile_interval_seconds``):
    both act, and a finished claim is remembered, so a database a person started by
    hand inside a stop window is left alone until the next transition. A claim is a
    short lease (half the job's, ``services/leases.py``) renewed by the process's
-   heartbeat while the action runs;
+   heartbeat while the action runs (the keys known finished are remembered between
+   runs: a finished claim never changes, so the store is asked only about the others);
    one left ``claimed`` by a dead replica is taken over when its lease runs out; a
    ``failed`` one (provider error) is retried on the next run; what was done stays done.
    The action itself is logged as an intent before the provider call (``lifecycle``);
@@ -62,17 +66,27 @@ from itertools import zip_longest
 from typing import TypeVar
 from uuid import UUID
 
+from sqlalchemy import Connection
+
 from snoozeql.domain.errors import ActionRefused, SnoozeError
-from snoozeql.domain.schedules.assignment import SCHEDULE_TAG, Governing, OverrideRecord, resolve
+from snoozeql.domain.schedules.assignment import (
+    SCHEDULE_TAG,
+    Governing,
+    OverrideRecord,
+    ParsedRules,
+    resolve,
+)
 from snoozeql.domain.schedules.reconcile import (
     RUNNING_LIKE,
     Action,
     Plan,
+    Planned,
     dry_run_actions,
     matches_state,
     plan_run,
     real_actions,
     short,
+    situation,
     stop_warnings,
     verdict,
 )
@@ -84,7 +98,7 @@ from snoozeql.services.lifecycle import LifecycleService, Resolution
 from snoozeql.services.notify import Notifier, StopWarning
 from snoozeql.store import accounts as account_store
 from snoozeql.store import actions as action_log
-from snoozeql.store import governed
+from snoozeql.store import governed, versions
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
 
@@ -97,6 +111,36 @@ ACTOR = "reconciler"
 CHUNK = 200
 #: Finished enforcement and warning claims older than this are deleted.
 PRUNE_AFTER = timedelta(days=30)
+
+#: What the governed instances and their resolution are derived from: the inventory
+#: (synced rows, statuses set by actions), the schedules and assignments, the accounts'
+#: names (selectors); and the overridden instances (part of the memo's key).
+_RESOLUTION_VERSIONS = (versions.INSTANCES, versions.STATUSES, versions.SCHEDULES,
+                        versions.ACCOUNTS)
+_MEMO = "reconciler.resolution"
+_DONE = "reconciler.done"
+_SAID = "reconciler.said"
+_PLANS = "reconciler.plans"
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    """The governed instances (narrow rows), the schedules governing each and the
+    clusters in the inventory among theirs, as of ``key`` (data versions, overrides)."""
+
+    key: tuple[object, ...]
+    instances: list[Instance]
+    governing: dict[UUID, Governing]
+    clusters: set[str]
+    #: One governing value per distinct set of schedules (``Governing.set_key``).
+    sets: dict[object, Governing] = field(init=False)
+
+    def __post_init__(self) -> None:
+        sets: dict[object, Governing] = {}
+        for gov in self.governing.values():
+            sets.setdefault(gov.set_key, gov)
+        object.__setattr__(self, "sets", sets)
+
 
 @dataclass(frozen=True)
 class ReconcileItem:
@@ -166,6 +210,9 @@ class Reconciler:
         if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
             raise ValueError(f"bad reconcile shard {shard}")
         self.shard = shard
+        self._done_memo = f"{_DONE}:{shard}"  # each shard keeps its own keys
+        self._said_memo = f"{_SAID}:{shard}"
+        self._plan_memo = f"{_PLANS}:{shard}"
         self.owner = owner or new_owner()
         self.notifier = notifier or Notifier(ctx.settings)
         self.lifecycle = LifecycleService(ctx, owner=self.owner)
@@ -181,7 +228,9 @@ class Reconciler:
         if not dry_run:
             for r in self.lifecycle.resolve_stale():
                 self._after_resolution(r, report)
-        instances, governing, overrides, clusters, running_open = self._load()
+        resolution, overrides, running_open = self._load()
+        instances, governing, clusters = (resolution.instances, resolution.governing,
+                                          resolution.clusters)
         if self.shard is not None:
             k, n = self.shard
             instances = [i for i in instances if i.id.int % n == k]
@@ -190,8 +239,7 @@ class Reconciler:
             with self.ctx.engine.begin() as conn:
                 store.close_intervals(conn, running_open, now)
 
-        planned = plan_run(instances, governing, overrides, clusters, now,
-                           global_dry_run=self.ctx.settings.reconcile_dry_run)
+        planned = self._plan(resolution, instances, overrides, now)
         report.considered = planned.considered
         for inst, exc in planned.failed:  # one bad instance must not stop the run
             log.error("planning %s failed", inst.name, exc_info=exc)
@@ -210,36 +258,73 @@ class Reconciler:
                 store.prune_claims(conn, now - PRUNE_AFTER)
         return report
 
-    def _load(self) -> tuple[list[Instance], dict[UUID, Governing],
-                             dict[UUID, OverrideRecord], set[str], list[UUID]]:
+    def _load(self) -> tuple[_Resolution, dict[UUID, OverrideRecord], list[UUID]]:
         """The governed instances (read in SQL, never the whole fleet), the schedules
-        governing them, the overrides, the clusters their members belong to, and the
-        instances we stopped that run again."""
+        governing them and the clusters their members belong to; the overrides; and the
+        instances we stopped that run again. The resolution is kept in the context's
+        memo under the data versions and the overridden instances it was made from: a
+        run in which none of them moved reads no instance and resolves nothing."""
+        with self.ctx.engine.connect() as conn:
+            # Versions are read before the rows: a write landing in between leaves the
+            # memo keyed to the older versions, so the next run reads again.
+            seen = versions.read(conn)
+            overrides = store.all_overrides(conn)
+            key = (*(seen.get(k, 0) for k in _RESOLUTION_VERSIONS), frozenset(overrides))
+            memo: _Resolution | None = self.ctx.memo.get(_MEMO)
+            if memo is None or memo.key != key:
+                self.ctx.memo.pop(_MEMO, None)  # not held twice while reading again
+                memo = _Resolution(key, *self._resolve(conn, overrides))
+                self.ctx.memo[_MEMO] = memo
+            running_open = (governed.running_while_open(conn, RUNNING_LIKE)
+                            if store.any_open_interval(conn) else [])
+        return memo, overrides, running_open
+
+    def _plan(self, resolution: _Resolution, instances: list[Instance],
+              overrides: dict[UUID, OverrideRecord], now: datetime) -> Planned:
+        """``plan_run`` over ``instances`` (the resolution's, or this shard's of them),
+        or the previous run's plans when nothing they depend on moved: the same
+        resolution, and the same situation (every schedule set's decision at ``now``,
+        the overrides)."""
+        global_dry_run = self.ctx.settings.reconcile_dry_run
+        key: tuple[object, ...] | None
+        try:
+            key = (id(resolution), resolution.key, global_dry_run,
+                   situation(resolution.sets.values(), overrides, now))
+        except Exception:  # noqa: BLE001 - plan_run reports the instances it fails on
+            key = None
+        last = self.ctx.memo.get(self._plan_memo)
+        if key is not None and last is not None and last[0] == key:
+            return last[1]  # type: ignore[no-any-return]
+        planned = plan_run(instances, resolution.governing, overrides, resolution.clusters,
+                           now, global_dry_run=global_dry_run)
+        if key is not None:
+            self.ctx.memo[self._plan_memo] = (key, planned)
+        return planned
+
+    def _resolve(self, conn: Connection, overrides: dict[UUID, OverrideRecord]
+                 ) -> tuple[list[Instance], dict[UUID, Governing], set[str]]:
+        """Read the governed (and overridden) instances and resolve their schedules."""
         instances: list[Instance] = []
         governing: dict[UUID, Governing] = {}
-        with self.ctx.engine.connect() as conn:
-            records = store.list_schedules(conn)
-            assignments = store.list_assignments(conn)
-            overrides = store.all_overrides(conn)
-            open_ids = store.open_interval_ids(conn)
-            accounts = ({a.id: a.name for a in account_store.list_all(conn)}
-                        if any(a.kind == "selector" for a in assignments) else {})
-            condition = governed.where(
-                assignments, own_tag=SCHEDULE_TAG if records else None,
-                extra_ids=overrides, account_names=accounts, dialect=conn.dialect.name,
-            )
-            if condition is not None:
-                for part in governed.scan(conn, condition):
-                    found = resolve(part, records, assignments, accounts,
-                                    include_protected=True)
-                    governing.update(found)
-                    instances.extend(i for i in part if i.id in found or i.id in overrides)
-            clusters = governed.cluster_ids(conn, {
-                i.cluster_provider_id for i in instances
-                if i.kind == InstanceKind.INSTANCE and i.cluster_provider_id})
-            running_open = (governed.running_among(conn, open_ids, RUNNING_LIKE)
-                            if open_ids else [])
-        return instances, governing, overrides, clusters, running_open
+        records = store.list_schedules(conn)
+        assignments = store.list_assignments(conn)
+        accounts = ({a.id: a.name for a in account_store.list_all(conn)}
+                    if any(a.kind == "selector" for a in assignments) else {})
+        condition = governed.where(
+            assignments, own_tag=SCHEDULE_TAG if records else None,
+            extra_ids=overrides, account_names=accounts, dialect=conn.dialect.name,
+        )
+        if condition is not None:
+            parsed = ParsedRules()
+            for part in governed.scan(conn, condition):
+                found = resolve(part, records, assignments, accounts,
+                                include_protected=True, parsed=parsed)
+                governing.update(found)
+                instances.extend(i for i in part if i.id in found or i.id in overrides)
+        clusters = governed.cluster_ids(conn, {
+            i.cluster_provider_id for i in instances
+            if i.kind == InstanceKind.INSTANCE and i.cluster_provider_id})
+        return instances, governing, clusters
 
     def _enforce(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
         """Claim and carry out each plan not acted on yet (and enforced convergence)."""
@@ -293,20 +378,43 @@ class Reconciler:
             store.finish_claims(conn, outcomes, owner=self.owner, now=self.ctx.now())
 
     def _finished(self, plans: list[Plan]) -> dict[tuple[UUID, datetime], str | None]:
-        """(instance, at) -> result of the plans' keys already acted on."""
-        with self.ctx.engine.connect() as conn:
-            done = store.done_results(conn, "transition", {p.at for p in plans
-                                                           if p.kind == "transition"})
-            done |= store.done_results(conn, "override", {p.at for p in plans
-                                                          if p.kind == "override"})
+        """(instance, at) -> result of the plans' keys already acted on. A finished
+        claim never changes (only a failed or abandoned one is taken over), so the
+        results known from earlier runs of this process are kept (for the keys of the
+        current plans only): the store is asked only about keys not known done."""
+        known: dict[tuple[str, UUID, datetime], str | None] = self.ctx.memo.get(
+            self._done_memo, {})
+        done: dict[tuple[UUID, datetime], str | None] = {}
+        ask: dict[str, set[datetime]] = {}
+        for p in plans:
+            k = (p.kind, p.instance.id, p.at)
+            if k in known:
+                done[(p.instance.id, p.at)] = known[k]
+            else:
+                ask.setdefault(p.kind, set()).add(p.at)
+        if ask:
+            with self.ctx.engine.connect() as conn:
+                for kind in ("transition", "override"):
+                    done |= store.done_results(conn, kind, ask.get(kind, set()))
+        if ask or len(done) != len(known):  # else the memo holds exactly these keys
+            self._remember_done(plans, done)
         return done
+
+    def _remember_done(self, plans: list[Plan],
+                       done: dict[tuple[UUID, datetime], str | None]) -> None:
+        """Keep the finished keys of ``plans`` for the next run (and no others)."""
+        self.ctx.memo[self._done_memo] = {
+            (p.kind, p.instance.id, p.at): done[(p.instance.id, p.at)]
+            for p in plans if (p.instance.id, p.at) in done}
 
     def _dry_runs(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
         """Log what dry-run schedules would do, once per transition, claiming nothing."""
         entries: list[dict[str, object]] = []
         logged: list[Instance] = []
+        keys: list[tuple[UUID, str, str]] = []
         done_at = self.ctx.now()
-        for a in dry_run_actions(plans, self._said(plans)):
+        said = self._said(plans)
+        for a in dry_run_actions(plans, said):
             p, action = a.plan, a.plan.action
             if a.refusal is not None:  # a real run is refused too (lifecycle)
                 report.items.append(ReconcileItem(p.instance.id, p.instance.name, action,
@@ -314,6 +422,7 @@ class Reconciler:
                                                   a.refusal))
                 continue
             logged.append(p.instance)
+            keys.append((p.instance.id, action, p.at.isoformat()))
             entries.append(self._entry(
                 p.instance, action, f"{p.reason} (dry run: would {action})",
                 ActionResult.DRY_RUN, now, done_at,
@@ -324,6 +433,7 @@ class Reconciler:
         if entries:
             with self.ctx.engine.begin() as conn:  # one statement for all
                 ids = action_log.append_many(conn, entries)
+            self._remember_said(said | set(keys))
             for action_id, e, inst in zip(ids, entries, logged, strict=True):
                 log_action(self.ctx.telemetry, action_id=action_id, action=str(e["action"]),
                            result=ActionResult.DRY_RUN.value, instance_id=inst.id,
@@ -331,14 +441,28 @@ class Reconciler:
                            provider=inst.provider.value, actor=ACTOR, reason=str(e["reason"]))
 
     def _said(self, plans: list[Plan]) -> set[tuple[UUID, str, str]]:
-        """(instance, action, transition) a dry run already logged."""
+        """(instance, action, transition) a dry run already logged, of ``plans``' keys.
+        The action log is append-only, so the keys found logged by earlier runs of this
+        process are kept (those of the current plans only): the store is asked only
+        about the others."""
         if not plans:
             return set()
-        with self.ctx.engine.connect() as conn:
-            entries = action_log.dry_runs_since(conn, min(p.at for p in plans),
-                                                sorted({p.instance.id for p in plans}))
-        return {(e.instance_id, e.action, str(e.details.get("transition_at")))
-                for e in entries if e.instance_id is not None and e.actor == ACTOR}
+        known: set[tuple[UUID, str, str]] = self.ctx.memo.get(self._said_memo, set())
+        keys = [(p.instance.id, p.action, p.at.isoformat()) for p in plans]
+        said = {k for k in keys if k in known}
+        ask = [p for p, k in zip(plans, keys, strict=True) if k not in said]
+        if ask:
+            with self.ctx.engine.connect() as conn:
+                entries = action_log.dry_runs_since(conn, min(p.at for p in ask),
+                                                    sorted({p.instance.id for p in ask}))
+            said |= {(e.instance_id, e.action, str(e.details.get("transition_at")))
+                     for e in entries if e.instance_id is not None and e.actor == ACTOR}
+        if ask or len(said) != len(known):
+            self._remember_said(said & set(keys))
+        return said
+
+    def _remember_said(self, said: set[tuple[UUID, str, str]]) -> None:
+        self.ctx.memo[self._said_memo] = said
 
     # ------------------------------------------------------------------ preview
 

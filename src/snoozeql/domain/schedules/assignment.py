@@ -135,6 +135,43 @@ class Governing:
     since: datetime  # when this schedule (as it is now) started to govern the instance
     matches: tuple[Match, ...] = ()
 
+    # Derived once per value (the reconciler keeps its resolution between runs) and
+    # stored beside the fields: ``functools.cached_property`` takes a lock per access.
+
+    @property
+    def ranks(self) -> tuple[Ranked, ...]:
+        """The distinct schedules matching the instance (the governing one alone if the
+        resolution did not list them)."""
+        found: tuple[Ranked, ...] | None = self.__dict__.get("_ranks")
+        if found is None:
+            seen: dict[UUID, Ranked] = {}
+            for m in self.matches:
+                seen.setdefault(m.schedule_id, m.ranked())
+            found = tuple(seen.values()) or (Ranked(self.schedule_id, self.schedule),)
+            object.__setattr__(self, "_ranks", found)
+        return found
+
+    @property
+    def set_key(self) -> object:
+        """Identifies the set of matching schedules (with their priorities): the
+        governing schedule's id when it is alone; equal for equal sets."""
+        found = self.__dict__.get("_set_key")
+        if found is None:
+            ranks = self.ranks
+            found = self.schedule_id if len(ranks) == 1 else tuple(
+                sorted((str(r.key), r.priority) for r in ranks))
+            object.__setattr__(self, "_set_key", found)
+        return found
+
+    @property
+    def latest_since(self) -> datetime:
+        """The latest moment any of the matching schedules began to match."""
+        found: datetime | None = self.__dict__.get("_latest_since")
+        if found is None:
+            found = max([self.since, *(m.since for m in self.matches)])
+            object.__setattr__(self, "_latest_since", found)
+        return found
+
 
 @dataclass
 class ParsedRules:
@@ -224,10 +261,7 @@ def resolve(
 def ranked(gov: Governing) -> list[Ranked]:
     """The distinct schedules matching the instance (the governing one alone if the
     resolution did not list them)."""
-    seen: dict[UUID, Ranked] = {}
-    for m in gov.matches:
-        seen.setdefault(m.schedule_id, m.ranked())
-    return list(seen.values()) or [Ranked(gov.schedule_id, gov.schedule)]
+    return list(gov.ranks)
 
 
 def decide(gov: Governing, now: datetime) -> tuple[UUID, Schedule, Decision, str]:

@@ -11,6 +11,9 @@ functions and carries out what they return; everything here is data in, data out
   schedules began to govern the instance, and the end of an override. An active
   override beats every schedule. Members of a cluster in the inventory are left out
   (the cluster is acted on as a unit).
+- :func:`situation`: what a run's plans depend on besides the instances and their
+  resolution (each schedule set's decision and stretch now, the overrides): equal
+  situations plan alike, so a run may reuse the previous run's plans.
 - :func:`real_actions`: given the keys already acted on, the claims a real run makes:
   one per plan not acted on yet, or an ``enforce`` claim (keyed on the run's minute)
   for an ``enforced`` schedule whose instance drifted after its transition.
@@ -27,14 +30,14 @@ real run's lifecycle service refuses it (logged once, through the claim).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from snoozeql.domain.protection import is_protected, protected_refusal
-from snoozeql.domain.schedules.assignment import Governing, OverrideRecord, decide, ranked
+from snoozeql.domain.schedules.assignment import Governing, OverrideRecord, decide
 from snoozeql.domain.schedules.conflicts import Ranked, combined_preview
 from snoozeql.domain.schedules.evaluator import next_transition, preview
 from snoozeql.domain.schedules.model import DesiredState
@@ -57,6 +60,7 @@ __all__ = [
     "plan_run",
     "real_actions",
     "short",
+    "situation",
     "stop_warnings",
     "stretch_start",
     "verdict",
@@ -160,26 +164,55 @@ def short(text: str, n: int = 255) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _set_key(ranks: list[Ranked]) -> object:
-    return tuple(sorted((str(r.key), r.priority) for r in ranks))
-
-
 def stretch_start(gov: Governing, now: datetime, cache: dict[object, Any]
                   ) -> datetime | None:
     """When the current (combined) desired state began (None: not within LOOKBACK).
     ``cache`` is shared by the instances of one run: one evaluation per schedule set."""
-    ranks = ranked(gov)
-    if len(ranks) > 1:
-        key = _set_key(ranks)
-        if key not in cache:
-            combined = combined_preview(ranks, now - LOOKBACK, now + timedelta(microseconds=1))
+    key = gov.set_key
+    if key not in cache:
+        if len(gov.ranks) > 1:
+            combined = combined_preview(list(gov.ranks), now - LOOKBACK,
+                                        now + timedelta(microseconds=1))
             cache[key] = None if len(combined) == 1 else combined[-1].start
-        return cache[key]  # type: ignore[no-any-return]
-    if gov.schedule_id not in cache:
-        segments = preview(gov.schedule, now - LOOKBACK, now + timedelta(microseconds=1))
-        first = segments[-1].start.astimezone(UTC)
-        cache[gov.schedule_id] = None if len(segments) == 1 else first
-    return cache[gov.schedule_id]  # type: ignore[no-any-return]
+        else:
+            segments = preview(gov.schedule, now - LOOKBACK, now + timedelta(microseconds=1))
+            first = segments[-1].start.astimezone(UTC)
+            cache[key] = None if len(segments) == 1 else first
+    return cache[key]  # type: ignore[no-any-return]
+
+
+class _Template(NamedTuple):
+    """A plan without its instance: the same for every instance governed by one set of
+    schedules since one instant, when no override is involved."""
+
+    desired: DesiredState
+    at: datetime
+    schedule_id: UUID
+    schedule_name: str
+    note: str
+    why: str
+    dry_run: bool
+    enforced: bool
+
+
+def _template(gov: Governing, now: datetime, cache: dict[object, Any]) -> _Template | None:
+    """The plan of every instance with ``gov``'s schedule set and start (None: "any").
+    The decision depends on the schedules and the instant only: once per schedule set;
+    the plan also on when they began to match: once per (set, start)."""
+    tkey = ("plan", gov.set_key, gov.latest_since)
+    if tkey in cache:
+        return cache[tkey]  # type: ignore[no-any-return]
+    dkey = ("decide", gov.set_key)
+    if dkey not in cache:
+        cache[dkey] = decide(gov, now)
+    schedule_id, schedule, decision, note = cache[dkey]
+    out = None
+    if decision.state is not DesiredState.ANY:
+        at = max(stretch_start(gov, now, cache) or _EPOCH, gov.latest_since)
+        out = _Template(decision.state, at, schedule_id, schedule.name, note, decision.reason,
+                        schedule.dry_run, schedule.enforced)
+    cache[tkey] = out
+    return out
 
 
 def plan(inst: Instance, gov: Governing | None, ov: OverrideRecord | None, now: datetime,
@@ -198,24 +231,41 @@ def plan(inst: Instance, gov: Governing | None, ov: OverrideRecord | None, now: 
             return Plan(inst, DesiredState.RUNNING, "override", ov.until,
                         short(f"override ended ({ov.reason})"), global_dry_run)
         return None
-    # The decision depends on the schedules and the instant only: once per schedule set.
-    ranks = ranked(gov)
-    dkey: object = ("decide", gov.schedule_id if len(ranks) == 1 else _set_key(ranks))
-    if dkey not in cache:
-        cache[dkey] = decide(gov, now)
-    schedule_id, schedule, decision, note = cache[dkey]
-    if decision.state is DesiredState.ANY:
+    t = _template(gov, now, cache)
+    if t is None:
         return None
-    since = max([gov.since, *(m.since for m in gov.matches)])
-    at = max(stretch_start(gov, now, cache) or _EPOCH, since)
-    reason = f"schedule {schedule.name}{note}: {decision.reason}"
-    if ov is not None and ov.until > at:
+    if ov is not None and ov.until > t.at:
         at = ov.until
-        reason = f"schedule {schedule.name}{note} (override ended): {decision.reason}"
+        reason = short(f"schedule {t.schedule_name}{t.note} (override ended): {t.why}")
+    else:
+        at = t.at
+        rkey = ("reason", t)
+        if rkey not in cache:
+            cache[rkey] = short(f"schedule {t.schedule_name}{t.note}: {t.why}")
+        reason = cache[rkey]
     return Plan(
-        inst, decision.state, "transition", at, short(reason),
-        schedule.dry_run or global_dry_run, schedule_id, schedule.name, schedule.enforced,
+        inst, t.desired, "transition", at, reason, t.dry_run or global_dry_run,
+        t.schedule_id, t.schedule_name, t.enforced,
     )
+
+
+def situation(sets: Iterable[Governing], overrides: Mapping[UUID, OverrideRecord],
+              now: datetime) -> tuple[object, ...]:
+    """What the plans of a run depend on besides the instances and their resolution:
+    each schedule set's decision and the start of its current stretch at ``now`` (one
+    :class:`Governing` per set in ``sets``), and the overrides with whether each is
+    active. :func:`plan_run` over the same instances and resolution gives the same
+    plans at two instants with equal situations; this costs one evaluation per set."""
+    cache: dict[object, Any] = {}
+    decided = []
+    for gov in sets:
+        schedule_id, _, decision, note = cache[("decide", gov.set_key)] = decide(gov, now)
+        start = (stretch_start(gov, now, cache) if decision.state is not DesiredState.ANY
+                 else None)
+        decided.append((gov.set_key, schedule_id, decision.state, decision.reason, note,
+                        start))
+    active = frozenset((ov, ov.until > now) for ov in overrides.values())
+    return tuple(decided), active
 
 
 def _in_acted_cluster(inst: Instance, clusters: Collection[str]) -> bool:
@@ -274,13 +324,13 @@ def real_actions(plans: list[Plan], done: Mapping[tuple[UUID, datetime], str | N
     for p in plans:
         if p.dry_run:
             continue
-        refusal = protected_refusal(p.instance, p.action)
         key = (p.instance.id, p.at)
         if key not in done:
-            todo.append(Action(p, p.kind, p.at, p.reason, refusal))
-        elif needs_enforcing(p, done[key]):
+            todo.append(Action(p, p.kind, p.at, p.reason,
+                               protected_refusal(p.instance, p.action)))
+        elif p.enforced and needs_enforcing(p, done[key]):
             enforce.append(Action(p, "enforce", _minute(now), f"enforced: {p.reason}",
-                                  refusal))
+                                  protected_refusal(p.instance, p.action)))
     return todo + enforce
 
 
@@ -390,10 +440,9 @@ def stop_warnings(instances: list[Instance], governing: Mapping[UUID, Governing]
         if inst.status not in RUNNING_LIKE or is_protected(inst) or _in_acted_cluster(
                 inst, clusters):
             continue
-        ranks = ranked(gov)
-        key: object = gov.schedule_id if len(ranks) == 1 else _set_key(ranks)
+        key = gov.set_key
         if key not in next_stops:
-            next_stops[key] = next_stop(gov, ranks, now, lead)
+            next_stops[key] = next_stop(gov, list(gov.ranks), now, lead)
         stop_at = next_stops[key]
         if stop_at is None:
             continue
