@@ -77,12 +77,16 @@ def synthetic(n: int, offset: int = 0) -> list[DiscoveredInstance]:
     return out
 
 
-def pg_database() -> tuple[str, str]:
+def pg_database(name: str | None = None) -> tuple[str, str]:
+    """A new database (or ``name``, created unless it exists): its URL and name."""
     admin = sa.engine.make_url(PG_ADMIN)
-    name = f"snoozeql_bench_{uuid.uuid4().hex[:8]}"
+    name = name or f"snoozeql_bench_{uuid.uuid4().hex[:8]}"
     e = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
     with e.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        exists = c.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                           {"n": name}).first()
+        if not exists:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
     e.dispose()
     return admin.set(database=name).render_as_string(hide_password=False), name
 

@@ -1,7 +1,9 @@
 """Listing overhead, search, filters and sorts at scale (issue 19, items 4 and 5).
 
 Run: ``.venv/bin/python -m benchmarks.bench_listing [--instances 100000] [--rounds 15]``
-(PostgreSQL from ``SNOOZEQL_TEST_PG_URL``; it creates and drops its own database).
+(PostgreSQL from ``SNOOZEQL_TEST_PG_URL``; it creates and drops its own database, or
+with ``--pg-database NAME`` seeds that database on first use and keeps it for the next
+runs, which skip the seeding when it holds ``--instances`` rows).
 
 1. Overhead: ``GET /api/v1/instances?limit=100`` over real HTTP (uvicorn, keep-alive)
    against the raw SQL of the same page run through the driver (sqlite3 / psycopg,
@@ -35,11 +37,28 @@ from snoozeql.providers.registry import ProviderRegistry
 from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.context import Context
 from snoozeql.services.inventory import InventoryService
-from snoozeql.store import accounts
+from snoozeql.store import accounts, db
 from snoozeql.store import instances as inst
 
 
-def _seed(url: str, n: int) -> tuple[sa.Engine, str]:
+def _seeded(url: str, n: int) -> tuple[sa.Engine, str] | None:
+    """A kept database already seeded with ``n`` instances (``--pg-database``)."""
+    engine = db.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            have = conn.exec_driver_sql("SELECT count(*) FROM instances").scalar_one()
+            names = conn.exec_driver_sql("SELECT name FROM accounts").scalars().all()
+    except sa.exc.DBAPIError:
+        have, names = None, []
+    if have == n and len(names) == 1:
+        return engine, names[0]
+    engine.dispose()
+    return None
+
+
+def _seed(url: str, n: int, keep: bool = False) -> tuple[sa.Engine, str]:
+    if keep and (found := _seeded(url, n)) is not None:
+        return found
     engine, account_id = fresh_engine(url)
     seen = datetime.now(UTC) - timedelta(minutes=1)
     for start in range(0, n, 10_000):
@@ -185,8 +204,8 @@ def bench_filters(ctx: Context, account: str, rounds: int) -> list[tuple[str, fl
     ]
 
 
-def run(url: str, label: str, n: int, rounds: int) -> None:
-    engine, account = _seed(url, n)
+def run(url: str, label: str, n: int, rounds: int, keep: bool = False) -> None:
+    engine, account = _seed(url, n, keep)
     settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
     ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
     _, key = ApiKeyService(ctx).create(f"bench-{uuid.uuid4().hex[:6]}", "viewer")
@@ -223,6 +242,8 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--pg-database", metavar="NAME",
+                    help="seed this PostgreSQL database once and keep it between runs")
     args = ap.parse_args()
     if args.store in ("sqlite", "both"):
         tmp = Path(tempfile.mkdtemp(prefix="snoozeql-bench-"))
@@ -231,6 +252,10 @@ def main() -> None:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if args.store in ("postgres", "both"):
+        if args.pg_database:
+            run(pg_database(args.pg_database)[0], "PostgreSQL 15", args.instances,
+                args.rounds, keep=True)
+            return
         pg_url, pg_name = pg_database()
         try:
             run(pg_url, "PostgreSQL 15", args.instances, args.rounds)

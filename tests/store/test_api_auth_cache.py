@@ -25,6 +25,7 @@ from snoozeql.services.apikeys import ApiKeyService
 from snoozeql.services.inventory import InventoryService
 from snoozeql.services.web_sessions import WebSessionService
 from snoozeql.store import apikeys as key_store
+from snoozeql.store import db
 from snoozeql.store import instances as inst
 from snoozeql.store.apikeys import api_keys
 
@@ -264,3 +265,94 @@ def test_a_session_lookup_is_cached_and_a_sign_out_here_ends_it_at_once(
     assert sessions.resolve(other_token) is not None
     ApiKeyService(ctx).revoke("lead")
     assert sessions.resolve(other_token) is None  # a revocation here: at once too
+
+
+def _left_in_transaction(engine: sa.Engine) -> list[bool]:
+    """Per statement: whether the connection was left inside a transaction after it
+    (one that a BEGIN opened and a ROLLBACK or COMMIT must close)."""
+    seen: list[bool] = []
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: sa.Connection, *_a: Any) -> None:
+        dbapi = conn.connection.dbapi_connection
+        if engine.dialect.name == "postgresql":
+            import psycopg
+
+            assert isinstance(dbapi, psycopg.Connection)
+            seen.append(dbapi.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
+        else:
+            seen.append(bool(dbapi.in_transaction))  # type: ignore[union-attr]
+
+    return seen
+
+
+def test_a_listing_request_is_one_statement_and_no_transaction(
+    ctx: Any, client: TestClient, ticks: _Ticks, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With its key's lookup cached, a listing request sends the page's statement and
+    nothing else: no key lookup, no connection check, no BEGIN / ROLLBACK."""
+    _, key = ApiKeyService(ctx).create("reader", "viewer")
+    h = {"X-API-Key": key}
+    with ctx.engine.begin() as conn:
+        inst.upsert_discovered(conn, [
+            DiscoveredInstance(
+                provider=ProviderKind.AWS, provider_id=f"arn:aws:rds:us-east-1:1:db:d{i}",
+                kind=InstanceKind.INSTANCE, name=f"d{i}", engine="postgres",
+                engine_version="15.4", instance_class=None, region="us-east-1",
+                status=InstanceStatus.RUNNING, raw_status="available",
+            )
+            for i in range(3)
+        ], None, T0, {})
+    assert client.get("/api/v1/instances?limit=2", headers=h).status_code == 200
+    statements = _count_statements(ctx.engine, "")
+    in_transaction = _left_in_transaction(ctx.engine)
+    pings: list[Any] = []
+    real_ping = ctx.engine.dialect.do_ping
+    monkeypatch.setattr(ctx.engine.dialect, "do_ping",
+                        lambda c: pings.append(c) or real_ping(c))
+    page: dict[str, Any] = {}
+    for follow in (False, True, False, True):  # first page, next page, twice
+        params = {"limit": "2"} | ({"cursor": page["next_cursor"]} if follow else {})
+        r = client.get("/api/v1/instances", params=params, headers=h)
+        assert r.status_code == 200
+        page = r.json()
+    assert [i["name"] for i in page["items"]] == ["d2"]
+    assert len(statements) == 4
+    assert all(s.lower().lstrip().startswith("select") and "from instances" in s.lower()
+               for s in statements)
+    assert in_transaction == [False] * 4
+    assert pings == []
+
+
+def test_an_idle_pooled_connection_is_checked_and_a_dead_one_replaced(
+    ctx: Any, client: TestClient, ticks: _Ticks, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL: a pooled connection unused for PING_IDLE_SECONDS is checked before
+    use; one that fails the check is dropped and a new one serves the request."""
+    if ctx.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server connection to lose")
+    _, key = ApiKeyService(ctx).create("reader", "viewer")
+    h = {"X-API-Key": key}
+    assert client.get("/api/v1/instances", headers=h).status_code == 200
+    pings: list[Any] = []
+    real_ping = ctx.engine.dialect.do_ping
+    monkeypatch.setattr(ctx.engine.dialect, "do_ping",
+                        lambda c: pings.append(c) or real_ping(c))
+    assert client.get("/api/v1/instances", headers=h).status_code == 200
+    assert pings == []
+    ticks.now += db.PING_IDLE_SECONDS + 0.01
+    assert client.get("/api/v1/instances", headers=h).status_code == 200
+    # The key's lookup (its cache expired too) checked the idle connection; the page
+    # then took it again at once, unchecked.
+    assert len(pings) == 1
+
+    def dead(c: Any) -> bool:  # noqa: ANN401
+        pings.append(c)
+        raise OSError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(ctx.engine.dialect, "do_ping", dead)
+    ticks.now += db.PING_IDLE_SECONDS + 0.01
+    connected: list[Any] = []
+    sa.event.listen(ctx.engine, "connect", lambda c, _r: connected.append(c))
+    assert client.get("/api/v1/instances", headers=h).status_code == 200
+    assert len(pings) == 2 and len(connected) == 1

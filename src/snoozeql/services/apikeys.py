@@ -85,6 +85,25 @@ class ApiKeyService:
                 cache = self.ctx.memo["apikeys.auth"] = _AuthCache()
             return cache  # type: ignore[no-any-return]
 
+    def cached(self, key: str) -> ApiKeyRecord | None:
+        """What :meth:`authenticate` returns when it needs no store access: the key's
+        record while a lookup of it is cached and its ``last_used_at`` is not due for a
+        write. None otherwise (then call :meth:`authenticate`). Pure memory, so the API
+        calls it on the event loop and sends only a miss to a worker thread."""
+        if not key.startswith(KEY_PREFIX):
+            return None
+        digest = hash_key(key)
+        cache = self._cache()
+        tick = time.monotonic()
+        with cache.lock:
+            hit = cache.found.get(digest)
+            if hit is None or tick - hit[1] >= AUTH_CACHE_SECONDS:
+                return None
+            last = cache.touched.get(hit[0].id)
+        if last is None or (self.ctx.now() - last).total_seconds() >= TOUCH_INTERVAL_SECONDS:
+            return None
+        return hit[0]
+
     def authenticate(self, key: str) -> ApiKeyRecord | None:
         """The key's record if it is valid and not revoked, else None.
 

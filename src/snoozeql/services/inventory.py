@@ -13,6 +13,7 @@ from snoozeql.domain.errors import ConflictError, NotFoundError, ValidationError
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.domain.validation import MIN_ID_PREFIX, filter_text, id_prefix
 from snoozeql.services.context import Context
+from snoozeql.store import db
 from snoozeql.store import instances as store
 from snoozeql.store.instances import InstanceFilter
 
@@ -135,7 +136,7 @@ class InventoryService:
     ) -> Page:
         if not 1 <= limit <= MAX_LIMIT:
             raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}")
-        with self.ctx.engine.connect() as conn:
+        with db.read_connection(self.ctx.engine) as conn:
             items, nxt = store.list_page(conn, f, sort=sort, limit=limit, cursor=cursor)
         return Page(items, nxt)
 

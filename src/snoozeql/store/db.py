@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,8 +57,51 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
             cur.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    pinged = "pool_pre_ping" not in kwargs
+    engine = sa.create_engine(url, **kwargs)
+    if pinged:
+        _ping_when_idle(engine)
+    return engine
+
+
+# A pooled PostgreSQL connection is checked (one round trip) before it is handed out
+# only when it has not been used for this long: one that served a statement a moment
+# ago (or a new one) is taken as alive (a listing request made the check cost as much
+# as its page).
+# Should the server have gone away in between, the statement fails, SQLAlchemy sees a
+# disconnection and discards the whole pool, and the next checkout connects anew.
+PING_IDLE_SECONDS = 2.0
+_RETURNED = "snoozeql.returned"
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    @sa.event.listens_for(engine, "checkin")
+    def _fresh(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_RETURNED] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED)
+        if returned is not None and time.monotonic() - returned < PING_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            # The pool drops this connection and checks out another (a new one).
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+
+
+def read_connection(engine: sa.Engine) -> sa.Connection:
+    """A connection for reads that need no transaction around them (one statement,
+    or statements that need no common snapshot: PostgreSQL's READ COMMITTED gives each
+    its own anyway). On PostgreSQL it runs in autocommit, which spares the BEGIN before
+    the first statement and the ROLLBACK when it goes back to the pool: two round
+    trips. SQLite starts no transaction for a read in the first place."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
 
 
 def _alembic_config(engine: sa.Engine) -> Config:
