@@ -324,13 +324,13 @@ def test_a_listing_request_is_one_statement_and_no_transaction(
     assert pings == []
 
 
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)  # SQLite: no server
 def test_an_idle_pooled_connection_is_checked_and_a_dead_one_replaced(
     ctx: Any, client: TestClient, ticks: _Ticks, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """PostgreSQL: a pooled connection unused for PING_IDLE_SECONDS is checked before
     use; one that fails the check is dropped and a new one serves the request."""
-    if ctx.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no server connection to lose")
+    assert ctx.engine.dialect.name == "postgresql"
     _, key = ApiKeyService(ctx).create("reader", "viewer")
     h = {"X-API-Key": key}
     assert client.get("/api/v1/instances", headers=h).status_code == 200

@@ -63,10 +63,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import zip_longest
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
-
-from sqlalchemy import Connection
 
 from snoozeql.domain.errors import ActionRefused, SnoozeError
 from snoozeql.domain.schedules.assignment import (
@@ -101,6 +99,9 @@ from snoozeql.store import actions as action_log
 from snoozeql.store import governed, versions
 from snoozeql.store import instances as instance_store
 from snoozeql.store import schedules as store
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 log = logging.getLogger(__name__)
 
