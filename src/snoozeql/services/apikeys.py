@@ -92,17 +92,13 @@ class ApiKeyService:
         calls it on the event loop and sends only a miss to a worker thread."""
         if not key.startswith(KEY_PREFIX):
             return None
-        digest = hash_key(key)
         cache = self._cache()
-        tick = time.monotonic()
+        now = self.ctx.now()
         with cache.lock:
-            hit = cache.found.get(digest)
-            if hit is None or tick - hit[1] >= AUTH_CACHE_SECONDS:
+            record = _fresh(cache, hash_key(key), time.monotonic())
+            if record is None or _touch_due(cache, record.id, now):
                 return None
-            last = cache.touched.get(hit[0].id)
-        if last is None or (self.ctx.now() - last).total_seconds() >= TOUCH_INTERVAL_SECONDS:
-            return None
-        return hit[0]
+        return record
 
     def authenticate(self, key: str) -> ApiKeyRecord | None:
         """The key's record if it is valid and not revoked, else None.
@@ -117,10 +113,10 @@ class ApiKeyService:
         cache = self._cache()
         tick = time.monotonic()
         with cache.lock:
-            hit = cache.found.get(digest)
+            cached = _fresh(cache, digest, tick)
             generation = cache.generation
-        if hit is not None and tick - hit[1] < AUTH_CACHE_SECONDS:
-            record = hit[0]
+        if cached is not None:
+            record = cached
         else:
             while True:
                 with self.ctx.engine.connect() as conn:
@@ -142,8 +138,7 @@ class ApiKeyService:
             record = found
         now = self.ctx.now()
         with cache.lock:
-            last = cache.touched.get(record.id)
-            due = last is None or (now - last).total_seconds() >= TOUCH_INTERVAL_SECONDS
+            due = _touch_due(cache, record.id, now)
             if due:
                 cache.touched[record.id] = now
         if due:
@@ -185,3 +180,16 @@ class ApiKeyService:
         # After the commit, so no request can cache the key again as still valid.
         self.forget_cached()
         return revoked  # type: ignore[return-value]
+
+
+def _fresh(cache: _AuthCache, digest: str, tick: float) -> ApiKeyRecord | None:
+    """The cached lookup of ``digest`` while it is younger than AUTH_CACHE_SECONDS
+    (called with ``cache.lock`` held)."""
+    hit = cache.found.get(digest)
+    return hit[0] if hit is not None and tick - hit[1] < AUTH_CACHE_SECONDS else None
+
+
+def _touch_due(cache: _AuthCache, key_id: UUID, now: datetime) -> bool:
+    """Whether the key's ``last_used_at`` is due for a write (``cache.lock`` held)."""
+    last = cache.touched.get(key_id)
+    return last is None or (now - last).total_seconds() >= TOUCH_INTERVAL_SECONDS
