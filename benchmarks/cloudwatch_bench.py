@@ -36,18 +36,18 @@ def moto_setup(workdir: Path, endpoint: str, names: list[str]
 @contextmanager
 def counting_get_metric_data() -> Iterator[list[str]]:
     """The regions of every GetMetricData call made while inside (botocore's events on
-    each session the provider creates)."""
+    each client the provider creates)."""
     calls: list[str] = []
-    original = aws_module.AwsCredentials.session
+    original = aws_module.AwsCredentials.client
 
-    def session(self: Any, region: str) -> Any:
-        s = original(self, region)
-        s.events.register("before-call.cloudwatch.GetMetricData",
+    def client(self: Any, service: str, region: str, **kwargs: Any) -> Any:
+        c = original(self, service, region, **kwargs)
+        c.meta.events.register("before-call.cloudwatch.GetMetricData",
                           lambda **_kw: calls.append(region))
-        return s
+        return c
 
-    aws_module.AwsCredentials.session = session  # type: ignore[method-assign]
+    aws_module.AwsCredentials.client = client  # type: ignore[method-assign]
     try:
         yield calls
     finally:
-        aws_module.AwsCredentials.session = original  # type: ignore[method-assign]
+        aws_module.AwsCredentials.client = original  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from snoozeql.domain.types import (
     InstanceStatus,
     ProviderKind,
 )
+from snoozeql.providers.aws.config import AwsAccountConfig
 from snoozeql.providers.aws.driver import AwsProvider, normalize_status
 from tests.support.aws_stubs import AwsRecordingProxy
 from tests.support.moto_server import (
@@ -254,6 +256,44 @@ def test_named_profile_supplies_the_keys(aws_env: AwsTestEnv, aws_proxy: AwsReco
     assert len(found) == 1
     keys = {r.access_key for r in aws_proxy.actions("DescribeDBInstances")}
     assert keys == {"AKIAPROFILEKEY000001"}
+
+
+def test_accounts_in_one_process_each_sign_with_their_own_keys(
+    aws_env: AwsTestEnv, aws_proxy: AwsRecordingProxy
+) -> None:
+    """Every client comes from one shared session (the service models are loaded once
+    per process, not once per account): the keys must still never cross accounts, also
+    when the accounts sync and act from several threads at once."""
+    keys = {"ops-a": "AKIASHAREDSESSION0001", "ops-b": "AKIASHAREDSESSION0002"}
+    for profile, key in keys.items():
+        aws_env.write_profile(profile, key, f"secret-of-{profile}")
+    aws_env.create_instances("us-east-1", 2)
+    aws_env.create_instances("us-west-2", 1)
+    provider = AwsProvider(aws_env.settings)
+    accounts = {p: aws_env.account(["us-east-1", "us-west-2"], name=p, endpoint_url=aws_proxy.url,
+                                   profile=p) for p in keys}
+
+    def sync_and_stop(profile: str) -> str:
+        found = provider.discover(accounts[profile])
+        mine = "db-0000" if profile == "ops-a" else "db-0001"
+        target = next(d for d in found if d.name == mine)
+        provider.stop(accounts[profile], as_stored(target))
+        return profile
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(sync_and_stop, [*keys, *keys])) == sorted([*keys, *keys])
+
+    signed = {(r.params.get("DBInstanceIdentifier"), r.access_key)
+              for r in aws_proxy.actions("StopDBInstance")}
+    assert signed == {("db-0000", keys["ops-a"]), ("db-0001", keys["ops-b"])}
+    describes = aws_proxy.actions("DescribeDBInstances")
+    assert {r.access_key for r in describes} == set(keys.values())
+    assert {r.region for r in describes} == {"us-east-1", "us-west-2"}
+    # one loaded RDS model behind both accounts' clients
+    a = provider._cached(AwsAccountConfig.from_account(accounts["ops-a"]), "us-east-1")[1]
+    b = provider._cached(AwsAccountConfig.from_account(accounts["ops-b"]), "us-west-2")[1]
+    assert a is not b
+    assert a.meta.service_model._service_description is b.meta.service_model._service_description
 
 
 # ------------------------------------------------------------------ failures

@@ -42,16 +42,16 @@ def _now() -> datetime:
 def count_get_metric_data(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every GetMetricData call boto3 really makes (botocore's event hook)."""
     calls: list[str] = []
-    original = aws_module.AwsCredentials.session
+    original = aws_module.AwsCredentials.client
 
-    def session(self: Any, region: str) -> Any:
-        s = original(self, region)
-        s.events.register(
+    def client(self: Any, service: str, region: str, **kwargs: Any) -> Any:
+        c = original(self, service, region, **kwargs)
+        c.meta.events.register(
             "before-call.cloudwatch.GetMetricData", lambda **_kw: calls.append(region)
         )
-        return s
+        return c
 
-    monkeypatch.setattr(aws_module.AwsCredentials, "session", session)
+    monkeypatch.setattr(aws_module.AwsCredentials, "client", client)
     return calls
 
 

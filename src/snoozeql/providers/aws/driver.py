@@ -9,9 +9,11 @@ values and carries out start, stop and restart, turning AWS refusals into
 
 Why it looks the way it does:
 
-* Regions are scanned in parallel threads. boto3 sessions are not thread-safe, so the
-  credentials are resolved once (profile, default chain, or an STS role) and every
-  thread builds its own session and client from them.
+* Regions are scanned in parallel threads. Credentials are resolved once (profile,
+  default chain, or an STS role) and every client is made from one shared boto3
+  session, under a lock (a session is not thread-safe; its clients are), with the
+  account's credentials passed to the client: a session per client would load the
+  service models and endpoint data again each time, about 12 MB kept per account.
 * Discovery is all-or-nothing: one failing region fails the whole sync, because a
   partial list would wrongly mark the unseen databases as missing.
 * Throttling is retried by botocore's ``standard`` retry mode (exponential backoff
@@ -122,14 +124,32 @@ class AwsCredentials:
     def secrets(self) -> list[str]:
         return [s for s in (self.access_key, self.secret_key, self.token) if s]
 
-    def session(self, region: str) -> boto3.session.Session:
-        """A new session (one per thread: sessions are not thread-safe)."""
-        return boto3.session.Session(
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            aws_session_token=self.token,
-            region_name=region,
-        )
+    def client(self, service: str, region: str, *, endpoint_url: str | None, config: Config,
+               telemetry: Telemetry | None = None) -> Any:
+        """A client of ``service`` with these credentials (thread-safe once made), whose
+        calls are counted on ``telemetry`` when given."""
+        with _SHARED_LOCK:
+            client = _shared_session().client(
+                service, region_name=region, endpoint_url=endpoint_url, config=config,
+                aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+                aws_session_token=self.token,
+            )
+        if telemetry is not None:
+            count_calls(client.meta.events, telemetry)
+        return client
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: list[boto3.session.Session] = []
+
+
+def _shared_session() -> boto3.session.Session:
+    """The process's one boto3 session (call with ``_SHARED_LOCK`` held). It holds no
+    credentials of its own: each client is given its account's. Every client made from
+    it shares the loaded service models and endpoint rules instead of loading its own."""
+    if not _SHARED:
+        _SHARED.append(boto3.session.Session())
+    return _SHARED[0]
 
 
 #: Error codes AWS answers when it throttles (botocore retries them with backoff).
@@ -149,16 +169,9 @@ def _throttling(http_response: Any, parsed: Any) -> bool:
     return isinstance(err, dict) and err.get("Code") in THROTTLING_CODES
 
 
-def counted(session: boto3.session.Session, telemetry: Telemetry | None
-            ) -> boto3.session.Session:
-    """``session``, whose clients count their calls on ``telemetry`` (when given)."""
-    if telemetry is not None:
-        count_calls(session, telemetry)
-    return session
-
-
-def count_calls(session: boto3.session.Session, telemetry: Telemetry) -> None:
-    """Count every API call of the session's clients by operation and final result,
+def count_calls(events: Any, telemetry: Telemetry) -> None:
+    """Count every API call of a client (``events``: its ``meta.events``, a copy of the
+    session's made for that client alone) by operation and final result,
     and every throttling answer (each attempt, also those a retry then got through),
     through botocore's events: no wrapper around the calls themselves."""
 
@@ -180,7 +193,6 @@ def count_calls(session: boto3.session.Session, telemetry: Telemetry) -> None:
             telemetry.throttled("aws", operation(event_name))
         return None  # never decides the retry: botocore's own handler does
 
-    events = session.events
     events.register("after-call", after_call)
     events.register("after-call-error", after_call_error)
     events.register("needs-retry", needs_retry)
@@ -246,9 +258,8 @@ def resolve_credentials(cfg: AwsAccountConfig, settings: Settings) -> AwsCredent
         return creds
     region = cfg.regions[0] if cfg.regions else "us-east-1"
     try:
-        sts = creds.session(region).client(
-            "sts", endpoint_url=cfg.endpoint_url, config=client_config(settings)
-        )
+        sts = creds.client("sts", region, endpoint_url=cfg.endpoint_url,
+                           config=client_config(settings))
         kwargs: dict[str, Any] = {"RoleArn": cfg.role_arn, "RoleSessionName": "snoozeql"}
         if cfg.external_id:
             kwargs["ExternalId"] = cfg.external_id
@@ -442,9 +453,8 @@ class AwsProvider:
 
     def _client(self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str) -> Any:
         try:
-            return counted(creds.session(region), self.telemetry).client(
-                "rds", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
-            )
+            return creds.client("rds", region, endpoint_url=cfg.endpoint_url,
+                                config=client_config(self._settings), telemetry=self.telemetry)
         except (BotoCoreError, ValueError) as exc:  # bad region name, bad endpoint URL
             raise ProviderError(f"AWS {region}: {describe_error(exc, creds.secrets())}") from None
 

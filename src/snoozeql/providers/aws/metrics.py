@@ -49,7 +49,6 @@ from snoozeql.providers.aws.config import AwsAccountConfig
 from snoozeql.providers.aws.driver import (
     AwsCredentials,
     client_config,
-    counted,
     describe_error,
     resolve_credentials,
 )
@@ -181,9 +180,8 @@ class AwsMetricsCollector:
 
     def _cloudwatch(self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str) -> Any:
         try:
-            return counted(creds.session(region), self.telemetry).client(
-                "cloudwatch", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
-            )
+            return creds.client("cloudwatch", region, endpoint_url=cfg.endpoint_url,
+                                config=client_config(self._settings), telemetry=self.telemetry)
         except (BotoCoreError, ValueError) as exc:
             raise ProviderError(f"AWS {region}: {describe_error(exc, creds.secrets())}") from None
 

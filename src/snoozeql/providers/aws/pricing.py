@@ -166,10 +166,8 @@ class AwsPriceList:
             allowed_endpoint(self._endpoint_url, self._settings, "AWS Price List endpoint")
         creds = self._credentials()
         try:
-            client = creds.session(PRICING_REGION).client(
-                "pricing", endpoint_url=self._endpoint_url,
-                config=client_config(self._settings),
-            )
+            client = creds.client("pricing", PRICING_REGION, endpoint_url=self._endpoint_url,
+                                  config=client_config(self._settings))
             out: list[dict[str, Any]] = []
             paginator = client.get_paginator("get_products")
             for page in paginator.paginate(
