@@ -10,7 +10,7 @@ from uuid import UUID
 
 from snoozeql.api.schemas.audit import AuditEntryOut
 from snoozeql.api.schemas.info import InfoOut
-from snoozeql.api.schemas.instances import InstanceDetail, InstanceOut, instance_json, json_bytes
+from snoozeql.api.schemas.instances import InstanceDetail, InstanceOut
 from snoozeql.cli.output import _default
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
 from snoozeql.services.datadir import Info
@@ -67,11 +67,7 @@ def test_info_names_the_local_databases_directory_and_its_owner() -> None:
     }
 
 
-def test_the_listing_encoding_is_the_models_and_the_cli_keeps_its_times() -> None:
-    for cost in (Decimal("1.5"), None):
-        i = _instance(cost=cost)
-        assert json.loads(json_bytes(instance_json(i))) == json.loads(
-            InstanceOut.of(i).model_dump_json())
+def test_the_cli_keeps_its_times() -> None:
     printed = _printed(InstanceOut.of(_instance()).model_dump())
     assert isinstance(printed, dict)
     assert printed["id"] == str(ID) and printed["hourly_cost_cents"] == 1.5

@@ -38,6 +38,14 @@ class Page:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class JsonPage:
+    """A page whose items are the JSON text of their API objects (``instance_json``)."""
+
+    items: list[str]
+    next_cursor: str | None
+
+
 def parse_tags(pairs: list[str] | None) -> dict[str, str]:
     tags: dict[str, str] = {}
     for pair in pairs or []:
@@ -139,6 +147,18 @@ class InventoryService:
         with db.read_connection(self.ctx.engine) as conn:
             items, nxt = store.list_page(conn, f, sort=sort, limit=limit, cursor=cursor)
         return Page(items, nxt)
+
+    def list_json(
+        self, f: InstanceFilter, *, sort: str = "name", limit: int = 100,
+        cursor: str | None = None,
+    ) -> JsonPage:
+        """:meth:`list` with each instance rendered as its API JSON by the store (what
+        ``GET /instances`` returns; no Python object per row)."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}")
+        with db.read_connection(self.ctx.engine) as conn:
+            items, nxt = store.list_page_json(conn, f, sort=sort, limit=limit, cursor=cursor)
+        return JsonPage(items, nxt)
 
     def count(self, f: InstanceFilter, cap: int | None = None) -> int:
         """Instances matching ``f``; with ``cap``, at most ``cap`` (it then means "or

@@ -954,6 +954,127 @@ def list_page(
     return _instances(rows, keys), next_cursor
 
 
+# --- the listing rendered by the database ------------------------------------------
+#
+# GET /instances returns its page as JSON. Turning 100 rows into Python values (a
+# datetime, a UUID, a decoded JSON object per column) and those into JSON again cost
+# more than the query: the database renders each row's JSON object itself (C code on
+# both stores), and the API joins the rows. Each object is exactly what the API's
+# ``InstanceOut`` serialises the row's Instance to, key for key and value for value
+# (tests/store/test_listing_json.py holds the two to that on both stores).
+
+# InstanceOut's fields, in its order.
+_JSON_FIELDS = (
+    "id", "account_id", "provider", "provider_id", "kind", "name", "engine",
+    "engine_version", "instance_class", "region", "status", "raw_status", "tags",
+    "endpoint_host", "endpoint_port", "multi_az", "node_count", "cluster_provider_id",
+    "hourly_cost_cents", "first_seen_at", "last_seen_at", "missing_since", "last_error",
+)
+_JSON_TIMES = frozenset({"first_seen_at", "last_seen_at", "missing_since"})
+
+
+def _json_time(col: Any, pg: bool) -> Any:
+    """A timestamp as the API writes it: ``2026-12-02T14:03:00Z``, with ``.ffffff``
+    before the ``Z`` only when the microseconds are not zero; NULL stays NULL."""
+    if pg:
+        utc = sa.func.timezone(sa.literal_column("'UTC'"), col)
+        micro = sa.func.to_char(utc, sa.literal_column("'US'"))
+        whole = sa.func.to_char(utc, sa.literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"))
+        frac = sa.case((micro == sa.literal_column("'000000'"), sa.literal_column("''")),
+                       else_=sa.literal_column("'.'").op("||")(micro))
+        return whole.op("||")(frac).op("||")(sa.literal_column("'Z'"))
+    # SQLite holds naive UTC text, 'YYYY-MM-DD HH:MM:SS.ffffff' as SQLAlchemy writes it
+    # (or without the fraction, as CURRENT_TIMESTAMP does).
+    trimmed = sa.case(
+        (sa.func.substr(col, 20).in_([sa.literal_column("''"),
+                                      sa.literal_column("'.000000'")]),
+         sa.func.substr(col, 1, 19)),
+        else_=col,
+    )
+    return sa.func.replace(trimmed, sa.literal_column("' '"), sa.literal_column("'T'")).op(
+        "||")(sa.literal_column("'Z'"))
+
+
+def _json_uuid(col: Any, pg: bool) -> Any:
+    if pg:
+        return col  # a uuid becomes its canonical text
+    part = [sa.func.substr(col, a, b) for a, b in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))]
+    dash = sa.literal_column("'-'")
+    text = part[0]
+    for x in part[1:]:
+        text = text.op("||")(dash).op("||")(x)
+    return sa.func.lower(text)  # NULL stays NULL
+
+
+def _json_object(cols: Any, pg: bool) -> Any:
+    """One row's JSON object (text) from the columns ``cols`` of a page."""
+    args: list[Any] = []
+    for key in _JSON_FIELDS:
+        col = cols[key]
+        if key in ("id", "account_id"):
+            value = _json_uuid(col, pg)
+        elif key in _JSON_TIMES:
+            value = _json_time(col, pg)
+        elif key == "hourly_cost_cents":
+            value = sa.cast(col, sa.Float if pg else sa.REAL)
+        elif key == "tags":
+            value = col if pg else sa.func.json(col)
+        elif key == "multi_az" and not pg:  # 0/1 in SQLite
+            value = sa.func.json(sa.case((col == sa.literal_column("1"),
+                                          sa.literal_column("'true'")),
+                                         else_=sa.literal_column("'false'")))
+        else:
+            value = col
+        args += [sa.literal_column(f"'{key}'"), value]
+    if pg:
+        return sa.cast(sa.func.json_build_object(*args), sa.Text)
+    return sa.func.json_object(*args, type_=sa.Text)
+
+
+_JSON_SQL: dict[str, str] = {}
+
+
+def _json_sql(dialect: sa.Dialect) -> str:
+    """The SQL of :func:`_json_object` over the columns of a subquery named ``page``,
+    made once per dialect: built and hashed per request, its expression tree (about
+    two hundred nodes) cost more than the rows it renders."""
+    sql = _JSON_SQL.get(dialect.name)
+    if sql is None:
+        page = sa.table("page", *(sa.column(k) for k in _JSON_FIELDS))
+        expr = _json_object(page.c, dialect.name == "postgresql")
+        sql = _JSON_SQL[dialect.name] = str(
+            expr.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    return sql
+
+
+def list_page_json(
+    conn: sa.Connection,
+    f: InstanceFilter,
+    *,
+    sort: str = "name",
+    limit: int = 100,
+    cursor: str | None = None,
+) -> tuple[list[str], str | None]:
+    """:func:`list_page` with each instance as the JSON text of its API object: the
+    page's own statement (its rows, plan and cursor) as a subquery, each of its rows
+    rendered, in the page's order."""
+    key, desc = parse_sort(sort)
+    page = listing_query(conn, f, sort=sort, limit=limit, cursor=cursor).subquery("page")
+    # Named, not taken from page.c: making the subquery's column collection (a proxy
+    # per column) cost as much as the rest of the statement.
+    sortval = sa.literal_column("page._sortval", _SORTS[key][0].type)
+    row_id = sa.literal_column("page.id", instances.c.id.type)
+    order = (sortval.desc(), row_id.desc()) if desc else (sortval.asc(), row_id.asc())
+    q = (sa.select(sa.literal_column(_json_sql(conn.dialect)), sortval, row_id)
+         .select_from(page).order_by(*order))
+    rows = conn.execute(q).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(key, rows[-1][1], rows[-1][2])
+    return [r[0] for r in rows], next_cursor
+
+
 def count(conn: sa.Connection, f: InstanceFilter, cap: int | None = None) -> int:
     """How many match; with ``cap``, counting stops there (``cap`` means "at least")."""
     if cap is None:

@@ -16,8 +16,7 @@ from snoozeql.api.schemas.instances import (
     InstancePage,
     OverrideIn,
     OverrideOut,
-    instance_json,
-    json_bytes,
+    page_body,
 )
 from snoozeql.domain.errors import PermissionDenied
 from snoozeql.domain.types import InstanceKind, Role
@@ -52,11 +51,12 @@ def list_instances(
         provider=provider, account=account, region=region, engine=engine, status=status,
         kind=kind, tags=tag, text=q, missing=missing,
     )
-    page = svc.list(f, sort=sort, limit=limit, cursor=cursor)
-    # Serialised straight from the instances (the body InstancePage describes): a
-    # listing is the hottest path, and validating each row as a model again doubled it.
-    body = {"items": [instance_json(i) for i in page.items], "next_cursor": page.next_cursor}
-    return Response(content=json_bytes(body), media_type="application/json")
+    # The body InstancePage describes, each item rendered by the database as the JSON
+    # of its InstanceOut: the listing is the hottest path, and building a Python object
+    # per row and serialising it again cost more than the query.
+    page = svc.list_json(f, sort=sort, limit=limit, cursor=cursor)
+    return Response(content=page_body(page.items, page.next_cursor),
+                    media_type="application/json")
 
 
 @router.post("/bulk", response_model=BulkOut)

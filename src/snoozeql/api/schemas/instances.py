@@ -60,27 +60,11 @@ class InstanceOut(BaseModel):
         )
 
 
-def instance_json(i: Instance) -> dict[str, Any]:
-    """What ``InstanceOut.of(i)`` serialises to, built directly (listings use it: no
-    model validation per row). Encode with :func:`json_bytes`."""
-    cost = i.hourly_cost_cents
-    return {
-        "id": i.id, "account_id": i.account_id, "provider": i.provider.value,
-        "provider_id": i.provider_id, "kind": i.kind.value, "name": i.name,
-        "engine": i.engine, "engine_version": i.engine_version,
-        "instance_class": i.instance_class, "region": i.region, "status": i.status.value,
-        "raw_status": i.raw_status, "tags": i.tags, "endpoint_host": i.endpoint_host,
-        "endpoint_port": i.endpoint_port, "multi_az": i.multi_az, "node_count": i.node_count,
-        "cluster_provider_id": i.cluster_provider_id,
-        "hourly_cost_cents": float(cost) if cost is not None else None,
-        "first_seen_at": i.first_seen_at, "last_seen_at": i.last_seen_at,
-        "missing_since": i.missing_since, "last_error": i.last_error,
-    }
-
-
-def json_bytes(data: Any) -> bytes:
-    """JSON as the response models serialise it (UUIDs as text, UTC times with ``Z``)."""
-    return orjson.dumps(data, option=orjson.OPT_UTC_Z)
+def page_body(items: list[str], next_cursor: str | None) -> bytes:
+    """The body :class:`InstancePage` describes, from items that are JSON text already
+    (each what ``InstanceOut.of(instance)`` serialises to; rendered by the store)."""
+    return b"".join((b'{"items":[', ",".join(items).encode(), b'],"next_cursor":',
+                     orjson.dumps(next_cursor), b"}"))
 
 
 class InstanceDetail(InstanceOut):
