@@ -5,9 +5,13 @@ Run: ``.venv/bin/python -m benchmarks.bench_listing [--instances 100000] [--roun
 with ``--pg-database NAME`` seeds that database on first use and keeps it for the next
 runs, which skip the seeding when it holds ``--instances`` rows).
 
-1. Overhead: ``GET /api/v1/instances?limit=100`` over real HTTP (uvicorn, keep-alive)
-   against the raw SQL of the same page run through the driver (sqlite3 / psycopg,
-   no SQLAlchemy), interleaved request by request, walking pages with the cursor.
+1. Overhead: ``GET /api/v1/instances?limit=100`` over real HTTP (keep-alive) against
+   the raw SQL of the same page run through the driver (sqlite3 / psycopg, no
+   SQLAlchemy), interleaved request by request, walking pages with the cursor. Two
+   ways: a real ``snoozeql serve --no-jobs`` process asked by a plain ``http.client``
+   connection (the way a client meets the API; the server's CPU per request is read
+   from ``/proc``), and, as in earlier runs, uvicorn in a thread of the benchmark's
+   own process asked by an httpx client (client and server then share one GIL).
 2. Filters and sorts: for every documented filter and sort key, the median time of a
    100-row page (``InventoryService.list``, in process) minus the median of the
    unfiltered page measured in the same rounds (interleaved): what it adds to a page.
@@ -16,11 +20,16 @@ runs, which skip the seeding when it holds ``--instances`` rows).
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +37,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from tests.support.moto_server import free_port
 
 from benchmarks.bench_inventory import drop_pg, fresh_engine, pg_database, synthetic
 from benchmarks.serving import serve_in_thread
@@ -94,8 +104,9 @@ def _pct(values: list[float], p: float) -> float:
     return s[max(0, int(round(len(s) * p)) - 1)]
 
 
-def bench_overhead(ctx: Context, client: httpx.Client, rounds: int, per_round: int
+def bench_overhead(ctx: Context, get: Any, rounds: int, per_round: int
                    ) -> tuple[list[float], list[float]]:
+    """``get(params) -> body``: one listing request; timed against the raw page."""
     http: list[float] = []
     raw: list[float] = []
     dbapi = ctx.engine.raw_connection()
@@ -108,10 +119,9 @@ def bench_overhead(ctx: Context, client: httpx.Client, rounds: int, per_round: i
                     params["cursor"] = cursor
                 sql = _raw_sql(ctx, params)
                 t = time.perf_counter()
-                resp = client.get("/api/v1/instances", params=params)
+                body = get(params)
                 dt_http = time.perf_counter() - t
-                resp.raise_for_status()
-                cursor = resp.json()["next_cursor"]
+                cursor = json.loads(body)["next_cursor"]
                 cur = dbapi.cursor()
                 t = time.perf_counter()
                 cur.execute(sql)
@@ -126,6 +136,70 @@ def bench_overhead(ctx: Context, client: httpx.Client, rounds: int, per_round: i
     finally:
         dbapi.close()
     return http, raw
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_serve_process(ctx: Context, url: str, data_dir: Path, key: str, rounds: int
+                        ) -> tuple[list[float], list[float], float]:
+    """The listing asked of a real ``snoozeql serve --no-jobs`` over one keep-alive
+    ``http.client`` connection; returns the HTTP and raw times and the server's CPU
+    per request (ms)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNOOZEQL_")} | {
+        "SNOOZEQL_DATABASE_URL": url, "SNOOZEQL_DATA_DIR": str(data_dir),
+        "SNOOZEQL_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snoozeql.cli.main", "serve", "--no-jobs", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _ in range(300):
+            try:
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                break
+            except OSError:
+                conn.close()
+                time.sleep(0.1)
+        headers = {"X-API-Key": key}
+
+        def get(params: dict[str, Any]) -> bytes:
+            conn.request("GET", "/api/v1/instances?" + urllib.parse.urlencode(params),
+                         headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}: {body[:300]!r}")
+            return body
+
+        bench_overhead(ctx, get, 0, 20)  # warm-up, not counted
+        before = _cpu_seconds(proc.pid)
+        http_ms, raw_ms = bench_overhead(ctx, get, rounds, 20)
+        cpu_ms = (_cpu_seconds(proc.pid) - before) / (len(http_ms) + 20) * 1000
+        conn.close()
+        return http_ms, raw_ms, cpu_ms
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def _print_overhead(title: str, http_ms: list[float], raw_ms: list[float],
+                    extra: str = "") -> None:
+    print(f"\n{title}\n")
+    print("| measured | p50 | p99 |")
+    print("| --- | ---: | ---: |")
+    hp50, hp99 = statistics.median(http_ms), _pct(http_ms, 0.99)
+    rp50, rp99 = statistics.median(raw_ms), _pct(raw_ms, 0.99)
+    print(f"| HTTP listing | {hp50:.2f} | {hp99:.2f} |")
+    print(f"| raw SQL, same page | {rp50:.2f} | {rp99:.2f} |")
+    print(f"| ratio | {hp50 / rp50:.2f}x | {hp99 / rp99:.2f}x |")
+    if extra:
+        print(f"\n{extra}")
+    sys.stdout.flush()
 
 
 CASES: list[tuple[str, dict[str, str]]] = [
@@ -206,35 +280,44 @@ def bench_filters(ctx: Context, account: str, rounds: int) -> list[tuple[str, fl
 
 def run(url: str, label: str, n: int, rounds: int, keep: bool = False) -> None:
     engine, account = _seed(url, n, keep)
+    data_dir = Path(tempfile.mkdtemp(prefix="snoozeql-bench-data-"))
+    os.environ["SNOOZEQL_DATA_DIR"] = str(data_dir)  # the served process's too
     settings = Settings(database_url=url, jobs_enabled=False, _env_file=None)  # type: ignore[call-arg]
     ctx = Context(settings=settings, engine=engine, providers=ProviderRegistry(settings))
     _, key = ApiKeyService(ctx).create(f"bench-{uuid.uuid4().hex[:6]}", "viewer")
-    server, thread, port = serve_in_thread(ctx)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                          headers={"X-API-Key": key}) as client:
-            http, raw = bench_overhead(ctx, client, rounds, 20)
-            print(f"\n{label}, {n:,} instances: `GET /api/v1/instances?limit=100` vs raw SQL "
-                  f"of the same page, {rounds} interleaved rounds x 20 requests (ms)\n")
-            print("| measured | p50 | p99 |")
-            print("| --- | ---: | ---: |")
-            hp50, hp99 = statistics.median(http), _pct(http, 0.99)
-            rp50, rp99 = statistics.median(raw), _pct(raw, 0.99)
-            print(f"| HTTP listing | {hp50:.1f} | {hp99:.1f} |")
-            print(f"| raw SQL, same page | {rp50:.1f} | {rp99:.1f} |")
-            print(f"| ratio | {hp50 / rp50:.2f}x | {hp99 / rp99:.2f}x |")
-            sys.stdout.flush()
-            print(f"\n{label}, {n:,} instances: what each filter or sort adds to a 100-row "
-                  f"page, in process (median of {rounds} interleaved rounds, ms)\n")
-            print("| case | added ms |")
-            print("| --- | ---: |")
-            for case, ms in bench_filters(ctx, account, rounds):
-                print(f"| {case} | {ms:+.1f} |")
-            sys.stdout.flush()
+        what = (f"`GET /api/v1/instances?limit=100` vs raw SQL of the same page, {rounds} "
+                "interleaved rounds x 20 requests (ms)")
+        http_ms, raw_ms, cpu_ms = bench_serve_process(ctx, url, data_dir, key, rounds)
+        _print_overhead(f"{label}, {n:,} instances, `snoozeql serve` process, http.client: "
+                        f"{what}", http_ms, raw_ms,
+                        f"server CPU per request: {cpu_ms:.2f} ms")
+        server, thread, port = serve_in_thread(ctx)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                              headers={"X-API-Key": key}) as client:
+
+                def get(params: dict[str, Any]) -> bytes:
+                    resp = client.get("/api/v1/instances", params=params)
+                    resp.raise_for_status()
+                    return resp.content
+
+                http_ms, raw_ms = bench_overhead(ctx, get, rounds, 20)
+        finally:
+            server.should_exit = True
+            thread.join(10)
+        _print_overhead(f"{label}, {n:,} instances, uvicorn in the benchmark's process, "
+                        f"httpx: {what}", http_ms, raw_ms)
+        print(f"\n{label}, {n:,} instances: what each filter or sort adds to a 100-row "
+              f"page, in process (median of {rounds} interleaved rounds, ms)\n")
+        print("| case | added ms |")
+        print("| --- | ---: |")
+        for case, ms in bench_filters(ctx, account, rounds):
+            print(f"| {case} | {ms:+.1f} |")
+        sys.stdout.flush()
     finally:
-        server.should_exit = True
-        thread.join(10)
         engine.dispose()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main() -> None:

@@ -999,8 +999,8 @@ def _json_uuid(col: Any, pg: bool) -> Any:
     if pg:
         return col  # a uuid becomes its canonical text
     part = [sa.func.substr(col, a, b) for a, b in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))]
-    dash = sa.literal_column("'-'")
-    text = part[0]
+    dash: Any = sa.literal_column("'-'")
+    text: Any = part[0]
     for x in part[1:]:
         text = text.op("||")(dash).op("||")(x)
     return sa.func.lower(text)  # NULL stays NULL

@@ -28,7 +28,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -526,10 +526,19 @@ class AwsProvider:
             "DescribeDBClusters", region, creds,
             lambda: pages("describe_db_clusters", "DBClusters"), endpoint=rds.meta.endpoint_url,
         )
-        instances = self._call(
-            "DescribeDBInstances", region, creds,
-            lambda: pages("describe_db_instances", "DBInstances"), endpoint=rds.meta.endpoint_url
-        )
+
+        def instance_pages() -> Iterator[list[dict[str, Any]]]:
+            """DescribeDBInstances a page at a time: a page's records are mapped and
+            dropped before the next is asked for (an account's whole answer held at
+            once, times the syncs running in parallel, was most of a server's memory)."""
+            paginator = rds.get_paginator("describe_db_instances")
+            it = iter(paginator.paginate(PaginationConfig={"PageSize": PAGE_SIZE}))
+            while True:
+                page = self._call("DescribeDBInstances", region, creds, lambda: next(it, None),
+                                  endpoint=rds.meta.endpoint_url)
+                if page is None:
+                    return
+                yield page.get("DBInstances") or []
 
         def tags_of(item: dict[str, Any], arn: str) -> dict[str, str]:
             if "TagList" in item:
@@ -541,26 +550,24 @@ class AwsProvider:
             return _tags(got.get("TagList"))
 
         cluster_arns = {str(c["DBClusterIdentifier"]): str(c["DBClusterArn"]) for c in clusters}
-        member_classes = {
-            str(d["DBInstanceIdentifier"]): d.get("DBInstanceClass") for d in instances
-        }
         writers = {
             str(m["DBInstanceIdentifier"]): bool(m.get("IsClusterWriter"))
             for c in clusters for m in c.get("DBClusterMembers") or []
             if "DBInstanceIdentifier" in m
         }
-        found: list[DiscoveredInstance] = []
-        for c in clusters:
-            found.append(
-                map_cluster(c, region, tags_of(c, str(c["DBClusterArn"])), member_classes)
-            )
-        for d in instances:
-            item = map_instance(d, region, tags_of(d, str(d["DBInstanceArn"])), cluster_arns)
-            name = item.name
-            if name in writers:
-                item.extra["is_cluster_writer"] = writers[name]
-            found.append(item)
-        return found
+        member_classes: dict[str, Any] = {}
+        found_instances: list[DiscoveredInstance] = []
+        for records in instance_pages():
+            for d in records:
+                member_classes[str(d["DBInstanceIdentifier"])] = d.get("DBInstanceClass")
+                item = map_instance(d, region, tags_of(d, str(d["DBInstanceArn"])), cluster_arns)
+                name = item.name
+                if name in writers:
+                    item.extra["is_cluster_writer"] = writers[name]
+                found_instances.append(item)
+        found = [map_cluster(c, region, tags_of(c, str(c["DBClusterArn"])), member_classes)
+                 for c in clusters]
+        return found + found_instances
 
     def _discover_region_checked(
         self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str
