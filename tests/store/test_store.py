@@ -353,6 +353,11 @@ def test_sync_parts_keep_what_each_scope_found(ctx) -> None:  # noqa: ANN001
         sync_parts.put(conn, a.id, "r1", "eu-west-1", [], {}, "denied", T0)
         sync_parts.put(conn, a.id, "r1", "eu-west-1", [], {}, "throttled", T0)  # a retry
         got = {p.scope: p for p in sync_parts.parts(conn, a.id, "r1")}
+        kept = sync_parts.scopes(conn, a.id, "r1")
+        others = sync_parts.parts(conn, a.id, "r1", exclude="us-east-1")
+        assert sync_parts.scopes(conn, a.id, "r2") == set()
+    assert kept == {"us-east-1", "eu-west-1"}
+    assert [p.scope for p in others] == ["eu-west-1"]
     assert set(got) == {"us-east-1", "eu-west-1"}
     assert got["us-east-1"].found == found and got["us-east-1"].error is None
     assert got["us-east-1"].costs == {found[0].provider_id: Decimal("1.25"),

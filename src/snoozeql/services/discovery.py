@@ -174,18 +174,21 @@ class DiscoveryService:
             if not isinstance(exc, SnoozeError):
                 log.exception("sync of %s of account %s failed unexpectedly", scope,
                               account.name)
-        # One transaction: the account's row locked, the part kept, and either the
-        # account marked syncing (parts missing) or every part written (the last).
+        # One transaction: the account's row locked, and either this part kept and the
+        # account marked syncing (parts missing) or every part written (the last). The
+        # last part is not kept: it is written with the others read back (an account of
+        # one region, the usual case, never turns its instances into JSON and back).
         with self.ctx.engine.begin() as conn:
             last_sync = part_store.lock_account(conn, account.id)
             if last_sync is False:
                 return None  # deleted meanwhile (its parts went with it)
             now = self.ctx.now()
-            part_store.put(conn, account.id, round_id, scope, items, costs, error, now)
-            got = part_store.parts(conn, account.id, round_id)
-            if not set(scopes) <= {p.scope for p in got}:
+            if not set(scopes) <= part_store.scopes(conn, account.id, round_id) | {scope}:
+                part_store.put(conn, account.id, round_id, scope, items, costs, error, now)
                 account_store.mark_syncing(conn, account.id, now)
                 return None
+            got = [*part_store.parts(conn, account.id, round_id, exclude=scope),
+                   part_store.SyncPart(scope, items, costs, error)]
             part_store.clear(conn, account.id, round_id, self.ctx.now())
             if isinstance(last_sync, datetime) and last_sync >= started_at:
                 log.info("sync round %s of %s is older than its last sync: dropped",

@@ -72,11 +72,21 @@ def lock_account(conn: sa.Connection, account_id: UUID) -> datetime | None | boo
     return False if row is None else row.last_sync_at
 
 
-def parts(conn: sa.Connection, account_id: UUID, round_id: str) -> list[SyncPart]:
-    """The parts of the round kept so far."""
-    rows = conn.execute(sa.select(sync_parts).where(sync_parts.c.account_id == account_id,
-                                                    sync_parts.c.round == round_id))
-    return [_part(r) for r in rows]
+def parts(conn: sa.Connection, account_id: UUID, round_id: str,
+          exclude: str | None = None) -> list[SyncPart]:
+    """The parts of the round kept so far (but the part of scope ``exclude``)."""
+    q = sa.select(sync_parts).where(sync_parts.c.account_id == account_id,
+                                    sync_parts.c.round == round_id)
+    if exclude is not None:
+        q = q.where(sync_parts.c.scope != exclude)
+    return [_part(r) for r in conn.execute(q)]
+
+
+def scopes(conn: sa.Connection, account_id: UUID, round_id: str) -> set[str]:
+    """The scopes whose parts of the round are kept (their items are not read)."""
+    q = sa.select(sync_parts.c.scope).where(sync_parts.c.account_id == account_id,
+                                            sync_parts.c.round == round_id)
+    return set(conn.execute(q).scalars())
 
 
 def clear(conn: sa.Connection, account_id: UUID, round_id: str, now: datetime) -> None:
