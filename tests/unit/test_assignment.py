@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -100,3 +101,26 @@ def test_unmatched_instances_and_unknown_own_tags_are_left_out() -> None:
     other = instance({"env": "prod", SCHEDULE_TAG: "nope"})
     ids: set[UUID] = set(resolve([other], [r], [assign(r, "tag", other)]))
     assert ids == set()
+
+
+def test_equal_resolutions_are_one_object_shared_across_chunks() -> None:
+    """20,000 instances under one tag assignment hold one Governing, not 20,000 (the
+    reconciler keeps its resolution in memory between runs); own-tag matches, which
+    start at each instance's first sighting, stay apart."""
+    from snoozeql.domain.schedules.assignment import ParsedRules
+
+    r, other = record("office"), record("late", priority=1, updated=T0 - timedelta(days=30))
+    tagged = [instance() for _ in range(300)]
+    own = [instance({SCHEDULE_TAG: "late"}) for _ in range(2)]
+    own[1] = replace(own[1], first_seen_at=T0 - timedelta(days=1))
+    by_tag = assign(r, "tag", tagged[0])
+    parsed = ParsedRules()
+    out = resolve(tagged[:150], [r, other], [by_tag], parsed=parsed)
+    out |= resolve(tagged[150:] + own, [r, other], [by_tag], parsed=parsed)
+    shared = {id(out[i.id]) for i in tagged}
+    assert len(shared) == 1
+    g = out[tagged[0].id]
+    assert (g.schedule.name, g.via, g.since) == ("office", "tag", T0)
+    assert out[own[0].id] is not out[own[1].id]
+    assert [out[i.id].since for i in own] == [T0 - timedelta(days=9), T0 - timedelta(days=1)]
+    assert {out[i.id].schedule.name for i in own} == {"late"}

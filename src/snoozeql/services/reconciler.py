@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
 from snoozeql.domain.errors import ActionRefused, SnoozeError
+from snoozeql.domain.protection import PROTECT_TAG
 from snoozeql.domain.schedules.assignment import (
     SCHEDULE_TAG,
     Governing,
@@ -122,6 +123,14 @@ _MEMO = "reconciler.resolution"
 _DONE = "reconciler.done"
 _SAID = "reconciler.said"
 _PLANS = "reconciler.plans"
+
+
+def _for_planning(i: Instance) -> Instance:
+    """A governed instance as the memo keeps it for planning: its tags matter no more
+    once resolved, but for protection (``snoozeql-protect``): the rest are dropped,
+    which for 20,000 governed instances is most of what the resolution holds."""
+    kept = {k: v for k, v in i.tags.items() if k.lower() == PROTECT_TAG}
+    return i if len(kept) == len(i.tags) else replace(i, tags=kept)
 
 
 @dataclass(frozen=True)
@@ -321,7 +330,8 @@ class Reconciler:
                 found = resolve(part, records, assignments, accounts,
                                 include_protected=True, parsed=parsed)
                 governing.update(found)
-                instances.extend(i for i in part if i.id in found or i.id in overrides)
+                instances.extend(_for_planning(i) for i in part
+                                 if i.id in found or i.id in overrides)
         clusters = governed.cluster_ids(conn, {
             i.cluster_provider_id for i in instances
             if i.kind == InstanceKind.INSTANCE and i.cluster_provider_id})
