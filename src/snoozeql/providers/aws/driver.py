@@ -616,29 +616,33 @@ class AwsProvider:
             raw = after.get("Status")
             return ActionOutcome(normalize_status(raw), raw, f"{api} accepted for {t.identifier}")
 
-        # A member of a cluster is started and stopped through its cluster: refuse,
-        # using the stored link and what AWS says now (the record may be stale).
+        # A member of a cluster is started and stopped through its cluster. The stored
+        # link refuses at once, with no request. Otherwise (the normal case) the call
+        # is one request: AWS itself refuses StopDBInstance / StartDBInstance on a
+        # cluster member (InvalidParameterCombination, "aurora-postgresql DB instances
+        # are not eligible for stopping and starting"), and only a refusal makes the
+        # driver ask what the instance is now (the record may be stale): a member of a
+        # cluster, already in the wanted state, or the refusal stands.
         cluster = _cluster_name(instance.cluster_provider_id)
-        if cluster is None:
-            live = self._describe_instance(rds, creds, t)
-            cluster = live.get("DBClusterIdentifier")
         if cluster:
-            family = "Aurora cluster" if instance.engine.startswith("aurora") else "DB cluster"
-            raise ActionRefused(
-                f"{t.identifier} is a member of {family} {cluster}; "
-                f"{verb} the cluster instead"
-            )
+            raise _member_refusal(instance.engine, t, cluster, verb)
         op = rds.start_db_instance if verb == "start" else rds.stop_db_instance
         api = "StartDBInstance" if verb == "start" else "StopDBInstance"
         try:
             got = self._call(f"{verb} {t.identifier} ({api})", t.region, creds,
                              lambda: op(DBInstanceIdentifier=t.identifier), refusable=True,
                              endpoint=rds.meta.endpoint_url)
-        except ActionRefused:
-            done = self._already(verb, lambda: self._describe_instance(rds, creds, t)
-                                 .get("DBInstanceStatus"))
+        except ActionRefused as refused:
+            try:
+                live = self._describe_instance(rds, creds, t)
+            except ActionRefused:
+                raise refused from None
+            if live.get("DBClusterIdentifier"):
+                raise _member_refusal(str(live.get("Engine") or instance.engine), t,
+                                      str(live["DBClusterIdentifier"]), verb) from None
+            done = self._already(verb, lambda: live.get("DBInstanceStatus"))
             if done is None:
-                raise
+                raise refused from None
             return done
         raw = got.get("DBInstance", {}).get("DBInstanceStatus")
         return ActionOutcome(normalize_status(raw), raw, f"{api} accepted for {t.identifier}")
@@ -717,6 +721,13 @@ class AwsProvider:
         if not items:
             raise ActionRefused(f"{t.identifier} no longer exists in {t.region}")
         return dict(items[0])
+
+
+def _member_refusal(engine: str, t: _Target, cluster: str, verb: str) -> ActionRefused:
+    """A start or stop of a cluster's member, refused: it goes through the cluster."""
+    family = "Aurora cluster" if engine.startswith("aurora") else "DB cluster"
+    return ActionRefused(
+        f"{t.identifier} is a member of {family} {cluster}; {verb} the cluster instead")
 
 
 def _cluster_name(cluster_provider_id: str | None) -> str | None:
