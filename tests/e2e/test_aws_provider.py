@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
 from snoozeql.domain.errors import ActionRefused, ProviderError
 from snoozeql.domain.types import (
@@ -22,7 +23,7 @@ from snoozeql.domain.types import (
     InstanceStatus,
     ProviderKind,
 )
-from snoozeql.providers.aws.driver import AwsProvider, normalize_status
+from snoozeql.providers.aws.driver import AwsProvider, _parse_timestamp, normalize_status
 from tests.support.aws_stubs import AwsRecordingProxy
 from tests.support.moto_server import (
     FAKE_SECRET_KEY,
@@ -558,3 +559,13 @@ def test_a_malformed_region_is_a_provider_error(aws_env: AwsTestEnv) -> None:
     with pytest.raises(ProviderError, match="not/a/region"):
         AwsProvider(aws_env.settings).stop(aws_env.account(), replace(
             inst, provider_id="db-x", name="db-x", region="not/a/region"))
+
+
+@pytest.mark.parametrize("text", [
+    "2024-05-01T12:00:00.123Z", "2024-05-01T12:00:00Z", "2024-05-01T12:00:00.123456+02:00",
+    "Wed, 01 May 2024 12:00:00 GMT", "1714564800", "2024-05-01T12:00:00",
+])
+def test_answer_timestamps_parse_as_botocore_parses_them(text: str) -> None:
+    ours = _parse_timestamp(text)
+    assert ours == DEFAULT_TIMESTAMP_PARSER(text)
+    assert ours.utcoffset() == DEFAULT_TIMESTAMP_PARSER(text).utcoffset()

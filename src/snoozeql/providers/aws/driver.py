@@ -29,14 +29,16 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserError
 
 from snoozeql.config import Settings
 from snoozeql.domain.errors import ActionRefused, ProviderError
@@ -122,14 +124,38 @@ class AwsCredentials:
     def secrets(self) -> list[str]:
         return [s for s in (self.access_key, self.secret_key, self.token) if s]
 
-    def session(self, region: str) -> boto3.session.Session:
-        """A new session (one per thread: sessions are not thread-safe)."""
+    def session(self, region: str, *, iso_timestamps: bool = False) -> boto3.session.Session:
+        """A new session (one per thread: sessions are not thread-safe).
+
+        ``iso_timestamps``: its clients parse the ISO 8601 timestamps of the answers
+        with ``datetime.fromisoformat`` (botocore's default, dateutil, for any other
+        form). The same aware datetimes for a fifth of the CPU: dateutil took about a
+        tenth of the reconciler's CPU per stop (each StopDBInstance answer carries the
+        instance's timestamps)."""
+        core = botocore.session.get_session()
+        if iso_timestamps:
+            core.get_component("response_parser_factory").set_parser_defaults(
+                timestamp_parser=_parse_timestamp)
         return boto3.session.Session(
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             aws_session_token=self.token,
             region_name=region,
+            botocore_session=core,
         )
+
+
+def _parse_timestamp(value: Any) -> Any:
+    """An answer's timestamp (``2024-05-01T12:00:00.123Z``) as an aware datetime."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed
+    return DEFAULT_TIMESTAMP_PARSER(value)
 
 
 #: Error codes AWS answers when it throttles (botocore retries them with backoff).
@@ -442,7 +468,7 @@ class AwsProvider:
 
     def _client(self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str) -> Any:
         try:
-            return counted(creds.session(region), self.telemetry).client(
+            return counted(creds.session(region, iso_timestamps=True), self.telemetry).client(
                 "rds", endpoint_url=cfg.endpoint_url, config=client_config(self._settings)
             )
         except (BotoCoreError, ValueError) as exc:  # bad region name, bad endpoint URL
