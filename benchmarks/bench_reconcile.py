@@ -21,9 +21,13 @@ condition) through the driver's own cursor.
 
 ``--stops``: 1,000 real stops of RDS instances in moto's server behind a proxy that
 adds 100 ms to every request (``tests/support/latency_proxy.py``), with the default
-``SNOOZEQL_ACTION_CONCURRENCY`` (16 in flight per account and region).
+``SNOOZEQL_ACTION_CONCURRENCY`` (16 in flight per account and region). It prints the
+CPU time the benchmark's process (the reconciler, boto3, the store; and the proxy's
+threads unless ``--proxy-process`` runs the proxy in a process of its own) and moto's
+server used during the run.
 
-Run: ``.venv/bin/python -m benchmarks.bench_reconcile [--sqlite-only] [--stops]``
+Run: ``.venv/bin/python -m benchmarks.bench_reconcile [--sqlite-only] [--stops
+[--proxy-process]]``
 (PostgreSQL from ``SNOOZEQL_TEST_PG_URL``). Prints Markdown tables.
 """
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import statistics
 import subprocess
@@ -250,7 +255,44 @@ def bench_store(url: str, label: str, old: type | None, rounds: int) -> list[str
     return rows
 
 
-def bench_stops(n: int = 1_000, latency: float = 0.1) -> list[str]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _ProxyProcess:
+    """``tests.support.latency_proxy`` in a process of its own (``--proxy-process``)."""
+
+    def __init__(self, target: str, latency: float) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.latency_proxy", target, str(latency)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self._proc.stdout is not None
+        self.url = self._proc.stdout.readline().strip()
+        self.pid = self._proc.pid
+
+    def _ask(self, line: str) -> str:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(line + "\n")
+        self._proc.stdin.flush()
+        return self._proc.stdout.readline()
+
+    def reset_in_flight(self) -> None:
+        self._ask("reset")
+
+    def stats(self) -> tuple[int, int]:
+        """(requests forwarded so far, most in flight for us-east-1)."""
+        got = json.loads(self._ask("stats"))
+        return sum(got["calls"].values()), int(got["max_in_flight"].get("us-east-1", 0))
+
+    def close(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
+        self._proc.wait(timeout=30)
+
+
+def bench_stops(n: int = 1_000, latency: float = 0.1, proxy_process: bool = False) -> list[str]:
     """1,000 stops against moto behind a 100 ms proxy, the default concurrency."""
     os.environ.setdefault("SNOOZEQL_ALLOWED_ENDPOINTS", '["127.0.0.1"]')  # moto's proxy
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -265,7 +307,7 @@ def bench_stops(n: int = 1_000, latency: float = 0.1) -> list[str]:
     rows: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         moto = MotoServer(Path(tmp) / "moto.log")
-        proxy = None
+        proxy: Any = None
         try:
             rds = boto3.client("rds", endpoint_url=moto.url, region_name="us-east-1")
             for i in range(n):
@@ -274,7 +316,14 @@ def bench_stops(n: int = 1_000, latency: float = 0.1) -> list[str]:
                     DBInstanceClass="db.t3.micro", MasterUsername="snooze",
                     MasterUserPassword="not-a-real-pass", AllocatedStorage=20,
                     Tags=[{"Key": "env", "Value": "dev"}])
-            proxy = LatencyProxy(moto.url, latency_seconds=latency)
+            proxy = (_ProxyProcess(moto.url, latency) if proxy_process
+                     else LatencyProxy(moto.url, latency_seconds=latency))
+
+            def stats() -> tuple[int, int]:
+                if proxy_process:
+                    return proxy.stats()  # type: ignore[no-any-return]
+                return len(proxy.calls), proxy.max_in_flight("us-east-1")
+
             url = f"sqlite:///{Path(tmp) / 'store.db'}"
             settings = Settings(data_dir=Path(tmp), database_url=url, aws_price_list=False,
                                 stop_warning_minutes=0, _env_file=None)  # type: ignore[call-arg]
@@ -288,16 +337,27 @@ def bench_stops(n: int = 1_000, latency: float = 0.1) -> list[str]:
             ScheduleService(ctx).create({"name": "night", "timezone": "UTC",
                                          "override_status": "stopped", "periods": []})
             ScheduleService(ctx).assign("night", tag="env=dev")
-            calls_before = len(proxy.calls)
+            calls_before = stats()[0]
             proxy.reset_in_flight()
+            moto_cpu = cpu_seconds(moto.pid)
+            proxy_cpu = cpu_seconds(proxy.pid) if proxy_process else 0.0
+            cpu = time.process_time()
             t0 = time.perf_counter()
             report = Reconciler(ctx).run()
             took = time.perf_counter() - t0
+            cpu = time.process_time() - cpu
+            moto_cpu = cpu_seconds(moto.pid) - moto_cpu
+            proxy_cpu = cpu_seconds(proxy.pid) - proxy_cpu if proxy_process else 0.0
             stopped = report.count("stop", "ok")
-            calls = len(proxy.calls) - calls_before
+            calls, most = stats()
+            calls -= calls_before
             floor = calls / settings.action_concurrency * latency
+            where = ("own process" if proxy_process else "in the benchmark's process")
             rows.append(f"| {stopped:,} | {calls:,} | {settings.action_concurrency} | "
-                        f"{proxy.max_in_flight('us-east-1')} | {took:.1f} s | {floor:.1f} s |")
+                        f"{most} | {took:.1f} s | {floor:.1f} s | "
+                        f"{cpu:.1f} s ({cpu / max(stopped, 1) * 1000:.1f} ms/stop) | "
+                        f"{moto_cpu:.1f} s | {where}"
+                        + (f", {proxy_cpu:.1f} s" if proxy_process else "") + " |")
             engine.dispose()
         finally:
             if proxy is not None:
@@ -311,15 +371,18 @@ def main() -> None:
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--postgres-only", action="store_true")
     parser.add_argument("--stops", action="store_true")
+    parser.add_argument("--proxy-process", action="store_true",
+                        help="with --stops: run the latency proxy in a process of its own")
     parser.add_argument("--reference", default="main",
                         help="a git revision, or 'none' to run without the reference")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if args.stops:
         print("| stops ok | AWS requests | limit | most in flight | took | floor "
-              "(requests / limit x 100 ms) |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-        for r in bench_stops():
+              "(requests / limit x 100 ms) | CPU of the benchmark's process | CPU of moto | "
+              "proxy (its CPU) |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for r in bench_stops(proxy_process=args.proxy_process):
             print(r, flush=True)
         return
     old, why = old_reconciler(args.reference)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
 from snoozeql.domain.errors import ActionRefused, ProviderError
 from snoozeql.domain.types import (
@@ -24,7 +25,7 @@ from snoozeql.domain.types import (
     ProviderKind,
 )
 from snoozeql.providers.aws.config import AwsAccountConfig
-from snoozeql.providers.aws.driver import AwsProvider, normalize_status
+from snoozeql.providers.aws.driver import AwsProvider, _parse_timestamp, normalize_status
 from tests.support.aws_stubs import AwsRecordingProxy
 from tests.support.moto_server import (
     FAKE_SECRET_KEY,
@@ -457,21 +458,72 @@ def test_stopping_an_aurora_member_is_refused(
     provider = AwsProvider(aws_env.settings)
     account = aws_env.account(endpoint_url=aws_proxy.url)
     member = as_stored(by_name(provider.discover(account))["c-1-m0"])
+    before = len(aws_proxy.requests)
 
+    # The stored link refuses at once: no request at all.
     with pytest.raises(ActionRefused) as err:
         provider.stop(account, member)
     assert err.value.message == (
         "c-1-m0 is a member of Aurora cluster c-1; stop the cluster instead"
     )
+    assert len(aws_proxy.requests) == before
+    assert instance_status(aws_env, "us-east-1", "c-1-m0") == "available"
 
-    # A stale record without the link is still refused: AWS is asked what it is now.
-    stale = replace(member, cluster_provider_id=None)
+
+def test_a_stale_record_of_an_aurora_member_is_refused(
+    aws_env: AwsTestEnv, aws_proxy: AwsRecordingProxy
+) -> None:
+    """A record stored as a plain instance that AWS now has in a cluster: AWS refuses
+    the call (moto does not, so the proxy answers as AWS does), then the driver asks
+    what the instance is and gives the same refusal as for a fresh record."""
+    aws_env.create_aurora_cluster("us-east-1", "c-1", members=2)
+    provider = AwsProvider(aws_env.settings)
+    account = aws_env.account(endpoint_url=aws_proxy.url)
+    stale = replace(as_stored(by_name(provider.discover(account))["c-1-m0"]),
+                    cluster_provider_id=None)
+    for action in ("StopDBInstance", "StartDBInstance"):
+        aws_proxy.refuse(action, "InvalidParameterCombination",
+                         "aurora-postgresql DB instances are not eligible for stopping and "
+                         "starting.", DBInstanceIdentifier="c-1-m0")
+    before = len(aws_proxy.requests)
+
+    with pytest.raises(ActionRefused) as err:
+        provider.stop(account, stale)
+    assert err.value.message == (
+        "c-1-m0 is a member of Aurora cluster c-1; stop the cluster instead"
+    )
+    assert [r.action for r in aws_proxy.requests[before:]] == [
+        "StopDBInstance", "DescribeDBInstances"]
+
     with pytest.raises(ActionRefused, match="member of Aurora cluster c-1; start the cluster"):
         provider.start(account, stale)
-
-    assert aws_proxy.actions("StopDBInstance") == []
-    assert aws_proxy.actions("StartDBInstance") == []
     assert instance_status(aws_env, "us-east-1", "c-1-m0") == "available"
+
+
+def test_a_stop_of_a_plain_instance_is_one_request(
+    aws_env: AwsTestEnv, aws_proxy: AwsRecordingProxy
+) -> None:
+    aws_env.create_instances("us-east-1", 2, prefix="one")
+    provider = AwsProvider(aws_env.settings)
+    account = aws_env.account(endpoint_url=aws_proxy.url)
+    found = by_name(provider.discover(account))
+    before = len(aws_proxy.requests)
+
+    stopped = provider.stop(account, as_stored(found["one-0000"]))
+    assert stopped.status in (InstanceStatus.STOPPING, InstanceStatus.STOPPED)
+    assert [(r.action, r.params.get("DBInstanceIdentifier"))
+            for r in aws_proxy.requests[before:]] == [("StopDBInstance", "one-0000")]
+
+    # A refusal that is not "already there" stays the AWS refusal, after one look.
+    aws_proxy.refuse("StopDBInstance", "InvalidParameterCombination",
+                     "sqlserver-se Multi-AZ DB instances are not eligible for stopping.",
+                     DBInstanceIdentifier="one-0001")
+    before = len(aws_proxy.requests)
+    with pytest.raises(ActionRefused, match="AWS refused to stop one-0001.*not eligible"):
+        provider.stop(account, as_stored(found["one-0001"]))
+    assert [r.action for r in aws_proxy.requests[before:]] == [
+        "StopDBInstance", "DescribeDBInstances"]
+    assert instance_status(aws_env, "us-east-1", "one-0001") == "available"
 
 
 def test_stopping_a_read_replica_is_refused_with_the_aws_reason(aws_env: AwsTestEnv) -> None:
@@ -547,3 +599,13 @@ def test_a_malformed_region_is_a_provider_error(aws_env: AwsTestEnv) -> None:
     with pytest.raises(ProviderError, match="not/a/region"):
         AwsProvider(aws_env.settings).stop(aws_env.account(), replace(
             inst, provider_id="db-x", name="db-x", region="not/a/region"))
+
+
+@pytest.mark.parametrize("text", [
+    "2024-05-01T12:00:00.123Z", "2024-05-01T12:00:00Z", "2024-05-01T12:00:00.123456+02:00",
+    "Wed, 01 May 2024 12:00:00 GMT", "1714564800", "2024-05-01T12:00:00",
+])
+def test_answer_timestamps_parse_as_botocore_parses_them(text: str) -> None:
+    ours = _parse_timestamp(text)
+    assert ours == DEFAULT_TIMESTAMP_PARSER(text)
+    assert ours.utcoffset() == DEFAULT_TIMESTAMP_PARSER(text).utcoffset()

@@ -1,4 +1,4 @@
-"""Test doubles for the two AWS behaviours moto cannot show: throttling and the Price List.
+"""Test doubles for AWS behaviours moto cannot show: throttling, refusals, the Price List.
 
 Both are named stubs, built from AWS's public API reference, and both are real HTTP
 servers on 127.0.0.1 that boto3 talks to through ``endpoint_url``.
@@ -12,7 +12,10 @@ Fixtures:
     requests itself
     with the Query protocol's ``Throttling`` error (HTTP 400, ``<ErrorResponse>``), which
     is what RDS sends when an account exceeds its API rate. ``.rewrite(action, fn)``
-    passes moto's answers through ``fn``. ``.url`` is its endpoint.
+    passes moto's answers through ``fn``. ``.refuse(action, code, message, **params)``
+    answers matching requests itself with that error (HTTP 400), for refusals AWS makes
+    and moto does not (StopDBInstance on an Aurora cluster's member). ``.url`` is its
+    endpoint.
 
 ``aws_pricing_stub`` (function)
     A :class:`PriceListStub` serving ``AWSPriceListService.GetProducts`` (JSON 1.1
@@ -77,6 +80,7 @@ class AwsRecordingProxy:
         self._throttle_action: str | None = None
         self._throttle_region: str | None = None
         self._rewrites: dict[str, Callable[[bytes], bytes]] = {}
+        self._refusals: list[tuple[str, dict[str, str], str, str]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -104,6 +108,12 @@ class AwsRecordingProxy:
         with self._lock:
             self._rewrites[action] = fn
 
+    def refuse(self, action: str, code: str, message: str, **params: str) -> None:
+        """Answer every ``action`` request whose form parameters include ``params``
+        with the Query protocol's error ``code`` (HTTP 400), not forwarding it."""
+        with self._lock:
+            self._refusals.append((action, params, code, message))
+
     def actions(self, action: str, region: str | None = None) -> list[ProxiedRequest]:
         with self._lock:
             return [
@@ -127,6 +137,11 @@ class AwsRecordingProxy:
                 and self._throttle_region in (None, scope.group(2) if scope else None)
             )
             rewrite = self._rewrites.get(action or "")
+            refusal = next(
+                ((code, msg) for a, want, code, msg in self._refusals
+                 if a == action and all(params.get(k) == v for k, v in want.items())),
+                None,
+            )
             if throttled:
                 self._throttle_left -= 1
             self.requests.append(
@@ -139,11 +154,13 @@ class AwsRecordingProxy:
                     throttled=throttled,
                 )
             )
-        if throttled:
+        if throttled or refusal is not None:
+            code, msg = refusal if refusal is not None and not throttled else (
+                "Throttling", "Rate exceeded")
             payload = (
                 b'<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">'
-                b"<Error><Type>Sender</Type><Code>Throttling</Code>"
-                b"<Message>Rate exceeded</Message></Error>"
+                b"<Error><Type>Sender</Type><Code>" + _xml(code) + b"</Code>"
+                b"<Message>" + _xml(msg) + b"</Message></Error>"
                 b"<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
             )
             h.send_response(400)
@@ -175,6 +192,10 @@ class AwsRecordingProxy:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+
+
+def _xml(text: str) -> bytes:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode()
 
 
 @pytest.fixture

@@ -15,11 +15,19 @@ far-away AWS region), and the proxy counts the requests in flight at once per re
 AWS's throttling error (HTTP 400, code ``Throttling``), as a busy account does.
 
 Point an account's ``endpoint_url`` (or boto3's) at ``proxy.url``.
+
+``python -m tests.support.latency_proxy TARGET_URL LATENCY_SECONDS`` runs one in a
+process of its own (a benchmark's, so that the proxy's threads do not share the
+measured process's CPU and GIL, as real AWS latency would not): it prints its URL, then
+answers lines on stdin: ``reset`` (:meth:`reset_in_flight`) and ``stats`` (a JSON line:
+calls per action, the most in flight per region); it exits at the end of stdin.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import threading
 import time
 import urllib.error
@@ -194,3 +202,24 @@ class LatencyProxy:
         self.release()
         self._server.shutdown()
         self._server.server_close()
+
+
+def main(argv: list[str]) -> None:
+    proxy = LatencyProxy(argv[0], latency_seconds=float(argv[1]))
+    print(proxy.url, flush=True)
+    for line in sys.stdin:
+        if line.strip() == "reset":
+            proxy.reset_in_flight()
+            print("ok", flush=True)
+        elif line.strip() == "stats":
+            with proxy._lock:
+                calls: dict[str, int] = {}
+                for c in proxy.calls:
+                    calls[c.action] = calls.get(c.action, 0) + 1
+                print(json.dumps({"calls": calls, "max_in_flight": proxy._max_in_flight}),
+                      flush=True)
+    proxy.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

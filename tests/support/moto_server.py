@@ -87,6 +87,11 @@ class MotoServer:
         self.stop()
         raise RuntimeError("moto server did not start within 60 s")
 
+    @property
+    def pid(self) -> int:
+        """The server process's id (a benchmark reads its CPU time)."""
+        return self._proc.pid
+
     def reset(self) -> None:
         req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST", data=b"")
         with urllib.request.urlopen(req, timeout=30) as resp:

@@ -21,10 +21,11 @@ the reason "protected" unless the caller forces it (one instance named explicitl
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from snoozeql.domain.errors import (
@@ -53,6 +54,11 @@ from snoozeql.services.local_databases import bind_password_lookup
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
 from snoozeql.store.actions import ActionRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from snoozeql.domain.types import Account
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +93,30 @@ class Resolution:
 
 
 class LifecycleService:
-    def __init__(self, ctx: Context, *, owner: str | None = None) -> None:
+    def __init__(self, ctx: Context, *, owner: str | None = None,
+                 keep_accounts: bool = False) -> None:
+        """``keep_accounts``: read each account (and decrypt its secrets) once for the
+        life of this object, not once per action: for one reconcile run, which acts on
+        a thousand instances of a few accounts as they were when the run began."""
         self.ctx = ctx
         self.owner = owner or new_owner()
         self.inventory = InventoryService(ctx)
+        self._accounts: dict[UUID, Account] | None = {} if keep_accounts else None
         bind_password_lookup(ctx)  # local/docker providers need the decrypted password
 
     def act(
-        self, ref: str | UUID, action: str | LifecycleAction, *, actor: str,
+        self, ref: str | UUID | Instance, action: str | LifecycleAction, *, actor: str,
         reason: str = "manual", details: dict[str, Any] | None = None, force: bool = False,
+        on_ok: Callable[[Connection], None] | None = None,
     ) -> ActionReport:
         """Carry out ``action``; raises ActionRefused/ProviderError after logging them.
 
-        ``details`` (the schedule, say) go into the log entry with the intent. ``force``
-        acts on a protected instance; only for one instance a person named.
+        ``ref`` may be the instance itself, as its caller just read it from the store
+        (it is not read again). ``details`` (the schedule, say) go into the log entry
+        with the intent. ``force`` acts on a protected instance; only for one instance a
+        person named. ``on_ok(conn)`` runs when the provider call succeeded, in the
+        transaction that records the outcome (the reconciler's stop interval: written
+        with the outcome or not at all, and no transaction of its own).
         """
         try:
             act = LifecycleAction(action)
@@ -110,7 +126,7 @@ class LifecycleService:
             ) from None
         if act not in ACTIONS:
             raise ValidationError(f"{act.value} is not a start/stop/restart action")
-        instance = self.inventory.get(ref)
+        instance = ref if isinstance(ref, Instance) else self.inventory.get(ref)
         started = self.ctx.now()
         lease = action_lease(self.ctx.settings)
         with self.ctx.engine.begin() as conn:
@@ -122,10 +138,19 @@ class LifecycleService:
             )
         leases = keeper(self.ctx)
         with leases.hold(leases.intent(intent, lease)):
-            return self._call(instance, act, actor, reason, started, intent, force)
+            return self._call(instance, act, actor, reason, started, intent, force, on_ok)
+
+    def _account(self, account_id: UUID) -> Account:
+        if self._accounts is None:
+            return AccountService(self.ctx).get(account_id)
+        account = self._accounts.get(account_id)
+        if account is None:
+            account = self._accounts[account_id] = AccountService(self.ctx).get(account_id)
+        return account
 
     def _call(self, instance: Instance, act: LifecycleAction, actor: str, reason: str,
-              started: datetime, intent: UUID, force: bool = False) -> ActionReport:
+              started: datetime, intent: UUID, force: bool = False,
+              on_ok: Callable[[Connection], None] | None = None) -> ActionReport:
         try:
             protected = protected_refusal(instance, act.value, force=force)
             if protected is not None:
@@ -136,9 +161,7 @@ class LifecycleService:
                     f"{instance.missing_since:%Y-%m-%d %H:%M} UTC); sync its account first"
                 )
             refuse_action(instance, act.value)
-            account = (
-                AccountService(self.ctx).get(instance.account_id) if instance.account_id else None
-            )
+            account = self._account(instance.account_id) if instance.account_id else None
             provider = self.ctx.providers.get(instance.provider)
             outcome = getattr(provider, act.value)(account, instance)
         except ActionRefused as exc:
@@ -159,19 +182,24 @@ class LifecycleService:
             self._record(instance, act, actor, reason, started, ActionResult.FAILED, message,
                          intent=intent)
             raise ProviderError(message) from exc
-        with self.ctx.engine.begin() as conn:
-            instance_store.set_status(conn, instance.id, outcome.status, outcome.raw_status)
         details: dict = {"status": outcome.status.value, "raw_status": outcome.raw_status}
         if outcome.already:
             details["already"] = outcome.message
         if force and is_protected(instance):
             details["forced"] = True
-        action_id = self._record(
-            instance, act, actor, reason, started, ActionResult.OK, None, details,
-            intent=intent,
-        )
+        # One transaction: the new status, the outcome, the caller's own rows.
+        with self.ctx.engine.begin() as conn:
+            instance_store.set_status(conn, instance.id, outcome.status, outcome.raw_status)
+            action_id, written = self._complete(conn, instance, act, actor, reason, started,
+                                                ActionResult.OK, None, details, intent)
+            if on_ok is not None:
+                on_ok(conn)
+            after = instance_store.get(conn, instance.id)
+        if written:
+            self._log(instance, act, actor, reason, started, ActionResult.OK, None, details,
+                      action_id)
         return ActionReport(
-            action_id, self.inventory.get(instance.id), act, ActionResult.OK, outcome.message,
+            action_id, after or instance, act, ActionResult.OK, outcome.message,
             outcome.already,
         )
 
@@ -180,32 +208,49 @@ class LifecycleService:
         result: ActionResult, error: str | None, details: dict | None = None,
         *, intent: UUID | None = None,
     ) -> UUID:
-        """Complete the ``intent`` with the outcome (or append a whole entry)."""
-        finished = self.ctx.now()
+        """Complete the ``intent`` with the outcome (or append a whole entry), in a
+        transaction of its own, and log it."""
         with self.ctx.engine.begin() as conn:
-            if intent is not None:
-                action_id = intent
-                if not action_log.complete(conn, intent, result=result.value,
-                                           finished_at=finished, error=error,
-                                           details=details):
-                    log.warning("the %s of %s (%s) was resolved by a takeover before it "
-                                "finished here", act.value, instance.name, result.value)
-                    return intent  # counted and logged by the takeover that wrote it
-            else:
-                action_id = action_log.append(
-                    conn, at=started, finished_at=finished, actor=actor, action=act.value,
-                    reason=reason, result=result.value, instance_id=instance.id,
-                    instance_name=instance.name, provider=instance.provider.value,
-                    error=error, details=details,
-                )
+            action_id, written = self._complete(conn, instance, act, actor, reason, started,
+                                                result, error, details, intent)
+        if written:
+            self._log(instance, act, actor, reason, started, result, error, details,
+                      action_id)
+        return action_id
+
+    def _complete(
+        self, conn: Connection, instance: Instance, act: LifecycleAction, actor: str,
+        reason: str, started: datetime, result: ActionResult, error: str | None,
+        details: dict | None, intent: UUID | None,
+    ) -> tuple[UUID, bool]:
+        """(the entry's id, whether this wrote it): False when a takeover completed the
+        intent first (counted and logged by the takeover that wrote it)."""
+        finished = self.ctx.now()
+        if intent is None:
+            return action_log.append(
+                conn, at=started, finished_at=finished, actor=actor, action=act.value,
+                reason=reason, result=result.value, instance_id=instance.id,
+                instance_name=instance.name, provider=instance.provider.value,
+                error=error, details=details,
+            ), True
+        if not action_log.complete(conn, intent, result=result.value,
+                                   finished_at=finished, error=error, details=details):
+            log.warning("the %s of %s (%s) was resolved by a takeover before it "
+                        "finished here", act.value, instance.name, result.value)
+            return intent, False
+        return intent, True
+
+    def _log(self, instance: Instance, act: LifecycleAction, actor: str, reason: str,
+             started: datetime, result: ActionResult, error: str | None,
+             details: dict | None, action_id: UUID) -> None:
+        """The action's log line and metrics, once its row is committed."""
         log_action(
             self.ctx.telemetry, action_id=action_id, action=act.value, result=result.value,
             instance_id=instance.id, instance_name=instance.name,
             account_id=instance.account_id, provider=instance.provider.value, actor=actor,
-            reason=reason, seconds=(finished - started).total_seconds(), error=error,
+            reason=reason, seconds=(self.ctx.now() - started).total_seconds(), error=error,
             message=(details or {}).get("already"),
         )
-        return action_id
 
     # ------------------------------------------------------------------ takeover
 

@@ -225,7 +225,7 @@ class Reconciler:
         self._plan_memo = f"{_PLANS}:{shard}"
         self.owner = owner or new_owner()
         self.notifier = notifier or Notifier(ctx.settings)
-        self.lifecycle = LifecycleService(ctx, owner=self.owner)
+        self.lifecycle = LifecycleService(ctx, owner=self.owner, keep_accounts=True)
         self.lease = action_lease(ctx.settings)
 
     # ------------------------------------------------------------------ run
@@ -548,8 +548,9 @@ class Reconciler:
         p, kind, at, reason = a.plan, a.kind, a.at, a.reason
         action = p.action
         with self.ctx.engine.connect() as conn:  # the plan holds a narrow projection
-            inst = instance_store.get(conn, p.instance.id) or p.instance
-        in_flight = self.lifecycle.pending(inst.id)
+            stored = instance_store.get(conn, p.instance.id)
+            in_flight = action_log.pending(conn, instance_ids=[p.instance.id])
+        inst = stored or p.instance
         if in_flight:
             # An intent of a holder that died since this run began, or one alive (a
             # manual action right now): resolve the first, wait for the second.
@@ -560,7 +561,8 @@ class Reconciler:
                     inst.id, inst.name, "skip", "skipped", reason,
                     f"a {e.action} by {e.actor} is in flight; retried next run")
             with self.ctx.engine.connect() as conn:
-                inst = instance_store.get(conn, inst.id) or inst
+                stored = instance_store.get(conn, inst.id)
+            inst = stored or inst
         if matches_state(inst.status, p.desired):
             return "done", "noop", None
         if action == "stop" and inst.extra.get("read_replica_source"):
@@ -572,21 +574,27 @@ class Reconciler:
         details = {"schedule": p.schedule_name,
                    "schedule_id": str(p.schedule_id) if p.schedule_id else None,
                    "claim": {"kind": kind, "at": at.isoformat()}}
+
+        def interval(conn: Connection) -> None:
+            """The stop interval (savings), with the outcome: in its transaction."""
+            done_at = self.ctx.now()
+            if action == "stop":
+                store.open_interval(conn, inst, schedule_id=p.schedule_id,
+                                    schedule_name=p.schedule_name, stopped_at=done_at)
+            else:
+                store.close_intervals(conn, [inst.id], done_at)
+
         try:
-            self.lifecycle.act(inst.id, action, actor=ACTOR, reason=reason, details=details)
+            # The instance as just read (not read again: gone from the store, the
+            # lifecycle service says so); the account is read once per run.
+            self.lifecycle.act(stored or inst.id, action, actor=ACTOR, reason=reason,
+                               details=details, on_ok=interval)
         except ActionRefused as exc:  # logged by the lifecycle service; not retried
             return "done", ActionResult.REFUSED.value, ReconcileItem(
                 inst.id, inst.name, action, ActionResult.REFUSED.value, reason, exc.message)
         except SnoozeError as exc:  # logged, and on the instance; retried next run
             return "failed", ActionResult.FAILED.value, ReconcileItem(
                 inst.id, inst.name, action, ActionResult.FAILED.value, reason, exc.message)
-        done_at = self.ctx.now()
-        with self.ctx.engine.begin() as conn:
-            if action == "stop":
-                store.open_interval(conn, inst, schedule_id=p.schedule_id,
-                                    schedule_name=p.schedule_name, stopped_at=done_at)
-            else:
-                store.close_intervals(conn, [inst.id], done_at)
         return "done", ActionResult.OK.value, ReconcileItem(
             inst.id, inst.name, action, ActionResult.OK.value, reason)
 

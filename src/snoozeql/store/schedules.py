@@ -558,17 +558,20 @@ def open_interval(conn: sa.Connection, instance: Instance, *, schedule_id: UUID 
                   schedule_name: str | None, stopped_at: datetime) -> None:
     """Record that SnoozeQL stopped ``instance`` at ``stopped_at``, at its cost then
     (unless an interval is already open)."""
-    c = stop_intervals.c
-    exists = conn.execute(sa.select(c.id).where(
-        c.instance_id == instance.id, c.started_at.is_(None)
-    )).first()
-    if exists:
+    if conn.execute(_OPEN_INTERVAL_OF, {"b_id": instance.id}).first():
         return
-    conn.execute(stop_intervals.insert().values(
-        id=uuid4(), details={}, instance_id=instance.id, instance_name=instance.name,
-        account_id=instance.account_id, schedule_id=schedule_id,
-        schedule_name=schedule_name, stopped_at=stopped_at,
-        hourly_cost_cents=instance.hourly_cost_cents, node_count=instance.node_count))
+    conn.execute(_INSERT_INTERVAL, {
+        "id": uuid4(), "details": {}, "instance_id": instance.id,
+        "instance_name": instance.name, "account_id": instance.account_id,
+        "schedule_id": schedule_id, "schedule_name": schedule_name,
+        "stopped_at": stopped_at, "hourly_cost_cents": instance.hourly_cost_cents,
+        "node_count": instance.node_count})
+
+
+# Built once (one stop interval per stopped instance; see store/instances.py, _GET).
+_OPEN_INTERVAL_OF = sa.select(stop_intervals.c.id).where(
+    stop_intervals.c.instance_id == sa.bindparam("b_id"), stop_intervals.c.started_at.is_(None))
+_INSERT_INTERVAL = stop_intervals.insert()
 
 
 def insert_intervals(conn: sa.Connection, intervals: list[StopInterval]) -> int:

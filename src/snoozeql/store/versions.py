@@ -65,13 +65,13 @@ STATUSES = "instance_status"
 
 def bump(conn: sa.Connection, name: str) -> None:
     """Record that ``name`` changed (one upsert; the row lock orders concurrent bumps)."""
-    conn.execute(
-        sa.text(
-            "INSERT INTO data_versions (name, version) VALUES (:name, 1) "
-            "ON CONFLICT (name) DO UPDATE SET version = data_versions.version + 1"
-        ),
-        {"name": name},
-    )
+    conn.execute(_BUMP, {"name": name})
+
+
+_BUMP = sa.text(
+    "INSERT INTO data_versions (name, version) VALUES (:name, 1) "
+    "ON CONFLICT (name) DO UPDATE SET version = data_versions.version + 1"
+)
 
 
 def read(conn: sa.Connection) -> dict[str, int]:
