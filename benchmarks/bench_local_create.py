@@ -108,8 +108,12 @@ def main() -> None:
             dt = fn()
             if r:  # round 0 warms the page cache
                 runs[label].append(dt)
+    # The CLI runs in new processes with this environment (PYTHONPATH included): say
+    # which SnoozeQL they import.
+    where = subprocess.run([sys.executable, "-c", "import snoozeql; print(snoozeql.__file__)"],
+                           capture_output=True, text=True, check=True).stdout.strip()
     print(f"PostgreSQL {BIN.parent.name}: create -> ready, {args.rounds} interleaved rounds "
-          "(seconds)\n")
+          f"(seconds); snoozeql from {where}\n")
     print("| sequence | median | min | max |")
     print("| --- | ---: | ---: | ---: |")
     for label, v in runs.items():

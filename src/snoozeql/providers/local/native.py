@@ -163,10 +163,12 @@ class CreateAhead:
     def __repr__(self) -> str:
         return f"CreateAhead({self.name!r}, {self.staging.root})"
 
-    def fits(self, spec: LocalDatabaseSpec, password: str, bins: ServerBinaries,
-             run_as: RunAs) -> bool:
-        """Made for this database: its name, engine, server, user and password."""
+    def fits(self, layout: InstanceLayout, spec: LocalDatabaseSpec, password: str,
+             bins: ServerBinaries, run_as: RunAs) -> bool:
+        """Made for this database: its name, place (a sibling), engine, server, user and
+        password."""
         return (spec.name == self.name and spec.engine is self.engine.info.engine
+                and layout.root.parent == self.staging.root.parent
                 and bins.server == self.bins.server and run_as == self.run_as
                 and password == self._password and self.staging.root.is_dir())
 
@@ -312,7 +314,7 @@ class NativeRuntime:
             bins = self._binaries(engine, spec.version)
             run_as = self._run_as(engine)
             self._check_reachable(layout.root, run_as)
-            if ahead is not None and not ahead.fits(spec, password, bins, run_as):
+            if ahead is not None and not ahead.fits(layout, spec, password, bins, run_as):
                 ahead.discard()
                 ahead = None
             try:
