@@ -67,6 +67,7 @@ from snoozeql.providers.local.base import (
     InstanceLayout,
     LocalEngine,
     NativeSetup,
+    ProbeResult,
     ServerBinaries,
     SetupAhead,
 )
@@ -352,7 +353,7 @@ class NativeRuntime:
                                 ready.env() if ready else None)
                     engine.after_first_start(spec.port, password, self.ready_timeout)
                     log.info("waiting until %s answers", spec.name)
-                    self._await_ready(spec.name, password, ready)
+                    answered = self._await_ready(spec.name, password, ready)
                 finally:
                     if ready:
                         ready.close()
@@ -360,7 +361,7 @@ class NativeRuntime:
                 self._kill(layout, engine, timeout=2.0)
                 shutil.rmtree(layout.root, ignore_errors=True)
                 raise
-            return self.status(spec.name, password)
+            return self.status(spec.name, password, probed=answered)
 
     def start(self, name: str, password: str | None) -> RuntimeState:
         """Start a stopped (or failed) instance and wait until it answers."""
@@ -378,11 +379,11 @@ class NativeRuntime:
             run_as = self._run_as(engine, preferred=meta.get("user"))
             self._spawn(layout, engine, bins, int(meta["port"]), run_as)
             try:
-                self._await_ready(name, password)
+                answered = self._await_ready(name, password)
             except BaseException:
                 self._kill(layout, engine, timeout=self.stop_timeout)
                 raise
-            return self.status(name, password)
+            return self.status(name, password, probed=answered)
 
     def stop(self, name: str) -> RuntimeState:
         """Graceful stop, forced after ``stop_timeout`` seconds (10 s by default)."""
@@ -418,11 +419,15 @@ class NativeRuntime:
                 raise ProviderError(f"could not remove {layout.root}")
             return None
 
-    def status(self, name: str, password: str | None) -> RuntimeState:
+    def status(
+        self, name: str, password: str | None, *, probed: ProbeResult | None = None
+    ) -> RuntimeState:
         """Measured now: process alive, port open, probe answers with the password.
 
         Without a password the probe is skipped and a live process with an open port
-        counts as running (``probe_ok`` is None then).
+        counts as running (``probe_ok`` is None then). ``probed``: the answer a probe
+        with the password gave a moment ago (a create's or start's wait until ready),
+        taken instead of asking the server again.
         """
         meta = self._meta(name)
         layout = self._layout(name)
@@ -458,7 +463,8 @@ class NativeRuntime:
             return replace(
                 base, status=InstanceStatus.STARTING, detail="process alive, port not open yet"
             )
-        result = probes.probe(engine, port, password, host=HOST)
+        result = probed if probed is not None else probes.probe(engine, port, password,
+                                                                 host=HOST)
         if result.ok:
             return replace(base, status=InstanceStatus.RUNNING, probe_ok=True, detail=result.detail)
         return replace(
@@ -671,7 +677,9 @@ class NativeRuntime:
 
     def _await_ready(
         self, name: str, password: str | None, ready: ReadySignal | None = None
-    ) -> None:
+    ) -> ProbeResult | None:
+        """Until the server answers with the password (its answer) or, without one,
+        opens its port (None); ProviderError with its last log lines otherwise."""
         meta = self._meta(name)
         layout = self._layout(name)
         engine = engines.get(meta["engine"])
@@ -687,7 +695,7 @@ class NativeRuntime:
                 if self._running_pid(layout) is None:
                     break
                 if port_open(port, HOST):
-                    return
+                    return None
                 time.sleep(0.2)
             self._not_ready(layout, engine, "the port did not open", None)
         result = probes.wait_ready(
@@ -700,6 +708,7 @@ class NativeRuntime:
         )
         if not result.ok:
             self._not_ready(layout, engine, result.detail, password)
+        return result
 
     def _not_ready(
         self, layout: InstanceLayout, engine: LocalEngine, detail: str, password: str | None
