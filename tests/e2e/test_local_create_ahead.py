@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,29 @@ def _left_nothing(data_dir: Path) -> None:
 def db_cli(snoozeql_cli: CliHarness, local_data_dir: Path, debian_servers: None) -> CliHarness:
     snoozeql_cli.env(SNOOZEQL_DATA_DIR=str(local_data_dir))
     return snoozeql_cli
+
+
+def test_db_create_sets_up_ahead_before_it_imports_the_settings_and_the_store(
+    tmp_path: Path,
+) -> None:
+    """In a new process: when the setup ahead starts, neither pydantic-settings nor
+    SQLAlchemy nor cryptography is imported yet."""
+    code = (
+        "import sys\nfrom snoozeql.providers.local import native\n"
+        "def spy(self, *args):\n"
+        "    print(*(m in sys.modules for m in ('pydantic_settings', 'sqlalchemy', "
+        "'cryptography')), self.instances_dir, file=sys.stderr)\n"
+        "    raise SystemExit(0)\n"
+        "native.NativeRuntime.begin_create = spy\n"
+        "sys.argv = ['snoozeql', 'db', 'create', 'pg1', '--engine', 'postgres']\n"
+        "from snoozeql.cli.main import app\napp()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        cwd=tmp_path, env={"SNOOZEQL_DATA_DIR": str(tmp_path / "d"), "PATH": "/usr/bin:/bin",
+                           "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+    ).stderr.splitlines()
+    assert out[-1] == f"False False False {tmp_path / 'd' / 'instances'}"
 
 
 def test_db_create_runs_initdb_ahead_and_moves_it_into_place(
@@ -188,7 +213,7 @@ def test_an_initdb_that_fails_ahead_fails_the_create_and_leaves_nothing(
     monkeypatch.setattr(postgres_engine, "initdb_argv",
                         lambda *a: [*real(*a), "--no-such-option"])
     data_dir = local_ctx.settings.data_dir
-    ahead = local_ahead.begin_create(local_ctx.settings, name="pg1", engine="postgres",
+    ahead = local_ahead.begin_create(local_ctx.settings.data_dir, name="pg1", engine="postgres",
                                      password=PASSWORD)
     assert ahead is not None
     svc = LocalDatabaseService(local_ctx)
@@ -206,7 +231,7 @@ def test_a_name_taken_meanwhile_is_refused_and_the_setup_ahead_discarded(
     """Two creates of one name: the one that set up ahead loses the race at the
     runtime's lock; its initdb is killed and its directory removed."""
     data_dir = local_ctx.settings.data_dir
-    ahead = local_ahead.begin_create(local_ctx.settings, name="pg1", engine="postgres",
+    ahead = local_ahead.begin_create(local_ctx.settings.data_dir, name="pg1", engine="postgres",
                                      password=PASSWORD)
     assert ahead is not None and _staging(data_dir)
     runtime = NativeRuntime(local_ctx.settings, durable=False)

@@ -139,13 +139,19 @@ def create(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a database, start it and wait until it answers with its password."""
-    from snoozeql.config import get_settings
+    from snoozeql import early_settings
     from snoozeql.services.local_ahead import begin_create
 
     # First of all: PostgreSQL's initdb starts now, in a staging directory, and runs
-    # while the store and the services are imported and the request is checked; the
-    # create moves it into place or, refused, discards it (docs/local-databases.md).
-    ahead = begin_create(get_settings(), name=name, engine=engine, version=version,
+    # while the settings, the store and the services are imported and the request is
+    # checked; the create moves it into place or, refused, discards it
+    # (docs/local-databases.md).
+    data_dir = early_settings.data_dir()
+    if data_dir is None:
+        from snoozeql.config import get_settings
+
+        data_dir = get_settings().data_dir
+    ahead = begin_create(data_dir, name=name, engine=engine, version=version,
                          password=password, runtime=runtime)
     try:
         with err_console.status(f"creating {name}...") as status:

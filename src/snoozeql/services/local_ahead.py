@@ -11,25 +11,25 @@ handle; :meth:`LocalDatabaseService.create
 before, then moves it into place, or discards it (the process killed, the directory
 removed) when the create is refused or fails.
 
-This module imports only what the settings and the native runtime already need (no
-store, no SQLAlchemy, no cryptography), so calling it costs a few milliseconds.
+This module imports only the native runtime's modules (no settings, store,
+SQLAlchemy or cryptography), so calling it costs a few milliseconds.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from snoozeql.config import Settings
 from snoozeql.domain.engines import Runtime, parse_runtime, validate_name
 from snoozeql.domain.errors import SnoozeError
-from snoozeql.providers.local.native import CreateAhead, NativeRuntime
+from snoozeql.providers.local.native import CreateAhead, DataDir, NativeRuntime
 from snoozeql.services.passwords import generate_password, validate_password
 
 log = logging.getLogger(__name__)
 
 
 def begin_create(
-    settings: Settings,
+    data_dir: Path,
     *,
     name: str,
     engine: str,
@@ -39,8 +39,10 @@ def begin_create(
 ) -> CreateAhead | None:
     """Start what a native create of ``name`` can do ahead, or None (nothing to do
     ahead, or the request is invalid: the create says why). Never raises for a bad
-    request. Without ``password`` one is generated here; the create uses the handle's
-    (:attr:`CreateAhead.password`) and prints it as generated.
+    request. ``data_dir`` is the settings' (read without pydantic-settings where it
+    can be: :mod:`snoozeql.early_settings`). Without ``password`` one is generated here;
+    the create uses the handle's (:attr:`CreateAhead.password`) and prints it as
+    generated.
 
     The caller passes the handle to the create and discards it in a ``finally`` (a
     no-op once the create used it), so that nothing is left when anything fails
@@ -54,7 +56,7 @@ def begin_create(
         version = (str(version).strip() or None) if version is not None else None
     except SnoozeError:
         return None
-    return NativeRuntime(settings).begin_create(name, engine, version, secret)
+    return NativeRuntime(DataDir(data_dir)).begin_create(name, engine, version, secret)
 
 
 __all__ = ["begin_create"]

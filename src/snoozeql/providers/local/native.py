@@ -40,12 +40,11 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
-from snoozeql.config import Settings
 from snoozeql.domain.engines import (
     EngineInfo,
     LocalDatabaseSpec,
@@ -117,6 +116,23 @@ def _import_quietly(modules: tuple[str, ...]) -> None:
 def installed_versions(engine: str) -> list[str]:
     """Versions of ``engine`` whose server binaries are installed on this machine."""
     return [b.version for b in engines.get(engine).installed()]
+
+
+class DataDirSettings(Protocol):
+    """All the native runtime reads of the settings (:class:`snoozeql.config.Settings`
+    is one): where the data directory is. Not importing the settings lets
+    ``db create`` start initdb before pydantic-settings is loaded."""
+
+    @property
+    def data_dir(self) -> Path: ...
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """A data directory known before the settings are read
+    (:mod:`snoozeql.early_settings`)."""
+
+    data_dir: Path
 
 
 def _remove(staging: Path, made: Path | None) -> None:
@@ -200,7 +216,7 @@ class NativeRuntime:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: DataDirSettings,
         *,
         ready_timeout: float = 60.0,
         stop_timeout: float = 10.0,
@@ -723,4 +739,4 @@ class NativeRuntime:
         )
 
 
-__all__ = ["CreateAhead", "NativeRuntime", "installed_versions"]
+__all__ = ["CreateAhead", "DataDir", "DataDirSettings", "NativeRuntime", "installed_versions"]
