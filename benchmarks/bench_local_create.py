@@ -1,6 +1,6 @@
 """Local PostgreSQL create -> ready (issue 19, item 8).
 
-Run: ``.venv/bin/python -m benchmarks.bench_local_create [--rounds 5]``
+Run: ``.venv/bin/python -m benchmarks.bench_local_create [--rounds 5] [--also SRC]``
 
 Each round, side by side, in alternating order:
 
@@ -70,10 +70,12 @@ def bare(no_sync: bool) -> float:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def snoozeql_create(n: int) -> float:
+def snoozeql_create(n: int, src: str | None = None) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="snoozeql-create-"))
     os.chmod(tmp, 0o755)
     env = {**os.environ, "SNOOZEQL_DATA_DIR": str(tmp / "data")}
+    if src is not None:  # another checkout's code (--also), e.g. the code before a change
+        env["PYTHONPATH"] = src
     env.pop("SNOOZEQL_DATABASE_URL", None)
     name = f"bench{n}"
     # The store exists already (made and migrated by an earlier command), as for a
@@ -95,28 +97,41 @@ def snoozeql_create(n: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--also", metavar="SRC", help="also time `db create` with PYTHONPATH=SRC "
+                    "(another checkout's src/, e.g. the code before a change), interleaved")
     args = ap.parse_args()
     runs: dict[str, list[float]] = {"snoozeql db create": [], "bare (initdb default)": [],
                                     "bare (initdb --no-sync)": []}
+    also = f"snoozeql db create ({args.also})"
+    if args.also:
+        runs[also] = []
     for r in range(args.rounds + 1):
         order = [("snoozeql db create", lambda r=r: snoozeql_create(r)),
                  ("bare (initdb default)", lambda: bare(False)),
                  ("bare (initdb --no-sync)", lambda: bare(True))]
+        if args.also:
+            order.insert(2, (also, lambda r=r: snoozeql_create(r, args.also)))
         if r % 2:
             order.reverse()
         for label, fn in order:
             dt = fn()
             if r:  # round 0 warms the page cache
                 runs[label].append(dt)
+    # The CLI runs in new processes with this environment (PYTHONPATH included): say
+    # which SnoozeQL they import.
+    where = subprocess.run([sys.executable, "-c", "import snoozeql; print(snoozeql.__file__)"],
+                           capture_output=True, text=True, check=True).stdout.strip()
     print(f"PostgreSQL {BIN.parent.name}: create -> ready, {args.rounds} interleaved rounds "
-          "(seconds)\n")
+          f"(seconds); snoozeql from {where}\n")
     print("| sequence | median | min | max |")
     print("| --- | ---: | ---: | ---: |")
     for label, v in runs.items():
         print(f"| {label} | {statistics.median(v):.2f} | {min(v):.2f} | {max(v):.2f} |")
-    ours = statistics.median(runs["snoozeql db create"])
-    for ref in ("bare (initdb default)", "bare (initdb --no-sync)"):
-        print(f"\nratio snoozeql / {ref}: {ours / statistics.median(runs[ref]):.2f}x", end="")
+    for label in ("snoozeql db create", *([also] if args.also else [])):
+        ours = statistics.median(runs[label])
+        for ref in ("bare (initdb default)", "bare (initdb --no-sync)"):
+            print(f"\nratio {label} / {ref}: {ours / statistics.median(runs[ref]):.2f}x",
+                  end="")
     print()
 
 

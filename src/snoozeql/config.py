@@ -7,28 +7,19 @@ SQLite file in the user's data directory, the API listens on 127.0.0.1:8080.
 from __future__ import annotations
 
 import ipaddress
-import os
 from functools import lru_cache
 from pathlib import Path
 
-import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def default_data_dir() -> Path:
-    """The user's data directory; /var/lib/snoozeql for root.
-
-    Native database servers never run as root, and the system users they run as
-    cannot enter /root, so a root install keeps its data where a service would.
-    """
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return Path("/var/lib/snoozeql")
-    return Path(platformdirs.user_data_dir("snoozeql", appauthor=False))
+from snoozeql.early_settings import ENV_FILE, ENV_PREFIX, default_data_dir
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SNOOZEQL_", env_file=".env", extra="ignore")
+    # early_settings.py reads data_dir and log_json without pydantic-settings, by the
+    # same prefix and file.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=ENV_FILE, extra="ignore")
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = Field(

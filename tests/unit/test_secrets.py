@@ -11,11 +11,11 @@ from cryptography.fernet import Fernet
 
 from snoozeql.config import Settings
 from snoozeql.domain.errors import ValidationError
+from snoozeql.services.passwords import generate_password
 from snoozeql.services.secrets import (
     KEY_FILE_NAME,
     SecretBox,
     SecretKeyMismatch,
-    generate_password,
 )
 
 

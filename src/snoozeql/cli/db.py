@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -34,7 +34,10 @@ from snoozeql.cli.output import (
 )
 from snoozeql.domain.engines import Runtime, RuntimeState, engine_names
 from snoozeql.domain.types import Instance, InstanceStatus
-from snoozeql.services.local_databases import LocalDatabaseService
+
+if TYPE_CHECKING:  # imported when a command runs: `db create` starts initdb first
+    from snoozeql.services.context import Context
+    from snoozeql.services.local_databases import LocalDatabaseService
 
 app = typer.Typer(
     help="Local databases: PostgreSQL, MySQL, MariaDB, Redis, MongoDB on this machine.",
@@ -61,6 +64,14 @@ def db_json(i: Instance) -> dict[str, Any]:
         "image": i.extra.get("image"), "data_path": i.extra.get("data_path"),
         "last_error": i.last_error, "created_at": i.first_seen_at.isoformat(),
     }
+
+
+def _service(ctx: Context | None = None) -> LocalDatabaseService:
+    """The local databases' service, imported (with the store, SQLAlchemy and the
+    encryption behind it) only when a command needs it."""
+    from snoozeql.services.local_databases import LocalDatabaseService
+
+    return LocalDatabaseService(ctx if ctx is not None else state.ctx())
 
 
 def _import_meanwhile() -> None:
@@ -128,13 +139,32 @@ def create(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a database, start it and wait until it answers with its password."""
-    svc = LocalDatabaseService(state.ctx())
-    with err_console.status(f"creating {name}...") as status, \
-            _progress(status, name, meanwhile=True):
-        created = svc.create(
-            name=name, engine=engine, version=version, image=image, tag=tag, port=port,
-            password=password, runtime=runtime, actor=state.ACTOR,
-        )
+    from snoozeql import early_settings
+    from snoozeql.services.local_ahead import begin_create
+
+    # First of all: PostgreSQL's initdb starts now, in a staging directory, and runs
+    # while the settings, the store and the services are imported and the request is
+    # checked; the create moves it into place or, refused, discards it
+    # (docs/local-databases.md).
+    data_dir = early_settings.data_dir()
+    if data_dir is None:
+        from snoozeql.config import get_settings
+
+        data_dir = get_settings().data_dir
+    ahead = begin_create(data_dir, name=name, engine=engine, version=version,
+                         password=password, runtime=runtime)
+    try:
+        with err_console.status(f"creating {name}...") as status:
+            svc = _service()
+            with _progress(status, name, meanwhile=True):
+                created = svc.create(
+                    name=name, engine=engine, version=version, image=image, tag=tag,
+                    port=port, password=password, runtime=runtime, actor=state.ACTOR,
+                    ahead=ahead,
+                )
+    finally:
+        if ahead is not None:
+            ahead.discard()  # refused or failed before the create had it: nothing left
     i = created.instance
     if as_json:
         out = {**db_json(i), **{"detail": created.state.detail}}
@@ -160,7 +190,7 @@ def _act(action: str, name: str, as_json: bool, force: bool = False) -> None:
     from snoozeql.services.lifecycle import LifecycleService
 
     ctx = state.ctx()
-    instance = LocalDatabaseService(ctx).get(name)
+    instance = _service(ctx).get(name)
     with err_console.status(f"{action} {instance.name}..."):
         report = LifecycleService(ctx).act(
             instance.id, action, actor=state.ACTOR, reason="manual", force=force
@@ -212,7 +242,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
 ) -> None:
     """Stop and delete a database; its data too, unless --keep-data."""
-    svc = LocalDatabaseService(state.ctx())
+    svc = _service()
     instance = svc.get(name)
     if not yes:
         what = "the database (data kept)" if keep_data else "the database AND ITS DATA"
@@ -235,7 +265,7 @@ def list_(
     ] = True,
 ) -> None:
     """Every local database, stopped ones included."""
-    svc = LocalDatabaseService(state.ctx())
+    svc = _service()
     items = [m.instance for m in svc.refresh_all()] if measure else svc.list_all()
     if as_json:
         print_json([db_json(i) for i in items])
@@ -260,7 +290,7 @@ def status(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
 
     Exit 0 when it is running, 3 when it is not (stopped, starting, failed), like
     ``systemctl status``, so scripts can test it; 2 when there is no such database."""
-    measured = LocalDatabaseService(state.ctx()).status(name)
+    measured = _service().status(name)
     i, s = measured.instance, measured.state
     if as_json:
         from snoozeql.api.schemas.instances import InstanceOut
@@ -300,7 +330,7 @@ def logs(
     name: str, n: Annotated[int, typer.Option("-n", "--lines", help="last N lines")] = 50
 ) -> None:
     """The last lines of the server's log (the password masked)."""
-    for text in LocalDatabaseService(state.ctx()).logs(name, n):
+    for text in _service().logs(name, n):
         typer.echo(text)
 
 
@@ -308,4 +338,4 @@ def logs(
 @handle_errors
 def url(name: str) -> None:
     """A connection URL, with the password in it."""
-    typer.echo(LocalDatabaseService(state.ctx()).url(name))
+    typer.echo(_service().url(name))

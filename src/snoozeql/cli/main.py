@@ -81,10 +81,16 @@ def main(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug output")] = False,
 ) -> None:
-    from snoozeql.config import get_settings
+    from snoozeql import early_settings
 
-    s = get_settings()
-    state.configure_logging("DEBUG" if verbose else "WARNING", s.log_json)
+    # The settings (pydantic-settings) only when something may set the log format:
+    # `db create` starts initdb before it reads them.
+    as_json = early_settings.log_json()
+    if as_json is None:
+        from snoozeql.config import get_settings
+
+        as_json = get_settings().log_json
+    state.configure_logging("DEBUG" if verbose else "WARNING", as_json)
 
 
 @app.command()

@@ -51,13 +51,14 @@ from snoozeql.domain.types import (
 )
 from snoozeql.observability import log_action
 from snoozeql.providers.local import engines
-from snoozeql.providers.local.base import LocalRuntime
+from snoozeql.providers.local.base import LocalRuntime, SetupAhead
 from snoozeql.providers.local.ports import free_port, port_in_use
 from snoozeql.providers.local.provider import runtime_of, short_status
 from snoozeql.services.context import Context
 from snoozeql.services.datadir import check_local_dir
 from snoozeql.services.inventory import by_id_prefix
-from snoozeql.services.secrets import SecretBox, generate_password
+from snoozeql.services.passwords import generate_password, validate_password
+from snoozeql.services.secrets import SecretBox
 from snoozeql.store import actions as action_log
 from snoozeql.store import instances as instance_store
 from snoozeql.store import secrets as secret_store
@@ -69,7 +70,6 @@ LOCAL_PROVIDERS = (ProviderKind.LOCAL, ProviderKind.DOCKER)
 SECRET_SCOPE = "instance"
 PASSWORD_SECRET = "password"
 HOST = "127.0.0.1"
-MAX_PASSWORD_LENGTH = 128
 REFRESH_WORKERS = 8
 
 
@@ -99,17 +99,6 @@ class DeletedDatabase:
 
 def is_local(instance: Instance) -> bool:
     return instance.provider in LOCAL_PROVIDERS
-
-
-def validate_password(password: str) -> str:
-    """A password the engines and their config files take as is. Never echoed back."""
-    if not isinstance(password, str) or not password:
-        raise ValidationError("the password must not be empty")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise ValidationError(f"the password is too long: at most {MAX_PASSWORD_LENGTH} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in password):
-        raise ValidationError("the password must not contain control characters or newlines")
-    return password
 
 
 def _redact(text: str, password: str | None) -> str:
@@ -206,9 +195,28 @@ class LocalDatabaseService:
         password: str | None = None,
         runtime: str = Runtime.NATIVE.value,
         actor: str,
+        ahead: SetupAhead | None = None,
     ) -> CreatedDatabase:
         """Validate, pick a port and password, make the database, wait until it answers,
-        then record it (row, encrypted password, ``create`` action) in one transaction."""
+        then record it (row, encrypted password, ``create`` action) in one transaction.
+
+        ``ahead`` is what :func:`snoozeql.services.local_ahead.begin_create` started for
+        this create (PostgreSQL's initdb) while the caller started up: without a
+        ``password`` its generated one is used; it is moved into place by the runtime,
+        or discarded (nothing left) when the create is refused or fails."""
+        try:
+            return self._create(name=name, engine=engine, version=version, image=image,
+                                tag=tag, port=port, password=password, runtime=runtime,
+                                actor=actor, ahead=ahead)
+        finally:
+            if ahead is not None:
+                ahead.discard()  # a no-op once the runtime used it
+
+    def _create(
+        self, *, name: str, engine: str, version: str | None, image: str | None,
+        tag: str | None, port: int | None, password: str | None, runtime: str, actor: str,
+        ahead: SetupAhead | None,
+    ) -> CreatedDatabase:
         validate_name(name)
         engine_module = engines.get(engine)  # an unknown engine is refused here
         rt = parse_runtime(runtime)
@@ -244,13 +252,16 @@ class LocalDatabaseService:
             name=name, engine=engine, port=port, version=version, runtime=rt, image=image, tag=tag
         )
         generated = password is None
-        secret = generate_password() if password is None else password
+        if password is not None:
+            secret = password
+        else:
+            secret = ahead.password if ahead is not None else generate_password()
         box = SecretBox(self.ctx.settings)  # fails on a bad key before anything is made
         ciphertext = box.encrypt(secret)
         runtime_obj = self.runtime(kind)
         started = self.ctx.now()
         try:
-            state = runtime_obj.create(spec, secret)
+            state = runtime_obj.create(spec, secret, ahead)
         except SnoozeError as exc:
             scrubbed = _scrubbed(exc, secret)
             self._log_action(

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import secrets
-import string
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -32,14 +31,6 @@ class SecretKeyMismatch(SnoozeError):
 
     http_status = 500
     exit_code = 1
-
-
-def generate_password(length: int = 24) -> str:
-    """A random password that needs no quoting in URLs, shells or SQL literals."""
-    if length < 12:
-        raise ValidationError("a generated password has at least 12 characters")
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 class SecretBox:

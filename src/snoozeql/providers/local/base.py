@@ -31,9 +31,21 @@ from snoozeql.domain.engines import (
     RuntimeState,
     version_matches,
 )
-from snoozeql.providers.local.process import RunAs, SetupRunner, write_private
+from snoozeql.providers.local.process import RunAs, RunningSetup, SetupRunner, write_private
 
 # --------------------------------------------------------------------------- runtimes
+
+
+class SetupAhead(Protocol):
+    """A create's setup started before the create was checked (the native runtime's
+    :class:`~.native.CreateAhead`): the runtime's create uses it or discards it."""
+
+    @property
+    def password(self) -> str:
+        """The password it was started with (generated when the user gave none)."""
+
+    def discard(self) -> None:
+        """Stop what it started and remove what it made; a no-op once it was used."""
 
 
 class LocalRuntime(Protocol):
@@ -53,8 +65,14 @@ class LocalRuntime(Protocol):
 
     def exists(self, name: str) -> bool: ...
 
-    def create(self, spec: LocalDatabaseSpec, password: str) -> RuntimeState:
-        """Make it, start it and wait until it answers; nothing is left when this fails."""
+    def create(
+        self, spec: LocalDatabaseSpec, password: str, ahead: SetupAhead | None = None
+    ) -> RuntimeState:
+        """Make it, start it and wait until it answers; nothing is left when this fails.
+
+        ``ahead``: what the runtime started before the create was checked
+        (:meth:`~.native.NativeRuntime.begin_create`); used when it was made for this
+        database, and discarded in every other case."""
 
     def start(self, name: str, password: str | None) -> RuntimeState: ...
 
@@ -133,9 +151,29 @@ class NativeSetup:
     run_as: RunAs
     durable: bool
     run: SetupRunner
+    #: The engine's :meth:`LocalEngine.initialise_ahead` ran, to its end, in this
+    #: directory before it was moved into place: :meth:`LocalEngine.initialise` does
+    #: only the rest.
+    ahead: bool = False
 
     def write_private(self, path: Path, text: str) -> None:
         """Write a file only the server's user can read (it may hold the password)."""
+        write_private(path, text, self.run_as)
+
+
+@dataclass(frozen=True)
+class AheadSetup:
+    """What an engine's setup ahead is given: a staging directory laid out like the
+    instance's (renamed into place once the create is validated), the server, the
+    password and the user; no port yet (the create has not chosen it)."""
+
+    layout: InstanceLayout
+    bins: ServerBinaries
+    password: str = field(repr=False)
+    run_as: RunAs
+    run: SetupRunner
+
+    def write_private(self, path: Path, text: str) -> None:
         write_private(path, text, self.run_as)
 
 
@@ -169,6 +207,11 @@ class LocalEngine(Protocol):
         so the native runtime waits for that message instead of polling."""
 
     @property
+    def sets_up_ahead(self) -> bool:
+        """True when :meth:`initialise_ahead` has something to start before the create
+        is checked (the native runtime then sets up a staging directory for it)."""
+
+    @property
     def service_users(self) -> tuple[str, ...]:
         """Unprivileged users to run the server as when SnoozeQL runs as root."""
 
@@ -190,8 +233,14 @@ class LocalEngine(Protocol):
     def matches(self, requested: str, installed: str) -> bool:
         """Whether an installed version serves a requested one."""
 
+    def initialise_ahead(self, setup: AheadSetup) -> RunningSetup | None:
+        """Start the part of :meth:`initialise` that needs neither the port nor the
+        instance's final place (PostgreSQL's initdb) and return it running, so that it
+        overlaps the caller's own start-up; None when the engine has no such part."""
+
     def initialise(self, setup: NativeSetup) -> None:
-        """Make the data directory and config files; the password goes in here."""
+        """Make the data directory and config files; the password goes in here. With
+        ``setup.ahead``, :meth:`initialise_ahead` has already run to its end."""
 
     def argv(self, layout: InstanceLayout, bins: ServerBinaries, port: int) -> list[str]:
         """The native server's command line."""
@@ -221,6 +270,7 @@ class EngineDefaults:
     engine: Engine
     stop_signal: signal.Signals = signal.SIGTERM
     notifies_ready: bool = False
+    sets_up_ahead: bool = False
     client_modules: tuple[str, ...] = ()
 
     @property
@@ -237,6 +287,10 @@ class EngineDefaults:
     def matches(self, requested: str, installed: str) -> bool:
         return version_matches(requested, installed)
 
+    def initialise_ahead(self, setup: AheadSetup) -> RunningSetup | None:
+        """Default: nothing ahead; :meth:`initialise` does everything."""
+        return None
+
     def after_first_start(self, port: int, password: str, timeout: float) -> None:
         """Default: nothing to do once the server runs."""
 
@@ -245,6 +299,7 @@ class EngineDefaults:
 
 
 __all__ = [
+    "AheadSetup",
     "EngineDefaults",
     "InstanceLayout",
     "LocalEngine",
@@ -252,4 +307,5 @@ __all__ = [
     "NativeSetup",
     "ProbeResult",
     "ServerBinaries",
+    "SetupAhead",
 ]

@@ -42,6 +42,7 @@ from snoozeql.domain.engines import (
 from snoozeql.domain.errors import ConflictError, NotFoundError, ProviderError, ValidationError
 from snoozeql.domain.types import InstanceStatus
 from snoozeql.providers.local import engines, probes
+from snoozeql.providers.local.base import SetupAhead
 from snoozeql.providers.local.ports import HOST, port_in_use, port_open
 
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
@@ -216,10 +217,15 @@ class DockerRuntime(DockerEngine):
             return False
         return True
 
-    def create(self, spec: LocalDatabaseSpec, password: str) -> RuntimeState:
-        """Make the volume and container, start it and wait until it answers."""
+    def create(
+        self, spec: LocalDatabaseSpec, password: str, ahead: SetupAhead | None = None
+    ) -> RuntimeState:
+        """Make the volume and container, start it and wait until it answers. Nothing
+        is set up ahead for a container: ``ahead`` is discarded."""
         import docker.errors
 
+        if ahead is not None:
+            ahead.discard()
         if not password:
             raise ValidationError("a password is required")
         kwargs = container_create_kwargs(spec, password)

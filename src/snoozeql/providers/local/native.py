@@ -33,18 +33,18 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import stat
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
-from snoozeql.config import Settings
 from snoozeql.domain.engines import (
     EngineInfo,
     LocalDatabaseSpec,
@@ -61,20 +61,34 @@ from snoozeql.domain.errors import (
 )
 from snoozeql.domain.types import InstanceStatus
 from snoozeql.providers.local import engines, probes
-from snoozeql.providers.local.base import InstanceLayout, LocalEngine, NativeSetup, ServerBinaries
+from snoozeql.providers.local.base import (
+    AheadSetup,
+    InstanceLayout,
+    LocalEngine,
+    NativeSetup,
+    ProbeResult,
+    ServerBinaries,
+    SetupAhead,
+)
 from snoozeql.providers.local.ports import HOST, port_in_use, port_open
 from snoozeql.providers.local.process import (
     LOG_TAIL_LINES,
     ReadySignal,
     RunAs,
+    RunningSetup,
     SetupRunner,
     alive,
+    proc_start_time,
     redact,
     spawn,
     tail,
 )
 
 log = logging.getLogger(__name__)
+
+# A create's setup started ahead lives in <instances>/.creating-<name>-<pid>-<random>
+# until it is moved into place (never a valid instance name: those are DNS labels).
+STAGING_PREFIX = ".creating-"
 
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -104,6 +118,92 @@ def installed_versions(engine: str) -> list[str]:
     return [b.version for b in engines.get(engine).installed()]
 
 
+class DataDirSettings(Protocol):
+    """All the native runtime reads of the settings (:class:`snoozeql.config.Settings`
+    is one): where the data directory is. Not importing the settings lets
+    ``db create`` start initdb before pydantic-settings is loaded."""
+
+    @property
+    def data_dir(self) -> Path: ...
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """A data directory known before the settings are read
+    (:mod:`snoozeql.early_settings`)."""
+
+    data_dir: Path
+
+
+def _remove(staging: Path, made: Path | None) -> None:
+    """Remove a staging directory (again, if a process it ran still wrote into it), and
+    the instances directory when the setup ahead made it and nothing else is there."""
+    for _ in range(3):
+        shutil.rmtree(staging, ignore_errors=True)
+        if not staging.exists():
+            break
+        time.sleep(0.05)
+    if made is not None:
+        with contextlib.suppress(OSError):
+            made.rmdir()
+
+
+class CreateAhead:
+    """A native create's setup started before the create was checked
+    (:meth:`NativeRuntime.begin_create`): its running command (initdb) and its staging
+    directory, ``<instances>/.creating-<name>-<pid>-<random>``, on the same file system
+    as the instance's place so that it moves there by a rename.
+
+    :meth:`NativeRuntime.create` moves it into place when it was made for that very
+    database (:meth:`fits`); :meth:`discard` kills the command and removes the staging
+    directory (a no-op once it was moved), so a refused create leaves nothing.
+    """
+
+    def __init__(
+        self, name: str, engine: LocalEngine, bins: ServerBinaries, run_as: RunAs,
+        password: str, staging: InstanceLayout, made_dir: Path | None,
+    ) -> None:
+        self.name = name
+        self.engine = engine
+        self.bins = bins
+        self.run_as = run_as
+        self._password = password
+        self.staging = staging
+        self.running: RunningSetup | None = None
+        self._made_dir = made_dir
+
+    @property
+    def password(self) -> str:
+        """The password initdb was given (a generated one, when the user gave none)."""
+        return self._password
+
+    def __repr__(self) -> str:
+        return f"CreateAhead({self.name!r}, {self.staging.root})"
+
+    def fits(self, layout: InstanceLayout, spec: LocalDatabaseSpec, password: str,
+             bins: ServerBinaries, run_as: RunAs) -> bool:
+        """Made for this database: its name, place (a sibling), engine, server, user and
+        password."""
+        return (spec.name == self.name and spec.engine is self.engine.info.engine
+                and layout.root.parent == self.staging.root.parent
+                and bins.server == self.bins.server and run_as == self.run_as
+                and password == self._password and self.staging.root.is_dir())
+
+    def finish(self, layout: InstanceLayout) -> None:
+        """Wait for the command (ProviderError if it failed), then move the staging
+        directory to the instance's place (which the caller holds locked and found free)."""
+        if self.running is not None:
+            self.running.wait()
+        os.rename(self.staging.root, layout.root)
+
+    def discard(self) -> None:
+        """Kill the command if it still runs and remove what it made. Idempotent."""
+        if self.running is not None:
+            self.running.kill()
+        _remove(self.staging.root, self._made_dir)
+        self._made_dir = None
+
+
 class NativeRuntime:
     """Create and run local databases as server processes; every status is measured.
 
@@ -116,7 +216,7 @@ class NativeRuntime:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: DataDirSettings,
         *,
         ready_timeout: float = 60.0,
         stop_timeout: float = 10.0,
@@ -150,11 +250,68 @@ class NativeRuntime:
                 out[name] = int(self._meta(name)["port"])
         return out
 
-    def create(self, spec: LocalDatabaseSpec, password: str) -> RuntimeState:
+    def begin_create(
+        self, name: str, engine: str, version: str | None, password: str
+    ) -> CreateAhead | None:
+        """Start the engine's setup that needs no port (PostgreSQL's initdb) before the
+        create is checked, in a staging directory beside the instances, so that it runs
+        while the caller imports its modules and opens the store.
+
+        The caller hands the result to :meth:`create`, which moves it into place, or
+        discards it (:meth:`CreateAhead.discard`) when the create is refused or fails.
+        None when the engine has nothing to do ahead, or anything stands in the way:
+        the create then does everything itself and says what is wrong. Never raises.
+        """
+        try:
+            found = engines.get(engine)
+            if not found.sets_up_ahead or not self.settings.data_dir.is_dir():
+                return None  # a first run makes the store first: nothing to overlap
+            if self._layout(name).root.exists():
+                return None
+            bins = self._binaries(found, version)
+            run_as = self._run_as(found)
+        except Exception:  # noqa: BLE001 - the create reports it
+            return None
+        made = not self.instances_dir.exists()
+        staging = InstanceLayout(
+            self.instances_dir / f"{STAGING_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(4)}")
+        ahead = CreateAhead(name, found, bins, run_as, password, staging,
+                            self.instances_dir if made else None)
+        try:
+            self._check_reachable(staging.root, run_as)
+            self._sweep_staging()
+            self._make_dirs(staging, run_as)
+            runner = SetupRunner(run_as, self._env(staging), staging.root, password)
+            ahead.running = found.initialise_ahead(
+                AheadSetup(staging, bins, password, run_as, runner))
+        except Exception:  # noqa: BLE001 - the create does it again and reports it
+            log.debug("could not set up %s ahead", name, exc_info=True)
+            ahead.discard()
+            return None
+        except BaseException:
+            ahead.discard()
+            raise
+        return ahead
+
+    def create(
+        self, spec: LocalDatabaseSpec, password: str, ahead: SetupAhead | None = None
+    ) -> RuntimeState:
         """Initialise the data directory, start the server and wait until it answers.
 
-        Anything half-made is removed when a step fails.
+        Anything half-made is removed when a step fails. ``ahead`` (from
+        :meth:`begin_create`) is used when it was made for this very database, and
+        discarded whatever happens otherwise.
         """
+        try:
+            return self._create(spec, password,
+                                ahead if isinstance(ahead, CreateAhead) else None)
+        finally:
+            if ahead is not None:
+                ahead.discard()  # nothing left once it was moved into place
+
+    def _create(
+        self, spec: LocalDatabaseSpec, password: str, ahead: CreateAhead | None
+    ) -> RuntimeState:
         if spec.runtime is not Runtime.NATIVE:
             raise ValidationError("this spec is for the docker runtime, not native")
         if not password:
@@ -174,20 +331,10 @@ class NativeRuntime:
             bins = self._binaries(engine, spec.version)
             run_as = self._run_as(engine)
             self._check_reachable(layout.root, run_as)
+            if ahead is not None and not ahead.fits(layout, spec, password, bins, run_as):
+                ahead.discard()
+                ahead = None
             try:
-                self._make_dirs(layout, run_as)
-                meta: dict[str, Any] = {
-                    "name": spec.name,
-                    "engine": spec.engine.value,
-                    "version": bins.version,
-                    "port": spec.port,
-                    "runtime": Runtime.NATIVE.value,
-                    "server": str(bins.server),
-                    "user": run_as.name,
-                    "created_at": datetime.now(UTC).isoformat(),
-                }
-                self._write_meta(layout, meta)
-                runner = SetupRunner(run_as, self._env(layout), layout.root, password)
                 log.info("initialising the data directory of %s", spec.name)
                 # The probe's client library is imported while this thread waits for
                 # initdb and the like, not after the server says it is ready.
@@ -195,8 +342,24 @@ class NativeRuntime:
                                         name="import-client", daemon=True)
                 warm.start()
                 try:
+                    if ahead is not None:
+                        ahead.finish(layout)
+                    else:
+                        self._make_dirs(layout, run_as)
+                    meta: dict[str, Any] = {
+                        "name": spec.name,
+                        "engine": spec.engine.value,
+                        "version": bins.version,
+                        "port": spec.port,
+                        "runtime": Runtime.NATIVE.value,
+                        "server": str(bins.server),
+                        "user": run_as.name,
+                        "created_at": datetime.now(UTC).isoformat(),
+                    }
+                    self._write_meta(layout, meta)
+                    runner = SetupRunner(run_as, self._env(layout), layout.root, password)
                     engine.initialise(NativeSetup(layout, bins, spec.port, password, run_as,
-                                                  self.durable, runner))
+                                                  self.durable, runner, ahead=ahead is not None))
                 finally:
                     warm.join()
                 log.info("starting %s %s on port %d", spec.engine.value, bins.version, spec.port)
@@ -206,7 +369,7 @@ class NativeRuntime:
                                 ready.env() if ready else None)
                     engine.after_first_start(spec.port, password, self.ready_timeout)
                     log.info("waiting until %s answers", spec.name)
-                    self._await_ready(spec.name, password, ready)
+                    answered = self._await_ready(spec.name, password, ready)
                 finally:
                     if ready:
                         ready.close()
@@ -214,7 +377,7 @@ class NativeRuntime:
                 self._kill(layout, engine, timeout=2.0)
                 shutil.rmtree(layout.root, ignore_errors=True)
                 raise
-            return self.status(spec.name, password)
+            return self.status(spec.name, password, probed=answered)
 
     def start(self, name: str, password: str | None) -> RuntimeState:
         """Start a stopped (or failed) instance and wait until it answers."""
@@ -232,11 +395,11 @@ class NativeRuntime:
             run_as = self._run_as(engine, preferred=meta.get("user"))
             self._spawn(layout, engine, bins, int(meta["port"]), run_as)
             try:
-                self._await_ready(name, password)
+                answered = self._await_ready(name, password)
             except BaseException:
                 self._kill(layout, engine, timeout=self.stop_timeout)
                 raise
-            return self.status(name, password)
+            return self.status(name, password, probed=answered)
 
     def stop(self, name: str) -> RuntimeState:
         """Graceful stop, forced after ``stop_timeout`` seconds (10 s by default)."""
@@ -272,11 +435,15 @@ class NativeRuntime:
                 raise ProviderError(f"could not remove {layout.root}")
             return None
 
-    def status(self, name: str, password: str | None) -> RuntimeState:
+    def status(
+        self, name: str, password: str | None, *, probed: ProbeResult | None = None
+    ) -> RuntimeState:
         """Measured now: process alive, port open, probe answers with the password.
 
         Without a password the probe is skipped and a live process with an open port
-        counts as running (``probe_ok`` is None then).
+        counts as running (``probe_ok`` is None then). ``probed``: the answer a probe
+        with the password gave a moment ago (a create's or start's wait until ready),
+        taken instead of asking the server again.
         """
         meta = self._meta(name)
         layout = self._layout(name)
@@ -312,7 +479,8 @@ class NativeRuntime:
             return replace(
                 base, status=InstanceStatus.STARTING, detail="process alive, port not open yet"
             )
-        result = probes.probe(engine, port, password, host=HOST)
+        result = probed if probed is not None else probes.probe(engine, port, password,
+                                                                 host=HOST)
         if result.ok:
             return replace(base, status=InstanceStatus.RUNNING, probe_ok=True, detail=result.detail)
         return replace(
@@ -431,6 +599,21 @@ class NativeRuntime:
                     f"reach (for example /var/lib/snoozeql), or allow it: chmod o+x {parent}"
                 )
 
+    def _sweep_staging(self) -> None:
+        """Remove the staging directories of creates whose process is gone (killed
+        before it could clean up)."""
+        if not self.instances_dir.is_dir():
+            return
+        for entry in self.instances_dir.iterdir():
+            if not entry.name.startswith(STAGING_PREFIX):
+                continue
+            try:
+                pid = int(entry.name.rsplit("-", 2)[-2])
+            except (ValueError, IndexError):
+                continue
+            if pid != os.getpid() and proc_start_time(pid) is None:
+                shutil.rmtree(entry, ignore_errors=True)
+
     def _make_dirs(self, layout: InstanceLayout, run_as: RunAs) -> None:
         self.instances_dir.mkdir(parents=True, exist_ok=True)
         if run_as.switch:
@@ -510,7 +693,9 @@ class NativeRuntime:
 
     def _await_ready(
         self, name: str, password: str | None, ready: ReadySignal | None = None
-    ) -> None:
+    ) -> ProbeResult | None:
+        """Until the server answers with the password (its answer) or, without one,
+        opens its port (None); ProviderError with its last log lines otherwise."""
         meta = self._meta(name)
         layout = self._layout(name)
         engine = engines.get(meta["engine"])
@@ -526,7 +711,7 @@ class NativeRuntime:
                 if self._running_pid(layout) is None:
                     break
                 if port_open(port, HOST):
-                    return
+                    return None
                 time.sleep(0.2)
             self._not_ready(layout, engine, "the port did not open", None)
         result = probes.wait_ready(
@@ -539,6 +724,7 @@ class NativeRuntime:
         )
         if not result.ok:
             self._not_ready(layout, engine, result.detail, password)
+        return result
 
     def _not_ready(
         self, layout: InstanceLayout, engine: LocalEngine, detail: str, password: str | None
@@ -553,4 +739,4 @@ class NativeRuntime:
         )
 
 
-__all__ = ["NativeRuntime", "installed_versions"]
+__all__ = ["CreateAhead", "DataDir", "DataDirSettings", "NativeRuntime", "installed_versions"]

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -164,9 +165,57 @@ class SetupRunner:
         except OSError as exc:
             raise ProviderError(f"cannot run {Path(argv[0]).name}: {exc}") from None
         if out.returncode != 0:
-            lines = (out.stdout + out.stderr).strip().splitlines()[-LOG_TAIL_LINES:]
-            text = redact("\n".join(lines), self.password)
-            raise ProviderError(f"{Path(argv[0]).name} failed (exit {out.returncode}):\n{text}")
+            raise self._failed(argv, out.returncode, out.stdout + out.stderr)
+
+    def start(self, argv: list[str]) -> RunningSetup:
+        """Start a setup command and return at once: the caller does something else
+        meanwhile, then waits for it (:meth:`RunningSetup.wait`) or kills it."""
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True, env=self.env, cwd=self.cwd,
+                # Its own process group: a kill reaches the processes it starts too
+                # (initdb's bootstrap backend), and a Ctrl-C is the caller's to handle.
+                start_new_session=True, **self.run_as.popen_kwargs(),
+            )
+        except OSError as exc:
+            raise ProviderError(f"cannot run {Path(argv[0]).name}: {exc}") from None
+        return RunningSetup(self, argv, proc)
+
+    def _failed(self, argv: list[str], code: int, output: str) -> ProviderError:
+        lines = output.strip().splitlines()[-LOG_TAIL_LINES:]
+        text = redact("\n".join(lines), self.password)
+        return ProviderError(f"{Path(argv[0]).name} failed (exit {code}):\n{text}")
+
+
+class RunningSetup:
+    """A setup command started by :meth:`SetupRunner.start`, running while its caller
+    does other work; its failure carries redacted output, as a waited-for one's."""
+
+    def __init__(self, runner: SetupRunner, argv: list[str],
+                 proc: subprocess.Popen[str]) -> None:
+        self.runner = runner
+        self.argv = argv
+        self.proc = proc
+
+    def wait(self, timeout: float = 180) -> None:
+        """Wait until it exits; ProviderError when it failed or ran out of time."""
+        try:
+            output, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise ProviderError(
+                f"{Path(self.argv[0]).name} did not finish in {timeout:g}s") from None
+        if self.proc.returncode != 0:
+            raise self.runner._failed(self.argv, self.proc.returncode, output or "")
+
+    def kill(self) -> None:
+        """Kill it if it still runs, and collect it (no zombie is left)."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError, ValueError):
+            self.proc.communicate(timeout=10)
 
 
 class ReadySignal:
@@ -215,6 +264,7 @@ __all__ = [
     "LOG_TAIL_LINES",
     "ReadySignal",
     "RunAs",
+    "RunningSetup",
     "SetupRunner",
     "alive",
     "proc_start_time",

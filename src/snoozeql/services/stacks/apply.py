@@ -22,7 +22,7 @@ from snoozeql.domain.stacks import (
 )
 from snoozeql.domain.stacks.compose import ConfigStyle, SecretMode
 from snoozeql.domain.stacks.runtime import UP_STATES, DesiredUnit, LiveState
-from snoozeql.services.secrets import generate_password
+from snoozeql.services.passwords import generate_password
 from snoozeql.services.stacks.base import RUNTIME_PASSWORD, SECRET_SCOPE, check_host_paths
 from snoozeql.services.stacks.instances import InstanceOps
 from snoozeql.services.stacks.views import Plan, PlanItem, Progress, StepResult

@@ -24,7 +24,7 @@ from snoozeql.domain.stacks.entries import EnvVar
 from snoozeql.domain.stacks.hostaccess import check_port_addresses, loopback_default
 from snoozeql.domain.stacks.names import suggest_name
 from snoozeql.domain.validation import bounded_text
-from snoozeql.services.secrets import generate_password
+from snoozeql.services.passwords import generate_password
 from snoozeql.services.stacks.base import (
     _ENV_PREFIX,
     RUNTIME_PASSWORD,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from snoozeql.domain.engines import Engine
 from snoozeql.providers.local.base import (
+    AheadSetup,
     EngineDefaults,
     InstanceLayout,
     NativeSetup,
@@ -16,7 +17,11 @@ from snoozeql.providers.local.base import (
     ServerBinaries,
 )
 from snoozeql.providers.local.ports import HOST
-from snoozeql.providers.local.process import version_of
+from snoozeql.providers.local.process import RunningSetup, version_of
+
+# initdb reads the superuser's password from this file (in the instance's config
+# directory, readable by the server's user only); removed once initdb is done.
+PWFILE = ".pwfile"
 
 
 def server_settings(port: int, durable: bool) -> list[str]:
@@ -56,6 +61,8 @@ class Postgres(EngineDefaults):
     stop_signal = signal.SIGINT
     # Debian's build sends READY=1 to NOTIFY_SOCKET once it accepts connections.
     notifies_ready = True
+    # initdb runs while `db create` starts up (initialise_ahead).
+    sets_up_ahead = True
     client_modules = ("psycopg",)
     root = Path("/usr/lib/postgresql")
     looked_for = "looked in /usr/lib/postgresql/<version>/bin"
@@ -75,15 +82,27 @@ class Postgres(EngineDefaults):
         # Minor releases of one major version share their data format.
         return requested.split(".")[0] == installed.split(".")[0]
 
+    def initialise_ahead(self, setup: AheadSetup) -> RunningSetup:
+        """initdb needs neither the port nor the final place (a data directory can be
+        moved; the instance's config file is included once it is in place): it runs
+        while the create imports its modules and checks the request."""
+        layout = setup.layout
+        setup.write_private(layout.config / PWFILE, setup.password + "\n")
+        return setup.run.start(initdb_argv(setup.bins.tools["initdb"], layout.data,
+                                           self.info.default_user, layout.config / PWFILE))
+
     def initialise(self, setup: NativeSetup) -> None:
         layout = setup.layout
-        pwfile = layout.config / ".pwfile"
-        setup.write_private(pwfile, setup.password + "\n")
-        try:
-            setup.run(initdb_argv(setup.bins.tools["initdb"], layout.data,
-                                  self.info.default_user, pwfile))
-        finally:
+        pwfile = layout.config / PWFILE
+        if setup.ahead:
             pwfile.unlink(missing_ok=True)
+        else:
+            setup.write_private(pwfile, setup.password + "\n")
+            try:
+                setup.run(initdb_argv(setup.bins.tools["initdb"], layout.data,
+                                      self.info.default_user, pwfile))
+            finally:
+                pwfile.unlink(missing_ok=True)
         conf = layout.config / "postgresql.conf"
         setup.write_private(conf, "\n".join(server_settings(setup.port, setup.durable)) + "\n")
         with open(layout.data / "postgresql.conf", "a", encoding="utf-8") as f:
