@@ -1066,18 +1066,30 @@ def list_page_json(
     key, desc = parse_sort(sort)
     page = listing_query(conn, f, sort=sort, limit=limit, cursor=cursor).subquery("page")
     # Named, not taken from page.c: making the subquery's column collection (a proxy
-    # per column) cost as much as the rest of the statement.
-    sortval = sa.literal_column("page._sortval", _SORTS[key][0].type)
-    row_id = sa.literal_column("page.id", instances.c.id.type)
+    # per column) cost as much as the rest of the statement. Untyped: only the last
+    # row's sort value and id are converted (for the cursor), not every row's.
+    sortval, row_id = sa.literal_column("page._sortval"), sa.literal_column("page.id")
     order = (sortval.desc(), row_id.desc()) if desc else (sortval.asc(), row_id.asc())
     q = (sa.select(sa.literal_column(_json_sql(conn.dialect)), sortval, row_id)
          .select_from(page).order_by(*order))
-    rows = conn.execute(q).all()
+    result = conn.execute(q)
+    described = result.cursor.description
+    rows = result.all()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = _encode_cursor(key, rows[-1][1], rows[-1][2])
+        last = rows[-1]
+        next_cursor = _encode_cursor(
+            key, _from_db(_SORTS[key][0].type, last[1], described[1][1], conn),
+            _from_db(instances.c.id.type, last[2], described[2][1], conn))
     return [r[0] for r in rows], next_cursor
+
+
+def _from_db(type_: Any, value: Any, coltype: Any, conn: sa.Connection) -> Any:
+    """A value as a column of ``type_`` reads it (the type's result processing, for
+    the driver's type ``coltype`` of the value)."""
+    process = type_.dialect_impl(conn.dialect).result_processor(conn.dialect, coltype)
+    return process(value) if process is not None else value
 
 
 def count(conn: sa.Connection, f: InstanceFilter, cap: int | None = None) -> int:
