@@ -1068,7 +1068,8 @@ def list_page_json(
     # Named, not taken from page.c: making the subquery's column collection (a proxy
     # per column) cost as much as the rest of the statement. Untyped: only the last
     # row's sort value and id are converted (for the cursor), not every row's.
-    sortval, row_id = sa.literal_column("page._sortval"), sa.literal_column("page.id")
+    sortval: Any = sa.literal_column("page._sortval")
+    row_id: Any = sa.literal_column("page.id")
     order = (sortval.desc(), row_id.desc()) if desc else (sortval.asc(), row_id.asc())
     q = (sa.select(sa.literal_column(_json_sql(conn.dialect)), sortval, row_id)
          .select_from(page).order_by(*order))
