@@ -40,7 +40,8 @@ class Page:
 
 @dataclass(frozen=True)
 class JsonPage:
-    """A page whose items are the JSON text of their API objects (``instance_json``)."""
+    """A page whose items are the JSON text of their API objects (what ``InstanceOut``
+    serialises each to)."""
 
     items: list[str]
     next_cursor: str | None
