@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snoozeql.domain.schedules import DesiredState, Schedule
-from snoozeql.domain.schedules.assignment import Governing, Match, OverrideRecord
+from snoozeql.domain.schedules.assignment import Governing, Match, OverrideRecord, decide
 from snoozeql.domain.schedules.reconcile import (
     ClaimState,
     Plan,
@@ -294,11 +294,13 @@ def test_a_transition_or_an_override_ending_changes_the_situation() -> None:
 
 
 def test_equal_schedule_sets_share_a_key_whatever_their_order() -> None:
-    a = governing(OFFICE, (NIGHT, 1))
-    b = governing(NIGHT, (OFFICE, 0), priority=1)
+    a = governing(OFFICE, (NIGHT, 1), (DRY, 0))
+    b = governing(OFFICE, (DRY, 0), (NIGHT, 1))
     assert a.set_key == b.set_key and a.set_key != governing(OFFICE, (NIGHT, 2)).set_key
+    # the same schedules governed by another of them: a tie is decided by the governing one
+    assert a.set_key != governing(DRY, (NIGHT, 1), (OFFICE, 0)).set_key
     assert governing(OFFICE).set_key == IDS["office"]
-    assert [r.key for r in a.ranks] == [IDS["office"], IDS["night"]]
+    assert [r.key for r in a.ranks] == [IDS["office"], IDS["night"], IDS["dry"]]
     late = governing(OFFICE, (NIGHT, 1), since=MON)
     assert late.latest_since == MON and a.latest_since == MON - timedelta(days=20)
 
@@ -360,3 +362,18 @@ def test_a_preview_plans_the_same_actions_as_a_real_run(fleet: Fleet,
     for iid, v in previewed.items():
         assert v.action == acted[iid].plan.action
         assert v.reason.endswith(acted[iid].reason)
+
+
+def test_a_tie_is_decided_by_the_governing_schedule_then_by_name_not_by_match_order() -> None:
+    """Schedules tied at the top (same priority, same state) decide alike; the plan
+    names the governing one if it is among them, else the first by name, whatever the
+    order in which the instance's assignments matched them (one decision is shared by
+    every instance of a set)."""
+    at = MON + timedelta(hours=3)  # every schedule here wants the database stopped
+    assert decide(governing(OFFICE, (DRY, 0)), at)[1].name == "office"
+    assert decide(governing(DRY, (OFFICE, 0)), at)[1].name == "dry"
+    # the governing one is outranked: of the two tied above it, the first by name
+    first = governing(ENFORCED, (OFFICE, 1), (DRY, 1), priority=0)
+    second = governing(ENFORCED, (DRY, 1), (OFFICE, 1), priority=0)
+    assert decide(first, at)[1].name == decide(second, at)[1].name == "dry"
+    assert first.set_key == second.set_key

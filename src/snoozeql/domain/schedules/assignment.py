@@ -153,13 +153,16 @@ class Governing:
 
     @property
     def set_key(self) -> object:
-        """Identifies the set of matching schedules (with their priorities): the
-        governing schedule's id when it is alone; equal for equal sets."""
+        """Identifies the set of matching schedules (with their priorities) and the one
+        governing: the governing schedule's id when it is alone; equal for equal sets
+        with the same governing schedule. (Two instances can match the same schedules
+        at the same priorities through different assignments, and be governed by
+        different ones of them: a tie is decided by the governing schedule.)"""
         found = self.__dict__.get("_set_key")
         if found is None:
             ranks = self.ranks
-            found = self.schedule_id if len(ranks) == 1 else tuple(
-                sorted((str(r.key), r.priority) for r in ranks))
+            found = self.schedule_id if len(ranks) == 1 else (self.schedule_id, tuple(
+                sorted((str(r.key), r.priority) for r in ranks)))
             object.__setattr__(self, "_set_key", found)
         return found
 
@@ -289,7 +292,15 @@ def decide(gov: Governing, now: datetime) -> tuple[UUID, Schedule, Decision, str
     key, state = winner((r.key, r.priority, decisions[r.key].state) for r in ranks)
     if key is None:  # every schedule says "any"
         return gov.schedule_id, gov.schedule, decisions[gov.schedule_id], ""
-    chosen = next(r for r in ranks if r.key == key)
+    # Schedules tied with the winner (same priority, same state) decide alike; the one
+    # named is the governing schedule if it is among them, else the first by name: never
+    # the order in which the instance's assignments happened to match it (the
+    # reconciler shares one decision among the instances of one set: Governing.set_key).
+    top = next(r for r in ranks if r.key == key).priority
+    tied = [r for r in ranks if r.priority == top and decisions[r.key].state is state]
+    chosen = next((r for r in tied if r.key == gov.schedule_id), None) or min(
+        tied, key=lambda r: (r.schedule.name, str(r.key)))
+    key = chosen.key
     overruled = [r for r in ranks if decisions[r.key].state not in (state, DesiredState.ANY)]
     note = ""
     if overruled:
