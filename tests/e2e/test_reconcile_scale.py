@@ -351,6 +351,27 @@ def test_a_dry_run_transition_writes_its_log_rows_in_a_few_statements(ctx) -> No
     assert len(seen) <= 5, seen
 
 
+def test_a_dry_run_transition_is_written_in_batches_each_entry_once(  # noqa: ANN001
+        ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big transition's log rows go out DRY_RUN_BATCH at a time (not all built at
+    once): every instance logged once, and the next run logs none again."""
+    monkeypatch.setattr(reconciler_module, "DRY_RUN_BATCH", 40)
+    ctx.clock = lambda: at(18, 50)
+    fleet(ctx, 130, tags={"env": "dev"})
+    ScheduleService(ctx).create({**OFFICE, "dry_run": True})
+    ScheduleService(ctx).assign("office", tag="env=dev")
+    ctx.clock = lambda: at(19, 1)
+    with statements(ctx) as seen:
+        report = Reconciler(ctx).run()
+    assert report.count("stop", "dry_run") == 130
+    inserts = [s for s in seen if s.lstrip().upper().startswith("INSERT INTO ACTIONS")]
+    assert len(inserts) == 4, inserts  # 40 + 40 + 40 + 10
+    logged = ActionLogService(ctx).list(result="dry_run", limit=1000)
+    assert len(logged) == 130 and len({e.instance_id for e in logged}) == 130
+    assert Reconciler(ctx).run().items == []
+    assert len(ActionLogService(ctx).list(result="dry_run", limit=1000)) == 130
+
+
 # --------------------------------------------------------------------------- concurrency
 
 

@@ -209,6 +209,10 @@ def bounded_map(fn: Callable[[_T], _R], items: list[_T], *, key: Callable[[_T], 
     return out  # type: ignore[return-value]
 
 
+#: Dry-run log entries written per statement.
+DRY_RUN_BATCH = 1_000
+
+
 class Reconciler:
     def __init__(self, ctx: Context, *, owner: str | None = None,
                  notifier: Notifier | None = None,
@@ -419,12 +423,29 @@ class Reconciler:
             for p in plans if (p.instance.id, p.at) in done}
 
     def _dry_runs(self, plans: list[Plan], now: datetime, report: ReconcileReport) -> None:
-        """Log what dry-run schedules would do, once per transition, claiming nothing."""
+        """Log what dry-run schedules would do, once per transition, claiming nothing;
+        ``DRY_RUN_BATCH`` entries per statement (a first transition of 10,000 built them
+        all at once: memory the process then kept)."""
         entries: list[dict[str, object]] = []
         logged: list[Instance] = []
         keys: list[tuple[UUID, str, str]] = []
         done_at = self.ctx.now()
         said = self._said(plans)
+
+        def flush() -> None:
+            with self.ctx.engine.begin() as conn:  # one statement per batch
+                ids = action_log.append_many(conn, entries)
+            said.update(keys)
+            self._remember_said(said)
+            for action_id, e, inst in zip(ids, entries, logged, strict=True):
+                log_action(self.ctx.telemetry, action_id=action_id, action=str(e["action"]),
+                           result=ActionResult.DRY_RUN.value, instance_id=inst.id,
+                           instance_name=inst.name, account_id=inst.account_id,
+                           provider=inst.provider.value, actor=ACTOR, reason=str(e["reason"]))
+            entries.clear()
+            logged.clear()
+            keys.clear()
+
         for a in dry_run_actions(plans, said):
             p, action = a.plan, a.plan.action
             if a.refusal is not None:  # a real run is refused too (lifecycle)
@@ -441,15 +462,10 @@ class Reconciler:
                          "kind": p.kind, "transition_at": p.at.isoformat()}))
             report.items.append(ReconcileItem(p.instance.id, p.instance.name, action,
                                               ActionResult.DRY_RUN.value, p.reason))
+            if len(entries) >= DRY_RUN_BATCH:
+                flush()
         if entries:
-            with self.ctx.engine.begin() as conn:  # one statement for all
-                ids = action_log.append_many(conn, entries)
-            self._remember_said(said | set(keys))
-            for action_id, e, inst in zip(ids, entries, logged, strict=True):
-                log_action(self.ctx.telemetry, action_id=action_id, action=str(e["action"]),
-                           result=ActionResult.DRY_RUN.value, instance_id=inst.id,
-                           instance_name=inst.name, account_id=inst.account_id,
-                           provider=inst.provider.value, actor=ACTOR, reason=str(e["reason"]))
+            flush()
 
     def _said(self, plans: list[Plan]) -> set[tuple[UUID, str, str]]:
         """(instance, action, transition) a dry run already logged, of ``plans``' keys.
