@@ -331,12 +331,18 @@ def test_two_racers_claiming_the_same_batch_win_each_key_once(ctx) -> None:  # n
     assert len(won["0"] | won["1"]) == 600
 
 
-def test_a_dry_run_transition_writes_its_log_rows_in_a_few_statements(ctx) -> None:  # noqa: ANN001
+def _dry_run_fleet_at_closing(ctx: Context, n: int) -> None:
+    """``n`` running instances under a dry-run office schedule, the clock just past its
+    closing (each run now wants them stopped)."""
     ctx.clock = lambda: at(18, 50)
-    fleet(ctx, 450, tags={"env": "dev"})
+    fleet(ctx, n, tags={"env": "dev"})
     ScheduleService(ctx).create({**OFFICE, "dry_run": True})
     ScheduleService(ctx).assign("office", tag="env=dev")
     ctx.clock = lambda: at(19, 1)
+
+
+def test_a_dry_run_transition_writes_its_log_rows_in_a_few_statements(ctx) -> None:  # noqa: ANN001
+    _dry_run_fleet_at_closing(ctx, 450)
     with statements(ctx) as seen:
         report = Reconciler(ctx).run()
     assert report.count("stop", "dry_run") == 450
@@ -356,11 +362,7 @@ def test_a_dry_run_transition_is_written_in_batches_each_entry_once(  # noqa: AN
     """A big transition's log rows go out DRY_RUN_BATCH at a time (not all built at
     once): every instance logged once, and the next run logs none again."""
     monkeypatch.setattr(reconciler_module, "DRY_RUN_BATCH", 40)
-    ctx.clock = lambda: at(18, 50)
-    fleet(ctx, 130, tags={"env": "dev"})
-    ScheduleService(ctx).create({**OFFICE, "dry_run": True})
-    ScheduleService(ctx).assign("office", tag="env=dev")
-    ctx.clock = lambda: at(19, 1)
+    _dry_run_fleet_at_closing(ctx, 130)
     with statements(ctx) as seen:
         report = Reconciler(ctx).run()
     assert report.count("stop", "dry_run") == 130
