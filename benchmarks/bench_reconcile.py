@@ -24,7 +24,9 @@ adds 100 ms to every request (``tests/support/latency_proxy.py``), with the defa
 ``SNOOZEQL_ACTION_CONCURRENCY`` (16 in flight per account and region). It prints the
 CPU time the benchmark's process (the reconciler, boto3, the store; and the proxy's
 threads unless ``--proxy-process`` runs the proxy in a process of its own) and moto's
-server used during the run.
+server used during the run. The reference in the same run: the same 1,000 stops sent
+by a bare boto3 client from 16 threads through the same proxy (no store, no
+reconciler), which is what moto's server allows on this machine.
 
 Run: ``.venv/bin/python -m benchmarks.bench_reconcile [--sqlite-only] [--stops
 [--proxy-process]]``
@@ -45,6 +47,7 @@ import time
 import types
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -292,6 +295,33 @@ class _ProxyProcess:
         self._proc.wait(timeout=30)
 
 
+def _bare_stops(rds: Any, proxy_url: str, moto_pid: int, n: int, limit: int) -> str:
+    """The reference: the same stops sent by a bare boto3 client from a pool of
+    ``limit`` threads through the same proxy (no store, no reconciler), then
+    every instance started again (straight to moto, not timed)."""
+    import boto3
+    from botocore.config import Config
+
+    bare = boto3.client("rds", endpoint_url=proxy_url, region_name="us-east-1",
+                        config=Config(max_pool_connections=limit))
+    moto_cpu = cpu_seconds(moto_pid)
+    cpu = time.process_time()
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(limit) as pool:
+        list(pool.map(lambda i: bare.stop_db_instance(DBInstanceIdentifier=f"db-{i:04d}"),
+                      range(n)))
+    took = time.perf_counter() - t0
+    cpu = time.process_time() - cpu
+    moto_cpu = cpu_seconds(moto_pid) - moto_cpu
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: rds.start_db_instance(DBInstanceIdentifier=f"db-{i:04d}"),
+                      range(n)))
+    return (f"| {n:,} (bare boto3, {limit} threads, the reference) | {n:,} | "
+            f"{limit} | - | {took:.1f} s | {n / limit * 0.1:.1f} s | "
+            f"{cpu:.1f} s ({cpu / n * 1000:.1f} ms/stop) | "
+            f"{moto_cpu:.1f} s | same proxy |")
+
+
 def bench_stops(n: int = 1_000, latency: float = 0.1, proxy_process: bool = False) -> list[str]:
     """1,000 stops against moto behind a 100 ms proxy, the default concurrency."""
     os.environ.setdefault("SNOOZEQL_ALLOWED_ENDPOINTS", '["127.0.0.1"]')  # moto's proxy
@@ -327,6 +357,7 @@ def bench_stops(n: int = 1_000, latency: float = 0.1, proxy_process: bool = Fals
             url = f"sqlite:///{Path(tmp) / 'store.db'}"
             settings = Settings(data_dir=Path(tmp), database_url=url, aws_price_list=False,
                                 stop_warning_minutes=0, _env_file=None)  # type: ignore[call-arg]
+            rows.append(_bare_stops(rds, proxy.url, moto.pid, n, settings.action_concurrency))
             engine = db.create_engine(url)
             db.upgrade(engine)
             ctx = Context(settings=settings, engine=engine,
