@@ -10,6 +10,7 @@ concurrency limit per account and region (counted at a proxy in front of moto).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -219,6 +220,58 @@ def test_a_steady_run_reads_no_instance_and_resolves_nothing_again(ctx, monkeypa
     reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     assert not [s for s in reads if "FROM instances" in s or "FROM reconcile_claims" in s]
     assert len(seen) <= 6, seen  # a few small reads, whatever the governed count
+
+
+def test_shards_running_at_once_resolve_once_and_share_it(ctx, monkeypatch) -> None:  # noqa: ANN001
+    """The queue runs a reconcile's shards on several workers at once: after a sync
+    moved the data versions, one of them reads and resolves the governed instances and
+    the others use its resolution (each resolving on its own held as many copies)."""
+    ctx.clock = lambda: at(12)
+    fleet(ctx, 200, tags=lambda i: {"env": "dev" if i % 2 else "prod"})
+    svc = ScheduleService(ctx)
+    svc.create(OFFICE)
+    svc.assign("office", tag="env=dev")
+    shards = 4
+    for k in range(shards):  # every shard's plans in the memo, made from this resolution
+        Reconciler(ctx, shard=(k, shards)).run(dry_run=True)
+    assert len([k for k in ctx.memo if k.startswith("reconciler.plans")]) == shards
+    fleet(ctx, 1, prefix="late", tags={"env": "dev"})  # a sync: the resolution is stale
+
+    scanned: list[int] = []
+    real_scan = governed.scan
+    inside = threading.Event()
+
+    def slow_scan(*a: Any, **k: Any) -> Iterator[list[Any]]:
+        inside.set()
+        for part in real_scan(*a, **k):
+            scanned.append(len(part))
+            time.sleep(0.3)  # every other shard reaches the resolution meanwhile
+            yield part
+
+    monkeypatch.setattr(governed, "scan", slow_scan)
+    reports: dict[int, Any] = {}
+    errors: list[BaseException] = []
+
+    def shard(k: int) -> None:
+        try:
+            reports[k] = Reconciler(ctx, shard=(k, shards)).run(dry_run=True)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=shard, args=(k,)) for k in range(shards)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and inside.is_set()
+    assert sum(scanned) == 101  # read once: 100 + the new one, not once per shard
+    assert sum(r.considered for r in reports.values()) == 101
+    names = [i.instance_name for r in reports.values() for i in r.items]
+    assert len(names) == len(set(names)) == 101 and "late-00000" in names
+    # The plans made from the old resolution are gone with it, not kept beside the new.
+    resolution = ctx.memo["reconciler.resolution"]
+    assert all(v[0][0] == id(resolution) for k, v in ctx.memo.items()
+               if k.startswith("reconciler.plans"))
 
 
 def test_the_next_run_sees_what_another_process_changed(ctx, settings) -> None:  # noqa: ANN001
