@@ -6,6 +6,7 @@ rows without an account, missing rows, ties across all of them, both directions.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -73,7 +74,7 @@ def _seed(ctx: Any) -> dict[str, UUID]:  # noqa: ANN401
         # c: T0, then T2 with 5 changed, then T3 missing 4 (stored T2).
         c = f.items(20)
         f.sync(ids["c"], c, T0)
-        c = [DiscoveredInstance(**{**d.__dict__, "engine": "mariadb"}) if n < 5 else d
+        c = [replace(d, engine="mariadb") if n < 5 else d
              for n, d in enumerate(c)]
         f.sync(ids["c"], c, T2)
         f.sync(ids["c"], c[4:], T3)

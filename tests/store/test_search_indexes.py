@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -118,7 +119,7 @@ def test_search_matches_the_plain_substring_query(
     # instances deleted outright: the FTS table and triggers follow.
     kept = [d for n, d in enumerate(items) if n % 6]
     changed = [
-        DiscoveredInstance(**{**d.__dict__, "name": _word(rng, 1, 10),
+        replace(d, **{"name": _word(rng, 1, 10),
                               "endpoint_host": rng.choice([None, "new.host"])})
         if n % 3 == 0 else d
         for n, d in enumerate(kept)
@@ -183,7 +184,7 @@ def test_tag_filters_match_the_stored_tags(
     _check_tags(ctx)
     monkeypatch.undo()
     retagged = [
-        DiscoveredInstance(**{**d.__dict__, "tags": {"env": rng.choice(["dev", "prod"])}})
+        replace(d, **{"tags": {"env": rng.choice(["dev", "prod"])}})
         if n % 2 else d
         for n, d in enumerate(items) if n % 5
     ]

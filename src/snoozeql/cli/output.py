@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -51,6 +52,8 @@ def _default(o: Any) -> Any:
         return str(o) if isinstance(o, UUID) else float(o)
     if isinstance(o, Enum):
         return o.value
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}  # also slots
     if hasattr(o, "__dict__"):
         return o.__dict__
     raise TypeError(f"cannot serialise {type(o).__name__}")

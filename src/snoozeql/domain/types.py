@@ -111,7 +111,7 @@ class Account:
     history_read_at: datetime | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class DiscoveredInstance:
     """One database as a provider reports it, before it is stored.
 
@@ -139,7 +139,7 @@ class DiscoveredInstance:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Instance:
     """A stored inventory record."""
 

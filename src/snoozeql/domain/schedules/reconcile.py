@@ -74,7 +74,7 @@ _STOPPED_LIKE = frozenset({InstanceStatus.STOPPED, InstanceStatus.STOPPING})
 _SETTLED = frozenset({InstanceStatus.RUNNING, InstanceStatus.STOPPED})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What one instance should be, keyed on the situation that decided it."""
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -317,8 +318,16 @@ def client_config(settings: Settings) -> Config:
 # ------------------------------------------------------------------------- mapping
 
 
+# A sync holds every instance of an account until it is written, and most of their
+# strings repeat across the fleet (tag keys and values, engines, classes, zones): each
+# repeated value is kept once (interned strings are freed when no longer used).
+def _one(v: Any) -> Any:
+    return sys.intern(v) if type(v) is str else v
+
+
 def _tags(tag_list: list[dict[str, Any]] | None) -> dict[str, str]:
-    return {str(t["Key"]): str(t.get("Value") or "") for t in tag_list or [] if "Key" in t}
+    return {sys.intern(str(t["Key"])): sys.intern(str(t.get("Value") or ""))
+            for t in tag_list or [] if "Key" in t}
 
 
 def _cluster_arn_from_instance(instance_arn: str, cluster_id: str) -> str:
@@ -348,22 +357,22 @@ def map_instance(
     if cluster_id:
         extra["cluster_identifier"] = cluster_id
     if db.get("AvailabilityZone"):
-        extra["availability_zone"] = db["AvailabilityZone"]
+        extra["availability_zone"] = _one(db["AvailabilityZone"])
     if db.get("AllocatedStorage"):
         extra["allocated_storage_gb"] = db["AllocatedStorage"]
     if db.get("StorageType"):
-        extra["storage_type"] = db["StorageType"]
+        extra["storage_type"] = _one(db["StorageType"])
     return DiscoveredInstance(
         provider=ProviderKind.AWS,
         provider_id=arn,
         name=str(db["DBInstanceIdentifier"]),
         kind=InstanceKind.INSTANCE,
-        engine=str(db.get("Engine") or "unknown"),
-        engine_version=db.get("EngineVersion"),
-        instance_class=db.get("DBInstanceClass"),
+        engine=sys.intern(str(db.get("Engine") or "unknown")),
+        engine_version=_one(db.get("EngineVersion")),
+        instance_class=_one(db.get("DBInstanceClass")),
         region=region,
         status=normalize_status(raw),
-        raw_status=raw,
+        raw_status=_one(raw),
         tags=tags,
         endpoint_host=endpoint.get("Address"),
         endpoint_port=endpoint.get("Port"),
