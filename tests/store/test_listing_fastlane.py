@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from snoozeql.api import fastlane
 from snoozeql.api.app import create_app
+from snoozeql.api.routers import instances
 from snoozeql.domain.types import (
     Account,
     AccountStatus,
@@ -101,7 +102,7 @@ def test_the_lane_answers_what_the_route_answers(
     taken.clear()
     with_lane = [_answers(client, h) for h in keys]
     assert len(taken) > 40  # the plain requests of the two good X-API-Key keys
-    monkeypatch.setattr(fastlane, "listing_arguments", lambda _qs: None)  # never taken
+    monkeypatch.setattr(fastlane, "listing_arguments", lambda _qs, _d: None)  # never taken
     taken.clear()
     without = [_answers(client, h) for h in keys]
     assert taken == []
@@ -134,7 +135,8 @@ def test_listing_arguments(query: bytes, args: dict[str, Any]) -> None:
         "status": None, "kind": None, "tag": None, "q": None, "missing": None,
         "sort": "name", "limit": 100, "cursor": None,
     }
-    assert fastlane.listing_arguments(query) == defaults | args
+    assert fastlane.route_defaults(instances.list_instances) == defaults
+    assert fastlane.listing_arguments(query, defaults) == defaults | args
 
 
 @pytest.mark.parametrize("query", [
@@ -142,4 +144,18 @@ def test_listing_arguments(query: bytes, args: dict[str, Any]) -> None:
     b"sort=a&sort=b", b"other=1", b"limit=",
 ])
 def test_listing_arguments_leaves_the_unusual_to_fastapi(query: bytes) -> None:
-    assert fastlane.listing_arguments(query) is None
+    defaults = fastlane.route_defaults(instances.list_instances)
+    assert fastlane.listing_arguments(query, defaults) is None
+
+
+def test_a_route_parameter_the_lane_does_not_know_stops_the_app() -> None:
+    def listed(ctx: Any, _: Any, provider: str | None = None, account: str | None = None,
+               region: str | None = None, engine: str | None = None,
+               status: str | None = None, kind: str | None = None, tag: Any = None,
+               q: str | None = None, missing: bool | None = None, sort: str = "name",
+               limit: int = 100, cursor: str | None = None, new: str | None = None,
+               ) -> Any:
+        return None
+
+    with pytest.raises(TypeError, match="teach api/fastlane"):
+        fastlane.route_defaults(listed)

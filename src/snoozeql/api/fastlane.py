@@ -27,15 +27,19 @@ values FastAPI would have passed: the same service calls, the same body and head
 A store or validation error (:class:`SnoozeError`) is answered as the app's handler
 answers it; anything else propagates to the app's server-error handling, as from the
 route. The matched route is put in the scope, as the router does, so that the request
-is counted under its template (``api/instrument.py``).
+is counted under its template (``api/instrument.py``). The defaults come from the
+route's signature; the app does not start when the route has parameters (or ``limit``
+bounds) the lane does not know (:func:`route_defaults`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pydantic.fields import FieldInfo
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -53,17 +57,40 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: The route's query parameters taken as text, as they are.
 _TEXT = frozenset({"provider", "account", "region", "engine", "status", "kind", "q",
                    "sort", "cursor"})
+_QUERY = _TEXT | {"tag", "limit", "missing"}
+_DEPENDENCIES = ("ctx", "_")  # the route's first two parameters: context, caller's key
+_LIMITS = (1, 1000)
 _BOOLEANS = {"true": True, "false": False}
 
 
-def listing_arguments(query_string: bytes) -> dict[str, Any] | None:
-    """The keyword arguments FastAPI passes ``list_instances`` for this query string,
-    or None when its validation might not simply accept them (then FastAPI decides)."""
-    args: dict[str, Any] = {
-        "provider": None, "account": None, "region": None, "engine": None,
-        "status": None, "kind": None, "tag": None, "q": None, "missing": None,
-        "sort": "name", "limit": 100, "cursor": None,
-    }
+def route_defaults(endpoint: Callable[..., Any]) -> dict[str, Any]:
+    """The values FastAPI passes ``endpoint`` for query parameters not given. Raises
+    TypeError when its parameters are not the ones this lane knows how to read: a new
+    parameter must be taught to :func:`listing_arguments` first."""
+    params = list(inspect.signature(endpoint).parameters.values())
+    names = [p.name for p in params]
+    if tuple(names[:2]) != _DEPENDENCIES or set(names[2:]) != _QUERY:
+        raise TypeError(f"the listing's fast lane reads {sorted(_QUERY)}, not the route's "
+                        f"{names[2:]}: teach api/fastlane.listing_arguments the change")
+    defaults = {}
+    for p in params[2:]:
+        default = p.default.default if isinstance(p.default, FieldInfo) else p.default
+        defaults[p.name] = default
+        if p.name == "limit":
+            meta = p.default.metadata if isinstance(p.default, FieldInfo) else []
+            bounds = {type(m).__name__: m for m in meta}
+            if (getattr(bounds.get("Ge"), "ge", None),
+                    getattr(bounds.get("Le"), "le", None)) != _LIMITS:
+                raise TypeError(f"the listing's fast lane takes limits {_LIMITS}: "
+                                "teach api/fastlane.listing_arguments the change")
+    return defaults
+
+
+def listing_arguments(query_string: bytes, defaults: dict[str, Any]) -> dict[str, Any] | None:
+    """The keyword arguments FastAPI passes ``list_instances`` for this query string
+    (``defaults``: :func:`route_defaults`), or None when its validation might not simply
+    accept them (then FastAPI decides)."""
+    args = dict(defaults)
     seen: set[str] = set()
     tags: list[str] = []
     # As Starlette's QueryParams parses it.
@@ -80,7 +107,7 @@ def listing_arguments(query_string: bytes) -> dict[str, Any] | None:
             if not (value.isascii() and value.isdigit() and len(value) <= 4):
                 return None
             limit = int(value)
-            if not 1 <= limit <= 1000:
+            if not _LIMITS[0] <= limit <= _LIMITS[1]:
                 return None
             args["limit"] = limit
         elif name == "missing":
@@ -118,6 +145,7 @@ class ListingFastLane:
         self.path = f"{prefix}/instances"
         self.route = route  # what the router puts in the scope for this path
         self.endpoint = endpoint
+        self.defaults = route_defaults(endpoint)
         self.error = error  # the app's answer to a SnoozeError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,7 +154,7 @@ class ListingFastLane:
                 or scope.get("fastapi.telemetry") is not None):
             await self.app(scope, receive, send)
             return
-        args = listing_arguments(scope.get("query_string", b""))
+        args = listing_arguments(scope.get("query_string", b""), self.defaults)
         raw_key, authorization = _header(scope, b"x-api-key")
         key = raw_key.decode("latin-1") if raw_key is not None else ""
         record = (ApiKeyService(self.ctx).cached(key)
