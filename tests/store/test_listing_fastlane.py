@@ -110,7 +110,7 @@ def test_the_lane_answers_what_the_route_answers(
         for got, want in zip(lane, route, strict=True):
             assert got == want
     statuses = {status for answers in without for _, status, *_ in answers}
-    assert {200, 401, 404, 422}.issubset(statuses), statuses
+    assert {200, 401, 404, 422}.issubset(statuses) and 500 not in statuses, statuses
 
 
 def test_a_key_not_cached_goes_through_the_route(ctx: Any, taken: list[str]) -> None:

@@ -161,6 +161,9 @@ def test_statements_made_once_per_shape_render_what_the_model_serialises(
         for sort in ("name", "-name", "hourly_cost", "-first_seen_at", "region"):
             _same_pages(ctx, f=f, sort=sort, limit=3)
     assert any(shape[0] == ctx.engine.dialect.name for shape in inst._TEMPLATES)
+    with db.read_connection(ctx.engine) as conn:  # an empty cursor is no cursor
+        assert _rendered(conn, cursor="", f={"missing": True}) == _expected(
+            conn, cursor="", f={"missing": True})
 
 
 def test_the_api_listing_is_the_response_model_of_each_row(ctx: Any, fleet: int) -> None:

@@ -1151,7 +1151,7 @@ def list_page_json(
     page's own statement (its rows, plan and cursor) as a subquery, each of its rows
     rendered, in the page's order."""
     key, desc = parse_sort(sort)
-    shape = _shape(conn, f, key, desc, cursor is not None)
+    shape = _shape(conn, f, key, desc, bool(cursor))  # "" is no cursor, as below
     if shape is not None:
         after = _decode_cursor(cursor, key) if cursor else None
         result = conn.execute(_template(conn, shape), _template_values(f, after, limit))
