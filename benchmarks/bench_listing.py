@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python -m benchmarks.bench_listing [--instances 100000] [--rounds 15]``
 (PostgreSQL from ``SNOOZEQL_TEST_PG_URL``; it creates and drops its own database, or
 with ``--pg-database NAME`` seeds that database on first use and keeps it for the next
-runs, which skip the seeding when it holds ``--instances`` rows).
+runs, which skip the seeding when it holds ``--instances`` rows; ``--serve-only``
+runs only the first way of part 1, for quick alternating runs of two versions).
 
 1. Overhead: ``GET /api/v1/instances?limit=100`` over real HTTP (keep-alive) against
    the raw SQL of the same page run through the driver (sqlite3 / psycopg, no
