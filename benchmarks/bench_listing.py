@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python -m benchmarks.bench_listing [--instances 100000] [--rounds 15]``
 (PostgreSQL from ``SNOOZEQL_TEST_PG_URL``; it creates and drops its own database, or
 with ``--pg-database NAME`` seeds that database on first use and keeps it for the next
-runs, which skip the seeding when it holds ``--instances`` rows).
+runs, which skip the seeding when it holds ``--instances`` rows; ``--serve-only``
+runs only the first way of part 1, for quick alternating runs of two versions).
 
 1. Overhead: ``GET /api/v1/instances?limit=100`` over real HTTP (keep-alive) against
    the raw SQL of the same page run through the driver (sqlite3 / psycopg, no
@@ -278,7 +279,8 @@ def bench_filters(ctx: Context, account: str, rounds: int) -> list[tuple[str, fl
     ]
 
 
-def run(url: str, label: str, n: int, rounds: int, keep: bool = False) -> None:
+def run(url: str, label: str, n: int, rounds: int, keep: bool = False,
+        serve_only: bool = False) -> None:
     engine, account = _seed(url, n, keep)
     data_dir = Path(tempfile.mkdtemp(prefix="snoozeql-bench-data-"))
     os.environ["SNOOZEQL_DATA_DIR"] = str(data_dir)  # the served process's too
@@ -292,6 +294,8 @@ def run(url: str, label: str, n: int, rounds: int, keep: bool = False) -> None:
         _print_overhead(f"{label}, {n:,} instances, `snoozeql serve` process, http.client: "
                         f"{what}", http_ms, raw_ms,
                         f"server CPU per request: {cpu_ms:.2f} ms")
+        if serve_only:
+            return
         server, thread, port = serve_in_thread(ctx)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}",
@@ -327,21 +331,26 @@ def main() -> None:
     ap.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--pg-database", metavar="NAME",
                     help="seed this PostgreSQL database once and keep it between runs")
+    ap.add_argument("--serve-only", action="store_true",
+                    help="only the `snoozeql serve` process part of the overhead (no "
+                    "in-process uvicorn, no filters and sorts)")
     args = ap.parse_args()
     if args.store in ("sqlite", "both"):
         tmp = Path(tempfile.mkdtemp(prefix="snoozeql-bench-"))
         try:
-            run(f"sqlite:///{tmp / 'list.db'}", "SQLite", args.instances, args.rounds)
+            run(f"sqlite:///{tmp / 'list.db'}", "SQLite", args.instances, args.rounds,
+                serve_only=args.serve_only)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if args.store in ("postgres", "both"):
         if args.pg_database:
             run(pg_database(args.pg_database)[0], "PostgreSQL 15", args.instances,
-                args.rounds, keep=True)
+                args.rounds, keep=True, serve_only=args.serve_only)
             return
         pg_url, pg_name = pg_database()
         try:
-            run(pg_url, "PostgreSQL 15", args.instances, args.rounds)
+            run(pg_url, "PostgreSQL 15", args.instances, args.rounds,
+                serve_only=args.serve_only)
         finally:
             drop_pg(pg_name)
 

@@ -141,6 +141,31 @@ def test_filters_and_search_render_what_the_model_serialises(ctx: Any, fleet: in
             _same_pages(ctx, f=f, sort=sort, limit=4)
 
 
+def test_statements_made_once_per_shape_render_what_the_model_serialises(
+    ctx: Any, fleet: int,
+) -> None:
+    """list_page_json runs a statement made once per shape of the request (which
+    filters, sort, cursor) with the values as parameters: several filters at once,
+    twice the same shape with other values, and every parameter it has."""
+    with ctx.engine.connect() as conn:
+        a_id = conn.execute(sa.select(accounts.accounts.c.id)
+                            .where(accounts.accounts.c.name == "a")).scalar_one()
+    for f in ({"provider": "aws", "region": "us-east-1", "engine": "mysql"},
+              {"provider": "aws", "region": "eu-west-1", "engine": "postgres"},
+              {"account_id": a_id, "missing": False}, {"account_id": a_id, "missing": True},
+              {"status": "running", "kind": "instance", "region": "us-east-1"},
+              {"tags": {"env": "dev"}, "engine": "mysql"},
+              {"tags": {"ü": "\"q\"", "plain": "plain"}, "region": "us-east-1"},
+              {"text": "-0", "engine": "postgres", "missing": False},
+              {"text": "back\\slash", "kind": "cluster"}, {"text": "%"}):
+        for sort in ("name", "-name", "hourly_cost", "-first_seen_at", "region"):
+            _same_pages(ctx, f=f, sort=sort, limit=3)
+    assert any(shape[0] == ctx.engine.dialect.name for shape in inst._TEMPLATES)
+    with db.read_connection(ctx.engine) as conn:  # an empty cursor is no cursor
+        assert _rendered(conn, cursor="", f={"missing": True}) == _expected(
+            conn, cursor="", f={"missing": True})
+
+
 def test_the_api_listing_is_the_response_model_of_each_row(ctx: Any, fleet: int) -> None:
     _, key = ApiKeyService(ctx).create("reader", "viewer")
     client = TestClient(create_app(ctx))

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from snoozeql import __version__
 from snoozeql.api.docs import install_docs
+from snoozeql.api.fastlane import ListingFastLane
 from snoozeql.api.instrument import HttpMetrics
 from snoozeql.api.limits import RequestBounds
 from snoozeql.api.openapi import add_links, allowed_methods, error_responses
@@ -88,6 +89,12 @@ def create_app(ctx: Context) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi_with_links  # type: ignore[method-assign]
+    # Innermost of ours: plain listing requests answered without FastAPI's routing and
+    # parameter handling (api/fastlane.py); every other request passes on.
+    listing = next(r for r in instances.router.routes
+                   if getattr(r, "endpoint", None) is instances.list_instances)
+    app.add_middleware(ListingFastLane, ctx=ctx, prefix=API_PREFIX, route=listing,
+                       endpoint=instances.list_instances, error=_error)
     app.add_middleware(RequestBounds, max_body_bytes=ctx.settings.max_body_bytes,
                        prefix=API_PREFIX)
     # Outermost of ours: counts every answer, a 413 of RequestBounds too.

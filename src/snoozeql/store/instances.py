@@ -713,9 +713,10 @@ def search_columns() -> list[Any]:
     ]
 
 
-def plain_text_match(text: str) -> Any:
-    """Case-insensitive literal substring over name, provider id, engine, endpoint."""
-    like = contains_pattern(text)
+def plain_text_match(text: str, pattern: Any = None) -> Any:
+    """Case-insensitive literal substring over name, provider id, engine, endpoint
+    (``pattern``: a parameter standing for ``contains_pattern(text)``)."""
+    like = contains_pattern(text) if pattern is None else pattern
     return sa.or_(*(c.like(like, escape=LIKE_ESCAPE) for c in search_columns()))
 
 
@@ -829,8 +830,9 @@ def derived_order_query(
     return q.order_by(*order).limit(limit + 1)
 
 
-def _beyond(expr: Any, after: tuple[Any, UUID], desc: bool) -> Any:
-    """Rows after the cursor's (value, id) in the (expr, id) order."""
+def _beyond(expr: Any, after: tuple[Any, Any], desc: bool) -> Any:
+    """Rows after the cursor's (value, id) in the (expr, id) order (values, or
+    parameters standing for them)."""
     value, last_id = after
     if desc:
         return sa.or_(expr < value, sa.and_(expr == value, instances.c.id < last_id))
@@ -1052,6 +1054,91 @@ def _json_sql(dialect: sa.Dialect) -> str:
     return sql
 
 
+def _rendered(page: sa.Select[Any], dialect: sa.Dialect, desc: bool) -> sa.Select[Any]:
+    """The page's statement with each of its rows rendered as JSON text, in its order."""
+    sub = page.subquery("page")
+    # Named, not taken from sub.c: making the subquery's column collection (a proxy
+    # per column) cost as much as the rest of the statement. Untyped: only the last
+    # row's sort value and id are converted (for the cursor), not every row's.
+    sortval: Any = sa.literal_column("page._sortval")
+    row_id: Any = sa.literal_column("page.id")
+    order = (sortval.desc(), row_id.desc()) if desc else (sortval.asc(), row_id.asc())
+    return (sa.select(sa.literal_column(_json_sql(dialect)), sortval, row_id)
+            .select_from(sub).order_by(*order))
+
+
+# The rendered page's statement per shape, with named parameters for the values: built
+# per request, the statement (its tree and SQLAlchemy's cache key of it) cost about
+# half a millisecond of CPU, as much as the database's rendering of the rows. A shape
+# is what decides the SQL apart from values: the dialect, the sort, whether there is a
+# cursor, which filters are given (and how many tags), ``missing``. The SQL and the
+# rows are those of listing_query's statement (the same predicates, in the same order,
+# with parameters where it has values); tests/store/test_listing_json.py holds
+# list_page_json, which uses them, to list_page, which does not.
+_EQUALS = ("provider", "account_id", "region", "engine", "status", "kind")
+_TEMPLATES: dict[tuple[Any, ...], sa.Select[Any]] = {}
+_TEMPLATES_MAX = 512  # tags make shapes without end; past this many, built per request
+
+
+def _shape(conn: sa.Connection, f: InstanceFilter, key: str, desc: bool,
+           cursor: bool) -> tuple[Any, ...] | None:
+    """The page's shape, or None when its SQL depends on values: ``last_seen_at``
+    (merged walks, one per account and its last sync), SQLite's searches and tag
+    filters (index lookups decide the predicates)."""
+    dialect = conn.dialect.name
+    if key == "last_seen_at" or dialect not in ("postgresql", "sqlite"):
+        return None
+    if dialect == "sqlite" and (f.tags or f.text):
+        return None
+    return (dialect, key, desc, cursor, tuple(n for n in _EQUALS if getattr(f, n)),
+            len(f.tags), bool(f.text), f.missing)
+
+
+def _template(conn: sa.Connection, shape: tuple[Any, ...]) -> sa.Select[Any]:
+    """The rendered page of ``shape`` (see _shape) with its parameters: ``f_<filter>``,
+    ``f_tag<i>``, ``f_text``, ``c_value`` and ``c_id`` (the cursor's), ``p_limit``."""
+    found = _TEMPLATES.get(shape)
+    if found is not None:
+        return found
+    _, key, desc, cursor, equals, tags, text, missing = shape
+    where: list[Any] = [instances.c[n] == sa.bindparam(f"f_{n}", type_=instances.c[n].type)
+                        for n in equals]
+    where += [instances.c.tags.op("@>")(sa.cast(sa.bindparam(f"f_tag{i}", type_=sa.String()),
+                                                postgresql.JSONB))
+              for i in range(tags)]  # PostgreSQL only (_shape)
+    if text:  # PostgreSQL only (_shape): its trigram indexes take the plain predicate
+        where.append(plain_text_match("", sa.bindparam("f_text", type_=sa.String())))
+    if missing is True:
+        where.append(instances.c.missing_since.is_not(None))
+    elif missing is False:
+        where.append(instances.c.missing_since.is_(None))
+    expr = _SORTS[key][0]
+    after = ((sa.bindparam("c_value", type_=expr.type),
+              sa.bindparam("c_id", type_=instances.c.id.type)) if cursor else None)
+    q = _select(expr.label("_sortval")).where(*where)
+    if after is not None:
+        q = q.where(_beyond(expr, after, desc))
+    order = (expr.desc(), instances.c.id.desc()) if desc else (expr.asc(), instances.c.id.asc())
+    page = q.order_by(*order).limit(sa.bindparam("p_limit", type_=sa.Integer()))
+    rendered = _rendered(page, conn.dialect, desc)
+    if len(_TEMPLATES) < _TEMPLATES_MAX:
+        _TEMPLATES[shape] = rendered
+    return rendered
+
+
+def _template_values(f: InstanceFilter, after: tuple[Any, UUID] | None,
+                     limit: int) -> dict[str, Any]:
+    values: dict[str, Any] = {f"f_{n}": getattr(f, n) for n in _EQUALS if getattr(f, n)}
+    for i, (k, v) in enumerate(f.tags.items()):
+        values[f"f_tag{i}"] = json.dumps({k: v})
+    if f.text:
+        values["f_text"] = contains_pattern(f.text)
+    if after is not None:
+        values["c_value"], values["c_id"] = after
+    values["p_limit"] = limit + 1
+    return values
+
+
 def list_page_json(
     conn: sa.Connection,
     f: InstanceFilter,
@@ -1064,16 +1151,13 @@ def list_page_json(
     page's own statement (its rows, plan and cursor) as a subquery, each of its rows
     rendered, in the page's order."""
     key, desc = parse_sort(sort)
-    page = listing_query(conn, f, sort=sort, limit=limit, cursor=cursor).subquery("page")
-    # Named, not taken from page.c: making the subquery's column collection (a proxy
-    # per column) cost as much as the rest of the statement. Untyped: only the last
-    # row's sort value and id are converted (for the cursor), not every row's.
-    sortval: Any = sa.literal_column("page._sortval")
-    row_id: Any = sa.literal_column("page.id")
-    order = (sortval.desc(), row_id.desc()) if desc else (sortval.asc(), row_id.asc())
-    q = (sa.select(sa.literal_column(_json_sql(conn.dialect)), sortval, row_id)
-         .select_from(page).order_by(*order))
-    result = conn.execute(q)
+    shape = _shape(conn, f, key, desc, bool(cursor))  # "" is no cursor, as below
+    if shape is not None:
+        after = _decode_cursor(cursor, key) if cursor else None
+        result = conn.execute(_template(conn, shape), _template_values(f, after, limit))
+    else:
+        page = listing_query(conn, f, sort=sort, limit=limit, cursor=cursor)
+        result = conn.execute(_rendered(page, conn.dialect, desc))
     described = result.cursor.description
     rows = result.all()
     next_cursor = None
