@@ -604,7 +604,7 @@ class Reconciler:
             # The instance as just read (not read again: gone from the store, the
             # lifecycle service says so); the account is read once per run.
             self.lifecycle.act(stored or inst.id, action, actor=ACTOR, reason=reason,
-                               details=details, on_ok=interval)
+                               details=details, on_ok=interval, read_back=False)
         except ActionRefused as exc:  # logged by the lifecycle service; not retried
             return "done", ActionResult.REFUSED.value, ReconcileItem(
                 inst.id, inst.name, action, ActionResult.REFUSED.value, reason, exc.message)

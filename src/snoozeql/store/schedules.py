@@ -370,6 +370,21 @@ def _insert_claims(conn: sa.Connection) -> Any:
     return sqlite.insert(reconcile_claims)
 
 
+_CLAIM_INSERTS: dict[str, Any] = {}
+
+
+def _claim_insert(conn: sa.Connection) -> Any:
+    """``INSERT .. ON CONFLICT DO NOTHING RETURNING`` the key, for executemany; one
+    statement object per dialect (its compilation is cached with it)."""
+    name = conn.dialect.name
+    stmt = _CLAIM_INSERTS.get(name)
+    if stmt is None:
+        c = reconcile_claims.c
+        stmt = _CLAIM_INSERTS[name] = (_insert_claims(conn).on_conflict_do_nothing()
+                                       .returning(c.instance_id, c.kind, c.at))
+    return stmt
+
+
 def claim_many(
     conn: sa.Connection, keys: list[tuple[UUID, str, datetime, UUID | None]], *,
     owner: str, now: datetime, lease: timedelta,
@@ -391,9 +406,11 @@ def claim_many(
                      owner=owner, claimed_at=now, lease_until=now + lease, attempts=1,
                      result=None, finished_at=None)
                 for iid, kind, at, sid in part]
-        ins = (_insert_claims(conn).values(rows).on_conflict_do_nothing()
-               .returning(c.instance_id, c.kind, c.at))
-        got = {(r.instance_id, r.kind, r.at) for r in conn.execute(ins)}
+        # A one-row statement built once, executed with every row's parameters:
+        # SQLAlchemy sends it as one multi-row INSERT (its "insertmanyvalues", rows in
+        # the given order) from a cached compilation; ``.values(rows)`` compiled a new
+        # 200-row statement per chunk, a third of a reconcile's own CPU.
+        got = {(r.instance_id, r.kind, r.at) for r in conn.execute(_claim_insert(conn), rows)}
         won |= got
         rest = [(iid, kind, at) for iid, kind, at, _ in part if (iid, kind, at) not in got]
         if not rest:
