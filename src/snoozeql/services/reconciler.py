@@ -564,8 +564,11 @@ class Reconciler:
         p, kind, at, reason = a.plan, a.kind, a.at, a.reason
         action = p.action
         with self.ctx.engine.connect() as conn:  # the plan holds a narrow projection
-            stored = instance_store.get(conn, p.instance.id)
-            in_flight = action_log.pending(conn, instance_ids=[p.instance.id])
+            # The full row and whether an intent is pending on it, in one statement;
+            # the intents themselves only when there is one (or the row is gone).
+            stored, busy = governed.for_action(conn, p.instance.id)
+            in_flight = (action_log.pending(conn, instance_ids=[p.instance.id])
+                         if busy or stored is None else [])
         inst = stored or p.instance
         if in_flight:
             # An intent of a holder that died since this run began, or one alive (a

@@ -574,10 +574,8 @@ class StopInterval:
 def open_interval(conn: sa.Connection, instance: Instance, *, schedule_id: UUID | None,
                   schedule_name: str | None, stopped_at: datetime) -> None:
     """Record that SnoozeQL stopped ``instance`` at ``stopped_at``, at its cost then
-    (unless an interval is already open)."""
-    if conn.execute(_OPEN_INTERVAL_OF, {"b_id": instance.id}).first():
-        return
-    conn.execute(_INSERT_INTERVAL, {
+    (unless an interval is already open): one statement."""
+    conn.execute(_OPEN_INTERVAL, {
         "id": uuid4(), "details": {}, "instance_id": instance.id,
         "instance_name": instance.name, "account_id": instance.account_id,
         "schedule_id": schedule_id, "schedule_name": schedule_name,
@@ -585,10 +583,20 @@ def open_interval(conn: sa.Connection, instance: Instance, *, schedule_id: UUID 
         "node_count": instance.node_count})
 
 
-# Built once (one stop interval per stopped instance; see store/instances.py, _GET).
-_OPEN_INTERVAL_OF = sa.select(stop_intervals.c.id).where(
-    stop_intervals.c.instance_id == sa.bindparam("b_id"), stop_intervals.c.started_at.is_(None))
-_INSERT_INTERVAL = stop_intervals.insert()
+# Built once (one stop interval per stopped instance; see store/instances.py, _GET):
+# ``INSERT .. SELECT <the values> WHERE NOT EXISTS (an open interval of the instance)``.
+_INTERVAL_COLUMNS = ("id", "instance_id", "instance_name", "account_id", "schedule_id",
+                     "schedule_name", "stopped_at", "hourly_cost_cents", "node_count",
+                     "details")
+_OPEN_INTERVAL = stop_intervals.insert().from_select(
+    _INTERVAL_COLUMNS,
+    sa.select(*(sa.bindparam(name, type_=stop_intervals.c[name].type)
+                for name in _INTERVAL_COLUMNS))
+    .where(~sa.exists().where(
+        stop_intervals.c.instance_id == sa.bindparam("instance_id",
+                                                     type_=stop_intervals.c.instance_id.type),
+        stop_intervals.c.started_at.is_(None))),
+)
 
 
 def insert_intervals(conn: sa.Connection, intervals: list[StopInterval]) -> int:
