@@ -326,6 +326,67 @@ def test_an_added_instance_reads_back_and_its_twin_is_a_conflict(ctx) -> None:  
         assert [i.name for i in inst.iter_all(conn)] == ["erp"]
 
 
+def test_what_an_action_reads_and_writes_per_instance(ctx) -> None:  # noqa: ANN001
+    """The reconciler's per-action statements: the row with whether an intent is in
+    flight (one read), an intent completed with the details it was written with (no
+    read; once only), a stop interval opened once while open."""
+    from snoozeql.store import governed
+    from snoozeql.store import schedules as schedule_store
+
+    one = Instance(
+        id=uuid4(), account_id=None, provider=ProviderKind.EXTERNAL, provider_id="crm",
+        kind=InstanceKind.INSTANCE, name="crm", engine="postgres", engine_version=None,
+        instance_class=None, region=None, status=InstanceStatus.RUNNING, raw_status=None,
+        tags={}, endpoint_host=None, endpoint_port=None, multi_az=False, node_count=2,
+        cluster_provider_id=None, hourly_cost_cents=None, first_seen_at=T0,
+        last_seen_at=T0, missing_since=None, extra={},
+    )
+    with ctx.engine.begin() as conn:
+        inst.add(conn, one)
+    with ctx.engine.connect() as conn:
+        assert governed.for_action(conn, one.id) == (one, False)
+        assert governed.for_action(conn, uuid4()) == (None, False)
+    written = {"schedule": "night", "owner": "me"}
+    with ctx.engine.begin() as conn:
+        intent = actions.append(conn, at=T0, finished_at=None, actor="reconciler",
+                                action="stop", reason="night", result="pending",
+                                instance_id=one.id, instance_name="crm", details=written,
+                                lease_until=T0 + timedelta(minutes=1))
+    with ctx.engine.connect() as conn:
+        assert governed.for_action(conn, one.id) == (one, True)
+    with ctx.engine.begin() as conn:
+        assert actions.complete(conn, intent, result="ok", finished_at=T0,
+                                details={"status": "stopped"}, intent_details=written)
+    with ctx.engine.begin() as conn:  # a second completion (a takeover's) finds it done
+        assert not actions.complete(conn, intent, result="unknown", finished_at=T0,
+                                    intent_details=written)
+    with ctx.engine.connect() as conn:
+        assert governed.for_action(conn, one.id) == (one, False)
+        [rec] = actions.list_recent(conn)
+    assert rec.result == "ok" and rec.details == {**written, "status": "stopped"}
+
+    def open_ids() -> list[object]:
+        c = schedule_store.stop_intervals.c
+        with ctx.engine.connect() as conn:
+            return list(conn.execute(sa.select(c.id).where(c.started_at.is_(None))).scalars())
+
+    for cost in (None, Decimal("3.5")):  # opened once while open (NULL cost too)
+        with ctx.engine.begin() as conn:
+            schedule_store.open_interval(conn, replace(one, hourly_cost_cents=cost),
+                                         schedule_id=None, schedule_name="night",
+                                         stopped_at=T0)
+    assert len(open_ids()) == 1
+    with ctx.engine.begin() as conn:
+        schedule_store.close_intervals(conn, [one.id], T0 + timedelta(hours=1))
+        schedule_store.open_interval(conn, replace(one, hourly_cost_cents=Decimal("3.5")),
+                                     schedule_id=None, schedule_name="night",
+                                     stopped_at=T0 + timedelta(hours=2))
+    with ctx.engine.connect() as conn:
+        got = schedule_store.intervals_overlapping(conn, T0, T0 + timedelta(days=1))
+    assert [(i.hourly_cost_cents, i.node_count, i.started_at is None) for i in got] == [
+        (None, 2, False), (Decimal("3.5"), 2, True)]
+
+
 def test_a_sync_claims_the_account_once_until_it_goes_stale(ctx) -> None:  # noqa: ANN001
     stale = timedelta(minutes=30)
     with ctx.engine.begin() as conn:

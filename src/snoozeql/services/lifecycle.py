@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -83,6 +83,14 @@ _SHOWS = {
 
 
 @dataclass(frozen=True)
+class _Intent:
+    """An intent this service wrote: its id and the details written with it."""
+
+    id: UUID
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Resolution:
     """A dead holder's intent, completed by a takeover."""
 
@@ -107,7 +115,7 @@ class LifecycleService:
     def act(
         self, ref: str | UUID | Instance, action: str | LifecycleAction, *, actor: str,
         reason: str = "manual", details: dict[str, Any] | None = None, force: bool = False,
-        on_ok: Callable[[Connection], None] | None = None,
+        on_ok: Callable[[Connection], None] | None = None, read_back: bool = True,
     ) -> ActionReport:
         """Carry out ``action``; raises ActionRefused/ProviderError after logging them.
 
@@ -116,7 +124,10 @@ class LifecycleService:
         with the intent. ``force`` acts on a protected instance; only for one instance a
         person named. ``on_ok(conn)`` runs when the provider call succeeded, in the
         transaction that records the outcome (the reconciler's stop interval: written
-        with the outcome or not at all, and no transaction of its own).
+        with the outcome or not at all, and no transaction of its own). ``read_back``:
+        the report's instance is read again after the outcome is written; a caller that
+        does not use it (the reconciler) passes False and gets the instance it gave,
+        with the new status (one statement less per action).
         """
         try:
             act = LifecycleAction(action)
@@ -129,16 +140,18 @@ class LifecycleService:
         instance = ref if isinstance(ref, Instance) else self.inventory.get(ref)
         started = self.ctx.now()
         lease = action_lease(self.ctx.settings)
+        written = {**(details or {}), "owner": self.owner}
         with self.ctx.engine.begin() as conn:
             intent = action_log.append(
                 conn, at=started, finished_at=None, actor=actor, action=act.value,
                 reason=reason, result=ActionResult.PENDING.value, instance_id=instance.id,
                 instance_name=instance.name, provider=instance.provider.value,
-                details={**(details or {}), "owner": self.owner}, lease_until=started + lease,
+                details=written, lease_until=started + lease,
             )
         leases = keeper(self.ctx)
         with leases.hold(leases.intent(intent, lease)):
-            return self._call(instance, act, actor, reason, started, intent, force, on_ok)
+            return self._call(instance, act, actor, reason, started, _Intent(intent, written),
+                              force, on_ok, read_back)
 
     def _account(self, account_id: UUID) -> Account:
         if self._accounts is None:
@@ -149,8 +162,9 @@ class LifecycleService:
         return account
 
     def _call(self, instance: Instance, act: LifecycleAction, actor: str, reason: str,
-              started: datetime, intent: UUID, force: bool = False,
-              on_ok: Callable[[Connection], None] | None = None) -> ActionReport:
+              started: datetime, intent: _Intent, force: bool = False,
+              on_ok: Callable[[Connection], None] | None = None,
+              read_back: bool = True) -> ActionReport:
         try:
             protected = protected_refusal(instance, act.value, force=force)
             if protected is not None:
@@ -194,7 +208,9 @@ class LifecycleService:
                                                 ActionResult.OK, None, details, intent)
             if on_ok is not None:
                 on_ok(conn)
-            after = instance_store.get(conn, instance.id)
+            after = (instance_store.get(conn, instance.id) if read_back else
+                     replace(instance, status=outcome.status, raw_status=outcome.raw_status,
+                             last_error=None))
         if written:
             self._log(instance, act, actor, reason, started, ActionResult.OK, None, details,
                       action_id)
@@ -206,7 +222,7 @@ class LifecycleService:
     def _record(
         self, instance: Instance, act: LifecycleAction, actor: str, reason: str, started,  # noqa: ANN001
         result: ActionResult, error: str | None, details: dict | None = None,
-        *, intent: UUID | None = None,
+        *, intent: _Intent | None = None,
     ) -> UUID:
         """Complete the ``intent`` with the outcome (or append a whole entry), in a
         transaction of its own, and log it."""
@@ -221,7 +237,7 @@ class LifecycleService:
     def _complete(
         self, conn: Connection, instance: Instance, act: LifecycleAction, actor: str,
         reason: str, started: datetime, result: ActionResult, error: str | None,
-        details: dict | None, intent: UUID | None,
+        details: dict | None, intent: _Intent | None,
     ) -> tuple[UUID, bool]:
         """(the entry's id, whether this wrote it): False when a takeover completed the
         intent first (counted and logged by the takeover that wrote it)."""
@@ -233,12 +249,13 @@ class LifecycleService:
                 instance_name=instance.name, provider=instance.provider.value,
                 error=error, details=details,
             ), True
-        if not action_log.complete(conn, intent, result=result.value,
-                                   finished_at=finished, error=error, details=details):
+        if not action_log.complete(conn, intent.id, result=result.value,
+                                   finished_at=finished, error=error, details=details,
+                                   intent_details=intent.details):
             log.warning("the %s of %s (%s) was resolved by a takeover before it "
                         "finished here", act.value, instance.name, result.value)
-            return intent, False
-        return intent, True
+            return intent.id, False
+        return intent.id, True
 
     def _log(self, instance: Instance, act: LifecycleAction, actor: str, reason: str,
              started: datetime, result: ActionResult, error: str | None,

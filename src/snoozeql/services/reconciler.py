@@ -578,8 +578,11 @@ class Reconciler:
         p, kind, at, reason = a.plan, a.kind, a.at, a.reason
         action = p.action
         with self.ctx.engine.connect() as conn:  # the plan holds a narrow projection
-            stored = instance_store.get(conn, p.instance.id)
-            in_flight = action_log.pending(conn, instance_ids=[p.instance.id])
+            # The full row and whether an intent is pending on it, in one statement;
+            # the intents themselves only when there is one (or the row is gone).
+            stored, busy = governed.for_action(conn, p.instance.id)
+            in_flight = (action_log.pending(conn, instance_ids=[p.instance.id])
+                         if busy or stored is None else [])
         inst = stored or p.instance
         if in_flight:
             # An intent of a holder that died since this run began, or one alive (a
@@ -618,7 +621,7 @@ class Reconciler:
             # The instance as just read (not read again: gone from the store, the
             # lifecycle service says so); the account is read once per run.
             self.lifecycle.act(stored or inst.id, action, actor=ACTOR, reason=reason,
-                               details=details, on_ok=interval)
+                               details=details, on_ok=interval, read_back=False)
         except ActionRefused as exc:  # logged by the lifecycle service; not retried
             return "done", ActionResult.REFUSED.value, ReconcileItem(
                 inst.id, inst.name, action, ActionResult.REFUSED.value, reason, exc.message)

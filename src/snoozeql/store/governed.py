@@ -16,7 +16,8 @@ governed instances) and reads them as a narrow projection:
 With no assignment, no schedule and no override the scan reads no instance at all.
 The rows come back as :class:`Instance` values holding only the columns planning uses
 (see :data:`NARROW`); the others are empty (``extra`` too: :func:`extras` reads it).
-Read the full row (:func:`snoozeql.store.instances.get`) before acting on one.
+Read the full row (:func:`for_action`, or :func:`snoozeql.store.instances.get`) before
+acting on one.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ from snoozeql.domain.selectors import (
     parse_selector,
 )
 from snoozeql.domain.types import Instance, InstanceKind, InstanceStatus, ProviderKind
+from snoozeql.store import instances as instance_store
+from snoozeql.store.actions import actions
 from snoozeql.store.instances import instances as t
 from snoozeql.store.schedules import stop_intervals
 
-__all__ = ["NARROW", "cluster_ids", "extras", "running_while_open", "scan",
+__all__ = ["NARROW", "cluster_ids", "extras", "for_action", "running_while_open", "scan",
            "selector_condition", "where"]
 
 #: The columns a plan needs (who it is, what governs it, its state, its cost).
@@ -183,3 +186,20 @@ def running_while_open(conn: sa.Connection, statuses: Iterable[str]) -> list[UUI
          .where(si.started_at.is_(None), t.c.status.in_(sorted(statuses)),
                 t.c.missing_since.is_(None)))
     return list(conn.execute(q).scalars())
+
+
+def for_action(conn: sa.Connection, instance_id: UUID) -> tuple[Instance | None, bool]:
+    """The instance's full row (as :func:`snoozeql.store.instances.get` reads it) and
+    whether an action on it is in flight (a ``pending`` intent in the log), in one
+    statement: what the reconciler reads right before acting on an instance. A gone
+    instance reads as ``(None, False)``: ask :func:`snoozeql.store.actions.pending`."""
+    r = conn.execute(_FOR_ACTION, {"b_id": instance_id}).first()
+    if r is None:
+        return None, False
+    return instance_store.row_to_instance(r), bool(r.in_flight)
+
+
+_FOR_ACTION = instance_store.select_full(
+    sa.exists().where(actions.c.instance_id == t.c.id, actions.c.result == "pending")
+    .label("in_flight"),
+).where(t.c.id == sa.bindparam("b_id"))

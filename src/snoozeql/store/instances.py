@@ -508,6 +508,12 @@ _LAST_SEEN = sa.case(
 )
 
 
+def select_full(*extra: Any) -> sa.Select[Any]:
+    """The select every full instance read uses (as :func:`get` and :func:`row_to_instance`
+    expect it), with ``extra`` columns after the instance's."""
+    return _select(*extra)
+
+
 def _select(*extra: Any) -> sa.Select[Any]:
     return sa.select(
         *(c for c in instances.c if c.name != "last_seen_at"), _LAST_SEEN.label("last_seen_at"),

@@ -370,6 +370,21 @@ def _insert_claims(conn: sa.Connection) -> Any:
     return sqlite.insert(reconcile_claims)
 
 
+_CLAIM_INSERTS: dict[str, Any] = {}
+
+
+def _claim_insert(conn: sa.Connection) -> Any:
+    """``INSERT .. ON CONFLICT DO NOTHING RETURNING`` the key, for executemany; one
+    statement object per dialect (its compilation is cached with it)."""
+    name = conn.dialect.name
+    stmt = _CLAIM_INSERTS.get(name)
+    if stmt is None:
+        c = reconcile_claims.c
+        stmt = _CLAIM_INSERTS[name] = (_insert_claims(conn).on_conflict_do_nothing()
+                                       .returning(c.instance_id, c.kind, c.at))
+    return stmt
+
+
 def claim_many(
     conn: sa.Connection, keys: list[tuple[UUID, str, datetime, UUID | None]], *,
     owner: str, now: datetime, lease: timedelta,
@@ -391,9 +406,11 @@ def claim_many(
                      owner=owner, claimed_at=now, lease_until=now + lease, attempts=1,
                      result=None, finished_at=None)
                 for iid, kind, at, sid in part]
-        ins = (_insert_claims(conn).values(rows).on_conflict_do_nothing()
-               .returning(c.instance_id, c.kind, c.at))
-        got = {(r.instance_id, r.kind, r.at) for r in conn.execute(ins)}
+        # A one-row statement built once, executed with every row's parameters:
+        # SQLAlchemy sends it as one multi-row INSERT (its "insertmanyvalues", rows in
+        # the given order) from a cached compilation; ``.values(rows)`` compiled a new
+        # 200-row statement per chunk, a third of a reconcile's own CPU.
+        got = {(r.instance_id, r.kind, r.at) for r in conn.execute(_claim_insert(conn), rows)}
         won |= got
         rest = [(iid, kind, at) for iid, kind, at, _ in part if (iid, kind, at) not in got]
         if not rest:
@@ -557,10 +574,8 @@ class StopInterval:
 def open_interval(conn: sa.Connection, instance: Instance, *, schedule_id: UUID | None,
                   schedule_name: str | None, stopped_at: datetime) -> None:
     """Record that SnoozeQL stopped ``instance`` at ``stopped_at``, at its cost then
-    (unless an interval is already open)."""
-    if conn.execute(_OPEN_INTERVAL_OF, {"b_id": instance.id}).first():
-        return
-    conn.execute(_INSERT_INTERVAL, {
+    (unless an interval is already open): one statement."""
+    conn.execute(_OPEN_INTERVAL, {
         "id": uuid4(), "details": {}, "instance_id": instance.id,
         "instance_name": instance.name, "account_id": instance.account_id,
         "schedule_id": schedule_id, "schedule_name": schedule_name,
@@ -568,10 +583,20 @@ def open_interval(conn: sa.Connection, instance: Instance, *, schedule_id: UUID 
         "node_count": instance.node_count})
 
 
-# Built once (one stop interval per stopped instance; see store/instances.py, _GET).
-_OPEN_INTERVAL_OF = sa.select(stop_intervals.c.id).where(
-    stop_intervals.c.instance_id == sa.bindparam("b_id"), stop_intervals.c.started_at.is_(None))
-_INSERT_INTERVAL = stop_intervals.insert()
+# Built once (one stop interval per stopped instance; see store/instances.py, _GET):
+# ``INSERT .. SELECT <the values> WHERE NOT EXISTS (an open interval of the instance)``.
+_INTERVAL_COLUMNS = ("id", "instance_id", "instance_name", "account_id", "schedule_id",
+                     "schedule_name", "stopped_at", "hourly_cost_cents", "node_count",
+                     "details")
+_OPEN_INTERVAL = stop_intervals.insert().from_select(
+    _INTERVAL_COLUMNS,
+    sa.select(*(sa.bindparam(name, type_=stop_intervals.c[name].type)
+                for name in _INTERVAL_COLUMNS))
+    .where(~sa.exists().where(
+        stop_intervals.c.instance_id == sa.bindparam("instance_id",
+                                                     type_=stop_intervals.c.instance_id.type),
+        stop_intervals.c.started_at.is_(None))),
+)
 
 
 def insert_intervals(conn: sa.Connection, intervals: list[StopInterval]) -> int:
