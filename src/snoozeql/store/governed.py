@@ -132,11 +132,15 @@ def where(assignments: Iterable[AssignmentRecord], *, own_tag: str | None,
     return sa.and_(t.c.missing_since.is_(None), sa.or_(*parts))
 
 
-def _narrow(r: Any) -> Instance:
+def _narrow(r: Any, shared: dict[Any, Any]) -> Instance:
+    # ``shared``: one object per distinct account id, engine and region of a scan (the
+    # reconciler keeps these rows for as long as nothing moves).
+    one = shared.setdefault
     return Instance(
-        id=r.id, account_id=r.account_id, provider=ProviderKind(r.provider),
-        provider_id=r.provider_id, kind=InstanceKind(r.kind), name=r.name, engine=r.engine,
-        engine_version=None, instance_class=None, region=r.region,
+        id=r.id, account_id=one(r.account_id, r.account_id), provider=ProviderKind(r.provider),
+        provider_id=r.provider_id, kind=InstanceKind(r.kind), name=r.name,
+        engine=one(r.engine, r.engine), engine_version=None, instance_class=None,
+        region=one(r.region, r.region),
         status=InstanceStatus(r.status), raw_status=None, tags=dict(r.tags or {}),
         endpoint_host=None, endpoint_port=None, multi_az=False, node_count=r.node_count,
         cluster_provider_id=r.cluster_provider_id, hourly_cost_cents=r.hourly_cost_cents,
@@ -151,8 +155,9 @@ def scan(conn: sa.Connection, condition: Any, *, chunk: int = 2_000
     broad selector does not hold the fleet in memory at once)."""
     q = sa.select(*(t.c[c] for c in NARROW)).where(condition).order_by(t.c.name, t.c.id)
     result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q)
+    shared: dict[Any, Any] = {}
     for part in result.partitions(chunk):
-        yield [_narrow(r) for r in part]
+        yield [_narrow(r, shared) for r in part]
 
 
 def extras(conn: sa.Connection, ids: Iterable[UUID]) -> dict[UUID, dict[str, Any]]:
