@@ -85,9 +85,9 @@ def materialized(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     names: list[str] = []
     narrow, full = governed._narrow, instance_store.row_to_instance
 
-    def count_narrow(r: Any) -> Any:
+    def count_narrow(r: Any, *rest: Any) -> Any:
         names.append(r.name)
-        return narrow(r)
+        return narrow(r, *rest)
 
     def count_full(r: Any) -> Any:
         names.append(r.name)
