@@ -511,10 +511,6 @@ _LAST_SEEN = sa.case(
 def select_full(*extra: Any) -> sa.Select[Any]:
     """The select every full instance read uses (as :func:`get` and :func:`row_to_instance`
     expect it), with ``extra`` columns after the instance's."""
-    return _select(*extra)
-
-
-def _select(*extra: Any) -> sa.Select[Any]:
     return sa.select(
         *(c for c in instances.c if c.name != "last_seen_at"), _LAST_SEEN.label("last_seen_at"),
         *extra,
@@ -523,7 +519,7 @@ def _select(*extra: Any) -> sa.Select[Any]:
 
 # Statements an action runs for each instance, built once: a statement made per call
 # costs more of SQLAlchemy's CPU (construction, cache key) than SQLite takes to run it.
-_GET = _select().where(instances.c.id == sa.bindparam("b_id"))
+_GET = select_full().where(instances.c.id == sa.bindparam("b_id"))
 
 
 def get(conn: sa.Connection, instance_id: UUID) -> Instance | None:
@@ -535,13 +531,13 @@ def get_many(conn: sa.Connection, instance_ids: Sequence[UUID]) -> dict[UUID, In
     """The instances with these ids (a page of a list: one query), by id."""
     if not instance_ids:
         return {}
-    rows = conn.execute(_select().where(instances.c.id.in_(list(instance_ids))))
+    rows = conn.execute(select_full().where(instances.c.id.in_(list(instance_ids))))
     return {i.id: i for i in (row_to_instance(r) for r in rows)}
 
 
 def find(conn: sa.Connection, *, name: str | None = None, provider_id: str | None = None
          ) -> list[Instance]:
-    q = _select().order_by(instances.c.name, instances.c.id)
+    q = select_full().order_by(instances.c.name, instances.c.id)
     if name is not None:
         q = q.where(instances.c.name == name)
     if provider_id is not None:
@@ -557,13 +553,13 @@ def find_by_id_prefix(conn: sa.Connection, prefix: str, limit: int = 10) -> list
     (stored as 32 hex digits) and PostgreSQL (``uuid`` as text has dashes).
     """
     hex_id = sa.func.replace(sa.func.lower(sa.cast(instances.c.id, sa.String)), "-", "")
-    q = (_select().where(hex_id.like(prefix + "%"))
+    q = (select_full().where(hex_id.like(prefix + "%"))
          .order_by(instances.c.name, instances.c.id).limit(limit))
     return [row_to_instance(r) for r in conn.execute(q)]
 
 
 def cluster_members(conn: sa.Connection, cluster_provider_id: str) -> list[Instance]:
-    q = (_select().where(instances.c.cluster_provider_id == cluster_provider_id)
+    q = (select_full().where(instances.c.cluster_provider_id == cluster_provider_id)
          .order_by(instances.c.name))
     return [row_to_instance(r) for r in conn.execute(q)]
 
@@ -829,7 +825,7 @@ def derived_order_query(
     merged ``last_seen_at`` page is tested against. ``where``: ``f``'s predicates,
     when made already."""
     expr = _SORTS[key][0]
-    q = _select(expr.label("_sortval")).where(*(_where(f, conn) if where is None else where))
+    q = select_full(expr.label("_sortval")).where(*(_where(f, conn) if where is None else where))
     if after is not None:
         q = q.where(_beyond(expr, after, desc))
     order = (expr.desc(), instances.c.id.desc()) if desc else (expr.asc(), instances.c.id.asc())
@@ -1121,7 +1117,7 @@ def _template(conn: sa.Connection, shape: tuple[Any, ...]) -> sa.Select[Any]:
     expr = _SORTS[key][0]
     after = ((sa.bindparam("c_value", type_=expr.type),
               sa.bindparam("c_id", type_=instances.c.id.type)) if cursor else None)
-    q = _select(expr.label("_sortval")).where(*where)
+    q = select_full(expr.label("_sortval")).where(*where)
     if after is not None:
         q = q.where(_beyond(expr, after, desc))
     order = (expr.desc(), instances.c.id.desc()) if desc else (expr.asc(), instances.c.id.asc())
@@ -1194,7 +1190,7 @@ def count(conn: sa.Connection, f: InstanceFilter, cap: int | None = None) -> int
 
 
 def iter_all(conn: sa.Connection, f: InstanceFilter | None = None) -> Iterable[Instance]:
-    q = (_select().where(*_where(f or InstanceFilter(), conn))
+    q = (select_full().where(*_where(f or InstanceFilter(), conn))
          .order_by(instances.c.name, instances.c.id))
     result = conn.execute(q)
     read = _reader(tuple(result.keys()))
