@@ -7,6 +7,7 @@ recording proxy in front of moto (see tests/support/aws_stubs.py).
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -246,6 +247,39 @@ def test_assumes_the_role_with_its_external_id(
     [assume] = aws_proxy.actions("AssumeRole")
     assert assume.params["RoleArn"] == role_arn
     assert assume.params["ExternalId"] == "ext-123"
+
+
+def test_syncs_reuse_credentials_but_keep_no_client_between_them(
+    aws_env: AwsTestEnv, aws_proxy: AwsRecordingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server syncing many accounts keeps no RDS client per account and region
+    between syncs (most of a MB each); lifecycle calls keep theirs for a while, and
+    what expired is dropped, not held for the life of the process."""
+    from snoozeql.providers.aws import driver
+
+    role_arn = f"arn:aws:iam::{MOTO_ACCOUNT_ID}:role/snoozeql-reader"
+    aws_env.create_instances("us-east-1", 2, prefix="keep")
+    provider = AwsProvider(aws_env.settings)
+    account = aws_env.account(endpoint_url=aws_proxy.url, role_arn=role_arn)
+
+    first = provider.discover(account)
+    second = provider.discover(account)
+    assert [i.name for i in first] == [i.name for i in second] == ["keep-0000", "keep-0001"]
+    assert len(aws_proxy.actions("AssumeRole")) == 1  # the credentials were reused
+    assert provider._clients == {}  # noqa: SLF001 - what the process keeps is the point
+
+    provider.stop(account, as_stored(first[0]))
+    assert len(provider._clients) == 1  # noqa: SLF001
+    provider.discover(account)  # a sync uses the kept client rather than making one
+    assert len(provider._clients) == 1  # noqa: SLF001
+
+    later = driver.CLIENT_TTL_SECONDS + 1
+    monkeypatch.setattr(driver, "_clock", lambda: time.monotonic() + later)
+    provider.discover(account)  # resolves again and drops what expired
+    assert provider._clients == {}  # noqa: SLF001
+    # The stop's client was made with the syncs' credentials; they expired, and now
+    # they were resolved again.
+    assert len(aws_proxy.actions("AssumeRole")) == 2
 
 
 def test_named_profile_supplies_the_keys(aws_env: AwsTestEnv, aws_proxy: AwsRecordingProxy) -> None:

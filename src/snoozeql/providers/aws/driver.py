@@ -465,6 +465,7 @@ def _target(instance: Instance) -> _Target:
 
 #: How long lifecycle calls reuse resolved credentials and their client.
 CLIENT_TTL_SECONDS = 300.0
+_clock = time.monotonic  # what the credentials' and clients' lifetimes are read on
 
 
 class AwsProvider:
@@ -477,6 +478,8 @@ class AwsProvider:
         # Lifecycle calls reuse credentials and one (thread-safe) client per account
         # config and region for a few minutes: building them costs more CPU than the
         # call itself, which matters when the reconciler stops a thousand databases.
+        # Syncs reuse the credentials, and a client only while lifecycle keeps one.
+        self._creds: dict[AwsAccountConfig, tuple[float, AwsCredentials]] = {}
         self._clients: dict[tuple[Any, ...], tuple[float, AwsCredentials, Any]] = {}
         self._clients_lock = threading.Lock()
         # Set by the provider registry: where this provider counts its API calls.
@@ -521,7 +524,7 @@ class AwsProvider:
         """Every DB instance and DB cluster in the account's regions, or ProviderError."""
         cfg = AwsAccountConfig.from_account(account)
         allowed_endpoint(cfg.endpoint_url, self._settings, "AWS endpoint_url")
-        creds = self._cached(cfg, cfg.regions[0])[0]
+        creds = self._credentials(cfg)
         workers = max(1, min(self._settings.discovery_workers, len(cfg.regions)))
         results: dict[str, list[DiscoveredInstance]] = {}
         errors: dict[str, str] = {}
@@ -546,7 +549,7 @@ class AwsProvider:
     def _discover_region(
         self, creds: AwsCredentials, cfg: AwsAccountConfig, region: str
     ) -> list[DiscoveredInstance]:
-        creds, rds = self._cached(cfg, region)
+        creds, rds = self._cached(cfg, region, keep=False)
 
         def pages(operation: str, key: str) -> list[dict[str, Any]]:
             paginator = rds.get_paginator(operation)
@@ -625,19 +628,55 @@ class AwsProvider:
         creds, client = self._cached(cfg, target.region)
         return creds, cfg, target, client
 
-    def _cached(self, cfg: AwsAccountConfig, region: str) -> tuple[AwsCredentials, Any]:
+    def _cached(self, cfg: AwsAccountConfig, region: str, *, keep: bool = True
+                ) -> tuple[AwsCredentials, Any]:
         """Credentials and one (thread-safe) client per account config and region, kept
-        ``CLIENT_TTL_SECONDS``: lifecycle calls and syncs (a queue worker syncs the same
-        accounts every interval) do not pay for building them each time."""
+        ``CLIENT_TTL_SECONDS``: lifecycle calls (a thousand stops of one account) do not
+        pay for building them each time.
+
+        ``keep=False`` (a sync): the kept client if there is one, else a client for this
+        call only. A sync runs once per interval (300 s by default) and building its
+        client costs a few tens of ms, while a kept RDS client holds most of a MB: a
+        server syncing many accounts would otherwise keep one per account and region
+        between syncs for nothing."""
         key = (cfg, region)  # the whole (frozen) account config
         with self._clients_lock:  # held while building: one build per key, not 16
+            now = _clock()
             hit = self._clients.get(key)
-            if hit is None or hit[0] <= time.monotonic():
-                creds = resolve_credentials(cfg, self._settings)
-                hit = (time.monotonic() + CLIENT_TTL_SECONDS, creds,
-                       self._client(creds, cfg, region))
+            if hit is not None and hit[0] > now:
+                return hit[1], hit[2]
+            self._prune(now)
+            until, creds = self._credentials_locked(cfg, now)
+            if keep:
+                hit = (until, creds, self._client(creds, cfg, region))
                 self._clients[key] = hit
-        return hit[1], hit[2]
+                return creds, hit[2]
+        return creds, self._client(creds, cfg, region)
+
+    def _credentials(self, cfg: AwsAccountConfig) -> AwsCredentials:
+        """The account's credentials, resolved at most once per ``CLIENT_TTL_SECONDS``."""
+        with self._clients_lock:
+            now = _clock()
+            self._prune(now)
+            return self._credentials_locked(cfg, now)[1]
+
+    def _prune(self, now: float) -> None:
+        """Drop expired credentials and clients (an account no longer acted on would
+        otherwise keep its last client for the life of the process)."""
+        for k in [k for k, v in self._clients.items() if v[0] <= now]:
+            del self._clients[k]
+        for c in [c for c, v in self._creds.items() if v[0] <= now]:
+            del self._creds[c]
+
+    def _credentials_locked(self, cfg: AwsAccountConfig, now: float
+                            ) -> tuple[float, AwsCredentials]:
+        known = self._creds.get(cfg)
+        if known is None or known[0] <= now:
+            # A client never outlives the credentials it was made with: it is kept
+            # until they expire here.
+            known = (now + CLIENT_TTL_SECONDS, resolve_credentials(cfg, self._settings))
+            self._creds[cfg] = known
+        return known
 
     def start(self, account: Account | None, instance: Instance) -> ActionOutcome:
         return self._start_stop(account, instance, "start")
