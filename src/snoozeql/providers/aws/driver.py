@@ -131,6 +131,8 @@ class AwsCredentials:
                telemetry: Telemetry | None = None) -> Any:
         """A client of ``service`` with these credentials (thread-safe once made), whose
         calls are counted on ``telemetry`` when given."""
+        if service not in ENDPOINT_PREFIXES:  # its endpoint data was not kept
+            raise ValueError(f"no AWS client for {service!r}: add it to ENDPOINT_PREFIXES")
         with _SHARED_LOCK:
             client = _shared_session().client(
                 service, region_name=region, endpoint_url=endpoint_url, config=config,
@@ -160,8 +162,34 @@ def _shared_session() -> boto3.session.Session:
         core = botocore.session.get_session()
         core.get_component("response_parser_factory").set_parser_defaults(
             timestamp_parser=_parse_timestamp)
+        _keep_endpoints_of_our_services(core)
         _SHARED.append(boto3.session.Session(botocore_session=core))
     return _SHARED[0]
+
+
+#: The AWS services SnoozeQL makes clients for, and each one's endpoint prefix (its
+#: key in botocore's endpoint data).
+ENDPOINT_PREFIXES = {"rds": "rds", "sts": "sts", "cloudwatch": "monitoring",
+                     "pricing": "api.pricing"}
+
+
+def _keep_endpoints_of_our_services(core: botocore.session.Session) -> None:
+    """Drop every other service from the session's endpoint data.
+
+    botocore resolves a client's region, signing and legacy endpoint from
+    ``endpoints.json``: every region of each of its 300-odd services in every
+    partition, about 7 MB once loaded (more than the RDS model itself), kept for the
+    life of the process while only four services' entries are ever read. The data is
+    the loader's cached copy, which the session's endpoint resolver is made from on
+    the first client: trimmed here, before any client, each of the four resolves as
+    with the whole file (tests/e2e/test_aws_provider.py compares them)."""
+    data = core.get_component("data_loader").load_data("endpoints")
+    kept = set(ENDPOINT_PREFIXES.values())
+    for partition in data.get("partitions", ()):
+        services = partition.get("services")
+        if isinstance(services, dict):
+            for name in [n for n in services if n not in kept]:
+                del services[name]
 
 
 def _parse_timestamp(value: Any) -> Any:
