@@ -145,10 +145,10 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def bench_serve_process(ctx: Context, url: str, data_dir: Path, key: str, rounds: int
-                        ) -> tuple[list[float], list[float], float]:
+                        ) -> tuple[list[float], list[float], float, dict[str, float]]:
     """The listing asked of a real ``snoozeql serve --no-jobs`` over one keep-alive
-    ``http.client`` connection; returns the HTTP and raw times and the server's CPU
-    per request (ms)."""
+    ``http.client`` connection; returns the HTTP and raw times, the server's CPU
+    per request and the floor under a request (:func:`_floor`), in ms."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNOOZEQL_")} | {
         "SNOOZEQL_DATABASE_URL": url, "SNOOZEQL_DATA_DIR": str(data_dir),
@@ -181,11 +181,30 @@ def bench_serve_process(ctx: Context, url: str, data_dir: Path, key: str, rounds
         before = _cpu_seconds(proc.pid)
         http_ms, raw_ms = bench_overhead(ctx, get, rounds, 20)
         cpu_ms = (_cpu_seconds(proc.pid) - before) / (len(http_ms) + 20) * 1000
+        floor = _floor(conn, headers, 20 * rounds)
         conn.close()
-        return http_ms, raw_ms, cpu_ms
+        return http_ms, raw_ms, cpu_ms, floor
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def _floor(conn: http.client.HTTPConnection, headers: dict[str, str], n: int
+           ) -> dict[str, float]:
+    """The floor under any request of the same server and client, p50 of ``n`` each,
+    interleaved: ``GET /healthz`` (no store, no key) and an authenticated ``GET`` of an
+    instance that does not exist (the key checked, one lookup by primary key, 404)."""
+    asks = {"GET /healthz": ("/healthz", {}),
+            "authenticated 404 by id": (f"/api/v1/instances/{uuid.uuid4()}", headers)}
+    times: dict[str, list[float]] = {k: [] for k in asks}
+    for i in range(n + 10):
+        for what, (path, hdrs) in asks.items():
+            t = time.perf_counter()
+            conn.request("GET", path, headers=hdrs)
+            conn.getresponse().read()
+            if i >= 10:  # warm-up
+                times[what].append((time.perf_counter() - t) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _print_overhead(title: str, http_ms: list[float], raw_ms: list[float],
@@ -290,10 +309,12 @@ def run(url: str, label: str, n: int, rounds: int, keep: bool = False,
     try:
         what = (f"`GET /api/v1/instances?limit=100` vs raw SQL of the same page, {rounds} "
                 "interleaved rounds x 20 requests (ms)")
-        http_ms, raw_ms, cpu_ms = bench_serve_process(ctx, url, data_dir, key, rounds)
+        http_ms, raw_ms, cpu_ms, floor = bench_serve_process(ctx, url, data_dir, key, rounds)
         _print_overhead(f"{label}, {n:,} instances, `snoozeql serve` process, http.client: "
                         f"{what}", http_ms, raw_ms,
-                        f"server CPU per request: {cpu_ms:.2f} ms")
+                        f"server CPU per request: {cpu_ms:.2f} ms\n\nfloor, same server "
+                        "and client, p50: " + ", ".join(
+                            f"{k} {v:.2f} ms" for k, v in floor.items()))
         if serve_only:
             return
         server, thread, port = serve_in_thread(ctx)

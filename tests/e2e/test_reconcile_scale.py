@@ -425,6 +425,10 @@ def test_a_dry_run_transition_is_written_in_batches_each_entry_once(  # noqa: AN
     assert len(logged) == 130 and len({e.instance_id for e in logged}) == 130
     assert Reconciler(ctx).run().items == []
     assert len(ActionLogService(ctx).list(result="dry_run", limit=1000)) == 130
+    # A new process (nothing remembered) reads what was said from the log: still once.
+    ctx.memo.clear()
+    assert Reconciler(ctx).run().items == []
+    assert len(ActionLogService(ctx).list(result="dry_run", limit=1000)) == 130
 
 
 # --------------------------------------------------------------------------- concurrency

@@ -132,6 +132,12 @@ def where(assignments: Iterable[AssignmentRecord], *, own_tag: str | None,
     return sa.and_(t.c.missing_since.is_(None), sa.or_(*parts))
 
 
+#: The empty ``extra`` (and, once resolved, ``tags``) every narrow row shares: the
+#: reconciler keeps these rows to read, never to write (20,000 governed instances held
+#: 20,000 empty dicts, 2.5 MB).
+NO_VALUES: dict[str, Any] = {}
+
+
 def _narrow(r: Any, shared: dict[Any, Any]) -> Instance:
     # ``shared``: one object per distinct account id, engine and region of a scan (the
     # reconciler keeps these rows for as long as nothing moves).
@@ -141,11 +147,11 @@ def _narrow(r: Any, shared: dict[Any, Any]) -> Instance:
         provider_id=r.provider_id, kind=InstanceKind(r.kind), name=r.name,
         engine=one(r.engine, r.engine), engine_version=None, instance_class=None,
         region=one(r.region, r.region),
-        status=InstanceStatus(r.status), raw_status=None, tags=dict(r.tags or {}),
+        status=InstanceStatus(r.status), raw_status=None, tags=r.tags or NO_VALUES,
         endpoint_host=None, endpoint_port=None, multi_az=False, node_count=r.node_count,
         cluster_provider_id=r.cluster_provider_id, hourly_cost_cents=r.hourly_cost_cents,
         first_seen_at=r.first_seen_at, last_seen_at=r.first_seen_at, missing_since=None,
-        last_error=None, extra={},
+        last_error=None, extra=NO_VALUES,
     )
 
 
