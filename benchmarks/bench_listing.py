@@ -192,9 +192,10 @@ def bench_serve_process(ctx: Context, url: str, data_dir: Path, key: str, rounds
 def _floor(conn: http.client.HTTPConnection, headers: dict[str, str], n: int
            ) -> dict[str, float]:
     """The floor under any request of the same server and client, p50 of ``n`` each,
-    interleaved: ``GET /healthz`` (no store, no key) and an authenticated ``GET`` of an
-    instance that does not exist (the key checked, one lookup by primary key, 404)."""
-    asks = {"GET /healthz": ("/healthz", {}),
+    interleaved: a path no route serves (404: no key, no store) and an authenticated
+    ``GET`` of an instance that does not exist (the key checked, the id, provider id,
+    name and id-prefix lookups, 404)."""
+    asks = {"404, no route": ("/api/v1/nosuch", {}),
             "authenticated 404 by id": (f"/api/v1/instances/{uuid.uuid4()}", headers)}
     times: dict[str, list[float]] = {k: [] for k in asks}
     for i in range(n + 10):

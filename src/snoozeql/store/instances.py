@@ -537,25 +537,41 @@ def get_many(conn: sa.Connection, instance_ids: Sequence[UUID]) -> dict[UUID, In
 
 def find(conn: sa.Connection, *, name: str | None = None, provider_id: str | None = None
          ) -> list[Instance]:
+    result = conn.execute(find_query(name=name, provider_id=provider_id))
+    return _instances(result, result.keys())
+
+
+def find_query(*, name: str | None = None, provider_id: str | None = None) -> Any:
+    """The statement of :func:`find`."""
     q = select_full().order_by(instances.c.name, instances.c.id)
     if name is not None:
         q = q.where(instances.c.name == name)
     if provider_id is not None:
-        q = q.where(instances.c.provider_id == provider_id)
-    result = conn.execute(q)
-    return _instances(result, result.keys())
+        # Every provider named: the unique (provider, provider_id) index answers with a
+        # probe per provider (provider_id alone read the whole table: 40-80 ms at
+        # 100,000 instances).
+        q = q.where(instances.c.provider.in_([p.value for p in ProviderKind]),
+                    instances.c.provider_id == provider_id)
+    return q
 
 
 def find_by_id_prefix(conn: sa.Connection, prefix: str, limit: int = 10) -> list[Instance]:
     """Instances whose id (32 lower-case hex digits, no dashes) starts with ``prefix``.
 
-    The id is compared as text with its dashes removed, which reads the same on SQLite
-    (stored as 32 hex digits) and PostgreSQL (``uuid`` as text has dashes).
+    The ids starting with a prefix are one range of the primary key, from the prefix
+    padded with ``0`` to it padded with ``f``, on both stores (PostgreSQL orders
+    ``uuid`` by its bytes, SQLite holds it as 32 lower-case hex digits): an index range
+    scan, where comparing the id as text read every row.
     """
-    hex_id = sa.func.replace(sa.func.lower(sa.cast(instances.c.id, sa.String)), "-", "")
-    q = (select_full().where(hex_id.like(prefix + "%"))
-         .order_by(instances.c.name, instances.c.id).limit(limit))
-    return [row_to_instance(r) for r in conn.execute(q)]
+    return [row_to_instance(r) for r in conn.execute(id_prefix_query(prefix, limit))]
+
+
+def id_prefix_query(prefix: str, limit: int) -> Any:
+    """The statement of :func:`find_by_id_prefix`."""
+    digits = prefix.lower()
+    return (select_full().where(instances.c.id.between(UUID(digits.ljust(32, "0")),
+                                                       UUID(digits.ljust(32, "f"))))
+            .order_by(instances.c.name, instances.c.id).limit(limit))
 
 
 def cluster_members(conn: sa.Connection, cluster_provider_id: str) -> list[Instance]:
